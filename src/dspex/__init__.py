@@ -1,0 +1,124 @@
+"""dspex: DSPy's programming model on streaming dataflows.
+
+Typed signatures and composable modules (Predict, ChainOfThought, ...) run as
+graphs of async stream operators joined by bounded buffers, on asyncio or
+trio. Public names are imported lazily so that ``import dspex`` stays fast.
+
+Example:
+    >>> import dspex as dx
+    >>> from dspex.testing import ScriptedLM
+    >>> qa = dx.ChainOfThought("question -> answer")
+    >>> lm = ScriptedLM([{"reasoning": "2 plus 2 is 4.", "answer": "4"}])
+    >>> qa(question="What is 2+2?", lm=lm).answer
+    '4'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__ as __version__
+
+if TYPE_CHECKING:
+    from . import errors as errors
+    from . import events as events
+    from ._context import configure as configure
+    from ._context import context as context
+    from .adapters import Adapter as Adapter
+    from .adapters import ChatAdapter as ChatAdapter
+    from .adapters import JSONAdapter as JSONAdapter
+    from .errors import DspexError as DspexError
+    from .modules import ChainOfThought as ChainOfThought
+    from .modules import Example as Example
+    from .modules import Module as Module
+    from .modules import Predict as Predict
+    from .modules import Prediction as Prediction
+    from .modules import load as load
+    from .modules import load_dspy_state as load_dspy_state
+    from .signatures import Citation as Citation
+    from .signatures import Confidence as Confidence
+    from .signatures import Embedding as Embedding
+    from .signatures import History as History
+    from .signatures import InputField as InputField
+    from .signatures import OutputField as OutputField
+    from .signatures import Reasoning as Reasoning
+    from .signatures import Signature as Signature
+    from .signatures import ToolCalls as ToolCalls
+    from .signatures import ensure_signature as ensure_signature
+    from .signatures import make_signature as make_signature
+
+__all__ = [
+    "Adapter",
+    "ChainOfThought",
+    "ChatAdapter",
+    "Citation",
+    "Confidence",
+    "DspexError",
+    "Embedding",
+    "Example",
+    "History",
+    "InputField",
+    "JSONAdapter",
+    "Module",
+    "OutputField",
+    "Predict",
+    "Prediction",
+    "Reasoning",
+    "Signature",
+    "ToolCalls",
+    "__version__",
+    "configure",
+    "context",
+    "ensure_signature",
+    "errors",
+    "events",
+    "load",
+    "load_dspy_state",
+    "make_signature",
+]
+
+# name -> (module, attribute); attribute None means the module itself.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "Adapter": (".adapters", "Adapter"),
+    "ChainOfThought": (".modules", "ChainOfThought"),
+    "ChatAdapter": (".adapters", "ChatAdapter"),
+    "Citation": (".signatures", "Citation"),
+    "Confidence": (".signatures", "Confidence"),
+    "DspexError": (".errors", "DspexError"),
+    "Embedding": (".signatures", "Embedding"),
+    "Example": (".modules", "Example"),
+    "History": (".signatures", "History"),
+    "InputField": (".signatures", "InputField"),
+    "JSONAdapter": (".adapters", "JSONAdapter"),
+    "Module": (".modules", "Module"),
+    "OutputField": (".signatures", "OutputField"),
+    "Predict": (".modules", "Predict"),
+    "Prediction": (".modules", "Prediction"),
+    "Reasoning": (".signatures", "Reasoning"),
+    "Signature": (".signatures", "Signature"),
+    "ToolCalls": (".signatures", "ToolCalls"),
+    "configure": ("._context", "configure"),
+    "context": ("._context", "context"),
+    "ensure_signature": (".signatures", "ensure_signature"),
+    "errors": (".errors", None),
+    "events": (".events", None),
+    "load": (".modules", "load"),
+    "load_dspy_state": (".modules", "load_dspy_state"),
+    "make_signature": (".signatures", "make_signature"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'dspex' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name, __name__)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,112 @@
+"""The adapter contract: signature + demos + inputs → messages; completion → fields.
+
+An adapter is stateless and cheap. ``format`` builds chat messages, ``parse``
+turns a whole completion into a dict of coerced output values (or raises
+:class:`~dspex.errors.ParseError` carrying the raw text), and ``parse_stream``
+returns a Sans-I/O :class:`IncrementalParser` fed with text chunks as they
+arrive, producing ``FieldDelta``/``FieldDone`` events without waiting for the
+end. ``lm_params`` gives request parameters the adapter wants (for example a
+structured-output ``response_format``). ``feedback_messages`` builds the turn
+that asks the LM to fix a completion that failed to parse.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..events import Event
+    from ..lm._types import Message
+    from ..signatures import Signature
+
+__all__ = ["Adapter", "IncrementalParser"]
+
+
+class IncrementalParser(ABC):
+    """Sans-I/O parser of one streamed completion.
+
+    ``feed`` may be called with chunks of any size (down to one character);
+    the events it returns, concatenated over all calls and followed by
+    ``finish()``, are the same whatever the chunking. ``FieldDelta`` texts of a
+    field concatenate to that field's raw text; each ``FieldDone`` carries the
+    coerced value, exactly what ``Adapter.parse`` returns for that field.
+    """
+
+    @abstractmethod
+    def feed(self, text: str) -> list[Event]:
+        """Consume ``text`` and return the events it completes."""
+
+    @abstractmethod
+    def finish(self) -> list[Event]:
+        """End the stream: flush pending deltas and the remaining ``FieldDone``s.
+
+        Raises:
+            ParseError: The whole completion does not parse (as ``parse``).
+        """
+
+    @property
+    @abstractmethod
+    def text(self) -> str:
+        """All text fed so far."""
+
+    @property
+    @abstractmethod
+    def values(self) -> dict[str, Any]:
+        """Coerced output values, complete once ``finish`` returned."""
+
+
+class Adapter(ABC):
+    """Base class of ``ChatAdapter`` and ``JSONAdapter``."""
+
+    #: Adapter used when parsing still fails after the feedback retry (or None).
+    fallback: Adapter | None = None
+
+    @property
+    def name(self) -> str:
+        """The adapter's class name, used in errors."""
+        return type(self).__name__
+
+    @abstractmethod
+    def format(
+        self,
+        signature: type[Signature],
+        demos: Sequence[Mapping[str, Any]] = (),
+        inputs: Mapping[str, Any] | None = None,
+    ) -> list[Message]:
+        """Return the chat messages for ``inputs``, with ``demos`` as prior turns.
+
+        Demos may be plain dicts or ``Example`` objects.
+        """
+
+    @abstractmethod
+    def parse(self, signature: type[Signature], completion: str) -> dict[str, Any]:
+        """Return the output fields of ``completion``, coerced to their types.
+
+        Raises:
+            ParseError: A required field is missing or a value does not coerce;
+                the message names the field and the expected type, and
+                ``.raw`` keeps the completion.
+        """
+
+    @abstractmethod
+    def parse_stream(self, signature: type[Signature]) -> IncrementalParser:
+        """Return a fresh incremental parser for one completion."""
+
+    def lm_params(self, signature: type[Signature], provider: str | None = None) -> dict[str, Any]:
+        """Return extra LM request parameters this adapter needs (default none)."""
+        return {}
+
+    def feedback_messages(self, signature: type[Signature], completion: str, error: Exception) -> list[Message]:
+        """Return the assistant + user turns asking the LM to fix ``completion``."""
+        return [
+            {"role": "assistant", "content": completion},
+            {
+                "role": "user",
+                "content": (
+                    f"Your previous response could not be parsed: {error}\n\n"
+                    "Respond again, following the required output format exactly."
+                ),
+            },
+        ]

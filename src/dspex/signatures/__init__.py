@@ -1,0 +1,29 @@
+"""Signatures: typed input → output contracts, fields and ML types."""
+
+from ._fields import InputField as InputField
+from ._fields import OutputField as OutputField
+from ._fields import infer_prefix as infer_prefix
+from ._signature import Signature as Signature
+from ._signature import ensure_signature as ensure_signature
+from ._signature import make_signature as make_signature
+from ._types import Citation as Citation
+from ._types import Confidence as Confidence
+from ._types import Embedding as Embedding
+from ._types import History as History
+from ._types import Reasoning as Reasoning
+from ._types import ToolCalls as ToolCalls
+
+__all__ = [
+    "Citation",
+    "Confidence",
+    "Embedding",
+    "History",
+    "InputField",
+    "OutputField",
+    "Reasoning",
+    "Signature",
+    "ToolCalls",
+    "ensure_signature",
+    "infer_prefix",
+    "make_signature",
+]
