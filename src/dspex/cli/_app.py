@@ -1,0 +1,62 @@
+"""The ``dspex`` command group: ``demo``, ``serve``, ``run``, ``inspect``.
+
+Exit codes: 0 success, 1 the job failed, 2 bad usage or configuration.
+Heavy parts (flows, servers) are imported inside the commands so that
+``dspex --help`` answers instantly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import click
+
+from .._version import __version__
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dspex")
+def cli() -> None:
+    """dspex: LM programs as streaming dataflows."""
+
+
+@cli.command()
+@click.option("--serve", is_flag=True, help="Also serve the live page and WebSocket feed.")
+@click.option("-n", "--items", "n", default=None, type=int, help="How many bundled questions to run.")
+@click.option("--out", "out_path", default="demo_answers.jsonl", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where the JSONL answers go.")
+@click.option("--question", default=None, help="Stream one ChainOfThought answer for this question and stop.")
+def demo(serve: bool, n: int | None, out_path: Path, question: str | None) -> None:
+    """Run the demo flow on the built-in local LM server (no API key needed)."""
+    if question is not None or not _has("dspex.cli._demo"):
+        from ._stream_demo import stream_one
+
+        stream_one(question or "What is the capital of France?")
+        return
+    demo_mod = importlib.import_module("dspex.cli._demo")
+    code = demo_mod.run_demo_flow(serve=serve, n=n, out_path=out_path)
+    sys.exit(code or 0)
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _register_optional() -> None:
+    """Attach commands whose modules exist (serve, run, inspect)."""
+    for module, attr in (("dspex.cli._serve", "serve_command"), ("dspex.cli._run", "run_command"),
+                         ("dspex.cli._inspect", "inspect_command")):
+        if _has(module):
+            cli.add_command(getattr(importlib.import_module(module), attr))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``dspex`` script."""
+    _register_optional()
+    cli.main(args=argv, prog_name="dspex")
