@@ -45,8 +45,13 @@ def run_sync(fn: Callable[..., Awaitable[T]], *args: Any, backend: str | None = 
     box: dict[str, Any] = {}
 
     def worker() -> None:
+        # Carry the caller's context variables, except the marker that says which
+        # async library runs in the caller's thread (a fresh loop runs here).
+        for var, value in ctx.items():
+            if var.name != "current_async_library_cvar":
+                var.set(value)
         try:
-            box["value"] = ctx.run(anyio.run, main, backend=chosen)
+            box["value"] = anyio.run(main, backend=chosen)
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
 
