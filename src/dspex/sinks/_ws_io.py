@@ -1,0 +1,201 @@
+"""Drive a websockets Sans-I/O protocol over an anyio byte stream.
+
+``websockets`` ships its protocol logic as Sans-I/O objects
+(:class:`~websockets.server.ServerProtocol`, :class:`~websockets.client.ClientProtocol`):
+bytes in, events and bytes out. :class:`ProtocolStream` pairs one of them with an
+anyio :class:`~anyio.abc.ByteStream`, so that the server sink, the client sink and the
+WebSocket source share one code path on asyncio and trio. :func:`connect` performs the
+client opening handshake. No framing is written here: every byte on the wire comes from
+the protocol object.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..errors import DspexError, SinkError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from anyio.abc import ByteStream
+    from websockets.protocol import Event as WsEvent
+    from websockets.protocol import Protocol
+
+__all__ = ["ProtocolStream", "connect"]
+
+LOG = logging.getLogger("dspex.websocket")
+READ_SIZE = 65536
+_STREAM_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+class ProtocolStream:
+    """One WebSocket connection: a Sans-I/O protocol bound to a byte stream.
+
+    Writes are serialised by a lock, so a reader task (which answers pings and
+    close frames automatically) and a writer task can share the connection.
+    ``broken`` turns True when a write was interrupted half-way (cancelled or
+    failed): nothing more may be framed on that stream, it can only be closed.
+
+    Args:
+        protocol: A ``ServerProtocol`` or ``ClientProtocol``.
+        stream: The connected byte stream (TCP, possibly TLS).
+    """
+
+    def __init__(self, protocol: Protocol, stream: ByteStream) -> None:
+        self.protocol = protocol
+        self.stream = stream
+        self.eof = False
+        self.broken = False
+        self.bytes_sent = 0
+        self.pending: list[WsEvent] = []  # events read along with the handshake
+        self._lock = anyio.Lock()
+
+    async def flush(self) -> bool:
+        """Write all bytes the protocol has queued; False if the stream failed.
+
+        Blocks while the peer does not read (TCP backpressure). The protocol's
+        end-of-stream marker half-closes the stream (or closes it under TLS).
+        """
+        async with self._lock:
+            chunks = self.protocol.data_to_send()
+            if self.broken:
+                return False
+            pending = bytearray()
+            for chunk in chunks:
+                if chunk:
+                    pending += chunk
+                    continue
+                if pending and not await self._send(bytes(pending)):
+                    return False
+                pending.clear()
+                await self._send_eof()
+            return not pending or await self._send(bytes(pending))
+
+    async def _send(self, data: bytes) -> bool:
+        try:
+            await self.stream.send(data)
+        except _STREAM_ERRORS:
+            self.broken = True
+            return False
+        except BaseException:
+            self.broken = True  # cancelled mid-write: the frame may be torn
+            raise
+        self.bytes_sent += len(data)
+        return True
+
+    async def _send_eof(self) -> None:
+        try:
+            await self.stream.send_eof()
+        except NotImplementedError:
+            await self.stream.aclose()
+        except _STREAM_ERRORS:
+            self.broken = True
+
+    async def receive(self) -> list[WsEvent]:
+        """Read once, feed the protocol, flush its replies, return its events.
+
+        Blocks until bytes arrive. At end of stream (or a failed read) ``eof``
+        turns True and the list is empty.
+        """
+        if self.pending:
+            events, self.pending = self.pending, []
+            return events
+        if self.eof:
+            return []
+        try:
+            data = await self.stream.receive(READ_SIZE)
+        except _STREAM_ERRORS:
+            self.eof = True
+            self.protocol.receive_eof()
+            await self.flush()
+            return self.protocol.events_received()
+        self.protocol.receive_data(data)
+        events = self.protocol.events_received()
+        await self.flush()
+        return events
+
+    async def aclose(self) -> None:
+        """Close the byte stream without a closing handshake (idempotent)."""
+        self.eof = True
+        self.protocol.receive_eof()
+        await self.stream.aclose()
+
+
+async def connect(
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    origin: str | None = None,
+    max_size: int | None = 2**20,
+    timeout: float = 10.0,
+    error: type[DspexError] = SinkError,
+) -> ProtocolStream:
+    """Open a client WebSocket connection to ``url`` (``ws://`` or ``wss://``).
+
+    Args:
+        url: The server URL.
+        headers: Extra request headers (e.g. ``Authorization``).
+        origin: ``Origin`` header to send, if any.
+        max_size: Largest incoming message accepted, in bytes.
+        timeout: Seconds allowed for TCP connect plus the opening handshake.
+        error: The dspex error class raised on failure.
+
+    Returns:
+        The open connection.
+
+    Raises:
+        DspexError: (``error``) for a bad URL, a refused or timed-out
+            connection, or a rejected handshake (``status`` = HTTP status).
+    """
+    from websockets.client import ClientProtocol
+    from websockets.exceptions import InvalidStatus, InvalidURI
+    from websockets.uri import parse_uri
+
+    try:
+        uri = parse_uri(url)
+    except InvalidURI as exc:
+        raise error(f"invalid WebSocket URL {url!r}: expected ws://host[:port]/path") from exc
+    try:
+        with anyio.fail_after(timeout):
+            stream = await anyio.connect_tcp(uri.host, uri.port, tls=uri.secure)
+            conn = ProtocolStream(ClientProtocol(uri, origin=origin, max_size=max_size, logger=LOG), stream)
+            try:
+                await _handshake(conn, headers or {})
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await conn.aclose()
+                raise
+    except TimeoutError as exc:
+        raise error(f"WebSocket handshake with {url!r} timed out after {timeout} s") from exc
+    except OSError as exc:
+        raise error(f"cannot connect to WebSocket server {url!r}: {exc}") from exc
+    exc = conn.protocol.handshake_exc
+    if exc is not None:
+        await conn.aclose()
+        status = exc.response.status_code if isinstance(exc, InvalidStatus) else None
+        raise error(f"WebSocket server {url!r} refused the connection: {exc}", status=status) from exc
+    return conn
+
+
+async def _handshake(conn: ProtocolStream, headers: Mapping[str, Any]) -> None:
+    from websockets.client import ClientProtocol
+    from websockets.protocol import State
+
+    protocol = conn.protocol
+    assert isinstance(protocol, ClientProtocol)
+    request = protocol.connect()
+    for name, value in headers.items():
+        request.headers[name] = str(value)
+    protocol.send_request(request)
+    await conn.flush()
+    from websockets.http11 import Response
+
+    while protocol.state is State.CONNECTING and protocol.handshake_exc is None and not conn.eof:
+        events = await conn.receive()
+        conn.pending = [ev for ev in events if not isinstance(ev, Response)]
+    if protocol.state is not State.OPEN and protocol.handshake_exc is None:
+        raise OSError("connection closed during the WebSocket handshake")
