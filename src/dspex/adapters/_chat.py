@@ -1,0 +1,247 @@
+"""``ChatAdapter``: DSPy's ``[[ ## field ## ]]`` prompt format and its parser.
+
+``format`` produces exactly the messages DSPy 3.4.1's ChatAdapter produces (a
+three-block system message, demos as user/assistant turns with incomplete
+demos first, ``History`` turns, then the request with its output reminder), so
+prompts tuned for DSPy carry over. ``parse`` splits a completion into sections
+on lines that start with a ``[[ ## name ## ]]`` marker, keeps the first section
+of each output field, coerces it to the field's type and fills defaults;
+anything else is a :class:`~dspex.errors.ParseError` keeping the raw text.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ParseError
+from ..signatures._coerce import annotation_name, parse_field
+from ..signatures._types import ToolCalls
+from ._base import Adapter, IncrementalParser
+from ._fmt import (
+    apply_output_defaults,
+    field_descriptions,
+    format_field_value,
+    history_field,
+    split_demos,
+    to_mapping,
+    type_note,
+)
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
+    from ..lm._types import Message
+    from ..signatures import Signature
+
+__all__ = ["ChatAdapter", "missing_fields_error", "split_sections"]
+
+HEADER = re.compile(r"\[\[ ## (\w+) ## \]\]")
+_INCOMPLETE_PREFIX = "This is an example of the task, though some input or output fields are not supplied."
+MISSING_IN_DEMO = "Not supplied for this particular example. "
+MISSING_IN_HISTORY = "Not supplied for this conversation history message. "
+
+
+def split_sections(completion: str) -> list[tuple[str | None, str]]:
+    """Return ``[(header, text)]``; the first entry (header None) is the preamble.
+
+    Mirrors DSPy: a line whose stripped text starts with a marker opens a
+    section, the rest of that line (from the marker's end, counted in the
+    stripped line but sliced from the original one) is its first line, and
+    each section's lines are joined with ``\\n`` and stripped.
+    """
+    sections: list[tuple[str | None, list[str]]] = [(None, [])]
+    for line in completion.splitlines():
+        match = HEADER.match(line.strip())
+        if match:
+            rest = line[match.end() :].strip()
+            sections.append((match.group(1), [rest] if rest else []))
+        else:
+            sections[-1][1].append(line)
+    return [(name, "\n".join(lines).strip()) for name, lines in sections]
+
+
+def missing_fields_error(adapter: str, signature: type[Signature], completion: str,
+                         parsed: Mapping[str, Any] | None, detail: str | None = None) -> ParseError:
+    """Return DSPy's "Adapter X failed to parse the LM response" error, field named first."""
+    outputs = signature.output_fields
+    missing = [n for n in outputs if parsed is None or n not in parsed]
+    if detail is None and missing:
+        wanted = ", ".join(f"`{n}` ({annotation_name(outputs[n].annotation)})" for n in missing)
+        detail = f"Missing output field(s): {wanted}."
+    message = f"{detail}\n\n" if detail else ""
+    message += (
+        f"Adapter {adapter} failed to parse the LM response. \n\n"
+        f"LM Response: {completion} \n\n"
+        f"Expected to find output fields in the LM response: [{', '.join(outputs)}] \n\n"
+    )
+    if parsed is not None:
+        message += f"Actual output fields parsed from the LM response: [{', '.join(parsed)}] \n\n"
+    err = ParseError(message.rstrip(), raw=completion, adapter=adapter, field=missing[0] if missing else None)
+    err.feedback = detail or message.rstrip()  # type: ignore[attr-defined]
+    return err
+
+
+def empty_response_error(adapter: str, completion: Any) -> ParseError:
+    """Return the error for an empty or None completion."""
+    err = ParseError("The LM returned an empty or null response.", raw="" if completion is None else str(completion),
+                     adapter=adapter)
+    err.feedback = "Your response was empty."  # type: ignore[attr-defined]
+    return err
+
+
+def field_error(adapter: str, signature: type[Signature], completion: str, parsed: Mapping[str, Any],
+                exc: ParseError) -> ParseError:
+    """Wrap a field coercion error into the adapter-level ``ParseError``."""
+    err = missing_fields_error(adapter, signature, completion, parsed, detail=exc.message)
+    err.field = exc.field
+    return err
+
+
+class ChatAdapter(Adapter):
+    """DSPy's default adapter: ``[[ ## field ## ]]`` sections, ``[[ ## completed ## ]]`` end.
+
+    Stateless and cheap to construct. ``fallback`` is a :class:`JSONAdapter`,
+    used by ``Predict`` when parsing still fails after the feedback retry.
+    """
+
+    def __init__(self) -> None:
+        from ._json import JSONAdapter
+
+        self.fallback: Adapter | None = JSONAdapter()
+
+    # ----- system message -------------------------------------------------
+    def format_field_description(self, signature: type[Signature]) -> str:
+        return (
+            f"Your input fields are:\n{field_descriptions(signature.input_fields)}\n"
+            f"Your output fields are:\n{field_descriptions(signature.output_fields)}"
+        )
+
+    def _structure_block(self, fields: Mapping[str, FieldInfo]) -> str:
+        return "\n\n".join(f"[[ ## {n} ## ]]\n{type_note(n, f)}" for n, f in fields.items()).strip()
+
+    def format_field_structure(self, signature: type[Signature]) -> str:
+        parts = [
+            "All interactions will be structured in the following way, with the appropriate values filled in.",
+            self._structure_block(signature.input_fields),
+            self._structure_block(signature.output_fields),
+            "[[ ## completed ## ]]\n",
+        ]
+        return "\n\n".join(parts).strip()
+
+    def format_task_description(self, signature: type[Signature]) -> str:
+        lines = textwrap.dedent(signature.instructions).splitlines()
+        return "In adhering to this structure, your objective is: " + ("\n" + " " * 8).join(["", *lines])
+
+    def format_system_message(self, signature: type[Signature]) -> str:
+        """Return the system message: field descriptions, structure, task."""
+        return (
+            f"{self.format_field_description(signature)}\n"
+            f"{self.format_field_structure(signature)}\n"
+            f"{self.format_task_description(signature)}"
+        )
+
+    # ----- turns ----------------------------------------------------------
+    def output_requirements(self, signature: type[Signature]) -> str:
+        """Return the reminder appended to the request (which fields, which types)."""
+        def info(field: FieldInfo) -> str:
+            if field.annotation is ToolCalls:
+                return ' (must be a JSON object like {"tool_calls": [{"name": "...", "args": {...}}]})'
+            if field.annotation is not str:
+                return f" (must be formatted as a valid Python {annotation_name(field.annotation)})"
+            return ""
+
+        fields = ", then ".join(f"`[[ ## {n} ## ]]`{info(f)}" for n, f in signature.output_fields.items())
+        return (f"Respond with the corresponding output fields, starting with the field {fields}, "
+                "and then ending with the marker for `[[ ## completed ## ]]`.")
+
+    def format_user_message_content(self, signature: type[Signature], inputs: Mapping[str, Any],
+                                    prefix: str = "", main_request: bool = False) -> str:
+        """Return a user turn: ``[[ ## name ## ]]`` blocks of present inputs (+ reminder)."""
+        parts = [prefix]
+        for name, field in signature.input_fields.items():
+            if name in inputs:
+                parts.append(f"[[ ## {name} ## ]]\n{format_field_value(field, inputs[name])}")
+        if main_request:
+            parts.append(self.output_requirements(signature))
+        parts.append("")
+        return "\n\n".join(parts).strip()
+
+    def format_assistant_message_content(self, signature: type[Signature], outputs: Mapping[str, Any],
+                                         missing: str | None = None) -> str:
+        """Return an assistant turn: every output's block, then the completed marker."""
+        body = "\n\n".join(
+            f"[[ ## {n} ## ]]\n{format_field_value(f, outputs.get(n, missing))}"
+            for n, f in signature.output_fields.items()
+        ).strip()
+        return body + "\n\n[[ ## completed ## ]]\n"
+
+    def format_demos(self, signature: type[Signature], demos: Sequence[Any]) -> list[Message]:
+        """Return demo turns: incomplete demos (with a preamble) first, then complete ones."""
+        incomplete, complete = split_demos(signature.fields, signature.input_fields, signature.output_fields, demos)
+        messages: list[Message] = []
+        for demo in incomplete:
+            messages.append({"role": "user", "content": self.format_user_message_content(
+                signature, demo, prefix=_INCOMPLETE_PREFIX)})
+            messages.append({"role": "assistant", "content": self.format_assistant_message_content(
+                signature, demo, MISSING_IN_DEMO)})
+        for demo in complete:
+            messages.append({"role": "user", "content": self.format_user_message_content(signature, demo)})
+            messages.append({"role": "assistant", "content": self.format_assistant_message_content(
+                signature, demo, MISSING_IN_HISTORY)})
+        return messages
+
+    def format_history(self, signature: type[Signature], turns: Sequence[Any]) -> list[Message]:
+        """Return ``History`` turns as user/assistant pairs (``signature`` without the history field)."""
+        messages: list[Message] = []
+        for raw in turns:
+            turn = to_mapping(raw)
+            has_input = any(n in turn for n in signature.input_fields)
+            user = self.format_user_message_content(signature, turn, main_request=has_input)
+            if user:
+                messages.append({"role": "user", "content": user})
+            messages.append({"role": "assistant", "content": self.format_assistant_message_content(signature, turn)})
+        return messages
+
+    def format(self, signature: type[Signature], demos: Sequence[Mapping[str, Any]] = (),
+               inputs: Mapping[str, Any] | None = None) -> list[Message]:
+        inputs = dict(inputs or {})
+        messages: list[Message] = [{"role": "system", "content": self.format_system_message(signature)}]
+        messages.extend(self.format_demos(signature, demos))
+        request_sig = signature
+        hist = history_field(signature.input_fields)
+        if hist is not None:
+            request_sig = signature.delete(hist)
+            value = inputs.pop(hist, None)
+            turns = getattr(value, "messages", None) if value is not None else None
+            if isinstance(value, Mapping):
+                turns = value.get("messages")
+            messages.extend(self.format_history(request_sig, turns or []))
+        content = self.format_user_message_content(request_sig, inputs, main_request=True)
+        if content:
+            messages.append({"role": "user", "content": content})
+        return messages
+
+    # ----- parsing --------------------------------------------------------
+    def parse(self, signature: type[Signature], completion: str) -> dict[str, Any]:
+        if not completion:
+            raise empty_response_error(self.name, completion)
+        outputs = signature.output_fields
+        fields: dict[str, Any] = {}
+        for name, text in split_sections(completion):
+            if name is not None and name not in fields and name in outputs:
+                try:
+                    fields[name] = parse_field(name, text, outputs[name])
+                except ParseError as exc:
+                    raise field_error(self.name, signature, completion, fields, exc) from None
+        fields = apply_output_defaults(outputs, fields)
+        if fields.keys() != outputs.keys():
+            raise missing_fields_error(self.name, signature, completion, fields)
+        return fields
+
+    def parse_stream(self, signature: type[Signature]) -> IncrementalParser:
+        from ._incremental import ChatIncrementalParser
+
+        return ChatIncrementalParser(self, signature)
