@@ -1,0 +1,68 @@
+"""Generate the adapter golden fixtures from DSPy 3.4.1 (offline; never collected).
+
+Run with the separate DSPy venv::
+
+    /work/scratch/dspyvenv/bin/python tests/adapters/golden/make_golden.py
+
+It writes ``chat_format.json``, ``json_format.json``, ``chat_parse.json`` and
+``json_parse.json`` next to this file: DSPy's exact ``format(...)`` messages
+and ``parse(...)`` results for the cases in ``golden_cases.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import dspy
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import golden_cases as cases  # noqa: E402
+
+
+def encode(value: Any) -> dict[str, str]:
+    return {"type": type(value).__name__, "repr": repr(value)}
+
+
+def format_fixture(adapter: Any) -> dict[str, Any]:
+    out = {}
+    for case, sig_name, demos, inputs in cases.format_cases(dspy):
+        sig = cases.SIGNATURES[sig_name](dspy)
+        out[case] = adapter.format(sig, demos, inputs)
+    return out
+
+
+def parse_fixture(adapter: Any, completions: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    out = []
+    for sig_name, completion in completions:
+        sig = cases.SIGNATURES[sig_name](dspy)
+        entry: dict[str, Any] = {"signature": sig_name, "completion": completion}
+        try:
+            entry["result"] = {k: encode(v) for k, v in adapter.parse(sig, completion).items()}
+        except Exception as exc:  # record which failures DSPy raises
+            entry["error"] = type(exc).__name__
+            entry["message"] = str(exc)
+        out.append(entry)
+    return out
+
+
+def main() -> None:
+    assert dspy.__version__ == "3.4.1", dspy.__version__
+    chat, js = dspy.ChatAdapter(), dspy.JSONAdapter()
+    files = {
+        "chat_format.json": format_fixture(chat),
+        "json_format.json": format_fixture(js),
+        "chat_parse.json": parse_fixture(chat, cases.CHAT_PARSE),
+        "json_parse.json": parse_fixture(js, cases.JSON_PARSE),
+    }
+    for name, data in files.items():
+        (HERE / name).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        print(f"wrote {name}: {len(data)} cases")
+
+
+if __name__ == "__main__":
+    main()
