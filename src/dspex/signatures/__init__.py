@@ -3,9 +3,11 @@
 from ._fields import InputField as InputField
 from ._fields import OutputField as OutputField
 from ._fields import infer_prefix as infer_prefix
+from ._make import clear_signature_cache as clear_signature_cache
+from ._make import ensure_signature as ensure_signature
+from ._make import make_signature as make_signature
 from ._signature import Signature as Signature
-from ._signature import ensure_signature as ensure_signature
-from ._signature import make_signature as make_signature
+from ._tool import Tool as Tool
 from ._types import Citation as Citation
 from ._types import Confidence as Confidence
 from ._types import Embedding as Embedding
@@ -22,7 +24,9 @@ __all__ = [
     "OutputField",
     "Reasoning",
     "Signature",
+    "Tool",
     "ToolCalls",
+    "clear_signature_cache",
     "ensure_signature",
     "infer_prefix",
     "make_signature",

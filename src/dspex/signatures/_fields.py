@@ -2,24 +2,37 @@
 
 The dspex-specific arguments (``desc``, ``prefix``) travel in the field's
 ``json_schema_extra`` under the same keys DSPy uses (``__dspy_field_type``,
-``desc``, ``prefix``), so DSPy-style code that inspects fields keeps working.
-Any pydantic constraint (``gt``, ``le``, ``min_length`` …) is accepted, enforced
-on outputs, and rendered into the prompt as DSPy renders it.
+``desc``, ``prefix``, ``IS_TYPE_UNDEFINED``), so DSPy-style code that inspects
+fields keeps working. Any ``pydantic.Field`` argument is accepted: defaults and
+constraints (``gt``, ``le``, ``min_length`` …), which are enforced on outputs
+and rendered into the prompt as DSPy renders them (``extra["constraints"]``).
+Unknown arguments are a :class:`~dspex.errors.SignatureError`, not a warning.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 
 import pydantic
 from pydantic.fields import FieldInfo
 
-__all__ = ["FIELD_TYPE_KEY", "InputField", "OutputField", "field_kind", "infer_prefix"]
+from ..errors import SignatureError
+
+__all__ = [
+    "FIELD_TYPE_KEY",
+    "TYPE_UNDEFINED_KEY",
+    "InputField",
+    "OutputField",
+    "field_kind",
+    "infer_prefix",
+]
 
 FIELD_TYPE_KEY = "__dspy_field_type"
-TYPE_UNDEFINED_KEY = "__dspy_is_type_undefined"
-_EXTRA_ARGS = ("desc", "prefix", "format", "parser", FIELD_TYPE_KEY, TYPE_UNDEFINED_KEY)
+TYPE_UNDEFINED_KEY = "IS_TYPE_UNDEFINED"
+_EXTRA_ARGS = frozenset({"desc", "prefix", "format", "parser", FIELD_TYPE_KEY, TYPE_UNDEFINED_KEY})
+_PYDANTIC_ARGS = frozenset(inspect.signature(pydantic.Field).parameters) - {"extra", "json_schema_extra"}
 
 _CONSTRAINT_TEXT = {
     "gt": "greater than: ",
@@ -36,27 +49,42 @@ _CONSTRAINT_TEXT = {
 def _make(kind: str, kwargs: dict[str, Any]) -> Any:
     pyd: dict[str, Any] = {}
     extra: dict[str, Any] = {FIELD_TYPE_KEY: kind}
+    user_extra = kwargs.pop("json_schema_extra", None)
+    if user_extra is not None:
+        if not isinstance(user_extra, dict):
+            raise SignatureError(
+                f"{kind} field json_schema_extra must be a dict, got {type(user_extra).__name__}"
+            )
+        extra.update(user_extra)
+    unknown = sorted(k for k in kwargs if k not in _EXTRA_ARGS and k not in _PYDANTIC_ARGS)
+    if unknown:
+        raise SignatureError(
+            f"unknown {kind} field argument(s) {unknown}; expected desc=, prefix= or "
+            "pydantic.Field arguments (default, default_factory, gt, le, min_length, ...)"
+        )
     for key, value in kwargs.items():
         if key in _EXTRA_ARGS:
             if value is not None:
                 extra[key] = value
         else:
             pyd[key] = value
-    if "description" in kwargs and "desc" not in extra:
+    for key in ("desc", "prefix"):
+        if key in extra and not isinstance(extra[key], str):
+            raise SignatureError(
+                f"{kind} field {key}= must be a string, got {type(extra[key]).__name__} {extra[key]!r}"
+            )
+    if "description" in kwargs and "desc" not in extra and kwargs["description"] is not None:
         extra["desc"] = kwargs["description"]
-    constraints = ", ".join(f"{_CONSTRAINT_TEXT[k]}{v}" for k, v in kwargs.items() if k in _CONSTRAINT_TEXT)
+    constraints = ", ".join(
+        f"{_CONSTRAINT_TEXT[k]}{v}" for k, v in kwargs.items() if k in _CONSTRAINT_TEXT and v is not None
+    )
     if constraints:
         extra["constraints"] = constraints
     pyd["json_schema_extra"] = extra
     try:
         return pydantic.Field(**pyd)
-    except TypeError as exc:
-        from ..errors import SignatureError
-
-        raise SignatureError(
-            f"invalid {kind} field argument(s) {sorted(pyd)}: {exc}; expected desc=, prefix= "
-            "or pydantic.Field arguments (default, gt, le, min_length, ...)"
-        ) from None
+    except (TypeError, ValueError) as exc:
+        raise SignatureError(f"invalid {kind} field arguments {sorted(pyd)}: {exc}") from None
 
 
 def InputField(*, desc: str | None = None, prefix: str | None = None, **kwargs: Any) -> Any:  # noqa: N802
@@ -64,8 +92,12 @@ def InputField(*, desc: str | None = None, prefix: str | None = None, **kwargs: 
 
     Args:
         desc: What the field holds, shown to the LM.
-        prefix: A display prefix (kept for DSPy compatibility).
+        prefix: A display prefix (kept for DSPy compatibility; inferred from
+            the name when omitted).
         **kwargs: Any ``pydantic.Field`` argument: ``default``, constraints.
+
+    Raises:
+        SignatureError: An argument is unknown or has the wrong type.
     """
     return _make("input", {"desc": desc, "prefix": prefix, **kwargs})
 
@@ -75,9 +107,13 @@ def OutputField(*, desc: str | None = None, prefix: str | None = None, **kwargs:
 
     Args:
         desc: What the LM should produce, shown in the prompt.
-        prefix: A display prefix (kept for DSPy compatibility).
+        prefix: A display prefix (kept for DSPy compatibility; inferred from
+            the name when omitted).
         **kwargs: Any ``pydantic.Field`` argument: ``default``,
             ``default_factory``, constraints (``ge=0, le=1``) enforced on parse.
+
+    Raises:
+        SignatureError: An argument is unknown or has the wrong type.
     """
     return _make("output", {"desc": desc, "prefix": prefix, **kwargs})
 
@@ -92,7 +128,12 @@ def field_kind(field: FieldInfo) -> str | None:
 
 
 def infer_prefix(attribute_name: str) -> str:
-    """Turn a field name into a title: ``camelCaseText`` → ``Camel Case Text``."""
+    """Turn a field name into a title: ``camelCaseText`` → ``Camel Case Text``.
+
+    Example:
+        >>> infer_prefix("snake_case_text"), infer_prefix("HTMLParser")
+        ('Snake Case Text', 'HTML Parser')
+    """
     s1 = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", attribute_name)
     s2 = re.sub("([a-z0-9])([A-Z])", r"\1_\2", s1)
     s3 = re.sub(r"([a-zA-Z])(\d)", r"\1_\2", s2)

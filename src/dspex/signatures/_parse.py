@@ -1,53 +1,79 @@
 """Parse ``"context: list[str], question -> answer: float"`` into fields.
 
 Types are read from the string's AST by a small evaluator (never ``eval``):
-builtins, ``typing`` names, the dspex ML types, and whatever the caller passes
+builtins, ``typing`` names, a few stdlib value types (``datetime``,
+``Decimal``, ``UUID`` …), the dspex ML types, and whatever the caller passes
 explicitly as ``types={"Name": obj}``. There is no frame inspection: an unknown
 name is a :class:`~dspex.errors.SignatureError` telling the caller to pass it
-in ``types=``.
+in ``types=``. Every error names the signature string, the field and what was
+expected.
 """
 
 from __future__ import annotations
 
 import ast
+import datetime
+import decimal
+import enum
 import typing
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import SignatureError
 
-__all__ = ["parse_fields", "resolve_type_names"]
+__all__ = ["ParsedField", "base_type_names", "parse_fields"]
+
+ParsedField = tuple[str, Any, bool]
+"""``(name, type, untyped)``: ``untyped`` is True when no annotation was given."""
 
 _BUILTINS: dict[str, Any] = {
     t.__name__: t
     for t in (str, int, float, bool, list, dict, tuple, set, frozenset, bytes, complex)
 }
 _TYPING = ("Any", "Optional", "Union", "Literal", "List", "Dict", "Tuple", "Set", "FrozenSet")
+_STDLIB: dict[str, Any] = {
+    "datetime": datetime.datetime,
+    "date": datetime.date,
+    "time": datetime.time,
+    "timedelta": datetime.timedelta,
+    "Decimal": decimal.Decimal,
+    "UUID": uuid.UUID,
+}
+_BASE_NAMES: dict[str, Any] | None = None
 
 
-def resolve_type_names(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Return the names a signature string may use, plus ``extra``."""
-    from ._types import ML_TYPES
+def base_type_names() -> dict[str, Any]:
+    """Return the names every signature string may use (a fresh dict)."""
+    global _BASE_NAMES
+    if _BASE_NAMES is None:
+        from ._types import ML_TYPES
 
-    names: dict[str, Any] = dict(_BUILTINS)
-    names.update({n: getattr(typing, n) for n in _TYPING})
-    names["NoneType"] = type(None)
-    names["None"] = type(None)
-    names.update(ML_TYPES)
-    if extra:
-        names.update(extra)
-    return names
+        names: dict[str, Any] = dict(_BUILTINS)
+        names.update({n: getattr(typing, n) for n in _TYPING})
+        names.update(_STDLIB)
+        names["NoneType"] = type(None)
+        names["None"] = type(None)
+        names.update(ML_TYPES)
+        _BASE_NAMES = names
+    return dict(_BASE_NAMES)
 
 
-def parse_fields(spec: str, names: Mapping[str, Any]) -> tuple[list[tuple[str, Any, bool]], list[tuple[str, Any, bool]]]:
-    """Split ``spec`` into (inputs, outputs), each ``[(name, type, untyped)]``.
+def parse_fields(spec: str, names: Mapping[str, Any]) -> tuple[list[ParsedField], list[ParsedField]]:
+    """Split ``spec`` into (inputs, outputs), each a list of ``(name, type, untyped)``.
+
+    Args:
+        spec: The signature string, ``"inputs -> outputs"``.
+        names: The type names the string may use (see :func:`base_type_names`).
 
     Raises:
         SignatureError: The string has no single ``->``, a side does not parse,
-            a name repeats, or a type is unknown.
+            there is no output, a name repeats, or a type is unknown.
     """
     if not isinstance(spec, str):
-        raise SignatureError(f"signature must be a string like 'question -> answer', got {type(spec).__name__}")
+        raise SignatureError(
+            f"signature must be a string like 'question -> answer', got {type(spec).__name__} {spec!r}"
+        )
     if spec.count("->") != 1:
         raise SignatureError(
             f"invalid signature {spec!r}: expected exactly one '->' between inputs and outputs, "
@@ -57,93 +83,145 @@ def parse_fields(spec: str, names: Mapping[str, Any]) -> tuple[list[tuple[str, A
     inputs = _parse_side(left, spec, names, "inputs")
     outputs = _parse_side(right, spec, names, "outputs")
     if not outputs:
-        raise SignatureError(f"invalid signature {spec!r}: expected at least one output field after '->'")
-    seen: set[str] = set()
-    for side in (inputs, outputs):
-        for name, _, _ in side:
-            if name in seen:
-                raise SignatureError(
-                    f"invalid signature {spec!r}: field {name!r} appears twice; "
-                    "input and output fields must have distinct names"
-                )
-            seen.add(name)
+        raise SignatureError(
+            f"invalid signature {spec!r}: expected at least one output field after '->', "
+            "like 'question -> answer'"
+        )
+    _check_distinct(spec, inputs, outputs)
     return inputs, outputs
 
 
-def _parse_side(text: str, spec: str, names: Mapping[str, Any], side: str) -> list[tuple[str, Any, bool]]:
+def _check_distinct(spec: str, inputs: list[ParsedField], outputs: list[ParsedField]) -> None:
+    for side, label in ((inputs, "inputs"), (outputs, "outputs")):
+        seen: set[str] = set()
+        for name, _, _ in side:
+            if name in seen:
+                raise SignatureError(
+                    f"invalid signature {spec!r}: field {name!r} appears twice among the {label}; "
+                    "expected distinct names",
+                    field=name,
+                )
+            seen.add(name)
+    both = sorted({n for n, _, _ in inputs} & {n for n, _, _ in outputs})
+    if both:
+        raise SignatureError(
+            f"invalid signature {spec!r}: {', '.join(map(repr, both))} is both an input and an output; "
+            "input and output fields must have distinct names",
+            field=both[0],
+        )
+
+
+def _parse_side(text: str, spec: str, names: Mapping[str, Any], side: str) -> list[ParsedField]:
     if not text.strip():
         return []
+    bad = SignatureError(
+        f"invalid signature {spec!r}: cannot read the {side} {text.strip()!r}; expected "
+        "comma-separated 'name' or 'name: type' entries, like 'context: list[str], question'"
+    )
     try:
         tree = ast.parse(f"def f({text}): pass")
     except SyntaxError:
-        raise SignatureError(
-            f"invalid signature {spec!r}: cannot read the {side} {text.strip()!r}; expected "
-            "comma-separated 'name' or 'name: type' entries"
-        ) from None
-    fn = tree.body[0]
-    assert isinstance(fn, ast.FunctionDef)
+        raise bad from None
+    fn = tree.body[0] if len(tree.body) == 1 else None
+    if not isinstance(fn, ast.FunctionDef) or fn.decorator_list or fn.returns or len(fn.body) != 1:
+        raise bad
     a = fn.args
     if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or a.defaults:
-        raise SignatureError(
-            f"invalid signature {spec!r}: the {side} may hold only 'name' or 'name: type' entries"
-        )
-    out: list[tuple[str, Any, bool]] = []
+        raise bad
+    out: list[ParsedField] = []
     for arg in a.args:
         if arg.annotation is None:
             out.append((arg.arg, str, True))
         else:
-            out.append((arg.arg, _eval_type(arg.annotation, names, spec), False))
+            out.append((arg.arg, _eval_type(arg.annotation, names, spec, arg.arg), False))
     return out
 
 
-def _eval_type(node: ast.expr, names: Mapping[str, Any], spec: str) -> Any:
-    if isinstance(node, ast.Name):
-        if node.id in names:
-            return names[node.id]
-        raise SignatureError(
-            f"unknown type {node.id!r} in signature {spec!r}; expected a builtin or typing type "
-            f"(str, int, list[...], Literal[...], ...), a dspex type (Reasoning, Confidence, ...), "
-            f"or pass it explicitly: types={{{node.id!r}: {node.id}}}",
-            field=node.id,
-        )
-    if isinstance(node, ast.Attribute):
-        base = _eval_type(node.value, names, spec)
-        if hasattr(base, node.attr):
-            return getattr(base, node.attr)
-        dotted = ast.unparse(node)
-        if dotted in names:
-            return names[dotted]
-        raise SignatureError(f"unknown type {dotted!r} in signature {spec!r}; pass it as types={{{dotted!r}: ...}}")
-    if isinstance(node, ast.Subscript):
-        base = _eval_type(node.value, names, spec)
-        sl = node.slice
-        args = tuple(_eval_arg(e, names, spec) for e in sl.elts) if isinstance(sl, ast.Tuple) else (_eval_arg(sl, names, spec),)
-        try:
-            if base is typing.Optional:
-                if len(args) != 1:
-                    raise TypeError("Optional takes exactly one type")
-                return typing.Optional[args[0]]  # noqa: UP045
-            return base[args if len(args) > 1 else args[0]]
-        except TypeError as exc:
-            raise SignatureError(f"invalid type {ast.unparse(node)!r} in signature {spec!r}: {exc}") from None
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        left = _eval_type(node.left, names, spec)
-        right = _eval_type(node.right, names, spec)
-        return typing.Union[left, right]  # noqa: UP007
-    if isinstance(node, ast.Constant) and node.value is None:
-        return type(None)
-    raise SignatureError(
-        f"unsupported type expression {ast.unparse(node)!r} in signature {spec!r}; "
-        "use a class signature for anything beyond names, [...] generics and '|' unions"
+def _unknown(name: str, spec: str, field: str) -> SignatureError:
+    return SignatureError(
+        f"unknown type {name!r} for field {field!r} in signature {spec!r}; expected a builtin or "
+        "typing type (str, int, list[...], Literal[...], Optional[...]), a dspex type (Reasoning, "
+        f"Confidence, ...), or pass it explicitly: types={{{name!r}: {name}}}",
+        field=field,
     )
 
 
-def _eval_arg(node: ast.expr, names: Mapping[str, Any], spec: str) -> Any:
-    """Evaluate a generic argument: a type, or a constant inside Literal[...]."""
-    if isinstance(node, ast.Constant) and node.value is not None:
+def _eval_type(node: ast.expr, names: Mapping[str, Any], spec: str, field: str) -> Any:
+    if isinstance(node, ast.Name):
+        if node.id in names:
+            return names[node.id]
+        raise _unknown(node.id, spec, field)
+    if isinstance(node, ast.Attribute):
+        dotted = ast.unparse(node)
+        if dotted in names:
+            return names[dotted]
+        base = _eval_type(node.value, names, spec, field)
+        if hasattr(base, node.attr):
+            return getattr(base, node.attr)
+        raise _unknown(dotted, spec, field)
+    if isinstance(node, ast.Subscript):
+        return _eval_subscript(node, names, spec, field)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left = _eval_type(node.left, names, spec, field)
+        right = _eval_type(node.right, names, spec, field)
+        try:
+            return typing.Union[left, right]  # noqa: UP007
+        except TypeError as exc:
+            raise _invalid(node, spec, field, str(exc)) from None
+    if isinstance(node, ast.Constant) and node.value is None:
+        return type(None)
+    raise _invalid(node, spec, field, "use a class signature for anything beyond names, "
+                   "[...] generics and '|' unions")
+
+
+def _invalid(node: ast.expr, spec: str, field: str, why: str) -> SignatureError:
+    return SignatureError(
+        f"invalid type {ast.unparse(node)!r} for field {field!r} in signature {spec!r}: {why}",
+        field=field,
+    )
+
+
+def _eval_subscript(node: ast.Subscript, names: Mapping[str, Any], spec: str, field: str) -> Any:
+    base = _eval_type(node.value, names, spec, field)
+    elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    if base is typing.Literal:
+        args = tuple(_eval_literal(e, names, spec, field) for e in elts)
+    else:
+        args = tuple(_eval_arg(e, names, spec, field) for e in elts)
+    try:
+        if base is typing.Optional:
+            if len(args) != 1:
+                raise TypeError("Optional takes exactly one type")
+            return typing.Optional[args[0]]  # noqa: UP045
+        if not hasattr(base, "__class_getitem__") and not hasattr(base, "__getitem__"):
+            raise TypeError(f"{ast.unparse(node.value)} is not generic")
+        return base[args if len(args) > 1 else args[0]]
+    except TypeError as exc:
+        raise _invalid(node, spec, field, str(exc)) from None
+
+
+def _eval_literal(node: ast.expr, names: Mapping[str, Any], spec: str, field: str) -> Any:
+    """Evaluate one ``Literal[...]`` value: a constant or an enum member."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, bool, bytes, type(None))):
         return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
-        return -node.operand.value  # type: ignore[operator]
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant)
+        and type(node.operand.value) is int
+    ):
+        return -node.operand.value
+    if isinstance(node, ast.Attribute):
+        value = _eval_type(node, names, spec, field)
+        if isinstance(value, enum.Enum):
+            return value
+    raise _invalid(node, spec, field, "Literal[...] takes str, int, bool, None or enum member values")
+
+
+def _eval_arg(node: ast.expr, names: Mapping[str, Any], spec: str, field: str) -> Any:
+    """Evaluate a generic argument: a type, ``...`` or a ``[...]`` argument list."""
+    if isinstance(node, ast.Constant) and node.value is Ellipsis:
+        return Ellipsis
     if isinstance(node, ast.List):  # Callable[[int], str] style argument lists
-        return [_eval_arg(e, names, spec) for e in node.elts]
-    return _eval_type(node, names, spec)
+        return [_eval_arg(e, names, spec, field) for e in node.elts]
+    return _eval_type(node, names, spec, field)

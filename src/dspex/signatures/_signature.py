@@ -2,74 +2,95 @@
 
 A signature is a pydantic model class whose fields are declared with
 ``InputField``/``OutputField`` and whose docstring is the instructions. It is
-immutable: ``with_instructions``, ``prepend``, ``append``, ``insert``,
-``delete`` and ``with_updated_fields`` return new classes. Calling
-``Signature("a, b: int -> c: list[str]", "instructions")`` builds one from a
-string; the same string (and instructions and ``types``) returns the same
-class object from a cache.
+immutable: ``with_instructions``, ``append_instructions``, ``prepend``,
+``append``, ``insert``, ``delete``, ``with_updated_fields`` and ``load_state``
+return new classes. ``Signature("a, b: int -> c: list[str]", instructions=None)``
+builds one from a string (see :func:`~dspex.signatures.make_signature`).
 
 Why a metaclass despite the house style: the public contract (DSPy's) is that
 ``Signature("...")`` returns a *class* and that ``S.input_fields`` is a class
 attribute, and pydantic, which backs signatures, already owns the metaclass
-slot; this one only extends pydantic's with those two behaviours plus DSPy's
-"missing annotation means ``str``".
+slot; this one only extends pydantic's with those behaviours plus DSPy's
+"missing annotation means ``str``". Signature classes are values: ``copy`` and
+``deepcopy`` return the class itself, and pickling works by reference for
+importable classes and by value (fields + instructions) for built ones.
 """
 
 from __future__ import annotations
 
 import copy
+import copyreg
+import importlib
 import inspect
-import threading
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, PydanticUserError, create_model
 from pydantic._internal._model_construction import ModelMetaclass
 from pydantic.fields import FieldInfo
 
 from ..errors import SignatureError
-from ._fields import TYPE_UNDEFINED_KEY, InputField, OutputField, field_kind, infer_prefix
-from ._parse import parse_fields, resolve_type_names
+from ._fields import TYPE_UNDEFINED_KEY, field_kind, infer_prefix
 
-__all__ = ["Signature", "ensure_signature", "make_signature"]
+__all__ = ["Signature", "build_signature", "default_instructions"]
+
+_SHADOW_WARNING = r'Field name ".*" in ".*" shadows an attribute in parent'
+_IGNORED_IN_EQUALS = frozenset({TYPE_UNDEFINED_KEY})
 
 
-def _default_instructions(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> str:
+def default_instructions(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> str:
+    """Return DSPy's default instructions for these field names."""
     ins = ", ".join(f"`{n}`" for n in inputs)
     outs = ", ".join(f"`{n}`" for n in outputs)
     return f"Given the fields {ins}, produce the fields {outs}."
 
 
+def _normalise_namespace(namespace: dict[str, Any]) -> None:
+    """Give unannotated fields the type ``str`` and keep declaration order."""
+    annotations = dict(namespace.get("__annotations__", {}))
+    order = [k for k, v in namespace.items() if isinstance(v, FieldInfo)]
+    for key in order:
+        if key not in annotations and not key.startswith("__"):
+            annotations[key] = str
+            extra = namespace[key].json_schema_extra
+            if isinstance(extra, dict):
+                extra[TYPE_UNDEFINED_KEY] = True
+    ordered = {k: annotations[k] for k in order if k in annotations}
+    ordered.update({k: v for k, v in annotations.items() if k not in ordered})
+    namespace["__annotations__"] = ordered
+
+
 class _SignatureMeta(ModelMetaclass):
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is Signature:
+            from ._make import make_signature
+
             return make_signature(*args, **kwargs)
         return super().__call__(*args, **kwargs)
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> Any:
-        annotations = dict(namespace.get("__annotations__", {}))
-        order = [k for k, v in namespace.items() if isinstance(v, FieldInfo)]
-        for key in order:
-            if key not in annotations and not key.startswith("__"):
-                annotations[key] = str
-                extra = namespace[key].json_schema_extra
-                if isinstance(extra, dict):
-                    extra[TYPE_UNDEFINED_KEY] = True
-        ordered = {k: annotations[k] for k in order if k in annotations}
-        ordered.update({k: v for k, v in annotations.items() if k not in ordered})
-        namespace["__annotations__"] = ordered
-        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        _normalise_namespace(namespace)
+        try:
+            with warnings.catch_warnings():
+                # Field names such as "schema" or "json" shadow BaseModel methods; signature
+                # fields are read through S.fields, never as attributes, so that is harmless.
+                warnings.filterwarnings("ignore", message=_SHADOW_WARNING, category=UserWarning)
+                cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        except SignatureError:
+            raise
+        except (PydanticUserError, TypeError, NameError, ValueError) as exc:
+            raise SignatureError(f"cannot build signature {name!r}: {exc}") from None
         if cls.__doc__ is None:
             for base in bases:
                 if isinstance(base, _SignatureMeta) and base is not Signature and base.__doc__:
                     cls.__doc__ = base.__doc__
                     break
         for fname, field in cls.model_fields.items():
-            kind = field_kind(field)
-            if kind not in ("input", "output"):
+            if field_kind(field) not in ("input", "output"):
                 raise SignatureError(
                     f"field {fname!r} of signature {name!r} must be declared with dx.InputField() "
-                    f"or dx.OutputField(), got {type(field).__name__} with extra {field.json_schema_extra!r}",
+                    f"or dx.OutputField(), got json_schema_extra={field.json_schema_extra!r}",
                     field=fname,
                 )
             extra = field.json_schema_extra
@@ -77,38 +98,51 @@ class _SignatureMeta(ModelMetaclass):
             extra.setdefault("prefix", infer_prefix(fname) + ":")
             extra.setdefault("desc", f"${{{fname}}}")
         if cls.__doc__ is None and cls.model_fields:
-            cls.__doc__ = _default_instructions(cls.input_fields, cls.output_fields)
+            cls.__doc__ = default_instructions(cls.input_fields, cls.output_fields)
         return cls
 
     @property
     def instructions(cls) -> str:
+        """The instructions: the class docstring, dedented."""
         return inspect.cleandoc(cls.__doc__ or "")
 
     @property
     def input_fields(cls) -> dict[str, FieldInfo]:
+        """Input fields in declaration order, name → ``FieldInfo``."""
         return {k: v for k, v in cls.model_fields.items() if field_kind(v) == "input"}
 
     @property
     def output_fields(cls) -> dict[str, FieldInfo]:
+        """Output fields in declaration order, name → ``FieldInfo``."""
         return {k: v for k, v in cls.model_fields.items() if field_kind(v) == "output"}
 
     @property
     def fields(cls) -> dict[str, FieldInfo]:
+        """Inputs then outputs, name → ``FieldInfo``."""
         return {**cls.input_fields, **cls.output_fields}
 
     @property
     def signature(cls) -> str:
+        """The field names as a string: ``"a, b -> c"``."""
         return f"{', '.join(cls.input_fields)} -> {', '.join(cls.output_fields)}"
 
     def __repr__(cls) -> str:
-        lines = [f"{n}: {_type_repr(f.annotation)} = {field_kind(f).capitalize()}Field(desc={f.json_schema_extra['desc']!r})"  # type: ignore[index,union-attr]
-                 for n, f in cls.fields.items()]
+        lines = [
+            f"{n}: {_type_repr(f.annotation)} = {str(field_kind(f)).capitalize()}Field("
+            f"desc={_extra(f).get('desc')!r})"
+            for n, f in cls.fields.items()
+        ]
         body = "\n    ".join([f"instructions={cls.instructions!r}", *lines])
         return f"{cls.__name__}({cls.signature}\n    {body}\n)"
 
 
 def _type_repr(tp: Any) -> str:
     return tp.__name__ if isinstance(tp, type) else repr(tp).replace("typing.", "")
+
+
+def _extra(field: FieldInfo) -> dict[str, Any]:
+    extra = field.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
 
 
 class Signature(BaseModel, metaclass=_SignatureMeta):
@@ -120,44 +154,51 @@ class Signature(BaseModel, metaclass=_SignatureMeta):
         ...     '''Answer with a short fact.'''
         ...     question: str = dx.InputField()
         ...     answer: str = dx.OutputField(desc="1 to 5 words")
-        >>> list(QA.output_fields)
-        ['answer']
+        >>> list(QA.output_fields), QA.instructions
+        (['answer'], 'Answer with a short fact.')
         >>> dx.Signature("a, b: int -> c: list[str]").signature
         'a, b -> c'
     """
 
-    model_config = ConfigDict(protected_namespaces=(), arbitrary_types_allowed=True)
+    model_config = ConfigDict(protected_namespaces=(), arbitrary_types_allowed=True, defer_build=True)
 
     @classmethod
     def with_instructions(cls, instructions: str) -> type[Signature]:
         """Return a new signature with the same fields and new instructions."""
-        return _build(cls.__name__, _field_items(cls), instructions)
+        return build_signature(cls.__name__, _field_items(cls), instructions)
 
     @classmethod
     def append_instructions(cls, instructions: str) -> type[Signature]:
-        """Return a new signature whose instructions end with ``instructions``."""
-        return cls.with_instructions(f"{cls.instructions}\n\n{instructions}" if cls.instructions else instructions)
+        """Return a new signature whose instructions end with ``instructions``.
+
+        The old and new text are joined by a blank line, as in DSPy.
+        """
+        old = cls.instructions
+        return cls.with_instructions(f"{old}\n\n{instructions}" if old else instructions)
 
     @classmethod
     def with_updated_fields(cls, name: str, type_: Any = None, **kwargs: Any) -> type[Signature]:
-        """Return a new signature where field ``name`` has new ``desc``/``prefix``/type.
+        """Return a new signature where field ``name`` has a new type and/or texts.
+
+        Args:
+            name: The field to change.
+            type_: Its new annotation (unchanged when None).
+            **kwargs: Keys to set in the field's ``json_schema_extra``, such as
+                ``desc=`` or ``prefix=``.
 
         Raises:
             SignatureError: No field is called ``name``.
         """
-        if name not in cls.model_fields:
+        items = _field_items(cls)
+        if name not in items:
             raise SignatureError(
-                f"signature {cls.signature!r} has no field {name!r}; expected one of {list(cls.fields)}",
+                f"signature {cls.signature!r} has no field {name!r}; expected one of {list(items)}",
                 field=name,
             )
-        items = _field_items(cls)
         tp, field = items[name]
-        field = copy.deepcopy(field)
-        extra = field.json_schema_extra
-        assert isinstance(extra, dict)
-        extra.update(kwargs)
+        _extra(field).update(kwargs)
         items[name] = (type_ if type_ is not None else tp, field)
-        return _build(cls.__name__, items, cls.instructions)
+        return build_signature(cls.__name__, items, cls.instructions)
 
     @classmethod
     def prepend(cls, name: str, field: FieldInfo, type_: Any = None) -> type[Signature]:
@@ -173,7 +214,8 @@ class Signature(BaseModel, metaclass=_SignatureMeta):
     def insert(cls, index: int, name: str, field: FieldInfo, type_: Any = None) -> type[Signature]:
         """Return a new signature with ``field`` at ``index`` among its kind.
 
-        Negative indices count from the end (``-1`` appends).
+        Negative indices count from the end (``-1`` appends). The type is
+        ``type_``, else the field's ``annotation``, else ``str``.
 
         Raises:
             SignatureError: ``field`` is not an Input/OutputField, ``name``
@@ -181,9 +223,15 @@ class Signature(BaseModel, metaclass=_SignatureMeta):
         """
         kind = field_kind(field) if isinstance(field, FieldInfo) else None
         if kind is None:
-            raise SignatureError(f"cannot insert {name!r}: expected dx.InputField() or dx.OutputField(), got {field!r}")
+            raise SignatureError(
+                f"cannot insert {name!r}: expected dx.InputField() or dx.OutputField(), got {field!r}",
+                field=name,
+            )
         if name in cls.model_fields:
-            raise SignatureError(f"cannot insert {name!r}: signature {cls.signature!r} already has it", field=name)
+            raise SignatureError(
+                f"cannot insert {name!r}: signature {cls.signature!r} already has a field of that name",
+                field=name,
+            )
         tp = type_ if type_ is not None else (field.annotation if field.annotation is not None else str)
         ins = list(_field_items(cls, "input").items())
         outs = list(_field_items(cls, "output").items())
@@ -191,30 +239,31 @@ class Signature(BaseModel, metaclass=_SignatureMeta):
         pos = index + len(lst) + 1 if index < 0 else index
         if not 0 <= pos <= len(lst):
             raise SignatureError(
-                f"cannot insert {name!r} at index {index}: expected an index in [{-len(lst) - 1}, {len(lst)}] "
-                f"for {kind} fields"
+                f"cannot insert {name!r} at index {index}: expected an index in "
+                f"[{-len(lst) - 1}, {len(lst)}] for {kind} fields of {cls.signature!r}",
+                field=name,
             )
         lst.insert(pos, (name, (tp, copy.deepcopy(field))))
-        return _build(cls.__name__, dict(ins + outs), cls.instructions)
+        return build_signature(cls.__name__, dict(ins + outs), cls.instructions)
 
     @classmethod
     def delete(cls, name: str) -> type[Signature]:
-        """Return a new signature without field ``name`` (unchanged if absent)."""
+        """Return a new signature without field ``name`` (same fields if absent)."""
         items = _field_items(cls)
         items.pop(name, None)
-        return _build(cls.__name__, items, cls.instructions)
+        return build_signature(cls.__name__, items, cls.instructions)
 
     @classmethod
     def equals(cls, other: Any) -> bool:
-        """Return True if ``other`` has the same instructions and field metadata."""
+        """Return True if ``other`` has the same instructions, fields, types and texts."""
         if not isinstance(other, _SignatureMeta):
             return False
         if cls.instructions != other.instructions or list(cls.fields) != list(other.fields):
             return False
+        mine, theirs = cls.fields, other.fields
         return all(
-            cls.fields[n].json_schema_extra == other.fields[n].json_schema_extra
-            and cls.fields[n].annotation == other.fields[n].annotation
-            for n in cls.fields
+            mine[n].annotation == theirs[n].annotation and _comparable(mine[n]) == _comparable(theirs[n])
+            for n in mine
         )
 
     @classmethod
@@ -223,27 +272,35 @@ class Signature(BaseModel, metaclass=_SignatureMeta):
         return {
             "instructions": cls.instructions,
             "fields": [
-                {"prefix": f.json_schema_extra["prefix"], "description": f.json_schema_extra["desc"]}  # type: ignore[index]
-                for f in cls.fields.values()
+                {"prefix": _extra(f)["prefix"], "description": _extra(f)["desc"]} for f in cls.fields.values()
             ],
         }
 
     @classmethod
     def load_state(cls, state: Mapping[str, Any]) -> type[Signature]:
-        """Return a new signature with the instructions and field texts of ``state``."""
+        """Return a new signature with the instructions and field texts of ``state``.
+
+        Raises:
+            SignatureError: ``state`` is not a DSPy-format signature state.
+        """
+        saved_fields = state.get("fields", []) if isinstance(state, Mapping) else None
+        if not isinstance(saved_fields, list) or not all(isinstance(s, Mapping) for s in saved_fields):
+            raise SignatureError(
+                f"cannot load signature state {state!r}: expected {{'instructions': str, "
+                "'fields': [{'prefix': str, 'description': str}, ...]}"
+            )
         items = _field_items(cls)
-        ordered = list(cls.fields)
-        for fname, saved in zip(ordered, state.get("fields", []), strict=False):
-            tp, field = items[fname]
-            field = copy.deepcopy(field)
-            extra = field.json_schema_extra
-            assert isinstance(extra, dict)
+        for fname, saved in zip(list(items), saved_fields, strict=False):
+            extra = _extra(items[fname][1])
             if "prefix" in saved:
                 extra["prefix"] = saved["prefix"]
             if "description" in saved:
                 extra["desc"] = saved["description"]
-            items[fname] = (tp, field)
-        return _build(cls.__name__, items, state.get("instructions", cls.instructions))
+        return build_signature(cls.__name__, items, state.get("instructions", cls.instructions))
+
+
+def _comparable(field: FieldInfo) -> dict[str, Any]:
+    return {k: v for k, v in _extra(field).items() if k not in _IGNORED_IN_EQUALS}
 
 
 def _field_items(sig: type[Signature], kind: str | None = None) -> dict[str, tuple[Any, FieldInfo]]:
@@ -251,15 +308,26 @@ def _field_items(sig: type[Signature], kind: str | None = None) -> dict[str, tup
     return {n: (f.annotation, copy.deepcopy(f)) for n, f in fields.items()}
 
 
-def _build(name: str, items: Mapping[str, tuple[Any, FieldInfo]], instructions: str | None) -> type[Signature]:
+def build_signature(
+    name: str, items: Mapping[str, tuple[Any, FieldInfo]], instructions: str | None
+) -> type[Signature]:
+    """Create a signature class from ``{field: (type, FieldInfo)}`` (no checks beyond pydantic's).
+
+    Raises:
+        SignatureError: A field name is not an identifier or pydantic rejects a field.
+    """
     for fname in items:
         if not isinstance(fname, str) or not fname.isidentifier():
-            raise SignatureError(f"field name {fname!r} is not a valid identifier")
-    inputs = {n: v for n, v in items.items() if field_kind(v[1]) == "input"}
-    outputs = {n: v for n, v in items.items() if field_kind(v[1]) == "output"}
-    doc = instructions if instructions else _default_instructions(inputs, outputs)
+            raise SignatureError(f"field name {fname!r} is not a valid Python identifier", field=str(fname))
+    if not isinstance(instructions, str | None):
+        raise SignatureError(f"instructions must be a string or None, got {type(instructions).__name__}")
+    inputs = [n for n, v in items.items() if field_kind(v[1]) == "input"]
+    outputs = [n for n, v in items.items() if field_kind(v[1]) == "output"]
+    doc = instructions if instructions else default_instructions(inputs, outputs)
     try:
-        sig: type[Signature] = create_model(name, __base__=Signature, __doc__=doc, **items)  # type: ignore[call-overload]
+        sig: type[Signature] = create_model(  # type: ignore[call-overload]
+            name, __base__=Signature, __doc__=doc, __module__=__name__, **items
+        )
     except SignatureError:
         raise
     except Exception as exc:  # pydantic rejects odd types or names; say which
@@ -267,80 +335,41 @@ def _build(name: str, items: Mapping[str, tuple[Any, FieldInfo]], instructions: 
     return sig
 
 
-_cache: dict[Any, type[Signature]] = {}
-_cache_lock = threading.Lock()
-_CACHE_MAX = 4096
+# Pickling: by reference when the class is importable, else by value.
 
 
-def make_signature(
-    signature: str | Mapping[str, Any],
-    instructions: str | None = None,
-    signature_name: str = "StringSignature",
-    *,
-    types: Mapping[str, Any] | None = None,
+def _reduce_signature(cls: type[Signature]) -> Any:
+    if cls is Signature or _importable(cls):
+        return cls.__qualname__
+    spec = cls.__dict__.get("__dspex_spec__")
+    if spec is not None:
+        return (_signature_from_spec, spec)
+    fields = tuple((n, f.annotation, f) for n, f in cls.fields.items())
+    return (_signature_from_fields, (cls.__name__, fields, cls.instructions))
+
+
+def _importable(cls: type) -> bool:
+    try:
+        obj: Any = importlib.import_module(cls.__module__)
+        for part in cls.__qualname__.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return False
+    return obj is cls
+
+
+def _signature_from_spec(*spec: Any) -> type[Signature]:
+    from ._make import make_signature
+
+    text, instructions, name, types = spec
+    return make_signature(text, instructions, name, types=dict(types) if types else None)
+
+
+def _signature_from_fields(
+    name: str, fields: tuple[tuple[str, Any, FieldInfo], ...], instructions: str
 ) -> type[Signature]:
-    """Build a signature class from a string or a ``{name: (type, field)}`` dict.
-
-    Strings are cached: the same string, instructions and ``types`` return the
-    same class. Custom types used in a string must be passed in ``types``.
-
-    Raises:
-        SignatureError: The string is malformed, a type is unknown, a name
-            repeats, or a dict value is not ``(type, InputField/OutputField)``.
-    """
-    if isinstance(signature, str):
-        try:
-            key: Any = (signature, instructions, signature_name, tuple(sorted((types or {}).items())))
-            hash(key)
-        except TypeError:
-            key = None
-        if key is not None and (hit := _cache.get(key)) is not None:
-            return hit
-        ins, outs = parse_fields(signature, resolve_type_names(types))
-        items: dict[str, tuple[Any, FieldInfo]] = {}
-        for fname, tp, untyped in ins:
-            items[fname] = (tp, InputField(**({"__dspy_is_type_undefined": True} if untyped else {})))
-        for fname, tp, _ in outs:
-            items[fname] = (tp, OutputField())
-        sig = _build(signature_name, items, instructions)
-        if key is not None:
-            with _cache_lock:
-                if len(_cache) >= _CACHE_MAX:
-                    _cache.clear()
-                sig = _cache.setdefault(key, sig)
-        return sig
-    if isinstance(signature, Mapping):
-        items = {}
-        for fname, value in signature.items():
-            if isinstance(value, FieldInfo):
-                value = (value.annotation or str, value)
-            if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], FieldInfo)):
-                raise SignatureError(
-                    f"field {fname!r}: expected (type, dx.InputField()/dx.OutputField()), got {value!r}", field=fname
-                )
-            if field_kind(value[1]) not in ("input", "output"):
-                raise SignatureError(f"field {fname!r} must be a dx.InputField() or dx.OutputField()", field=fname)
-            items[fname] = (value[0] if value[0] is not None else str, value[1])
-        return _build(signature_name, items, instructions)
-    raise SignatureError(
-        f"expected a signature string like 'question -> answer' or a dict of fields, got {type(signature).__name__}"
-    )
+    return build_signature(name, {n: (tp, f) for n, tp, f in fields}, instructions)
 
 
-def ensure_signature(signature: str | type[Signature], instructions: str | None = None) -> type[Signature]:
-    """Return ``signature`` as a class, parsing it if it is a string.
-
-    Raises:
-        SignatureError: ``signature`` is neither, or instructions were given
-            together with a class.
-    """
-    if isinstance(signature, str):
-        return make_signature(signature, instructions)
-    if isinstance(signature, _SignatureMeta) and signature is not Signature:
-        if instructions is not None:
-            return signature.with_instructions(instructions)
-        return signature
-    raise SignatureError(
-        f"expected a signature string like 'question -> answer' or a dx.Signature subclass, got {signature!r}"
-    )
+copyreg.pickle(_SignatureMeta, _reduce_signature)  # type: ignore[arg-type]
 

@@ -2,59 +2,115 @@
 
 Each is an ordinary pydantic-validatable type, so it can annotate a field in a
 class signature or be named in a string signature (``"q -> c: Confidence"``).
+Each validates and coerces the text-ish values an LM produces ("80%" → 0.8, a
+JSON list → an Embedding, a bare quote → a Citation), raising ``ValueError``
+with a message that names the bad value and what was expected (pydantic turns
+it into a field-level validation error). ``description()`` gives the text an
+adapter may show next to the type name; ``Tool`` lives in ``_tool``.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
+import math
 import re
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, model_serializer, model_validator
 from pydantic_core import core_schema
 
 __all__ = ["ML_TYPES", "Citation", "Confidence", "Embedding", "History", "Reasoning", "ToolCalls"]
 
-_STEP = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•]|step\s*\d+[:.)]?)\s+", re.IGNORECASE)
+_STEP = re.compile(r"(?m)^[ \t]*(?:\d+[.)]|[-*•]|step[ \t]*\d+[:.)]?)[ \t]+", re.IGNORECASE)
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Reasoning(str):
-    """Stepwise reasoning text; ``.steps`` splits it into its steps."""
+    """Stepwise reasoning text; a ``str`` whose ``.steps`` splits it into steps.
+
+    Example:
+        >>> Reasoning("1. Paris is in France.\\n2. So the answer is Paris.").steps
+        ['Paris is in France.', 'So the answer is Paris.']
+    """
 
     __slots__ = ()
 
     @property
+    def content(self) -> str:
+        """The text as a plain ``str`` (DSPy's ``Reasoning.content``)."""
+        return str(self)
+
+    @property
     def steps(self) -> list[str]:
-        """Return the steps: numbered or bulleted lines, else sentences per line."""
+        """Return the steps: numbered or bulleted items, else lines, else sentences."""
         text = str(self).strip()
         if not text:
             return []
         if _STEP.search(text):
-            parts = _STEP.split(text)
-            return [p.strip() for p in parts if p.strip()]
+            return [" ".join(p.split()) for p in _STEP.split(text) if p.strip()]
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if len(lines) > 1:
             return lines
         return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
 
     @classmethod
+    def description(cls) -> str:
+        """Return the prompt description: none, Reasoning is plain text."""
+        return ""
+
+    @classmethod
+    def _validate(cls, value: Any) -> Reasoning:
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        if isinstance(value, Mapping) and isinstance(value.get("content"), str):
+            return cls(value["content"])
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return cls("\n".join(f"{i}. {v.strip()}" for i, v in enumerate(value, 1)))
+        raise ValueError(f"Reasoning expects text (or a list of step strings), got {_shown(value)}")
+
+    @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(cls, core_schema.str_schema())
+        return core_schema.no_info_plain_validator_function(
+            cls._validate,
+            json_schema_input_schema=core_schema.str_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(str),
+        )
 
 
 class Confidence(float):
-    """A probability-like score in [0, 1]; "0.8" and "80%" both coerce to 0.8."""
+    """A probability-like score in [0, 1]; ``"0.8"`` and ``"80%"`` both coerce to 0.8."""
 
     __slots__ = ()
 
     @classmethod
+    def description(cls) -> str:
+        """Return the prompt description of the type."""
+        return "A number between 0 and 1."
+
+    @classmethod
     def _validate(cls, value: Any) -> Confidence:
+        expected = "a number between 0 and 1 (or a percentage like '80%')"
+        raw = value
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"Confidence expects {expected}, got {_shown(raw)}")
         if isinstance(value, str):
-            text = value.strip()
-            scale = 100.0 if text.endswith("%") else 1.0
-            value = float(text.rstrip("%").strip()) / scale
+            text = value.strip().rstrip(".")
+            percent = text.endswith("%")
+            try:
+                value = float(text.rstrip("%").strip()) / (100.0 if percent else 1.0)
+            except ValueError:
+                raise ValueError(f"Confidence expects {expected}, got {_shown(raw)}") from None
         number = float(value)
-        if not 0.0 <= number <= 1.0:
-            raise ValueError(f"confidence must be between 0 and 1, got {number}")
+        if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+            raise ValueError(f"Confidence expects {expected}, got {_shown(raw)}")
         return cls(number)
 
     @classmethod
@@ -65,57 +121,291 @@ class Confidence(float):
             serialization=core_schema.plain_serializer_function_ser_schema(float),
         )
 
-    @classmethod
-    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
-        return {"type": "number", "minimum": 0.0, "maximum": 1.0}
-
 
 class Embedding(list[float]):
-    """A vector of floats."""
+    """A vector of finite floats (from a list, a JSON/CSV string or an array)."""
+
+    @property
+    def dim(self) -> int:
+        """The number of dimensions."""
+        return len(self)
+
+    def dot(self, other: Iterable[float]) -> float:
+        """Return the dot product with ``other`` (same dimension).
+
+        Raises:
+            ValueError: The dimensions differ.
+        """
+        vec = list(other)
+        if len(vec) != len(self):
+            raise ValueError(f"cannot combine embeddings of dimension {len(self)} and {len(vec)}")
+        return math.fsum(a * b for a, b in zip(self, vec, strict=True))
+
+    def cosine(self, other: Iterable[float]) -> float:
+        """Return the cosine similarity with ``other`` (0.0 if either is all zeros)."""
+        vec = list(other)
+        dot = self.dot(vec)
+        norm = math.sqrt(self.dot(self)) * math.sqrt(math.fsum(x * x for x in vec))
+        return dot / norm if norm else 0.0
+
+    @classmethod
+    def description(cls) -> str:
+        """Return the prompt description of the type."""
+        return "A JSON list of numbers."
+
+    @classmethod
+    def _validate(cls, value: Any) -> Embedding:
+        raw = value
+        if isinstance(value, str):
+            value = _parse_vector_text(value)
+        elif hasattr(value, "tolist") and not isinstance(value, list | tuple):
+            value = value.tolist()  # numpy / torch arrays
+        if isinstance(value, list | tuple) and value:
+            try:
+                floats = [_finite(v) for v in value]
+            except (TypeError, ValueError):
+                pass
+            else:
+                return cls(floats)
+        raise ValueError(f"Embedding expects a non-empty list of finite numbers, got {_shown(raw)}")
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(
-            cls, core_schema.list_schema(core_schema.float_schema()),
+        return core_schema.no_info_plain_validator_function(
+            cls._validate,
+            json_schema_input_schema=core_schema.list_schema(core_schema.float_schema()),
             serialization=core_schema.plain_serializer_function_ser_schema(list),
         )
 
 
-class Citation(BaseModel):
-    """A quoted span supporting an answer, and where it came from."""
+def _finite(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
 
-    model_config = ConfigDict(frozen=True)
 
-    text: str = Field(description="the quoted supporting text")
+def _parse_vector_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        parts = [p for p in re.split(r"[\s,;]+", text.strip().strip("[]()")) if p]
+        return parts or None
+
+
+class _Model(BaseModel):
+    """Base of the model-shaped ML types: docstrings stay out of their JSON schemas."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
+        out = handler.resolve_ref_schema(handler(schema))
+        if out.get("description") == inspect.cleandoc(cls.__doc__ or ""):
+            out.pop("description")
+        return out  # type: ignore[no-any-return]
+
+
+class Citation(_Model):
+    """A quoted span supporting an answer, and where it came from.
+
+    A bare string is taken as the quote; DSPy/Anthropic-style dicts
+    (``cited_text``, ``document_title``/``document_index``) are accepted.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    text: str = Field(description="the exact quoted supporting text")
     source: str | None = Field(default=None, description="document title, id or URL")
 
+    @classmethod
+    def description(cls) -> str:
+        """Return the prompt description of the type."""
+        return "A quote supporting the answer, with its source: {\"text\": ..., \"source\": ...}."
 
-class History(BaseModel):
-    """Earlier turns of a conversation; each turn maps field names to values."""
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"text": data}
+        if isinstance(data, Mapping) and "text" not in data:
+            data = dict(data)
+            for key in ("cited_text", "quote", "content"):
+                if key in data:
+                    data["text"] = data.pop(key)
+                    break
+            for key in ("document_title", "title", "url", "document_index", "document_id"):
+                if data.get(key) is not None and data.get("source") is None:
+                    data["source"] = str(data[key])
+                    break
+        return data
 
-    model_config = ConfigDict(frozen=True)
+    def format(self) -> dict[str, Any]:
+        """Return the citation as a JSON-ready dict."""
+        return self.model_dump(exclude_none=True)
 
-    messages: list[dict[str, Any]] = Field(default_factory=list)
+
+class History(_Model):
+    """Earlier turns of a conversation: ``History(messages=[{"question": ..., "answer": ...}])``.
+
+    Each turn maps signature field names to values (as in DSPy). History is
+    immutable; :meth:`append` returns a new one.
+    """
+
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True, extra="forbid")
+
+    messages: list[dict[str, Any]]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce(cls, data: Any) -> Any:
+        if isinstance(data, list | tuple):
+            return {"messages": list(data)}
+        return data
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def append(self, turn: Mapping[str, Any]) -> History:
+        """Return a new history with ``turn`` added at the end."""
+        return History(messages=[*self.messages, dict(turn)])
+
+    def last(self, n: int) -> History:
+        """Return a new history with only the last ``n`` turns."""
+        return History(messages=self.messages[-n:] if n > 0 else [])
 
 
-class ToolCallItem(BaseModel):
-    """One requested tool call."""
+class ToolCall(_Model):
+    """One requested tool call: a tool name and its arguments."""
 
+    id: str | None = Field(default=None, exclude=True)
     name: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: dict[str, Any] = Field(json_schema_extra={"additionalProperties": True})
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
+        out = super().__get_pydantic_json_schema__(schema, handler)
+        out.get("properties", {}).pop("id", None)
+        return out
+
+    def format(self) -> dict[str, Any]:
+        """Return ``{"name": ..., "args": {...}}``."""
+        return {"name": self.name, "args": self.args}
+
+    def execute(self, functions: Mapping[str, Callable[..., Any]] | Iterable[Any]) -> Any:
+        """Call the matching function with ``args`` and return its result.
+
+        Args:
+            functions: ``{name: callable}`` or a list of ``Tool`` objects.
+
+        Raises:
+            ToolError: No function is called ``name``.
+        """
+        from ..errors import ToolError
+
+        if isinstance(functions, Mapping):
+            func = functions.get(self.name)
+            known = list(functions)
+        else:
+            tools = list(functions)
+            known = [getattr(t, "name", None) for t in tools]
+            func = next((t for t in tools if getattr(t, "name", None) == self.name), None)
+        if func is None:
+            raise ToolError(f"unknown tool {self.name!r}; expected one of {known}")
+        return func(**self.args)
 
 
-class ToolCalls(BaseModel):
-    """Tool calls an LM asks for: ``{"tool_calls": [{"name": ..., "args": {...}}]}``."""
+def _normalise_call(item: Any) -> Any:
+    if not isinstance(item, Mapping):
+        return item
+    if "function" in item and isinstance(item["function"], Mapping):  # OpenAI wire shape
+        fn = item["function"]
+        args: Any = fn.get("arguments", {})
+        name = fn.get("name", item.get("name"))
+    else:
+        args = item.get("args", item.get("arguments", item.get("input", {})))
+        name = item.get("name")
+    if isinstance(args, str):
+        args = _loads(args) if args.strip() else {}
+    return {"id": item.get("id") or item.get("call_id"), "name": name, "args": args}
 
-    tool_calls: list[ToolCallItem] = Field(default_factory=list)
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        import json_repair
+
+        return json_repair.loads(text)
 
 
-ML_TYPES: dict[str, Any] = {
-    "Reasoning": Reasoning,
-    "Confidence": Confidence,
-    "Embedding": Embedding,
-    "Citation": Citation,
-    "History": History,
-    "ToolCalls": ToolCalls,
-}
+class ToolCalls(_Model):
+    """Tool calls an LM asks for: ``{"tool_calls": [{"name": ..., "args": {...}}]}``.
+
+    Also accepts a JSON string, a list of calls, a single call, and OpenAI's
+    ``{"function": {"name", "arguments": "<json>"}}`` wire shape.
+    """
+
+    ToolCall: ClassVar[type[ToolCall]] = ToolCall
+
+    tool_calls: list[ToolCall]
+
+    @classmethod
+    def description(cls) -> str:
+        """Return the prompt description of the type (DSPy's text)."""
+        return (
+            "Tool calls must be a JSON object with `tool_calls`, a list of calls. "
+            "Each call must include `name` and `args`. "
+            'Example: {"tool_calls": [{"name": "search", "args": {"query": "cats"}}]}'
+        )
+
+    @classmethod
+    def from_dict_list(cls, calls: list[Mapping[str, Any]]) -> ToolCalls:
+        """Build from ``[{"name": ..., "args": {...}}, ...]``."""
+        return cls(tool_calls=[_normalise_call(c) for c in calls])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce(cls, data: Any) -> Any:
+        raw = data
+        if isinstance(data, str):
+            data = _loads(data) if data.strip() else None
+        if isinstance(data, Mapping) and isinstance(data.get("tool_calls"), list):
+            return {"tool_calls": [_normalise_call(c) for c in data["tool_calls"]]}
+        if isinstance(data, Mapping) and ("name" in data or "function" in data):
+            return {"tool_calls": [_normalise_call(data)]}
+        if isinstance(data, list):
+            return {"tool_calls": [_normalise_call(c) for c in data]}
+        raise ValueError(
+            'ToolCalls expects a JSON object like {"tool_calls": [{"name": "...", "args": {...}}]}, '
+            f"got {_shown(raw)}"
+        )
+
+    @model_serializer(mode="plain")
+    def _serialise(self) -> dict[str, Any]:
+        return self.format()
+
+    def format(self) -> dict[str, Any]:
+        """Return ``{"tool_calls": [{"name": ..., "args": {...}}, ...]}``."""
+        return {"tool_calls": [c.format() for c in self.tool_calls]}
+
+    def __len__(self) -> int:
+        return len(self.tool_calls)
+
+
+def _ml_types() -> dict[str, Any]:
+    from ._tool import Tool
+
+    return {
+        "Reasoning": Reasoning,
+        "Confidence": Confidence,
+        "Embedding": Embedding,
+        "Citation": Citation,
+        "History": History,
+        "Tool": Tool,
+        "ToolCalls": ToolCalls,
+    }
+
+
+ML_TYPES: dict[str, Any] = _ml_types()
+"""The ML types a string signature may name without ``types=``."""
