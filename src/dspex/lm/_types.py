@@ -67,7 +67,7 @@ class LMChunk(BaseModel):
     """One piece of a streamed completion.
 
     ``text`` is the new text (may be empty); the last chunk has ``done=True``
-    and carries ``usage``.
+    and carries ``usage`` (and any native ``tool_calls``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -76,6 +76,7 @@ class LMChunk(BaseModel):
     done: bool = False
     usage: LMUsage | None = None
     finish_reason: str | None = None
+    tool_calls: list[NativeToolCall] = Field(default_factory=list)
 
 
 @runtime_checkable

@@ -1,0 +1,260 @@
+"""One LM endpoint's request engine: send, parse, retry, limit, break.
+
+:class:`Endpoint` owns everything between a provider's Sans-I/O request and
+the wire for one ``dx.LM`` (shared by its copies): the transport, the retry
+policy, the rate limiter, the circuit breaker and the concurrency limit
+(fixed or AIMD). ``complete`` returns one parsed response; ``stream`` yields
+text deltas then the final response, and never retries once text was
+yielded. Only :mod:`dspex.errors` exceptions leave it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from anyio.lowlevel import RunVar
+
+from .._util._clock import Clock
+from ..errors import LMError, LMTimeoutError, LMTransportError, is_retryable
+from ._adaptive import AdaptiveConcurrency
+from ._breaker import CircuitBreaker
+from ._ratelimit import RateLimiter
+from ._retry import RetryPolicy, parse_retry_after, retry_call, retry_delay
+from ._transport import HTTPResponse, Timeouts, Transport, get_transport
+from ._types import LMResponse, Message
+from .providers._base import Provider, ProviderRequest, StreamState
+
+__all__ = ["Endpoint", "EndpointConfig"]
+
+
+@dataclass
+class EndpointConfig:
+    """The resilience settings of one endpoint (all optional but ``retry``)."""
+
+    retry: RetryPolicy
+    timeouts: Timeouts
+    deadline: float | None = None
+    rate_limiter: RateLimiter | None = None
+    breaker: CircuitBreaker | None = None
+    adaptive: AdaptiveConcurrency | None = None
+    max_concurrency: int | None = None
+
+
+class Endpoint:
+    """Send requests for one provider with retries and limits."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        config: EndpointConfig,
+        clock: Clock,
+        *,
+        transport: Transport | None = None,
+        proxy: str | None = None,
+        http_client: Any = None,
+    ) -> None:
+        self.provider = provider
+        self.config = config
+        self.clock = clock
+        self.rng = random.Random()
+        self._transport = transport
+        self._proxy = proxy
+        self._http_client = http_client
+        self._fixed: RunVar[anyio.CapacityLimiter] = RunVar(f"dspex_endpoint_{id(self)}")
+        self.retries = 0
+
+    @property
+    def transport(self) -> Transport:
+        """The transport (resolved on first use: shared pool or httpx)."""
+        if self._transport is None:
+            self._transport = get_transport(
+                proxy=self._proxy, client=self._http_client, url=self.provider.api_base
+            )
+        return self._transport
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[int]:
+        if self.config.adaptive is not None:
+            async with self.config.adaptive.slot() as generation:
+                yield generation
+            return
+        if self.config.max_concurrency is None:
+            yield 0
+            return
+        try:
+            limiter = self._fixed.get()
+        except LookupError:
+            limiter = anyio.CapacityLimiter(self.config.max_concurrency)
+            self._fixed.set(limiter)
+        borrower = object()
+        await limiter.acquire_on_behalf_of(borrower)
+        try:
+            yield 0
+        finally:
+            limiter.release_on_behalf_of(borrower)
+
+    def _estimate(self, body: bytes, params: dict[str, Any]) -> int:
+        if self.config.rate_limiter is None or self.config.rate_limiter.tokens is None:
+            return 0
+        return len(body) // 4 + int(params.get("max_tokens") or 0)
+
+    def _failed(self, exc: BaseException, generation: int) -> None:
+        if self.config.breaker is not None:
+            self.config.breaker.record_failure(exc)
+        if self.config.adaptive is not None:
+            self.config.adaptive.on_error(exc, generation)
+
+    def _succeeded(self, estimate: int, response: LMResponse) -> None:
+        if self.config.breaker is not None:
+            self.config.breaker.record_success()
+        if self.config.adaptive is not None:
+            self.config.adaptive.on_success()
+        if self.config.rate_limiter is not None:
+            used = response.usage.input_tokens + response.usage.output_tokens
+            self.config.rate_limiter.settle(estimate, used)
+
+    async def _admit(self, estimate: int) -> None:
+        if self.config.breaker is not None:
+            self.config.breaker.before_call()
+        if self.config.rate_limiter is not None:
+            await self.config.rate_limiter.acquire(estimate)
+
+    async def _error_for(self, resp: HTTPResponse) -> Exception:
+        body = await resp.aread()
+        retry_after = parse_retry_after(resp.header("retry-after"), ms_value=resp.header("retry-after-ms"))
+        return self.provider.map_error(resp.status, dict(resp.headers), body, retry_after)
+
+    def _decode(self, raw: bytes) -> Any:
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise LMTransportError(
+                f"malformed JSON in the {self.provider.name} response ({len(raw)} bytes): {exc}",
+                provider=self.provider.name,
+                model=self.provider.model_name,
+            ) from None
+
+    def _parse(self, data: Any) -> LMResponse:
+        try:
+            return self.provider.parse_response(data)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise LMTransportError(
+                f"unexpected {self.provider.name} response shape: {type(exc).__name__}: {exc}",
+                provider=self.provider.name,
+                model=self.provider.model_name,
+            ) from None
+
+    async def _attempt(self, request: ProviderRequest, body: bytes, estimate: int) -> LMResponse:
+        await self._admit(estimate)
+        async with self._slot() as generation:
+            try:
+                deadline = self.config.deadline
+                with anyio.fail_after(deadline) if deadline else nullcontext():
+                    resp = await self.transport.request(
+                        request.method, request.url, headers=request.headers, body=body,
+                        timeouts=self.config.timeouts,
+                    )
+                    if resp.status >= 400:
+                        raise await self._error_for(resp)
+                    response = self._parse(self._decode(await resp.aread()))
+            except TimeoutError:
+                exc = LMTimeoutError(
+                    f"{self.provider.name} call exceeded the {self.config.deadline}s timeout",
+                    provider=self.provider.name, model=self.provider.model_name,
+                )
+                self._failed(exc, generation)
+                raise exc from None
+            except LMError as exc:
+                self._failed(exc, generation)
+                raise
+        self._succeeded(estimate, response)
+        return response
+
+    async def complete(self, messages: list[Message], params: dict[str, Any]) -> LMResponse:
+        """Return the provider's response, retrying per the policy."""
+        request = self.provider.build_request(messages, params, stream=False)
+        body = json.dumps(request.body, ensure_ascii=False, separators=(",", ":")).encode()
+        estimate = self._estimate(body, params)
+
+        def count(attempt: int, exc: BaseException, delay: float) -> None:
+            self.retries += 1
+
+        return await retry_call(
+            lambda: self._attempt(request, body, estimate),
+            policy=self.config.retry, clock=self.clock, rng=self.rng, on_retry=count,
+        )
+
+    async def stream(self, messages: list[Message], params: dict[str, Any]) -> AsyncIterator[str | LMResponse]:
+        """Yield text deltas, then the final :class:`LMResponse`.
+
+        Errors before the first delta are retried per the policy; after it,
+        they propagate (the caller already saw partial output).
+        """
+        request = self.provider.build_request(messages, params, stream=True)
+        body = json.dumps(request.body, ensure_ascii=False, separators=(",", ":")).encode()
+        estimate = self._estimate(body, params)
+        attempt = 0
+        while True:
+            emitted = False
+            try:
+                async for item in self._stream_once(request, body, estimate):
+                    emitted = emitted or isinstance(item, str)
+                    yield item
+                return
+            except Exception as exc:
+                if emitted or not is_retryable(exc) or attempt >= self.config.retry.max_retries:
+                    raise
+                attempt += 1
+                self.retries += 1
+                delay = retry_delay(self.config.retry, attempt, getattr(exc, "retry_after", None), self.rng)
+            await self.clock.sleep(delay)
+
+    async def _stream_once(
+        self, request: ProviderRequest, body: bytes, estimate: int
+    ) -> AsyncIterator[str | LMResponse]:
+        from ._sse import SSEDecoder
+
+        await self._admit(estimate)
+        state = StreamState()
+        async with self._slot() as generation:
+            try:
+                async with self.transport.stream(
+                    request.method, request.url, headers=request.headers, body=body,
+                    timeouts=self.config.timeouts,
+                ) as resp:
+                    if resp.status >= 400:
+                        raise await self._error_for(resp)
+                    decoder = SSEDecoder()
+                    async for chunk in resp.aiter_bytes():
+                        for event in decoder.feed(chunk):
+                            text = self._fold(state, event)
+                            if text:
+                                yield text
+                if not state.done:
+                    raise LMTransportError(
+                        f"the {self.provider.name} stream ended before completion (truncated)",
+                        provider=self.provider.name, model=self.provider.model_name,
+                    )
+            except LMError as exc:
+                self._failed(exc, generation)
+                raise
+        response = state.to_response(self.provider.model_name)
+        self._succeeded(estimate, response)
+        yield response
+
+    def _fold(self, state: StreamState, event: Any) -> str:
+        if state.done or not (event.data or "").strip():
+            return ""
+        try:
+            return self.provider.parse_stream_event(state, event.event, event.data)
+        except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise LMTransportError(
+                f"malformed {self.provider.name} stream event: {type(exc).__name__}: {exc}",
+                provider=self.provider.name, model=self.provider.model_name,
+            ) from None
