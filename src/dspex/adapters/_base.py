@@ -99,7 +99,12 @@ class Adapter(ABC):
         return {}
 
     def feedback_messages(self, signature: type[Signature], completion: str, error: Exception) -> list[Message]:
-        """Return the assistant + user turns asking the LM to fix ``completion``."""
+        """Return the assistant + user turns asking the LM to fix ``completion``.
+
+        Uses the error's short field-level ``feedback`` text when it has one
+        (adapters' ``ParseError``s do), else ``str(error)``.
+        """
+        error = getattr(error, "feedback", None) or error
         return [
             {"role": "assistant", "content": completion},
             {
