@@ -1,23 +1,41 @@
 """Sinks: where a flow's final records go (files, memory, callbacks, SQLite, sockets)."""
 
 from ._base import Sink as Sink
+from ._files import CsvSink as CsvSink
+from ._files import FileSink as FileSink
+from ._files import JsonlSink as JsonlSink
+from ._files import csv as csv
+from ._files import jsonl as jsonl
+from ._parquet import ParquetSink as ParquetSink
+from ._parquet import parquet as parquet
 from ._simple import CallbackSink as CallbackSink
 from ._simple import CollectSink as CollectSink
 from ._simple import StdoutSink as StdoutSink
 from ._simple import callback as callback
 from ._simple import collect as collect
 from ._simple import stdout as stdout
+from ._sqlite import SqliteSink as SqliteSink
+from ._sqlite import sqlite as sqlite
 
-# WebSocket sinks (owned by the WebSocket engineer) go here:
+# WebSocket sinks (owned by the WebSocket engineer) go here, and into __all__:
 #   from ._ws_server import websocket as websocket
 #   from ._ws_client import websocket_client as websocket_client
 
 __all__ = [
     "CallbackSink",
     "CollectSink",
+    "CsvSink",
+    "FileSink",
+    "JsonlSink",
+    "ParquetSink",
     "Sink",
+    "SqliteSink",
     "StdoutSink",
     "callback",
     "collect",
+    "csv",
+    "jsonl",
+    "parquet",
+    "sqlite",
     "stdout",
 ]

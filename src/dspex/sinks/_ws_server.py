@@ -1,0 +1,270 @@
+"""The broadcast server behind the WebSocket sink.
+
+:class:`WebSocketServer` listens on a TCP port with anyio, speaks WebSocket
+through websockets' Sans-I/O ``ServerProtocol`` (one code path for asyncio and
+trio), serves the live page to plain HTTP ``GET``s, and broadcasts encoded
+messages to every connected client through per-client bounded queues
+(:mod:`._ws_clients`). It keeps the last ``replay`` final results for late
+joiners (``?replay=N`` or a ``{"type": "replay", "last": N}`` message), answers
+``{"type": "ping"}`` with ``{"type": "pong"}``, and on shutdown closes every
+client with code 1001 after delivering what was queued.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._version import __version__
+from ..errors import ConfigError, SinkError
+from ._ws_clients import DETAIL, FINAL, SLOW_CODE, ClientSession, SessionOptions, encode
+from ._ws_http import HandshakePolicy, load_page_assets, route
+from ._ws_io import LOG, ProtocolStream
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterable
+
+    from anyio.abc import SocketStream
+
+__all__ = ["WebSocketServer", "open_websocket_server"]
+
+
+class WebSocketServer:
+    """Broadcast encoded messages to every connected WebSocket client.
+
+    Args:
+        host: Interface to listen on (loopback by default).
+        port: TCP port; 0 picks a free one (see :attr:`url`).
+        path: WebSocket endpoint path; the live page is served at ``/``.
+        token: Bearer token required from clients (``Authorization: Bearer``
+            header or ``?token=`` query); refused with HTTP 401 otherwise.
+        origins: Allowed ``Origin`` values (browsers); refused with HTTP 403
+            otherwise. The server's own origin and clients sending no
+            ``Origin`` (non-browsers) are always allowed. None allows all.
+        max_message_size: Largest client message in bytes (close 1009 beyond).
+        options: Per-client queue size and timing knobs.
+        replay: How many final results to keep for late joiners.
+        handshake_timeout: Seconds a client has to send its HTTP request.
+        page: Serve the live page on plain GET requests.
+
+    Raises:
+        ConfigError: For an invalid path, port or size.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        path: str = "/",
+        token: str | None = None,
+        origins: Iterable[str] | None = None,
+        max_message_size: int = 2**20,
+        options: SessionOptions | None = None,
+        replay: int = 100,
+        handshake_timeout: float = 10.0,
+        page: bool = True,
+    ) -> None:
+        _check(path.startswith("/"), f"path {path!r} must start with '/'")
+        _check(0 <= port <= 65535, f"port {port!r} must be in 0..65535")
+        _check(max_message_size > 0, f"max_message_size {max_message_size!r} must be > 0")
+        _check(replay >= 0, f"replay {replay!r} must be >= 0")
+        self.options = options or SessionOptions()
+        _check(self.options.queue_size >= 1, f"queue_size {self.options.queue_size!r} must be >= 1")
+        self.host, self.path, self.token = host, path, token
+        self.origins = None if origins is None else tuple(origins)
+        self.max_message_size = max_message_size
+        self.handshake_timeout = handshake_timeout
+        self.page = page
+        self.port: int | None = None
+        self.sessions: set[ClientSession] = set()
+        self.hello: dict[str, Any] = {}
+        self._requested_port = port
+        self._replay: deque[bytes] = deque(maxlen=replay)
+        self._policy = HandshakePolicy(path=path, token=token, page=page)
+        self._allowed: list[str | None] | None = None
+        self._accepting: anyio.CancelScope | None = None
+        self._stats = {"connections": 0, "refused": 0, "messages": 0, "kicked": 0, "dropped": 0}
+
+    @property
+    def url(self) -> str:
+        """The ``ws://`` URL clients connect to (once serving)."""
+        return f"ws://{self._authority()}{self.path}"
+
+    @property
+    def page_url(self) -> str:
+        """The ``http://`` URL of the live page (once serving)."""
+        return f"http://{self._authority()}/"
+
+    def _authority(self) -> str:
+        if self.port is None:
+            raise SinkError("the WebSocket server is not running yet: open the sink (or run the flow) first")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def broadcast(self, data: bytes, tier: int) -> None:
+        """Queue one encoded message for every client; never blocks."""
+        if tier == FINAL and self._replay.maxlen:
+            self._replay.append(data)
+        self._stats["messages"] += 1
+        for session in tuple(self.sessions):
+            session.send(data, tier)
+
+    def replay_to(self, session: ClientSession, last: int) -> None:
+        """Send ``session`` the last ``last`` final results, bracketed by markers."""
+        kept = list(self._replay)
+        items = kept[len(kept) - min(last, len(kept)) :] if last > 0 else []
+        session.send(encode({"type": "replay_begin", "count": len(items)}), FINAL)
+        for data in items:
+            session.send(data, FINAL)
+        session.send(encode({"type": "replay_end", "count": len(items)}), FINAL)
+
+    def statistics(self) -> dict[str, Any]:
+        """Counters: clients, connections, refused, messages, kicked, dropped."""
+        live_drops = sum(s.queue.dropped for s in self.sessions)
+        return {
+            **self._stats,
+            "clients": len(self.sessions),
+            "dropped": self._stats["dropped"] + live_drops,
+            "replay_size": len(self._replay),
+        }
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen and serve clients until cancelled; reports started once bound."""
+        if self.page:
+            assets = await anyio.to_thread.run_sync(load_page_assets, self.path)
+            self._policy = HandshakePolicy(path=self.path, token=self.token, page=True, assets=assets)
+        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self._requested_port)
+        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        if self.origins is not None:
+            own = [f"http://{self._authority()}", f"http://localhost:{self.port}"]
+            self._allowed = [*self.origins, *own, None]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watchdog)
+            with anyio.CancelScope() as self._accepting:
+                task_status.started()
+                async with listener:
+                    await listener.serve(self._handle, task_group=tg)
+
+    async def shutdown(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """Stop accepting, drain and close every client with ``code``.
+
+        Clients get what was already queued, then a close frame; clients that
+        do not finish within ``close_timeout`` are disconnected.
+        """
+        if self._accepting is not None:
+            self._accepting.cancel()
+        for session in tuple(self.sessions):
+            session.close(code, reason)
+        with anyio.move_on_after(self.options.close_timeout):
+            for session in tuple(self.sessions):
+                await session.done.wait()
+        for session in tuple(self.sessions):
+            session.kick(code, reason)
+        with anyio.move_on_after(self.options.close_timeout):
+            for session in tuple(self.sessions):
+                await session.done.wait()
+
+    async def _handle(self, stream: SocketStream) -> None:
+        try:
+            await self._serve_connection(stream)
+        except Exception:  # one bad client must never take the server down
+            LOG.exception("WebSocket connection failed")
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _serve_connection(self, stream: SocketStream) -> None:
+        from websockets.http11 import Request
+        from websockets.server import ServerProtocol
+
+        self._stats["connections"] += 1
+        protocol = ServerProtocol(origins=self._allowed, max_size=self.max_message_size, logger=LOG)
+        conn = ProtocolStream(protocol, stream)
+        request = None
+        with anyio.move_on_after(self.handshake_timeout):
+            while request is None and not conn.eof:
+                request = next((e for e in await conn.receive() if isinstance(e, Request)), None)
+        if request is None:
+            await conn.aclose()
+            return
+        routed = route(protocol, request, self._policy)
+        protocol.send_response(routed.response)
+        await conn.flush()
+        if not routed.upgrade:
+            self._stats["refused"] += routed.response.status_code >= 400
+            await conn.aclose()
+            return
+        session = ClientSession(conn, self.options, self._on_text)
+        hello = {"type": "hello", "server": "dspex", "version": __version__, "protocol": 1}
+        session.send(encode({**hello, **self.hello, "replay_available": len(self._replay)}), FINAL)
+        if routed.replay:
+            self.replay_to(session, routed.replay)
+        self.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+            self._stats["dropped"] += session.queue.dropped
+            self._stats["kicked"] += session.close_code == SLOW_CODE
+
+    def _on_text(self, session: ClientSession, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "replay":
+            last = message.get("last", self._replay.maxlen) if isinstance(message, dict) else 0
+            if isinstance(last, int) and not isinstance(last, bool) and last >= 0:
+                self.replay_to(session, last)
+                return
+            error = f"replay 'last' must be a non-negative integer, got {last!r}"
+        elif kind == "ping":
+            pong: dict[str, Any] = {"type": "pong"}
+            if isinstance(message, dict) and "id" in message:
+                pong["id"] = message["id"]
+            session.send(encode(pong), DETAIL)
+            return
+        elif message is None:
+            error = f"client messages must be JSON objects, got {text[:80]!r}"
+        else:
+            error = f"unknown message type {kind!r}; expected 'replay' or 'ping'"
+        session.send(encode({"type": "error", "message": error}), DETAIL)
+
+    async def _watchdog(self) -> None:
+        limit = self.options.slow_client_limit_s
+        while True:
+            await anyio.sleep(max(0.02, min(1.0, limit / 4)))
+            now = anyio.current_time()
+            for session in tuple(self.sessions):
+                if session.queue.behind_for(now) > limit:
+                    session.kick(SLOW_CODE, f"client too slow: behind for more than {limit:g} s")
+
+
+@asynccontextmanager
+async def open_websocket_server(**kwargs: Any) -> AsyncIterator[WebSocketServer]:
+    """Run a :class:`WebSocketServer` for the duration of the block.
+
+    On exit every client is closed with 1001 (after its queue drains, within
+    ``close_timeout``) and the listener stops. Keyword arguments are those of
+    :class:`WebSocketServer`.
+    """
+    server = WebSocketServer(**kwargs)
+    async with anyio.create_task_group() as tg:
+        await tg.start(server.serve)
+        try:
+            yield server
+        finally:
+            with anyio.CancelScope(shield=True):
+                await server.shutdown()
+            tg.cancel_scope.cancel()
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"websocket sink: {message}")

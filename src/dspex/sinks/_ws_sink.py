@@ -1,0 +1,246 @@
+"""``dx.sinks.websocket``: broadcast a flow's events live to WebSocket clients.
+
+The sink runs a :class:`~._ws_server.WebSocketServer` while the flow runs. Every
+module event the engine forwards (tokens, field deltas, tool calls, retries,
+final predictions, item errors, metrics, run done) becomes one JSON message
+(``event.to_wire()``), and every final record written to the sink a ``record``
+message. Writing never blocks the flow: each client has its own bounded queue
+(see :mod:`._ws_clients`). The sink also publishes its own ``metrics`` event
+every ``metrics_interval`` seconds (items done/failed, items/s, tokens, cost,
+clients, dropped messages) for the live page served on the same port.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..errors import ConfigError, SinkError
+from ._base import Sink
+from ._encode import dumps
+from ._ws_clients import FINAL, SessionOptions, tier_of
+from ._ws_server import WebSocketServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from ..events import Event
+
+__all__ = ["WebSocketSink", "websocket"]
+
+MiB = 2**20
+
+
+class WebSocketSink(Sink):
+    """A sink that serves the flow's events to WebSocket clients and a live page.
+
+    ``open()`` binds the port and starts serving (``url`` and ``page_url`` are
+    then known); ``write_event``/``write`` queue messages for every client and
+    return without waiting; ``aclose()`` delivers what is queued and closes
+    every client with code 1001. Must be opened and closed by the same task.
+    See :func:`websocket` for the arguments.
+    """
+
+    wants_events = True
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        path: str = "/",
+        token: str | None = None,
+        origins: Iterable[str] | None = None,
+        *,
+        max_message_size: int = MiB,
+        queue_size: int = 1000,
+        slow_client_limit_s: float = 10.0,
+        replay: int = 100,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float = 20.0,
+        close_timeout: float = 5.0,
+        metrics_interval: float | None = 1.0,
+        page: bool = True,
+        name: str | None = None,
+    ) -> None:
+        options = SessionOptions(
+            queue_size=queue_size,
+            slow_client_limit_s=slow_client_limit_s,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+        )
+        self.server = WebSocketServer(
+            host=host, port=port, path=path, token=token, origins=origins,
+            max_message_size=max_message_size, options=options, replay=replay, page=page,
+        )  # validates eagerly: bad arguments fail at flow build time
+        self.name = name or f"websocket:{host}:{port}{path}"
+        self.metrics_interval = metrics_interval
+        self._stack: AsyncExitStack | None = None
+        self._counts = {"items_done": 0, "items_failed": 0, "tokens": 0, "cost": 0.0, "records": 0}
+        self._window: tuple[float, int] = (0.0, 0)
+        self._run: str | None = None
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port/path`` once the sink is open (the flow is running)."""
+        return self.server.url
+
+    @property
+    def page_url(self) -> str:
+        """``http://host:port/``: the live page, once the sink is open."""
+        return self.server.page_url
+
+    async def open(self) -> None:
+        """Bind the port and start serving; returns once clients can connect."""
+        if self._stack is not None:
+            return
+        stack = AsyncExitStack()
+        try:
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)
+            await tg.start(self.server.serve)
+            if self.metrics_interval:
+                tg.start_soon(self._publish_metrics, self.metrics_interval)
+        except OSError as exc:
+            await stack.aclose()
+            raise SinkError(f"{self.name}: cannot listen on {self.server.host}: {exc}") from exc
+        self._stack = stack
+
+    async def write_event(self, event: Event) -> None:
+        """Queue one event for every client. Never blocks or suspends."""
+        try:
+            wire = event.to_wire()
+        except (TypeError, ValueError):
+            wire = event.model_dump(exclude_none=True)
+        kind = wire.get("type")
+        self._count(kind, wire)
+        if self._run is None and wire.get("run"):
+            self._run = str(wire["run"])
+            self.server.hello["run"] = self._run
+        self.server.broadcast(_encode(wire), tier_of(kind))
+
+    async def write(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Queue each final record as a ``record`` message. Never blocks."""
+        for record in records:
+            self._counts["records"] += 1
+            message: dict[str, Any] = {"type": "record", "data": record}
+            item_id = record.get("id") if hasattr(record, "get") else None
+            if item_id is not None:
+                message["item_id"] = str(item_id)
+            self.server.broadcast(_encode(message), FINAL)
+
+    def statistics(self) -> dict[str, Any]:
+        """Server counters plus what this sink has seen (items, tokens, cost)."""
+        return {**self._counts, **self.server.statistics()}
+
+    async def aclose(self) -> None:
+        """Send a last metrics event, drain every client and close them with 1001."""
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        try:
+            if self.metrics_interval:
+                self._broadcast_metrics()
+            await self.server.shutdown()
+        finally:
+            await stack.aclose()
+
+    def _count(self, kind: Any, wire: Mapping[str, Any]) -> None:
+        counts = self._counts
+        if kind == "prediction_done":
+            counts["items_done"] += 1
+        elif kind == "item_error":
+            counts["items_failed"] += 1
+        elif kind == "usage":
+            counts["tokens"] += int(wire.get("input_tokens", 0)) + int(wire.get("output_tokens", 0))
+            counts["cost"] += float(wire.get("cost", 0.0))
+
+    async def _publish_metrics(self, interval: float) -> None:
+        self._window = (anyio.current_time(), 0)
+        while True:
+            await anyio.sleep(interval)
+            self._broadcast_metrics()
+
+    def _broadcast_metrics(self) -> None:
+        from ..events import Metrics
+
+        now = anyio.current_time()
+        done = self._counts["items_done"] or self._counts["records"]
+        since, before = self._window
+        rate = (done - before) / (now - since) if now > since else 0.0
+        self._window = (now, done)
+        stats = self.server.statistics()
+        values = {
+            **self._counts,
+            "items_per_s": round(rate, 2),
+            "cost": round(self._counts["cost"], 6),
+            "ws_clients": stats["clients"],
+            "ws_dropped": stats["dropped"],
+        }
+        event = Metrics(run=self._run, node=self.name, values=values)
+        self.server.broadcast(_encode(event.to_wire()), tier_of("metrics"))
+
+
+def _encode(message: Mapping[str, Any]) -> bytes:
+    try:
+        return dumps(message).encode("utf-8", errors="surrogatepass")
+    except (TypeError, ValueError) as exc:
+        raise SinkError(f"websocket sink: message cannot be encoded as JSON ({exc})") from exc
+
+
+def websocket(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    path: str = "/",
+    token: str | None = None,
+    origins: Iterable[str] | None = None,
+    **options: Any,
+) -> WebSocketSink:
+    """Serve the flow's events live over WebSocket (and a live page over HTTP).
+
+    Every connected client receives each event as one JSON message whose
+    ``"type"`` is the event's snake_case name (see ``docs/events.schema.json``).
+    Writing never blocks the flow: each client has a bounded queue
+    (``queue_size`` messages); when it is full, token-level messages are
+    dropped first, then detail messages; final results (``prediction_done``,
+    ``item_error``, ``record``, ``run_done``) are never dropped, and a client
+    that cannot hold them, or stays behind for ``slow_client_limit_s``, is
+    closed with code 1008. Clients without the bearer ``token`` get HTTP 401
+    before the upgrade; browsers from an origin not in ``origins`` get 403;
+    client messages over ``max_message_size`` bytes close with 1009; shutdown
+    closes with 1001. Late joiners get the last N final results with
+    ``?replay=N`` or ``{"type": "replay", "last": N}`` (up to ``replay``).
+
+    Args:
+        host: Interface to listen on (loopback by default).
+        port: TCP port; 0 picks a free one (read ``.url`` once running).
+        path: WebSocket endpoint path; the live page is served at ``/``.
+        token: Bearer token clients must present, or None for no auth.
+        origins: Allowed browser origins, or None to allow any.
+        **options: ``max_message_size`` (1 MiB), ``queue_size`` (1000),
+            ``slow_client_limit_s`` (10), ``replay`` (100), ``ping_interval``
+            (20 s, None disables), ``ping_timeout`` (20 s), ``close_timeout``
+            (5 s), ``metrics_interval`` (1 s, None disables), ``page`` (True),
+            ``name``.
+
+    Returns:
+        The sink; add it with ``node.sink(...)``.
+
+    Raises:
+        ConfigError: An argument is out of range (bad path, port or size).
+    """
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise ConfigError(
+            f"websocket sink: unknown option(s) {', '.join(map(repr, unknown))}; "
+            f"expected some of {', '.join(sorted(_OPTIONS))}"
+        )
+    return WebSocketSink(host, port, path, token, origins, **options)
+
+
+_OPTIONS = frozenset({
+    "max_message_size", "queue_size", "slow_client_limit_s", "replay", "ping_interval",
+    "ping_timeout", "close_timeout", "metrics_interval", "page", "name",
+})

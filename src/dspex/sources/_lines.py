@@ -1,0 +1,172 @@
+"""Chunked line reading and JSON-line parsing, run in a worker thread.
+
+:class:`LineChunker` reads a binary stream one chunk at a time (1 MiB by
+default) and hands back the complete lines in it with their 1-based line
+numbers, keeping only the unfinished tail between chunks; a line longer than
+``max_line_bytes`` is dropped and reported instead of growing the buffer.
+:func:`parse_lines` turns a chunk of lines into :class:`SourceRecord` objects,
+marking bad lines (invalid JSON, not an object, undecodable bytes, missing id)
+as errors that name the path and line. Both run inside ``to_thread`` hops, so
+the event loop only sees whole parsed chunks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Literal
+
+from ..errors import SourceError
+from ._base import SourceRecord
+
+__all__ = ["LineChunker", "parse_lines"]
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class LineChunker:
+    """Split a binary stream into numbered lines, one read per call.
+
+    Args:
+        read: Reads up to ``n`` bytes; ``b""`` means end of input.
+        chunk_bytes: How much to read per call.
+        max_line_bytes: Longest line accepted; longer ones are reported as
+            ``(line_number, None)`` and skipped.
+
+    Attributes:
+        max_buffered: The most bytes ever held at once (instrumentation).
+    """
+
+    def __init__(
+        self, read: Callable[[int], bytes], chunk_bytes: int = 1 << 20,
+        max_line_bytes: int = 64 << 20,
+    ) -> None:
+        self._read = read
+        self.chunk_bytes = chunk_bytes
+        self.max_line_bytes = max_line_bytes
+        self._tail = b""
+        self._dropping = False
+        self._first = True
+        self.line = 0
+        self.eof = False
+        self.max_buffered = 0
+
+    def next_lines(self) -> list[tuple[int, bytes | None]]:
+        """Return the next complete lines (maybe none); sets :attr:`eof` at the end."""
+        data = self._read(self.chunk_bytes)
+        if self._first:
+            self._first = False
+            if data.startswith(_BOM):
+                data = data[len(_BOM):]
+        if not data:
+            self.eof = True
+            return self._finish()
+        out: list[tuple[int, bytes | None]] = []
+        if self._dropping:
+            cut = data.find(b"\n")
+            if cut < 0:
+                return out
+            self._dropping = False
+            self.line += 1
+            out.append((self.line, None))
+            data = data[cut + 1:]
+        buf = self._tail + data if self._tail else data
+        self.max_buffered = max(self.max_buffered, len(buf))
+        lines = buf.split(b"\n")
+        self._tail = lines.pop()
+        start = self.line
+        out.extend(zip(range(start + 1, start + 1 + len(lines)), lines))
+        self.line = start + len(lines)
+        if len(self._tail) > self.max_line_bytes:
+            self._tail = b""
+            self._dropping = True
+        return out
+
+    def _finish(self) -> list[tuple[int, bytes | None]]:
+        if self._dropping:
+            self._dropping = False
+            self.line += 1
+            return [(self.line, None)]
+        if self._tail:
+            tail, self._tail = self._tail, b""
+            self.line += 1
+            return [(self.line, tail)]
+        return []
+
+
+def _bad(
+    raw: bytes | None, message: str, path: str, line: int, field: str | None = None
+) -> SourceRecord:
+    text = "" if raw is None else raw.decode("utf-8", "replace")
+    err = SourceError(f"{path}:{line}: {message}", path=path, line=line, field=field)
+    return SourceRecord(text, None, err)
+
+
+def parse_lines(
+    lines: list[tuple[int, bytes | None]],
+    *,
+    path: str,
+    id_field: str | None,
+    fmt: Literal["jsonl", "lines"] = "jsonl",
+    max_line_bytes: int = 64 << 20,
+) -> list[SourceRecord]:
+    """Parse numbered lines into records; blank JSON lines are skipped."""
+    if fmt == "lines":
+        return _parse_text(lines, path, max_line_bytes)
+    out: list[SourceRecord] = []
+    append = out.append
+    loads = json.loads
+    record = SourceRecord
+    for line, raw in lines:
+        try:
+            data = loads(raw.decode())  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - every failure becomes a dead-letter record
+            if raw is None or raw.strip():
+                append(_diagnose(raw, path, line, max_line_bytes))
+            continue
+        if type(data) is not dict:
+            append(_bad(raw, f"got a JSON {type(data).__name__}; expected a JSON object",
+                        path, line))
+        elif id_field is None:
+            append(record(data))
+        else:
+            key = data.get(id_field)
+            if key is None:
+                append(_bad(raw, f"missing id field {id_field!r}; expected it in every record",
+                            path, line, id_field))
+            else:
+                append(record(data, str(key)))
+    return out
+
+
+def _diagnose(raw: bytes | None, path: str, line: int, max_line_bytes: int) -> SourceRecord:
+    """Build the error record for a line that failed to decode or parse."""
+    if raw is None:
+        return _bad(None, f"line longer than {max_line_bytes} bytes; skipped", path, line)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _bad(raw, f"undecodable bytes ({exc.reason} at column {exc.start + 1}); "
+                    "expected UTF-8", path, line)
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        return _bad(raw, f"invalid JSON ({exc}); expected one JSON object per line", path, line)
+    return _bad(raw, "unreadable line; expected one JSON object per line", path, line)
+
+
+def _parse_text(
+    lines: list[tuple[int, bytes | None]], path: str, max_line_bytes: int
+) -> list[SourceRecord]:
+    out: list[SourceRecord] = []
+    for line, raw in lines:
+        if raw is None:
+            out.append(_bad(None, f"line longer than {max_line_bytes} bytes; skipped", path, line))
+            continue
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            out.append(SourceRecord({"text": raw.decode("utf-8")}))
+        except UnicodeDecodeError as exc:
+            out.append(_bad(raw, f"undecodable bytes ({exc.reason}); expected UTF-8", path, line))
+    return out
