@@ -5,7 +5,10 @@ loop in this thread it starts one (``backend`` defaults to asyncio, or the
 ``DSPEX_BACKEND`` environment variable). Called from inside a running loop's
 thread (a sync ``__call__`` inside async code), it runs the coroutine on a
 fresh loop in a worker thread, so it never deadlocks the caller's loop.
-Context variables (``dx.context``) carry over in both cases.
+Called from an anyio worker thread (a sync ``forward`` that ``Module.acall``
+runs via ``anyio.to_thread``), it runs the coroutine back on the parent loop,
+so LM connection pools and event streams bound to that loop keep working.
+Context variables (``dx.context``) carry over in every case.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 
 T = TypeVar("T")
@@ -41,6 +45,18 @@ def run_sync(fn: Callable[..., Awaitable[T]], *args: Any, backend: str | None = 
         return await fn(*args)
 
     if not _in_event_loop():
+        started = False
+
+        async def on_parent() -> T:
+            nonlocal started
+            started = True
+            return await fn(*args)
+
+        try:  # an anyio worker thread: run on the loop that spawned it
+            return anyio.from_thread.run(on_parent)
+        except anyio.NoEventLoopError:
+            if started:
+                raise
         return ctx.run(anyio.run, main, backend=chosen)
     box: dict[str, Any] = {}
 

@@ -1,0 +1,255 @@
+"""One predictor call: LM request, parsing, feedback retry, fallback, streaming.
+
+:func:`complete_with_retries` is the engine behind ``Predict.acall``. It
+formats the request with the adapter, calls the LM (streamed through the
+adapter's incremental parser when an emitter is listening, in one response
+otherwise) and parses the completions. A :class:`~dspex.errors.ParseError`
+leads to ``parse_retries`` more calls with the error fed back
+(``adapter.feedback_messages``), then one call formatted by the adapter's
+``fallback``, then a final ``ParseError`` carrying the raw completion. Each
+retry is announced with a ``Retry`` event when streaming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+from .._context import get_setting
+from ..errors import ParseError
+from ..events import FieldDone, Retry, TokenDelta, Usage
+from ..lm._types import LMUsage, Message
+from ..signatures import History
+
+if TYPE_CHECKING:
+    from ..adapters._base import Adapter
+    from ..signatures import Signature
+    from ._stream import Emitter
+
+__all__ = ["CallResult", "complete_with_retries", "format_messages"]
+
+_PARAMS: dict[tuple[Any, ...], dict[str, Any]] = {}
+_PREFIX: dict[tuple[Any, ...], tuple[list[Message], tuple[Any, ...]]] = {}
+_CACHE_MAX = 4096
+
+
+class CallResult:
+    """What a call produced: parsed outputs per completion, raw texts, usage."""
+
+    __slots__ = ("messages", "raws", "usage", "values")
+
+    def __init__(self, values: list[dict[str, Any]], raws: list[str], usage: LMUsage, messages: list[Message]):
+        self.values = values
+        self.raws = raws
+        self.usage = usage
+        self.messages = messages
+
+
+def _lm_params(adapter: Adapter, signature: type[Signature], lm: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    provider = getattr(lm, "provider", None)
+    key = (adapter, signature, provider if isinstance(provider, str | None) else id(provider))
+    extra = _PARAMS.get(key)
+    if extra is None:
+        extra = dict(adapter.lm_params(signature, provider))
+        if len(_PARAMS) >= _CACHE_MAX:
+            _PARAMS.clear()
+        _PARAMS[key] = extra
+    return {**extra, **config} if extra else dict(config)
+
+
+def _chat_format() -> Any:
+    from ..adapters._chat import ChatAdapter
+
+    return ChatAdapter.format
+
+
+def format_messages(
+    adapter: Adapter, signature: type[Signature], demos: Sequence[Any], inputs: Mapping[str, Any]
+) -> list[Message]:
+    """Return ``adapter.format(signature, demos, inputs)``, reusing the system and demo turns.
+
+    For adapters using ``ChatAdapter.format`` (chat and JSON), the system
+    message and demo turns are cached per (adapter, signature, demo
+    objects); only the request turn is built per call. Demos mutated in
+    place after use are not noticed: assign a new list instead.
+    """
+    if type(adapter).format is not _chat_format() or any(
+        f.annotation is History for f in signature.input_fields.values()
+    ):
+        messages = adapter.format(signature, demos, inputs)
+    else:
+        key = (adapter, signature, *map(id, demos))
+        hit = _PREFIX.get(key)
+        if hit is None:
+            prefix = [{"role": "system", "content": adapter.format_system_message(signature)}]  # type: ignore[attr-defined]
+            prefix.extend(adapter.format_demos(signature, demos))  # type: ignore[attr-defined]
+            if len(_PREFIX) >= _CACHE_MAX:
+                _PREFIX.clear()
+            hit = _PREFIX[key] = (prefix, tuple(demos))  # demos kept alive so their ids stay unique
+        messages = list(hit[0])
+        content = adapter.format_user_message_content(signature, inputs, main_request=True)  # type: ignore[attr-defined]
+        if content:
+            messages.append({"role": "user", "content": content})
+    feedback = get_setting("feedback", ())
+    if feedback:
+        messages = _with_feedback(messages, feedback)
+    return messages
+
+
+def _with_feedback(messages: list[Message], feedback: Sequence[str]) -> list[Message]:
+    """Append validation feedback lines to the final user message."""
+    note = "\n".join(f"Your previous response was rejected: {line}" for line in feedback)
+    messages = list(messages)
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].get("role") == "user" and isinstance(messages[i].get("content"), str):
+            messages[i] = {**messages[i], "content": f"{messages[i]['content']}\n\n{note}"}
+            return messages
+    messages.append({"role": "user", "content": note})
+    return messages
+
+
+async def _once(
+    lm: Any, adapter: Adapter, signature: type[Signature], messages: list[Message], params: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[str], LMUsage, ParseError | None]:
+    response = await lm.acall(messages, **params)
+    outputs = response.outputs
+    if not outputs:
+        err = ParseError("the LM returned no completion", raw="", adapter=adapter.name)
+        return [], [""], response.usage, err
+    values = []
+    for text in outputs:
+        try:
+            values.append(adapter.parse(signature, text))
+        except ParseError as err:
+            return [], [text], response.usage, err
+    return values, list(outputs), response.usage, None
+
+
+async def _streamed(
+    lm: Any,
+    adapter: Adapter,
+    signature: type[Signature],
+    messages: list[Message],
+    params: dict[str, Any],
+    emitter: Emitter,
+    name: str | None,
+) -> tuple[list[dict[str, Any]], list[str], LMUsage, ParseError | None]:
+    parser = adapter.parse_stream(signature)
+    usage: LMUsage | None = None
+    chunks = lm.stream(messages, **params)
+    if not hasattr(chunks, "aclose"):
+        chunks = _closable(chunks)
+    async with aclosing(chunks) as stream:
+        async for chunk in stream:
+            if chunk.text:
+                await emitter.emit(TokenDelta(text=chunk.text), name)
+                for event in parser.feed(chunk.text):
+                    await emitter.emit(event, name)
+            if chunk.usage is not None:
+                usage = chunk.usage
+    usage = usage or LMUsage()
+    try:
+        tail = parser.finish()
+    except ParseError as err:
+        await _emit_usage(emitter, lm, usage)
+        return [], [parser.text], usage, err
+    for event in tail:
+        await emitter.emit(event, name)
+    await _emit_usage(emitter, lm, usage)
+    return [dict(parser.values)], [parser.text], usage, None
+
+
+async def _closable(iterable: Any) -> Any:
+    async for item in iterable:
+        yield item
+
+
+async def _emit_usage(emitter: Emitter, lm: Any, usage: LMUsage) -> None:
+    await emitter.emit(
+        Usage(
+            model=getattr(lm, "model", None),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            cost=usage.cost,
+            cache_hit=usage.cache_hit,
+        )
+    )
+
+
+async def _attempt(
+    lm: Any,
+    adapter: Adapter,
+    signature: type[Signature],
+    messages: list[Message],
+    params: dict[str, Any],
+    emitter: Emitter | None,
+    name: str | None,
+) -> tuple[list[dict[str, Any]], list[str], LMUsage, ParseError | None]:
+    if emitter is None:
+        return await _once(lm, adapter, signature, messages, params)
+    if (params.get("n") or 1) == 1:
+        return await _streamed(lm, adapter, signature, messages, params, emitter, name)
+    values, raws, usage, err = await _once(lm, adapter, signature, messages, params)
+    await _emit_usage(emitter, lm, usage)
+    if err is None:
+        for field, value in values[0].items():
+            await emitter.emit(FieldDone(field=field, value=value), name)
+    return values, raws, usage, err
+
+
+async def complete_with_retries(
+    lm: Any,
+    adapter: Adapter,
+    signature: type[Signature],
+    demos: Sequence[Any],
+    inputs: Mapping[str, Any],
+    config: Mapping[str, Any],
+    emitter: Emitter | None,
+    name: str | None,
+) -> CallResult:
+    """Call ``lm`` for ``inputs`` and parse, retrying as the module doc says.
+
+    Raises:
+        ParseError: Every attempt failed to parse; ``.raw`` is the last
+            completion and the message names the attempts and the cause.
+    """
+    messages = format_messages(adapter, signature, demos, inputs)
+    params = _lm_params(adapter, signature, lm, config)
+    values, raws, usage, err = await _attempt(lm, adapter, signature, messages, params, emitter, name)
+    if err is None:
+        return CallResult(values, raws, usage, messages)
+    total = usage
+    attempt = 0
+    for _ in range(int(get_setting("parse_retries", 1) or 0)):
+        attempt += 1
+        if emitter is not None:
+            await emitter.emit(Retry(attempt=attempt, reason=f"parse error: {err.message}"))
+        retry_messages = [*messages, *adapter.feedback_messages(signature, raws[0], err)]
+        values, raws, usage, err = await _attempt(lm, adapter, signature, retry_messages, params, emitter, name)
+        total = total + usage
+        if err is None:
+            return CallResult(values, raws, total, retry_messages)
+    used = adapter
+    fallback = adapter.fallback
+    if fallback is not None:
+        attempt += 1
+        if emitter is not None:
+            await emitter.emit(Retry(attempt=attempt, reason=f"falling back to {fallback.name}: {err.message}"))
+        messages = format_messages(fallback, signature, demos, inputs)
+        params = _lm_params(fallback, signature, lm, config)
+        values, raws, usage, err = await _attempt(lm, fallback, signature, messages, params, emitter, name)
+        total = total + usage
+        used = fallback
+        if err is None:
+            return CallResult(values, raws, total, messages)
+    assert err is not None
+    raise ParseError(
+        f"{name or 'Predict'}({signature.signature}): could not parse the LM output after {attempt + 1} "
+        f"attempt(s) (last by {used.name}): {err.message}",
+        raw=raws[0] if raws else err.raw,
+        adapter=used.name,
+        field=getattr(err, "field", None),
+        model=getattr(lm, "model", None),
+    ) from err

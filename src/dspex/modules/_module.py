@@ -1,0 +1,342 @@
+"""``Module``: the base class of every dspex program.
+
+A module is plain Python: subclass it, keep sub-modules and predictors as
+attributes (or in lists and dicts), and write ``aforward`` (awaiting
+sub-modules' ``acall``) or a sync ``forward`` (calling them directly). Every
+module can be awaited (``acall``), called synchronously (``__call__``) and
+streamed (``stream``). A module finds its predictors by walking attributes
+(``named_predictors``) and saves/loads their state as DSPy-format JSON.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+from collections.abc import Iterator
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+
+from .._context import context, get_setting
+from .._util._sync import run_sync
+from ..errors import ConfigError, InputError
+from ..lm._types import LMUsage
+from ._prediction import Prediction
+from ._stream import ModuleStream
+
+if TYPE_CHECKING:
+    from ._predict import Predict
+
+__all__ = ["USAGE", "Module"]
+
+#: LM usage of the calls made under the innermost running module call.
+USAGE: ContextVar[list[LMUsage] | None] = ContextVar("dspex_usage", default=None)
+
+_KIND: dict[type, str] = {}
+
+
+def _call_kind(cls: type) -> str:
+    """Return how ``cls`` runs: ``"async"`` (aforward) or ``"sync"`` (forward)."""
+    kind = _KIND.get(cls)
+    if kind is None:
+        if cls.aforward is not Module.aforward or inspect.iscoroutinefunction(cls.forward):
+            kind = "async"
+        elif cls.forward is not Module.forward:
+            kind = "sync"
+        else:
+            kind = "none"
+        _KIND[cls] = kind
+    return kind
+
+
+def _is_lm(value: Any) -> bool:
+    return hasattr(value, "acall") and hasattr(value, "stream") and hasattr(value, "model")
+
+
+class Module:
+    """Base class for programs: compose predictors and sub-modules in plain Python.
+
+    Subclasses define ``async def aforward(self, **inputs)`` or a sync
+    ``def forward(self, **inputs)`` returning a :class:`Prediction`.
+    ``acall`` runs ``aforward`` on the current event loop, or a sync
+    ``forward`` in a worker thread (its sub-module calls come back to the
+    loop), so the loop never blocks. Keyword arguments only.
+
+    Example:
+        >>> import dspex as dx
+        >>> from dspex.testing import ScriptedLM
+        >>> class TwoStep(dx.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.draft = dx.Predict("question -> answer")
+        ...         self.check = dx.ChainOfThought("question, answer -> verdict: bool")
+        ...     async def aforward(self, question):
+        ...         a = await self.draft.acall(question=question)
+        ...         return await self.check.acall(question=question, answer=a.answer)
+        >>> prog = TwoStep()
+        >>> [name for name, _ in prog.named_predictors()]
+        ['draft', 'check.predict']
+        >>> lm = ScriptedLM([{"answer": "4"}, {"reasoning": "ok", "verdict": True}])
+        >>> prog(question="2+2?", lm=lm).verdict
+        True
+    """
+
+    _compiled: bool = False
+
+    def __init__(self, callbacks: list[Any] | None = None) -> None:
+        self.callbacks: list[Any] = list(callbacks or [])
+        self._compiled = False
+
+    # -- running ----------------------------------------------------------------
+    def forward(self, **inputs: Any) -> Any:
+        """Run the module synchronously (define this, or ``aforward``)."""
+        if _call_kind(type(self)) == "async":
+            return run_sync(functools.partial(self.aforward, **inputs))
+        raise NotImplementedError(f"{type(self).__name__} must define forward(**inputs) or aforward(**inputs)")
+
+    async def aforward(self, **inputs: Any) -> Any:
+        """Run the module asynchronously (define this, or ``forward``)."""
+        raise NotImplementedError(f"{type(self).__name__} must define forward(**inputs) or aforward(**inputs)")
+
+    def _positional_error(self, args: tuple[Any, ...]) -> InputError:
+        return InputError(
+            f"{type(self).__name__} takes keyword arguments only, got {len(args)} positional argument(s); "
+            "call it like module(question=...)"
+        )
+
+    async def acall(self, *args: Any, lm: Any = None, **inputs: Any) -> Any:
+        """Run the module on the current event loop and return its prediction.
+
+        ``lm=`` applies to every predictor inside that has no LM of its own,
+        for this call only. ``prediction.usage`` sums every LM call made.
+
+        Raises:
+            InputError: Positional arguments were given.
+            NotImplementedError: The class defines neither forward nor aforward.
+        """
+        if args:
+            raise self._positional_error(args)
+        kind = _call_kind(type(self))
+        if kind == "none":
+            raise NotImplementedError(f"{type(self).__name__} must define forward(**inputs) or aforward(**inputs)")
+        parent = USAGE.get()
+        spent: list[LMUsage] = []
+        token = USAGE.set(spent)
+        try:
+            if lm is not None:
+                with context(lm=lm):
+                    result = await self._dispatch(kind, inputs)
+            else:
+                result = await self._dispatch(kind, inputs)
+        finally:
+            USAGE.reset(token)
+        return self._account(result, spent, parent)
+
+    async def _dispatch(self, kind: str, inputs: dict[str, Any]) -> Any:
+        if kind == "async":
+            method = self.aforward if type(self).aforward is not Module.aforward else self.forward
+            return await method(**inputs)
+        return await anyio.to_thread.run_sync(functools.partial(self.forward, **inputs))
+
+    @staticmethod
+    def _account(result: Any, spent: list[LMUsage], parent: list[LMUsage] | None) -> Any:
+        total = sum(spent, LMUsage()) if spent else LMUsage()
+        if parent is not None and spent:
+            parent.append(total)
+        if isinstance(result, Prediction) and result._usage is None:
+            result._usage = total
+        return result
+
+    def __call__(self, *args: Any, **inputs: Any) -> Any:
+        """Run the module synchronously; safe inside a running event loop.
+
+        A sync ``forward`` runs right here; otherwise the call goes through
+        ``acall`` on an event loop (a fresh one, or the parent loop from a
+        worker thread).
+        """
+        if args:
+            raise self._positional_error(args)
+        if _call_kind(type(self)) != "sync":
+            return run_sync(functools.partial(self.acall, **inputs))
+        lm = inputs.pop("lm", None)
+        parent = USAGE.get()
+        spent: list[LMUsage] = []
+        token = USAGE.set(spent)
+        try:
+            if lm is not None:
+                with context(lm=lm):
+                    result = self.forward(**inputs)
+            else:
+                result = self.forward(**inputs)
+        finally:
+            USAGE.reset(token)
+        return self._account(result, spent, parent)
+
+    def stream(self, **inputs: Any) -> ModuleStream:
+        """Return an async iterator of this call's events, ending with ``PredictionDone``.
+
+        Token, field, usage and retry events come from every predictor inside
+        (``event.predictor`` is its path). Consume it to the end, or use
+        ``async with`` / ``aclose()`` to stop early; see :class:`ModuleStream`.
+        """
+        return ModuleStream(self, inputs)
+
+    # -- introspection ----------------------------------------------------------
+    def named_predictors(self) -> list[tuple[str, Predict]]:
+        """Return ``(path, predictor)`` pairs, e.g. ``("extract.predict", p)``.
+
+        Walks attributes, lists/tuples (``name[0]``) and dicts
+        (``name['key']``); skips sub-modules marked ``_compiled``; each
+        predictor appears once.
+        """
+        from ._predict import Predict
+
+        found: list[tuple[str, Predict]] = []
+        seen: set[int] = set()
+
+        def add(name: str, value: Any) -> None:
+            if isinstance(value, Predict):
+                if id(value) not in seen:
+                    seen.add(id(value))
+                    found.append((name, value))
+            elif isinstance(value, Module) and not value._compiled:
+                for sub, pred in value.named_predictors():
+                    add(f"{name}.{sub}", pred)
+
+        if isinstance(self, Predict):
+            add("self", self)
+            return found
+        for name, value in vars(self).items():
+            if isinstance(value, list | tuple):
+                for i, item in enumerate(value):
+                    add(f"{name}[{i}]", item)
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    add(f"{name}['{key}']", item)
+            else:
+                add(name, value)
+        return found
+
+    def predictors(self) -> list[Predict]:
+        """Return the predictors of :meth:`named_predictors`, in order."""
+        return [p for _, p in self.named_predictors()]
+
+    def named_parameters(self) -> list[tuple[str, Predict]]:
+        """Return :meth:`named_predictors` (DSPy's older name)."""
+        return self.named_predictors()
+
+    def parameters(self) -> list[Predict]:
+        """Return :meth:`predictors` (DSPy's older name)."""
+        return self.predictors()
+
+    def named_sub_modules(self, type_: type | None = None, skip_compiled: bool = False) -> Iterator[tuple[str, Any]]:
+        """Yield ``(path, module)`` for this module and every module inside, breadth first."""
+        want = type_ or Module
+        queue: list[tuple[str, Any]] = [("self", self)]
+        seen = {id(self)}
+        while queue:
+            name, item = queue.pop(0)
+            if isinstance(item, want):
+                yield name, item
+            if isinstance(item, Module):
+                if skip_compiled and item._compiled:
+                    continue
+                children: Any = vars(item).items()
+            elif isinstance(item, list | tuple):
+                children = ((f"[{i}]", v) for i, v in enumerate(item))
+            elif isinstance(item, dict):
+                children = ((f"[{k}]", v) for k, v in item.items())
+            else:
+                continue
+            for sub, value in children:
+                if id(value) not in seen and isinstance(value, Module | list | tuple | dict):
+                    seen.add(id(value))
+                    queue.append((f"{name}.{sub}" if not sub.startswith("[") else f"{name}{sub}", value))
+
+    # -- copies and LMs -----------------------------------------------------------
+    def deepcopy(self) -> Any:
+        """Return a deep copy; LM objects (and other clients) are shared, not copied."""
+        memo: dict[int, Any] = {}
+        for _, module in self.named_sub_modules():
+            for value in vars(module).values():
+                if _is_lm(value):
+                    memo[id(value)] = value
+        return copy.deepcopy(self, memo)
+
+    def reset_copy(self) -> Any:
+        """Return a deep copy whose predictors are reset (no demos, no LM)."""
+        new = self.deepcopy()
+        for predictor in new.predictors():
+            predictor.reset()
+        return new
+
+    def set_lm(self, lm: Any) -> None:
+        """Use ``lm`` for every predictor inside."""
+        for predictor in self.predictors():
+            predictor.lm = lm
+
+    def get_lm(self) -> Any:
+        """Return the LM all predictors share.
+
+        Raises:
+            ConfigError: The predictors use different LMs.
+        """
+        lms = {id(p.lm): p.lm for p in self.predictors()}
+        if len(lms) != 1:
+            raise ConfigError(
+                f"{type(self).__name__} has {len(lms)} different LMs across its predictors; "
+                "expected exactly one (use set_lm(lm) first)"
+            )
+        return next(iter(lms.values()))
+
+    def map_named_predictors(self, func: Any) -> Module:
+        """Replace each predictor with ``func(predictor)``, in place; return self."""
+        from ._state import set_path
+
+        for name, predictor in self.named_predictors():
+            set_path(self, name, func(predictor))
+        return self
+
+    # -- state ----------------------------------------------------------------------
+    def dump_state(self) -> dict[str, Any]:
+        """Return each predictor's state keyed by path (DSPy's JSON format)."""
+        return {name: p.dump_state() for name, p in self.named_predictors()}
+
+    def load_state(self, state: dict[str, Any], *, load_lm: bool = True) -> Module:
+        """Apply a state dict from :meth:`dump_state`; all-or-nothing."""
+        from ._state import apply_state
+
+        apply_state(self, state, load_lm=load_lm)
+        return self
+
+    def save(self, path: str | Path) -> None:
+        """Write the program state (demos, instructions, LM settings) as JSON.
+
+        The file is DSPy-compatible and also records how to rebuild built-in
+        modules, so ``dx.load(path)`` works for them. API keys are never
+        written.
+
+        Raises:
+            ConfigError: ``path`` does not end with ``.json``.
+        """
+        from ._state import save_program
+
+        save_program(self, path)
+
+    def load(self, path: str | Path, *, load_lm: bool = True) -> Module:
+        """Load state written by :meth:`save` into this module; return self.
+
+        Raises:
+            ConfigError: The file is missing, not JSON, or does not match
+                this module's predictors.
+        """
+        from ._state import read_state
+
+        return self.load_state(read_state(path), load_lm=load_lm)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={p!r}" for n, p in self.named_predictors())
+        return f"{type(self).__name__}({inner})"

@@ -1,0 +1,332 @@
+"""``Predict``: one LM call through an adapter, the primitive every module uses.
+
+``Predict(signature, **config)`` formats its inputs (with its demos) into
+messages with the adapter (the ``adapter`` setting, else ``ChatAdapter``),
+calls the LM (``lm=`` argument, else its own ``lm``, else the ``lm``
+setting), and parses the completion(s) into a :class:`Prediction`. A parse
+failure is retried with the error fed back, then tried once with the
+adapter's fallback, then raised as :class:`~dspex.errors.ParseError`. When
+the call runs under ``Module.stream`` it streams tokens and fields as they
+arrive. Demos and instructions are the learnable parameters; each change is
+kept in a bounded version history.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic_core import PydanticUndefined
+
+from .._context import get_setting
+from ..errors import ConfigError, InputError, LMNotConfiguredError
+from ..lm._types import LMUsage
+from ..signatures import Signature, ensure_signature
+from ._call import complete_with_retries
+from ._module import USAGE, Module
+from ._prediction import Prediction
+from ._state import jsonable_config, register_loadable, signature_from_spec, signature_spec
+from ._stream import EMITTER
+
+if TYPE_CHECKING:
+    from ..adapters._base import Adapter
+
+__all__ = ["ParameterVersion", "Predict"]
+
+_PRIVILEGED = ("lm", "config", "demos", "signature")
+MAX_VERSIONS = 50
+
+
+@dataclass(frozen=True)
+class ParameterVersion:
+    """One state of a predictor's learnable parameters."""
+
+    instructions: str
+    demos: tuple[Any, ...]
+    at: float
+
+
+class _SigInfo:
+    """What ``acall`` needs to know about a signature, computed once."""
+
+    __slots__ = ("defaults", "inputs", "outputs", "required", "signature")
+
+    def __init__(self, signature: type[Signature]) -> None:
+        self.signature = signature
+        self.inputs = tuple(signature.input_fields)
+        self.outputs = tuple(signature.output_fields)
+        self.defaults: dict[str, tuple[Any, bool]] = {}
+        required = []
+        for name, field in signature.input_fields.items():
+            if field.default is not PydanticUndefined:
+                self.defaults[name] = (field.default, False)
+            elif field.default_factory is not None:
+                self.defaults[name] = (field.default_factory, True)
+            elif not _allows_none(field.annotation):
+                required.append(name)
+        self.required = tuple(required)
+
+
+def _allows_none(annotation: Any) -> bool:
+    import types
+    import typing
+
+    if annotation is Any or annotation is type(None):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return type(None) in typing.get_args(annotation)
+    return False
+
+
+_default_adapter: Adapter | None = None
+
+
+def default_adapter() -> Adapter:
+    """Return the shared ``ChatAdapter`` used when no ``adapter`` is set."""
+    global _default_adapter
+    if _default_adapter is None:
+        from ..adapters._chat import ChatAdapter
+
+        _default_adapter = ChatAdapter()
+    return _default_adapter
+
+
+@register_loadable("dspex.modules.Predict")
+class Predict(Module):
+    """Map inputs to outputs with one LM call.
+
+    Args:
+        signature: A signature class or string (``"question -> answer"``).
+        callbacks: Kept for DSPy compatibility.
+        **config: Default LM parameters (``temperature``, ``n``,
+            ``max_tokens`` …); a call's ``config={...}`` overrides them.
+
+    Calls take keyword arguments only, plus ``lm=``, ``config=``, ``demos=``
+    and ``signature=`` overrides for that call. With ``n>1`` and a
+    temperature unset or <= 0.15, the temperature becomes 0.7 (as in DSPy).
+
+    Raises:
+        InputError: Positional arguments, or a required input is missing
+            (the message names it and lists the signature's inputs).
+        LMNotConfiguredError: No LM as argument, on the predictor or in
+            the settings.
+        ParseError: The completion still does not parse after the feedback
+            retry and the fallback adapter; ``.raw`` holds it.
+
+    Example:
+        >>> import dspex as dx
+        >>> from dspex.testing import ScriptedLM
+        >>> qa = dx.Predict("question -> answer", n=2)
+        >>> lm = ScriptedLM([{"answer": "Paris"}, {"answer": "paris"}])
+        >>> qa(question="Capital of France?", lm=lm).completions.answer
+        ['Paris', 'paris']
+    """
+
+    def __init__(self, signature: str | type[Signature], callbacks: list[Any] | None = None, **config: Any) -> None:
+        super().__init__(callbacks)
+        self._versions: deque[ParameterVersion] = deque(maxlen=MAX_VERSIONS)
+        self._signature = ensure_signature(signature)
+        self._info = _SigInfo(self._signature)
+        self.config: dict[str, Any] = config
+        self.history: deque[dict[str, Any]] = deque(maxlen=int(get_setting("max_history_size", 10_000)))
+        self.reset()
+
+    # -- parameters -------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the LM, demos and traces (what ``reset_copy`` does)."""
+        self.lm: Any = None
+        self.traces: list[Any] = []
+        self.train: list[Any] = []
+        self._demos: list[Any] = []
+        self._record()
+
+    @property
+    def signature(self) -> type[Signature]:
+        """The signature; setting it records a parameter version."""
+        return self._signature
+
+    @signature.setter
+    def signature(self, value: str | type[Signature]) -> None:
+        self._signature = ensure_signature(value)
+        self._info = _SigInfo(self._signature)
+        self._record()
+
+    @property
+    def demos(self) -> list[Any]:
+        """Few-shot examples (dicts or Examples); setting records a version."""
+        return self._demos
+
+    @demos.setter
+    def demos(self, value: Sequence[Any]) -> None:
+        self._demos = value if isinstance(value, list) else list(value)
+        self._record()
+
+    def _record(self) -> None:
+        if not hasattr(self, "_signature"):
+            return
+        version = ParameterVersion(self._signature.instructions, tuple(self._demos), time.time())
+        last = self._versions[-1] if self._versions else None
+        if last is None or last.instructions != version.instructions or last.demos != version.demos:
+            self._versions.append(version)
+
+    @property
+    def versions(self) -> list[ParameterVersion]:
+        """Past states of (instructions, demos), oldest first, at most 50."""
+        return list(self._versions)
+
+    def restore_version(self, version: ParameterVersion) -> None:
+        """Set instructions and demos back to ``version``."""
+        self._signature = self._signature.with_instructions(version.instructions)
+        self._info = _SigInfo(self._signature)
+        self.demos = list(version.demos)
+
+    def update_config(self, **config: Any) -> None:
+        """Merge ``config`` into the default LM parameters."""
+        self.config = {**self.config, **config}
+
+    def get_config(self) -> dict[str, Any]:
+        """Return the default LM parameters."""
+        return self.config
+
+    # -- calling ------------------------------------------------------------------
+    def _positional_error(self, args: tuple[Any, ...]) -> InputError:
+        names = list(self._info.inputs)
+        example = f"{names[0]}=..." if names else "..."
+        return InputError(
+            f"Predict takes keyword arguments only, got {len(args)} positional argument(s); "
+            f"pass the signature's input fields by name: {', '.join(names) or '(none)'}, e.g. predict({example})"
+        )
+
+    def _resolve_lm(self, lm: Any) -> Any:
+        lm = lm if lm is not None else self.lm if self.lm is not None else get_setting("lm")
+        if lm is None:
+            raise LMNotConfiguredError(
+                f"no LM configured for Predict({self._signature.signature}); pass lm=..., set "
+                "predictor.lm, or call dx.configure(lm=dx.LM('openai/gpt-4o-mini')) or use "
+                "`with dx.context(lm=...)`"
+            )
+        if isinstance(lm, str):
+            raise ConfigError(
+                f"lm must be an LM object, not the string {lm!r}; use dx.LM({lm!r})"
+            )
+        return lm
+
+    async def aforward(self, **kwargs: Any) -> Prediction:
+        """Run the LM call (same as ``acall``)."""
+        return await self.acall(**kwargs)
+
+    async def acall(self, *args: Any, **kwargs: Any) -> Prediction:  # noqa: C901 - hot path, kept flat
+        """Format, call the LM, parse; return the prediction (see the class doc)."""
+        if args:
+            raise self._positional_error(args)
+        lm = self._resolve_lm(kwargs.pop("lm", None))
+        config = self.config
+        if "config" in kwargs:
+            config = {**config, **(kwargs.pop("config") or {})}
+        demos = kwargs.pop("demos", None)
+        if demos is None:
+            demos = self._demos
+        info = self._info
+        if "signature" in kwargs:
+            info = _SigInfo(ensure_signature(kwargs.pop("signature")))
+        for name, (default, factory) in info.defaults.items():
+            if name not in kwargs:
+                kwargs[name] = default() if factory else default
+        for name in info.required:
+            if name not in kwargs:
+                missing = [n for n in info.required if n not in kwargs]
+                raise InputError(
+                    f"missing required input(s) {', '.join(map(repr, missing))} for Predict"
+                    f"({info.signature.signature}); expected inputs: {', '.join(info.inputs)}",
+                    field=missing[0],
+                )
+        n = config.get("n") or 1
+        if n > 1:
+            temperature = config.get("temperature")
+            if temperature is None:
+                temperature = (getattr(lm, "kwargs", None) or getattr(lm, "params", None) or {}).get("temperature")
+            if temperature is None or temperature <= 0.15:
+                config = {**config, "temperature": 0.7}
+        adapter = get_setting("adapter") or default_adapter()
+        emitter = EMITTER.get()
+        name = None
+        if emitter is not None:
+            if emitter.usable():
+                name = emitter.name_of(self)
+            else:
+                emitter = None
+        result = await complete_with_retries(
+            lm, adapter, info.signature, demos, kwargs, config, emitter, name
+        )
+        pred = Prediction.from_completions(result.values, signature=info.signature)
+        pred._usage = result.usage
+        spent = USAGE.get()
+        if spent is not None:
+            spent.append(result.usage)
+        self._after_call(kwargs, pred, result.messages, result.raws, result.usage, lm)
+        return pred
+
+    def _after_call(
+        self, inputs: dict[str, Any], pred: Prediction, messages: Any, raws: list[str], usage: LMUsage, lm: Any
+    ) -> None:
+        trace = get_setting("trace")
+        if trace is not None:
+            limit = get_setting("max_trace_size", 10_000)
+            if limit > 0:
+                if len(trace) >= limit:
+                    del trace[: len(trace) - limit + 1]
+                trace.append((self, inputs, pred))
+        if not get_setting("disable_history"):
+            limit = get_setting("max_history_size", 10_000)
+            if self.history.maxlen != limit:
+                self.history = deque(self.history, maxlen=limit)
+            self.history.append(
+                {"messages": messages, "outputs": raws, "usage": usage, "model": getattr(lm, "model", None),
+                 "timestamp": time.time()}
+            )
+
+    def inspect_history(self, n: int = 1) -> list[dict[str, Any]]:
+        """Return the last ``n`` LM calls this predictor made."""
+        return list(self.history)[-n:]
+
+    # -- state --------------------------------------------------------------------
+    def dump_state(self) -> dict[str, Any]:
+        """Return DSPy-format state: traces, train, demos, signature, lm."""
+        from ._state import predictor_state
+
+        return predictor_state(self)
+
+    def load_state(self, state: dict[str, Any], *, load_lm: bool = True) -> Predict:  # type: ignore[override]
+        """Apply a state from :meth:`dump_state` (DSPy's format); return self."""
+        from ._state import apply_predictor_state
+
+        apply_predictor_state(self, state, load_lm=load_lm)
+        return self
+
+    def _program_spec(self) -> dict[str, Any]:
+        return {"signature": signature_spec(self._signature), "config": jsonable_config(self.config)}
+
+    @classmethod
+    def _from_program_spec(cls, spec: dict[str, Any], types: Any = None) -> Predict:
+        return cls(signature_from_spec(spec["signature"], types), **spec.get("config", {}))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Predict:
+        import copy
+
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for key, value in vars(self).items():
+            if key == "lm":
+                new.__dict__[key] = value
+            elif key == "history":
+                new.__dict__[key] = deque(maxlen=value.maxlen)
+            else:
+                new.__dict__[key] = copy.deepcopy(value, memo)
+        return new
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._signature.signature})"

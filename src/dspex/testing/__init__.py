@@ -1,0 +1,36 @@
+"""Test doubles: ``ScriptedLM`` (in-process) and ``FakeLLMServer`` (loopback HTTP).
+
+Names are imported lazily (PEP 562) so that importing ``dspex.testing`` does
+not import the HTTP server machinery.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._scripted_lm import ScriptedLM as ScriptedLM
+    from ._server import FakeLLMServer as FakeLLMServer
+
+__all__ = ["FakeLLMServer", "ScriptedLM"]
+
+# name -> private module holding it
+_LAZY: dict[str, str] = {
+    "ScriptedLM": "._scripted_lm",
+    "FakeLLMServer": "._server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'dspex.testing' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
