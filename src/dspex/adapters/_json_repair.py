@@ -1,10 +1,10 @@
 """Find and repair the JSON object in an LM completion.
 
 A thin, tested wrapper over the ``json-repair`` package. :func:`extract_object`
-tries, in order: the whole completion (json-repair already copes with fenced
-blocks, single quotes, Python literals and truncation), the first balanced
-``{...}`` (brace counting as DSPy's recursive regex does, strings not
-considered), the content of each fenced code block, and finally everything from the first ``{`` to
+tries, in order: the whole completion (json-repair itself unwraps fenced code
+blocks and copes with single quotes, Python literals, trailing commas and
+truncation), the first balanced ``{...}`` (brace counting as DSPy's recursive
+regex does, strings not considered), and finally everything from the first ``{`` to
 the end (a truncated object). The first candidate that decodes to a dict wins.
 """
 
@@ -16,9 +16,6 @@ from typing import Any
 import json_repair
 
 __all__ = ["extract_object", "first_balanced_object", "loads"]
-
-_FENCE = re.compile(r"```[A-Za-z0-9_+-]*[ \t]*\r?\n?(.*?)(?:```|\Z)", re.DOTALL)
-
 
 def loads(text: str) -> Any:
     """Return json-repair's reading of ``text`` (``""`` when it finds nothing)."""
@@ -56,7 +53,6 @@ def extract_object(text: str) -> dict[str, Any] | None:
     balanced = first_balanced_object(text)
     if balanced is not None:
         candidates.append(balanced)
-    candidates.extend(m.group(1) for m in _FENCE.finditer(text))
     start = text.find("{")
     if start >= 0:
         candidates.append(text[start:])
