@@ -1,0 +1,318 @@
+"""Sans-I/O HTTP/1.1 message parsers: httptools (C) first, h11 as pure-Python fallback.
+
+The lean pool parses responses and the fake LM server parses requests through
+the small interfaces here, so neither cares which parser runs. ``httptools``
+(llhttp) is used when it imports; otherwise, or when ``impl="h11"`` is asked
+for, h11 does the same job more slowly. Parsers are fed raw bytes and expose
+what they found as plain attributes; protocol violations raise
+:class:`HTTPProtocolError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+try:
+    import httptools
+except ImportError:  # pragma: no cover - exercised by forcing the fallback
+    httptools = None
+
+import h11
+
+__all__ = [
+    "HTTPProtocolError",
+    "ParsedRequest",
+    "RequestParser",
+    "ResponseParser",
+    "default_impl",
+    "make_request_parser",
+    "make_response_parser",
+]
+
+
+class HTTPProtocolError(Exception):
+    """The peer sent bytes that are not valid HTTP/1.1."""
+
+
+def default_impl() -> str:
+    """Return ``"httptools"`` when it imported, else ``"h11"``."""
+    return "httptools" if httptools is not None else "h11"
+
+
+def _check_impl(impl: str | None) -> str:
+    chosen = impl or default_impl()
+    if chosen not in ("httptools", "h11"):
+        raise ValueError(f"HTTP parser must be 'httptools' or 'h11', got {impl!r}")
+    if chosen == "httptools" and httptools is None:
+        raise ValueError("HTTP parser 'httptools' was asked for but httptools is not installed")
+    return chosen
+
+
+class ResponseParser:
+    """Parse one HTTP/1.1 response; shared state for both implementations.
+
+    After :meth:`feed`, ``status``/``headers`` are set once ``head_done``;
+    decoded body pieces wait in ``body`` (take them with :meth:`take_body`);
+    ``complete`` is set at the end of the message. ``keep_alive`` says whether
+    the connection may carry another request afterwards.
+    """
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.head_done = False
+        self.complete = False
+        self.keep_alive = False
+        self.body: list[bytes] = []
+        self.received_any = False
+
+    def take_body(self) -> list[bytes]:
+        """Return the body pieces parsed since the last call."""
+        body = self.body
+        if body:
+            self.body = []
+        return body
+
+    def feed(self, data: bytes) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def feed_eof(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _HttptoolsResponseParser(ResponseParser):
+    def __init__(self, head_only: bool) -> None:
+        super().__init__()
+        self._head_only = head_only
+        self._until_eof = False
+        self._messages = 0
+        self._parser: Any = httptools.HttpResponseParser(self)
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._messages += 1
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # informational: wait for the final response
+            self.headers = []
+            return
+        self.status = status
+        self.head_done = True
+        self.keep_alive = bool(self._parser.should_keep_alive())
+        if self._head_only or status in (204, 304):
+            self.complete = True
+            self.keep_alive = False
+            return
+        names = {k for k, _ in self.headers}
+        if "content-length" not in names and "transfer-encoding" not in names:
+            self._until_eof = True
+            self.keep_alive = False
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.head_done:
+            self.complete = True
+        if self._messages > 1:  # bytes beyond our response: never reuse
+            self.keep_alive = False
+
+    def feed(self, data: bytes) -> None:
+        self.received_any = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if self.complete:  # junk after our message: the connection is done
+                self.keep_alive = False
+                return
+            raise HTTPProtocolError(f"malformed HTTP response: {exc}") from None
+
+    def feed_eof(self) -> None:
+        if self.complete:
+            return
+        if self._until_eof and self.head_done:
+            self.complete = True
+            return
+        raise HTTPProtocolError("connection closed before the response was complete")
+
+
+class _H11ResponseParser(ResponseParser):
+    def __init__(self, method: str, target: str, host: str) -> None:
+        super().__init__()
+        self._conn = h11.Connection(h11.CLIENT)
+        # h11 tracks both directions: replay our request head to set its state.
+        self._conn.send(h11.Request(method=method, target=target, headers=[("host", host)]))
+        self._conn.send(h11.EndOfMessage())
+        self._head_only = method == "HEAD"
+
+    def _drain(self) -> None:
+        conn = self._conn
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise HTTPProtocolError(f"malformed HTTP response: {exc}") from None
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Response):
+                self.status = event.status_code
+                self.headers = [
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers
+                ]
+                self.head_done = True
+            elif isinstance(event, h11.Data):
+                self.body.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                self.complete = True
+                self.keep_alive = conn.our_state is h11.DONE and conn.their_state is h11.DONE
+                if conn.trailing_data[0]:
+                    self.keep_alive = False
+                return
+            elif isinstance(event, h11.ConnectionClosed):
+                raise HTTPProtocolError("connection closed before the response was complete")
+
+    def feed(self, data: bytes) -> None:
+        self.received_any = True
+        if self.complete:
+            self.keep_alive = False
+            return
+        self._conn.receive_data(data)
+        self._drain()
+
+    def feed_eof(self) -> None:
+        if self.complete:
+            return
+        self._conn.receive_data(b"")
+        self._drain()
+        if not self.complete:
+            raise HTTPProtocolError("connection closed before the response was complete")
+
+
+def make_response_parser(
+    method: str, target: str, host: str, impl: str | None = None
+) -> ResponseParser:
+    """Return a parser for the response to ``method target`` (``impl`` forces one)."""
+    if _check_impl(impl) == "httptools":
+        return _HttptoolsResponseParser(head_only=method == "HEAD")
+    return _H11ResponseParser(method, target, host)
+
+
+@dataclass
+class ParsedRequest:
+    """One complete HTTP request as the fake server sees it."""
+
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    keep_alive: bool
+    headers_map: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.headers_map:
+            self.headers_map = dict(self.headers)
+
+
+class RequestParser:
+    """Parse a stream of pipelined HTTP/1.1 requests (server side)."""
+
+    def feed(self, data: bytes) -> list[ParsedRequest]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _HttptoolsRequestParser(RequestParser):
+    def __init__(self) -> None:
+        self._parser: Any = httptools.HttpRequestParser(self)
+        self._done: list[ParsedRequest] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self._url = bytearray()
+        self._headers: list[tuple[str, str]] = []
+        self._body: list[bytes] = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        p = self._parser
+        self._done.append(
+            ParsedRequest(
+                method=p.get_method().decode("ascii"),
+                target=self._url.decode("latin-1"),
+                headers=self._headers,
+                body=b"".join(self._body),
+                keep_alive=bool(p.should_keep_alive()),
+            )
+        )
+        self._reset()
+
+    def feed(self, data: bytes) -> list[ParsedRequest]:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            raise HTTPProtocolError(f"malformed HTTP request: {exc}") from None
+        done, self._done = self._done, []
+        return done
+
+
+class _H11RequestParser(RequestParser):
+    def __init__(self) -> None:
+        self._conn = h11.Connection(h11.SERVER)
+        self._head: h11.Request | None = None
+        self._body: list[bytes] = []
+
+    def feed(self, data: bytes) -> list[ParsedRequest]:
+        self._conn.receive_data(data)
+        done: list[ParsedRequest] = []
+        while True:
+            try:
+                event = self._conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise HTTPProtocolError(f"malformed HTTP request: {exc}") from None
+            if event is h11.NEED_DATA or isinstance(event, h11.ConnectionClosed):
+                return done
+            if event is h11.PAUSED:
+                # One request per h11 cycle; carry leftover bytes to a fresh one.
+                leftover = bytes(self._conn.trailing_data[0])
+                self._conn = h11.Connection(h11.SERVER)
+                if not leftover:
+                    return done
+                self._conn.receive_data(leftover)
+                continue
+            if isinstance(event, h11.Request):
+                self._head, self._body = event, []
+            elif isinstance(event, h11.Data):
+                self._body.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage) and self._head is not None:
+                head = self._head
+                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers]
+                conn_hdr = ",".join(v for k, v in headers if k == "connection").lower()
+                done.append(
+                    ParsedRequest(
+                        method=head.method.decode("ascii"),
+                        target=head.target.decode("latin-1"),
+                        headers=headers,
+                        body=b"".join(self._body),
+                        keep_alive=head.http_version == b"1.1" and "close" not in conn_hdr,
+                    )
+                )
+                self._head = None
+
+
+def make_request_parser(impl: str | None = None) -> RequestParser:
+    """Return a server-side request parser (``impl`` forces one)."""
+    if _check_impl(impl) == "httptools":
+        return _HttptoolsRequestParser()
+    return _H11RequestParser()

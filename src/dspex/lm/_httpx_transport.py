@@ -1,0 +1,205 @@
+"""An LM transport on ``httpx.AsyncClient``: proxies, HTTP/2, user-supplied clients.
+
+:func:`~dspex.lm._transport.get_transport` picks this transport when a proxy is
+configured or the user passes a client. httpx is imported only when one is
+built. httpx's errors are mapped to ``LMTransportError``/``LMTimeoutError``
+so callers see the same errors as with the lean pool. A client passed in by
+the user is never closed by dspex; a client this transport created is closed
+by :meth:`HttpxTransport.aclose` or when its event loop shuts down (httpx
+connections belong to one loop, so each loop gets its own client).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+import anyio
+import anyio.lowlevel
+
+from ..errors import LMTimeoutError, LMTransportError
+from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport, redact_url
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["HttpxTransport"]
+
+
+def _map_error(exc: BaseException, url: str) -> Exception | None:
+    import httpx
+
+    shown = redact_url(url)
+    if isinstance(exc, httpx.TimeoutException):
+        return LMTimeoutError(f"request to {shown} timed out: {type(exc).__name__}")
+    if isinstance(exc, httpx.TransportError | httpx.StreamError):
+        return LMTransportError(f"request to {shown} failed: {type(exc).__name__}: {exc}")
+    return None
+
+
+class HttpxTransport(Transport):
+    """Send LM requests through an ``httpx.AsyncClient``.
+
+    Args:
+        client: A user-owned client (used as is, never closed here).
+        proxy: A proxy URL; without it and ``client``, httpx reads the proxy
+            environment variables (``HTTPS_PROXY``, ``NO_PROXY``, ...).
+        max_connections: httpx's connection limit (it has no per-host limit).
+        keepalive_expiry: Seconds an idle connection is kept.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient | None = None,
+        proxy: str | None = None,
+        max_connections: int = 256,
+        keepalive_expiry: float = 30.0,
+    ) -> None:
+        self._user_client = client
+        self._proxy = proxy
+        self._max = max_connections
+        self._expiry = keepalive_expiry
+        self._own: WeakKeyDictionary[Any, list[Any]] = WeakKeyDictionary()
+
+    @property
+    def uses_proxy(self) -> bool:
+        """True when requests may go through a proxy (argument or environment)."""
+        return self._user_client is None
+
+    async def _client(self) -> httpx.AsyncClient:
+        if self._user_client is not None:
+            return self._user_client
+        token = anyio.lowlevel.current_token().native_token
+        entry = self._own.get(token)
+        if entry is None:
+            import httpx
+
+            client = httpx.AsyncClient(
+                proxy=self._proxy,
+                trust_env=self._proxy is None,
+                limits=httpx.Limits(
+                    max_connections=self._max,
+                    max_keepalive_connections=self._max,
+                    keepalive_expiry=self._expiry,
+                ),
+            )
+            entry = self._own[token] = [client, _client_sentinel(client)]
+            await entry[1].asend(None)
+        return entry[0]  # type: ignore[no-any-return]
+
+    async def _build(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, t: Timeouts
+    ) -> httpx.Request:
+        import httpx
+
+        client = await self._client()
+        merged = dict(headers)
+        if not any(k.lower() == "accept-encoding" for k in merged):
+            merged["Accept-Encoding"] = "identity"
+        timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
+        return client.build_request(method, url, headers=merged, content=body, timeout=timeout)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        timeouts: Timeouts = _DEFAULT_TIMEOUTS,
+    ) -> HTTPResponse:
+        """Send a request and return the response with its whole body read."""
+        request = await self._build(method, url, headers, body, timeouts)
+        try:
+            resp = await (await self._client()).send(request)
+        except Exception as exc:
+            mapped = _map_error(exc, url)
+            if mapped is None:
+                raise
+            raise mapped from None
+        return HTTPResponse(resp.status_code, _headers(resp), content=resp.content)
+
+    def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        timeouts: Timeouts = _DEFAULT_TIMEOUTS,
+    ) -> _HttpxStream:
+        """Return a context that yields the response with its body still arriving."""
+        return _HttpxStream(self, (method, url, headers, body, timeouts))
+
+    async def aclose(self) -> None:
+        """Close the current loop's client if this transport made it (never a user's)."""
+        try:
+            token = anyio.lowlevel.current_token().native_token
+        except RuntimeError:
+            return
+        entry = self._own.pop(token, None)
+        if entry is not None:
+            await entry[0].aclose()
+
+
+async def _client_sentinel(client: httpx.AsyncClient) -> AsyncIterator[None]:
+    """Suspend forever; finalized at loop shutdown, it closes the loop's client."""
+    try:
+        yield
+    finally:
+        with anyio.CancelScope(shield=True):
+            await client.aclose()
+
+
+def _headers(resp: httpx.Response) -> list[tuple[str, str]]:
+    return [(k.lower(), v) for k, v in resp.headers.multi_items()]
+
+
+class _HttpxStream:
+    def __init__(self, transport: HttpxTransport, args: tuple[Any, ...]) -> None:
+        self._transport = transport
+        self._args = args
+        self._url: str = args[1]
+        self._resp: Any = None
+
+    async def __aenter__(self) -> HTTPResponse:
+        request = await self._transport._build(*self._args)
+        try:
+            client = await self._transport._client()
+            self._resp = await client.send(request, stream=True)
+        except Exception as exc:
+            mapped = _map_error(exc, self._url)
+            if mapped is None:
+                raise
+            raise mapped from None
+        return HTTPResponse(
+            self._resp.status_code,
+            _headers(self._resp),
+            chunks=self._chunks(),
+            on_close=self._close,
+        )
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._resp.aiter_bytes():
+                yield chunk
+        except Exception as exc:
+            mapped = _map_error(exc, self._url)
+            if mapped is None:
+                raise
+            raise mapped from None
+
+    async def _close(self) -> None:
+        if self._resp is not None:
+            await self._resp.aclose()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close()

@@ -1,0 +1,266 @@
+"""The HTTP transport seam under every LM provider, and the factory that picks one.
+
+Providers build a request (method, URL, headers, JSON body) and hand it to a
+:class:`Transport`; the transport returns an :class:`HTTPResponse` whose body is
+either already read (:meth:`Transport.request`) or still arriving
+(:meth:`Transport.stream`, used for SSE). Two transports implement the seam: the
+default lean keep-alive HTTP/1.1 pool on anyio streams (``lm/_pool.py``) and an
+``httpx.AsyncClient`` wrapper (``lm/_httpx_transport.py``) for proxies, HTTP/2 and
+user-supplied clients. :func:`get_transport` chooses between them. Whatever the
+transport, failures surface only as :class:`~dspex.errors.LMTransportError`
+(refused, reset, EOF, truncated, malformed) or :class:`~dspex.errors.LMTimeoutError`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["HTTPResponse", "Timeouts", "Transport", "get_transport", "redact_url"]
+
+_PROXY_VARS = ("https_proxy", "http_proxy", "all_proxy")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Per-phase time limits in seconds for one HTTP exchange.
+
+    Attributes:
+        connect: Opening the TCP connection and the TLS handshake.
+        read: The longest wait for the next bytes of the response (per read,
+            so a slow stream that keeps sending is never cut).
+        pool: Waiting for a free connection slot when the per-host limit is hit.
+        write: Sending the request head and body.
+    """
+
+    connect: float = 10.0
+    read: float = 600.0
+    pool: float = 30.0
+    write: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "pool", "write"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(
+                    f"Timeouts.{name} must be a positive number of seconds, got {value!r}"
+                )
+
+
+_DEFAULT_TIMEOUTS = Timeouts()
+
+
+class HTTPResponse:
+    """An HTTP response: status, lowercased headers and a body read once.
+
+    A response from :meth:`Transport.request` holds its whole body; one from
+    :meth:`Transport.stream` reads it lazily through :meth:`aiter_bytes` (each
+    chunk as it arrives, already de-chunked and decompressed). The body can be
+    consumed once; :meth:`aread` after a partial iteration raises. ``aclose``
+    releases the connection (back to the pool if the body was read to the end,
+    closed otherwise) and is idempotent.
+
+    Args:
+        status: The HTTP status code.
+        headers: ``(name, value)`` pairs with lowercased names, in wire order.
+        content: The whole body, when already read.
+        chunks: An async iterator over body chunks, when still arriving.
+        on_close: Called once by :meth:`aclose` to release the connection.
+    """
+
+    __slots__ = ("_chunks", "_closed", "_consumed", "_content", "_on_close", "headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[str, str]],
+        *,
+        content: bytes | None = None,
+        chunks: AsyncIterator[bytes] | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self._content = content
+        self._chunks = chunks
+        self._on_close = on_close
+        self._consumed = False
+        self._closed = False
+
+    def header(self, name: str) -> str | None:
+        """Return the first value of header ``name`` (case-insensitive), or None."""
+        key = name.lower()
+        for k, v in self.headers:
+            if k == key:
+                return v
+        return None
+
+    async def aread(self) -> bytes:
+        """Read and return the whole body, then release the connection."""
+        if self._content is not None:
+            return self._content
+        if self._consumed:
+            raise RuntimeError("the response body was already consumed by aiter_bytes()")
+        parts = [chunk async for chunk in self.aiter_bytes()]
+        self._content = b"".join(parts)
+        return self._content
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Yield body chunks as they arrive; release the connection at the end."""
+        if self._content is not None:
+            if self._content:
+                yield self._content
+            return
+        if self._consumed or self._chunks is None:
+            raise RuntimeError("the response body was already consumed")
+        self._consumed = True
+        try:
+            async for chunk in self._chunks:
+                yield chunk
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the connection; safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._on_close is not None:
+            await self._on_close()
+
+    def __repr__(self) -> str:
+        return f"<HTTPResponse status={self.status}>"
+
+
+class Transport(ABC):
+    """Send HTTP requests for LM providers.
+
+    Implementations must be safe to share between tasks, and between event
+    loops used one after the other (a sync call runs a fresh loop each time).
+    Errors are only ``LMTransportError`` and ``LMTimeoutError``.
+    """
+
+    @abstractmethod
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        timeouts: Timeouts = _DEFAULT_TIMEOUTS,
+    ) -> HTTPResponse:
+        """Send a request and return the response with its body fully read."""
+
+    @abstractmethod
+    def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        timeouts: Timeouts = _DEFAULT_TIMEOUTS,
+    ) -> AbstractAsyncContextManager[HTTPResponse]:
+        """Send a request; the context yields the response with its body pending.
+
+        Leaving the context early (or by cancellation) closes the connection
+        instead of returning it to the pool.
+        """
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close idle connections owned by the current event loop."""
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` without query string or credentials, safe for messages."""
+    base = url.split("?", 1)[0].split("#", 1)[0]
+    scheme, sep, rest = base.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        rest = rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
+def _env_proxy_for(url: str | None) -> bool:
+    """Return True if proxy environment variables apply to ``url`` (or any URL)."""
+    if not any(os.environ.get(v) or os.environ.get(v.upper()) for v in _PROXY_VARS):
+        return False
+    if url is None:
+        return True
+    import urllib.parse
+    import urllib.request
+
+    host = urllib.parse.urlsplit(url).hostname or ""
+    proxies = urllib.request.getproxies_environment()
+    return not urllib.request.proxy_bypass_environment(host, proxies)
+
+
+_shared_lock = threading.Lock()
+_shared_pools: dict[tuple[int, float], Transport] = {}
+
+
+def get_transport(
+    *,
+    proxy: str | None = None,
+    client: httpx.AsyncClient | None = None,
+    max_connections_per_host: int = 256,
+    keepalive_expiry: float = 30.0,
+    url: str | None = None,
+) -> Transport:
+    """Return the transport for an LM: the lean pool, or httpx when needed.
+
+    The httpx transport is chosen when ``client`` is given (it is used as is and
+    never closed by dspex), when ``proxy`` is given, or when ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` / ``ALL_PROXY`` is set in the environment (then httpx reads
+    them, with ``NO_PROXY``). Pass the provider's base ``url`` to let
+    ``NO_PROXY`` exempt it (e.g. a loopback server), which keeps the lean pool.
+    Otherwise the lean keep-alive pool is returned; pools with the same limits
+    are shared process-wide, so LMs talking to one host share connections.
+
+    Args:
+        proxy: A proxy URL such as ``"http://proxy:3128"``.
+        client: A user-owned ``httpx.AsyncClient`` to send requests through.
+        max_connections_per_host: Open connections allowed per (scheme, host, port).
+        keepalive_expiry: Seconds an idle connection is kept before closing.
+        url: The base URL the transport will mostly serve (for ``NO_PROXY``).
+
+    Raises:
+        ConfigError: A limit is not positive.
+    """
+    if not isinstance(max_connections_per_host, int) or max_connections_per_host < 1:
+        raise ConfigError(
+            f"max_connections_per_host must be a positive int, got {max_connections_per_host!r}"
+        )
+    if keepalive_expiry <= 0:
+        raise ConfigError(f"keepalive_expiry must be > 0 seconds, got {keepalive_expiry!r}")
+    if client is not None or proxy is not None or _env_proxy_for(url):
+        from ._httpx_transport import HttpxTransport
+
+        return HttpxTransport(
+            client=client,
+            proxy=proxy,
+            max_connections=max_connections_per_host,
+            keepalive_expiry=keepalive_expiry,
+        )
+    from ._pool import ConnectionPool
+
+    key = (max_connections_per_host, float(keepalive_expiry))
+    with _shared_lock:
+        pool = _shared_pools.get(key)
+        if pool is None:
+            pool = _shared_pools[key] = ConnectionPool(
+                max_connections_per_host=max_connections_per_host,
+                keepalive_expiry=keepalive_expiry,
+            )
+    return pool

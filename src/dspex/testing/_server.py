@@ -1,0 +1,479 @@
+"""FakeLLMServer: a real loopback HTTP server speaking OpenAI, Anthropic and Gemini.
+
+It listens on 127.0.0.1 (a free port by default) with anyio, parses requests
+with the same httptools/h11 layer as the client pool, and answers chat calls
+deterministically (see ``_fake_answers.py``) in each provider's wire format
+(``_fake_providers.py``), streamed as SSE when asked. Latency, per-token
+delays and faults drawn from a seeded RNG (429 with ``Retry-After``, 500, 503,
+hang, connection reset, truncated body, malformed JSON) make it a test target
+for retries, timeouts and streaming, and a cheap load target for benchmarks:
+each connection is one task and waits are sleeps, so thousands of keep-alive
+connections cost little. ``stats`` counts requests, faults, connections and
+the usage it reported. Use ``async with`` inside a running loop (either
+backend), or ``with`` from sync code to run it on a background thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import random
+import socket
+import struct
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import anyio
+from anyio.abc import SocketAttribute, SocketStream, TaskStatus
+
+from ..errors import ConfigError
+from ..lm._h1 import HTTPProtocolError, ParsedRequest, make_request_parser
+from . import _fake_providers as fp
+from ._fake_answers import count_tokens, fake_completion, split_tokens, value_for_schema
+
+__all__ = ["FakeLLMServer", "ServerStats"]
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
+            500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
+_FAULTS = ("429", "500", "503", "hang", "reset", "truncate", "malformed")
+
+
+@dataclass
+class ServerStats:
+    """What the server saw and said; compare these totals in tests."""
+
+    requests: int = 0
+    connections_opened: int = 0
+    connections_closed: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
+    by_provider: dict[str, int] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def active_connections(self) -> int:
+        """Connections open right now."""
+        return self.connections_opened - self.connections_closed
+
+
+class _ConnState:
+    __slots__ = ("closed", "idle_scope")
+
+    def __init__(self) -> None:
+        self.idle_scope: anyio.CancelScope | None = None
+        self.closed = anyio.Event()
+
+
+def _route(target: str) -> tuple[str, str, bool, dict[str, list[str]]] | None:
+    """Return (provider, model, stream-by-path, query) for a request target."""
+    path, _, query = target.partition("?")
+    qs = parse_qs(query)
+    for prefix in ("/v1", ""):
+        if path == f"{prefix}/chat/completions":
+            return "openai", "", False, qs
+        if path == f"{prefix}/messages":
+            return "anthropic", "", False, qs
+    for prefix in ("/v1beta/models/", "/v1/models/", "/models/"):
+        if path.startswith(prefix) and ":" in path:
+            model, _, method = unquote(path[len(prefix) :]).rpartition(":")
+            if method in ("generateContent", "streamGenerateContent"):
+                return "gemini", model, method == "streamGenerateContent", qs
+    return None
+
+
+class FakeLLMServer:
+    """A deterministic LM HTTP server on loopback with latency and fault injection.
+
+    Options are plain attributes and may be changed while it runs (the next
+    request sees them). Faults are drawn per chat request from ``random.Random(seed)``
+    in the order 429, 500, 503, hang, reset, truncate, malformed.
+
+    Args:
+        host: A loopback address; anything else raises ``ConfigError``.
+        port: Port to bind (0 picks a free one; read ``url`` after start).
+        responder: ``responder(request_json) -> str`` (sync or async) giving the
+            completion text instead of the prompt-derived answer.
+        latency_ms: Delay before each response starts.
+        token_delay_ms: Delay per streamed token.
+        tokens_per_chunk: Tokens per streamed delta event.
+        p_429, p_500, p_503, p_hang, p_reset, p_truncate, p_malformed: Fault
+            probabilities in [0, 1].
+        retry_after: Seconds sent in ``Retry-After`` on 429 responses.
+        seed: Seed of the fault RNG.
+        require_api_key: When set, requests must carry this key the way their
+            provider does (``Authorization: Bearer``, ``x-api-key``,
+            ``x-goog-api-key`` or ``?key=``).
+        model: Model name reported when the request names none.
+        backend: Event loop for the background thread (``with`` use).
+        parser: Force ``"httptools"`` or ``"h11"`` request parsing.
+        max_requests_per_connection: Close a connection silently (no
+            ``Connection: close``) after this many requests.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        responder: Callable[[dict[str, Any]], Any] | None = None,
+        latency_ms: float = 0.0,
+        token_delay_ms: float = 0.0,
+        tokens_per_chunk: int = 1,
+        p_429: float = 0.0,
+        p_500: float = 0.0,
+        p_503: float = 0.0,
+        p_hang: float = 0.0,
+        p_reset: float = 0.0,
+        p_truncate: float = 0.0,
+        p_malformed: float = 0.0,
+        retry_after: float = 1.0,
+        seed: int = 0,
+        require_api_key: str | None = None,
+        model: str = "fake-model",
+        backend: str = "asyncio",
+        parser: str | None = None,
+        max_requests_per_connection: int | None = None,
+    ) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+            raise ConfigError(f"FakeLLMServer binds loopback only; host={host!r} is not loopback")
+        if tokens_per_chunk < 1:
+            raise ConfigError(f"tokens_per_chunk must be >= 1, got {tokens_per_chunk!r}")
+        probs = dict(p_429=p_429, p_500=p_500, p_503=p_503, p_hang=p_hang, p_reset=p_reset,
+                     p_truncate=p_truncate, p_malformed=p_malformed)  # fmt: skip
+        for name, p in probs.items():
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"{name} must be a probability in [0, 1], got {p!r}")
+        self.host, self.port = host, port
+        self.responder = responder
+        self.latency_ms, self.token_delay_ms = latency_ms, token_delay_ms
+        self.tokens_per_chunk = tokens_per_chunk
+        self.p_429, self.p_500, self.p_503 = p_429, p_500, p_503
+        self.p_hang, self.p_reset = p_hang, p_reset
+        self.p_truncate, self.p_malformed = p_truncate, p_malformed
+        self.retry_after = retry_after
+        self.require_api_key = require_api_key
+        self.model = model
+        self.backend = backend
+        self.parser = parser
+        self.max_requests_per_connection = max_requests_per_connection
+        self.stats = ServerStats()
+        self._rng = random.Random(seed)
+        self._conns: set[_ConnState] = set()
+        self._scope: anyio.CancelScope | None = None
+        self._tg: Any = None
+        self._portal_cm: Any = None
+        self._portal: Any = None
+
+    @property
+    def url(self) -> str:
+        """The server's root URL, e.g. ``http://127.0.0.1:54321``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def _serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
+        async with listener:
+            self.port = listener.extra(SocketAttribute.local_port)
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                async with anyio.create_task_group() as tg:
+                    task_status.started(self.port)
+                    await listener.serve(self._handle, task_group=tg)
+
+    async def __aenter__(self) -> FakeLLMServer:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        try:
+            await self._tg.start(self._serve)
+        except BaseException as exc:
+            await self._tg.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._scope is not None:
+            self._scope.cancel()
+        await self._tg.__aexit__(et, e, tb)
+
+    def __enter__(self) -> FakeLLMServer:
+        # A test helper may own a loop thread: the portal is anyio's way to run one.
+        from anyio.from_thread import start_blocking_portal
+
+        self._portal_cm = start_blocking_portal(backend=self.backend)
+        self._portal = self._portal_cm.__enter__()
+        try:
+            self._future, _ = self._portal.start_task(self._serve)
+        except BaseException:
+            self._portal_cm.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._scope is not None:
+            self._portal.call(self._scope.cancel)
+        try:
+            self._future.result()
+        finally:
+            self._portal_cm.__exit__(None, None, None)
+
+    async def adrop_idle_connections(self) -> int:
+        """Close every connection waiting for its next request; return how many."""
+        idle = [c for c in self._conns if c.idle_scope is not None]
+        for conn in idle:
+            assert conn.idle_scope is not None
+            conn.idle_scope.cancel()
+        for conn in idle:
+            await conn.closed.wait()
+        return len(idle)
+
+    def drop_idle_connections(self) -> int:
+        """Sync form of :meth:`adrop_idle_connections` (for ``with`` use)."""
+        if self._portal is None:
+            raise RuntimeError("drop_idle_connections() needs `with`; use the async form")
+        return int(self._portal.call(self.adrop_idle_connections))
+
+    # -- connections -----------------------------------------------------------------
+
+    async def _handle(self, stream: SocketStream) -> None:
+        state = _ConnState()
+        self._conns.add(state)
+        self.stats.connections_opened += 1
+        try:
+            await self._serve_connection(stream, state)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
+                OSError, HTTPProtocolError):  # fmt: skip
+            pass
+        finally:
+            await anyio.aclose_forcefully(stream)
+            self._conns.discard(state)
+            self.stats.connections_closed += 1
+            state.closed.set()
+
+    async def _serve_connection(self, stream: SocketStream, state: _ConnState) -> None:
+        parser = make_request_parser(self.parser)
+        pending: deque[ParsedRequest] = deque()
+        served = 0
+        while True:
+            if not pending:
+                data = b""
+                with anyio.CancelScope() as idle:
+                    state.idle_scope = idle
+                    data = await stream.receive(65536)
+                state.idle_scope = None
+                if idle.cancel_called:
+                    return
+                pending.extend(parser.feed(data))
+                continue
+            request = pending.popleft()
+            served += 1
+            limit = self.max_requests_per_connection
+            keep = await self._respond(stream, request)
+            if not keep or (limit is not None and served >= limit):
+                return
+
+    # -- responses ----------------------------------------------------------------------
+
+    async def _send(
+        self,
+        stream: SocketStream,
+        status: int,
+        body: bytes,
+        *,
+        ctype: str = "application/json",
+        extra: tuple[tuple[str, str], ...] = (),
+        keep: bool = True,
+        declared: int | None = None,
+    ) -> None:
+        self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
+        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n",
+                 f"content-type: {ctype}\r\n",
+                 f"content-length: {len(body) if declared is None else declared}\r\n"]  # fmt: skip
+        lines += [f"{k}: {v}\r\n" for k, v in extra]
+        if not keep:
+            lines.append("connection: close\r\n")
+        lines.append("\r\n")
+        await stream.send("".join(lines).encode("latin-1") + body)
+
+    async def _error(
+        self, stream: SocketStream, provider: str, status: int, msg: str, keep: bool, **kw: Any
+    ) -> bool:
+        body = json.dumps(fp.error_body(provider, status, msg)).encode()
+        await self._send(stream, status, body, keep=keep, **kw)
+        return keep
+
+    def _authorized(self, provider: str, req: ParsedRequest, qs: dict[str, list[str]]) -> bool:
+        key = self.require_api_key
+        if key is None:
+            return True
+        h = req.headers_map
+        if provider == "anthropic":
+            return h.get("x-api-key") == key or h.get("authorization") == f"Bearer {key}"
+        if provider == "gemini":
+            return h.get("x-goog-api-key") == key or qs.get("key", [None])[0] == key
+        return h.get("authorization") == f"Bearer {key}"
+
+    def _draw_fault(self) -> str | None:
+        probs = (self.p_429, self.p_500, self.p_503, self.p_hang, self.p_reset,
+                 self.p_truncate, self.p_malformed)  # fmt: skip
+        if not any(probs):
+            return None
+        u, edge = self._rng.random(), 0.0
+        for name, p in zip(_FAULTS, probs, strict=True):
+            edge += p
+            if u < edge:
+                self.stats.faults[name] = self.stats.faults.get(name, 0) + 1
+                return name
+        return None
+
+    async def _respond(self, stream: SocketStream, req: ParsedRequest) -> bool:
+        self.stats.requests += 1
+        keep = req.keep_alive
+        route = _route(req.target)
+        if route is None:
+            if req.method == "GET" and req.target.split("?")[0] in ("/", "/health"):
+                await self._send(stream, 200, b'{"status":"ok"}', keep=keep)
+                return keep
+            return await self._error(stream, "openai", 404, f"no route {req.target}", keep)
+        provider, model, path_stream, qs = route
+        self.stats.by_provider[provider] = self.stats.by_provider.get(provider, 0) + 1
+        if req.method != "POST":
+            return await self._error(stream, provider, 405, "use POST", keep)
+        if not self._authorized(provider, req, qs):
+            status = 403 if provider == "gemini" else 401
+            return await self._error(stream, provider, status, "invalid or missing API key", keep)
+        try:
+            body = json.loads(req.body)
+            if not isinstance(body, dict):
+                raise fp.BadRequest("the request body must be a JSON object")
+            call = fp.parse_call(provider, body, model or self.model, path_stream)
+        except (ValueError, fp.BadRequest) as exc:
+            return await self._error(stream, provider, 400, f"bad request: {exc}", keep)
+        fault = self._draw_fault()
+        if self.latency_ms:
+            await anyio.sleep(self.latency_ms / 1000)
+        if fault in ("429", "500", "503"):
+            status = int(fault)  # type: ignore[arg-type]
+            extra = ()
+            if status == 429:
+                extra = (("retry-after", str(round(self.retry_after))),
+                         ("retry-after-ms", str(int(self.retry_after * 1000))))  # fmt: skip
+            return await self._error(stream, provider, status, f"injected {fault}", keep,
+                                     extra=extra)  # fmt: skip
+        if fault == "hang":
+            await self._hang(stream)
+            return False
+        if fault == "reset":
+            _linger_zero(stream)
+            return False
+        choices = await self._choices(call, body, req.body + req.target.encode())
+        digest = hashlib.sha256(req.body).hexdigest()[:24]
+        prompt_tokens = count_tokens("\n".join(call.texts))
+        if call.stream and not (provider == "gemini" and "sse" not in qs.get("alt", [])):
+            return await self._stream(stream, call, choices, digest, prompt_tokens, fault, keep)
+        payload: Any = fp.render(call, choices, digest, prompt_tokens)
+        if provider == "gemini" and call.stream:
+            payload = [payload]
+        data = json.dumps(payload, ensure_ascii=False).encode()
+        if fault == "truncate":
+            await self._send(stream, 200, data[: len(data) // 2], declared=len(data))
+            return False
+        if fault == "malformed":
+            await self._send(stream, 200, data[: len(data) // 2], keep=keep)
+            return keep
+        self._count_usage(prompt_tokens, choices)
+        await self._send(stream, 200, data, keep=keep)
+        return keep
+
+    def _count_usage(self, prompt_tokens: int, choices: list[fp.Choice]) -> None:
+        self.stats.prompt_tokens += prompt_tokens
+        self.stats.completion_tokens += sum(c.tokens for c in choices)
+
+    async def _choices(self, call: fp.ChatCall, body: dict[str, Any], raw: bytes) -> list[fp.Choice]:
+        digest = hashlib.sha256(raw).hexdigest()
+        out: list[fp.Choice] = []
+        for i in range(call.n):
+            key = f"{digest}:{i}"
+            if call.tools and (call.forced_tool is not None or not call.tool_results):
+                name = call.forced_tool or next(iter(call.tools))
+                schema = call.tools.get(name, {"type": "object"})
+                args = value_for_schema(schema, int(digest[:12], 16) + i)
+                text = json.dumps(args)
+                out.append(fp.Choice(tool=(name, args), finish="tool",
+                                     tokens=len(split_tokens(text))))  # fmt: skip
+                continue
+            if self.responder is not None:
+                result = self.responder(body)
+                text = str(await result if inspect.isawaitable(result) else result)
+            else:
+                text = fake_completion(call.system, key, json_schema=call.json_schema,
+                                       json_mode=call.json_mode)  # fmt: skip
+            tokens = split_tokens(text)
+            finish = "stop"
+            if call.max_tokens is not None and len(tokens) > call.max_tokens:
+                tokens, finish = tokens[: call.max_tokens], "length"
+                text = "".join(tokens)
+            out.append(fp.Choice(text=text, finish=finish, tokens=len(tokens)))
+        return out
+
+    async def _stream(
+        self,
+        stream: SocketStream,
+        call: fp.ChatCall,
+        choices: list[fp.Choice],
+        rid: str,
+        prompt_tokens: int,
+        fault: str | None,
+        keep: bool,
+    ) -> bool:
+        frames = list(fp.stream(call, choices, rid, prompt_tokens, self.tokens_per_chunk))
+        if fault == "malformed":
+            frames.insert(len(frames) // 2, (b"data: {not json\n\n", 0))
+        self.stats.statuses[200] = self.stats.statuses.get(200, 0) + 1
+        head = ("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+                "transfer-encoding: chunked\r\n" + ("" if keep else "connection: close\r\n")
+                + "\r\n").encode()  # fmt: skip
+        cut = len(frames) // 2 if fault == "truncate" else None
+        delay = self.token_delay_ms / 1000
+        counted = fault != "malformed" and (call.include_usage or call.provider != "openai")
+        if not delay and cut is None:
+            if counted:  # count before the last byte leaves, so clients see it
+                self._count_usage(prompt_tokens, choices)
+            body = b"".join(b"%x\r\n%s\r\n" % (len(d), d) for d, _ in frames)
+            await stream.send(head + body + b"0\r\n\r\n")
+            return keep
+        await stream.send(head)
+        for i, (data, tokens) in enumerate(frames):
+            if i == cut:
+                return False
+            if delay and tokens:
+                await anyio.sleep(delay * tokens)
+            if counted and i == len(frames) - 1:
+                self._count_usage(prompt_tokens, choices)
+            await stream.send(b"%x\r\n%s\r\n" % (len(data), data))
+        await stream.send(b"0\r\n\r\n")
+        return keep
+
+    @staticmethod
+    async def _hang(stream: SocketStream) -> None:
+        """Answer nothing; return when the client gives up and closes."""
+        while await stream.receive(65536):
+            pass
+
+
+def _linger_zero(stream: SocketStream) -> None:
+    """Make the coming close send a TCP reset instead of a clean FIN."""
+    sock = stream.extra(SocketAttribute.raw_socket)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

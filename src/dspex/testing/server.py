@@ -1,0 +1,69 @@
+"""Command line for the fake LM server: ``python -m dspex.testing.server --port 0``.
+
+Starts :class:`~dspex.testing.FakeLLMServer` on loopback, prints its URL on
+one line (flushed, so a parent process can read it), and serves until
+interrupted. Every server option has a flag, e.g. ``--latency-ms 50 --p-429 0.1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dspex.testing.server", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    p.add_argument("--port", type=int, default=0, help="port (0 = any free port)")
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--token-delay-ms", type=float, default=0.0)
+    p.add_argument("--tokens-per-chunk", type=int, default=1)
+    for fault in ("429", "500", "503", "hang", "reset", "truncate", "malformed"):
+        p.add_argument(f"--p-{fault}", type=float, default=0.0, help=f"probability of {fault}")
+    p.add_argument("--retry-after", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--require-api-key", default=None)
+    p.add_argument("--model", default="fake-model")
+    p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    p.add_argument("--parser", choices=("httptools", "h11"), default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server until interrupted; return the process exit code."""
+    args = _parser().parse_args(argv)
+    import anyio
+
+    from .._util._sync import run_sync
+    from ..errors import ConfigError
+    from ._server import FakeLLMServer
+
+    try:
+        server = FakeLLMServer(
+            host=args.host, port=args.port, latency_ms=args.latency_ms,
+            token_delay_ms=args.token_delay_ms, tokens_per_chunk=args.tokens_per_chunk,
+            p_429=args.p_429, p_500=args.p_500, p_503=args.p_503, p_hang=args.p_hang,
+            p_reset=args.p_reset, p_truncate=args.p_truncate, p_malformed=args.p_malformed,
+            retry_after=args.retry_after, seed=args.seed,
+            require_api_key=args.require_api_key, model=args.model, parser=args.parser,
+        )  # fmt: skip
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    async def serve() -> None:
+        async with server:
+            print(server.url, flush=True)
+            await anyio.sleep_forever()
+
+    try:
+        run_sync(serve, backend=args.backend)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
