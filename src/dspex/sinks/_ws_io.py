@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from websockets.protocol import Event as WsEvent
     from websockets.protocol import Protocol
 
-__all__ = ["ProtocolStream", "connect"]
+__all__ = ["ProtocolStream", "WebSocketConnection", "connect", "open_connection"]
 
 LOG = logging.getLogger("dspex.websocket")
 READ_SIZE = 65536
@@ -199,3 +199,107 @@ async def _handshake(conn: ProtocolStream, headers: Mapping[str, Any]) -> None:
         conn.pending = [ev for ev in events if not isinstance(ev, Response)]
     if protocol.state is not State.OPEN and protocol.handshake_exc is None:
         raise OSError("connection closed during the WebSocket handshake")
+
+
+class WebSocketConnection:
+    """A client connection with a message-level API (text in, text out).
+
+    ``recv`` must be called from one task at a time; ``send`` may run
+    concurrently with it. Pings from the server are answered automatically
+    while receiving.
+
+    Args:
+        conn: An open client :class:`ProtocolStream` (see :func:`connect`).
+    """
+
+    def __init__(self, conn: ProtocolStream) -> None:
+        self.stream = conn
+        self._messages: list[str] = []
+        self._fragments: list[bytes] | None = None
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received from the server (or sent, if none came)."""
+        protocol = self.stream.protocol
+        close = protocol.close_rcvd or protocol.close_sent
+        return None if close is None else int(close.code)
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason matching :attr:`close_code`."""
+        protocol = self.stream.protocol
+        close = protocol.close_rcvd or protocol.close_sent
+        return None if close is None else close.reason
+
+    @property
+    def open(self) -> bool:
+        """True while messages can be sent."""
+        from websockets.protocol import State
+
+        return self.stream.protocol.state is State.OPEN and not self.stream.broken
+
+    async def recv(self) -> str | None:
+        """Return the next text message, or None once the connection is closed."""
+        from websockets.protocol import State
+
+        while not self._messages:
+            if self.stream.eof or self.stream.protocol.state is State.CLOSED:
+                return None
+            for frame in await self.stream.receive():
+                self._on_frame(frame)  # type: ignore[arg-type]
+        return self._messages.pop(0)
+
+    def _on_frame(self, frame: Any) -> None:
+        from websockets.frames import Opcode
+
+        if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+            self._fragments = [bytes(frame.data)]
+        elif frame.opcode is Opcode.CONT and self._fragments is not None:
+            self._fragments.append(bytes(frame.data))
+        else:
+            return
+        if frame.fin:
+            self._messages.append(b"".join(self._fragments).decode("utf-8", errors="replace"))
+            self._fragments = None
+
+    async def send(self, *messages: str | bytes) -> bool:
+        """Send text messages in order; False if the connection is not usable."""
+        if not self.open:
+            return False
+        for message in messages:
+            self.stream.protocol.send_text(message.encode() if isinstance(message, str) else message)
+        return await self.stream.flush()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake (the reader then sees the end)."""
+        if self.open:
+            self.stream.protocol.send_close(code, reason)
+            await self.stream.flush()
+
+    async def aclose(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> None:
+        """Close cleanly (waiting up to ``timeout`` for the server) then drop the socket."""
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(timeout):
+                await self.close(code, reason)
+                while await self.recv() is not None:
+                    pass
+            await self.stream.aclose()
+
+
+async def open_connection(
+    url: str,
+    *,
+    token: str | None = None,
+    origin: str | None = None,
+    max_size: int | None = 2**20,
+    timeout: float = 10.0,
+    error: type[DspexError] = SinkError,
+) -> WebSocketConnection:
+    """Connect to ``url`` and return a :class:`WebSocketConnection`.
+
+    ``token`` is sent as ``Authorization: Bearer <token>``. See :func:`connect`
+    for the errors raised.
+    """
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    stream = await connect(url, headers=headers, origin=origin, max_size=max_size, timeout=timeout, error=error)
+    return WebSocketConnection(stream)

@@ -1,0 +1,251 @@
+/* dspex live page: connects to the WebSocket sink and renders events as they stream.
+   No build step, no dependencies. Message schema: events.schema.json. */
+(function () {
+  "use strict";
+
+  var MAX_CARDS = 300;
+  var RATE_WINDOW_MS = 5000;
+  var params = new URLSearchParams(location.search);
+  var meta = document.querySelector('meta[name="dspex-ws-path"]');
+  var wsPath = meta && meta.content && meta.content.indexOf("__") !== 0 ? meta.content : "/";
+
+  var state = {
+    cards: new Map(), done: 0, failed: 0, tokens: 0, cost: 0, anon: 0,
+    doneTimes: [], server: {}, messages: 0, dropped: 0, socket: null, retryMs: 500
+  };
+  window.dspexLive = state;
+
+  function $(id) { return document.getElementById(id); }
+
+  function wsUrl() {
+    if (params.get("ws")) { return params.get("ws"); }
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    var query = new URLSearchParams();
+    if (params.get("token")) { query.set("token", params.get("token")); }
+    query.set("replay", params.get("replay") || "100");
+    return scheme + location.host + wsPath + "?" + query.toString();
+  }
+
+  function fmt(value) {
+    if (value === null || value === undefined) { return ""; }
+    if (typeof value === "string") { return value; }
+    try { return JSON.stringify(value); } catch (e) { return String(value); }
+  }
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) { node.className = cls; }
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  function setStatus(name, text) {
+    var node = $("status");
+    node.className = "status " + name;
+    node.dataset.state = name;
+    node.textContent = text;
+  }
+
+  function card(id) {
+    var key = id === undefined || id === null ? "item-" + (++state.anon) : String(id);
+    var found = state.cards.get(key);
+    if (found) { return found; }
+    var node = el("article", "card streaming");
+    node.dataset.itemId = key;
+    node.dataset.state = "streaming";
+    node.dataset.streamed = "0";
+    var head = el("header");
+    head.appendChild(el("span", "id", "#" + key));
+    head.appendChild(el("span", "node"));
+    head.appendChild(el("span", "badge", "streaming"));
+    node.appendChild(head);
+    node.appendChild(el("div", "fields"));
+    var raw = el("pre", "raw");
+    raw.hidden = true;
+    node.appendChild(raw);
+    node.appendChild(el("ul", "notes"));
+    var items = $("items");
+    items.insertBefore(node, items.firstChild);
+    state.cards.set(key, node);
+    if (state.cards.size > MAX_CARDS) {
+      var oldest = state.cards.keys().next().value;
+      state.cards.get(oldest).remove();
+      state.cards.delete(oldest);
+    }
+    $("footer-count").textContent = state.cards.size + " items";
+    return node;
+  }
+
+  function field(node, name) {
+    var fields = node.querySelector(".fields");
+    var found = fields.querySelector('[data-field="' + CSS.escape(name) + '"]');
+    if (found) { return found; }
+    var row = el("div", "field typing");
+    row.dataset.field = name;
+    row.appendChild(el("span", "fname", name));
+    row.appendChild(el("span", "ftext"));
+    fields.appendChild(row);
+    return row;
+  }
+
+  function setField(node, name, text, final) {
+    var row = field(node, name);
+    row.querySelector(".ftext").textContent = text;
+    if (final) { row.classList.remove("typing"); row.classList.add("final"); }
+  }
+
+  function finish(node, stateName, label) {
+    node.classList.remove("streaming");
+    node.classList.add(stateName);
+    node.dataset.state = stateName;
+    node.querySelector(".badge").textContent = label;
+    node.querySelectorAll(".field.typing").forEach(function (row) { row.classList.remove("typing"); });
+    if (!node.dataset.counted) {
+      node.dataset.counted = "1";
+      if (stateName === "error") { state.failed += 1; } else {
+        state.done += 1;
+        state.doneTimes.push(Date.now());
+      }
+    }
+  }
+
+  function note(node, text, cls) {
+    node.querySelector(".notes").appendChild(el("li", cls || "", text));
+  }
+
+  function streamed(node, text) {
+    node.dataset.streamed = String(Number(node.dataset.streamed) + text.length);
+  }
+
+  var handlers = {
+    hello: function (msg) { if (msg.run) { $("run").textContent = msg.run; } },
+    token_delta: function (msg) {
+      var node = card(msg.item_id);
+      var raw = node.querySelector(".raw");
+      raw.textContent += msg.text;
+      streamed(node, msg.text);
+      if (!node.querySelector(".field")) { raw.hidden = false; }
+    },
+    field_delta: function (msg) {
+      var node = card(msg.item_id);
+      var row = field(node, msg.field);
+      row.querySelector(".ftext").textContent += msg.text;
+      node.querySelector(".raw").hidden = true;
+      streamed(node, msg.text);
+    },
+    field_done: function (msg) { setField(card(msg.item_id), msg.field, fmt(msg.value), true); },
+    prediction_done: function (msg) {
+      var node = card(msg.item_id);
+      if (msg.node) { node.querySelector(".node").textContent = msg.node; }
+      Object.keys(msg.outputs || {}).forEach(function (name) {
+        setField(node, name, fmt(msg.outputs[name]), true);
+      });
+      node.querySelector(".raw").hidden = true;
+      finish(node, "done", "done");
+    },
+    record: function (msg) {
+      var data = msg.data || {};
+      var node = card(msg.item_id !== undefined ? msg.item_id : (data.id !== undefined ? data.id : undefined));
+      Object.keys(data).forEach(function (name) {
+        if (!field(node, name).classList.contains("final")) { setField(node, name, fmt(data[name]), true); }
+      });
+      finish(node, "done", "done");
+    },
+    item_error: function (msg) {
+      var node = card(msg.item_id);
+      note(node, msg.error_type + ": " + msg.message, "error");
+      finish(node, "error", "error");
+    },
+    retry: function (msg) { note(card(msg.item_id), "retry " + msg.attempt + ": " + msg.reason, "retry"); },
+    validation_failed: function (msg) { note(card(msg.item_id), "validation: " + msg.message, "retry"); },
+    tool_call: function (msg) { note(card(msg.item_id), "→ " + msg.name + "(" + fmt(msg.args) + ")", "tool"); },
+    tool_result: function (msg) {
+      note(card(msg.item_id), "← " + msg.name + ": " + fmt(msg.error || msg.result), "tool");
+    },
+    usage: function (msg) {
+      state.tokens += (msg.input_tokens || 0) + (msg.output_tokens || 0);
+      state.cost += msg.cost || 0;
+    },
+    metrics: function (msg) { Object.assign(state.server, msg.values || {}); },
+    run_done: function (msg) {
+      setStatus("finished", "run finished");
+      showNotice("Run finished: " + fmt(msg.report || {}));
+    },
+    dropped: function (msg) {
+      state.dropped = msg.total;
+      showNotice("Slow connection: " + msg.total + " live updates skipped (final results are kept).");
+    }
+  };
+
+  function showNotice(text) {
+    var node = $("notice");
+    node.textContent = text;
+    node.hidden = false;
+  }
+
+  function rate() {
+    var now = Date.now();
+    while (state.doneTimes.length && now - state.doneTimes[0] > RATE_WINDOW_MS) { state.doneTimes.shift(); }
+    return state.doneTimes.length / (RATE_WINDOW_MS / 1000);
+  }
+
+  function pick(names) {
+    for (var i = 0; i < names.length; i++) {
+      if (state.server[names[i]] !== undefined) { return state.server[names[i]]; }
+    }
+    return undefined;
+  }
+
+  var SHOWN = ["items_per_s", "throughput", "items_done", "items_out", "items_failed", "in_flight",
+    "tokens", "cost", "ws_clients", "clients", "queue_depths", "queues"];
+
+  function render() {
+    var serverRate = pick(["items_per_s", "throughput"]);
+    $("m-rate").textContent = (serverRate !== undefined ? Number(serverRate) : rate()).toFixed(1);
+    $("m-done").textContent = String(Math.max(state.done, Number(pick(["items_done", "items_out"]) || 0)));
+    $("m-failed").textContent = String(Math.max(state.failed, Number(pick(["items_failed"]) || 0)));
+    var inflight = pick(["in_flight"]);
+    $("m-inflight").textContent = inflight === undefined ? "–" : String(inflight);
+    $("m-tokens").textContent = String(Math.max(state.tokens, Number(pick(["tokens"]) || 0)));
+    $("m-cost").textContent = "$" + Math.max(state.cost, Number(pick(["cost"]) || 0)).toFixed(4);
+    var clients = pick(["ws_clients", "clients"]);
+    $("m-clients").textContent = clients === undefined ? "–" : String(clients);
+    var queues = pick(["queue_depths", "queues"]);
+    $("m-queues").textContent = queues && typeof queues === "object" ?
+      Object.keys(queues).map(function (k) { return k + ": " + fmt(queues[k]); }).join("  ") || "–" :
+      (queues === undefined ? "–" : fmt(queues));
+    var extra = $("extra");
+    extra.textContent = "";
+    Object.keys(state.server).forEach(function (name) {
+      if (SHOWN.indexOf(name) >= 0) { return; }
+      extra.appendChild(el("span", "chip", name + " " + fmt(state.server[name])));
+    });
+  }
+
+  function connect() {
+    var url = wsUrl();
+    var socket;
+    try { socket = new WebSocket(url); } catch (e) { setStatus("error", "bad URL: " + url); return; }
+    state.socket = socket;
+    setStatus("connecting", "connecting…");
+    socket.onopen = function () { state.retryMs = 500; setStatus("live", "live"); };
+    socket.onmessage = function (event) {
+      var msg;
+      try { msg = JSON.parse(event.data); } catch (e) { return; }
+      state.messages += 1;
+      var handler = handlers[msg.type];
+      if (handler) { handler(msg); }
+    };
+    socket.onclose = function (event) {
+      if ($("status").dataset.state !== "finished") {
+        setStatus("closed", "disconnected (" + event.code + (event.reason ? " " + event.reason : "") + ")");
+      }
+      if (event.code === 1008 && /token/i.test(event.reason)) { return; }
+      setTimeout(connect, state.retryMs);
+      state.retryMs = Math.min(state.retryMs * 2, 5000);
+    };
+  }
+
+  setInterval(render, 250);
+  connect();
+})();
