@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -128,8 +129,15 @@ class Tool:
                 f"{list(self.arg_types)}",
                 field=str(unknown[0]),
             )
+        data = dict(args)
+        for key, value in data.items():  # LMs often send nested objects as JSON strings
+            if isinstance(value, str) and self.args.get(key, {}).get("type") in ("object", "array"):
+                try:
+                    data[key] = json.loads(value)
+                except ValueError:
+                    pass
         try:
-            parsed = self._model.model_validate(dict(args))
+            parsed = self._model.model_validate(data)
         except pydantic.ValidationError as exc:
             err = exc.errors()[0]
             arg = str(err["loc"][0]) if err["loc"] else "?"

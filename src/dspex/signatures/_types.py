@@ -24,6 +24,7 @@ from pydantic_core import core_schema
 __all__ = ["ML_TYPES", "Citation", "Confidence", "Embedding", "History", "Reasoning", "ToolCalls"]
 
 _STEP = re.compile(r"(?m)^[ \t]*(?:\d+[.)]|[-*•]|step[ \t]*\d+[:.)]?)[ \t]+", re.IGNORECASE)
+_INLINE_STEP = re.compile(r"(?:^|(?<=\s))step[ \t]*\d+[:.)][ \t]*", re.IGNORECASE)
 
 
 def _shown(value: Any, limit: int = 80) -> str:
@@ -52,8 +53,9 @@ class Reasoning(str):
         text = str(self).strip()
         if not text:
             return []
-        if _STEP.search(text):
-            return [" ".join(p.split()) for p in _STEP.split(text) if p.strip()]
+        for marker in (_STEP, _INLINE_STEP):
+            if len(marker.findall(text)) > 1:
+                return [" ".join(p.split()) for p in marker.split(text) if p.strip()]
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if len(lines) > 1:
             return lines
