@@ -146,8 +146,8 @@ class Module:
         total = sum(spent, LMUsage()) if spent else LMUsage()
         if parent is not None and spent:
             parent.append(total)
-        if isinstance(result, Prediction) and result._usage is None:
-            result._usage = total
+        if isinstance(result, Prediction) and (spent or result._usage is None):
+            result._usage = total  # everything spent under this call, nested calls included
         return result
 
     def __call__(self, *args: Any, **inputs: Any) -> Any:

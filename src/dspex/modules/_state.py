@@ -117,10 +117,9 @@ def _lm_from_state(state: Mapping[str, Any]) -> Any:
     if not isinstance(model, str):
         raise ConfigError(f"saved LM state has no model name: {state!r}")
     try:
-        from ..lm import LM  # type: ignore[attr-defined]
+        from ..lm import LM
 
-        loader = getattr(LM, "load_state", None)
-        return loader({"model": model, **safe}) if callable(loader) else LM(model, **safe)
+        return LM.from_state({"model": model, **safe})
     except Exception as exc:
         raise ConfigError(
             f"cannot rebuild the saved LM {model!r} ({exc}); load with load_lm=False and set the LM yourself"

@@ -151,8 +151,15 @@ async def check_sink(
     await sink.aclose()  # idempotent
     kept = kept + b3
     await _check_read(read, kept, "aclose")
-    if not reopen:
-        return
+    if reopen:
+        await _check_reopen(sink_factory, read, tear, kept, b4, b5)
+
+
+async def _check_reopen(
+    sink_factory: Callable[[], Sink], read: Callable[[], Any] | None,
+    tear: Callable[[], Any] | None, kept: list[dict[str, Any]],
+    b4: list[dict[str, Any]], b5: list[dict[str, Any]],
+) -> None:
     if tear is not None:
         await _call(tear)
     sink = sink_factory()

@@ -208,9 +208,9 @@ class ScriptedLM:
             yield LMChunk(text=piece)
         yield LMChunk(text="", done=True, usage=usage, finish_reason="stop")
 
-    def dump_state(self) -> dict[str, Any]:
-        """Return the saveable description of this LM (no script, no secrets)."""
-        return {"model": self.model}
+    def dump_state(self) -> None:
+        """Return None: a script is not part of a saved program (``"lm": null``)."""
+        return None
 
     def __repr__(self) -> str:
         return f"ScriptedLM(model={self.model!r}, adapter={self.adapter!r}, calls={self.calls})"

@@ -64,10 +64,12 @@ class ServerStats:
 
 
 class _ConnState:
-    __slots__ = ("closed", "idle_scope")
+    __slots__ = ("busy", "closed", "drop", "idle_scope")
 
     def __init__(self) -> None:
         self.idle_scope: anyio.CancelScope | None = None
+        self.busy = False
+        self.drop = False
         self.closed = anyio.Event()
 
 
@@ -231,10 +233,11 @@ class FakeLLMServer:
 
     async def adrop_idle_connections(self) -> int:
         """Close every connection waiting for its next request; return how many."""
-        idle = [c for c in self._conns if c.idle_scope is not None]
+        idle = [c for c in self._conns if not c.busy]
         for conn in idle:
-            assert conn.idle_scope is not None
-            conn.idle_scope.cancel()
+            conn.drop = True
+            if conn.idle_scope is not None:
+                conn.idle_scope.cancel()
         for conn in idle:
             await conn.closed.wait()
         return len(idle)
@@ -271,16 +274,19 @@ class FakeLLMServer:
                 data = b""
                 with anyio.CancelScope() as idle:
                     state.idle_scope = idle
-                    data = await stream.receive(65536)
+                    if not state.drop:
+                        data = await stream.receive(65536)
                 state.idle_scope = None
-                if idle.cancel_called:
+                if state.drop:
                     return
                 pending.extend(parser.feed(data))
+                state.busy = bool(pending)
                 continue
             request = pending.popleft()
             served += 1
             limit = self.max_requests_per_connection
             keep = await self._respond(stream, request)
+            state.busy = bool(pending)
             if not keep or (limit is not None and served >= limit):
                 return
 
