@@ -164,6 +164,7 @@ class _HttpxStream:
         self._args = args
         self._url: str = args[1]
         self._resp: Any = None
+        self._body: _HttpxBody | None = None
 
     async def __aenter__(self) -> HTTPResponse:
         request = await self._transport._build(*self._args)
@@ -182,17 +183,13 @@ class _HttpxStream:
             on_close=self._close,
         )
 
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._resp.aiter_bytes():
-                yield chunk
-        except Exception as exc:
-            mapped = _map_error(exc, self._url)
-            if mapped is None:
-                raise
-            raise mapped from None
+    def _chunks(self) -> _HttpxBody:
+        self._body = _HttpxBody(self._resp.aiter_bytes(), self._url)
+        return self._body
 
     async def _close(self) -> None:
+        if self._body is not None:  # finalize httpx's generator now, not at GC
+            await self._body._source.aclose()  # type: ignore[attr-defined]
         if self._resp is not None:
             await self._resp.aclose()
 
@@ -203,3 +200,25 @@ class _HttpxStream:
         tb: TracebackType | None,
     ) -> None:
         await self._close()
+
+
+class _HttpxBody:
+    """Async iterator over httpx body chunks with errors mapped to dspex errors."""
+
+    def __init__(self, source: AsyncIterator[bytes], url: str) -> None:
+        self._source = source
+        self._url = url
+
+    def __aiter__(self) -> _HttpxBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._source.__anext__()
+        except StopAsyncIteration:
+            raise
+        except Exception as exc:
+            mapped = _map_error(exc, self._url)
+            if mapped is None:
+                raise
+            raise mapped from None

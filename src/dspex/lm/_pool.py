@@ -505,24 +505,50 @@ class _StreamContext:
         self._released = True
         await self._pool._release(self._state, self._host, self._conn, self._parser)
 
-    async def _body(self) -> AsyncIterator[bytes]:
-        conn, parser = self._conn, self._parser
-        assert conn is not None and parser is not None
-        origin, read_timeout = self._args[1].origin, self._args[4].read
-        encoding = _content_encoding(parser.headers)
-        decoder = _decoder() if encoding else None
-        while True:
-            for piece in parser.take_body():
-                if decoder is not None:
-                    try:
-                        piece = decoder.decompress(piece)
-                    except zlib.error as exc:
-                        raise LMTransportError(f"invalid {encoding} body from {origin}") from exc
-                if piece:
-                    yield piece
-            if parser.complete:
+    def _body(self) -> _PoolBody:
+        assert self._conn is not None and self._parser is not None
+        return _PoolBody(self, self._conn, self._parser)
+
+
+class _PoolBody:
+    """Async iterator over a streamed body: de-chunked (by the parser), decoded."""
+
+    __slots__ = ("_conn", "_ctx", "_decoder", "_done", "_encoding", "_parser", "_ready")
+
+    def __init__(self, ctx: _StreamContext, conn: _Conn, parser: ResponseParser) -> None:
+        self._ctx, self._conn, self._parser = ctx, conn, parser
+        self._encoding = _content_encoding(parser.headers)
+        self._decoder = _decoder() if self._encoding else None
+        self._ready: deque[bytes] = deque()
+        self._done = False
+
+    def __aiter__(self) -> _PoolBody:
+        return self
+
+    def _decode(self, piece: bytes) -> bytes:
+        if self._decoder is None:
+            return piece
+        try:
+            return self._decoder.decompress(piece)  # type: ignore[no-any-return]
+        except zlib.error as exc:
+            raise LMTransportError(f"invalid {self._encoding} body: {exc}") from None
+
+    async def __anext__(self) -> bytes:
+        ctx, parser = self._ctx, self._parser
+        origin, read_timeout = ctx._args[1].origin, ctx._args[4].read
+        while not self._ready:
+            if self._done:
+                raise StopAsyncIteration
+            self._ready.extend(p for p in map(self._decode, parser.take_body()) if p)
+            if self._ready:
                 break
-            data = await self._pool._recv(conn, read_timeout, origin)
+            if parser.complete:
+                self._done = True
+                if self._decoder is not None and (tail := self._decoder.flush()):
+                    self._ready.append(tail)
+                await ctx._release()
+                continue
+            data = await ctx._pool._recv(self._conn, read_timeout, origin)
             try:
                 if data:
                     parser.feed(data)
@@ -530,8 +556,4 @@ class _StreamContext:
                     parser.feed_eof()
             except HTTPProtocolError as exc:
                 raise LMTransportError(f"{exc} (from {origin})") from None
-        if decoder is not None:
-            tail = decoder.flush()
-            if tail:
-                yield tail
-        await self._release()
+        return self._ready.popleft()

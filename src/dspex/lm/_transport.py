@@ -109,26 +109,23 @@ class HTTPResponse:
         """Read and return the whole body, then release the connection."""
         if self._content is not None:
             return self._content
-        if self._consumed:
-            raise RuntimeError("the response body was already consumed by aiter_bytes()")
         parts = [chunk async for chunk in self.aiter_bytes()]
         self._content = b"".join(parts)
         return self._content
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """Yield body chunks as they arrive; release the connection at the end."""
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Iterate over body chunks as they arrive; the end releases the connection.
+
+        The iterator is a plain object (not an async generator), so breaking
+        out of the loop leaves nothing to finalize: leaving the ``stream()``
+        context closes the connection.
+        """
         if self._content is not None:
-            if self._content:
-                yield self._content
-            return
+            return _BodyIterator(self, None, [self._content] if self._content else [])
         if self._consumed or self._chunks is None:
             raise RuntimeError("the response body was already consumed")
         self._consumed = True
-        try:
-            async for chunk in self._chunks:
-                yield chunk
-        finally:
-            await self.aclose()
+        return _BodyIterator(self, self._chunks, [])
 
     async def aclose(self) -> None:
         """Release the connection; safe to call more than once."""
@@ -140,6 +137,34 @@ class HTTPResponse:
 
     def __repr__(self) -> str:
         return f"<HTTPResponse status={self.status}>"
+
+
+class _BodyIterator:
+    """Yield preloaded chunks, then chunks from ``source``; close at the end."""
+
+    __slots__ = ("_preloaded", "_response", "_source")
+
+    def __init__(
+        self, response: HTTPResponse, source: AsyncIterator[bytes] | None, preloaded: list[bytes]
+    ) -> None:
+        self._response = response
+        self._source = source
+        self._preloaded = preloaded
+
+    def __aiter__(self) -> _BodyIterator:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._preloaded:
+            return self._preloaded.pop(0)
+        if self._source is None:
+            raise StopAsyncIteration
+        try:
+            return await self._source.__anext__()
+        except StopAsyncIteration:
+            self._source = None
+            await self._response.aclose()
+            raise
 
 
 class Transport(ABC):

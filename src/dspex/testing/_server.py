@@ -232,15 +232,21 @@ class FakeLLMServer:
             self._portal_cm.__exit__(None, None, None)
 
     async def adrop_idle_connections(self) -> int:
-        """Close every connection waiting for its next request; return how many."""
-        idle = [c for c in self._conns if not c.busy]
-        for conn in idle:
+        """Close keep-alive connections silently, as a server's idle timeout does.
+
+        Connections waiting for a request close now (this waits until they
+        have); a connection still answering closes right after its response.
+        Returns how many connections were marked.
+        """
+        marked = list(self._conns)
+        for conn in marked:
             conn.drop = True
             if conn.idle_scope is not None:
                 conn.idle_scope.cancel()
-        for conn in idle:
-            await conn.closed.wait()
-        return len(idle)
+        for conn in marked:
+            if not conn.busy:
+                await conn.closed.wait()
+        return len(marked)
 
     def drop_idle_connections(self) -> int:
         """Sync form of :meth:`adrop_idle_connections` (for ``with`` use)."""
@@ -287,7 +293,7 @@ class FakeLLMServer:
             limit = self.max_requests_per_connection
             keep = await self._respond(stream, request)
             state.busy = bool(pending)
-            if not keep or (limit is not None and served >= limit):
+            if not keep or state.drop or (limit is not None and served >= limit):
                 return
 
     # -- responses ----------------------------------------------------------------------
