@@ -161,6 +161,8 @@ def apply_state(
             or an entry does not fit its signature.
     """
     named = module.named_predictors()
+    if named and named[0][0] == "self" and "self" not in state and "signature" in state:
+        state = {"self": state}  # a Predict saves its own state flat, as DSPy does
     missing = [name for name, _ in named if name not in state]
     if missing and strict:
         available = [k for k in state if k != "metadata"]
