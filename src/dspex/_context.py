@@ -33,6 +33,9 @@ KNOWN_SETTINGS: Mapping[str, Any] = MappingProxyType(
         "max_history_size": 10_000,
         "disable_history": False,
         "parse_retries": 1,
+        # Validation feedback (flows' validate retries): lines a Predict appends
+        # to its final user message. A tuple of strings.
+        "feedback": (),
     }
 )
 

@@ -1,0 +1,209 @@
+"""The ends of a flow: source tasks, sink tasks, dead letters and the event bus.
+
+A *source task* pulls records from a :class:`~dspex.sources.Source` (wrapped
+in ``aclosing``), wraps them in items and sends them downstream in chunks. It
+stops pulling while the memory monitor has the sources paused and while the
+run's in-flight limit is reached, and sends a partial chunk when it would
+wait, or after ``linger_s`` (so a slow source still delivers promptly). A
+*sink task* writes whole chunks (coalescing whatever else is already queued)
+to its sinks. Dead letters and module events each go through one bounded
+channel to one task that writes them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+
+from ._item import DeadLetter, Item
+
+if TYPE_CHECKING:
+    from anyio.abc import ObjectReceiveStream
+
+    from ..backpressure._edge import BufferPolicy, EdgeReceiver
+    from ..backpressure._limits import SourceGate
+    from ..events import Event
+    from ..operators._base import NodeContext, Outputs
+    from ..sinks._base import Sink
+    from ..sources._base import Source
+    from ._tracking import KeyTracker, WriteBarrier
+
+__all__ = ["SourceTask", "run_dead_letters", "run_events", "run_sink"]
+
+MAX_SINK_BATCH = 4096
+
+
+class SourceTask:
+    """Pull one source into the flow, in chunks, under pause and admission."""
+
+    def __init__(
+        self, source: Source, out: Outputs, ctx: NodeContext, gate: SourceGate,
+        buffer: BufferPolicy, *, prefix: str = "", skip: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.source = source
+        self.out = out
+        self.ctx = ctx
+        self.gate = gate
+        self.chunk = buffer.chunk
+        self.linger_s = buffer.linger_s
+        self.prefix = prefix
+        self.skip = skip
+        self.pending: list[Item] = []
+        self.started = 0.0
+        self.have_pending = anyio.Event()
+
+    async def flush(self) -> None:
+        """Send the pending partial chunk, if any."""
+        if self.pending:
+            chunk, self.pending = self.pending, []
+            self.have_pending = anyio.Event()
+            await self.out.send(chunk)
+
+    async def _wait_room(self) -> None:
+        limiter = self.ctx.services.limiter
+        if self.gate.paused or limiter.full:
+            await self.flush()
+            await self.gate.wait()
+            await limiter.wait()
+            await self.gate.wait()
+
+    def _records(self) -> Any:
+        if self.skip is None or not getattr(self.source, "id_field", None):
+            return self.source.records()
+        skip, prefix = self.skip, self.prefix
+        return self.source.records(skip=(lambda key: skip(prefix + key)) if prefix else skip)
+
+    async def run(self) -> None:
+        """Pull until the source ends; a lingering partial chunk is sent by a helper."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._linger)
+            try:
+                await self._pull()
+                await self.flush()
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def _pull(self) -> None:
+        ctx, stats = self.ctx, self.ctx.stats
+        limiter, tracker = ctx.services.limiter, ctx.services.tracker
+        prefix, chunk, seq = self.prefix, self.chunk, 0
+        async with aclosing(self._records()) as records:
+            async for record in records:
+                if self.gate.paused or limiter.full:
+                    await self._wait_room()
+                seq += 1
+                stats.items_in += 1
+                key = None if record.key is None else prefix + record.key
+                item = Item(key if key is not None else f"{prefix}{seq}", record.data, key)
+                limiter.admit()
+                if tracker is not None:
+                    tracker.admit(key)
+                if record.error is not None:
+                    await self._bad_record(item, record.error)
+                    continue
+                if not self.pending:
+                    self.started = time.monotonic()
+                    self.have_pending.set()
+                self.pending.append(item)
+                if len(self.pending) >= chunk:
+                    await self.flush()
+
+    async def _bad_record(self, item: Item, error: BaseException) -> None:
+        self.ctx.stats.items_failed += 1
+        dead_letter = self.ctx.services.dead_letter
+        if dead_letter is None:
+            self.ctx.drop([item])
+        else:
+            await dead_letter(DeadLetter(item, error, self.ctx.name))
+
+    async def _linger(self) -> None:
+        while True:
+            await self.have_pending.wait()
+            wait = self.started + self.linger_s - time.monotonic()
+            if wait > 0:
+                await anyio.sleep(wait)
+            elif self.pending:
+                await self.flush()
+            else:
+                await anyio.lowlevel.checkpoint()
+
+
+async def run_sink(
+    receive: EdgeReceiver, sinks: Sequence[Sink], ctx: NodeContext, barrier: WriteBarrier | None
+) -> None:
+    """Write every chunk from ``receive`` to each sink, coalescing queued chunks."""
+    stats = ctx.stats
+    services = ctx.services
+    async for chunk in receive:
+        batch = chunk
+        more = receive.receive_nowait()
+        if more is not None:
+            batch = list(chunk)
+            while more is not None:
+                batch.extend(more)
+                if len(batch) >= MAX_SINK_BATCH:
+                    break
+                more = receive.receive_nowait()
+        n = len(batch)
+        stats.items_in += n
+        start = time.perf_counter()
+        records = [item.data for item in batch]
+        if barrier is not None:
+            await barrier.enter_write()
+        try:
+            for sink in sinks:
+                await sink.write(records)
+            stats.items_out += n
+            if services.tracker is not None:
+                services.tracker.done(batch)
+        finally:
+            if barrier is not None:
+                barrier.exit_write()
+        services.limiter.release(n)
+        stats.busy_s += time.perf_counter() - start
+
+
+async def run_dead_letters(
+    receive: ObjectReceiveStream[DeadLetter], sink: Sink | None, kept: list[DeadLetter],
+    ctx: NodeContext, barrier: WriteBarrier | None, *, keep_max: int,
+) -> None:
+    """Write dead letters to ``sink`` (or keep up to ``keep_max`` in ``kept``)."""
+    services = ctx.services
+    async for first in receive:
+        batch = [first]
+        while len(batch) < MAX_SINK_BATCH:
+            try:
+                batch.append(receive.receive_nowait())  # type: ignore[attr-defined]
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+        items = [dl.item for dl in batch]
+        ctx.stats.items_in += len(batch)
+        if barrier is not None:
+            await barrier.enter_write()
+        try:
+            if sink is not None:
+                await sink.write([dl.to_record() for dl in batch])
+            else:
+                kept.extend(batch[: max(0, keep_max - len(kept))])
+            ctx.stats.items_out += len(batch)
+            if services.tracker is not None:
+                services.tracker.done(items)
+        finally:
+            if barrier is not None:
+                barrier.exit_write()
+        services.limiter.release(len(batch))
+
+
+async def run_events(
+    receive: ObjectReceiveStream[Event], routes: dict[str | None, list[Sink]]
+) -> None:
+    """Deliver each event to the event-aware sinks downstream of its node."""
+    everyone = routes.get(None, [])
+    async for event in receive:
+        for sink in routes.get(event.node, everyone):
+            await sink.write_event(event)

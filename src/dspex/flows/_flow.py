@@ -1,0 +1,350 @@
+"""``dx.Flow``: the fluent builder of a dataflow, and how to run it.
+
+``flow.source(src)`` returns a :class:`NodeHandle`; each handle method adds a
+node downstream and returns the new node's handle, so a pipeline reads as a
+chain: ``flow.source(s).map(qa, concurrency=64).validate(ok, "msg").sink(out)``.
+A handle may be used several times (fan-out: every consumer gets each
+record), ``flow.merge(a, b)`` joins branches, ``branch``/``route`` return one
+handle per output. Nodes are named ``"<kind>-<n>"`` unless given ``name=``.
+``await flow.run(...)`` validates the graph, then runs it on the local engine
+and returns a :class:`~dspex.flows.RunReport`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .._context import _check as check_settings
+from .._context import context as settings_context
+from ..errors import ConfigError, GraphError
+from ..operators import _factories as ops
+from ._graph import NodeSpec, Plan, plan
+from ._policy import ErrorPolicy, as_policy
+
+if TYPE_CHECKING:
+    from ..backpressure._edge import BufferPolicy
+    from ..operators._base import Operator
+    from ..sinks._base import Sink
+    from ._report import RunReport
+
+__all__ = ["Branch", "Flow", "NodeHandle"]
+
+
+class Branch(NamedTuple):
+    """The two outputs of ``branch``: records for which the predicate is true/false."""
+
+    trues: NodeHandle
+    falses: NodeHandle
+
+
+class NodeHandle:
+    """A node's output in a flow under construction; methods add nodes after it."""
+
+    __slots__ = ("flow", "node", "port")
+
+    def __init__(self, flow: Flow, node: NodeSpec, port: int = 0) -> None:
+        self.flow = flow
+        self.node = node
+        self.port = port
+
+    @property
+    def name(self) -> str:
+        """Return the node's name."""
+        return self.node.name
+
+    def then(
+        self, op: Operator, *, on_error: Any = "raise", buffer: BufferPolicy | int | None = None
+    ) -> NodeHandle:
+        """Add operator ``op`` after this node and return its handle."""
+        return self.flow.add(op, self, on_error=on_error, buffer=buffer)
+
+    def map(
+        self, fn: Any, concurrency: int = 1, ordered: bool = True, on_error: Any = "raise",
+        name: str | None = None, *, timeout: float | None = None,
+        buffer: BufferPolicy | int | None = None,
+    ) -> NodeHandle:
+        """Apply ``fn`` (function, async function or Module) to every record.
+
+        A module gets the record's fields its signature takes as inputs; the
+        record flowing on is the input plus the prediction's outputs. At most
+        ``concurrency`` items are in flight in this node; ``ordered`` keeps
+        input order through a reorder buffer bounded by ``concurrency``.
+        """
+        op = ops.map(fn, concurrency=concurrency, ordered=ordered, timeout=timeout, name=name)
+        return self.then(op, on_error=on_error, buffer=buffer)
+
+    def flat_map(
+        self, fn: Any, concurrency: int = 1, ordered: bool = True, on_error: Any = "raise",
+        name: str | None = None, *, buffer: BufferPolicy | int | None = None,
+    ) -> NodeHandle:
+        """Map each record to an iterable of records, flattened."""
+        op = ops.flat_map(fn, concurrency=concurrency, ordered=ordered, name=name)
+        return self.then(op, on_error=on_error, buffer=buffer)
+
+    def filter(
+        self, fn: Callable[[Any], Any], *, on_error: Any = "raise", name: str | None = None
+    ) -> NodeHandle:
+        """Keep only records for which ``fn(record)`` is true."""
+        return self.then(ops.filter(fn, name=name), on_error=on_error)
+
+    def validate(
+        self, fn: Callable[[Any], Any], msg: str | Callable[[Any], str] = "validation failed",
+        retries: int = 0, mode: str = "assert", *, on_error: Any = "raise",
+        name: str | None = None,
+    ) -> NodeHandle:
+        """Check records; retry the map before with ``msg`` as feedback; assert or flag."""
+        op = ops.validate(fn, msg, retries=retries, mode=mode, name=name)
+        return self.then(op, on_error=on_error)
+
+    def batch(
+        self, size: int | None = None, timeout: float | None = None, *, name: str | None = None
+    ) -> NodeHandle:
+        """Group records into lists of ``size`` and/or every ``timeout`` seconds."""
+        return self.then(ops.batch(size, timeout, name=name))
+
+    def window(
+        self, seconds: float, *, key: Callable[[Any], Any] | None = None,
+        size: int | None = None, name: str | None = None,
+    ) -> NodeHandle:
+        """Group records into tumbling time windows (optionally per key)."""
+        return self.then(ops.window(seconds, key=key, size=size, name=name))
+
+    def route(
+        self, selector: Callable[[Any], Hashable], keys: Sequence[Hashable], *,
+        default: Hashable | None = None, on_error: Any = "raise", name: str | None = None,
+    ) -> dict[Hashable, NodeHandle]:
+        """Send each record to the output ``selector(record)``; return key -> handle."""
+        handle = self.then(ops.route(selector, keys, default=default, name=name), on_error=on_error)
+        return {key: NodeHandle(self.flow, handle.node, i) for i, key in enumerate(keys)}
+
+    def branch(
+        self, predicate: Callable[[Any], Any], *, on_error: Any = "raise", name: str | None = None
+    ) -> Branch:
+        """Split records by ``predicate``: ``trues, falses = handle.branch(p)``."""
+        handle = self.then(ops.branch(predicate, name=name), on_error=on_error)
+        return Branch(NodeHandle(self.flow, handle.node, 0), NodeHandle(self.flow, handle.node, 1))
+
+    def broadcast(self, n: int = 2) -> tuple[NodeHandle, ...]:
+        """Return ``n`` handles of this output; each consumer gets every record."""
+        if n < 1:
+            raise ConfigError(f"broadcast needs n >= 1, got {n!r}")
+        return tuple(NodeHandle(self.flow, self.node, self.port) for _ in range(n))
+
+    def merge(self, *others: NodeHandle, name: str | None = None) -> NodeHandle:
+        """Join this output with ``others`` into one stream."""
+        return self.flow.merge(self, *others, name=name)
+
+    def tap(
+        self, fn: Callable[[Any], Any], *, on_error: Any = "raise", name: str | None = None
+    ) -> NodeHandle:
+        """Call ``fn(record)`` for its side effect; records pass unchanged."""
+        return self.then(ops.tap(fn, name=name), on_error=on_error)
+
+    def rate_limit(self, per_second: float, *, burst: int = 1, name: str | None = None) -> NodeHandle:
+        """Let at most ``per_second`` records through per second."""
+        return self.then(ops.rate_limit(per_second, burst=burst, name=name))
+
+    def dedupe(
+        self, key: Callable[[Any], Hashable] | str | None = None, *,
+        max_keys: int | None = None, name: str | None = None,
+    ) -> NodeHandle:
+        """Drop records whose key (default: source key or the record) was seen."""
+        return self.then(ops.dedupe(key, max_keys=max_keys, name=name))
+
+    def timeout(self, seconds: float, *, on_error: Any = "raise", name: str | None = None) -> NodeHandle:
+        """Fail items whose map (right before) takes longer than ``seconds``."""
+        return self.then(ops.timeout(seconds, name=name), on_error=on_error)
+
+    def ab_split(
+        self, fraction: float, variant_a: Any, variant_b: Any, *,
+        metric: Callable[[Any], float] | None = None, concurrency: int = 1,
+        ordered: bool = True, on_error: Any = "raise", name: str | None = None,
+    ) -> NodeHandle:
+        """Send a stable ``fraction`` of items to ``variant_b``; report per variant."""
+        op = ops.ab_split(fraction, variant_a, variant_b, metric=metric,
+                          concurrency=concurrency, ordered=ordered, name=name)
+        return self.then(op, on_error=on_error)
+
+    def sink(
+        self, *sinks: Sink, name: str | None = None, buffer: BufferPolicy | int | None = None
+    ) -> NodeHandle:
+        """Write every record to each of ``sinks`` (batched); returns the sink node."""
+        return self.flow.add_sink(self, sinks, name=name, buffer=buffer)
+
+    def __repr__(self) -> str:
+        return f"<NodeHandle {self.node.name!r} port {self.port}>"
+
+
+class Flow:
+    """A dataflow: sources, operators and sinks joined by bounded edges.
+
+    Args:
+        name: The flow's name (reports, logs, events).
+        buffer: Default :class:`~dspex.backpressure.BufferPolicy` of edges.
+        max_in_flight: Most items admitted by the sources and not yet done.
+
+    Example:
+        >>> import dspex as dx
+        >>> out = dx.sinks.collect()
+        >>> flow = dx.Flow("double")
+        >>> _ = flow.source([1, 2, 3]).map(lambda r: {"x": r * 2}).sink(out)
+        >>> flow.run_sync(progress=False).items_out, out.items
+        (3, [{'x': 2}, {'x': 4}, {'x': 6}])
+    """
+
+    def __init__(
+        self, name: str = "flow", *, buffer: BufferPolicy | None = None,
+        max_in_flight: int = 10_000,
+    ) -> None:
+        self.name = name
+        self.buffer = buffer
+        self.max_in_flight = max_in_flight
+        self.nodes: list[NodeSpec] = []
+        self.dead_letter_sink: Sink | None = None
+
+    def _name(self, kind: str, given: str | None) -> str:
+        if given is not None:
+            if not isinstance(given, str) or not given:
+                raise ConfigError(f"node name must be a non-empty string, got {given!r}")
+            return given
+        return f"{kind}-{len(self.nodes) + 1}"
+
+    def _spec(self, kind: str, name: str | None, policy: ErrorPolicy, **kw: Any) -> NodeSpec:
+        spec = NodeSpec(self._name(kind, name), kind, len(self.nodes), policy, **kw)
+        if any(n.name == spec.name for n in self.nodes):
+            raise GraphError(f"a node named {spec.name!r} already exists in flow {self.name!r}",
+                             node=spec.name)
+        self.nodes.append(spec)
+        return spec
+
+    def _own(self, handle: NodeHandle) -> NodeHandle:
+        if not isinstance(handle, NodeHandle) or handle.flow is not self:
+            raise GraphError(f"{handle!r} is not a node handle of flow {self.name!r}")
+        if handle.node.kind == "sink":
+            raise GraphError(f"sink node {handle.node.name!r} has no output to connect",
+                             node=handle.node.name)
+        return handle
+
+    def source(self, src: Any, *, name: str | None = None) -> NodeHandle:
+        """Add a source (a ``Source``, or any iterable / async iterable of records)."""
+        from ..sources._base import Source
+
+        if not isinstance(src, Source):
+            if isinstance(src, (str, bytes)) or not (
+                isinstance(src, Iterable) or hasattr(src, "__aiter__")
+            ):
+                raise ConfigError(
+                    f"flow.source expects a Source or an iterable of records, got {src!r}"
+                )
+            from ..sources import iterable
+
+            src = iterable(src)
+        spec = self._spec("source", name, ErrorPolicy(), source=src)
+        return NodeHandle(self, spec)
+
+    def add(
+        self, op: Operator, *parents: NodeHandle, on_error: Any = "raise",
+        buffer: BufferPolicy | int | None = None,
+    ) -> NodeHandle:
+        """Add operator ``op`` fed by ``parents`` and return its handle."""
+        if not parents:
+            raise GraphError(f"operator {op!r} needs at least one upstream handle")
+        inputs = [(self._own(p).node, p.port) for p in parents]
+        spec = self._spec(op.kind, op.name, as_policy(on_error), op=op, inputs=inputs, buffer=buffer)
+        op.name = spec.name
+        return NodeHandle(self, spec)
+
+    def add_sink(
+        self, parent: NodeHandle, sinks: Sequence[Sink], *, name: str | None = None,
+        buffer: BufferPolicy | int | None = None,
+    ) -> NodeHandle:
+        """Add a sink node writing to ``sinks``; return its handle."""
+        from ..sinks._base import Sink
+
+        if not sinks:
+            raise GraphError("sink() needs at least one sink")
+        for sink in sinks:
+            if not isinstance(sink, Sink):
+                raise ConfigError(f"sink() expects Sink objects, got {sink!r}")
+        spec = self._spec("sink", name, ErrorPolicy(), sinks=tuple(sinks),
+                          inputs=[(self._own(parent).node, parent.port)], buffer=buffer)
+        return NodeHandle(self, spec)
+
+    def merge(self, *handles: NodeHandle, name: str | None = None) -> NodeHandle:
+        """Join several outputs into one stream (fan-in)."""
+        if len(handles) < 2:
+            raise GraphError(f"merge needs at least two handles, got {len(handles)}")
+        return self.add(ops.merge(name=name), *handles)
+
+    def dead_letter(self, sink: Sink) -> Flow:
+        """Send failed items (``on_error="dead_letter"``) and bad records to ``sink``."""
+        from ..sinks._base import Sink
+
+        if not isinstance(sink, Sink):
+            raise ConfigError(f"dead_letter expects a Sink, got {sink!r}")
+        self.dead_letter_sink = sink
+        return self
+
+    def check(self) -> Plan:
+        """Validate the graph now (``run`` does it too) and return the plan.
+
+        Raises:
+            GraphError: The graph is invalid; the message names the nodes.
+        """
+        return plan(self.nodes)
+
+    async def run(
+        self, *, run_id: str | None = None, store: Any = None, progress: bool | None = None,
+        clock: Any = None, memory: Any = None, buffer: BufferPolicy | None = None,
+        max_in_flight: int | None = None, checkpoint_every: int = 1000,
+        checkpoint_interval_s: float = 5.0, sink_timeout_s: float = 30.0, **settings: Any,
+    ) -> RunReport:
+        """Run the flow to the end and return its report.
+
+        Args:
+            run_id: Names the run; with a keyed source, progress is committed
+                to the run store and re-running with the same id resumes.
+            store: A ``RunStore`` or a path (default ``./.dspex/store.sqlite``).
+            progress: ``None`` (bar on a TTY, log lines otherwise), ``True``,
+                or ``False`` (silent).
+            clock: Clock for time-based operators (default: real time).
+            memory: :class:`~dspex.backpressure.MemoryWatermarks` to pause the
+                sources under memory pressure.
+            buffer: Default edge buffer for this run.
+            max_in_flight: Global limit of items in flight.
+            checkpoint_every: Commit after this many done keys ...
+            checkpoint_interval_s: ... or this many seconds.
+            sink_timeout_s: Deadline for each sink to close (flush).
+            **settings: ``dx.context`` settings (``lm=``, ``adapter=``, ...)
+                applied for the run.
+
+        Raises:
+            GraphError: The graph is invalid (before anything runs).
+            ConfigError: An unknown setting.
+            FlowFailed: The run failed; ``.report`` holds the partial report.
+        """
+        from ._runner import RunOptions, Runner
+
+        check_settings(settings)
+        options = RunOptions(
+            run_id=run_id, store=store, progress=progress, clock=clock, memory=memory,
+            buffer=buffer or self.buffer, max_in_flight=max_in_flight or self.max_in_flight,
+            checkpoint_every=checkpoint_every, checkpoint_interval_s=checkpoint_interval_s,
+            sink_timeout_s=sink_timeout_s,
+        )
+        runner = Runner(self.name, self.check(), self.dead_letter_sink, options)
+        with settings_context(**settings):
+            return await runner.run()
+
+    def run_sync(self, **kwargs: Any) -> RunReport:
+        """Run the flow from synchronous code (see :meth:`run`)."""
+        from .._util._sync import run_sync
+
+        async def main() -> RunReport:
+            return await self.run(**kwargs)
+
+        return run_sync(main)
+
+    def __repr__(self) -> str:
+        return f"<Flow {self.name!r} with {len(self.nodes)} nodes>"

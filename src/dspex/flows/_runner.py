@@ -1,0 +1,345 @@
+"""The local engine: runs a planned flow as one task per node over bounded edges.
+
+:class:`Runner` wires the plan: one bounded edge into every running node
+(several producers share it through cloned send ends), one task per node in a
+task group, a dead-letter task, an event-bus task when an event-aware sink
+exists, and helper tasks (memory monitor, progress, periodic checkpoint
+commits) that are cancelled once the nodes finish. Sinks are opened before the
+first record and closed in ``finally`` under ``CancelScope(shield=True)`` plus
+``fail_after``, so output is flushed even on error or cancellation. A failure
+anywhere surfaces as one :class:`~dspex.errors.FlowFailed` chained from the
+task group's ``ExceptionGroup`` (never a bare group); cancellation propagates
+unchanged after the cleanup.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._util._clock import AnyioClock
+from ..backpressure._edge import BufferPolicy, EdgeReceiver, EdgeSender, create_edge
+from ..backpressure._limits import InFlightLimiter, SourceGate
+from ..errors import DspexError, FlowFailed
+from ..operators._base import NodeContext, Outputs, RunServices
+from ..operators._window import BatchOperator, WindowOperator
+from ._endpoints import SourceTask, run_dead_letters, run_events, run_sink
+from ._report import NodeStats, RunReport, UsageTotals
+from ._wiring import Checkpointing, event_routes, unique_sinks
+
+if TYPE_CHECKING:
+    from ..backpressure._memory import MemoryWatermarks
+    from ..sinks._base import Sink
+    from ._graph import NodeSpec, Plan
+    from ._item import DeadLetter
+
+__all__ = ["RunOptions", "Runner"]
+
+log = logging.getLogger("dspex.flows")
+
+
+@dataclass
+class RunOptions:
+    """Engine settings for one run (see ``Flow.run``)."""
+
+    run_id: str | None = None
+    store: Any = None
+    progress: bool | None = None
+    clock: Any = None
+    memory: MemoryWatermarks | None = None
+    buffer: BufferPolicy | None = None
+    max_in_flight: int = 10_000
+    checkpoint_every: int = 1000
+    checkpoint_interval_s: float = 5.0
+    sink_timeout_s: float = 30.0
+    keep_dead_letters: int = 10_000
+
+
+class Runner:
+    """Run one planned flow once."""
+
+    def __init__(
+        self, name: str, plan: Plan, dead_letter: Sink | None, options: RunOptions
+    ) -> None:
+        self.name = name
+        self.plan = plan
+        self.dead_letter_sink = dead_letter
+        self.options = options
+        self.run_id = options.run_id or uuid.uuid4().hex[:12]
+        self.clock = options.clock or AnyioClock()
+        self.buffer = options.buffer or BufferPolicy()
+        self.usage = UsageTotals()
+        self.stats = {n: NodeStats(n.name, n.kind) for n in plan.nodes}
+        self.dl_stats = NodeStats("dead_letter", "dead_letter")
+        self.kept: list[DeadLetter] = []
+        self.sinks = unique_sinks(plan.nodes, dead_letter)
+        self.failed_in: dict[int, str] = {}
+        self.monitor: Any = None
+        self.checkpointing: Checkpointing | None = None
+        self.started = 0.0
+
+    # -- setup ----------------------------------------------------------------
+    def _limiter(self) -> InFlightLimiter:
+        floor = 1
+        for node in self.plan.nodes:
+            size = getattr(node.op, "size", None)
+            if isinstance(node.op, (BatchOperator, WindowOperator)) and size:
+                floor = max(floor, size + 1)
+        return InFlightLimiter(max(self.options.max_in_flight, floor), floor=floor)
+
+    def _edges(self) -> tuple[dict[NodeSpec, EdgeReceiver], dict[NodeSpec, EdgeSender]]:
+        receivers: dict[NodeSpec, EdgeReceiver] = {}
+        senders: dict[NodeSpec, EdgeSender] = {}
+        for node in self.plan.runnable():
+            if node.inputs:
+                policy = BufferPolicy.coerce(node.buffer, self.buffer)
+                send, receive = create_edge(node.name, policy)
+                senders[node], receivers[node] = send, receive
+                self.stats[node].edge = receive.edge
+        return receivers, senders
+
+    def _outputs(self, node: NodeSpec, senders: dict[NodeSpec, EdgeSender], ctx: NodeContext) -> Outputs:
+        ports = []
+        tail = self.plan.tail(node)
+        for port in range(len(tail.port_names)):
+            ports.append([senders[t].clone() for t in self.plan.targets(tail, port)])
+        return Outputs(ports, ctx)
+
+    def _contexts(self, services: RunServices, event_nodes: set[str]) -> dict[NodeSpec, NodeContext]:
+        contexts = {}
+        for node in self.plan.nodes:
+            contexts[node] = NodeContext(
+                node.name, self.stats[node], node.policy, services, events=node.name in event_nodes
+            )
+        for node, target in self.plan.fused.items():
+            op, ctx = target.op, contexts[node]
+            if node.kind == "validate":
+                op.checks.append(node.op.check(ctx))  # type: ignore[union-attr]
+            else:
+                op.timeout = node.op.seconds  # type: ignore[union-attr]
+                op.timeout_ctx = ctx  # type: ignore[union-attr]
+        return contexts
+
+    # -- running --------------------------------------------------------------
+    async def run(self) -> RunReport:
+        """Run the flow to completion and return its report.
+
+        Raises:
+            FlowFailed: A node, source or sink failed (chained from the group).
+        """
+        self.started = time.perf_counter()
+        for node in self.plan.fused.values():
+            node.op.checks = []  # type: ignore[union-attr]
+        status = "failed"
+        try:
+            async with _sinks_opened(self.sinks, self.options.sink_timeout_s):
+                await self._run_checkpointed()
+            status = "completed"
+        except anyio.get_cancelled_exc_class():
+            status = "cancelled"
+            raise
+        except BaseExceptionGroup as group:
+            _, rest = group.split(anyio.get_cancelled_exc_class())
+            if rest is None:
+                status = "cancelled"
+                raise
+            raise self._flow_failed(rest) from group
+        except DspexError as exc:
+            if isinstance(exc, FlowFailed):
+                raise
+            raise self._flow_failed(exc) from exc
+        finally:
+            self.status = status
+        return self.report(status)
+
+    async def _run_checkpointed(self) -> None:
+        ck = await Checkpointing.create(self.plan, self.sinks, self.options, self.run_id)
+        self.checkpointing = ck
+        try:
+            skip = await ck.resume() if ck is not None else None
+            await self._run_graph(skip)
+            if ck is not None:
+                await ck.commit()
+            await self._run_done()
+        finally:
+            if ck is not None:
+                with anyio.CancelScope(shield=True):
+                    await ck.aclose()
+
+    async def _run_graph(self, skip: Any) -> None:
+        limiter = self._limiter()
+        gate = SourceGate()
+        tracker = self.checkpointing.tracker if self.checkpointing else None
+        routes, event_nodes = event_routes(self.plan)
+        ev_send, ev_recv = anyio.create_memory_object_stream[Any](1024)
+        dl_send, dl_recv = anyio.create_memory_object_stream[Any](self.buffer.chunk)
+        services = RunServices(
+            self.run_id, self.clock, limiter, self.usage, tracker=tracker,
+            dead_letter=dl_send.send, event_send=ev_send if routes else None,
+        )
+        self.services = services
+        contexts = self._contexts(services, event_nodes)
+        receivers, senders = self._edges()
+        barrier = self.checkpointing.barrier if self.checkpointing else None
+        dl_ctx = NodeContext("dead_letter", self.dl_stats, contexts[self.plan.nodes[0]].policy, services)
+        async with anyio.create_task_group() as helpers:
+            self._start_helpers(helpers, gate, limiter, ev_send)
+            async with anyio.create_task_group() as drain:
+                drain.start_soon(partial(
+                    run_dead_letters, dl_recv, self.dead_letter_sink, self.kept, dl_ctx, barrier,
+                    keep_max=self.options.keep_dead_letters,
+                ))
+                if routes:
+                    drain.start_soon(run_events, ev_recv, routes)
+                try:
+                    async with anyio.create_task_group() as nodes:
+                        for node in self.plan.runnable():
+                            ctx = contexts[node]
+                            task = self._task(node, ctx, receivers, senders, gate, skip, barrier)
+                            nodes.start_soon(self._guard, node, task, name=node.name)
+                        for send in senders.values():
+                            send.close()
+                finally:
+                    dl_send.close()
+                    ev_send.close()
+            helpers.cancel_scope.cancel()
+
+    def _start_helpers(self, tg: Any, gate: SourceGate, limiter: InFlightLimiter, ev_send: Any) -> None:
+        if self.options.memory is not None:
+            from ..backpressure._admission import MemoryMonitor
+
+            def changed(values: dict[str, Any]) -> None:
+                log.info("flow %s: memory %s", self.name, values)
+                if self.services.event_send is not None:
+                    from ..events import Metrics
+
+                    event = Metrics(values=values, run=self.run_id, seq=next(self.services.seq))
+                    try:
+                        ev_send.send_nowait(event)
+                    except anyio.WouldBlock:
+                        pass
+
+            self.monitor = MemoryMonitor(self.options.memory, gate, limiter, changed)
+            tg.start_soon(self.monitor.run, self.clock)
+        if self.checkpointing is not None:
+            tg.start_soon(self.checkpointing.loop, self.clock)
+        if self.options.progress is not False:
+            from ._progress import Progress
+
+            tg.start_soon(Progress(self, self.options.progress).run)
+
+    def _task(
+        self, node: NodeSpec, ctx: NodeContext, receivers: dict[NodeSpec, EdgeReceiver],
+        senders: dict[NodeSpec, EdgeSender], gate: SourceGate, skip: Any, barrier: Any,
+    ) -> Any:
+        if node.kind == "sink":
+            return lambda: run_sink(receivers[node], node.sinks, ctx, barrier)
+        out = self._outputs(node, senders, ctx)
+        if node.source is not None:
+            sources = [n for n in self.plan.nodes if n.source is not None]
+            prefix = f"{node.name}:" if len(sources) > 1 else ""
+            task = SourceTask(node.source, out, ctx, gate, self.buffer, prefix=prefix, skip=skip)
+            run = task.run
+        else:
+            async def run() -> None:
+                await node.op.run(receivers[node], out, ctx)  # type: ignore[union-attr]
+
+        async def guarded() -> None:
+            try:
+                await run()
+            finally:
+                out.close()
+
+        return guarded
+
+    async def _guard(self, node: NodeSpec, task: Any) -> None:
+        try:
+            await task()
+        except Exception as exc:
+            self.failed_in.setdefault(id(exc), node.name)
+            raise
+
+    async def _run_done(self) -> None:
+        waiting = [s for s in self.sinks if s.wants_events]
+        if not waiting:
+            return
+        from ..events import RunDone
+
+        report = self.report("completed").to_dict()
+        event = RunDone(report=report, run=self.run_id, seq=next(self.services.seq))
+        for sink in waiting:
+            await sink.write_event(event)
+
+    # -- results --------------------------------------------------------------
+    def _flow_failed(self, error: BaseException) -> FlowFailed:
+        leaf = error
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        node = getattr(leaf, "node", None) or self.failed_in.get(id(leaf))
+        where = f" in node {node!r}" if node else ""
+        failed = FlowFailed(
+            f"flow {self.name!r} failed{where}: {type(leaf).__name__}: {leaf}", node=node
+        )
+        failed.report = self.report("failed")
+        return failed
+
+    def report(self, status: str) -> RunReport:
+        """Build the :class:`RunReport` from the live counters."""
+        nodes = {n.name: self.stats[n].report() for n in self.plan.nodes}
+        items_in = sum(self.stats[n].items_in for n in self.plan.nodes if n.kind == "source")
+        items_out = sum(self.stats[n].items_out for n in self.plan.nodes if n.kind == "sink")
+        failed = sum(s.items_failed for s in self.stats.values())
+        ck = self.checkpointing
+        services = getattr(self, "services", None)
+        return RunReport(
+            flow=self.name,
+            run_id=self.run_id,
+            status=status,
+            items_in=items_in,
+            items_out=items_out,
+            items_failed=failed,
+            usage=self.usage.to_dict(),
+            cost=self.usage.cost,
+            duration_s=time.perf_counter() - self.started,
+            nodes=nodes,
+            dead_letters=list(self.kept),
+            dead_letter_count=self.dl_stats.items_out,
+            memory_pauses=self.monitor.pauses if self.monitor is not None else 0,
+            memory=self.monitor.stats() if self.monitor is not None else {},
+            resumed=bool(ck and ck.resumed),
+            committed_keys=ck.committed if ck else 0,
+            validation_failures=services.validation_failures if services else 0,
+        )
+
+
+class _sinks_opened:  # noqa: N801 - used as a context manager
+    """Open every sink; close them all under a shield with a deadline."""
+
+    def __init__(self, sinks: list[Sink], timeout_s: float) -> None:
+        self.sinks = sinks
+        self.timeout_s = timeout_s
+        self.opened: list[Sink] = []
+
+    async def __aenter__(self) -> None:
+        for sink in self.sinks:
+            await sink.open()
+            self.opened.append(sink)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        errors = []
+        with anyio.CancelScope(shield=True):
+            for sink in reversed(self.opened):
+                try:
+                    with anyio.fail_after(self.timeout_s):
+                        await sink.aclose()
+                except Exception as exc:  # report below, close the others first
+                    errors.append((sink, exc))
+        if errors and exc_info[0] is None:
+            sink, exc = errors[0]
+            raise FlowFailed(f"sink {sink.name!r} failed to close: {exc}") from exc

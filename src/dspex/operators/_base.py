@@ -1,0 +1,226 @@
+"""The operator contract: a task over channels, and what the engine gives it.
+
+An :class:`Operator` is one node of a flow. The engine runs
+``await op.run(receive, out, ctx)`` as a task: ``receive`` yields chunks
+(lists) of :class:`~dspex.flows.Item` until the upstream closes, ``out``
+sends chunks downstream (blocking while the edge is full) and ``ctx`` is the
+node's :class:`NodeContext`: its counters, error policy, clock and the hooks
+that keep the run's in-flight count and resume keys exact (``drop``,
+``expand``, ``fail``) and forward events to event-aware sinks (``emit``).
+Operators never hold a task group across a ``yield``; they are plain tasks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import DspexError, ItemFailed
+
+if TYPE_CHECKING:
+    from ..backpressure._edge import EdgeReceiver, EdgeSender
+    from ..backpressure._limits import InFlightLimiter
+    from ..events import Event
+    from ..flows._item import DeadLetter, Item
+    from ..flows._policy import ErrorPolicy
+    from ..flows._report import NodeStats, UsageTotals
+
+__all__ = ["NodeContext", "Operator", "Outputs", "RunServices"]
+
+
+class RunServices:
+    """What every node of one run shares (built by the engine).
+
+    Attributes:
+        run_id: The run's id, stamped on events.
+        clock: The run's clock (``now()``, ``async sleep(s)``).
+        limiter: The global in-flight limit.
+        tracker: Resume-key tracker, or None when not checkpointing.
+        usage: LM usage totals of the run.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        clock: Any,
+        limiter: InFlightLimiter,
+        usage: UsageTotals,
+        *,
+        tracker: Any = None,
+        dead_letter: Callable[[DeadLetter], Any] | None = None,
+        event_send: Any = None,
+    ) -> None:
+        self.run_id = run_id
+        self.clock = clock
+        self.limiter = limiter
+        self.usage = usage
+        self.tracker = tracker
+        self.dead_letter = dead_letter
+        self.event_send = event_send
+        self.seq = itertools.count(1)
+        self.validation_failures = 0
+
+
+class NodeContext:
+    """One node's view of the run: counters, policy, and bookkeeping hooks."""
+
+    __slots__ = ("events", "name", "policy", "services", "stats")
+
+    def __init__(
+        self, name: str, stats: NodeStats, policy: ErrorPolicy, services: RunServices, *,
+        events: bool = False,
+    ) -> None:
+        self.name = name
+        self.stats = stats
+        self.policy = policy
+        self.services = services
+        self.events = events and services.event_send is not None
+
+    @property
+    def clock(self) -> Any:
+        """Return the run's clock."""
+        return self.services.clock
+
+    def drop(self, items: list[Item]) -> None:
+        """Finish ``items`` without output (filtered, skipped, deduplicated)."""
+        services = self.services
+        services.limiter.release(len(items))
+        if services.tracker is not None:
+            services.tracker.done(items)
+
+    def expand(self, item: Item, extra: int) -> None:
+        """Count ``extra`` more items derived from ``item`` (fan-out, flat_map)."""
+        if extra == 0:
+            return
+        services = self.services
+        if extra > 0:
+            services.limiter.admit(extra)
+        else:
+            services.limiter.release(-extra)
+        if services.tracker is not None:
+            services.tracker.fork(item, extra)
+
+    def combined(self, n: int) -> None:
+        """Count ``n`` items as having become one (batch, window)."""
+        if n > 1:
+            self.services.limiter.release(n - 1)
+
+    def add_usage(self, usage: Any) -> None:
+        """Add one LM usage record to the run's totals."""
+        if usage is not None:
+            self.services.usage.add(usage)
+
+    async def fail(self, item: Item, error: BaseException, *, node: str | None = None) -> None:
+        """Apply the node's error policy to a failed ``item``.
+
+        Raises:
+            ItemFailed: The policy is ``"raise"`` (chained from ``error``).
+        """
+        name = node or self.name
+        if self.events:
+            from ..events import ItemError
+
+            await self.emit(ItemError(error_type=type(error).__name__, message=str(error)), item)
+        action = self.policy.action
+        if action == "raise":
+            if isinstance(error, DspexError) and error.node == name:
+                raise error
+            raise ItemFailed(
+                f"node {name!r} failed on item {item.id!r}: {type(error).__name__}: {error}",
+                node=name,
+                item_id=item.id,
+            ) from error
+        self.stats.items_failed += 1
+        if action == "skip":
+            self.drop([item])
+            return
+        from ..flows._item import DeadLetter
+
+        sink = self.services.dead_letter
+        if sink is None:
+            self.drop([item])
+            return
+        await sink(DeadLetter(item, error, name))
+
+    async def emit(self, event: Event, item: Item | None) -> None:
+        """Stamp ``event`` with run, node, item id and seq and forward it."""
+        send = self.services.event_send
+        if send is None:
+            return
+        stamped = event.model_copy(
+            update={
+                "run": self.services.run_id,
+                "node": self.name,
+                "item_id": item.id if item is not None else event.item_id,
+                "seq": next(self.services.seq),
+            }
+        )
+        await send.send(stamped)
+
+
+class Outputs:
+    """The output ports of a node; each port fans out to one or more edges."""
+
+    __slots__ = ("ctx", "ports")
+
+    def __init__(self, ports: list[list[EdgeSender]], ctx: NodeContext) -> None:
+        self.ports = ports
+        self.ctx = ctx
+
+    async def send(self, chunk: list[Item], port: int = 0) -> None:
+        """Send ``chunk`` on ``port`` (to every edge of it), blocking while full."""
+        if not chunk:
+            return
+        edges = self.ports[port]
+        self.ctx.stats.items_out += len(chunk)
+        if len(edges) == 1:
+            await edges[0].send(chunk)
+            return
+        if not edges:  # an unconnected port (validated away): drop
+            self.ctx.drop(chunk)
+            return
+        extra = len(edges) - 1
+        for item in chunk:
+            self.ctx.expand(item, extra)
+        copies = [[item.copy() for item in chunk] for _ in range(extra)]
+        await edges[0].send(chunk)
+        for edge, copy in zip(edges[1:], copies, strict=True):
+            await edge.send(copy)
+
+    def close(self) -> None:
+        """Close every output edge (downstream sees the end of stream)."""
+        for edges in self.ports:
+            for edge in edges:
+                edge.close()
+
+
+class Operator(ABC):
+    """Base of every operator node.
+
+    Subclasses set :attr:`kind` (the auto-name prefix, e.g. ``"map"``) and
+    implement :meth:`run`. ``port_names`` lists the output ports of
+    operators with several (``branch``: ``("trues", "falses")``).
+    """
+
+    kind: ClassVar[str] = "op"
+    port_names: tuple[str, ...] = ("out",)
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self.name = name
+
+    @abstractmethod
+    async def run(self, receive: EdgeReceiver, out: Outputs, ctx: NodeContext) -> None:
+        """Consume chunks from ``receive`` until it ends, sending results to ``out``."""
+
+    def input_fields(self) -> dict[str, Any] | None:
+        """Return the record fields this node needs (name -> type), if known."""
+        return None
+
+    def output_fields(self, upstream: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Return the record schema after this node given the upstream one."""
+        return upstream
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

@@ -1,0 +1,171 @@
+"""Adapting what a user maps over records: functions, coroutines, modules.
+
+A :class:`RecordCall` wraps the callable given to ``map`` and friends. A
+plain function receives the record and returns the next one (or an
+awaitable of it); an ``async def`` is awaited. A dspex ``Module`` is called
+with the record fields its signature takes as inputs, and the record that
+flows on is the input record plus the prediction's output fields (the
+semantics of a dataframe ``map``). When an event-aware sink is downstream the
+module is run through ``module.stream`` and its events are forwarded.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
+
+from .._context import context as settings_context
+from ..errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from ..flows._item import Item
+    from ._base import NodeContext
+
+__all__ = ["RecordCall", "is_module", "module_signature"]
+
+
+def is_module(obj: Any) -> bool:
+    """Return True if ``obj`` is a dspex Module (or quacks like one)."""
+    try:
+        from ..modules import Module
+    except ImportError:  # modules not built yet: duck-type
+        Module = None  # type: ignore[assignment,misc]  # noqa: N806
+    if Module is not None and isinstance(obj, Module):
+        return True
+    return (
+        not inspect.isroutine(obj)
+        and callable(getattr(obj, "acall", None))
+        and callable(getattr(obj, "stream", None))
+    )
+
+
+def module_signature(module: Any) -> Any:
+    """Return the module's single signature, or None for a generic module."""
+    sig = getattr(module, "signature", None)
+    if sig is not None and hasattr(sig, "input_fields"):
+        return sig
+    named = getattr(module, "named_predictors", None)
+    if callable(named):
+        try:
+            predictors = list(named())
+        except Exception:  # a half-built module: treat as generic
+            return None
+        if len(predictors) == 1:
+            sig = getattr(predictors[0][1], "signature", None)
+            if sig is not None and hasattr(sig, "input_fields"):
+                return sig
+    return None
+
+
+def _annotations(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: getattr(info, "annotation", None) for name, info in fields.items()}
+
+
+def _as_mapping(record: Any, node: str) -> Mapping[str, Any]:
+    if isinstance(record, Mapping):
+        return record
+    to_dict = getattr(record, "toDict", None)
+    if callable(to_dict):
+        return to_dict()  # type: ignore[no-any-return]
+    raise InputError(
+        f"map node {node!r} runs a module, so each record must be a mapping of field "
+        f"names to values; got {type(record).__name__}"
+    )
+
+
+class RecordCall:
+    """One callable applied to records: sync, async, or a module."""
+
+    __slots__ = ("fn", "inputs", "mode", "outputs", "sync", "threads", "usage")
+
+    def __init__(self, fn: Any, *, what: str = "map") -> None:
+        if not callable(fn) and not is_module(fn):
+            raise ConfigError(f"{what} expects a function, an async function or a Module, got {fn!r}")
+        self.fn = fn
+        self.inputs: dict[str, Any] | None = None
+        self.outputs: dict[str, Any] | None = None
+        if is_module(fn):
+            self.mode = "module"
+            sig = module_signature(fn)
+            if sig is not None:
+                self.inputs = _annotations(sig.input_fields)
+                self.outputs = _annotations(sig.output_fields)
+        elif inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
+        ):
+            self.mode = "async"
+        else:
+            self.mode = "sync"
+        self.sync = self.mode == "sync"
+        self.threads: Any = None  # a CapacityLimiter: run sync functions in threads
+        self.usage: Any = None  # extra UsageTotals to add module usage to (ab_split)
+
+    async def __call__(
+        self, record: Any, ctx: NodeContext, item: Item, feedback: tuple[str, ...] = ()
+    ) -> Any:
+        """Apply the callable to ``record`` (with validation ``feedback``)."""
+        scope = settings_context(feedback=feedback) if feedback else nullcontext()
+        with scope:
+            if self.mode == "module":
+                return await self._call_module(record, ctx, item)
+            if self.threads is not None and self.sync:
+                import anyio.to_thread
+
+                return await anyio.to_thread.run_sync(self.fn, record, limiter=self.threads)
+            result = self.fn(record)
+            if self.mode == "async" or inspect.isawaitable(result):
+                result = await result
+            return result
+
+    async def _call_module(self, record: Any, ctx: NodeContext, item: Item) -> Any:
+        mapping = _as_mapping(record, ctx.name)
+        if self.inputs is not None:
+            inputs = {k: mapping[k] for k in self.inputs if k in mapping}
+        else:
+            inputs = dict(mapping)
+        if ctx.events:
+            prediction = await self._stream(inputs, ctx, item)
+        else:
+            prediction = await self.fn.acall(**inputs)
+        usage = getattr(prediction, "usage", None)
+        ctx.add_usage(usage)
+        if self.usage is not None and usage is not None:
+            self.usage.add(usage)
+        return {**mapping, **self._outputs_of(prediction)}
+
+    async def _stream(self, inputs: dict[str, Any], ctx: NodeContext, item: Item) -> Any:
+        from contextlib import aclosing
+
+        from ..events import PredictionDone
+
+        prediction = None
+        outputs: dict[str, Any] = {}
+        async with aclosing(self.fn.stream(**inputs)) as events:
+            async for event in events:
+                if isinstance(event, PredictionDone):
+                    prediction = event.prediction
+                    outputs = dict(event.outputs)
+                await ctx.emit(event, item)
+        if prediction is None:
+            if not outputs:
+                raise InputError(
+                    f"module in node {ctx.name!r} ended its event stream without PredictionDone"
+                )
+            return outputs
+        return prediction
+
+    def _outputs_of(self, prediction: Any) -> dict[str, Any]:
+        if isinstance(prediction, Mapping):
+            return dict(prediction)
+        to_dict = getattr(prediction, "toDict", None)
+        if callable(to_dict):
+            return dict(to_dict())
+        found: dict[str, Any] = {}
+        for name in self.outputs or ():
+            try:
+                found[name] = getattr(prediction, name)
+            except AttributeError:
+                continue
+        return found or dict(vars(prediction))

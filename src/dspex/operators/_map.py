@@ -1,0 +1,328 @@
+"""``map``, ``flat_map`` and ``filter``: one callable applied to every record.
+
+With ``concurrency=1`` a node processes items in its own task, one after the
+other, and a plain (sync) function runs over a whole chunk with no per-item
+await. With ``concurrency=N`` up to ``N`` items are in flight, each in its own
+task of the node's task group; sync functions then run in worker threads.
+``ordered=True`` emits results in input order through a reorder buffer that is
+bounded by ``concurrency`` (a slot is freed only when its item is emitted);
+``ordered=False`` emits each result as soon as it is ready. Failures go
+through the node's error policy (``retry(n)`` re-invokes the callable).
+Validate and timeout nodes placed right after a map are fused into it, so that
+a failed validation can re-invoke the module with the message as feedback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..errors import ConfigError, ItemFailed
+from ._base import Operator
+from ._callables import RecordCall
+
+if TYPE_CHECKING:
+    from ..backpressure._edge import EdgeReceiver
+    from ..flows._item import Item
+    from ._base import NodeContext, Outputs
+    from ._validate import Check
+
+__all__ = ["FilterOperator", "FlatMapOperator", "MapOperator", "NodeFailure"]
+
+
+class NodeFailure(Exception):
+    """Internal: an item failed in a *fused* node (validate, timeout)."""
+
+    def __init__(self, ctx: NodeContext, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.ctx = ctx
+        self.error = error
+
+
+class MapOperator(Operator):
+    """Apply a function, an async function or a Module to every record.
+
+    Args:
+        fn: ``record -> record`` (sync or async) or a dspex Module (called
+            with the record's input fields; outputs are merged in).
+        concurrency: Most items processed at once by this node.
+        ordered: Emit in input order (bounded reorder buffer) or as ready.
+        timeout: Per-item deadline in seconds (``None``: none).
+        name: Node name (default ``"map-<n>"``).
+    """
+
+    kind = "map"
+
+    def __init__(
+        self, fn: Any, *, concurrency: int = 1, ordered: bool = True,
+        timeout: float | None = None, name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigError(f"{self.kind} concurrency must be an int >= 1, got {concurrency!r}")
+        if timeout is not None and timeout <= 0:
+            raise ConfigError(f"{self.kind} timeout must be > 0 seconds, got {timeout!r}")
+        self.call = RecordCall(fn, what=self.kind)
+        self.concurrency = concurrency
+        self.ordered = ordered
+        self.timeout = timeout
+        self.timeout_ctx: NodeContext | None = None
+        self.checks: list[Check] = []
+
+    # -- schema -------------------------------------------------------------
+    def input_fields(self) -> dict[str, Any] | None:
+        return self.call.inputs
+
+    def output_fields(self, upstream: dict[str, Any] | None) -> dict[str, Any] | None:
+        if self.call.mode != "module" or upstream is None or self.call.outputs is None:
+            return None
+        return {**upstream, **self.call.outputs}
+
+    # -- per item -----------------------------------------------------------
+    def finish(self, item: Item, result: Any, ctx: NodeContext) -> list[Item]:
+        """Turn a call result into the items to emit."""
+        item.data = result
+        return [item]
+
+    async def _call_once(
+        self, record: Any, ctx: NodeContext, item: Item, feedback: tuple[str, ...]
+    ) -> Any:
+        if self.timeout is None:
+            return await self.call(record, ctx, item, feedback)
+        try:
+            with anyio.fail_after(self.timeout):
+                return await self.call(record, ctx, item, feedback)
+        except TimeoutError:
+            owner = self.timeout_ctx or ctx
+            error = ItemFailed(
+                f"node {owner.name!r}: item took longer than {self.timeout} s",
+                node=owner.name, item_id=item.id,
+            )
+            if self.timeout_ctx is None:
+                raise error from None
+            raise NodeFailure(self.timeout_ctx, error) from None
+
+    async def _apply(self, record: Any, ctx: NodeContext, item: Item) -> Any:
+        if not self.checks:
+            return await self._call_once(record, ctx, item, ())
+        feedback: tuple[str, ...] = ()
+        failures = [0] * len(self.checks)
+        for check in self.checks:
+            check.ctx.stats.items_in += 1
+        while True:
+            result = await self._call_once(record, ctx, item, feedback)
+            retry_with: str | None = None
+            for i, check in enumerate(self.checks):
+                message = await check.evaluate(result, item)
+                if message is None:
+                    continue
+                failures[i] += 1
+                await check.note_failure(message, item, failures[i])
+                if failures[i] <= check.retries:
+                    retry_with = message
+                    break
+                result = check.reject(result, message, item)  # raises NodeFailure for assert
+            if retry_with is None:
+                for check in self.checks:
+                    check.ctx.stats.items_out += 1
+                return result
+            feedback = (*feedback, retry_with)
+
+    async def process(self, item: Item, ctx: NodeContext) -> list[Item]:
+        """Apply the callable with retries and policy; return items to emit."""
+        attempts: dict[int, int] = {}
+        while True:
+            try:
+                result = await self._apply(item.data, ctx, item)
+            except NodeFailure as failure:
+                owner, error = failure.ctx, failure.error
+            except Exception as exc:
+                owner, error = ctx, exc
+            else:
+                return self.finish(item, result, ctx)
+            n = attempts.get(id(owner), 0)
+            if n < owner.policy.retries:
+                attempts[id(owner)] = n + 1
+                await _backoff(owner, item, error, n + 1)
+                continue
+            await owner.fail(item, error)
+            return []
+
+    # -- driving ------------------------------------------------------------
+    def _fast(self, ctx: NodeContext) -> bool:
+        return (
+            self.call.sync and self.concurrency == 1 and not self.checks
+            and self.timeout is None and ctx.policy.retries == 0
+        )
+
+    async def run(self, receive: EdgeReceiver, out: Outputs, ctx: NodeContext) -> None:
+        if self._fast(ctx):
+            await self._run_chunks(receive, out, ctx)
+        elif self.concurrency == 1:
+            await self._run_sequential(receive, out, ctx)
+        else:
+            await self._run_concurrent(receive, out, ctx)
+
+    async def _run_chunks(self, receive: EdgeReceiver, out: Outputs, ctx: NodeContext) -> None:
+        fn = self.call.fn
+        stats = ctx.stats
+        finish = self.finish
+        for_map = type(self).finish is MapOperator.finish
+        async for chunk in receive:
+            start = time.perf_counter()
+            stats.items_in += len(chunk)
+            emitted: list[Item] = []
+            for item in chunk:
+                try:
+                    result = fn(item.data)
+                    if hasattr(result, "__await__"):
+                        result = await result
+                except Exception as exc:
+                    await ctx.fail(item, exc)
+                    continue
+                if for_map:
+                    item.data = result
+                    emitted.append(item)
+                else:
+                    emitted.extend(finish(item, result, ctx))
+            stats.busy_s += time.perf_counter() - start
+            await out.send(emitted)
+
+    async def _run_sequential(self, receive: EdgeReceiver, out: Outputs, ctx: NodeContext) -> None:
+        stats = ctx.stats
+        async for chunk in receive:
+            stats.items_in += len(chunk)
+            for item in chunk:
+                start = time.perf_counter()
+                emitted = await self.process(item, ctx)
+                stats.busy_s += time.perf_counter() - start
+                await out.send(emitted)
+
+    async def _run_concurrent(self, receive: EdgeReceiver, out: Outputs, ctx: NodeContext) -> None:
+        if self.call.sync:
+            self.call.threads = anyio.CapacityLimiter(self.concurrency)
+        slots = anyio.Semaphore(self.concurrency)
+        if self.ordered:
+            worker = _OrderedEmitter(self, out, ctx, slots).worker
+        else:
+            worker = _unordered_worker(self, out, ctx, slots)
+        stats = ctx.stats
+        async with anyio.create_task_group() as tg:
+            seq = 0
+            async for chunk in receive:
+                stats.items_in += len(chunk)
+                for item in chunk:
+                    await slots.acquire()
+                    tg.start_soon(worker, seq, item)
+                    seq += 1
+
+
+def _unordered_worker(op: MapOperator, out: Outputs, ctx: NodeContext, slots: anyio.Semaphore) -> Any:
+    async def worker(seq: int, item: Item) -> None:
+        try:
+            start = time.perf_counter()
+            emitted = await op.process(item, ctx)
+            ctx.stats.busy_s += time.perf_counter() - start
+            await out.send(emitted)
+        finally:
+            slots.release()
+
+    return worker
+
+
+class _OrderedEmitter:
+    """Reorder buffer: results wait until every earlier item is emitted."""
+
+    def __init__(
+        self, op: MapOperator, out: Outputs, ctx: NodeContext, slots: anyio.Semaphore
+    ) -> None:
+        self.op, self.out, self.ctx, self.slots = op, out, ctx, slots
+        self.ready: dict[int, list[Item]] = {}
+        self.next = 0
+        self.draining = False
+
+    async def worker(self, seq: int, item: Item) -> None:
+        try:
+            start = time.perf_counter()
+            emitted = await self.op.process(item, self.ctx)
+            self.ctx.stats.busy_s += time.perf_counter() - start
+        except BaseException:
+            self.slots.release()
+            raise
+        self.ready[seq] = emitted
+        if self.draining:
+            return  # the task draining will pick this result up
+        self.draining = True
+        try:
+            while self.next in self.ready:
+                chunk: list[Item] = []
+                popped = 0
+                while self.next in self.ready:
+                    chunk.extend(self.ready.pop(self.next))
+                    self.next += 1
+                    popped += 1
+                try:
+                    await self.out.send(chunk)
+                finally:
+                    for _ in range(popped):
+                        self.slots.release()
+        finally:
+            self.draining = False
+
+
+async def _backoff(ctx: NodeContext, item: Item, error: BaseException, attempt: int) -> None:
+    delay = ctx.policy.backoff_s * (2 ** (attempt - 1)) if ctx.policy.backoff_s else 0.0
+    if ctx.events:
+        from ..events import Retry
+
+        reason = f"{type(error).__name__}: {error}"
+        await ctx.emit(Retry(attempt=attempt, reason=reason, delay_s=delay), item)
+    ctx.stats.extra["retries"] = ctx.stats.extra.get("retries", 0) + 1
+    if delay:
+        await ctx.clock.sleep(delay)
+
+
+class FlatMapOperator(MapOperator):
+    """Map each record to zero or more records (an iterable or async iterable)."""
+
+    kind = "flat_map"
+
+    def output_fields(self, upstream: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None
+
+    def finish(self, item: Item, result: Any, ctx: NodeContext) -> list[Item]:
+        if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
+            raise ConfigError(
+                f"flat_map node {ctx.name!r} must return an iterable of records, "
+                f"got {type(result).__name__}"
+            )
+        children = [item.child(data, i) for i, data in enumerate(result)]
+        ctx.expand(item, len(children) - 1)
+        return children
+
+    async def _call_once(
+        self, record: Any, ctx: NodeContext, item: Item, feedback: tuple[str, ...]
+    ) -> Any:
+        result = await super()._call_once(record, ctx, item, feedback)
+        if isinstance(result, AsyncIterable):
+            return [x async for x in result]
+        return result
+
+
+class FilterOperator(MapOperator):
+    """Keep the records for which ``fn(record)`` is true (sync or async)."""
+
+    kind = "filter"
+
+    def output_fields(self, upstream: dict[str, Any] | None) -> dict[str, Any] | None:
+        return upstream
+
+    def finish(self, item: Item, result: Any, ctx: NodeContext) -> list[Item]:
+        if result:
+            return [item]
+        ctx.drop([item])
+        ctx.stats.extra["dropped"] = ctx.stats.extra.get("dropped", 0) + 1
+        return []
