@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from ..errors import SourceError
 from ..sinks._base import Sink
 from ..sources._base import Source, SourceRecord
 
@@ -55,7 +56,7 @@ async def check_source(
     for rec in records:
         if rec.error is not None:
             assert rec.key is None, f"{first!r}: error record with key {rec.key!r}"
-            assert rec.error.__class__.__name__ == "SourceError", f"{first!r}: {rec.error!r}"
+            assert isinstance(rec.error, SourceError), f"{first!r}: {rec.error!r}"
         elif first.id_field is None:
             assert rec.key is None, f"{first!r}: unkeyed source gave key {rec.key!r}"
         else:
