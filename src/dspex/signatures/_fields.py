@@ -11,6 +11,7 @@ Unknown arguments are a :class:`~dspex.errors.SignatureError`, not a warning.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from typing import Any
@@ -127,6 +128,7 @@ def field_kind(field: FieldInfo) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def infer_prefix(attribute_name: str) -> str:
     """Turn a field name into a title: ``camelCaseText`` → ``Camel Case Text``.
 

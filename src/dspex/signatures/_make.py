@@ -4,7 +4,8 @@
 ``_parse``) and creates the class. String signatures are cached: the same
 string, instructions, name and ``types`` return the *same* class object, so
 building one in a hot loop costs a dictionary lookup. The cache is an LRU of
-:data:`CACHE_SIZE` entries guarded by a lock (safe from any thread).
+:data:`CACHE_SIZE` entries; lookups are lock-free, inserts and evictions take
+a lock (safe from any thread).
 """
 
 from __future__ import annotations
@@ -65,11 +66,13 @@ def make_signature(
     if isinstance(signature, str):
         key = _cache_key(signature, instructions, signature_name, types)
         if key is not None:
-            with _lock:
-                hit = _cache.get(key)
-                if hit is not None:
+            hit = _cache.get(key)  # single C-level dict operations: atomic under the GIL
+            if hit is not None:
+                try:
                     _cache.move_to_end(key)
-                    return hit
+                except KeyError:  # evicted by another thread meanwhile
+                    pass
+                return hit
         sig = signature_from_string(signature, instructions, signature_name, types)
         if key is None:
             return sig

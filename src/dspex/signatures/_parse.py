@@ -15,6 +15,8 @@ import ast
 import datetime
 import decimal
 import enum
+import keyword
+import re
 import typing
 import uuid
 from collections.abc import Mapping
@@ -41,6 +43,8 @@ _STDLIB: dict[str, Any] = {
     "UUID": uuid.UUID,
 }
 _BASE_NAMES: dict[str, Any] | None = None
+_NOT_SIMPLE = re.compile(r"[^\w\s,:]")
+_MISSING = object()
 
 
 def base_type_names() -> dict[str, Any]:
@@ -114,6 +118,9 @@ def _check_distinct(spec: str, inputs: list[ParsedField], outputs: list[ParsedFi
 def _parse_side(text: str, spec: str, names: Mapping[str, Any], side: str) -> list[ParsedField]:
     if not text.strip():
         return []
+    fast = _parse_simple(text, names)
+    if fast is not None:
+        return fast
     bad = SignatureError(
         f"invalid signature {spec!r}: cannot read the {side} {text.strip()!r}; expected "
         "comma-separated 'name' or 'name: type' entries, like 'context: list[str], question'"
@@ -134,6 +141,26 @@ def _parse_side(text: str, spec: str, names: Mapping[str, Any], side: str) -> li
             out.append((arg.arg, str, True))
         else:
             out.append((arg.arg, _eval_type(arg.annotation, names, spec, arg.arg), False))
+    return out
+
+
+def _parse_simple(text: str, names: Mapping[str, Any]) -> list[ParsedField] | None:
+    """Parse ``a, b: int, c: Name`` without ``ast``; None if anything is unusual."""
+    if _NOT_SIMPLE.search(text):
+        return None
+    out: list[ParsedField] = []
+    for part in text.split(","):
+        name, colon, tp = part.partition(":")
+        name = name.strip()
+        if not (name.isascii() and name.isidentifier()) or keyword.iskeyword(name):
+            return None
+        if not colon:
+            out.append((name, str, True))
+            continue
+        found = names.get(tp.strip(), _MISSING)
+        if found is _MISSING:
+            return None  # the ast path resolves dotted names and reports errors
+        out.append((name, found, False))
     return out
 
 
