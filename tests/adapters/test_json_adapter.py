@@ -151,3 +151,10 @@ def test_extract_object(text: str, expected: dict[str, Any] | None) -> None:
 def test_loads_never_raises(garbage: str) -> None:
     assert loads(garbage) is not None or garbage == "null"
     assert loads('{"a": 1}') == {"a": 1}
+
+
+def test_well_formed_object_before_prose_is_decoded_strictly() -> None:
+    # json-repair alone (and DSPy's brace regex) reads this as ["}"].
+    text = '{"answer": ["}0"]}\n\n[[ ## completed ## ]]\n'
+    assert extract_object(text) == {"answer": ["}0"]}
+    assert JSONAdapter().parse(dx.Signature("q -> answer: list[str]"), text) == {"answer": ["}0"]}

@@ -1,7 +1,9 @@
 """Find and repair the JSON object in an LM completion.
 
 A thin, tested wrapper over the ``json-repair`` package. :func:`extract_object`
-tries, in order: the whole completion (json-repair itself unwraps fenced code
+tries, in order: a strict decode of the first ``{`` onwards (a well-formed
+object followed by prose or fences; json-repair sometimes misreads those), the
+whole completion through json-repair (which unwraps fenced code
 blocks and copes with single quotes, Python literals, trailing commas and
 truncation), the first balanced ``{...}`` (brace counting as DSPy's recursive
 regex does, strings not considered), and finally everything from the first ``{`` to
@@ -10,12 +12,16 @@ the end (a truncated object). The first candidate that decodes to a dict wins.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import json_repair
 
 __all__ = ["extract_object", "first_balanced_object", "loads"]
+
+_DECODER = json.JSONDecoder()
+
 
 def loads(text: str) -> Any:
     """Return json-repair's reading of ``text`` (``""`` when it finds nothing)."""
@@ -46,6 +52,15 @@ def first_balanced_object(text: str) -> str | None:
 
 def extract_object(text: str) -> dict[str, Any] | None:
     """Return the JSON object in ``text`` as a dict, repaired, or None if there is none."""
+    start = text.find("{")
+    if start >= 0:
+        try:
+            found, _ = _DECODER.raw_decode(text, start)
+        except ValueError:
+            pass
+        else:
+            if isinstance(found, dict):
+                return found
     found = loads(text)
     if isinstance(found, dict):
         return found
@@ -53,7 +68,6 @@ def extract_object(text: str) -> dict[str, Any] | None:
     balanced = first_balanced_object(text)
     if balanced is not None:
         candidates.append(balanced)
-    start = text.find("{")
     if start >= 0:
         candidates.append(text[start:])
     for candidate in candidates:
