@@ -6,7 +6,9 @@ built. httpx's errors are mapped to ``LMTransportError``/``LMTimeoutError``
 so callers see the same errors as with the lean pool. A client passed in by
 the user is never closed by dspex; a client this transport created is closed
 by :meth:`HttpxTransport.aclose` or when its event loop shuts down (httpx
-connections belong to one loop, so each loop gets its own client).
+connections belong to one loop, so each loop gets its own client). Leaving a
+stream early drains its body for up to 0.25 s first, since httpx's nested
+async generators make trio warn if they are collected half-way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = ["HttpxTransport"]
+
+_DRAIN_SECONDS = 0.25
 
 
 def _map_error(exc: BaseException, url: str) -> Exception | None:
@@ -142,7 +146,7 @@ class HttpxTransport(Transport):
             return
         entry = self._own.pop(token, None)
         if entry is not None:
-            await entry[0].aclose()
+            await entry[1].aclose()  # its ``finally`` closes the client
 
 
 async def _client_sentinel(client: httpx.AsyncClient) -> AsyncIterator[None]:
@@ -188,10 +192,26 @@ class _HttpxStream:
         return self._body
 
     async def _close(self) -> None:
-        if self._body is not None:  # finalize httpx's generator now, not at GC
-            await self._body._source.aclose()  # type: ignore[attr-defined]
-        if self._resp is not None:
-            await self._resp.aclose()
+        resp, self._resp = self._resp, None
+        if resp is None:
+            return
+        # httpx reads bodies through nested async generators; left half-way, trio
+        # warns when they are collected. Draining briefly (an error body, a
+        # short tail) lets them finish; a long stream is cut after the budget.
+        try:
+            with anyio.move_on_after(_DRAIN_SECONDS):
+                if self._body is None:
+                    await resp.aread()
+                elif not self._body.done:
+                    async for _ in self._body:
+                        pass
+        except (LMTransportError, LMTimeoutError):
+            pass  # the body was broken anyway; just close
+        finally:
+            with anyio.CancelScope(shield=True):
+                if self._body is not None and not self._body.done:
+                    await self._body.source.aclose()  # type: ignore[attr-defined]
+                await resp.aclose()
 
     async def __aexit__(
         self,
@@ -206,7 +226,8 @@ class _HttpxBody:
     """Async iterator over httpx body chunks with errors mapped to dspex errors."""
 
     def __init__(self, source: AsyncIterator[bytes], url: str) -> None:
-        self._source = source
+        self.source = source
+        self.done = False
         self._url = url
 
     def __aiter__(self) -> _HttpxBody:
@@ -214,8 +235,9 @@ class _HttpxBody:
 
     async def __anext__(self) -> bytes:
         try:
-            return await self._source.__anext__()
+            return await self.source.__anext__()
         except StopAsyncIteration:
+            self.done = True
             raise
         except Exception as exc:
             mapped = _map_error(exc, self._url)

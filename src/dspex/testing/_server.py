@@ -390,8 +390,11 @@ class FakeLLMServer:
         if fault == "reset":
             _linger_zero(stream)
             return False
-        choices = await self._choices(call, body, req.body + req.target.encode())
-        digest = hashlib.sha256(req.body).hexdigest()[:24]
+        # Streaming or not, the same request gets the same answer.
+        basis = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        canonical = json.dumps([provider, call.model, basis], sort_keys=True).encode()
+        choices = await self._choices(call, body, canonical)
+        digest = hashlib.sha256(canonical).hexdigest()[:24]
         prompt_tokens = count_tokens("\n".join(call.texts))
         if call.stream and not (provider == "gemini" and "sse" not in qs.get("alt", [])):
             return await self._stream(stream, call, choices, digest, prompt_tokens, fault, keep)
