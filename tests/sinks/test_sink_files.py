@@ -175,3 +175,17 @@ async def test_csv_torn_row_is_cut_on_open(tmp_path: Path) -> None:
     async with sinks.csv(p) as sink:
         await sink.write([{"a": 5, "b": 6}])
     assert p.read_bytes() == b"a,b\r\n1,2\r\n5,6\r\n"
+
+
+async def test_overlapping_writes_keep_records_whole(tmp_path: Path) -> None:
+    import anyio
+
+    p = tmp_path / "c.jsonl"
+    async with sinks.JsonlSink(p, buffer_bytes=0) as sink:
+        async with anyio.create_task_group() as tg:
+            for t in range(8):
+                batch = [{"t": t, "i": i, "pad": "x" * 500} for i in range(20)]
+                tg.start_soon(sink.write, batch)
+        assert await sink.checkpoint() == p.stat().st_size
+    recs = jsonl_lines(p)
+    assert sorted((r["t"], r["i"]) for r in recs) == [(t, i) for t in range(8) for i in range(20)]

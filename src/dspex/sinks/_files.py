@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv as _csv
 import io
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -52,6 +53,7 @@ class FileSink(Sink):
         self._buf: list[bytes] = []
         self._buffered = 0
         self.size = 0  # bytes on disk
+        self._lock = threading.Lock()  # overlapping writes stay whole and in order
         self.repaired = 0  # bytes cut from a torn tail on open
 
     # -- blocking helpers (worker thread) ----------------------------------------
@@ -80,12 +82,13 @@ class FileSink(Sink):
         """Hook run in the worker thread once the file is open and repaired."""
 
     def _write_sync(self, data: bytes) -> None:
-        assert self._fd is not None
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            self.size += n
-            view = view[n:]
+        with self._lock:
+            assert self._fd is not None
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                self.size += n
+                view = view[n:]
 
     def _fsync_sync(self) -> None:
         if self._fd is not None:
@@ -155,9 +158,8 @@ class FileSink(Sink):
             return
         if self._fd is None:
             raise SinkError(f"{self.name}: restore() before open()", path=self.path)
-        self._buf.clear()
+        self._buf.clear()  # buffered records come after any checkpoint
         self._buffered = 0
-        await self._drain()
         pos = int(position)
         if pos > self.size:
             raise SinkError(
@@ -168,10 +170,11 @@ class FileSink(Sink):
         fd = self._fd
 
         def truncate() -> None:
-            os.ftruncate(fd, pos)
-            os.fsync(fd)
-            self.size = pos
-            self._after_open_sync()
+            with self._lock:
+                os.ftruncate(fd, pos)
+                os.fsync(fd)
+                self.size = pos
+                self._after_open_sync()
 
         await self._io(truncate)
 

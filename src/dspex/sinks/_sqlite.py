@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,15 @@ class SqliteSink(Sink):
         self.name = f"sqlite:{self.path}:{table}"
         self._conn: sqlite3.Connection | None = None
         self._columns: list[str] = []
+        self._lock = threading.Lock()  # one transaction at a time on the connection
 
     async def _run(self, fn: Any, *args: Any) -> Any:
+        def locked() -> Any:
+            with self._lock:
+                return fn(*args)
+
         try:
-            return await anyio.to_thread.run_sync(fn, *args)
+            return await anyio.to_thread.run_sync(locked)
         except sqlite3.Error as exc:
             raise SinkError(f"{self.name}: {exc}", path=self.path) from exc
 
