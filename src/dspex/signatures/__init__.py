@@ -6,6 +6,8 @@ from ._fields import infer_prefix as infer_prefix
 from ._make import clear_signature_cache as clear_signature_cache
 from ._make import ensure_signature as ensure_signature
 from ._make import make_signature as make_signature
+from ._schema import output_json_schema as output_json_schema
+from ._schema import tool_json_schema as tool_json_schema
 from ._signature import Signature as Signature
 from ._tool import Tool as Tool
 from ._types import Citation as Citation
@@ -30,4 +32,6 @@ __all__ = [
     "ensure_signature",
     "infer_prefix",
     "make_signature",
+    "output_json_schema",
+    "tool_json_schema",
 ]

@@ -200,6 +200,8 @@ def _parse_vector_text(text: str) -> Any:
 class _Model(BaseModel):
     """Base of the model-shaped ML types: docstrings stay out of their JSON schemas."""
 
+    model_config = ConfigDict(defer_build=True)  # built on first use: cheaper imports
+
     @classmethod
     def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
         out = handler.resolve_ref_schema(handler(schema))
