@@ -139,6 +139,9 @@ def test_deepcopy_shares_lms_and_reset_copy_clears() -> None:
     assert len(prog.draft.demos) == 1
     fresh = prog.reset_copy()
     assert all(p.lm is None and p.demos == [] for p in fresh.predictors())
+    assert prog.draft.demos and prog.draft.lm is lm
+    prog.reset()
+    assert all(p.lm is None and p.demos == [] for p in prog.predictors())
 
 
 def test_chain_of_thought_fields_and_answer() -> None:

@@ -58,10 +58,26 @@ def _lm_params(adapter: Adapter, signature: type[Signature], lm: Any, config: Ma
     return {**extra, **config} if extra else dict(config)
 
 
-def _chat_format() -> Any:
-    from ..adapters._chat import ChatAdapter
+_CHAT_FORMAT: Any = None
+_HAS_HISTORY: dict[Any, bool] = {}
 
-    return ChatAdapter.format
+
+def _cacheable(adapter: Adapter, signature: type[Signature]) -> bool:
+    """Return True if ``adapter.format`` is ChatAdapter's and no input is a History."""
+    global _CHAT_FORMAT
+    if _CHAT_FORMAT is None:
+        from ..adapters._chat import ChatAdapter
+
+        _CHAT_FORMAT = ChatAdapter.format
+    if type(adapter).format is not _CHAT_FORMAT:
+        return False
+    has = _HAS_HISTORY.get(signature)
+    if has is None:
+        has = any(f.annotation is History for f in signature.input_fields.values())
+        if len(_HAS_HISTORY) >= _CACHE_MAX:
+            _HAS_HISTORY.clear()
+        _HAS_HISTORY[signature] = has
+    return not has
 
 
 def format_messages(
@@ -74,9 +90,7 @@ def format_messages(
     objects); only the request turn is built per call. Demos mutated in
     place after use are not noticed: assign a new list instead.
     """
-    if type(adapter).format is not _chat_format() or any(
-        f.annotation is History for f in signature.input_fields.values()
-    ):
+    if not _cacheable(adapter, signature):
         messages = adapter.format(signature, demos, inputs)
     else:
         key = (adapter, signature, *map(id, demos))

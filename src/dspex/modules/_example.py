@@ -64,17 +64,20 @@ class Example:
     """
 
     def __init__(self, base: Mapping[str, Any] | Example | None = None, **fields: Any) -> None:
-        self._input_keys: frozenset[str] | None = None
+        attrs = self.__dict__  # set directly: __setattr__ routes fields into the store
+        attrs["_input_keys"] = None
         if isinstance(base, Example):
-            self._store: dict[str, Any] = dict(base._store)
-            self._input_keys = getattr(base, "_input_keys", None)
+            store = dict(base._store)
+            attrs["_input_keys"] = getattr(base, "_input_keys", None)
         elif base is not None:
             if not isinstance(base, Mapping):
                 raise InputError(f"Example(base=...) expects a dict or an Example, got {type(base).__name__}")
-            self._store = dict(base)
+            store = dict(base)
         else:
-            self._store = {}
-        self._store.update(fields)
+            store = {}
+        if fields:
+            store.update(fields)
+        attrs["_store"] = store
 
     # -- access ---------------------------------------------------------------
     def __getattr__(self, key: str) -> Any:

@@ -273,6 +273,11 @@ class Module:
             predictor.reset()
         return new
 
+    def reset(self) -> None:
+        """Clear every predictor's demos, traces and LM, in place."""
+        for predictor in self.predictors():
+            predictor.reset()
+
     def set_lm(self, lm: Any) -> None:
         """Use ``lm`` for every predictor inside."""
         for predictor in self.predictors():

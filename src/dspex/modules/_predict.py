@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticUndefined
 
+from .. import _context
 from .._context import get_setting
 from ..errors import ConfigError, InputError, LMNotConfiguredError
 from ..lm._types import LMUsage
@@ -80,6 +81,20 @@ def _allows_none(annotation: Any) -> bool:
     if origin is typing.Union or origin is types.UnionType:
         return type(None) in typing.get_args(annotation)
     return False
+
+
+class _Settings:
+    """The effective settings of one call, read once (context, then defaults)."""
+
+    __slots__ = ("base", "over")
+
+    def __init__(self) -> None:
+        self.over = _context._overrides.get()
+        self.base = _context._defaults
+
+    def get(self, name: str) -> Any:
+        over = self.over
+        return over[name] if name in over else self.base.get(name)
 
 
 _default_adapter: Adapter | None = None
@@ -201,8 +216,8 @@ class Predict(Module):
             f"pass the signature's input fields by name: {', '.join(names) or '(none)'}, e.g. predict({example})"
         )
 
-    def _resolve_lm(self, lm: Any) -> Any:
-        lm = lm if lm is not None else self.lm if self.lm is not None else get_setting("lm")
+    def _resolve_lm(self, lm: Any, settings: _Settings) -> Any:
+        lm = lm if lm is not None else self.lm if self.lm is not None else settings.get("lm")
         if lm is None:
             raise LMNotConfiguredError(
                 f"no LM configured for Predict({self._signature.signature}); pass lm=..., set "
@@ -223,7 +238,8 @@ class Predict(Module):
         """Format, call the LM, parse; return the prediction (see the class doc)."""
         if args:
             raise self._positional_error(args)
-        lm = self._resolve_lm(kwargs.pop("lm", None))
+        settings = _Settings()
+        lm = self._resolve_lm(kwargs.pop("lm", None), settings)
         config = self.config
         if "config" in kwargs:
             config = {**config, **(kwargs.pop("config") or {})}
@@ -251,7 +267,7 @@ class Predict(Module):
                 temperature = (getattr(lm, "kwargs", None) or getattr(lm, "params", None) or {}).get("temperature")
             if temperature is None or temperature <= 0.15:
                 config = {**config, "temperature": 0.7}
-        adapter = get_setting("adapter") or default_adapter()
+        adapter = settings.get("adapter") or default_adapter()
         emitter = EMITTER.get()
         name = None
         if emitter is not None:
@@ -263,30 +279,28 @@ class Predict(Module):
             lm, adapter, info.signature, demos, kwargs, config, emitter, name
         )
         pred = Prediction.from_completions(result.values, signature=info.signature)
-        pred._usage = result.usage
+        pred.__dict__["_usage"] = result.usage
         spent = USAGE.get()
         if spent is not None:
             spent.append(result.usage)
-        self._after_call(kwargs, pred, result.messages, result.raws, result.usage, lm)
+        self._after_call(settings, kwargs, pred, result, lm)
         return pred
 
-    def _after_call(
-        self, inputs: dict[str, Any], pred: Prediction, messages: Any, raws: list[str], usage: LMUsage, lm: Any
-    ) -> None:
-        trace = get_setting("trace")
+    def _after_call(self, settings: _Settings, inputs: dict[str, Any], pred: Prediction, result: Any, lm: Any) -> None:
+        trace = settings.get("trace")
         if trace is not None:
-            limit = get_setting("max_trace_size", 10_000)
+            limit = settings.get("max_trace_size")
             if limit > 0:
                 if len(trace) >= limit:
                     del trace[: len(trace) - limit + 1]
                 trace.append((self, inputs, pred))
-        if not get_setting("disable_history"):
-            limit = get_setting("max_history_size", 10_000)
+        if not settings.get("disable_history"):
+            limit = settings.get("max_history_size")
             if self.history.maxlen != limit:
                 self.history = deque(self.history, maxlen=limit)
             self.history.append(
-                {"messages": messages, "outputs": raws, "usage": usage, "model": getattr(lm, "model", None),
-                 "timestamp": time.time()}
+                {"messages": result.messages, "outputs": result.raws, "usage": result.usage,
+                 "model": getattr(lm, "model", None), "timestamp": time.time()}
             )
 
     def inspect_history(self, n: int = 1) -> list[dict[str, Any]]:

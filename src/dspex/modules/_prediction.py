@@ -47,9 +47,10 @@ class Prediction(Example):
 
     def __init__(self, base: Mapping[str, Any] | Example | None = None, **fields: Any) -> None:
         super().__init__(base, **fields)
-        self._input_keys = None
-        self._completions: Completions | None = None
-        self._usage: LMUsage | None = None
+        attrs = self.__dict__
+        attrs["_input_keys"] = None
+        attrs["_completions"] = None
+        attrs["_usage"] = None
 
     @classmethod
     def from_completions(
@@ -57,8 +58,9 @@ class Prediction(Example):
     ) -> Prediction:
         """Build a prediction from a list of output dicts (or a dict of lists)."""
         pred = cls()
-        pred._completions = Completions(completions, signature=signature)
-        pred._store = {k: v[0] for k, v in pred._completions.items() if v}
+        comps = Completions(completions, signature=signature)
+        pred.__dict__["_completions"] = comps
+        pred.__dict__["_store"] = {k: v[0] for k, v in comps._fields.items() if v}
         return pred
 
     @property
@@ -164,6 +166,8 @@ class Completions:
         fields: dict[str, list[Any]] = {}
         if isinstance(completions, Mapping):
             fields = {k: list(v) for k, v in completions.items()}
+        elif len(completions) == 1:  # the common case: one completion
+            fields = {k: [v] for k, v in completions[0].items()}
         else:
             for i, completion in enumerate(completions):
                 for key, value in completion.items():
