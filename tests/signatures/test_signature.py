@@ -102,6 +102,12 @@ def test_with_instructions_returns_new_type() -> None:
     assert new.output_fields["answer"].json_schema_extra["desc"] == "1 to 5 words"  # type: ignore[index]
 
 
+def test_instructions_cannot_be_assigned() -> None:
+    with pytest.raises(SignatureError, match=r"immutable.*expected S.with_instructions"):
+        QA.instructions = "changed"  # type: ignore[misc]
+    assert QA.instructions == "Answer with a short fact."
+
+
 def test_append_instructions_joins_with_blank_line_and_chains() -> None:
     sig = dx.Signature("text -> translation", "Translate to French.")
     once = sig.append_instructions("Use a formal register.")

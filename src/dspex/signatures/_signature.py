@@ -106,6 +106,13 @@ class _SignatureMeta(ModelMetaclass):
         """The instructions: the class docstring, dedented."""
         return inspect.cleandoc(cls.__doc__ or "")
 
+    @instructions.setter
+    def instructions(cls, value: str) -> None:
+        raise SignatureError(
+            f"signature {cls.__name__!r} is immutable: cannot set instructions to {value!r}; "
+            "expected S.with_instructions(...), which returns a new signature"
+        )
+
     @property
     def input_fields(cls) -> dict[str, FieldInfo]:
         """Input fields in declaration order, name → ``FieldInfo``."""
