@@ -172,3 +172,12 @@ async def test_sync_call_inside_stream_context_does_not_break() -> None:
         events = await _collect(Mixed().stream(question="q"))
     assert [type(ev) for ev in events] == [PredictionDone]
     assert events[0].outputs == {"answer": "ok"}
+
+
+async def test_early_aclose_of_a_sync_forward_module_returns() -> None:
+    lm = ScriptedLM([{"answer": "many words " * 20}, {"reasoning": "r", "judgement": "j"}], stream_chunk_size=1)
+    with dx.context(lm=lm):
+        stream = SyncTwoStep().stream(question="q")
+        assert isinstance(await stream.__anext__(), TokenDelta)
+        await stream.aclose()  # must not hang waiting for the worker thread
+    assert lm.calls == 1

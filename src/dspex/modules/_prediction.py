@@ -93,10 +93,10 @@ class Prediction(Example):
 
     def __repr__(self) -> str:
         body = ",\n    ".join(f"{k}={v!r}" for k, v in self._store.items())
-        extra = ""
         if self._completions is not None and len(self._completions) > 1:
-            extra = f",\n    completions=Completions(...)\n) ({len(self._completions) - 1} completions omitted"
-        return f"Prediction(\n    {body}{extra}\n)"
+            omitted = len(self._completions) - 1
+            return f"Prediction(\n    {body},\n    completions=Completions(...)\n) ({omitted} completions omitted)"
+        return f"Prediction(\n    {body}\n)"
 
     __str__ = __repr__
 

@@ -80,7 +80,8 @@ class ModuleStream:
     ``async with module.stream(...) as events:``, which always closes it.
     The producer task runs in a task group owned by this object, entered on
     first use and exited when the stream ends or is closed, so iterate it from
-    one task. The buffer holds ``max_buffer_size`` events; a slow consumer
+    one task, and keep any cancel scope you open (``anyio.fail_after``…)
+    either around the whole use, first item to close, or inside one step. The buffer holds ``max_buffer_size`` events; a slow consumer
     slows the module down. An exception raised by the module is re-raised
     from ``__anext__`` after the events that preceded it.
     """
