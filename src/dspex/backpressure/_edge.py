@@ -156,6 +156,12 @@ class EdgeReceiver:
         """Close the consumer end: producers then fail with BrokenResourceError."""
         self._stream.close()
 
+    def __enter__(self) -> EdgeReceiver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def create_edge(name: str, policy: BufferPolicy) -> tuple[EdgeSender, EdgeReceiver]:
     """Create a bounded edge and return its producer and consumer ends."""

@@ -60,6 +60,9 @@ class SourceTask:
     async def flush(self) -> None:
         """Send the pending partial chunk, if any."""
         if self.pending:
+            limiter = self.ctx.services.limiter
+            if limiter.in_flight > limiter.peak:
+                limiter.peak = limiter.in_flight
             chunk, self.pending = self.pending, []
             self.have_pending = anyio.Event()
             await self.out.send(chunk)
@@ -93,14 +96,15 @@ class SourceTask:
         limiter, tracker = ctx.services.limiter, ctx.services.tracker
         prefix, chunk, seq = self.prefix, self.chunk, 0
         async with aclosing(self._records()) as records:
+            gate = self.gate
             async for record in records:
-                if self.gate.paused or limiter.full:
+                if gate.paused or limiter.in_flight >= limiter.limit:
                     await self._wait_room()
                 seq += 1
                 stats.items_in += 1
                 key = None if record.key is None else prefix + record.key
                 item = Item(key if key is not None else f"{prefix}{seq}", record.data, key)
-                limiter.admit()
+                limiter.in_flight += 1  # inlined limiter.admit(); peak noted on flush
                 if tracker is not None:
                     tracker.admit(key)
                 if record.error is not None:
@@ -173,6 +177,14 @@ async def run_dead_letters(
     ctx: NodeContext, barrier: WriteBarrier | None, *, keep_max: int,
 ) -> None:
     """Write dead letters to ``sink`` (or keep up to ``keep_max`` in ``kept``)."""
+    with receive:
+        await _dead_letter_loop(receive, sink, kept, ctx, barrier, keep_max=keep_max)
+
+
+async def _dead_letter_loop(
+    receive: ObjectReceiveStream[DeadLetter], sink: Sink | None, kept: list[DeadLetter],
+    ctx: NodeContext, barrier: WriteBarrier | None, *, keep_max: int,
+) -> None:
     services = ctx.services
     async for first in receive:
         batch = [first]
@@ -204,6 +216,7 @@ async def run_events(
 ) -> None:
     """Deliver each event to the event-aware sinks downstream of its node."""
     everyone = routes.get(None, [])
-    async for event in receive:
-        for sink in routes.get(event.node, everyone):
-            await sink.write_event(event)
+    with receive:
+        async for event in receive:
+            for sink in routes.get(event.node, everyone):
+                await sink.write_event(event)

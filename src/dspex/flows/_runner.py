@@ -197,6 +197,8 @@ class Runner:
                 ))
                 if routes:
                     drain.start_soon(run_events, ev_recv, routes)
+                else:
+                    ev_recv.close()
                 try:
                     async with anyio.create_task_group() as nodes:
                         for node in self.plan.runnable():
@@ -238,8 +240,13 @@ class Runner:
         self, node: NodeSpec, ctx: NodeContext, receivers: dict[NodeSpec, EdgeReceiver],
         senders: dict[NodeSpec, EdgeSender], gate: SourceGate, skip: Any, barrier: Any,
     ) -> Any:
+        receive = receivers.get(node)
         if node.kind == "sink":
-            return lambda: run_sink(receivers[node], node.sinks, ctx, barrier)
+            async def sink_task() -> None:
+                with receivers[node]:
+                    await run_sink(receivers[node], node.sinks, ctx, barrier)
+
+            return sink_task
         out = self._outputs(node, senders, ctx)
         if node.source is not None:
             sources = [n for n in self.plan.nodes if n.source is not None]
@@ -255,6 +262,8 @@ class Runner:
                 await run()
             finally:
                 out.close()
+                if receive is not None:
+                    receive.close()
 
         return guarded
 
