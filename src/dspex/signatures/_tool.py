@@ -117,7 +117,7 @@ class Tool:
         if args is None:
             args = {}
         if isinstance(args, str):
-            from ._types import _loads
+            from ._tool_calls import _loads
 
             args = _loads(args) if args.strip() else {}
         if not isinstance(args, Mapping):

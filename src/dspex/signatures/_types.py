@@ -6,7 +6,8 @@ Each validates and coerces the text-ish values an LM produces ("80%" → 0.8, a
 JSON list → an Embedding, a bare quote → a Citation), raising ``ValueError``
 with a message that names the bad value and what was expected (pydantic turns
 it into a field-level validation error). ``description()`` gives the text an
-adapter may show next to the type name; ``Tool`` lives in ``_tool``.
+adapter may show next to the type name. ``ToolCalls`` lives in ``_tool_calls``
+(re-exported here) and ``Tool`` in ``_tool``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import inspect
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, model_validator
 from pydantic_core import core_schema
 
-__all__ = ["ML_TYPES", "Citation", "Confidence", "Embedding", "History", "Reasoning", "ToolCalls"]
+__all__ = ["ML_TYPES", "Citation", "Confidence", "Embedding", "History", "Reasoning", "ToolCall", "ToolCalls"]
 
 _STEP = re.compile(r"(?m)^[ \t]*(?:\d+[.)]|[-*•]|step[ \t]*\d+[:.)]?)[ \t]+", re.IGNORECASE)
 _INLINE_STEP = re.compile(r"(?:^|(?<=\s))step[ \t]*\d+[:.)][ \t]*", re.IGNORECASE)
@@ -279,122 +280,7 @@ class History(_Model):
         return History(messages=self.messages[-n:] if n > 0 else [])
 
 
-class ToolCall(_Model):
-    """One requested tool call: a tool name and its arguments."""
-
-    id: str | None = Field(default=None, exclude=True)
-    name: str
-    args: dict[str, Any] = Field(json_schema_extra={"additionalProperties": True})
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
-        out = super().__get_pydantic_json_schema__(schema, handler)
-        out.get("properties", {}).pop("id", None)
-        return out
-
-    def format(self) -> dict[str, Any]:
-        """Return ``{"name": ..., "args": {...}}``."""
-        return {"name": self.name, "args": self.args}
-
-    def execute(self, functions: Mapping[str, Callable[..., Any]] | Iterable[Any]) -> Any:
-        """Call the matching function with ``args`` and return its result.
-
-        Args:
-            functions: ``{name: callable}`` or a list of ``Tool`` objects.
-
-        Raises:
-            ToolError: No function is called ``name``.
-        """
-        from ..errors import ToolError
-
-        if isinstance(functions, Mapping):
-            func = functions.get(self.name)
-            known = list(functions)
-        else:
-            tools = list(functions)
-            known = [getattr(t, "name", None) for t in tools]
-            func = next((t for t in tools if getattr(t, "name", None) == self.name), None)
-        if func is None:
-            raise ToolError(f"unknown tool {self.name!r}; expected one of {known}")
-        return func(**self.args)
-
-
-def _normalise_call(item: Any) -> Any:
-    if not isinstance(item, Mapping):
-        return item
-    if "function" in item and isinstance(item["function"], Mapping):  # OpenAI wire shape
-        fn = item["function"]
-        args: Any = fn.get("arguments", {})
-        name = fn.get("name", item.get("name"))
-    else:
-        args = item.get("args", item.get("arguments", item.get("input", {})))
-        name = item.get("name")
-    if isinstance(args, str):
-        args = _loads(args) if args.strip() else {}
-    return {"id": item.get("id") or item.get("call_id"), "name": name, "args": args}
-
-
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        import json_repair
-
-        return json_repair.loads(text)
-
-
-class ToolCalls(_Model):
-    """Tool calls an LM asks for: ``{"tool_calls": [{"name": ..., "args": {...}}]}``.
-
-    Also accepts a JSON string, a list of calls, a single call, and OpenAI's
-    ``{"function": {"name", "arguments": "<json>"}}`` wire shape.
-    """
-
-    ToolCall: ClassVar[type[ToolCall]] = ToolCall
-
-    tool_calls: list[ToolCall]
-
-    @classmethod
-    def description(cls) -> str:
-        """Return the prompt description of the type (DSPy's text)."""
-        return (
-            "Tool calls must be a JSON object with `tool_calls`, a list of calls. "
-            "Each call must include `name` and `args`. "
-            'Example: {"tool_calls": [{"name": "search", "args": {"query": "cats"}}]}'
-        )
-
-    @classmethod
-    def from_dict_list(cls, calls: list[Mapping[str, Any]]) -> ToolCalls:
-        """Build from ``[{"name": ..., "args": {...}}, ...]``."""
-        return cls(tool_calls=[_normalise_call(c) for c in calls])
-
-    @model_validator(mode="before")
-    @classmethod
-    def _coerce(cls, data: Any) -> Any:
-        raw = data
-        if isinstance(data, str):
-            data = _loads(data) if data.strip() else None
-        if isinstance(data, Mapping) and isinstance(data.get("tool_calls"), list):
-            return {"tool_calls": [_normalise_call(c) for c in data["tool_calls"]]}
-        if isinstance(data, Mapping) and ("name" in data or "function" in data):
-            return {"tool_calls": [_normalise_call(data)]}
-        if isinstance(data, list):
-            return {"tool_calls": [_normalise_call(c) for c in data]}
-        raise ValueError(
-            'ToolCalls expects a JSON object like {"tool_calls": [{"name": "...", "args": {...}}]}, '
-            f"got {_shown(raw)}"
-        )
-
-    @model_serializer(mode="plain")
-    def _serialise(self) -> dict[str, Any]:
-        return self.format()
-
-    def format(self) -> dict[str, Any]:
-        """Return ``{"tool_calls": [{"name": ..., "args": {...}}, ...]}``."""
-        return {"tool_calls": [c.format() for c in self.tool_calls]}
-
-    def __len__(self) -> int:
-        return len(self.tool_calls)
+from ._tool_calls import ToolCall, ToolCalls  # noqa: E402  (needs _Model above)
 
 
 def _ml_types() -> dict[str, Any]:

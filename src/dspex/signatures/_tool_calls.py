@@ -1,0 +1,138 @@
+"""``ToolCalls``: the tool calls an LM asks for, in any of the shapes LMs produce.
+
+``ToolCalls`` validates ``{"tool_calls": [{"name": ..., "args": {...}}]}`` and
+also accepts a JSON string (repaired if needed), a bare list of calls, a
+single call and OpenAI's ``{"function": {"name", "arguments": "<json>"}}``
+wire shape. Its JSON schema and ``description()`` are DSPy's, byte for byte,
+because adapters render them into prompts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
+
+from pydantic import Field, model_serializer, model_validator
+
+from ._types import _Model, _shown
+
+__all__ = ["ToolCall", "ToolCalls"]
+
+
+class ToolCall(_Model):
+    """One requested tool call: a tool name and its arguments."""
+
+    id: str | None = Field(default=None, exclude=True)
+    name: str
+    args: dict[str, Any] = Field(json_schema_extra={"additionalProperties": True})
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
+        out = super().__get_pydantic_json_schema__(schema, handler)
+        out.get("properties", {}).pop("id", None)
+        return out
+
+    def format(self) -> dict[str, Any]:
+        """Return ``{"name": ..., "args": {...}}``."""
+        return {"name": self.name, "args": self.args}
+
+    def execute(self, functions: Mapping[str, Callable[..., Any]] | Iterable[Any]) -> Any:
+        """Call the matching function with ``args`` and return its result.
+
+        Args:
+            functions: ``{name: callable}`` or a list of ``Tool`` objects.
+
+        Raises:
+            ToolError: No function is called ``name``.
+        """
+        from ..errors import ToolError
+
+        if isinstance(functions, Mapping):
+            func = functions.get(self.name)
+            known = list(functions)
+        else:
+            tools = list(functions)
+            known = [getattr(t, "name", None) for t in tools]
+            func = next((t for t in tools if getattr(t, "name", None) == self.name), None)
+        if func is None:
+            raise ToolError(f"unknown tool {self.name!r}; expected one of {known}")
+        return func(**self.args)
+
+
+def _normalise_call(item: Any) -> Any:
+    if not isinstance(item, Mapping):
+        return item
+    if "function" in item and isinstance(item["function"], Mapping):  # OpenAI wire shape
+        fn = item["function"]
+        args: Any = fn.get("arguments", {})
+        name = fn.get("name", item.get("name"))
+    else:
+        args = item.get("args", item.get("arguments", item.get("input", {})))
+        name = item.get("name")
+    if isinstance(args, str):
+        args = _loads(args) if args.strip() else {}
+    return {"id": item.get("id") or item.get("call_id"), "name": name, "args": args}
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        import json_repair
+
+        return json_repair.loads(text)
+
+
+class ToolCalls(_Model):
+    """Tool calls an LM asks for: ``{"tool_calls": [{"name": ..., "args": {...}}]}``.
+
+    Also accepts a JSON string, a list of calls, a single call, and OpenAI's
+    ``{"function": {"name", "arguments": "<json>"}}`` wire shape.
+    """
+
+    ToolCall: ClassVar[type[ToolCall]] = ToolCall
+
+    tool_calls: list[ToolCall]
+
+    @classmethod
+    def description(cls) -> str:
+        """Return the prompt description of the type (DSPy's text)."""
+        return (
+            "Tool calls must be a JSON object with `tool_calls`, a list of calls. "
+            "Each call must include `name` and `args`. "
+            'Example: {"tool_calls": [{"name": "search", "args": {"query": "cats"}}]}'
+        )
+
+    @classmethod
+    def from_dict_list(cls, calls: list[Mapping[str, Any]]) -> ToolCalls:
+        """Build from ``[{"name": ..., "args": {...}}, ...]``."""
+        return cls(tool_calls=[_normalise_call(c) for c in calls])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce(cls, data: Any) -> Any:
+        raw = data
+        if isinstance(data, str):
+            data = _loads(data) if data.strip() else None
+        if isinstance(data, Mapping) and isinstance(data.get("tool_calls"), list):
+            return {"tool_calls": [_normalise_call(c) for c in data["tool_calls"]]}
+        if isinstance(data, Mapping) and ("name" in data or "function" in data):
+            return {"tool_calls": [_normalise_call(data)]}
+        if isinstance(data, list):
+            return {"tool_calls": [_normalise_call(c) for c in data]}
+        raise ValueError(
+            'ToolCalls expects a JSON object like {"tool_calls": [{"name": "...", "args": {...}}]}, '
+            f"got {_shown(raw)}"
+        )
+
+    @model_serializer(mode="plain")
+    def _serialise(self) -> dict[str, Any]:
+        return self.format()
+
+    def format(self) -> dict[str, Any]:
+        """Return ``{"tool_calls": [{"name": ..., "args": {...}}, ...]}``."""
+        return {"tool_calls": [c.format() for c in self.tool_calls]}
+
+    def __len__(self) -> int:
+        return len(self.tool_calls)
