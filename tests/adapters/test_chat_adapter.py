@@ -237,3 +237,8 @@ def test_missing_inputs_are_skipped_and_no_inputs_gives_reminder_only() -> None:
     assert messages[-1]["content"].startswith("[[ ## b ## ]]\nB\n\nRespond with")
     messages = ChatAdapter().format(dx.Signature("a -> c"), [])
     assert messages[-1]["content"].startswith("Respond with the corresponding output fields")
+
+
+def test_fallback_is_a_class_attribute() -> None:
+    assert isinstance(ChatAdapter.fallback, JSONAdapter)
+    assert JSONAdapter.fallback is None

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..lm._types import Message
     from ..signatures import Signature
 
-__all__ = ["ChatAdapter", "missing_fields_error", "split_sections"]
+__all__ = ["ChatAdapter", "empty_response_error", "field_error", "missing_fields_error", "split_sections"]
 
 HEADER = re.compile(r"\[\[ ## (\w+) ## \]\]")
 _INCOMPLETE_PREFIX = "This is an example of the task, though some input or output fields are not supplied."
@@ -103,14 +103,10 @@ def field_error(adapter: str, signature: type[Signature], completion: str, parse
 class ChatAdapter(Adapter):
     """DSPy's default adapter: ``[[ ## field ## ]]`` sections, ``[[ ## completed ## ]]`` end.
 
-    Stateless and cheap to construct. ``fallback`` is a :class:`JSONAdapter`,
-    used by ``Predict`` when parsing still fails after the feedback retry.
+    Stateless and cheap to construct. The class attribute ``fallback`` is a
+    shared :class:`JSONAdapter` (set in ``_json``), used by ``Predict`` when
+    parsing still fails after the feedback retry.
     """
-
-    def __init__(self) -> None:
-        from ._json import JSONAdapter
-
-        self.fallback: Adapter | None = JSONAdapter()
 
     # ----- system message -------------------------------------------------
     def format_field_description(self, signature: type[Signature]) -> str:

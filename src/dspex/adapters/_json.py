@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
 
     from ..signatures import Signature
-    from ._base import IncrementalParser
+    from ._base import Adapter, IncrementalParser
 
 __all__ = ["JSONAdapter"]
 
@@ -38,8 +38,7 @@ class JSONAdapter(ChatAdapter):
     ``fallback`` is None: this adapter is the last resort.
     """
 
-    def __init__(self) -> None:
-        self.fallback = None
+    fallback: Adapter | None = None
 
     def format_field_structure(self, signature: type[Signature]) -> str:
         skeleton = {n: type_note(n, f) for n, f in signature.output_fields.items()}
@@ -100,6 +99,10 @@ class JSONAdapter(ChatAdapter):
         return fields
 
     def parse_stream(self, signature: type[Signature]) -> IncrementalParser:
-        from ._incremental import JSONIncrementalParser
+        from ._incremental_json import JSONIncrementalParser
 
         return JSONIncrementalParser(self, signature)
+
+
+# Adapters are stateless, so ChatAdapter's fallback can be one shared instance.
+ChatAdapter.fallback = JSONAdapter()
