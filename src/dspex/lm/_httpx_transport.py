@@ -205,8 +205,8 @@ class _HttpxStream:
                 elif not self._body.done:
                     async for _ in self._body:
                         pass
-        except (LMTransportError, LMTimeoutError):
-            pass  # the body was broken anyway; just close
+        except Exception:  # noqa: BLE001 - a broken body changes nothing: we close it
+            pass
         finally:
             with anyio.CancelScope(shield=True):
                 if self._body is not None and not self._body.done:
