@@ -242,3 +242,8 @@ def test_missing_inputs_are_skipped_and_no_inputs_gives_reminder_only() -> None:
 def test_fallback_is_a_class_attribute() -> None:
     assert isinstance(ChatAdapter.fallback, JSONAdapter)
     assert JSONAdapter.fallback is None
+
+
+def test_str_annotated_list_input_renders_non_str_items() -> None:
+    content = ChatAdapter().format(dx.Signature("context, q -> a"), [], {"context": [1, "two"], "q": "?"})[-1]["content"]
+    assert content.startswith("[[ ## context ## ]]\n[1] «1»\n[2] «two»\n\n[[ ## q ## ]]\n?")

@@ -51,7 +51,8 @@ def serialize_for_json(value: Any) -> Any:
         return str(value)
 
 
-def _format_blob(blob: str) -> str:
+def _format_blob(blob: Any) -> str:
+    blob = blob if isinstance(blob, str) else str(blob)  # DSPy raises TypeError here
     if "\n" not in blob and "«" not in blob and "»" not in blob:
         return f"«{blob}»"
     return "«««\n    " + blob.replace("\n", "\n    ") + "\n»»»"
