@@ -137,12 +137,11 @@ class MapOperator(Operator):
         while True:
             try:
                 result = await self._apply(item.data, ctx, item)
+                return self.finish(item, result, ctx)
             except NodeFailure as failure:
                 owner, error = failure.ctx, failure.error
             except Exception as exc:
                 owner, error = ctx, exc
-            else:
-                return self.finish(item, result, ctx)
             n = attempts.get(id(owner), 0)
             if n < owner.policy.retries:
                 attempts[id(owner)] = n + 1
@@ -180,14 +179,13 @@ class MapOperator(Operator):
                     result = fn(item.data)
                     if hasattr(result, "__await__"):
                         result = await result
+                    if for_map:
+                        item.data = result
+                        emitted.append(item)
+                    else:
+                        emitted.extend(finish(item, result, ctx))
                 except Exception as exc:
                     await ctx.fail(item, exc)
-                    continue
-                if for_map:
-                    item.data = result
-                    emitted.append(item)
-                else:
-                    emitted.extend(finish(item, result, ctx))
             stats.busy_s += time.perf_counter() - start
             await out.send(emitted)
 
@@ -295,9 +293,10 @@ class FlatMapOperator(MapOperator):
 
     def finish(self, item: Item, result: Any, ctx: NodeContext) -> list[Item]:
         if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
-            raise ConfigError(
+            raise ItemFailed(
                 f"flat_map node {ctx.name!r} must return an iterable of records, "
-                f"got {type(result).__name__}"
+                f"got {type(result).__name__}",
+                node=ctx.name, item_id=item.id,
             )
         children = [item.child(data, i) for i, data in enumerate(result)]
         ctx.expand(item, len(children) - 1)
