@@ -115,18 +115,32 @@ class _SignatureMeta(ModelMetaclass):
 
     @property
     def input_fields(cls) -> dict[str, FieldInfo]:
-        """Input fields in declaration order, name → ``FieldInfo``."""
-        return {k: v for k, v in cls.model_fields.items() if field_kind(v) == "input"}
+        """Input fields in declaration order, name → ``FieldInfo`` (a fresh dict)."""
+        return dict(cls._split()[0])
 
     @property
     def output_fields(cls) -> dict[str, FieldInfo]:
-        """Output fields in declaration order, name → ``FieldInfo``."""
-        return {k: v for k, v in cls.model_fields.items() if field_kind(v) == "output"}
+        """Output fields in declaration order, name → ``FieldInfo`` (a fresh dict)."""
+        return dict(cls._split()[1])
 
     @property
     def fields(cls) -> dict[str, FieldInfo]:
         """Inputs then outputs, name → ``FieldInfo``."""
-        return {**cls.input_fields, **cls.output_fields}
+        ins, outs = cls._split()
+        return {**ins, **outs}
+
+    def _split(cls) -> tuple[dict[str, FieldInfo], dict[str, FieldInfo]]:
+        # Signatures are immutable, so the split is computed once per class; it
+        # sits on the hot path of every call (format, parse, stream).
+        cached = cls.__dict__.get("__dspex_split__")
+        if cached is None:
+            items = cls.model_fields.items()
+            cached = (
+                {k: v for k, v in items if field_kind(v) == "input"},
+                {k: v for k, v in items if field_kind(v) == "output"},
+            )
+            type.__setattr__(cls, "__dspex_split__", cached)
+        return cached  # type: ignore[no-any-return]
 
     @property
     def signature(cls) -> str:
