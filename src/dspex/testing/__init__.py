@@ -10,15 +10,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._clock import FakeClock as FakeClock
+    from ._conformance import check_sink as check_sink
+    from ._conformance import check_source as check_source
+    from ._conformance import sample_records as sample_records
     from ._scripted_lm import ScriptedLM as ScriptedLM
     from ._server import FakeLLMServer as FakeLLMServer
 
-__all__ = ["FakeLLMServer", "ScriptedLM"]
+__all__ = ["FakeClock", "FakeLLMServer", "ScriptedLM", "check_sink", "check_source", "sample_records"]
 
 # name -> private module holding it
 _LAZY: dict[str, str] = {
     "ScriptedLM": "._scripted_lm",
     "FakeLLMServer": "._server",
+    "FakeClock": "._clock",
+    "check_source": "._conformance",
+    "check_sink": "._conformance",
+    "sample_records": "._conformance",
 }
 
 
