@@ -105,7 +105,12 @@ class EdgeSender:
         n = len(chunk)
         edge.queued += n
         edge.sent += n
-        await self._stream.send(chunk)
+        try:
+            await self._stream.send(chunk)
+        except BaseException:
+            edge.queued -= n
+            edge.sent -= n
+            raise
         if edge.queued > edge.items_hwm:
             edge.items_hwm = edge.queued
         used = self._stream.statistics().current_buffer_used

@@ -97,9 +97,8 @@ class SourceTask:
         prefix, chunk, seq = self.prefix, self.chunk, 0
         async with aclosing(self._records()) as records:
             gate = self.gate
+            await self._wait_room()
             async for record in records:
-                if gate.paused or limiter.in_flight >= limiter.limit:
-                    await self._wait_room()
                 seq += 1
                 stats.items_in += 1
                 key = None if record.key is None else prefix + record.key
@@ -109,13 +108,16 @@ class SourceTask:
                     tracker.admit(key)
                 if record.error is not None:
                     await self._bad_record(item, record.error)
-                    continue
-                if not self.pending:
-                    self.started = time.monotonic()
-                    self.have_pending.set()
-                self.pending.append(item)
-                if len(self.pending) >= chunk:
-                    await self.flush()
+                else:
+                    if not self.pending:
+                        self.started = time.monotonic()
+                        self.have_pending.set()
+                    self.pending.append(item)
+                    if len(self.pending) >= chunk:
+                        await self.flush()
+                # wait *before* pulling the next record: a paused source is not pulled
+                if gate.paused or limiter.in_flight >= limiter.limit:
+                    await self._wait_room()
 
     async def _bad_record(self, item: Item, error: BaseException) -> None:
         self.ctx.stats.items_failed += 1
