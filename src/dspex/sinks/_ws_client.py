@@ -8,8 +8,8 @@ the server acknowledges them with ``{"type": "ack", "push_id": n}`` (cumulative)
 and are sent again after a reconnect, so delivery is at-least-once (servers
 dedupe by ``push_id``). With ``acks=False`` a final result counts as delivered
 once written to the socket. Token-level and detail messages are best-effort:
-they are queued in a bounded buffer and lost if the connection is down. Writing
-never blocks the flow.
+they wait in a bounded buffer (the oldest is dropped when it is full) and are
+never re-sent. Writing never blocks the flow.
 """
 
 from __future__ import annotations

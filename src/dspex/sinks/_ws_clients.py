@@ -216,11 +216,22 @@ class ClientSession:
             self.queue.wake()
 
     def kick(self, code: int, reason: str) -> None:
-        """Disconnect now; the close frame is sent only if the socket is writable."""
-        if self._kick is None:
-            self._kick = (code, reason)
-            if self._scope is not None:
-                self._scope.cancel()
+        """Disconnect soon, without waiting: send a close frame if the socket takes it.
+
+        The writer stops sending queued messages and sends the close frame; a
+        writer stuck on a full socket is cancelled after a short deadline
+        (``min(1 s, close_timeout)``) and the socket is dropped.
+        """
+        if self._kick is not None:
+            return
+        self._kick = (code, reason)
+        self.queue.wake()
+        if self._scope is not None:
+            self._arm_kick(self._scope)
+
+    def _arm_kick(self, scope: anyio.CancelScope) -> None:
+        grace = min(1.0, self.options.close_timeout)
+        scope.deadline = min(scope.deadline, anyio.current_time() + grace)
 
     async def run(self) -> None:
         """Serve the client until it leaves, is kicked, or the server closes it."""
@@ -228,7 +239,7 @@ class ClientSession:
             async with anyio.create_task_group() as tg:
                 self._scope = tg.cancel_scope
                 if self._kick is not None:
-                    tg.cancel_scope.cancel()
+                    self._arm_kick(tg.cancel_scope)
                 tg.start_soon(self._writer)
                 tg.start_soon(self._pinger)
                 await self._reader()
@@ -289,6 +300,11 @@ class ClientSession:
 
         protocol = self.conn.protocol
         while True:
+            if self._kick is not None:
+                if protocol.state is State.OPEN:
+                    protocol.fail(*self._kick)
+                await self.conn.flush()
+                return
             batch = self.queue.pop_batch()
             if batch:
                 if protocol.state is not State.OPEN:

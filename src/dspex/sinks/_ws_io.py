@@ -50,6 +50,7 @@ class ProtocolStream:
         self.stream = stream
         self.eof = False
         self.broken = False
+        self.sending = False  # True while a write waits for the peer (TCP backpressure)
         self.bytes_sent = 0
         self.pending: list[WsEvent] = []  # events read along with the handshake
         self._lock = anyio.Lock()
@@ -76,6 +77,7 @@ class ProtocolStream:
             return not pending or await self._send(bytes(pending))
 
     async def _send(self, data: bytes) -> bool:
+        self.sending = True
         try:
             await self.stream.send(data)
         except _STREAM_ERRORS:
@@ -84,6 +86,8 @@ class ProtocolStream:
         except BaseException:
             self.broken = True  # cancelled mid-write: the frame may be torn
             raise
+        finally:
+            self.sending = False
         self.bytes_sent += len(data)
         return True
 
@@ -133,6 +137,7 @@ async def connect(
     max_size: int | None = 2**20,
     timeout: float = 10.0,
     error: type[DspexError] = SinkError,
+    stream: ByteStream | None = None,
 ) -> ProtocolStream:
     """Open a client WebSocket connection to ``url`` (``ws://`` or ``wss://``).
 
@@ -143,6 +148,8 @@ async def connect(
         max_size: Largest incoming message accepted, in bytes.
         timeout: Seconds allowed for TCP connect plus the opening handshake.
         error: The dspex error class raised on failure.
+        stream: An already connected byte stream to use instead of dialing
+            ``url``'s host (custom sockets, tunnels).
 
     Returns:
         The open connection.
@@ -161,7 +168,8 @@ async def connect(
         raise error(f"invalid WebSocket URL {url!r}: expected ws://host[:port]/path") from exc
     try:
         with anyio.fail_after(timeout):
-            stream = await anyio.connect_tcp(uri.host, uri.port, tls=uri.secure)
+            if stream is None:
+                stream = await anyio.connect_tcp(uri.host, uri.port, tls=uri.secure)
             conn = ProtocolStream(ClientProtocol(uri, origin=origin, max_size=max_size, logger=LOG), stream)
             try:
                 await _handshake(conn, headers or {})
@@ -244,6 +252,8 @@ class WebSocketConnection:
 
         while not self._messages:
             if self.stream.eof or self.stream.protocol.state is State.CLOSED:
+                with anyio.CancelScope(shield=True):
+                    await self.stream.aclose()  # the peer is gone: release the socket
                 return None
             for frame in await self.stream.receive():
                 self._on_frame(frame)  # type: ignore[arg-type]

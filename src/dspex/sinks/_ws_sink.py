@@ -75,6 +75,7 @@ class WebSocketSink(Sink):
             host=host, port=port, path=path, token=token, origins=origins,
             max_message_size=max_message_size, options=options, replay=replay, page=page,
         )  # validates eagerly: bad arguments fail at flow build time
+        self.server.hello["records"] = True  # final records arrive as ``record`` messages
         self.name = name or f"websocket:{host}:{port}{path}"
         self.metrics_interval = metrics_interval
         self._stack: AsyncExitStack | None = None

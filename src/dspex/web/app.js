@@ -11,7 +11,7 @@
 
   var state = {
     cards: new Map(), done: 0, failed: 0, tokens: 0, cost: 0, anon: 0,
-    doneTimes: [], server: {}, messages: 0, dropped: 0, socket: null, retryMs: 500
+    doneTimes: [], server: {}, messages: 0, records: 0, sawPredictions: false, dropped: 0, socket: null, retryMs: 500
   };
   window.dspexLive = state;
 
@@ -135,6 +135,7 @@
     },
     field_done: function (msg) { setField(card(msg.item_id), msg.field, fmt(msg.value), true); },
     prediction_done: function (msg) {
+      state.sawPredictions = true;
       var node = card(msg.item_id);
       if (msg.node) { node.querySelector(".node").textContent = msg.node; }
       Object.keys(msg.outputs || {}).forEach(function (name) {
@@ -145,7 +146,11 @@
     },
     record: function (msg) {
       var data = msg.data || {};
-      var node = card(msg.item_id !== undefined ? msg.item_id : (data.id !== undefined ? data.id : undefined));
+      var id = msg.item_id !== undefined ? msg.item_id : data.id;
+      state.records += 1;
+      // With live events, a record only completes the item's card if it can be matched.
+      if (state.sawPredictions && (id === undefined || !state.cards.has(String(id)))) { return; }
+      var node = card(id);
       Object.keys(data).forEach(function (name) {
         if (!field(node, name).classList.contains("final")) { setField(node, name, fmt(data[name]), true); }
       });
