@@ -112,14 +112,19 @@ class Checkpointing:
         return skip  # type: ignore[no-any-return]
 
     async def commit(self) -> None:
-        """Commit the keys done so far with the sinks' positions (no write in between)."""
-        await self.barrier.enter_commit()
-        try:
-            keys = self.tracker.take()
-            if keys:
-                await self.checkpointer.commit(keys)
-        finally:
-            self.barrier.exit_commit()
+        """Commit the keys done so far with the sinks' positions (no write in between).
+
+        Shielded: once the keys are taken, the commit finishes even if the
+        helper task running it is cancelled (so no done key is ever lost).
+        """
+        with anyio.CancelScope(shield=True):
+            await self.barrier.enter_commit()
+            try:
+                keys = self.tracker.take()
+                if keys:
+                    await self.checkpointer.commit(keys)
+            finally:
+                self.barrier.exit_commit()
 
     async def loop(self, clock: Any) -> None:
         """Commit every ``every`` done keys or ``interval`` seconds (cancel to stop)."""
