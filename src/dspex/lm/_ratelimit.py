@@ -20,6 +20,9 @@ from ..errors import ConfigError
 
 __all__ = ["RateLimit", "RateLimiter", "TokenBucket"]
 
+_EPSILON = 1e-9
+_MIN_WAIT = 1e-4
+
 
 @dataclass(frozen=True)
 class RateLimit:
@@ -81,10 +84,10 @@ class TokenBucket:
         amount = min(amount, self.capacity)  # a huge request must not wait forever
         with self._lock:
             self._refill()
-            if self._tokens >= amount:
+            if self._tokens >= amount - _EPSILON:  # float refill must not strand a waiter
                 self._tokens -= amount
                 return 0.0
-            return (amount - self._tokens) / self.rate
+            return max((amount - self._tokens) / self.rate, _MIN_WAIT)
 
     async def take(self, amount: float = 1.0) -> None:
         """Wait until ``amount`` tokens are available, then take them."""
