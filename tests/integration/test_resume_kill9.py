@@ -1,0 +1,77 @@
+"""Crash and resume: ``kill -9`` a flow mid-run, re-run it, every input exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+N = 3000
+
+SCRIPT = """
+import sys, anyio
+import dspex.flows as fl
+from dspex.sinks import jsonl
+from dspex.sources import jsonl as jsonl_source
+
+async def work(r):
+    await anyio.sleep(0.0005)
+    return {**r, "out": r["id"] * 2}
+
+flow = fl.Flow("kill9")
+(flow.source(jsonl_source(sys.argv[1], id_field="id"))
+     .map(work, concurrency=8, ordered=False)
+     .sink(jsonl(sys.argv[2])))
+report = flow.run_sync(run_id="k9", store=sys.argv[3], progress=False,
+                       checkpoint_every=50, checkpoint_interval_s=0.05)
+print(report.items_in, report.resumed, flush=True)
+"""
+
+
+def _run(args: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.timeout(180)
+def test_kill9_then_resume_each_input_exactly_once(tmp_path: Path) -> None:
+    src, out, store = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "store.sqlite"
+    src.write_text("".join(json.dumps({"id": i, "text": f"item {i}"}) + "\n" for i in range(N)))
+    args = [str(src), str(out), str(store)]
+
+    proc = _run(args)
+    deadline = time.monotonic() + 120
+    while _lines(out) < 300 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, f"finished before it could be killed: {proc.communicate()}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()  # reap it and close its pipes
+    killed_at = _lines(out)
+    assert 300 <= killed_at < N
+
+    second = _run(args)
+    stdout, stderr = second.communicate(timeout=150)
+    assert second.returncode == 0, stderr
+    items_in, resumed = stdout.split()
+    assert resumed == "True" and 0 < int(items_in) < N
+
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    ids = [r["id"] for r in records]
+    assert len(ids) == len(set(ids)) == N
+    assert sorted(ids) == list(range(N))
+    assert all(r["out"] == 2 * r["id"] for r in records)
