@@ -88,7 +88,8 @@ class Receiver:
                     count += 1
                     self.changed.set()
                     if self.drop_after is not None and count >= self.drop_after:
-                        return  # abrupt: the last messages may be unacknowledged
+                        await conn.flush()  # acks for the earlier messages go out
+                        return  # abrupt: this message stays unacknowledged
                     if self.ack and "push_id" in message:
                         protocol.send_text(json.dumps({"type": "ack", "push_id": message["push_id"]}).encode())
                 await conn.flush()
