@@ -7,7 +7,7 @@ import json
 import anyio
 import pytest
 
-from dspex._util._clock import FakeClock
+from dspex._util._clock import SteppingClock
 from dspex.errors import (
     AuthError,
     CircuitOpenError,
@@ -28,7 +28,7 @@ MSGS = [{"role": "user", "content": "Say hello"}]
 
 def openai_lm(transport: Transport, **kw) -> LM:
     kw.setdefault("cache", False)
-    return LM("openai/gpt-4o-mini", api_key="sk-unit-test-key-000000", transport=transport, clock=FakeClock(), **kw)
+    return LM("openai/gpt-4o-mini", api_key="sk-unit-test-key-000000", transport=transport, clock=SteppingClock(), **kw)
 
 
 def completion(text: str, prompt: int = 5, out: int = 2) -> Reply:
@@ -106,7 +106,7 @@ async def test_n_without_native_support_fans_out_concurrently() -> None:
 
 
 async def test_retries_honour_retry_after_then_succeed() -> None:
-    clock = FakeClock()
+    clock = SteppingClock()
     fake = FakeTransport(sequence(
         Reply.json({"error": {"message": "slow down"}}, 429, [("retry-after", "0.01")]),
         Reply.json({"error": {"message": "oops"}}, 503),
@@ -263,7 +263,7 @@ async def test_fallback_chain_acall_and_stream() -> None:
 
 
 async def test_circuit_breaker_fails_fast_then_probes() -> None:
-    clock = FakeClock()
+    clock = SteppingClock()
     fake = FakeTransport(sequence(Reply.json({"error": {"message": "down"}}, 502)))
     lm = LM("openai/gpt-4o-mini", api_key="sk-0000000", transport=fake, clock=clock, cache=False, num_retries=5,
             circuit_breaker=CircuitBreakerPolicy(failure_threshold=3, recovery_time=60))
@@ -286,7 +286,7 @@ async def test_adaptive_concurrency_backs_off_on_429() -> None:
 
 
 async def test_rate_limit_spaces_requests_in_virtual_time() -> None:
-    clock = FakeClock()
+    clock = SteppingClock()
     fake = FakeTransport(sequence(completion("x", 10, 10)))
     lm = LM("openai/gpt-4o-mini", api_key="sk-0000000", transport=fake, clock=clock, cache=False,
             rate_limit=RateLimit(requests_per_minute=120, burst_seconds=0.5))

@@ -7,7 +7,7 @@ import random
 import anyio
 import pytest
 
-from dspex._util._clock import FakeClock
+from dspex._util._clock import SteppingClock
 from dspex.errors import (
     AuthError,
     CircuitOpenError,
@@ -53,7 +53,7 @@ def test_retry_policy_validation() -> None:
 
 
 async def test_retry_call_retries_retryable_then_succeeds() -> None:
-    clock = FakeClock()
+    clock = SteppingClock()
     errors = [ServerError("boom", status=500), RateLimitError("slow down", status=429, retry_after=0.01)]
     seen: list[tuple[int, str, float]] = []
 
@@ -71,7 +71,7 @@ async def test_retry_call_retries_retryable_then_succeeds() -> None:
 
 
 async def test_retry_call_gives_up_and_skips_non_retryable() -> None:
-    clock = FakeClock()
+    clock = SteppingClock()
     calls = 0
 
     async def flaky() -> None:
@@ -92,7 +92,7 @@ async def test_retry_call_gives_up_and_skips_non_retryable() -> None:
 
 
 async def test_token_bucket_waits_in_virtual_time() -> None:
-    clock = FakeClock()
+    clock = SteppingClock()
     bucket = TokenBucket(rate=2.0, capacity=2.0, clock=clock)
     for _ in range(6):
         await bucket.take()
@@ -104,7 +104,7 @@ async def test_token_bucket_waits_in_virtual_time() -> None:
 
 
 async def test_rate_limiter_requests_and_tokens_per_minute() -> None:
-    clock = FakeClock()
+    clock = SteppingClock()
     limiter = RateLimiter(RateLimit(requests_per_minute=60, tokens_per_minute=600, burst_seconds=1), clock)
     for _ in range(5):
         await limiter.acquire(10)
@@ -117,7 +117,7 @@ async def test_rate_limiter_requests_and_tokens_per_minute() -> None:
 
 
 async def test_rate_limiter_is_fair_under_concurrency() -> None:
-    clock = FakeClock()
+    clock = SteppingClock()
     limiter = RateLimiter(RateLimit(requests_per_minute=600, burst_seconds=1), clock)  # 10/s, burst 10
     done = 0
 
@@ -134,7 +134,7 @@ async def test_rate_limiter_is_fair_under_concurrency() -> None:
 
 
 def test_breaker_opens_half_opens_and_closes() -> None:
-    clock = FakeClock()
+    clock = SteppingClock()
     breaker = CircuitBreaker(CircuitBreakerPolicy(failure_threshold=3, recovery_time=10.0), clock, name="m")
     for _ in range(2):
         breaker.before_call()

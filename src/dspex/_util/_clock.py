@@ -1,7 +1,7 @@
 """Time as an injectable dependency: the ``Clock`` protocol and its clocks.
 
 Backoff, rate limits and circuit breakers read time and sleep only through a
-``Clock``, so tests can swap in :class:`FakeClock` and run in virtual time on
+``Clock``, so tests can swap in :class:`SteppingClock` and run in virtual time on
 both anyio backends. :class:`AnyioClock` is the real one: ``now`` is the
 monotonic clock and ``sleep`` is ``anyio.sleep``.
 """
@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import anyio
 import anyio.lowlevel
 
-__all__ = ["AnyioClock", "Clock", "FakeClock", "default_clock"]
+__all__ = ["AnyioClock", "Clock", "SteppingClock", "default_clock"]
 
 
 @runtime_checkable
@@ -45,8 +45,11 @@ class AnyioClock:
         return "AnyioClock()"
 
 
-class FakeClock:
+class SteppingClock:
     """A virtual clock: ``sleep`` advances time instantly and records the delay.
+
+    (``dspex.testing.FakeClock`` is the manually advanced one; this one never
+    blocks, which suits backoff and rate-limit arithmetic.)
 
     Each ``sleep(d)`` moves ``now`` forward by ``d`` and yields once to the
     scheduler, so code that backs off or waits for a token bucket runs at full
@@ -68,7 +71,7 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         """Move virtual time forward without sleeping."""
         if seconds < 0:
-            raise ValueError(f"cannot move a FakeClock backwards (got {seconds!r})")
+            raise ValueError(f"cannot move a SteppingClock backwards (got {seconds!r})")
         self._now += seconds
 
     async def sleep(self, seconds: float) -> None:
@@ -79,7 +82,7 @@ class FakeClock:
         await anyio.lowlevel.checkpoint()
 
     def __repr__(self) -> str:
-        return f"FakeClock(now={self._now!r})"
+        return f"SteppingClock(now={self._now!r})"
 
 
 _DEFAULT = AnyioClock()

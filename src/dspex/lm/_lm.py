@@ -85,7 +85,7 @@ class LM:
         transport: A :class:`Transport` to send requests through.
         proxy: Proxy URL (uses the httpx transport).
         http_client: A user-owned ``httpx.AsyncClient`` to send requests through.
-        clock: Time source for backoff and limits (tests pass a FakeClock).
+        clock: Time source for backoff and limits (tests pass a virtual clock).
         **params: Default request parameters (``temperature``, ``max_tokens``, ...).
 
     Raises:

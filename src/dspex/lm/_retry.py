@@ -10,7 +10,7 @@ accepts are retried, and never after streamed output was emitted.
 
 Why not ``stamina``: it sleeps through a hard-wired ``asyncio``/``trio`` switch
 (via sniffio) with no injectable clock, so backoff could not run in virtual
-time under a :class:`~dspex._util._clock.FakeClock`, and it would pull
+time under a virtual clock, and it would pull
 ``tenacity`` into the hot path. The loop here is a dozen lines.
 """
 
