@@ -4,7 +4,8 @@
 high watermark it pauses every source (through the :class:`SourceGate`) and
 shrinks the global in-flight limit; it resumes only once memory falls below
 the *low* watermark, so it does not flap around a single threshold (the
-high/low scheme of websockets' message assembler). Every pause and resume is
+high/low scheme of websockets' message assembler), or once nothing of the
+run is in flight any more (the memory is not the flow's; waiting would stall). Every pause and resume is
 reported to a callback (the engine turns them into ``Metrics`` events) and
 counted.
 """
@@ -64,7 +65,7 @@ class MemoryMonitor:
                 self.limiter.shrink(self.watermarks.shrink)
             self._paused_at = now
             self._notify(True, used)
-        elif self.gate.paused and used < self.low:
+        elif self.gate.paused and (used < self.low or self._drained()):
             self.gate.resume()
             if self.limiter is not None:
                 self.limiter.restore()
@@ -72,6 +73,11 @@ class MemoryMonitor:
                 self.paused_s += max(0.0, now - self._paused_at)
                 self._paused_at = None
             self._notify(False, used)
+
+    def _drained(self) -> bool:
+        # Nothing of ours is in flight, so waiting cannot free memory: resume
+        # (one interval's worth at a time) rather than stall the run forever.
+        return self.limiter is not None and self.limiter.in_flight == 0
 
     def _notify(self, paused: bool, used: float) -> None:
         if self.on_change is not None:
