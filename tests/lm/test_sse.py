@@ -64,6 +64,12 @@ def test_leading_bom_is_stripped_once() -> None:
     assert decode_all("\ufeffdata: a\n\n".encode()) == [SSEEvent(data="a")]
 
 
+def test_bom_split_across_chunks() -> None:
+    dec = SSEDecoder()
+    raw = "\ufeffdata: a\n\n".encode()
+    assert [ev for i in range(len(raw)) for ev in dec.feed(raw[i : i + 1])] == [SSEEvent(data="a")]
+
+
 def test_utf8_character_split_across_chunks() -> None:
     dec = SSEDecoder()
     raw = "data: héllo wörld €\n\n".encode()

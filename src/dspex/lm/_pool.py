@@ -17,18 +17,32 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
 import anyio
 import anyio.lowlevel
 
 from ..errors import ConfigError, LMTimeoutError, LMTransportError
+from ._conn import (
+    Conn,
+    Host,
+    LoopState,
+    Target,
+    Timer,
+    content_encoding,
+    decode_all,
+    decoder,
+    default_ssl_context,
+    head_bytes,
+    keepalive_hint,
+    loop_sentinel,
+    recv,
+)
 from ._h1 import HTTPProtocolError, ResponseParser, make_response_parser
-from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport, redact_url
+from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport
 
 if TYPE_CHECKING:
     import ssl
@@ -37,101 +51,18 @@ if TYPE_CHECKING:
 
 __all__ = ["ConnectionPool"]
 
-_RECV_SIZE = 65536
 _MAX_STALE_RETRIES = 8
-_MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-_ssl_context: ssl.SSLContext | None = None
+_SMALL_REQUEST = 65536
 
 
-def _default_ssl_context() -> ssl.SSLContext:
-    global _ssl_context
-    if _ssl_context is None:
-        import ssl
-
-        _ssl_context = ssl.create_default_context()
-    return _ssl_context
-
-
-class _Target:
-    """A parsed URL: where to connect and what to put on the request line."""
-
-    __slots__ = ("host", "host_header", "key", "origin", "port", "target", "tls")
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"LM URL must be http:// or https:// with a host, got {redact_url(url)!r}"
-            )
-        self.tls = parts.scheme == "https"
-        default_port = 443 if self.tls else 80
-        try:
-            self.port = parts.port or default_port
-        except ValueError:
-            raise ConfigError(f"LM URL has an invalid port: {redact_url(url)!r}") from None
-        self.host = parts.hostname
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        self.host_header = shown if self.port == default_port else f"{shown}:{self.port}"
-        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.key = (parts.scheme, self.host, self.port)
-        self.origin = f"{parts.scheme}://{self.host_header}"
-
-
-class _Conn:
-    __slots__ = ("expires_at", "generation", "stream", "uses")
-
-    def __init__(self, stream: ByteStream, generation: int) -> None:
-        self.stream = stream
-        self.generation = generation
-        self.expires_at = 0.0
-        self.uses = 0
-
-
-class _Host:
-    """Idle connections and the connection-slot semaphore for one origin."""
-
-    __slots__ = ("idle", "slots")
-
-    def __init__(self, limit: int) -> None:
-        self.idle: deque[_Conn] = deque()
-        self.slots = anyio.Semaphore(limit)
-
-
-class _LoopState:
-    """Everything the pool owns inside one event loop."""
-
-    def __init__(self) -> None:
-        self.hosts: dict[tuple[str, str, int], _Host] = {}
-        self.generation = 0
-        self.sentinel: Any = None
-
-    async def close_idle(self) -> None:
-        conns = [c for host in self.hosts.values() for c in host.idle]
-        for host in self.hosts.values():
-            host.idle.clear()
-        for conn in conns:
-            await anyio.aclose_forcefully(conn.stream)
-
-
-async def _loop_sentinel(state: _LoopState) -> AsyncIterator[None]:
-    """Suspend forever; the loop finalizes it at shutdown, closing idle sockets."""
+def _feed(parser: ResponseParser, data: bytes, origin: str) -> None:
     try:
-        yield
-    finally:
-        await state.close_idle()
-
-
-def _keepalive_hint(headers: list[tuple[str, str]]) -> float | None:
-    for name, value in headers:
-        if name == "keep-alive":
-            for part in value.split(","):
-                key, _, num = part.strip().partition("=")
-                if key.strip().lower() == "timeout":
-                    try:
-                        return max(float(num) - 1.0, 0.0)
-                    except ValueError:
-                        return None
-    return None
+        if data:
+            parser.feed(data)
+        else:
+            parser.feed_eof()
+    except HTTPProtocolError as exc:
+        raise LMTransportError(f"{exc} (from {origin})") from None
 
 
 class ConnectionPool(Transport):
@@ -168,35 +99,35 @@ class ConnectionPool(Transport):
         self._expiry = float(keepalive_expiry)
         self._parser = parser
         self._ssl = ssl_context
-        self._states: WeakKeyDictionary[Any, _LoopState] = WeakKeyDictionary()
-        self._targets: dict[str, _Target] = {}
+        self._states: WeakKeyDictionary[Any, LoopState] = WeakKeyDictionary()
+        self._targets: dict[str, Target] = {}
         self.connections_opened = 0
 
-    # -- per-loop state -------------------------------------------------------------
+    # -- per-loop state and slots -------------------------------------------------------
 
-    async def _state(self) -> _LoopState:
+    async def _state(self) -> LoopState:
         token = anyio.lowlevel.current_token().native_token
         state = self._states.get(token)
         if state is None:
-            state = self._states[token] = _LoopState()
-            state.sentinel = _loop_sentinel(state)
+            state = self._states[token] = LoopState()
+            state.sentinel = loop_sentinel(state)
             await state.sentinel.asend(None)
         return state
 
-    def _target(self, url: str) -> _Target:
+    def _target(self, url: str) -> Target:
         target = self._targets.get(url)
         if target is None:
-            target = _Target(url)
+            target = Target(url)
             if len(self._targets) >= 512:
                 self._targets.clear()
             self._targets[url] = target
         return target
 
-    async def _acquire(self, target: _Target, timeouts: Timeouts) -> tuple[_LoopState, _Host]:
+    async def _acquire(self, target: Target, timeouts: Timeouts) -> tuple[LoopState, Host]:
         state = await self._state()
         host = state.hosts.get(target.key)
         if host is None:
-            host = state.hosts[target.key] = _Host(self._limit)
+            host = state.hosts[target.key] = Host(self._limit)
         try:
             host.slots.acquire_nowait()
         except anyio.WouldBlock:
@@ -210,48 +141,8 @@ class ConnectionPool(Transport):
                 ) from None
         return state, host
 
-    # -- connections ------------------------------------------------------------------
-
-    async def _connect(self, target: _Target, timeouts: Timeouts, generation: int) -> _Conn:
-        try:
-            with anyio.fail_after(timeouts.connect):
-                if target.tls:
-                    stream: ByteStream = await anyio.connect_tcp(
-                        target.host,
-                        target.port,
-                        ssl_context=self._ssl or _default_ssl_context(),
-                        tls_hostname=target.host,
-                        tls_standard_compatible=False,
-                    )
-                else:
-                    stream = await anyio.connect_tcp(target.host, target.port)
-        except TimeoutError:
-            raise LMTimeoutError(
-                f"connecting to {target.origin} timed out after {timeouts.connect}s"
-            ) from None
-        except (OSError, anyio.BrokenResourceError) as exc:
-            raise LMTransportError(f"could not connect to {target.origin}: {exc}") from None
-        self.connections_opened += 1
-        return _Conn(stream, generation)
-
-    @staticmethod
-    async def _take_idle(host: _Host) -> _Conn | None:
-        """Pop the most recently used live idle connection, closing expired ones."""
-        now = anyio.current_time()
-        while host.idle:
-            conn = host.idle.pop()
-            if conn.expires_at > now:
-                return conn
-            await anyio.aclose_forcefully(conn.stream)
-        return None
-
-    async def _prune(self, host: _Host) -> None:
-        now = anyio.current_time()
-        while host.idle and host.idle[0].expires_at <= now:
-            await anyio.aclose_forcefully(host.idle.popleft().stream)
-
     async def _release(
-        self, state: _LoopState, host: _Host, conn: _Conn | None, parser: ResponseParser | None
+        self, state: LoopState, host: Host, conn: Conn | None, parser: ResponseParser | None
     ) -> None:
         """Return ``conn`` to the idle list if reusable, else close it; free the slot."""
         try:
@@ -263,7 +154,7 @@ class ConnectionPool(Transport):
                 and parser.keep_alive
                 and conn.generation == state.generation
             ):
-                hint = _keepalive_hint(parser.headers)
+                hint = keepalive_hint(parser.headers)
                 expiry = self._expiry if hint is None else min(self._expiry, hint)
                 if expiry > 0:
                     conn.expires_at = anyio.current_time() + expiry
@@ -274,92 +165,87 @@ class ConnectionPool(Transport):
         finally:
             host.slots.release()
 
-    # -- one exchange -------------------------------------------------------------------
+    # -- connections ----------------------------------------------------------------------
+
+    async def _connect(self, target: Target, generation: int) -> Conn:
+        try:
+            if target.tls:
+                stream: ByteStream = await anyio.connect_tcp(
+                    target.host,
+                    target.port,
+                    ssl_context=self._ssl or default_ssl_context(),
+                    tls_hostname=target.host,
+                    tls_standard_compatible=False,
+                )
+            else:
+                stream = await anyio.connect_tcp(target.host, target.port)
+        except (OSError, anyio.BrokenResourceError) as exc:
+            raise LMTransportError(f"could not connect to {target.origin}: {exc}") from None
+        self.connections_opened += 1
+        return Conn(stream, generation)
 
     @staticmethod
-    def _head_bytes(
-        method: str, target: _Target, headers: Mapping[str, str], body: bytes | None
-    ) -> bytes:
-        lines = [f"{method} {target.target} HTTP/1.1\r\nHost: {target.host_header}\r\n"]
-        encoding_set = False
-        for name, value in headers.items():
-            lower = name.lower()
-            if lower in _MANAGED_HEADERS:
-                continue
-            if lower == "accept-encoding":
-                encoding_set = True
-            if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
-                raise ConfigError(f"HTTP header {name!r} contains a line break or colon")
-            lines.append(f"{name}: {value}\r\n")
-        if not encoding_set:
-            lines.append("Accept-Encoding: identity\r\n")
-        if body is not None or method in ("POST", "PUT", "PATCH"):
-            lines.append(f"Content-Length: {len(body) if body else 0}\r\n")
-        lines.append("\r\n")
-        try:
-            return "".join(lines).encode("latin-1")
-        except UnicodeEncodeError:
-            raise ConfigError("HTTP header values must be latin-1 (ASCII) text") from None
-
-    @staticmethod
-    async def _recv(conn: _Conn, timeout: float, origin: str) -> bytes:
-        """Receive bytes (``b""`` at EOF); map errors and the read timeout."""
-        with anyio.CancelScope(deadline=anyio.current_time() + timeout):
-            try:
-                return await conn.stream.receive(_RECV_SIZE)
-            except anyio.EndOfStream:
-                return b""
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                raise LMTransportError(f"connection to {origin} failed: {exc!r}") from None
-        raise LMTimeoutError(f"no response bytes from {origin} within {timeout}s (read timeout)")
-
-    async def _send_and_read_head(
-        self, conn: _Conn, payload: bytes, parser: ResponseParser, target: _Target, timeouts: Timeouts
-    ) -> None:
-        try:
-            with anyio.fail_after(timeouts.write):
-                await conn.stream.send(payload)
-        except TimeoutError:
-            raise LMTimeoutError(
-                f"sending the request to {target.origin} timed out after {timeouts.write}s"
-            ) from None
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise LMTransportError(
-                f"connection to {target.origin} failed while sending: {exc!r}"
-            ) from None
-        while not parser.head_done:
-            data = await self._recv(conn, timeouts.read, target.origin)
-            try:
-                if data:
-                    parser.feed(data)
-                else:
-                    parser.feed_eof()
-            except HTTPProtocolError as exc:
-                raise LMTransportError(f"{exc} (from {target.origin})") from None
+    async def _take_idle(host: Host) -> Conn | None:
+        """Pop the most recently used live idle connection; close expired ones."""
+        idle = host.idle
+        if not idle:
+            return None
+        now = anyio.current_time()
+        while idle and idle[0].expires_at <= now:  # the oldest expire first
+            await anyio.aclose_forcefully(idle.popleft().stream)
+        while idle:
+            conn = idle.pop()
+            if conn.expires_at > now:
+                return conn
+            await anyio.aclose_forcefully(conn.stream)
+        return None
 
     async def _exchange(
         self,
-        state: _LoopState,
-        host: _Host,
+        state: LoopState,
+        host: Host,
         method: str,
-        target: _Target,
+        target: Target,
         headers: Mapping[str, str],
         body: bytes | None,
         timeouts: Timeouts,
-    ) -> tuple[_Conn, ResponseParser]:
-        """Send the request and read the response head, retrying stale connections."""
-        payload = self._head_bytes(method, target, headers, body)
+        timer: Timer,
+    ) -> tuple[Conn, ResponseParser]:
+        """Send the request and read the response head, retrying stale connections.
+
+        Only a reused connection that failed before any response byte is
+        retried (the server closed it while idle); everything else raises.
+        """
+        payload = head_bytes(method, target, headers, body)
         if body:
             payload += body
-        await self._prune(host)
         for _ in range(_MAX_STALE_RETRIES + 1):
             conn = await self._take_idle(host)
             reused = conn is not None
             if conn is None:
-                conn = await self._connect(target, timeouts, state.generation)
+                timer.arm("connect timeout", timeouts.connect)
+                conn = await self._connect(target, state.generation)
             parser = make_response_parser(method, target.target, target.host_header, self._parser)
             try:
-                await self._send_and_read_head(conn, payload, parser, target, timeouts)
+                # A small request fits the socket buffer, so sending cannot stall:
+                # one deadline (the read timeout) then covers it and the head.
+                big = len(payload) > _SMALL_REQUEST
+                if big:
+                    timer.arm("write timeout", timeouts.write)
+                else:
+                    timer.arm("read timeout", timeouts.read)
+                try:
+                    await conn.stream.send(payload)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                    raise LMTransportError(
+                        f"connection to {target.origin} failed while sending: {exc!r}"
+                    ) from None
+                if big:
+                    timer.arm("read timeout", timeouts.read)
+                while not parser.head_done:
+                    _feed(parser, await recv(conn, target.origin), target.origin)
+                    if not parser.complete:  # the deadline is per read
+                        timer.arm("read timeout", timeouts.read)
             except LMTransportError:
                 await anyio.aclose_forcefully(conn.stream)
                 if reused and not parser.received_any:
@@ -385,27 +271,26 @@ class ConnectionPool(Transport):
         """Send a request and return the response with its whole body read."""
         target = self._target(url)
         state, host = await self._acquire(target, timeouts)
-        conn: _Conn | None = None
+        conn: Conn | None = None
         parser: ResponseParser | None = None
         try:
-            conn, parser = await self._exchange(
-                state, host, method, target, headers, body, timeouts
-            )
-            parts = parser.take_body()
-            while not parser.complete:
-                data = await self._recv(conn, timeouts.read, target.origin)
-                try:
-                    if data:
-                        parser.feed(data)
-                    else:
-                        parser.feed_eof()
-                except HTTPProtocolError as exc:
-                    raise LMTransportError(f"{exc} (from {target.origin})") from None
-                parts.extend(parser.take_body())
+            with anyio.CancelScope() as scope:
+                timer = Timer(scope)
+                conn, parser = await self._exchange(
+                    state, host, method, target, headers, body, timeouts, timer
+                )
+                parts = parser.take_body()
+                while not parser.complete:
+                    _feed(parser, await recv(conn, target.origin), target.origin)
+                    parts.extend(parser.take_body())
+                    if not parser.complete:
+                        timer.arm("read timeout", timeouts.read)
+            if scope.cancelled_caught or parser is None or not parser.complete:
+                raise timer.error(target.origin)
             content = b"".join(parts)
-            encoding = _content_encoding(parser.headers)
+            encoding = content_encoding(parser.headers)
             if encoding:
-                content = _decode_all(content, encoding, target.origin)
+                content = decode_all(content, encoding, target.origin)
             return HTTPResponse(parser.status, parser.headers, content=content)
         finally:
             await self._release(state, host, conn, parser)
@@ -434,26 +319,6 @@ class ConnectionPool(Transport):
             await state.close_idle()
 
 
-def _content_encoding(headers: list[tuple[str, str]]) -> str | None:
-    for name, value in headers:
-        if name == "content-encoding":
-            value = value.strip().lower()
-            return value if value in ("gzip", "deflate", "x-gzip") else None
-    return None
-
-
-def _decoder() -> Any:
-    return zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib framing
-
-
-def _decode_all(content: bytes, encoding: str, origin: str) -> bytes:
-    try:
-        d = _decoder()
-        return d.decompress(content) + d.flush()
-    except zlib.error as exc:
-        raise LMTransportError(f"invalid {encoding} body from {origin}: {exc}") from None
-
-
 class _StreamContext:
     """``async with pool.stream(...) as response``: the response body streams."""
 
@@ -461,16 +326,16 @@ class _StreamContext:
         self,
         pool: ConnectionPool,
         method: str,
-        target: _Target,
+        target: Target,
         headers: Mapping[str, str],
         body: bytes | None,
         timeouts: Timeouts,
     ) -> None:
         self._pool = pool
         self._args = (method, target, headers, body, timeouts)
-        self._state: _LoopState | None = None
-        self._host: _Host | None = None
-        self._conn: _Conn | None = None
+        self._state: LoopState | None = None
+        self._host: Host | None = None
+        self._conn: Conn | None = None
         self._parser: ResponseParser | None = None
         self._released = False
 
@@ -478,9 +343,13 @@ class _StreamContext:
         method, target, headers, body, timeouts = self._args
         self._state, self._host = await self._pool._acquire(target, timeouts)
         try:
-            self._conn, self._parser = await self._pool._exchange(
-                self._state, self._host, method, target, headers, body, timeouts
-            )
+            with anyio.CancelScope() as scope:
+                timer = Timer(scope)
+                self._conn, self._parser = await self._pool._exchange(
+                    self._state, self._host, method, target, headers, body, timeouts, timer
+                )
+            if scope.cancelled_caught or self._parser is None:
+                raise timer.error(target.origin)
         except BaseException:
             await self._release()
             raise
@@ -515,10 +384,10 @@ class _PoolBody:
 
     __slots__ = ("_conn", "_ctx", "_decoder", "_done", "_encoding", "_parser", "_ready")
 
-    def __init__(self, ctx: _StreamContext, conn: _Conn, parser: ResponseParser) -> None:
+    def __init__(self, ctx: _StreamContext, conn: Conn, parser: ResponseParser) -> None:
         self._ctx, self._conn, self._parser = ctx, conn, parser
-        self._encoding = _content_encoding(parser.headers)
-        self._decoder = _decoder() if self._encoding else None
+        self._encoding = content_encoding(parser.headers)
+        self._decoder = decoder() if self._encoding else None
         self._ready: deque[bytes] = deque()
         self._done = False
 
@@ -548,12 +417,8 @@ class _PoolBody:
                     self._ready.append(tail)
                 await ctx._release()
                 continue
-            data = await ctx._pool._recv(self._conn, read_timeout, origin)
-            try:
-                if data:
-                    parser.feed(data)
-                else:
-                    parser.feed_eof()
-            except HTTPProtocolError as exc:
-                raise LMTransportError(f"{exc} (from {origin})") from None
+            with anyio.CancelScope(deadline=anyio.current_time() + read_timeout):
+                _feed(parser, await recv(self._conn, origin), origin)
+                continue
+            raise LMTimeoutError(f"read timeout ({read_timeout}s) talking to {origin}")
         return self._ready.popleft()

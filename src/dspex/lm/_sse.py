@@ -12,13 +12,14 @@ standard says, an event still open when the stream ends is discarded;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["SSEDecoder", "SSEEvent"]
 
+_BOM = b"\xef\xbb\xbf"
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
+
+class SSEEvent(NamedTuple):
     """One dispatched event: type (default ``"message"``), data, last id, retry ms."""
 
     event: str = "message"
@@ -37,7 +38,7 @@ class SSEDecoder:
         self._skip_lf = False
         self._first = True
         self._event = ""
-        self._data: list[str] = []
+        self._data: list[bytes] = []
         self._last_id: str | None = None
         self._retry: int | None = None
 
@@ -55,56 +56,60 @@ class SSEDecoder:
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
         buf = self._buf + chunk if self._buf else chunk
-        lines = buf.splitlines(keepends=True)
-        if lines and lines[-1][-1:] not in (b"\n", b"\r"):
+        if self._first and len(buf) >= 3:
+            self._first = False
+            if buf.startswith(_BOM):
+                buf = buf[3:]
+        elif self._first and not _BOM.startswith(buf):
+            self._first = False
+        elif self._first:
+            self._buf = buf  # could still be the start of a BOM
+            return []
+        if b"\r" in buf:
+            lines = buf.splitlines(keepends=True)
+            if lines and lines[-1][-1:] not in (b"\n", b"\r"):
+                self._buf = lines.pop()
+            else:
+                self._buf = b""
+            if buf[-1:] == b"\r":
+                self._skip_lf = True  # a CRLF may be split across chunks
+            lines = [line.rstrip(b"\r\n") for line in lines]
+        else:  # the common LF-only case, without per-line copies of endings
+            lines = buf.split(b"\n")
             self._buf = lines.pop()
-        else:
-            self._buf = b""
-        if buf[-1:] == b"\r":
-            self._skip_lf = True  # a CRLF may be split across chunks
         events: list[SSEEvent] = []
-        for raw in lines:
-            line = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
-            if self._first:
-                self._first = False
-                if line.startswith("\ufeff"):
-                    line = line[1:]
-            event = self._line(line)
-            if event is not None:
-                events.append(event)
+        data = self._data
+        for line in lines:
+            if not line:
+                if data:
+                    events.append(self._dispatch())
+                    data = self._data
+                else:
+                    self._event, self._retry = "", None
+            elif line[:5] == b"data:":
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line[:1] != b":":
+                self._field(line)
         return events
 
-    def _line(self, line: str) -> SSEEvent | None:
-        if not line:
-            return self._dispatch()
-        if line[0] == ":":
-            return None
-        name, colon, value = line.partition(":")
-        if colon and value[:1] == " ":
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
+    def _field(self, line: bytes) -> None:
+        name, colon, raw = line.partition(b":")
+        if colon and raw[:1] == b" ":
+            raw = raw[1:]
+        value = raw.decode("utf-8", errors="replace")
+        if name == b"data":
+            self._data.append(raw)
+        elif name == b"event":
             self._event = value
-        elif name == "id":
+        elif name == b"id":
             if "\x00" not in value:
                 self._last_id = value
-        elif name == "retry":
-            if value.isascii() and value.isdigit():
-                self._retry = int(value)
-        return None
+        elif name == b"retry" and value.isascii() and value.isdigit():
+            self._retry = int(value)
 
-    def _dispatch(self) -> SSEEvent | None:
-        retry, self._retry = self._retry, None
-        if not self._data:
-            self._event = ""
-            return None
-        event = SSEEvent(
-            event=self._event or "message",
-            data="\n".join(self._data),
-            id=self._last_id,
-            retry=retry,
-        )
-        self._event = ""
-        self._data = []
+    def _dispatch(self) -> SSEEvent:
+        data = self._data
+        text = (data[0] if len(data) == 1 else b"\n".join(data)).decode("utf-8", errors="replace")
+        event = SSEEvent(self._event or "message", text, self._last_id, self._retry)
+        self._event, self._retry, self._data = "", None, []
         return event

@@ -1,0 +1,226 @@
+"""Connection-level pieces of the lean pool: targets, connections, loop state, framing.
+
+A :class:`Target` is a parsed URL (where to connect, the request line, the
+``Host`` header); a :class:`Conn` is one keep-alive anyio byte stream; a
+:class:`Host` holds an origin's idle connections and its connection-slot
+semaphore; a :class:`LoopState` holds every host of one event loop, plus the
+sentinel async generator that closes its idle sockets when the loop shuts
+down. :class:`Timer` moves a single cancel scope's deadline through the
+phases of an exchange (connect, write, read), which is much cheaper than one
+scope per phase. The rest is request-head encoding and body decompression.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import anyio
+
+from ..errors import ConfigError, LMTimeoutError, LMTransportError
+from ._transport import redact_url
+
+if TYPE_CHECKING:
+    import ssl
+
+    from anyio.abc import ByteStream
+
+__all__ = [
+    "Conn",
+    "Host",
+    "LoopState",
+    "Target",
+    "Timer",
+    "content_encoding",
+    "decode_all",
+    "decoder",
+    "default_ssl_context",
+    "head_bytes",
+    "keepalive_hint",
+    "loop_sentinel",
+    "recv",
+]
+
+_RECV_SIZE = 65536
+_MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_ssl_context: ssl.SSLContext | None = None
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """Return the process-wide default TLS context (system trust store)."""
+    global _ssl_context
+    if _ssl_context is None:
+        import ssl
+
+        _ssl_context = ssl.create_default_context()
+    return _ssl_context
+
+
+class Target:
+    """A parsed URL: where to connect and what to put on the request line."""
+
+    __slots__ = ("host", "host_header", "key", "origin", "port", "target", "tls")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"LM URL must be http:// or https:// with a host, got {redact_url(url)!r}"
+            )
+        self.tls = parts.scheme == "https"
+        default_port = 443 if self.tls else 80
+        try:
+            self.port = parts.port or default_port
+        except ValueError:
+            raise ConfigError(f"LM URL has an invalid port: {redact_url(url)!r}") from None
+        self.host = parts.hostname
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        self.host_header = shown if self.port == default_port else f"{shown}:{self.port}"
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.key = (parts.scheme, self.host, self.port)
+        self.origin = f"{parts.scheme}://{self.host_header}"
+
+
+class Conn:
+    """One open keep-alive connection and when it stops being reusable."""
+
+    __slots__ = ("expires_at", "generation", "stream", "uses")
+
+    def __init__(self, stream: ByteStream, generation: int) -> None:
+        self.stream = stream
+        self.generation = generation
+        self.expires_at = 0.0
+        self.uses = 0
+
+
+class Host:
+    """Idle connections (most recent last) and the slot semaphore of one origin."""
+
+    __slots__ = ("idle", "slots")
+
+    def __init__(self, limit: int) -> None:
+        self.idle: deque[Conn] = deque()
+        self.slots = anyio.Semaphore(limit)
+
+
+class LoopState:
+    """Everything a pool owns inside one event loop."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[tuple[str, str, int], Host] = {}
+        self.generation = 0
+        self.sentinel: Any = None
+
+    async def close_idle(self) -> None:
+        """Close every idle connection of this loop."""
+        conns = [c for host in self.hosts.values() for c in host.idle]
+        for host in self.hosts.values():
+            host.idle.clear()
+        for conn in conns:
+            await anyio.aclose_forcefully(conn.stream)
+
+
+async def loop_sentinel(state: LoopState) -> AsyncIterator[None]:
+    """Suspend forever; the loop finalizes it at shutdown, closing idle sockets.
+
+    Both asyncio (``shutdown_asyncgens``) and trio (at the end of ``run``)
+    ``aclose()`` async generators that are still suspended, inside the loop.
+    """
+    try:
+        yield
+    finally:
+        await state.close_idle()
+
+
+class Timer:
+    """Move one cancel scope's deadline through the phases of an exchange."""
+
+    __slots__ = ("phase", "scope", "seconds")
+
+    def __init__(self, scope: anyio.CancelScope) -> None:
+        self.scope = scope
+        self.phase = ""
+        self.seconds = 0.0
+
+    def arm(self, phase: str, seconds: float) -> None:
+        """Give the coming phase ``seconds`` from now."""
+        self.phase, self.seconds = phase, seconds
+        self.scope.deadline = anyio.current_time() + seconds
+
+    def error(self, origin: str) -> LMTimeoutError:
+        """Return the error for a deadline that fired."""
+        return LMTimeoutError(f"{self.phase} ({self.seconds}s) talking to {origin}")
+
+
+async def recv(conn: Conn, origin: str) -> bytes:
+    """Receive bytes (``b""`` at EOF), mapping failures to ``LMTransportError``."""
+    try:
+        return await conn.stream.receive(_RECV_SIZE)
+    except anyio.EndOfStream:
+        return b""
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        raise LMTransportError(f"connection to {origin} failed: {exc!r}") from None
+
+
+def keepalive_hint(headers: list[tuple[str, str]]) -> float | None:
+    """Return a safe idle time from ``Keep-Alive: timeout=N`` (N - 1 s), or None."""
+    for name, value in headers:
+        if name == "keep-alive":
+            for part in value.split(","):
+                key, _, num = part.strip().partition("=")
+                if key.strip().lower() == "timeout":
+                    try:
+                        return max(float(num) - 1.0, 0.0)
+                    except ValueError:
+                        return None
+    return None
+
+
+def head_bytes(method: str, target: Target, headers: Mapping[str, str], body: bytes | None) -> bytes:
+    """Encode the request line and headers (``Accept-Encoding: identity`` by default)."""
+    lines = [f"{method} {target.target} HTTP/1.1\r\nHost: {target.host_header}\r\n"]
+    encoding_set = False
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in _MANAGED_HEADERS:
+            continue
+        if lower == "accept-encoding":
+            encoding_set = True
+        if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
+            raise ConfigError(f"HTTP header {name!r} contains a line break or colon")
+        lines.append(f"{name}: {value}\r\n")
+    if not encoding_set:
+        lines.append("Accept-Encoding: identity\r\n")
+    if body is not None or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body) if body else 0}\r\n")
+    lines.append("\r\n")
+    try:
+        return "".join(lines).encode("latin-1")
+    except UnicodeEncodeError:
+        raise ConfigError("HTTP header values must be latin-1 (ASCII) text") from None
+
+
+def content_encoding(headers: list[tuple[str, str]]) -> str | None:
+    """Return ``gzip``/``deflate`` if the body is compressed that way, else None."""
+    for name, value in headers:
+        if name == "content-encoding":
+            value = value.strip().lower()
+            return value if value in ("gzip", "deflate", "x-gzip") else None
+    return None
+
+
+def decoder() -> Any:
+    """Return a zlib decompressor accepting gzip or zlib framing."""
+    return zlib.decompressobj(zlib.MAX_WBITS | 32)
+
+
+def decode_all(content: bytes, encoding: str, origin: str) -> bytes:
+    """Decompress a whole body, mapping corruption to ``LMTransportError``."""
+    try:
+        d = decoder()
+        return d.decompress(content) + d.flush()  # type: ignore[no-any-return]
+    except zlib.error as exc:
+        raise LMTransportError(f"invalid {encoding} body from {origin}: {exc}") from None
