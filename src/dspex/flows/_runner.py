@@ -328,19 +328,41 @@ class Runner:
 
 
 class _sinks_opened:  # noqa: N801 - used as a context manager
-    """Open every sink; close them all under a shield with a deadline."""
+    """Open every sink; close them all under a shield with a deadline.
+
+    A sink with background work (a WebSocket server or client) defines
+    ``async def serve(*, task_status)``: it is started here, before the sink
+    is opened, in a task group that outlives ``aclose()`` and is cancelled
+    after every sink is closed.
+    """
 
     def __init__(self, sinks: list[Sink], timeout_s: float) -> None:
         self.sinks = sinks
         self.timeout_s = timeout_s
         self.opened: list[Sink] = []
+        self.background = anyio.create_task_group()
 
     async def __aenter__(self) -> None:
-        for sink in self.sinks:
-            await sink.open()
-            self.opened.append(sink)
+        await self.background.__aenter__()
+        try:
+            for sink in self.sinks:
+                serve = getattr(sink, "serve", None)
+                if serve is not None:
+                    await self.background.start(serve)
+                await sink.open()
+                self.opened.append(sink)
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
 
     async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self._close_all(exc_info[0] is None)
+        finally:
+            self.background.cancel_scope.cancel()
+            await self.background.__aexit__(None, None, None)
+
+    async def _close_all(self, report: bool) -> None:
         errors = []
         with anyio.CancelScope(shield=True):
             for sink in reversed(self.opened):
@@ -349,6 +371,6 @@ class _sinks_opened:  # noqa: N801 - used as a context manager
                         await sink.aclose()
                 except Exception as exc:  # report below, close the others first
                     errors.append((sink, exc))
-        if errors and exc_info[0] is None:
+        if errors and report:
             sink, exc = errors[0]
             raise FlowFailed(f"sink {sink.name!r} failed to close: {exc}") from exc

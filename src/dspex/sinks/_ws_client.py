@@ -85,6 +85,7 @@ class WebSocketClientSink(Sink):
         self._wakeup = anyio.Event()
         self._closing = False
         self._stack: AsyncExitStack | None = None
+        self._serving = False
         self._done = anyio.Event()
         self._stats = dict.fromkeys(("sent", "acked", "resent", "evicted", "dropped", "connections"), 0)
 
@@ -93,14 +94,27 @@ class WebSocketClientSink(Sink):
         pending = {"unsent": len(self._unsent), "unacked": len(self._inflight), "live": len(self._live)}
         return {**self._stats, **pending}
 
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Keep the connection up (reconnecting) until closed and drained, or cancelled.
+
+        The flow engine starts this in a task group that outlives :meth:`aclose`.
+        """
+        self._serving = True
+        task_status.started()
+        await self._run()
+
     async def open(self) -> None:
-        """Start the connection task; does not wait for the server to be reachable."""
-        if self._stack is not None:
+        """Start the connection task unless the engine already runs :meth:`serve`.
+
+        Does not wait for the server to be reachable. Standalone, open and
+        close from the same task (``async with sink:``).
+        """
+        if self._serving or self._stack is not None:
             return
         stack = AsyncExitStack()
         tg = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(tg.cancel_scope.cancel)
-        tg.start_soon(self._run)
+        await tg.start(self.serve)
         self._stack = stack
 
     async def write_event(self, event: Event) -> None:
@@ -135,9 +149,10 @@ class WebSocketClientSink(Sink):
 
     async def aclose(self) -> None:
         """Deliver what is pending (within ``close_timeout``), then disconnect."""
-        stack, self._stack = self._stack, None
-        if stack is None:
+        if not self._serving:
             return
+        stack, self._stack = self._stack, None
+        self._serving = False
         self._closing = True
         self._wakeup.set()
         try:
@@ -147,7 +162,8 @@ class WebSocketClientSink(Sink):
             if lost:
                 LOG.warning("%s: %d final results not confirmed by the server", self.name, lost)
         finally:
-            await stack.aclose()
+            if stack is not None:
+                await stack.aclose()
 
     async def _run(self) -> None:
         attempt = 0

@@ -36,11 +36,12 @@ MiB = 2**20
 class WebSocketSink(Sink):
     """A sink that serves the flow's events to WebSocket clients and a live page.
 
-    ``open()`` binds the port and starts serving (``url`` and ``page_url`` are
-    then known); ``write_event``/``write`` queue messages for every client and
-    return without waiting; ``aclose()`` delivers what is queued and closes
-    every client with code 1001. Must be opened and closed by the same task.
-    See :func:`websocket` for the arguments.
+    The server runs in :meth:`serve` (started by the flow engine before
+    ``open()``, or by ``open()`` itself when used standalone); ``url`` and
+    ``page_url`` are known from then on. ``write_event``/``write`` queue
+    messages for every client and return without waiting; ``aclose()``
+    delivers what is queued and closes every client with code 1001. See
+    :func:`websocket` for the arguments.
     """
 
     wants_events = True
@@ -79,6 +80,7 @@ class WebSocketSink(Sink):
         self.name = name or f"websocket:{host}:{port}{path}"
         self.metrics_interval = metrics_interval
         self._stack: AsyncExitStack | None = None
+        self._serving = False
         self._counts = {"items_done": 0, "items_failed": 0, "tokens": 0, "cost": 0.0, "records": 0}
         self._window: tuple[float, int] = (0.0, 0)
         self._run: str | None = None
@@ -93,17 +95,33 @@ class WebSocketSink(Sink):
         """``http://host:port/``: the live page, once the sink is open."""
         return self.server.page_url
 
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run the server (and the metrics publisher) until cancelled.
+
+        The flow engine starts this in a task group that outlives
+        :meth:`aclose`; reports started once the port is bound.
+        """
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.server.serve)
+            if self.metrics_interval:
+                tg.start_soon(self._publish_metrics, self.metrics_interval)
+            self._serving = True
+            task_status.started()
+
     async def open(self) -> None:
-        """Bind the port and start serving; returns once clients can connect."""
-        if self._stack is not None:
+        """Start serving unless the engine already runs :meth:`serve`.
+
+        Standalone (``async with sink:``), the sink owns a task group from
+        ``open()`` to ``aclose()``, so both must be called by the same task,
+        nested like a context manager.
+        """
+        if self._serving or self._stack is not None:
             return
         stack = AsyncExitStack()
         try:
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
-            await tg.start(self.server.serve)
-            if self.metrics_interval:
-                tg.start_soon(self._publish_metrics, self.metrics_interval)
+            await tg.start(self.serve)
         except OSError as exc:
             await stack.aclose()
             raise SinkError(f"{self.name}: cannot listen on {self.server.host}: {exc}") from exc
@@ -138,15 +156,17 @@ class WebSocketSink(Sink):
 
     async def aclose(self) -> None:
         """Send a last metrics event, drain every client and close them with 1001."""
-        stack, self._stack = self._stack, None
-        if stack is None:
+        if not self._serving:
             return
+        stack, self._stack = self._stack, None
+        self._serving = False
         try:
             if self.metrics_interval:
                 self._broadcast_metrics()
             await self.server.shutdown()
         finally:
-            await stack.aclose()
+            if stack is not None:
+                await stack.aclose()
 
     def _count(self, kind: Any, wire: Mapping[str, Any]) -> None:
         counts = self._counts
