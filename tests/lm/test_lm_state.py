@@ -225,3 +225,22 @@ async def test_stepping_clock_records_sleeps() -> None:
     assert clock.now() == 7.0 and clock.sleeps == [1.5]
     with pytest.raises(ValueError, match="backwards"):
         clock.advance(-1)
+
+
+async def test_default_cache_dir_from_env(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dspex.lm import _cache, configure_cache
+
+    monkeypatch.setattr(_cache, "_default", None)  # restored after the test
+    monkeypatch.setenv("DSPEX_CACHE_DIR", str(tmp_path / "envcache"))
+    configure_cache()  # a fresh process-wide cache: resolves its directory on first use
+    try:
+        fake = FakeTransport(sequence(Reply.json(fixture_json("openai_chat.json"))))
+        lm = LM("openai/gpt-4o-mini", api_key="sk-00000000", transport=fake)
+        assert not (tmp_path / "envcache").exists()
+        await lm.acall([{"role": "user", "content": "env cache"}])
+        assert (tmp_path / "envcache" / "lm_cache.sqlite").exists()
+        with _context.context(cache=False):
+            await lm.acall([{"role": "user", "content": "env cache"}])
+        assert len(fake.sent) == 2  # the cache setting turns caching off
+    finally:
+        _cache.default_cache().close()

@@ -24,11 +24,11 @@ from ._types import Message as Message
 from ._types import NativeToolCall as NativeToolCall
 
 __all__ = [
-    "LM",
     "BaseLM",
     "CacheDisabledWarning",
     "CircuitBreakerPolicy",
     "FallbackLM",
+    "LM",
     "LMCache",
     "LMChunk",
     "LMResponse",
