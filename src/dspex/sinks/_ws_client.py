@@ -99,7 +99,8 @@ class WebSocketClientSink(Sink):
 
         The flow engine starts this in a task group that outlives :meth:`aclose`.
         """
-        self._serving = True
+        self._serving, self._closing = True, False
+        self._done, self._wakeup = anyio.Event(), anyio.Event()
         task_status.started()
         await self._run()
 

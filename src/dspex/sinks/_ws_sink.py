@@ -81,6 +81,7 @@ class WebSocketSink(Sink):
         self.metrics_interval = metrics_interval
         self._stack: AsyncExitStack | None = None
         self._serving = False
+        self.started = anyio.Event()  # set once serving: ``url`` is known
         self._counts = {"items_done": 0, "items_failed": 0, "tokens": 0, "cost": 0.0, "records": 0}
         self._window: tuple[float, int] = (0.0, 0)
         self._run: str | None = None
@@ -106,6 +107,7 @@ class WebSocketSink(Sink):
             if self.metrics_interval:
                 tg.start_soon(self._publish_metrics, self.metrics_interval)
             self._serving = True
+            self.started.set()
             task_status.started()
 
     async def open(self) -> None:
@@ -160,6 +162,7 @@ class WebSocketSink(Sink):
             return
         stack, self._stack = self._stack, None
         self._serving = False
+        self.started = anyio.Event()
         try:
             if self.metrics_interval:
                 self._broadcast_metrics()
