@@ -17,9 +17,10 @@ from ._simple import stdout as stdout
 from ._sqlite import SqliteSink as SqliteSink
 from ._sqlite import sqlite as sqlite
 
-# WebSocket sinks (owned by the WebSocket engineer) go here, and into __all__:
-#   from ._ws_server import websocket as websocket
-#   from ._ws_client import websocket_client as websocket_client
+from ._ws_client import WebSocketClientSink as WebSocketClientSink
+from ._ws_client import websocket_client as websocket_client
+from ._ws_sink import WebSocketSink as WebSocketSink
+from ._ws_sink import websocket as websocket
 
 __all__ = [
     "CallbackSink",
@@ -31,6 +32,8 @@ __all__ = [
     "Sink",
     "SqliteSink",
     "StdoutSink",
+    "WebSocketClientSink",
+    "WebSocketSink",
     "callback",
     "collect",
     "csv",
@@ -38,4 +41,6 @@ __all__ = [
     "parquet",
     "sqlite",
     "stdout",
+    "websocket",
+    "websocket_client",
 ]

@@ -16,8 +16,8 @@ from ._parquet import parquet as parquet
 from ._stdin import StdinSource as StdinSource
 from ._stdin import stdin as stdin
 
-# WebSocket client feed (owned by the WebSocket engineer) goes here, and into __all__:
-#   from ._websocket import websocket as websocket
+from ._websocket import WebSocketSource as WebSocketSource
+from ._websocket import websocket as websocket
 
 __all__ = [
     "CsvSource",
@@ -29,10 +29,12 @@ __all__ = [
     "SourceRecord",
     "StdinSource",
     "TextDirSource",
+    "WebSocketSource",
     "csv",
     "iterable",
     "jsonl",
     "parquet",
     "stdin",
     "text_dir",
+    "websocket",
 ]
