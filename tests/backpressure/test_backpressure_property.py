@@ -78,7 +78,9 @@ async def test_source_never_runs_ahead_of_the_bound(
         edges * policy.capacity  # buffered on the edges
         + sum(chunk + c for c in maps)  # each map: a received chunk + its in-flight items
         + 2 * chunk  # the source's pending chunk and one being sent
-        + policy.capacity + chunk  # the batch the sink writes (it drains its queue)
+        # the batch the sink writes: it drains its queue, including chunks held by
+        # producers blocked in send (the last map's workers)
+        + policy.capacity + chunk * (1 + (maps[-1] if maps else 1))
     )
     assert source.max_ahead <= bound
     if limit is not None:

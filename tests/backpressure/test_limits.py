@@ -16,7 +16,7 @@ from dspex.backpressure import (
 )
 from dspex.backpressure._memory import MB, resolve_sampler
 from dspex.errors import ConfigError
-from dspex.testing._clock import FakeClock
+from dspex.testing import FakeClock
 
 
 async def test_edge_blocks_when_full_and_counts_high_water() -> None:
@@ -92,6 +92,7 @@ async def test_monitor_hysteresis_with_fake_sampler() -> None:
     marks = MemoryWatermarks(high_mb=100, low_mb=80, interval_s=1.0,
                              sampler=lambda: next(samples) * MB)
     gate, limiter = SourceGate(), InFlightLimiter(100)
+    limiter.admit(10)  # items in flight: a pause can end only below the low watermark
     monitor = MemoryMonitor(marks, gate, limiter, lambda v: changes.append(v["memory_paused"]))
     states = []
     clock = FakeClock()
@@ -103,6 +104,9 @@ async def test_monitor_hysteresis_with_fake_sampler() -> None:
     assert changes == [True, False, True] and monitor.pauses == 2
     assert monitor.stats()["paused_s"] == pytest.approx(3.0)
     assert monitor.stats()["peak_mb"] == 130
+    limiter.release(10)
+    monitor.update(130 * MB, clock.now())
+    assert not gate.paused  # nothing in flight: waiting could not free memory
 
 
 async def test_monitor_task_samples_on_the_clock_and_resumes_on_exit() -> None:

@@ -8,7 +8,7 @@ import pytest
 import dspex.flows as fl
 from dspex.errors import ConfigError, ItemFailed
 from dspex.sinks import collect
-from dspex.testing._clock import FakeClock
+from dspex.testing import FakeClock
 
 
 async def test_tap_sees_every_record_sync_and_async() -> None:

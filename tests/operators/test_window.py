@@ -12,7 +12,7 @@ import dspex.flows as fl
 from dspex.backpressure import BufferPolicy
 from dspex.errors import ConfigError
 from dspex.sinks import collect
-from dspex.testing._clock import FakeClock
+from dspex.testing import FakeClock
 
 
 async def test_batch_by_size() -> None:

@@ -163,15 +163,26 @@ class NodeContext:
 class Outputs:
     """The output ports of a node; each port fans out to one or more edges."""
 
-    __slots__ = ("ctx", "ports")
+    __slots__ = ("ctx", "max_chunk", "ports")
 
     def __init__(self, ports: list[list[EdgeSender]], ctx: NodeContext) -> None:
         self.ports = ports
         self.ctx = ctx
+        sizes = [edge.edge.policy.chunk for edges in ports for edge in edges]
+        self.max_chunk = min(sizes) if sizes else 1 << 30
 
     async def send(self, chunk: list[Item], port: int = 0) -> None:
-        """Send ``chunk`` on ``port`` (to every edge of it), blocking while full."""
+        """Send ``chunk`` on ``port`` (to every edge of it), blocking while full.
+
+        A chunk larger than the edges' ``chunk`` size is split, so an edge
+        never holds more than ``size * chunk`` items.
+        """
         if not chunk:
+            return
+        step = self.max_chunk
+        if len(chunk) > step:
+            for start in range(0, len(chunk), step):
+                await self.send(chunk[start:start + step], port)
             return
         edges = self.ports[port]
         self.ctx.stats.items_out += len(chunk)
