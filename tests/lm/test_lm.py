@@ -303,3 +303,21 @@ async def test_copy_keeps_endpoint_and_updates_params() -> None:
     assert other.endpoint is lm.endpoint and len(other.history) == 0
     await other.acall(MSGS)
     assert fake.sent[0].json["temperature"] == 1.0 and len(lm.history) == 0 and len(other.history) == 1
+
+
+async def test_retry_listener_sees_each_retry() -> None:
+    from dspex.lm._engine import RETRY_LISTENER
+
+    seen: list[tuple[int, str, float]] = []
+    fake = FakeTransport(sequence(
+        Reply.json({"error": {"message": "rl"}}, 429, [("retry-after-ms", "20")]),
+        Reply.json({"error": {"message": "busy"}}, 503),
+        Reply.sse(fixture_bytes("openai_stream.sse")),
+    ))
+    lm = openai_lm(fake)
+    token = RETRY_LISTENER.set(lambda a, e, d: seen.append((a, type(e).__name__, d)))
+    try:
+        assert "".join([c.text async for c in lm.stream(MSGS)]) == "Hello there"
+    finally:
+        RETRY_LISTENER.reset(token)
+    assert [s[:2] for s in seen] == [(1, "RateLimitError"), (2, "ServerError")] and seen[0][2] == 0.02

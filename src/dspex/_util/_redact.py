@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["REDACTED", "redact", "redact_obj"]
+__all__ = ["REDACTED", "redact", "redact_obj", "strip_secret"]
 
 REDACTED = "[REDACTED]"
 
@@ -47,4 +47,23 @@ def redact_obj(value: Any, secrets: Iterable[str | None] = ()) -> Any:
         return {k: redact_obj(v, keys) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact_obj(v, keys) for v in value]
+    return value
+
+
+def strip_secret(value: Any, secret: str | None) -> Any:
+    """Return ``value`` with exact occurrences of ``secret`` redacted (no regex).
+
+    The cheap form for hot paths (history entries): containers are copied only
+    when ``secret`` actually occurs in them.
+    """
+    if not secret or len(secret) < 4:
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, REDACTED) if secret in value else value
+    if isinstance(value, dict):
+        items = {k: strip_secret(v, secret) for k, v in value.items()}
+        return items if any(items[k] is not value[k] for k in value) else value
+    if isinstance(value, list | tuple):
+        seq = [strip_secret(v, secret) for v in value]
+        return seq if any(a is not b for a, b in zip(seq, value, strict=True)) else value
     return value

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,13 @@ from ._transport import HTTPResponse, Timeouts, Transport, get_transport
 from ._types import LMResponse, Message
 from .providers._base import Provider, ProviderRequest, StreamState
 
-__all__ = ["Endpoint", "EndpointConfig"]
+__all__ = ["RETRY_LISTENER", "Endpoint", "EndpointConfig"]
+
+#: Called as ``listener(attempt, error, delay_s)`` before each retry sleep, in
+#: the calling task's context. Modules set it to emit ``dx.events.Retry``.
+RETRY_LISTENER: ContextVar[Callable[[int, BaseException, float], None] | None] = ContextVar(
+    "dspex_lm_retry_listener", default=None
+)
 
 
 @dataclass
@@ -184,6 +191,9 @@ class Endpoint:
 
         def count(attempt: int, exc: BaseException, delay: float) -> None:
             self.retries += 1
+            listener = RETRY_LISTENER.get()
+            if listener is not None:
+                listener(attempt, exc, delay)
 
         return await retry_call(
             lambda: self._attempt(request, body, estimate),
@@ -213,6 +223,9 @@ class Endpoint:
                 attempt += 1
                 self.retries += 1
                 delay = retry_delay(self.config.retry, attempt, getattr(exc, "retry_after", None), self.rng)
+                listener = RETRY_LISTENER.get()
+                if listener is not None:
+                    listener(attempt, exc, delay)
             await self.clock.sleep(delay)
 
     async def _stream_once(

@@ -22,7 +22,7 @@ import anyio
 from .._context import get_setting
 from .._util._clock import Clock, default_clock
 from .._util._hashing import stable_hash
-from .._util._redact import redact_obj
+from .._util._redact import redact_obj, strip_secret
 from .._util._sync import run_sync
 from ..errors import AuthError, ConfigError, InputError
 from ._adaptive import AdaptiveConcurrency
@@ -189,16 +189,17 @@ class LM:
         cache = self._cache()
         raw = await cache.get(key)
         if raw is not None:
-            return self._record(msgs, merged, _as_hit(LMResponse.model_validate_json(raw)), started)
+            return self._record(msgs, merged, _as_hit(raw), started)
 
-        async def fetch_and_store() -> LMResponse:
+        async def fetch_and_store() -> tuple[LMResponse, bytes]:
             fresh = await self._fetch(msgs, merged)
-            await cache.put(key, fresh.model_dump_json().encode())
-            return fresh
+            data = fresh.model_dump_json().encode()
+            await cache.put(key, data)
+            return fresh, data
 
-        response, shared = await self._flight.run(key, fetch_and_store)
-        response = _as_hit(response) if shared else response.model_copy(deep=True)
-        return self._record(msgs, merged, response, started)
+        (response, data), shared = await self._flight.run(key, fetch_and_store)
+        # followers decode their own copy; the leader keeps the original
+        return self._record(msgs, merged, _as_hit(data) if shared else response, started)
 
     def __call__(self, prompt: str | None = None, messages: list[Message] | None = None, **params: Any) -> list[Any]:
         """Call synchronously, DSPy style; return the list of completions.
@@ -243,7 +244,7 @@ class LM:
         key = self.cache_key(msgs, merged) if use_cache else ""
         raw = await self._cache().get(key) if use_cache else None
         if raw is not None:
-            hit = self._record(msgs, merged, _as_hit(LMResponse.model_validate_json(raw)), started)
+            hit = self._record(msgs, merged, _as_hit(raw), started)
             yield LMChunk(text=hit.outputs[0])
             yield _final_chunk(hit)
             return
@@ -362,18 +363,18 @@ class LM:
 
     def _record(self, messages: list[Message], params: dict[str, Any], response: LMResponse, started: float) -> LMResponse:
         if not get_setting("disable_history", False):
-            secrets = (self._api_key,)
             entry = make_entry(
-                model=self.model, messages=redact_obj(messages, secrets) if self._api_key else messages,
-                params=redact_obj(params, secrets), response=response, started=started,
+                model=self.model, messages=strip_secret(messages, self._api_key),
+                params=strip_secret(params, self._api_key), response=response, started=started,
             )
             self.history.append(entry)
             GLOBAL_HISTORY.append(entry)
         return response
 
 
-def _as_hit(response: LMResponse) -> LMResponse:
-    return response.model_copy(deep=True, update={"usage": LMUsage(cache_hit=True)})
+def _as_hit(raw: bytes) -> LMResponse:
+    """Decode a cached response afresh (never shared) with usage zeroed."""
+    return LMResponse.model_validate_json(raw).model_copy(update={"usage": LMUsage(cache_hit=True)})
 
 
 def _merge(responses: list[LMResponse]) -> LMResponse:
