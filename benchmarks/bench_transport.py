@@ -168,7 +168,7 @@ def main() -> None:
     print(f"{'reply':<7} {'transport':<22} {'backend':<8} {'size':>10} {'req':>6} {'req/s':>8} "
           f"{'CPU ms/req':>11}")  # fmt: skip
     for mode, name, backend, size, n, cpu, wall in rows:
-        shown = f"{size} B" if mode == "json" else f"{size} ev"
+        shown = f"{size} ev" if mode == "stream" and "floor" not in name else f"{size} B"
         print(f"{mode:<7} {name:<22} {backend:<8} {shown:>10} {n:>6} {n / wall:>8.0f} "
               f"{cpu / n * 1000:>11.3f}")  # fmt: skip
 

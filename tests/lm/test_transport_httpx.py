@@ -111,7 +111,8 @@ async def test_leaving_a_stream_early_is_clean() -> None:
 async def test_user_client_is_used_and_not_closed() -> None:
     async with httpx.AsyncClient() as client, FakeLLMServer() as srv:
         transport = get_transport(client=client)
-        resp = await transport.request("POST", srv.url + "/v1/chat/completions", headers={}, body=BODY)
+        url = srv.url + "/v1/chat/completions"
+        resp = await transport.request("POST", url, headers={}, body=BODY)
         assert resp.status == 200
         await transport.aclose()
         assert not client.is_closed

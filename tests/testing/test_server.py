@@ -146,8 +146,8 @@ async def test_json_adapter_prompt_gets_a_json_object(pool: ConnectionPool) -> N
 
 
 async def test_response_format_json_schema_is_followed(pool: ConnectionPool) -> None:
-    schema = {"type": "object", "properties": {"n": {"type": "integer"},
-              "kind": {"type": "string", "enum": ["a", "b"]}}, "required": ["n", "kind"]}  # fmt: skip
+    props = {"n": {"type": "integer"}, "kind": {"type": "string", "enum": ["a", "b"]}}
+    schema = {"type": "object", "properties": props, "required": ["n", "kind"]}
     fmt = {"type": "json_schema", "json_schema": {"name": "out", "schema": schema}}
     async with FakeLLMServer() as srv:
         _, reply, _ = await post(pool, srv.url + PATHS["openai"],

@@ -179,7 +179,9 @@ def keepalive_hint(headers: list[tuple[str, str]]) -> float | None:
     return None
 
 
-def head_bytes(method: str, target: Target, headers: Mapping[str, str], body: bytes | None) -> bytes:
+def head_bytes(
+    method: str, target: Target, headers: Mapping[str, str], body: bytes | None
+) -> bytes:
     """Encode the request line and headers (``Accept-Encoding: identity`` by default)."""
     lines = [f"{method} {target.target} HTTP/1.1\r\nHost: {target.host_header}\r\n"]
     encoding_set = False

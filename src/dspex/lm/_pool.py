@@ -380,7 +380,11 @@ class _StreamContext:
 
 
 class _PoolBody:
-    """Async iterator over a streamed body: de-chunked (by the parser), decoded."""
+    """Async iterator over a streamed body: de-chunked (by the parser), decoded.
+
+    Each item is what one network read delivered (HTTP chunk boundaries are
+    not preserved; SSE framing does not depend on them).
+    """
 
     __slots__ = ("_conn", "_ctx", "_decoder", "_done", "_encoding", "_parser", "_ready")
 
@@ -408,9 +412,12 @@ class _PoolBody:
         while not self._ready:
             if self._done:
                 raise StopAsyncIteration
-            self._ready.extend(p for p in map(self._decode, parser.take_body()) if p)
-            if self._ready:
-                break
+            pieces = parser.take_body()
+            if pieces:  # one chunk per network read, however many HTTP chunks it held
+                joined = self._decode(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+                if joined:
+                    self._ready.append(joined)
+                    break
             if parser.complete:
                 self._done = True
                 if self._decoder is not None and (tail := self._decoder.flush()):

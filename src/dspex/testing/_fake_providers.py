@@ -160,7 +160,9 @@ def _gemini(body: dict[str, Any], model: str, stream: bool) -> ChatCall:
     return call
 
 
-def parse_call(provider: str, body: dict[str, Any], model: str = "", stream: bool = False) -> ChatCall:
+def parse_call(
+    provider: str, body: dict[str, Any], model: str = "", stream: bool = False
+) -> ChatCall:
     """Parse a request body into a :class:`ChatCall` (raises :class:`BadRequest`)."""
     if provider == "openai":
         call = _openai(body, model)
@@ -217,7 +219,8 @@ def render(call: ChatCall, choices: list[Choice], rid: str, prompt_tokens: int) 
         c = choices[0]
         block: dict[str, Any] = {"type": "text", "text": c.text}
         if c.tool is not None:
-            block = {"type": "tool_use", "id": f"toolu_{rid}", "name": c.tool[0], "input": c.tool[1]}
+            name, args = c.tool
+            block = {"type": "tool_use", "id": f"toolu_{rid}", "name": name, "input": args}
         return {
             "id": f"msg_{rid}",
             "type": "message",
@@ -241,7 +244,8 @@ def _openai_usage(prompt: int, out: int) -> dict[str, int]:
 
 
 def _gemini_usage(prompt: int, out: int) -> dict[str, int]:
-    return {"promptTokenCount": prompt, "candidatesTokenCount": out, "totalTokenCount": prompt + out}
+    total = prompt + out
+    return {"promptTokenCount": prompt, "candidatesTokenCount": out, "totalTokenCount": total}
 
 
 def _gemini_candidate(c: Choice, i: int, text: str, final: bool) -> dict[str, Any]:
@@ -357,7 +361,8 @@ def _stream_gemini(
 
 
 _ERR_OPENAI = {400: "invalid_request_error", 401: "invalid_api_key", 404: "not_found",
-               429: "rate_limit_exceeded", 500: "server_error", 503: "service_unavailable"}  # fmt: skip
+               429: "rate_limit_exceeded", 500: "server_error",
+               503: "service_unavailable"}  # fmt: skip
 _ERR_ANTHROPIC = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                   429: "rate_limit_error", 500: "api_error", 503: "overloaded_error"}  # fmt: skip
 _ERR_GEMINI = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -373,5 +378,7 @@ def error_body(provider: str, status: int, message: str) -> dict[str, Any]:
         return {"error": {"code": status, "message": message,
                           "status": _ERR_GEMINI.get(status, "UNKNOWN")}}  # fmt: skip
     code = _ERR_OPENAI.get(status, "server_error")
-    kind = "invalid_request_error" if status < 429 else ("requests" if status == 429 else "server_error")
+    kind = "requests" if status == 429 else "server_error"
+    if status < 429:
+        kind = "invalid_request_error"
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}

@@ -416,7 +416,9 @@ class FakeLLMServer:
         self.stats.prompt_tokens += prompt_tokens
         self.stats.completion_tokens += sum(c.tokens for c in choices)
 
-    async def _choices(self, call: fp.ChatCall, body: dict[str, Any], raw: bytes) -> list[fp.Choice]:
+    async def _choices(
+        self, call: fp.ChatCall, body: dict[str, Any], raw: bytes
+    ) -> list[fp.Choice]:
         digest = hashlib.sha256(raw).hexdigest()
         out: list[fp.Choice] = []
         for i in range(call.n):
