@@ -22,7 +22,7 @@ import anyio
 from anyio.lowlevel import RunVar
 
 from .._util._clock import Clock
-from ..errors import LMError, LMTimeoutError, LMTransportError, is_retryable
+from ..errors import ConfigError, LMError, LMTimeoutError, LMTransportError, is_retryable
 from ._adaptive import AdaptiveConcurrency
 from ._breaker import CircuitBreaker
 from ._ratelimit import RateLimiter
@@ -31,13 +31,25 @@ from ._transport import HTTPResponse, Timeouts, Transport, get_transport
 from ._types import LMResponse, Message
 from .providers._base import Provider, ProviderRequest, StreamState
 
-__all__ = ["RETRY_LISTENER", "Endpoint", "EndpointConfig"]
+__all__ = ["RETRY_LISTENER", "Endpoint", "EndpointConfig", "timeouts_from"]
 
 #: Called as ``listener(attempt, error, delay_s)`` before each retry sleep, in
 #: the calling task's context. Modules set it to emit ``dx.events.Retry``.
 RETRY_LISTENER: ContextVar[Callable[[int, BaseException, float], None] | None] = ContextVar(
     "dspex_lm_retry_listener", default=None
 )
+
+
+def timeouts_from(timeout: float | Timeouts | None) -> tuple[Timeouts, float | None]:
+    """Return per-phase timeouts and the per-attempt deadline for ``timeout=``."""
+    if timeout is None:
+        return Timeouts(), None
+    if isinstance(timeout, Timeouts):
+        return timeout, None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError(f"invalid timeout {timeout!r}: expected seconds > 0 or a dx.Timeouts")
+    t = float(timeout)
+    return Timeouts(connect=min(t, 10.0), read=t, pool=min(t, 30.0), write=min(t, 30.0)), t
 
 
 @dataclass

@@ -28,7 +28,7 @@ from ..errors import AuthError, ConfigError, InputError
 from ._adaptive import AdaptiveConcurrency
 from ._breaker import CircuitBreaker, CircuitBreakerPolicy
 from ._cache import LMCache, SingleFlight, default_cache
-from ._engine import Endpoint, EndpointConfig
+from ._engine import Endpoint, EndpointConfig, timeouts_from
 from ._history import GLOBAL_HISTORY, History, make_entry
 from ._pricing import cost_of, normalize_prices
 from ._ratelimit import RateLimit, RateLimiter
@@ -40,17 +40,6 @@ from .providers._registry import COMPATIBLE_BASES, provider_class, split_model
 __all__ = ["LM"]
 
 _NOT_KEYED = frozenset({"cache"})
-
-
-def _timeouts(timeout: float | Timeouts | None) -> tuple[Timeouts, float | None]:
-    if timeout is None:
-        return Timeouts(), None
-    if isinstance(timeout, Timeouts):
-        return timeout, None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ConfigError(f"invalid timeout {timeout!r}: expected seconds > 0 or a dx.Timeouts")
-    t = float(timeout)
-    return Timeouts(connect=min(t, 10.0), read=t, pool=min(t, 30.0), write=min(t, 30.0)), t
 
 
 def _messages(messages: Any) -> list[Message]:
@@ -143,7 +132,7 @@ class LM:
         policy = init["retry"] or RetryPolicy()
         if init["num_retries"] is not None:
             policy = RetryPolicy(**{**policy.__dict__, "max_retries": init["num_retries"]})
-        timeouts, deadline = _timeouts(init["timeout"])
+        timeouts, deadline = timeouts_from(init["timeout"])
         max_conc = init["max_concurrency"]
         if max_conc is not None and (not isinstance(max_conc, int) or max_conc < 1):
             raise ConfigError(f"invalid max_concurrency {max_conc!r}: expected an int >= 1")
