@@ -21,7 +21,9 @@ def _type_checking_names() -> set[str]:
             for stmt in node.body:
                 assert isinstance(stmt, ast.ImportFrom)
                 for alias in stmt.names:
-                    assert alias.asname == alias.name, f"{alias.name} must be re-exported as itself"
+                    assert alias.asname, f"{alias.name} must be re-exported with an explicit 'as'"
+                    if stmt.module:  # `from .x import Y as Y`: a name keeps its own name
+                        assert alias.asname == alias.name, f"{alias.name} must be re-exported as itself"
                     names.add(alias.asname)
     return names
 

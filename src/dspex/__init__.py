@@ -21,21 +21,36 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from . import errors as errors
-    from . import events as events
     from ._context import configure as configure
     from ._context import context as context
     from .adapters import Adapter as Adapter
     from .adapters import ChatAdapter as ChatAdapter
     from .adapters import JSONAdapter as JSONAdapter
+    from .backpressure import BufferPolicy as BufferPolicy
+    from .backpressure import MemoryWatermarks as MemoryWatermarks
     from .errors import DspexError as DspexError
+    from . import errors as errors
+    from . import events as events
+    from .flows import Flow as Flow
+    from .flows import RunReport as RunReport
+    from . import flows as flows
+    from .lm import BaseLM as BaseLM
+    from .lm import CircuitBreakerPolicy as CircuitBreakerPolicy
+    from .lm import LM as LM
+    from .lm import RateLimit as RateLimit
+    from .lm import RetryPolicy as RetryPolicy
+    from .lm import Timeouts as Timeouts
+    from .lm import configure_cache as configure_cache
+    from .lm import inspect_history as inspect_history
     from .modules import ChainOfThought as ChainOfThought
+    from .modules import Completions as Completions
     from .modules import Example as Example
     from .modules import Module as Module
     from .modules import Predict as Predict
     from .modules import Prediction as Prediction
     from .modules import load as load
     from .modules import load_dspy_state as load_dspy_state
+    from . import operators as ops
     from .signatures import Citation as Citation
     from .signatures import Confidence as Confidence
     from .signatures import Embedding as Embedding
@@ -44,68 +59,110 @@ if TYPE_CHECKING:
     from .signatures import OutputField as OutputField
     from .signatures import Reasoning as Reasoning
     from .signatures import Signature as Signature
+    from .signatures import Tool as Tool
     from .signatures import ToolCalls as ToolCalls
     from .signatures import ensure_signature as ensure_signature
     from .signatures import make_signature as make_signature
+    from . import sinks as sinks
+    from . import sources as sources
+    from .store import RunStore as RunStore
 
 __all__ = [
     "Adapter",
+    "BaseLM",
+    "BufferPolicy",
     "ChainOfThought",
     "ChatAdapter",
+    "CircuitBreakerPolicy",
     "Citation",
+    "Completions",
     "Confidence",
     "DspexError",
     "Embedding",
     "Example",
+    "Flow",
     "History",
     "InputField",
     "JSONAdapter",
+    "LM",
+    "MemoryWatermarks",
     "Module",
     "OutputField",
     "Predict",
     "Prediction",
+    "RateLimit",
     "Reasoning",
+    "RetryPolicy",
+    "RunReport",
+    "RunStore",
     "Signature",
+    "Timeouts",
+    "Tool",
     "ToolCalls",
     "__version__",
     "configure",
+    "configure_cache",
     "context",
     "ensure_signature",
     "errors",
     "events",
+    "flows",
+    "inspect_history",
     "load",
     "load_dspy_state",
     "make_signature",
+    "ops",
+    "sinks",
+    "sources",
 ]
 
 # name -> (module, attribute); attribute None means the module itself.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Adapter": (".adapters", "Adapter"),
+    "BaseLM": (".lm", "BaseLM"),
+    "BufferPolicy": (".backpressure", "BufferPolicy"),
     "ChainOfThought": (".modules", "ChainOfThought"),
     "ChatAdapter": (".adapters", "ChatAdapter"),
+    "CircuitBreakerPolicy": (".lm", "CircuitBreakerPolicy"),
     "Citation": (".signatures", "Citation"),
+    "Completions": (".modules", "Completions"),
     "Confidence": (".signatures", "Confidence"),
     "DspexError": (".errors", "DspexError"),
     "Embedding": (".signatures", "Embedding"),
     "Example": (".modules", "Example"),
+    "Flow": (".flows", "Flow"),
     "History": (".signatures", "History"),
     "InputField": (".signatures", "InputField"),
     "JSONAdapter": (".adapters", "JSONAdapter"),
+    "LM": (".lm", "LM"),
+    "MemoryWatermarks": (".backpressure", "MemoryWatermarks"),
     "Module": (".modules", "Module"),
     "OutputField": (".signatures", "OutputField"),
     "Predict": (".modules", "Predict"),
     "Prediction": (".modules", "Prediction"),
+    "RateLimit": (".lm", "RateLimit"),
     "Reasoning": (".signatures", "Reasoning"),
+    "RetryPolicy": (".lm", "RetryPolicy"),
+    "RunReport": (".flows", "RunReport"),
+    "RunStore": (".store", "RunStore"),
     "Signature": (".signatures", "Signature"),
+    "Timeouts": (".lm", "Timeouts"),
+    "Tool": (".signatures", "Tool"),
     "ToolCalls": (".signatures", "ToolCalls"),
     "configure": ("._context", "configure"),
+    "configure_cache": (".lm", "configure_cache"),
     "context": ("._context", "context"),
     "ensure_signature": (".signatures", "ensure_signature"),
     "errors": (".errors", None),
     "events": (".events", None),
+    "flows": (".flows", None),
+    "inspect_history": (".lm", "inspect_history"),
     "load": (".modules", "load"),
     "load_dspy_state": (".modules", "load_dspy_state"),
     "make_signature": (".signatures", "make_signature"),
+    "ops": (".operators", None),
+    "sinks": (".sinks", None),
+    "sources": (".sources", None),
 }
 
 
