@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +14,7 @@ from contextlib import asynccontextmanager
 import anyio
 import pytest
 from anyio.abc import SocketStream
+from anyio.streams.tls import TLSListener
 
 from dspex.errors import ConfigError, LMTimeoutError, LMTransportError
 from dspex.lm import _h1
@@ -424,3 +427,64 @@ def test_import_without_httptools_falls_back_to_h11() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_https_with_sni_and_reuse(self_signed: tuple[str, str]) -> None:
+    cert, key = self_signed
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    names: list[str | None] = []
+
+    def on_sni(sock: object, name: str | None, ctx: object) -> None:
+        names.append(name)
+
+    server_ctx.sni_callback = on_sni  # type: ignore[assignment]
+    server = RawServer([ok(b"secure 1"), ok(b"secure 2")])
+    tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+    listener = TLSListener(tcp, server_ctx, standard_compatible=False)
+    pool = ConnectionPool(ssl_context=ssl.create_default_context(cafile=cert))
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, server.handle)
+        url = f"https://localhost:{port}/v1/x"
+        assert await (await pool.request("GET", url, headers={})).aread() == b"secure 1"
+        assert await (await pool.request("GET", url, headers={})).aread() == b"secure 2"
+        assert names == ["localhost"] and server.connections == 1
+        await pool.aclose()
+        tg.cancel_scope.cancel()
+
+
+async def test_untrusted_certificate_is_a_transport_error(self_signed: tuple[str, str]) -> None:
+    cert, key = self_signed
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+    listener = TLSListener(tcp, server_ctx, standard_compatible=False)
+
+    async def handle(stream: anyio.abc.ByteStream) -> None:
+        await anyio.aclose_forcefully(stream)
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        with pytest.raises(LMTransportError, match="could not connect"):
+            await ConnectionPool().request("GET", f"https://localhost:{port}/", headers={})
+        tg.cancel_scope.cancel()
