@@ -11,6 +11,7 @@ must follow a JSON schema; ``reasoning`` gets a sentence.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -119,10 +120,12 @@ def _notes_from_json(system: str) -> dict[str, str] | None:
     return notes
 
 
-def fields_from_prompt(system: str) -> tuple[list[FieldSpec], str] | None:
+@functools.lru_cache(maxsize=256)
+def fields_from_prompt(system: str) -> tuple[tuple[FieldSpec, ...], str] | None:
     """Return the output fields and ``"chat"``/``"json"`` format, or None.
 
-    None means the prompt is not a DSPy-style prompt.
+    None means the prompt is not a DSPy-style prompt. Results are cached:
+    a load test repeats one system prompt thousands of times.
     """
     head = "Your output fields are:"
     at = system.find(head)
@@ -138,7 +141,7 @@ def fields_from_prompt(system: str) -> tuple[list[FieldSpec], str] | None:
     json_notes = _notes_from_json(system)
     notes = json_notes if json_notes is not None else _notes_from_chat(system)
     fmt = "json" if json_notes is not None else "chat"
-    return [_parse_note(n, notes.get(n, "")) for n in names], fmt
+    return tuple(_parse_note(n, notes.get(n, "")) for n in names), fmt
 
 
 def value_for_schema(schema: dict[str, Any], seed: int, depth: int = 0) -> Any:
