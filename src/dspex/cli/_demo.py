@@ -1,0 +1,147 @@
+"""``dspex demo``: a whole flow offline, on the bundled questions and a local fake LM.
+
+The demo reads ``dspex/data/questions.jsonl`` (300 short factual and arithmetic
+questions with their expected answers), runs ``ChainOfThought("question ->
+answer")`` over them with the flow engine against :class:`~dspex.testing.FakeLLMServer`
+(a real OpenAI-compatible HTTP server on loopback, answering from the dataset with
+latency and per-token delays so streaming is visible, and a few 429s so retries
+show), writes the answers to a JSONL file and, with ``--serve``, streams every
+token to the live page over the WebSocket sink. It ends with the run report and
+the exact-match accuracy against the expected answers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .._util._sync import run_sync
+
+__all__ = ["load_questions", "make_responder", "run_demo_flow"]
+
+_QUESTION = re.compile(r"\[\[ ## question ## \]\]\s*\n(.*?)\s*(?:\n\n|$)", re.S)
+_PORT = 8765
+
+
+def load_questions(n: int | None = None) -> list[dict[str, Any]]:
+    """Return the first ``n`` bundled questions (all 300 when ``n`` is None)."""
+    text = (resources.files("dspex") / "data" / "questions.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return rows if n is None else rows[: max(0, n)]
+
+
+def make_responder(rows: list[dict[str, Any]]) -> Any:
+    """Build a FakeLLMServer responder that answers the demo questions correctly.
+
+    It finds the question in the ChatAdapter prompt and replies in the
+    ChatAdapter format with a one-sentence reasoning and the expected answer.
+    """
+    known = {row["question"]: row for row in rows}
+
+    def respond(request: dict[str, Any]) -> str:
+        prompt = "\n".join(str(m.get("content", "")) for m in request.get("messages", []))
+        questions = _QUESTION.findall(prompt)
+        row = known.get(questions[-1].strip()) if questions else None
+        reasoning = row["explain"] if row else "I do not know this one."
+        answer = row["expected"] if row else "unknown"
+        return f"[[ ## reasoning ## ]]\n{reasoning}\n\n[[ ## answer ## ]]\n{answer}\n\n[[ ## completed ## ]]"
+
+    return respond
+
+
+def _free(port: int) -> int:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
+
+
+def run_demo_flow(serve: bool = False, n: int | None = None, out_path: Path | str = "demo_answers.jsonl",
+                  *, wait_s: float = 15.0, port: int = _PORT) -> int:
+    """Run the demo flow and print its report; return the exit code (0 ok, 1 failed).
+
+    Args:
+        serve: Also serve the live page (port 8765, or a free one) and slow
+            the fake LM down so tokens can be watched; the run starts when a
+            page connects, or after ``wait_s`` seconds.
+        n: How many bundled questions to run (default: all 300).
+        out_path: Where the JSONL answers go.
+        wait_s: With ``serve``, how long to wait for a page before starting.
+        port: With ``serve``, the port to try first (a free one if taken).
+    """
+    return int(run_sync(_demo, serve, n, Path(out_path), wait_s, port))
+
+
+async def _demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port: int = _PORT) -> int:
+    import anyio
+
+    from ..errors import FlowFailed
+    from ..flows import Flow
+    from ..lm._lm import LM
+    from ..modules import ChainOfThought
+    from ..sinks import jsonl, websocket
+    from ..testing import FakeLLMServer
+
+    rows = load_questions(n)
+    speed = {"latency_ms": 120, "token_delay_ms": 35} if serve else {"latency_ms": 20, "token_delay_ms": 1}
+    server = FakeLLMServer(responder=make_responder(rows), p_429=0.03, retry_after=0.2, seed=1, **speed)
+    live = websocket(port=_free(port), replay=300) if serve else None
+    sinks = [jsonl(out_path, mode="w"), *([live] if live else [])]
+
+    async def questions() -> Any:
+        if live is not None:
+            with anyio.move_on_after(wait_s):  # give the page a chance to see the first token
+                while not live.server.sessions:
+                    await anyio.sleep(0.05)
+        for row in rows:
+            yield row
+
+    flow = Flow("demo")
+    qa = ChainOfThought("question -> answer")
+    flow.source(questions()).map(qa, concurrency=6 if serve else 32, on_error="dead_letter").sink(*sinks)
+    click.echo(f"dspex demo: {len(rows)} questions -> ChainOfThought -> {out_path}")
+    async with server, anyio.create_task_group() as tg:
+        if live is not None:
+            tg.start_soon(_announce, live, wait_s)
+        lm = LM("openai/demo-model", api_base=f"{server.url}/v1", api_key="demo", cache=False,
+                prices={"demo-model": {"input": 0.15, "output": 0.6}})  # per 1M tokens, illustrative
+        try:
+            report = await flow.run(lm=lm)
+        except FlowFailed as exc:
+            click.echo(f"demo failed: {exc}", err=True)
+            return 1
+        finally:
+            tg.cancel_scope.cancel()
+    _summary(report, out_path)
+    return 0 if report.status == "completed" else 1
+
+
+async def _announce(live: Any, wait_s: float) -> None:
+    await live.started.wait()
+    click.echo(f"live page: {live.page_url}   (WebSocket feed: {live.url})")
+    click.echo(f"open it in a browser; the run starts when it connects (or in {wait_s:g} s)")
+
+
+def _summary(report: Any, out_path: Path) -> None:
+    right = total = 0
+    with out_path.open(encoding="utf-8") as answers:
+        for line in answers:
+            record = json.loads(line)
+            total += 1
+            right += str(record.get("answer", "")).strip().lower() == str(record.get("expected", "")).lower()
+    usage = report.usage or {}
+    click.echo(
+        f"\n{report.status}: {report.items_out}/{report.items_in} items in {report.duration_s:.2f} s "
+        f"({report.items_per_s:.1f} items/s), {report.items_failed} failed\n"
+        f"tokens: {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out, "
+        f"cost ${report.cost:.4f}\n"
+        f"exact match: {right}/{total} ({100 * right / max(total, 1):.1f} %), answers in {out_path}"
+    )
