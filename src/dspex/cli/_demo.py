@@ -119,6 +119,8 @@ async def _demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port:
             click.echo(f"demo failed: {exc}", err=True)
             return 1
         finally:
+            with anyio.CancelScope(shield=True):
+                await lm.aclose()
             tg.cancel_scope.cancel()
     _summary(report, out_path)
     return 0 if report.status == "completed" else 1

@@ -11,7 +11,7 @@
 
   var state = {
     cards: new Map(), done: 0, failed: 0, tokens: 0, cost: 0, anon: 0,
-    doneTimes: [], server: {}, messages: 0, records: 0, sawPredictions: false, dropped: 0, socket: null, retryMs: 500
+    doneTimes: [], server: {}, messages: 0, records: 0, pending: [], sawPredictions: false, dropped: 0, socket: null, retryMs: 500
   };
   window.dspexLive = state;
 
@@ -59,6 +59,7 @@
     head.appendChild(el("span", "node"));
     head.appendChild(el("span", "badge", "streaming"));
     node.appendChild(head);
+    node.appendChild(el("div", "inputs"));
     node.appendChild(el("div", "fields"));
     var raw = el("pre", "raw");
     raw.hidden = true;
@@ -117,6 +118,51 @@
     node.dataset.streamed = String(Number(node.dataset.streamed) + text.length);
   }
 
+  // A final record (input columns + outputs) belongs to the card whose streamed
+  // fields it matches; records that match nothing within a moment get their own card.
+  function matchCard(data) {
+    var found = null;
+    state.cards.forEach(function (node) {
+      if (found || node.dataset.record || node.dataset.state !== "done") { return; }
+      var rows = node.querySelectorAll(".field");
+      if (!rows.length) { return; }
+      var same = Array.prototype.every.call(rows, function (row) {
+        return fmt(data[row.dataset.field]) === row.querySelector(".ftext").textContent;
+      });
+      if (same) { found = node; }
+    });
+    return found;
+  }
+
+  function addColumns(node, data) {
+    node.dataset.record = "1";
+    var inputs = node.querySelector(".inputs");
+    Object.keys(data).forEach(function (name) {
+      if (node.querySelector('.field[data-field="' + CSS.escape(name) + '"]')) { return; }
+      var row = el("div", "input");
+      row.appendChild(el("span", "fname", name));
+      row.appendChild(el("span", "ftext", fmt(data[name])));
+      inputs.appendChild(row);
+    });
+  }
+
+  function settleRecords() {
+    var now = Date.now();
+    state.pending = state.pending.filter(function (p) {
+      var data = p.msg.data || {};
+      var node = matchCard(data);
+      if (node) { addColumns(node, data); return false; }
+      if (now - p.at < 2000) { return true; }
+      if (!state.sawPredictions) {
+        node = card(p.msg.item_id !== undefined ? p.msg.item_id : data.id);
+        Object.keys(data).forEach(function (name) { setField(node, name, fmt(data[name]), true); });
+        node.dataset.record = "1";
+        finish(node, "done", "done");
+      }
+      return false;
+    });
+  }
+
   var handlers = {
     hello: function (msg) { if (msg.run) { $("run").textContent = msg.run; } },
     token_delta: function (msg) {
@@ -143,18 +189,12 @@
       });
       node.querySelector(".raw").hidden = true;
       finish(node, "done", "done");
+      settleRecords();
     },
     record: function (msg) {
-      var data = msg.data || {};
-      var id = msg.item_id !== undefined ? msg.item_id : data.id;
       state.records += 1;
-      // With live events, a record only completes the item's card if it can be matched.
-      if (state.sawPredictions && (id === undefined || !state.cards.has(String(id)))) { return; }
-      var node = card(id);
-      Object.keys(data).forEach(function (name) {
-        if (!field(node, name).classList.contains("final")) { setField(node, name, fmt(data[name]), true); }
-      });
-      finish(node, "done", "done");
+      state.pending.push({ msg: msg, at: Date.now() });
+      settleRecords();
     },
     item_error: function (msg) {
       var node = card(msg.item_id);
@@ -173,8 +213,15 @@
     },
     metrics: function (msg) { Object.assign(state.server, msg.values || {}); },
     run_done: function (msg) {
+      state.finished = true;
       setStatus("finished", "run finished");
-      showNotice("Run finished: " + fmt(msg.report || {}));
+      var r = msg.report || {};
+      var parts = ["Run finished (" + (r.status || "done") + "):",
+        (r.items_out !== undefined ? r.items_out : "?") + " out of " + (r.items_in !== undefined ? r.items_in : "?") + " items",
+        (r.items_failed || 0) + " failed"];
+      if (r.duration_s !== undefined) { parts.push(Number(r.duration_s).toFixed(2) + " s"); }
+      if (r.cost !== undefined) { parts.push("$" + Number(r.cost).toFixed(4)); }
+      showNotice(parts.join("  ·  "));
     },
     dropped: function (msg) {
       state.dropped = msg.total;
@@ -205,12 +252,14 @@
     "tokens", "cost", "ws_clients", "clients", "queue_depths", "queues"];
 
   function render() {
+    settleRecords();
     var serverRate = pick(["items_per_s", "throughput"]);
     $("m-rate").textContent = (serverRate !== undefined ? Number(serverRate) : rate()).toFixed(1);
     $("m-done").textContent = String(Math.max(state.done, Number(pick(["items_done", "items_out"]) || 0)));
     $("m-failed").textContent = String(Math.max(state.failed, Number(pick(["items_failed"]) || 0)));
     var inflight = pick(["in_flight"]);
-    $("m-inflight").textContent = inflight === undefined ? "–" : String(inflight);
+    if (inflight === undefined) { inflight = document.querySelectorAll(".card.streaming").length; }
+    $("m-inflight").textContent = String(inflight);
     $("m-tokens").textContent = String(Math.max(state.tokens, Number(pick(["tokens"]) || 0)));
     $("m-cost").textContent = "$" + Math.max(state.cost, Number(pick(["cost"]) || 0)).toFixed(4);
     var clients = pick(["ws_clients", "clients"]);
@@ -245,7 +294,7 @@
       if ($("status").dataset.state !== "finished") {
         setStatus("closed", "disconnected (" + event.code + (event.reason ? " " + event.reason : "") + ")");
       }
-      if (event.code === 1008 && /token/i.test(event.reason)) { return; }
+      if (state.finished || (event.code === 1008 && /token/i.test(event.reason))) { return; }
       setTimeout(connect, state.retryMs);
       state.retryMs = Math.min(state.retryMs * 2, 5000);
     };
