@@ -1,0 +1,221 @@
+"""Hot-path CPU per LM call, layer by layer, and LM-bound flow throughput.
+
+The fake LM server always runs in a separate process, so ``time.process_time``
+of this process is the framework's CPU alone (client side: dspex + anyio +
+the event loop). For each backend (asyncio, trio):
+
+1. CPU per call at concurrency ``--concurrency`` (64) against a 0 ms server,
+   for each layer, each the best of ``--repeats`` runs of ``--calls`` calls:
+
+   - ``noop``: spawn a task, take a ``CapacityLimiter`` slot, ``sleep(0)``
+     (the harness itself; every other row includes it),
+   - ``transport``: one raw ``POST /v1/chat/completions`` through the pool,
+   - ``lm.acall``: ``dx.LM.acall`` (cache off),
+   - ``Predict.acall``: format, LM call, parse, ``Prediction``,
+   - ``CoT.acall``: the same with ``ChainOfThought``,
+   - ``flow map``: a ``Flow`` source -> ``map(cot, concurrency)`` -> collect
+     sink, CPU per item.
+
+2. Throughput of ``--items`` (2000) items through ``map(cot, concurrency=C)``
+   against a server with ``--latency-ms`` (50 ms) latency for C = 64 and 256,
+   as a fraction of the ideal ``items * latency / C`` (target >= 95 %).
+
+Run: ``.venv/bin/python benchmarks/bench_hot_path.py [--backend asyncio]
+[--skip-throughput] [--profile cot]`` (``--profile LAYER`` prints a cProfile
+of one layer instead of the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import anyio
+
+LAYERS = ("noop", "transport", "lm", "predict", "cot", "flow")
+LABELS = {
+    "noop": "noop (harness)", "transport": "transport", "lm": "lm.acall",
+    "predict": "Predict.acall", "cot": "CoT.acall", "flow": "flow map node",
+}
+
+
+@contextlib.contextmanager
+def fake_server(latency_ms: float) -> Iterator[str]:
+    """Run ``python -m dspex.testing.server`` in a subprocess; yield its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dspex.testing.server", "--port", "0", "--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _questions(n: int) -> list[dict[str, str]]:
+    return [{"question": f"What is {i} + {i}?"} for i in range(n)]
+
+
+async def _spread(fn: Callable[[int], Awaitable[Any]], n: int, concurrency: int) -> float:
+    """Run ``fn(i)`` for ``n`` items, ``concurrency`` at a time; return CPU seconds."""
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def one(i: int) -> None:
+        async with limiter:
+            await fn(i)
+
+    start = time.process_time()
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            tg.start_soon(one, i)
+    return time.process_time() - start
+
+
+async def _flow_cpu(module: Any, lm: Any, n: int, concurrency: int) -> tuple[float, float]:
+    """Run ``n`` items through ``map(module)``; return (CPU seconds, wall seconds)."""
+    import dspex.flows as fl
+    from dspex.sinks import collect
+
+    flow = fl.Flow("bench-hot-path")
+    out = collect()
+    flow.source(_questions(n)).map(module, concurrency=concurrency, ordered=False).sink(out)
+    cpu, wall = time.process_time(), time.perf_counter()
+    report = await flow.run(progress=False, lm=lm)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    if report.items_out != n or len(out.items) != n:
+        raise RuntimeError(f"flow lost items: {report.to_dict()}")
+    return cpu, wall
+
+
+def _callers(url: str) -> dict[str, Callable[[int], Awaitable[Any]]]:
+    import dspex as dx
+    from dspex.lm._transport import get_transport
+
+    lm = dx.LM("openai/fake", api_base=url + "/v1", api_key="sk-bench-key", cache=False)
+    predict = dx.Predict("question -> answer")
+    cot = dx.ChainOfThought("question -> answer")
+    messages = dx.ChatAdapter().format(cot.predict.signature, [], {"question": "What is 1 + 1?"})
+    body = json.dumps({"model": "fake", "messages": messages}).encode()
+    transport = get_transport(url=url)
+    headers = {"content-type": "application/json", "authorization": "Bearer sk-bench-key"}
+
+    async def noop(i: int) -> None:
+        await anyio.sleep(0)
+
+    async def raw(i: int) -> None:
+        response = await transport.request("POST", url + "/v1/chat/completions", headers=headers, body=body)
+        await response.aread()
+
+    async def lm_call(i: int) -> None:
+        await lm.acall(messages)
+
+    async def predict_call(i: int) -> None:
+        await predict.acall(question=f"What is {i} + {i}?", lm=lm)
+
+    async def cot_call(i: int) -> None:
+        await cot.acall(question=f"What is {i} + {i}?", lm=lm)
+
+    return {"noop": noop, "transport": raw, "lm": lm_call, "predict": predict_call, "cot": cot_call,
+            "_lm": lm, "_cot": cot}  # type: ignore[dict-item]
+
+
+async def measure_layers(url: str, layers: list[str], calls: int, concurrency: int, repeats: int) -> dict[str, float]:
+    """Return the best µs of CPU per call for each layer."""
+    fns = _callers(url)
+    results: dict[str, float] = {}
+    for layer in layers:
+        best = float("inf")
+        for _ in range(repeats):
+            if layer == "flow":
+                await _flow_cpu(fns["_cot"], fns["_lm"], concurrency, concurrency)  # warm
+                cpu, _ = await _flow_cpu(fns["_cot"], fns["_lm"], calls, concurrency)
+            else:
+                await _spread(fns[layer], concurrency, concurrency)  # warm: open connections
+                cpu = await _spread(fns[layer], calls, concurrency)
+            best = min(best, cpu / calls * 1e6)
+        results[layer] = best
+    return results
+
+
+async def measure_throughput(url: str, items: int, latency_ms: float, concurrencies: list[int]) -> dict[int, float]:
+    """Return the fraction of ideal throughput of ``map(cot)`` per concurrency."""
+    fns = _callers(url)
+    fractions = {}
+    for c in concurrencies:
+        await _flow_cpu(fns["_cot"], fns["_lm"], c, c)  # open the connections
+        _, wall = await _flow_cpu(fns["_cot"], fns["_lm"], items, c)
+        fractions[c] = items * latency_ms / 1000 / c / wall
+    return fractions
+
+
+def profile_layer(url: str, layer: str, calls: int, concurrency: int, backend: str) -> None:
+    """Print a cProfile of one layer (sorted by internal time)."""
+    import cProfile
+    import pstats
+
+    async def main() -> None:
+        fns = _callers(url)
+        await _spread(fns["noop"], 10, 10)
+        profiler = cProfile.Profile(time.process_time)  # CPU, not wall: the box is shared
+        if layer == "flow":
+            await _flow_cpu(fns["_cot"], fns["_lm"], concurrency, concurrency)
+            profiler.enable()
+            await _flow_cpu(fns["_cot"], fns["_lm"], calls, concurrency)
+        else:
+            await _spread(fns[layer], concurrency, concurrency)
+            profiler.enable()
+            await _spread(fns[layer], calls, concurrency)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(45)
+
+    anyio.run(main, backend=backend)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", action="append", choices=["asyncio", "trio"])
+    parser.add_argument("--layer", action="append", choices=LAYERS)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-cpu", action="store_true")
+    parser.add_argument("--profile", choices=LAYERS)
+    args = parser.parse_args()
+    backends = args.backend or ["asyncio", "trio"]
+    layers = args.layer or list(LAYERS)
+    if args.profile:
+        with fake_server(0) as url:
+            profile_layer(url, args.profile, args.calls, args.concurrency, backends[0])
+        return
+    if not args.skip_cpu:
+        with fake_server(0) as url:
+            rows = {b: anyio.run(measure_layers, url, layers, args.calls, args.concurrency, args.repeats, backend=b)
+                    for b in backends}
+        print(f"CPU per call, µs (concurrency {args.concurrency}, 0 ms server in another process, "
+              f"best of {args.repeats} x {args.calls})")
+        print(f"{'layer':<16}" + "".join(f"{b:>10}" for b in backends))
+        for layer in layers:
+            print(f"{LABELS[layer]:<16}" + "".join(f"{rows[b][layer]:>10.0f}" for b in backends), flush=True)
+    if not args.skip_throughput:
+        with fake_server(args.latency_ms) as url:
+            for b in backends:
+                fractions = anyio.run(measure_throughput, url, args.items, args.latency_ms, [64, 256], backend=b)
+                for c, f in fractions.items():
+                    ideal = args.items * args.latency_ms / 1000 / c
+                    print(f"throughput [{b}] {args.items} items @ {c} ({args.latency_ms:.0f} ms): "
+                          f"{100 * f:.1f} % of ideal (ideal {ideal:.2f} s, took {ideal / f:.2f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
