@@ -1,0 +1,187 @@
+"""Token latency through the WebSocket sink: fake LM server byte -> browser-side client.
+
+    python benchmarks/bench_ws_latency.py [--clients 10 200] [--items 24] [--backend asyncio]
+
+For each client count, one process runs the fake OpenAI-compatible server,
+a flow (``ChainOfThought`` over the server, concurrency 4) and the WebSocket
+sink; a second process holds the WebSocket clients (``websockets``' asyncio
+client), so the two sides do not share an event loop. Every streamed token is
+unique (``w<item>_<k>``); the server records ``time.perf_counter()`` right
+before it writes the SSE chunk holding a token, each client when its
+``token_delta`` arrives (CLOCK_MONOTONIC, the same clock in both processes on
+Linux). Prints median and p99 of (receive - emit) over all clients and tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+TOKEN = re.compile(rb"w\d+_\d+")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- the client process -------------------------------------------------------
+async def _clients(url: str, n: int) -> None:
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    received: dict[str, list[float]] = {}
+
+    async def one() -> None:
+        async with connect(url, max_queue=None) as ws:
+            async for raw in ws:
+                now = time.perf_counter()
+                if '"token_delta"' in raw:
+                    text = json.loads(raw)["text"].strip()
+                    received.setdefault(text, []).append(now)
+
+    tasks = [asyncio.create_task(one()) for _ in range(n)]
+    await asyncio.gather(*tasks)
+    sys.stdout.write(json.dumps(received) + "\n")
+
+
+# -- the server process -------------------------------------------------------
+def _server_class() -> Any:
+    from dspex.testing import FakeLLMServer
+
+    class TimedServer(FakeLLMServer):
+        """Record when each unique token leaves the server."""
+
+        emitted: dict[str, float]
+
+        async def _stream(self, stream: Any, *args: Any, **kwargs: Any) -> bool:
+            emitted = self.emitted
+
+            class Timed:
+                async def send(self, data: bytes) -> None:
+                    now = time.perf_counter()
+                    for token in TOKEN.findall(data):
+                        emitted.setdefault(token.decode(), now)
+                    await stream.send(data)
+
+            return await super()._stream(Timed(), *args, **kwargs)  # type: ignore[arg-type]
+
+    return TimedServer
+
+
+def _responder(request: dict[str, Any]) -> str:
+    prompt = json.dumps(request.get("messages", []))
+    item = re.findall(r"question \d+", prompt)[-1].split()[-1]
+    words = " ".join(f"w{item}_{k}" for k in range(24))
+    return f"[[ ## reasoning ## ]]\n{words}\n\n[[ ## answer ## ]]\nw{item}_99\n\n[[ ## completed ## ]]"
+
+
+async def _run(n_clients: int, items: int, per_process: int = 50) -> dict[str, float]:
+    import anyio
+
+    import dspex as dx
+    from dspex.flows import Flow
+    from dspex.lm._lm import LM
+    from dspex.sinks import websocket
+
+    server = _server_class()(responder=_responder, token_delay_ms=4, latency_ms=5)
+    server.emitted = {}
+    sink = websocket(queue_size=10_000, metrics_interval=None)
+    ready = anyio.Event()
+
+    async def questions() -> Any:
+        await ready.wait()
+        for i in range(items):
+            yield {"question": f"question {i}"}
+
+    at_sink: dict[str, float] = {}
+    original = sink.write_event
+
+    async def timed_write_event(event: Any) -> None:
+        if event.type == "token_delta":
+            at_sink.setdefault(event.text.strip(), time.perf_counter())
+        await original(event)
+
+    sink.write_event = timed_write_event  # type: ignore[method-assign]
+    flow = Flow("ws-latency")
+    flow.source(questions()).map(dx.ChainOfThought("question -> answer"), concurrency=4).sink(sink)
+    output: list[bytes] = []
+    async with server:
+        lm = LM("openai/m", api_base=f"{server.url}/v1", api_key="x", cache=False)
+
+        async def clients(n: int) -> None:
+            await sink.started.wait()
+            cmd = [sys.executable, __file__, "--client", sink.url, "--n", str(n)]
+            chunks: list[bytes] = []
+            async with await anyio.open_process(cmd) as proc:
+                assert proc.stdout is not None
+                async for chunk in proc.stdout:
+                    chunks.append(chunk)
+            output.append(b"".join(chunks))
+
+        async def connected() -> None:
+            await sink.started.wait()
+            while len(sink.server.sessions) < n_clients:
+                await anyio.sleep(0.01)
+            ready.set()
+
+        async with anyio.create_task_group() as tg:
+            for start in range(0, n_clients, per_process):
+                tg.start_soon(clients, min(per_process, n_clients - start))
+            tg.start_soon(connected)
+            await flow.run(lm=lm, progress=False)
+        await lm.aclose()
+    received: dict[str, list[float]] = {}
+    for blob in output:
+        for tok, times in json.loads(blob).items():
+            received.setdefault(tok, []).extend(times)
+    latencies = [(t - server.emitted[tok]) * 1000 for tok, times in received.items()
+                 if tok in server.emitted for t in times]
+    from_sink = [(t - at_sink[tok]) * 1000 for tok, times in received.items() if tok in at_sink for t in times]
+    to_sink = [(at_sink[tok] - server.emitted[tok]) * 1000 for tok in at_sink if tok in server.emitted]
+    return {
+        "to_sink_median_ms": statistics.median(to_sink),
+        "from_sink_median_ms": statistics.median(from_sink),
+        "from_sink_p99_ms": _percentile(from_sink, 0.99),
+        "to_sink_p99_ms": _percentile(to_sink, 0.99),
+        "clients": n_clients,
+        "samples": len(latencies),
+        "median_ms": statistics.median(latencies),
+        "p99_ms": _percentile(latencies, 0.99),
+        "max_ms": max(latencies),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, nargs="+", default=[10, 200])
+    parser.add_argument("--items", type=int, default=24)
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        import asyncio
+
+        asyncio.run(_clients(args.client, args.n))
+        return
+    import anyio
+
+    for n in args.clients:
+        r = anyio.run(_run, n, args.items, backend=args.backend)
+        print(f"{args.backend:7} {r['clients']:4} clients  token->client latency: median "
+              f"{r['median_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  max {r['max_ms']:.2f} ms  "
+              f"({r['samples']} samples; server byte -> sink.write_event: median "
+              f"{r['to_sink_median_ms']:.2f} ms, p99 {r['to_sink_p99_ms']:.2f} ms; sink.write_event -> "
+              f"client: median {r['from_sink_median_ms']:.2f} ms, p99 {r['from_sink_p99_ms']:.2f} ms)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
