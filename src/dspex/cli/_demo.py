@@ -145,5 +145,6 @@ def _summary(report: Any, out_path: Path) -> None:
         f"({report.items_per_s:.1f} items/s), {report.items_failed} failed\n"
         f"tokens: {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out, "
         f"cost ${report.cost:.4f}\n"
-        f"exact match: {right}/{total} ({100 * right / max(total, 1):.1f} %), answers in {out_path}"
+        f"exact match vs the answer key: {right}/{total} ({100 * right / max(total, 1):.1f} %; the fake LM\n"
+        f"answers from that key, so this checks the pipeline end to end), answers in {out_path}"
     )
