@@ -39,6 +39,12 @@ class Sink(ABC):
             stored under it), e.g. ``"jsonl:answers.jsonl"``.
         wants_events: ``True`` for event-aware sinks (WebSocket) that also
             get module events live through :meth:`write_event`.
+
+    A sink with background work (a server, a reconnecting client) may also
+    define ``async def serve(self, *, task_status)``: the engine starts it
+    with ``task_group.start`` before :meth:`open`, in a task group that
+    outlives :meth:`aclose`, and cancels it once every sink has closed.
+    ``serve`` calls ``task_status.started()`` when the sink is ready.
     """
 
     name: str = "sink"
