@@ -105,11 +105,22 @@ async def _run(n_clients: int, items: int, per_process: int = 50) -> dict[str, f
     original = sink.write_event
 
     async def timed_write_event(event: Any) -> None:
-        if event.type == "token_delta":
+        if event.type == "token_delta" and TOKEN.fullmatch(event.text.strip().encode()):
             at_sink.setdefault(event.text.strip(), time.perf_counter())
         await original(event)
 
+    original_many = getattr(sink, "write_events", None)
+
+    async def timed_write_events(events: Any) -> None:
+        now = time.perf_counter()
+        for event in events:
+            if event.type == "token_delta" and TOKEN.fullmatch(event.text.strip().encode()):
+                at_sink.setdefault(event.text.strip(), now)
+        await original_many(events)
+
     sink.write_event = timed_write_event  # type: ignore[method-assign]
+    if original_many is not None:
+        sink.write_events = timed_write_events  # type: ignore[method-assign]
     flow = Flow("ws-latency")
     flow.source(questions()).map(dx.ChainOfThought("question -> answer"), concurrency=4).sink(sink)
     output: list[bytes] = []

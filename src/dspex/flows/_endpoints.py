@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["SourceTask", "run_dead_letters", "run_events", "run_sink"]
 
 MAX_SINK_BATCH = 4096
+MAX_EVENT_BATCH = 1024
 
 
 class SourceTask:
@@ -216,9 +217,40 @@ async def _dead_letter_loop(
 async def run_events(
     receive: ObjectReceiveStream[Event], routes: dict[str | None, list[Sink]]
 ) -> None:
-    """Deliver each event to the event-aware sinks downstream of its node."""
+    """Deliver each event to the event-aware sinks downstream of its node.
+
+    Events are forwarded as soon as this task runs, never held back for a
+    batch to fill: it takes the first event, plus whatever else is already
+    queued (at most ``MAX_EVENT_BATCH``), and hands that to each sink in one
+    call (``write_events`` when the sink has it, else ``write_event`` per
+    event). Under load this coalesces naturally, so a WebSocket client gets
+    one socket write per batch instead of one per event.
+    """
     everyone = routes.get(None, [])
     with receive:
-        async for event in receive:
-            for sink in routes.get(event.node, everyone):
+        async for first in receive:
+            batch = [first]
+            while len(batch) < MAX_EVENT_BATCH:
+                try:
+                    batch.append(receive.receive_nowait())
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+            await _deliver(batch, routes, everyone)
+
+
+async def _deliver(batch: list[Event], routes: dict[str | None, list[Sink]], everyone: list[Sink]) -> None:
+    per_sink: dict[int, tuple[Sink, list[Event]]] = {}
+    for event in batch:
+        for sink in routes.get(event.node, everyone):
+            entry = per_sink.get(id(sink))
+            if entry is None:
+                per_sink[id(sink)] = (sink, [event])
+            else:
+                entry[1].append(event)
+    for sink, events in per_sink.values():
+        write_events = getattr(sink, "write_events", None)
+        if write_events is not None:
+            await write_events(events)
+        else:
+            for event in events:
                 await sink.write_event(event)

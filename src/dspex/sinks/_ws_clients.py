@@ -60,12 +60,24 @@ def encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-class _Entry:
-    __slots__ = ("data", "live", "tier")
+def server_frame(data: bytes) -> bytes:
+    """Return ``data`` as one unmasked WebSocket text frame (server side, no extensions).
 
-    def __init__(self, data: bytes, tier: int) -> None:
+    A broadcast message is framed once with websockets' own serializer and
+    the same bytes are queued for every client (see :meth:`ClientSession.send`).
+    """
+    from websockets.frames import Frame, Opcode
+
+    return Frame(Opcode.TEXT, data).serialize(mask=False)
+
+
+class _Entry:
+    __slots__ = ("data", "frame", "live", "tier")
+
+    def __init__(self, data: bytes, tier: int, frame: bytes | None) -> None:
         self.data = data
         self.tier = tier
+        self.frame = frame
         self.live = True
 
 
@@ -97,8 +109,9 @@ class ClientQueue:
     def __len__(self) -> int:
         return self._live
 
-    def push(self, data: bytes, tier: int) -> bool:
-        """Queue ``data``; False only when a final result cannot be held."""
+    def push(self, data: bytes, tier: int, frame: bytes | None = None) -> bool:
+        """Queue ``data`` (with its ready-made ``frame``, if any); False only when a
+        final result cannot be held."""
         if self._live >= self.capacity:
             if self.behind_since is None:
                 self.behind_since = anyio.current_time()
@@ -107,7 +120,7 @@ class ClientQueue:
                     return False
                 self._count_drop()
                 return True
-        entry = _Entry(data, tier)
+        entry = _Entry(data, tier, frame)
         self._entries.append(entry)
         self._tiers[tier].append(entry)
         self._live += 1
@@ -130,16 +143,22 @@ class ClientQueue:
 
     def pop_batch(self, limit: int = _BATCH) -> list[bytes]:
         """Take up to ``limit`` messages, preceded by a ``dropped`` notice if any."""
-        out: list[bytes] = []
+        return [entry.data for entry in self.pop_entries(limit)]
+
+    def pop_entries(self, limit: int = _BATCH) -> list[_Entry]:
+        """Like :meth:`pop_batch`, but each message with its ready-made frame (or None)."""
+        out: list[_Entry] = []
         if self._unreported and self._live:
-            out.append(encode({"type": "dropped", "count": self._unreported, "total": self.dropped}))
+            notice = encode({"type": "dropped", "count": self._unreported, "total": self.dropped})
+            out.append(_Entry(notice, DETAIL, None))
             self._unreported = 0
-        while self._entries and len(out) < limit:
-            entry = self._entries.popleft()
+        entries, tiers = self._entries, self._tiers
+        while entries and len(out) < limit:
+            entry = entries.popleft()
             if entry.live:
-                self._tiers[entry.tier].popleft()
+                tiers[entry.tier].popleft()
                 self._live -= 1
-                out.append(entry.data)
+                out.append(entry)
         if self._live <= self.capacity // 2:
             self.behind_since = None
         return out
@@ -198,13 +217,31 @@ class ClientSession:
         self._ping: bytes = b""
         self._pong = anyio.Event()
 
-    def send(self, data: bytes, tier: int) -> None:
-        """Queue one message without blocking; disconnect the client if it cannot keep up."""
+    def send(self, data: bytes, tier: int, frame: bytes | None = None) -> None:
+        """Queue one message without blocking; disconnect the client if it cannot keep up.
+
+        ``frame`` is ``data`` already framed by :func:`server_frame` (shared by
+        every client of a broadcast); without it the writer frames ``data``.
+        """
         if self._kick is not None or self._closing is not None:
             return
-        if not self.queue.push(data, tier):
+        if not self.queue.push(data, tier, frame):
             self.kick(SLOW_CODE, f"client too slow: {self.queue.capacity} final results pending")
             return
+        self._check_behind()
+
+    def send_many(self, messages: list[tuple[bytes, int, bytes | None]]) -> None:
+        """Queue several ``(data, tier, frame)`` messages; the writer wakes once for all."""
+        if self._kick is not None or self._closing is not None:
+            return
+        push = self.queue.push
+        for data, tier, frame in messages:
+            if not push(data, tier, frame):
+                self.kick(SLOW_CODE, f"client too slow: {self.queue.capacity} final results pending")
+                return
+        self._check_behind()
+
+    def _check_behind(self) -> None:
         limit = self.options.slow_client_limit_s
         if self.queue.behind_since is not None and self.queue.behind_for(anyio.current_time()) > limit:
             self.kick(SLOW_CODE, f"client too slow: behind for more than {limit:g} s")
@@ -305,12 +342,11 @@ class ClientSession:
                     protocol.fail(*self._kick)
                 await self.conn.flush()
                 return
-            batch = self.queue.pop_batch()
+            batch = self.queue.pop_entries()
             if batch:
                 if protocol.state is not State.OPEN:
                     return
-                for data in batch:
-                    protocol.send_text(data)
+                _frame_into(protocol, batch)
                 if not await self.conn.flush():
                     return
             elif self._closing is not None:
@@ -338,3 +374,23 @@ class ClientSession:
             if scope.cancelled_caught:
                 self.kick(1011, "keepalive ping timeout")
                 return
+
+
+def _frame_into(protocol: Any, batch: list[_Entry]) -> None:
+    """Queue ``batch`` on ``protocol`` as text frames, reusing ready-made frames.
+
+    A ready-made frame is valid only for a server connection without
+    extensions (no compression: the bytes are the same for every client) and
+    outside a fragmented message; then it goes straight into the protocol's
+    output (``writes``, what ``send_frame`` appends to), in order with the
+    protocol's own frames. Otherwise websockets frames the message itself.
+    """
+    from websockets.protocol import Side
+
+    shared = protocol.side is Side.SERVER and not protocol.extensions and not protocol.expect_continuation_frame
+    writes = protocol.writes
+    for entry in batch:
+        if shared and entry.frame is not None:
+            writes.append(entry.frame)
+        else:
+            protocol.send_text(entry.data)

@@ -22,12 +22,12 @@ import anyio
 
 from .._version import __version__
 from ..errors import ConfigError, SinkError
-from ._ws_clients import DETAIL, FINAL, SLOW_CODE, ClientSession, SessionOptions, encode
+from ._ws_clients import DETAIL, FINAL, SLOW_CODE, ClientSession, SessionOptions, encode, server_frame
 from ._ws_http import HandshakePolicy, load_page_assets, route
 from ._ws_io import LOG, ProtocolStream
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable
+    from collections.abc import AsyncIterator, Iterable, Sequence
 
     from anyio.abc import SocketStream
 
@@ -108,12 +108,35 @@ class WebSocketServer:
         return f"{host}:{self.port}"
 
     def broadcast(self, data: bytes, tier: int) -> None:
-        """Queue one encoded message for every client; never blocks."""
+        """Queue one encoded message for every client; never blocks.
+
+        The message is framed once and the same frame bytes are queued for
+        every client.
+        """
         if tier == FINAL and self._replay.maxlen:
             self._replay.append(data)
         self._stats["messages"] += 1
+        if self.sessions:
+            frame = server_frame(data)
+            for session in tuple(self.sessions):
+                session.send(data, tier, frame)
+
+    def broadcast_many(self, messages: Sequence[tuple[bytes, int]]) -> None:
+        """Queue several ``(data, tier)`` messages for every client, in order.
+
+        Each message is framed once; each client's writer wakes once for the
+        lot (one socket write instead of one per message).
+        """
+        replay = self._replay if self._replay.maxlen else None
+        framed = []
+        with_frames = bool(self.sessions)
+        for data, tier in messages:
+            if tier == FINAL and replay is not None:
+                replay.append(data)
+            framed.append((data, tier, server_frame(data) if with_frames else None))
+        self._stats["messages"] += len(framed)
         for session in tuple(self.sessions):
-            session.send(data, tier)
+            session.send_many(framed)
 
     def replay_to(self, session: ClientSession, last: int) -> None:
         """Send ``session`` the last ``last`` final results, bracketed by markers."""

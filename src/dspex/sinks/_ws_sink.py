@@ -131,6 +131,17 @@ class WebSocketSink(Sink):
 
     async def write_event(self, event: Event) -> None:
         """Queue one event for every client. Never blocks or suspends."""
+        self.server.broadcast(*self._message(event))
+
+    async def write_events(self, events: Sequence[Event]) -> None:
+        """Queue several events for every client, in order (one wake-up per client).
+
+        The flow engine calls this with whatever events are ready at once.
+        Each event is encoded (and framed) once, whatever the number of clients.
+        """
+        self.server.broadcast_many([self._message(event) for event in events])
+
+    def _message(self, event: Event) -> tuple[bytes, int]:
         try:
             wire = event.to_wire()
         except (TypeError, ValueError):
@@ -140,17 +151,19 @@ class WebSocketSink(Sink):
         if self._run is None and wire.get("run"):
             self._run = str(wire["run"])
             self.server.hello["run"] = self._run
-        self.server.broadcast(_encode(wire), tier_of(kind))
+        return _encode(wire), tier_of(kind)
 
     async def write(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Queue each final record as a ``record`` message. Never blocks."""
+        messages = []
         for record in records:
             self._counts["records"] += 1
             message: dict[str, Any] = {"type": "record", "data": record}
             item_id = record.get("id") if hasattr(record, "get") else None
             if item_id is not None:
                 message["item_id"] = str(item_id)
-            self.server.broadcast(_encode(message), FINAL)
+            messages.append((_encode(message), FINAL))
+        self.server.broadcast_many(messages)
 
     def statistics(self) -> dict[str, Any]:
         """Server counters plus what this sink has seen (items, tokens, cost)."""
