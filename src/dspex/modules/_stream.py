@@ -6,7 +6,11 @@ context holds an :class:`Emitter` writing to a bounded memory stream; every
 ``Predict`` reached from that call (however deeply nested) sees the emitter
 and streams its LM call, emitting token, field, usage and retry events named
 after its predictor path. The stream ends with ``PredictionDone``. Closing the
-stream early cancels the task and waits for it, so nothing leaks.
+stream early cancels the task and waits for it, so nothing leaks. A consumer
+that only forwards events (the flow engine) uses :func:`call_emitting`
+instead: the module runs in the caller's task and each event goes straight to
+the callback, with no task or buffer in between (one scheduling hop less per
+token).
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ import anyio.lowlevel
 from ..events import Event, PredictionDone
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from ._module import Module
 
-__all__ = ["EMITTER", "Emitter", "ModuleStream"]
+__all__ = ["EMITTER", "Emitter", "ModuleStream", "call_emitting"]
 
 
 class Emitter:
@@ -39,7 +45,7 @@ class Emitter:
 
     __slots__ = ("_names", "_native", "_send", "seq")
 
-    def __init__(self, send: MemoryObjectSendStream[Event], names: dict[int, str]) -> None:
+    def __init__(self, send: Callable[[Event], Awaitable[None]], names: dict[int, str]) -> None:
         self._send = send
         self._names = names
         self._native = anyio.lowlevel.current_token().native_token
@@ -66,10 +72,31 @@ class Emitter:
         update: dict[str, Any] = {"seq": self.seq}
         if predictor is not None and "predictor" in type(event).model_fields:
             update["predictor"] = predictor
-        await self._send.send(event.model_copy(update=update))
+        await self._send(event.model_copy(update=update))
 
 
 EMITTER: ContextVar[Emitter | None] = ContextVar("dspex_emitter", default=None)
+
+
+async def call_emitting(module: Module, inputs: dict[str, Any], emit: Callable[[Event], Awaitable[None]]) -> Any:
+    """Run ``module.acall(**inputs)`` here, awaiting ``emit(event)`` for each event.
+
+    The events are those of :meth:`Module.stream` (ending with
+    ``PredictionDone``), delivered from the module's own task as they happen:
+    nothing is buffered, so ``emit`` sees a token as soon as the LM yields it
+    and its backpressure slows the module directly. Returns the prediction;
+    an exception from the module propagates after the events before it.
+    """
+    names = {id(p): n for n, p in module.named_predictors()}
+    emitter = Emitter(emit, names)
+    token = EMITTER.set(emitter)
+    try:
+        pred = await module.acall(**inputs)
+    finally:
+        EMITTER.reset(token)
+    outputs = pred.toDict() if hasattr(pred, "toDict") else {}
+    await emitter.emit(PredictionDone(outputs=outputs, prediction=pred))
+    return pred
 
 
 class ModuleStream:
@@ -104,20 +131,11 @@ class ModuleStream:
         self._tg.start_soon(self._produce, send)
 
     async def _produce(self, send: MemoryObjectSendStream[Event]) -> None:
-        names = {id(p): n for n, p in self._module.named_predictors()}
-        emitter = Emitter(send, names)
-        token = EMITTER.set(emitter)
-        try:
-            async with send:
-                try:
-                    pred = await self._module.acall(**self._inputs)
-                except Exception as exc:  # delivered to the consumer after the events
-                    self._error = exc
-                    return
-                outputs = pred.toDict() if hasattr(pred, "toDict") else {}
-                await emitter.emit(PredictionDone(outputs=outputs, prediction=pred))
-        finally:
-            EMITTER.reset(token)
+        async with send:
+            try:
+                await call_emitting(self._module, self._inputs, send.send)
+            except Exception as exc:  # delivered to the consumer after the events
+                self._error = exc
 
     async def _finish(self) -> None:
         self._state = "closed"

@@ -140,6 +140,9 @@ class RecordCall:
 
         from ..events import PredictionDone
 
+        direct = _direct_stream(self.fn)
+        if direct is not None:  # no task or buffer between the LM and the event bus
+            return await direct(self.fn, inputs, lambda event: ctx.emit(event, item))
         prediction = None
         outputs: dict[str, Any] = {}
         async with aclosing(self.fn.stream(**inputs)) as events:
@@ -169,3 +172,18 @@ class RecordCall:
             except AttributeError:
                 continue
         return found or dict(vars(prediction))
+
+
+def _direct_stream(fn: Any) -> Any:
+    """Return ``call_emitting`` if ``fn`` streams like a dspex Module, else None.
+
+    A module that overrides ``stream`` is consumed through it instead.
+    """
+    try:
+        from ..modules import Module
+        from ..modules._stream import call_emitting
+    except ImportError:
+        return None
+    if isinstance(fn, Module) and type(fn).stream is Module.stream:
+        return call_emitting
+    return None
