@@ -1,0 +1,138 @@
+"""Render a benchmark run (the results dict, or a saved results JSON) as one rich table.
+
+Columns: the benchmark, dspex's figure, DSPy's figure (``batch`` / sync
+calls), DSPy's ``acall`` figure where there is one, and the ratio DSPy ÷ dspex
+(time, CPU, memory: above 1 means dspex needs less). A section missing from
+the results (``--only``) is left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+DASH = "—"
+
+
+def _ratio(dspy: float | None, dspex: float | None) -> str:
+    if not dspy or not dspex:
+        return DASH
+    return f"{dspy / dspex:.1f}×" if dspy / dspex < 100 else f"{dspy / dspex:.0f}×"
+
+
+def _tp(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return DASH
+    mark = "" if row.get("all_ok", True) else " [red]✗[/]"
+    return f"{row['wall_s']:.2f} s · {100 * row['fraction_of_ideal']:.0f} %{mark}"
+
+
+def _title(table: Table, text: str) -> None:
+    table.add_section()
+    table.add_row(f"[bold]{text}[/]", "", "", "", "")
+
+
+def _throughput(table: Table, rows: list[dict[str, Any]], cfg: dict[str, Any]) -> None:
+    _title(table, f"Throughput, {cfg['n']:,} calls at {cfg['latency_ms']:g} ms: wall · % of ideal")
+    by = {(r["program"], r["concurrency"], r["side"]): r for r in rows}
+    for program, label in (("predict", "Predict"), ("cot", "ChainOfThought")):
+        for c in cfg["concurrencies"]:
+            dx, batch, aio = by.get((program, c, "dspex")), by.get((program, c, "dspy-batch")), by.get((program, c, "dspy-async"))
+            if dx is None and batch is None:
+                continue
+            name = f"  {label}, concurrency {c}"
+            best_dspy = min((r["wall_s"] for r in (batch, aio) if r), default=None)
+            table.add_row(name, _tp(dx), _tp(batch), _tp(aio), _ratio(best_dspy, dx and dx["wall_s"]))
+            trio = by.get((program, c, "dspex-trio"))
+            if trio:
+                table.add_row("    the same on trio", _tp(trio), DASH, DASH, _ratio(best_dspy, trio["wall_s"]))
+
+
+def _cpu(table: Table, rows: list[dict[str, Any]]) -> None:
+    _title(table, "Framework CPU per call, latency 0 (client only)")
+    by = {(r["program"], r["side"]): r for r in rows}
+    for program, label in (("predict", "Predict"), ("cot", "ChainOfThought")):
+        for kind, dx_side, dspy_side in (("async", "dspex-acall", "dspy-async"), ("sync", "dspex-sync", "dspy-sync")):
+            dx, dspy = by.get((program, dx_side)), by.get((program, dspy_side))
+            if dx is None and dspy is None:
+                continue
+            cell = lambda r: f"{r['cpu_ms_per_call']:.2f} ms" if r else DASH  # noqa: E731
+            call = "acall" if kind == "async" else "__call__"
+            table.add_row(f"  {label}, {kind} ({call})", cell(dx), cell(dspy), DASH,
+                          _ratio(dspy and dspy["cpu_ms_per_call"], dx and dx["cpu_ms_per_call"]))
+
+
+def _imports(table: Table, imp: dict[str, Any]) -> None:
+    _title(table, "Import, fresh interpreter")
+    dx, dspy = imp.get("dspex"), imp.get("dspy")
+    cell = lambda r: f"{r['min_s']:.3f} / {r['median_s']:.3f} s" if r else DASH  # noqa: E731
+    table.add_row("  wall time (minus python start), min / median", cell(dx), cell(dspy), DASH,
+                  _ratio(dspy and dspy["median_s"], dx and dx["median_s"]))
+    rss = lambda r: f"{r['rss_mb']:.0f} MB" if r else DASH  # noqa: E731
+    table.add_row("  peak RSS after import", rss(dx), rss(dspy), DASH, _ratio(dspy and dspy["rss_mb"], dx and dx["rss_mb"]))
+
+
+def _stream(table: Table, s: dict[str, Any]) -> None:
+    _title(table, f"Streaming over HTTP, {s['token_delay_ms']:g} ms/token (medians)")
+    table.add_row("  server's first byte (raw socket)", f"{s['raw_first_byte_ms']:.1f} ms", DASH, DASH, DASH)
+    table.add_row("  first byte of field text (raw socket)", f"{s['raw_first_field_byte_ms']:.1f} ms", DASH, DASH, DASH)
+    table.add_row("  first FieldDelta, ChainOfThought.stream", f"{s['dspex_first_delta_ms']:.1f} ms", DASH, DASH, DASH)
+    table.add_row("  FieldDelta − field text byte (paired)", f"{s['overhead_ms']:+.1f} ms", DASH, DASH, DASH)
+
+
+def _memory(table: Table, m: dict[str, Any]) -> None:
+    _title(table, "Peak RSS (ru_maxrss), one process each")
+    dx, dspy = m.get("dspex_flow"), m.get("dspy_batch")
+    if dx or dspy:
+        n = (dx or dspy)["expected"]
+        cell = lambda r: f"{r['peak_rss_mb']:.0f} MB" if r else DASH  # noqa: E731
+        table.add_row(f"  {n:,} Predict calls (flow → collect | batch)", cell(dx), cell(dspy), DASH,
+                      _ratio(dspy and dspy["peak_rss_mb"], dx and dx["peak_rss_mb"]))
+    for row in m.get("jsonl", []):
+        table.add_row(f"  {row['records']:,} JSONL records → map → JSONL sink",
+                      f"{row['peak_rss_mb']:.0f} MB · {row['records_per_s'] / 1000:.0f}k rec/s", DASH, DASH, DASH)
+
+
+def _micro(table: Table, micro: dict[str, Any]) -> None:
+    _title(table, "Per call, µs (best of 5)")
+    dx, dspy = micro.get("dspex", {}), micro.get("dspy", {})
+    for case in ("simple", "typed"):
+        key = f"signature_{case}_us"
+        table.add_row(f"  signature parse, {case}: cold / cached",
+                      f"{dx[key]:.0f} / {dx[f'signature_{case}_cached_us']:.0f} µs" if key in dx else DASH,
+                      f"{dspy[key]:.0f} µs" if key in dspy else DASH, DASH, _ratio(dspy.get(key), dx.get(key)))
+    for key, label in (("format_us", "  ChatAdapter.format, ChainOfThought"),
+                       ("parse_us", "  ChatAdapter.parse, ChainOfThought")):
+        table.add_row(label, f"{dx[key]:.1f} µs" if key in dx else DASH, f"{dspy[key]:.1f} µs" if key in dspy else DASH,
+                      DASH, _ratio(dspy.get(key), dx.get(key)))
+
+
+def render(results: dict[str, Any], console: Console | None = None) -> Table:
+    """Print the results as one table (and the machine line) and return the table."""
+    console = console or Console(width=max(Console().width, 120))
+    m, cfg = results["machine"], results["config"]
+    table = Table(title=f"dspex {m['dspex_version']} vs DSPy {m['dspy_version']} — same run, same fake server",
+                  caption=f"{m['cpu_model']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}, "
+                          f"load {m['load_average_start']} → {results.get('load_average_end')}; "
+                          f"ratio = DSPy ÷ dspex (best DSPy variant for throughput)")
+    table.add_column("benchmark", no_wrap=True)
+    for name in ("dspex", "DSPy (batch / sync)", "DSPy acall", "ratio"):
+        table.add_column(name, justify="right")
+    if "throughput" in results:
+        _throughput(table, results["throughput"], cfg)
+    if "cpu" in results:
+        _cpu(table, results["cpu"])
+    if "import" in results:
+        _imports(table, results["import"])
+    if "stream" in results:
+        _stream(table, results["stream"])
+    if "memory" in results:
+        _memory(table, results["memory"])
+    if "micro" in results:
+        _micro(table, results["micro"])
+    console.print(table)
+    for problem in results.get("problems", []):
+        console.print(f"[red]problem:[/] {problem}")
+    return table
