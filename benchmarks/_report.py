@@ -75,11 +75,14 @@ def _imports(table: Table, imp: dict[str, Any]) -> None:
 
 
 def _stream(table: Table, s: dict[str, Any]) -> None:
-    _title(table, f"Streaming over HTTP, {s['token_delay_ms']:g} ms/token (medians)")
+    _title(table, f"Streaming, ChainOfThought over HTTP, {s['token_delay_ms']:g} ms/token")
     table.add_row("  server's first byte (raw socket)", f"{s['raw_first_byte_ms']:.1f} ms", DASH, DASH, DASH)
     table.add_row("  first byte of field text (raw socket)", f"{s['raw_first_field_byte_ms']:.1f} ms", DASH, DASH, DASH)
     table.add_row("  first FieldDelta, ChainOfThought.stream", f"{s['dspex_first_delta_ms']:.1f} ms", DASH, DASH, DASH)
     table.add_row("  FieldDelta − field text byte (paired)", f"{s['overhead_ms']:+.1f} ms", DASH, DASH, DASH)
+    for ws in s.get("websocket", []):
+        table.add_row(f"  WebSocket token − server byte, {ws['clients']} clients",
+                      f"{ws['median_ms']:.1f} ms (p99 {ws['p99_ms']:.0f})", DASH, DASH, DASH)
 
 
 def _memory(table: Table, m: dict[str, Any]) -> None:
@@ -111,15 +114,16 @@ def _micro(table: Table, micro: dict[str, Any]) -> None:
 
 def render(results: dict[str, Any], console: Console | None = None) -> Table:
     """Print the results as one table (and the machine line) and return the table."""
-    console = console or Console(width=max(Console().width, 120))
+    console = console or Console(width=max(Console().width, 132))
     m, cfg = results["machine"], results["config"]
     table = Table(title=f"dspex {m['dspex_version']} vs DSPy {m['dspy_version']} — same run, same fake server",
                   caption=f"{m['cpu_model']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}, "
                           f"load {m['load_average_start']} → {results.get('load_average_end')}; "
-                          f"ratio = DSPy ÷ dspex (best DSPy variant for throughput)")
+                          "DSPy column: batch(num_threads=C) for throughput, else the call named in the row; "
+                          "throughput ratio against the faster DSPy variant")
     table.add_column("benchmark", no_wrap=True)
-    for name in ("dspex", "DSPy (batch / sync)", "DSPy acall", "ratio"):
-        table.add_column(name, justify="right")
+    for name in ("dspex", "DSPy", "DSPy acall", "DSPy/dspex"):
+        table.add_column(name, justify="right", no_wrap=True)
     if "throughput" in results:
         _throughput(table, results["throughput"], cfg)
     if "cpu" in results:

@@ -38,9 +38,11 @@ from _report import render
 PY = sys.executable
 FULL = dict(n=2000, latency_ms=50.0, concurrencies=[16, 64, 256], trio_concurrency=64, cpu_calls=1000,
             cpu_sync_calls=500, dspy_cpu_calls=300, stream_samples=20, token_delay_ms=5.0, memory_items=20_000,
-            memory_concurrency=64, jsonl_records=[20_000, 1_000_000], micro_number=2000, import_runs=7)
+            memory_concurrency=64, jsonl_records=[20_000, 1_000_000], micro_number=2000, import_runs=7,
+            ws_clients=[10, 200], ws_items=24)
 QUICK = dict(FULL, n=200, cpu_calls=100, cpu_sync_calls=50, dspy_cpu_calls=50, stream_samples=5,
-             memory_items=1000, jsonl_records=[2000, 20_000], micro_number=300, import_runs=3)
+             memory_items=1000, jsonl_records=[2000, 20_000], micro_number=300, import_runs=3,
+             ws_clients=[10], ws_items=4)
 SECTIONS = ("micro", "import", "cpu", "stream", "throughput", "memory")
 
 
@@ -90,6 +92,15 @@ def stream(cfg: dict[str, Any], dspy: Path) -> dict[str, Any]:
     out["token_delay_ms"] = cfg["token_delay_ms"]
     say(f"stream: first byte {out['raw_first_byte_ms']:.1f} ms, first field byte {out['raw_first_field_byte_ms']:.1f} ms,"
         f" dspex first FieldDelta {out['dspex_first_delta_ms']:.1f} ms (+{out['overhead_ms']:.1f} ms)")
+    out["websocket"] = []
+    for clients in cfg["ws_clients"]:  # bench_ws_latency: server byte -> browser-side WebSocket client
+        code = ("import anyio, json, bench_ws_latency as b; "
+                f"print(json.dumps(anyio.run(b._run, {clients}, {cfg['ws_items']})))")
+        proc = subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=HERE, check=True)
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        out["websocket"].append(row)
+        say(f"stream: WebSocket, {clients} clients: token at client - server byte median {row['median_ms']:.1f} ms,"
+            f" p99 {row['p99_ms']:.1f} ms")
     return out
 
 
@@ -139,6 +150,14 @@ SECTION_FNS: dict[str, Callable[[dict[str, Any], Path], Any]] = {
     "micro": micro, "import": imports, "cpu": cpu, "stream": stream, "throughput": throughput, "memory": memory}
 
 
+def wait_for_load(limit: float, max_s: float) -> None:
+    """Sleep until the 1-minute load average is below ``limit`` or ``max_s`` have passed."""
+    deadline = time.monotonic() + max_s
+    while (load := load_average()) and load[0] >= limit and time.monotonic() < deadline:
+        say(f"load average {load[0]} >= {limit}; waiting")
+        time.sleep(15)
+
+
 def problems(results: dict[str, Any]) -> list[str]:
     """Return the rows whose answers did not all parse or whose requests never reached the server."""
     found = []
@@ -158,6 +177,9 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=1, help="throughput repetitions (best wall time kept)")
     p.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
     p.add_argument("--show", default=None, help="print the table of a saved results JSON and exit")
+    p.add_argument("--wait-load", type=float, default=None, metavar="L",
+                   help="first wait (at most --wait-max s) until the 1-minute load average is below L")
+    p.add_argument("--wait-max", type=float, default=900.0)
     args = p.parse_args()
     if args.show:
         render(json.loads(Path(args.show).read_text()))
@@ -167,6 +189,8 @@ def main() -> int:
         p.error(f"unknown sections {sorted(unknown)}; expected some of {', '.join(SECTIONS)}")
     os.environ.update(DSPY_ENV_VARS)
     dspy = ensure_dspy_venv()
+    if args.wait_load is not None:
+        wait_for_load(args.wait_load, args.wait_max)
     cfg = {**(QUICK if args.quick else FULL), "repeat": args.repeat, "quick": args.quick}
     started = time.perf_counter()
     results: dict[str, Any] = {"started_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
