@@ -1,4 +1,10 @@
-"""Crash and resume: ``kill -9`` a flow mid-run, re-run it, every input exactly once."""
+"""Crash and resume: ``kill -9`` a flow mid-run, re-run it, every input exactly once.
+
+After the kill, the committed state must be exact: the output file up to the
+committed position holds exactly the done keys, once each. The resumed run
+must write every item it reads (a chunk lost in flight once made it report
+success with a short output).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
+
+from dspex.store import Checkpoint, RunStore
 
 N = 3000
 
@@ -30,7 +39,7 @@ flow = fl.Flow("kill9")
      .sink(jsonl(sys.argv[2])))
 report = flow.run_sync(run_id="k9", store=sys.argv[3], progress=False,
                        checkpoint_every=50, checkpoint_interval_s=0.05)
-print(report.items_in, report.resumed, flush=True)
+print(report.items_in, report.items_out, report.resumed, flush=True)
 """
 
 
@@ -39,6 +48,16 @@ def _run(args: list[str]) -> subprocess.Popen[str]:
         [sys.executable, "-c", SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _committed(store: Path) -> Checkpoint:
+    async def load() -> Checkpoint | None:
+        async with RunStore(store) as rs:
+            return await rs.load_checkpoint("k9")
+
+    checkpoint = anyio.run(load)
+    assert checkpoint is not None
+    return checkpoint
 
 
 def _lines(path: Path) -> int:
@@ -63,12 +82,20 @@ def test_kill9_then_resume_each_input_exactly_once(tmp_path: Path) -> None:
     proc.communicate()  # reap it and close its pipes
     killed_at = _lines(out)
     assert 300 <= killed_at < N
+    committed = _committed(store)
+    (position,) = committed.positions.values()
+    prefix = out.read_bytes()[:position]
+    committed_ids = [str(json.loads(line)["id"]) for line in prefix.splitlines()]
+    assert (position == 0 or prefix.endswith(b"\n")) and len(committed_ids) == len(committed.done)
+    assert set(committed_ids) == committed.done
 
     second = _run(args)
     stdout, stderr = second.communicate(timeout=150)
     assert second.returncode == 0, stderr
-    items_in, resumed = stdout.split()
+    items_in, items_out, resumed = stdout.split()
     assert resumed == "True" and 0 < int(items_in) < N
+    assert items_out == items_in  # nothing lost in flight
+    assert int(items_in) == N - len(committed.done)
 
     records = [json.loads(line) for line in out.read_text().splitlines()]
     ids = [r["id"] for r in records]

@@ -4,10 +4,12 @@ A *source task* pulls records from a :class:`~dspex.sources.Source` (wrapped
 in ``aclosing``), wraps them in items and sends them downstream in chunks. It
 stops pulling while the memory monitor has the sources paused and while the
 run's in-flight limit is reached, and sends a partial chunk when it would
-wait, or after ``linger_s`` (so a slow source still delivers promptly). A
-*sink task* writes whole chunks (coalescing whatever else is already queued)
-to its sinks. Dead letters and module events each go through one bounded
-channel to one task that writes them.
+wait, or after ``linger_s`` (so a slow source still delivers promptly); a
+helper task sends that lingering chunk, and it is stopped only once it holds
+no items (see :meth:`SourceTask.flush`). A *sink task* writes whole chunks
+(coalescing whatever else is already queued) to its sinks. Dead letters and
+module events each go through one bounded channel to one task that writes
+them.
 """
 
 from __future__ import annotations
@@ -57,16 +59,26 @@ class SourceTask:
         self.pending: list[Item] = []
         self.started = 0.0
         self.have_pending = anyio.Event()
+        self.sending = anyio.Lock()
 
     async def flush(self) -> None:
-        """Send the pending partial chunk, if any."""
-        if self.pending:
-            limiter = self.ctx.services.limiter
-            if limiter.in_flight > limiter.peak:
-                limiter.peak = limiter.in_flight
-            chunk, self.pending = self.pending, []
-            self.have_pending = anyio.Event()
-            await self.out.send(chunk)
+        """Send the pending partial chunk, if any.
+
+        Invariant: items leave ``pending`` only under ``sending``, which is
+        held until ``send`` returns. The linger task is cancelled when the
+        source ends, so :meth:`run` flushes first: that waits for a linger
+        send in flight (blocked on a full edge) to finish. Cancelling the
+        linger mid-send would drop its chunk silently: the run would report
+        ``completed`` without those items (never committed, never written).
+        """
+        async with self.sending:
+            if self.pending:
+                limiter = self.ctx.services.limiter
+                if limiter.in_flight > limiter.peak:
+                    limiter.peak = limiter.in_flight
+                chunk, self.pending = self.pending, []
+                self.have_pending = anyio.Event()
+                await self.out.send(chunk)
 
     async def _wait_room(self) -> None:
         limiter = self.ctx.services.limiter
@@ -88,9 +100,9 @@ class SourceTask:
             tg.start_soon(self._linger)
             try:
                 await self._pull()
-                await self.flush()
+                await self.flush()  # also waits for a linger send in flight
             finally:
-                tg.cancel_scope.cancel()
+                tg.cancel_scope.cancel()  # on success the linger holds no items now
 
     async def _pull(self) -> None:
         ctx, stats = self.ctx, self.ctx.stats

@@ -166,11 +166,33 @@ class Runner:
             await self._run_graph(skip)
             if ck is not None:
                 await ck.commit()
+            self._check_accounted()
             await self._run_done()
         finally:
             if ck is not None:
                 with anyio.CancelScope(shield=True):
                     await ck.aclose()
+
+    def _check_accounted(self) -> None:
+        """Fail a run whose items were not all written, dropped or dead-lettered.
+
+        Every item admitted by a source is released exactly once (sink write,
+        drop, dead letter). One still counted once the nodes have finished was
+        lost by the engine: report it rather than a silently short output. The
+        final commit has run, so only finished keys are committed and a resume
+        with the same ``run_id`` redoes the lost ones.
+
+        Raises:
+            FlowFailed: Items are unaccounted for.
+        """
+        lost = self.services.limiter.in_flight
+        if lost > 0:
+            failed = FlowFailed(
+                f"flow {self.name!r} ended with {lost} items neither written, dropped nor "
+                "dead-lettered (an engine bug); with a run_id, resume the run to redo them"
+            )
+            failed.report = self.report("failed")
+            raise failed
 
     async def _run_graph(self, skip: Any) -> None:
         limiter = self._limiter()

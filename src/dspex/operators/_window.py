@@ -7,7 +7,9 @@ windows of ``seconds`` aligned to the start of the run (optionally per key,
 and emitted early when a group reaches ``size``); each window is emitted as
 ``{"key", "start", "end", "items"}``. Time is read from the run's clock, so
 tests drive both operators with a ``FakeClock`` on either backend. A timer
-task lives in the node's own task group; it never outlives the node.
+task lives in the node's own task group; it never outlives the node, and it
+is cancelled only once it holds no items (its emits share a lock with the
+node's final emit, which therefore waits for a timer send in flight).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class _BatchState:
         self.count = 0
         self.deadline = 0.0
         self.started = anyio.Event()
+        self.sending = anyio.Lock()
 
     async def add(self, item: Item) -> None:
         if not self.buf:
@@ -91,16 +94,20 @@ class _BatchState:
         if self.op.size is not None and len(self.buf) >= self.op.size:
             await self.emit()
 
-    async def emit(self) -> None:
-        if not self.buf:
-            return
-        members, self.buf = self.buf, []
-        self.generation += 1
-        self.started = anyio.Event()
-        self.count += 1
-        batch = _group(members, f"{self.ctx.name}:{self.count}", [m.data for m in members])
-        self.ctx.combined(len(members))
-        await self.out.send([batch])
+    async def emit(self, generation: int | None = None) -> None:
+        # Items leave ``buf`` only under ``sending``, held until the send is
+        # done: the node's final emit waits for a timer send blocked on a full
+        # edge, so cancelling the timer afterwards cannot drop a batch.
+        async with self.sending:
+            if not self.buf or (generation is not None and generation != self.generation):
+                return
+            members, self.buf = self.buf, []
+            self.generation += 1
+            self.started = anyio.Event()
+            self.count += 1
+            batch = _group(members, f"{self.ctx.name}:{self.count}", [m.data for m in members])
+            self.ctx.combined(len(members))
+            await self.out.send([batch])
 
     async def timer(self) -> None:
         clock = self.ctx.clock
@@ -109,7 +116,7 @@ class _BatchState:
             generation = self.generation
             await clock.sleep(max(0.0, self.deadline - clock.now()))
             if generation == self.generation and self.buf:
-                await self.emit()
+                await self.emit(generation)
 
 
 class WindowOperator(Operator):
@@ -159,6 +166,7 @@ class _WindowState:
         self.index = 0
         self.groups: dict[Any, list[Item]] = {}
         self.count = 0
+        self.sending = anyio.Lock()
 
     def _index_at(self, now: float) -> int:
         return max(0, math.floor((now - self.origin) / self.op.seconds))
@@ -176,8 +184,11 @@ class _WindowState:
             await self._emit([(key, group)])
 
     async def close_window(self) -> None:
-        groups, self.groups = self.groups, {}
-        await self._emit(list(groups.items()))
+        # The timer closes windows too: ``sending`` makes the node's final
+        # close wait for a timer send in flight before the timer is cancelled.
+        async with self.sending:
+            groups, self.groups = self.groups, {}
+            await self._emit(list(groups.items()))
 
     async def _emit(self, groups: list[tuple[Any, list[Item]]]) -> None:
         start = self.index * self.op.seconds
