@@ -33,6 +33,8 @@ from .providers._base import Provider, ProviderRequest, StreamState
 
 __all__ = ["RETRY_LISTENER", "Endpoint", "EndpointConfig", "timeouts_from"]
 
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 #: Called as ``listener(attempt, error, delay_s)`` before each retry sleep, in
 #: the calling task's context. Modules set it to emit ``dx.events.Retry``.
 RETRY_LISTENER: ContextVar[Callable[[int, BaseException, float], None] | None] = ContextVar(
@@ -169,7 +171,27 @@ class Endpoint:
                 model=self.provider.model_name,
             ) from None
 
+    def _plain(self) -> bool:
+        """True when no limiter, breaker or deadline wraps an attempt."""
+        c = self.config
+        return (
+            c.rate_limiter is None and c.breaker is None and c.adaptive is None
+            and c.max_concurrency is None and c.deadline is None
+        )
+
+    async def _attempt_plain(self, request: ProviderRequest, body: bytes) -> LMResponse:
+        """One attempt with nothing around it (the common configuration)."""
+        resp = await self.transport.request(
+            request.method, request.url, headers=request.headers, body=body,
+            timeouts=self.config.timeouts,
+        )
+        if resp.status >= 400:
+            raise await self._error_for(resp)
+        return self._parse(self._decode(await resp.aread()))
+
     async def _attempt(self, request: ProviderRequest, body: bytes, estimate: int) -> LMResponse:
+        if self._plain():
+            return await self._attempt_plain(request, body)
         await self._admit(estimate)
         async with self._slot() as generation:
             try:
@@ -198,8 +220,14 @@ class Endpoint:
     async def complete(self, messages: list[Message], params: dict[str, Any]) -> LMResponse:
         """Return the provider's response, retrying per the policy."""
         request = self.provider.build_request(messages, params, stream=False)
-        body = json.dumps(request.body, ensure_ascii=False, separators=(",", ":")).encode()
+        body = _encode_json(request.body).encode()
         estimate = self._estimate(body, params)
+        try:  # the first attempt runs without the retry machinery
+            return await self._attempt(request, body, estimate)
+        except Exception as exc:
+            if not is_retryable(exc) or self.config.retry.max_retries < 1:
+                raise
+            first = exc
 
         def count(attempt: int, exc: BaseException, delay: float) -> None:
             self.retries += 1
@@ -209,7 +237,7 @@ class Endpoint:
 
         return await retry_call(
             lambda: self._attempt(request, body, estimate),
-            policy=self.config.retry, clock=self.clock, rng=self.rng, on_retry=count,
+            policy=self.config.retry, clock=self.clock, rng=self.rng, on_retry=count, failed=first,
         )
 
     async def stream(self, messages: list[Message], params: dict[str, Any]) -> AsyncIterator[str | LMResponse]:
@@ -219,7 +247,7 @@ class Endpoint:
         they propagate (the caller already saw partial output).
         """
         request = self.provider.build_request(messages, params, stream=True)
-        body = json.dumps(request.body, ensure_ascii=False, separators=(",", ":")).encode()
+        body = _encode_json(request.body).encode()
         estimate = self._estimate(body, params)
         attempt = 0
         while True:

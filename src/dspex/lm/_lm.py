@@ -22,14 +22,14 @@ import anyio
 from .._context import get_setting
 from .._util._clock import Clock, default_clock
 from .._util._hashing import stable_hash
-from .._util._redact import redact_obj, strip_secret
+from .._util._redact import redact_obj
 from .._util._sync import run_sync
 from ..errors import AuthError, ConfigError, InputError
 from ._adaptive import AdaptiveConcurrency
 from ._breaker import CircuitBreaker, CircuitBreakerPolicy
 from ._cache import LMCache, SingleFlight, default_cache
 from ._engine import Endpoint, EndpointConfig, timeouts_from
-from ._history import GLOBAL_HISTORY, History, make_entry
+from ._history import History, LazyEntry, record
 from ._pricing import cost_of, normalize_prices
 from ._ratelimit import RateLimit, RateLimiter
 from ._retry import RetryPolicy
@@ -43,13 +43,16 @@ _NOT_KEYED = frozenset({"cache"})
 
 
 def _messages(messages: Any) -> list[Message]:
+    """Return a copy of ``messages`` (history keeps it) after checking its shape."""
     if isinstance(messages, str):
         return [{"role": "user", "content": messages}]
-    if not isinstance(messages, list) or not all(isinstance(m, Mapping) and "role" in m for m in messages):
-        raise InputError(
-            f"invalid messages {messages!r:.200}: expected a list of {{'role': ..., 'content': ...}} dicts or a str"
-        )
-    return [dict(m) for m in messages]
+    if isinstance(messages, list):
+        copied = [m.copy() if type(m) is dict else dict(m) if isinstance(m, Mapping) else None for m in messages]
+        if all(m is not None and "role" in m for m in copied):
+            return copied  # type: ignore[return-value]
+    raise InputError(
+        f"invalid messages {messages!r:.200}: expected a list of {{'role': ..., 'content': ...}} dicts or a str"
+    )
 
 
 class LM:
@@ -348,16 +351,14 @@ class LM:
 
     def _priced(self, response: LMResponse) -> LMResponse:
         cost = cost_of(self.model, response.usage, self._prices)
+        if cost == response.usage.cost:  # unpriced model (0.0): nothing to copy
+            return response
         return response.model_copy(update={"usage": response.usage.model_copy(update={"cost": cost})})
 
     def _record(self, messages: list[Message], params: dict[str, Any], response: LMResponse, started: float) -> LMResponse:
-        if not get_setting("disable_history", False):
-            entry = make_entry(
-                model=self.model, messages=strip_secret(messages, self._api_key),
-                params=strip_secret(params, self._api_key), response=response, started=started,
-            )
-            self.history.append(entry)
-            GLOBAL_HISTORY.append(entry)
+        # the entry dict (key scrubbed) is built only if someone reads the history
+        entry = LazyEntry(self.model, messages, params, response, time.monotonic() - started, self._api_key)
+        record(self.history, entry)
         return response
 
 

@@ -76,6 +76,7 @@ _BUILTIN: dict[str, Price] = {
 
 _overrides: dict[str, Price] = {}
 _lock = threading.Lock()
+_memo: dict[str, Price | None] = {}  # name -> price from the process-wide tables
 
 
 def _coerce(model: str, value: Any) -> Price:
@@ -107,6 +108,7 @@ def set_prices(prices: Mapping[str, Any]) -> None:
     checked = normalize_prices(prices)
     with _lock:
         _overrides.update(checked)
+        _memo.clear()
 
 
 def _bare(model: str) -> str:
@@ -123,11 +125,22 @@ def _lookup(table: Mapping[str, Price], name: str) -> Price | None:
 def get_price(model: str, overrides: Mapping[str, Price] | None = None) -> Price | None:
     """Return the price for ``model`` ("provider/name" or "name"), or None."""
     name = _bare(model)
-    for table in (overrides or {}, _overrides, _BUILTIN):
-        price = _lookup(table, name)
+    if overrides:
+        price = _lookup(overrides, name)
         if price is not None:
             return price
-    return None
+    try:
+        return _memo[name]
+    except KeyError:
+        pass
+    with _lock:
+        price = _lookup(_overrides, name)
+        if price is None:
+            price = _lookup(_BUILTIN, name)
+        if len(_memo) >= 4096:
+            _memo.clear()
+        _memo[name] = price
+    return price
 
 
 def cost_of(model: str, usage: LMUsage, overrides: Mapping[str, Price] | None = None) -> float:

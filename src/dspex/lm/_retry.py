@@ -113,6 +113,7 @@ async def retry_call(
     clock: Clock,
     rng: random.Random,
     on_retry: Callable[[int, BaseException, float], None] | None = None,
+    failed: Exception | None = None,
 ) -> T:
     """Await ``fn()`` until it succeeds, retrying retryable errors per ``policy``.
 
@@ -120,17 +121,22 @@ async def retry_call(
     sleep on ``clock`` and a fresh ``fn()``; ``on_retry(attempt, error,
     delay)`` is called before the sleep. Non-retryable errors, and the last
     error once ``max_retries`` is spent, propagate unchanged. Cancellation is
-    never caught.
+    never caught. ``failed`` is the retryable error of a first attempt the
+    caller already made itself (the loop then starts with its retry).
     """
     attempt = 0
+    pending = failed
     while True:
-        try:
-            return await fn()
-        except Exception as exc:
-            if not is_retryable(exc) or attempt >= policy.max_retries:
-                raise
-            attempt += 1
-            delay = retry_delay(policy, attempt, getattr(exc, "retry_after", None), rng)
-            if on_retry is not None:
-                on_retry(attempt, exc, delay)
+        if pending is None:
+            try:
+                return await fn()
+            except Exception as exc:
+                pending = exc
+        exc, pending = pending, None
+        if not is_retryable(exc) or attempt >= policy.max_retries:
+            raise exc
+        attempt += 1
+        delay = retry_delay(policy, attempt, getattr(exc, "retry_after", None), rng)
+        if on_retry is not None:
+            on_retry(attempt, exc, delay)
         await clock.sleep(delay)
