@@ -124,6 +124,7 @@ async def _run(n_clients: int, items: int, per_process: int = 50) -> dict[str, f
     flow = Flow("ws-latency")
     flow.source(questions()).map(dx.ChainOfThought("question -> answer"), concurrency=4).sink(sink)
     output: list[bytes] = []
+    cpu_at_start: list[float] = []
     async with server:
         lm = LM("openai/m", api_base=f"{server.url}/v1", api_key="x", cache=False)
 
@@ -141,6 +142,7 @@ async def _run(n_clients: int, items: int, per_process: int = 50) -> dict[str, f
             await sink.started.wait()
             while len(sink.server.sessions) < n_clients:
                 await anyio.sleep(0.01)
+            cpu_at_start.append(time.process_time())  # CPU of the streaming part only
             ready.set()
 
         async with anyio.create_task_group() as tg:
@@ -148,6 +150,7 @@ async def _run(n_clients: int, items: int, per_process: int = 50) -> dict[str, f
                 tg.start_soon(clients, min(per_process, n_clients - start))
             tg.start_soon(connected)
             await flow.run(lm=lm, progress=False)
+            cpu = time.process_time() - cpu_at_start[0]
         await lm.aclose()
     received: dict[str, list[float]] = {}
     for blob in output:
@@ -163,6 +166,7 @@ async def _run(n_clients: int, items: int, per_process: int = 50) -> dict[str, f
         "from_sink_p99_ms": _percentile(from_sink, 0.99),
         "to_sink_p99_ms": _percentile(to_sink, 0.99),
         "clients": n_clients,
+        "cpu_s": cpu,
         "samples": len(latencies),
         "median_ms": statistics.median(latencies),
         "p99_ms": _percentile(latencies, 0.99),
@@ -191,7 +195,8 @@ def main() -> None:
               f"{r['median_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  max {r['max_ms']:.2f} ms  "
               f"({r['samples']} samples; server byte -> sink.write_event: median "
               f"{r['to_sink_median_ms']:.2f} ms, p99 {r['to_sink_p99_ms']:.2f} ms; sink.write_event -> "
-              f"client: median {r['from_sink_median_ms']:.2f} ms, p99 {r['from_sink_p99_ms']:.2f} ms)", flush=True)
+              f"client: median {r['from_sink_median_ms']:.2f} ms, p99 {r['from_sink_p99_ms']:.2f} ms; "
+              f"flow process CPU {r['cpu_s']:.2f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -61,10 +61,17 @@ class ProtocolStream:
         Blocks while the peer does not read (TCP backpressure). The protocol's
         end-of-stream marker half-closes the stream (or closes it under TLS).
         """
-        async with self._lock:
+        lock = self._lock
+        try:
+            lock.acquire_nowait()  # uncontended (the usual case): no extra trip through the event loop
+        except anyio.WouldBlock:
+            await lock.acquire()
+        try:
             chunks = self.protocol.data_to_send()
             if self.broken:
                 return False
+            if all(chunks):  # no end-of-stream marker: one write
+                return not chunks or await self._send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
             pending = bytearray()
             for chunk in chunks:
                 if chunk:
@@ -75,6 +82,8 @@ class ProtocolStream:
                 pending.clear()
                 await self._send_eof()
             return not pending or await self._send(bytes(pending))
+        finally:
+            lock.release()
 
     async def _send(self, data: bytes) -> bool:
         self.sending = True
