@@ -22,6 +22,7 @@ import h11
 
 __all__ = [
     "HTTPProtocolError",
+    "HttptoolsResponseParser",
     "ParsedRequest",
     "RequestParser",
     "ResponseParser",
@@ -81,7 +82,9 @@ class ResponseParser:
         raise NotImplementedError
 
 
-class _HttptoolsResponseParser(ResponseParser):
+class HttptoolsResponseParser(ResponseParser):
+    """The httptools (llhttp) response parser; ``head_only`` for HEAD requests."""
+
     def __init__(self, head_only: bool) -> None:
         super().__init__()
         self._head_only = head_only
@@ -198,7 +201,7 @@ def make_response_parser(
 ) -> ResponseParser:
     """Return a parser for the response to ``method target`` (``impl`` forces one)."""
     if _check_impl(impl) == "httptools":
-        return _HttptoolsResponseParser(head_only=method == "HEAD")
+        return HttptoolsResponseParser(head_only=method == "HEAD")
     return _H11ResponseParser(method, target, host)
 
 

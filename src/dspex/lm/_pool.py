@@ -15,6 +15,7 @@ a gzip or deflate body is decoded anyway.
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from collections import deque
 from collections.abc import Mapping
@@ -41,7 +42,13 @@ from ._conn import (
     loop_sentinel,
     recv,
 )
-from ._h1 import HTTPProtocolError, ResponseParser, make_response_parser
+from ._h1 import (
+    HTTPProtocolError,
+    HttptoolsResponseParser,
+    ResponseParser,
+    default_impl,
+    make_response_parser,
+)
 from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport
 
 if TYPE_CHECKING:
@@ -50,6 +57,23 @@ if TYPE_CHECKING:
     from anyio.abc import ByteStream
 
 __all__ = ["ConnectionPool"]
+
+try:  # the backend class's own current_token: no EventLoopToken wrapper per request
+    from anyio._core._eventloop import get_async_backend as _backend
+
+    def _native_token() -> Any:
+        return _backend().current_token()
+
+    def _clock() -> Any:
+        return _backend().current_time
+
+except ImportError:  # pragma: no cover - a future anyio without that helper
+
+    def _native_token() -> Any:
+        return anyio.lowlevel.current_token().native_token
+
+    def _clock() -> Any:
+        return anyio.current_time
 
 _MAX_STALE_RETRIES = 8
 _SMALL_REQUEST = 65536
@@ -95,21 +119,43 @@ class ConnectionPool(Transport):
                 f"max_connections_per_host must be >= 1, got {max_connections_per_host!r}"
             )
         make_response_parser("GET", "/", "x", parser)  # validates ``parser`` early
+        self._impl = default_impl() if parser is None else parser
         self._limit = max_connections_per_host
         self._expiry = float(keepalive_expiry)
         self._parser = parser
         self._ssl = ssl_context
         self._states: WeakKeyDictionary[Any, LoopState] = WeakKeyDictionary()
         self._targets: dict[str, Target] = {}
+        self._last: tuple[weakref.ref[Any], LoopState] | None = None
         self.connections_opened = 0
+
+    def _new_parser(self, method: str, target: Target) -> ResponseParser:
+        if self._impl == "httptools":
+            return HttptoolsResponseParser(head_only=method == "HEAD")
+        return make_response_parser(method, target.target, target.host_header, self._impl)
 
     # -- per-loop state and slots -------------------------------------------------------
 
-    async def _state(self) -> LoopState:
-        token = anyio.lowlevel.current_token().native_token
+    def _current_state(self) -> LoopState | None:
+        """Return this loop's state if it exists (the last loop's is one check away)."""
+        token = _native_token()
+        last = self._last
+        if last is not None and last[0]() is token:
+            return last[1]
         state = self._states.get(token)
+        if state is not None:
+            self._last = (weakref.ref(token), state)
+        return state
+
+    async def _state(self) -> LoopState:
+        state = self._current_state()
         if state is None:
-            state = self._states[token] = LoopState()
+            from ._aio import asyncio_loop
+
+            token = _native_token()
+            state = self._states[token] = LoopState(asyncio_loop(token))
+            if state.aio is None:
+                state.clock = _clock()
             state.sentinel = loop_sentinel(state)
             await state.sentinel.asend(None)
         return state
@@ -123,54 +169,72 @@ class ConnectionPool(Transport):
             self._targets[url] = target
         return target
 
-    async def _acquire(self, target: Target, timeouts: Timeouts) -> tuple[LoopState, Host]:
-        state = await self._state()
+    def _host(self, state: LoopState, target: Target) -> Host:
         host = state.hosts.get(target.key)
         if host is None:
             host = state.hosts[target.key] = Host(self._limit)
+        return host
+
+    async def _wait_slot(self, host: Host, target: Target, timeouts: Timeouts) -> None:
+        try:
+            with anyio.fail_after(timeouts.pool):
+                await host.slots.acquire()
+        except TimeoutError:
+            raise LMTimeoutError(
+                f"no free connection to {target.origin} within the pool timeout "
+                f"({timeouts.pool}s, max_connections_per_host={self._limit})"
+            ) from None
+
+    async def _acquire(self, target: Target, timeouts: Timeouts) -> tuple[LoopState, Host]:
+        state = self._current_state() or await self._state()
+        host = self._host(state, target)
         try:
             host.slots.acquire_nowait()
         except anyio.WouldBlock:
-            try:
-                with anyio.fail_after(timeouts.pool):
-                    await host.slots.acquire()
-            except TimeoutError:
-                raise LMTimeoutError(
-                    f"no free connection to {target.origin} within the pool timeout "
-                    f"({timeouts.pool}s, max_connections_per_host={self._limit})"
-                ) from None
+            await self._wait_slot(host, target, timeouts)
         return state, host
+
+    def _keep(self, state: LoopState, host: Host, conn: Conn, parser: ResponseParser | None) -> bool:
+        """Put ``conn`` back on the idle list if it can carry another request."""
+        if (
+            parser is not None
+            and parser.complete
+            and parser.keep_alive
+            and conn.generation == state.generation
+        ):
+            hint = keepalive_hint(parser.headers)
+            expiry = self._expiry if hint is None else min(self._expiry, hint)
+            if expiry > 0:
+                conn.expires_at = state.clock() + expiry
+                conn.uses += 1
+                host.idle.append(conn)
+                return True
+        return False
 
     async def _release(
         self, state: LoopState, host: Host, conn: Conn | None, parser: ResponseParser | None
     ) -> None:
         """Return ``conn`` to the idle list if reusable, else close it; free the slot."""
         try:
-            if conn is None:
-                return
-            if (
-                parser is not None
-                and parser.complete
-                and parser.keep_alive
-                and conn.generation == state.generation
-            ):
-                hint = keepalive_hint(parser.headers)
-                expiry = self._expiry if hint is None else min(self._expiry, hint)
-                if expiry > 0:
-                    conn.expires_at = anyio.current_time() + expiry
-                    conn.uses += 1
-                    host.idle.append(conn)
-                    return
-            await anyio.aclose_forcefully(conn.stream)
+            if conn is not None and not self._keep(state, host, conn, parser):
+                await anyio.aclose_forcefully(conn.stream)
         finally:
             host.slots.release()
 
     # -- connections ----------------------------------------------------------------------
 
-    async def _connect(self, target: Target, generation: int) -> Conn:
+    async def _connect(self, target: Target, state: LoopState) -> Conn:
         try:
-            if target.tls:
-                stream: ByteStream = await anyio.connect_tcp(
+            if state.aio is not None:
+                from ._aio import connect
+
+                ssl_context = (self._ssl or default_ssl_context()) if target.tls else None
+                stream: Any = await connect(
+                    state.aio, target.host, target.port, ssl_context=ssl_context,
+                    server_hostname=target.host,
+                )
+            elif target.tls:
+                stream = await anyio.connect_tcp(
                     target.host,
                     target.port,
                     ssl_context=self._ssl or default_ssl_context(),
@@ -182,23 +246,22 @@ class ConnectionPool(Transport):
         except (OSError, anyio.BrokenResourceError) as exc:
             raise LMTransportError(f"could not connect to {target.origin}: {exc}") from None
         self.connections_opened += 1
-        return Conn(stream, generation)
+        return Conn(stream, state.generation)
 
     @staticmethod
-    async def _take_idle(host: Host) -> Conn | None:
-        """Pop the most recently used live idle connection; close expired ones."""
+    def _pop_idle(state: LoopState, host: Host) -> tuple[Conn | None, list[Conn]]:
+        """Pop the most recently used live idle connection; return expired ones too."""
         idle = host.idle
-        if not idle:
-            return None
-        now = anyio.current_time()
+        expired: list[Conn] = []
+        now = state.clock()
         while idle and idle[0].expires_at <= now:  # the oldest expire first
-            await anyio.aclose_forcefully(idle.popleft().stream)
+            expired.append(idle.popleft())
         while idle:
             conn = idle.pop()
             if conn.expires_at > now:
-                return conn
-            await anyio.aclose_forcefully(conn.stream)
-        return None
+                return conn, expired
+            expired.append(conn)
+        return None, expired
 
     async def _exchange(
         self,
@@ -220,12 +283,16 @@ class ConnectionPool(Transport):
         if body:
             payload += body
         for _ in range(_MAX_STALE_RETRIES + 1):
-            conn = await self._take_idle(host)
+            conn = None
+            if host.idle:
+                conn, expired = self._pop_idle(state, host)
+                for old in expired:
+                    await anyio.aclose_forcefully(old.stream)
             reused = conn is not None
             if conn is None:
                 timer.arm("connect timeout", timeouts.connect)
-                conn = await self._connect(target, state.generation)
-            parser = make_response_parser(method, target.target, target.host_header, self._parser)
+                conn = await self._connect(target, state)
+            parser = self._new_parser(method, target)
             try:
                 # A small request fits the socket buffer, so sending cannot stall:
                 # one deadline (the read timeout) then covers it and the head.
@@ -270,12 +337,17 @@ class ConnectionPool(Transport):
     ) -> HTTPResponse:
         """Send a request and return the response with its whole body read."""
         target = self._target(url)
-        state, host = await self._acquire(target, timeouts)
+        state = self._current_state() or await self._state()
+        host = self._host(state, target)
+        try:
+            host.slots.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._wait_slot(host, target, timeouts)
         conn: Conn | None = None
         parser: ResponseParser | None = None
         try:
             with anyio.CancelScope() as scope:
-                timer = Timer(scope)
+                timer = Timer(scope, state.clock)
                 conn, parser = await self._exchange(
                     state, host, method, target, headers, body, timeouts, timer
                 )
@@ -293,7 +365,11 @@ class ConnectionPool(Transport):
                 content = decode_all(content, encoding, target.origin)
             return HTTPResponse(parser.status, parser.headers, content=content)
         finally:
-            await self._release(state, host, conn, parser)
+            try:
+                if conn is not None and not self._keep(state, host, conn, parser):
+                    await anyio.aclose_forcefully(conn.stream)
+            finally:
+                host.slots.release()
 
     def stream(
         self,
@@ -344,7 +420,7 @@ class _StreamContext:
         self._state, self._host = await self._pool._acquire(target, timeouts)
         try:
             with anyio.CancelScope() as scope:
-                timer = Timer(scope)
+                timer = Timer(scope, self._state.clock)
                 self._conn, self._parser = await self._pool._exchange(
                     self._state, self._host, method, target, headers, body, timeouts, timer
                 )
