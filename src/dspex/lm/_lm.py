@@ -201,7 +201,7 @@ class LM:
         """
         if (prompt is None) == (messages is None):
             raise InputError("LM() takes exactly one of prompt= (a str) or messages= (a list of dicts)")
-        response = run_sync(self._acall_closing, prompt if messages is None else messages, params)
+        response = run_sync(self._acall_params, prompt if messages is None else messages, params, reuse_loop=True)
         if any(response.tool_calls):
             return [
                 {"text": text, "tool_calls": [c.model_dump() for c in calls]}
@@ -209,12 +209,11 @@ class LM:
             ]
         return list(response.outputs)
 
-    async def _acall_closing(self, messages: Any, params: dict[str, Any]) -> LMResponse:
-        try:
-            return await self.acall(messages, **params)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._endpoint.transport.aclose()  # this loop's connections die with it
+    async def _acall_params(self, messages: Any, params: dict[str, Any]) -> LMResponse:
+        # Sync calls share one long-lived loop (connections are kept alive
+        # between them); a loop started just for a call closes its idle
+        # connections when it ends (the pool's loop sentinel).
+        return await self.acall(messages, **params)
 
     async def stream(self, messages: list[Message] | str, **params: Any) -> AsyncIterator[LMChunk]:
         """Yield text deltas of one completion; the last chunk has ``done=True``.

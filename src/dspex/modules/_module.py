@@ -94,7 +94,7 @@ class Module:
     def forward(self, **inputs: Any) -> Any:
         """Run the module synchronously (define this, or ``aforward``)."""
         if _call_kind(type(self)) == "async":
-            return run_sync(functools.partial(self.aforward, **inputs))
+            return run_sync(functools.partial(self.aforward, **inputs), reuse_loop=True)
         raise NotImplementedError(f"{type(self).__name__} must define forward(**inputs) or aforward(**inputs)")
 
     async def aforward(self, **inputs: Any) -> Any:
@@ -160,7 +160,7 @@ class Module:
         if args:
             raise self._positional_error(args)
         if _call_kind(type(self)) != "sync":
-            return run_sync(functools.partial(self.acall, **inputs))
+            return run_sync(functools.partial(self.acall, **inputs), reuse_loop=True)
         lm = inputs.pop("lm", None)
         parent = USAGE.get()
         spent: list[LMUsage] = []
