@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["ChatAdapter", "empty_response_error", "field_error", "missing_fields_error", "split_sections"]
 
 HEADER = re.compile(r"\[\[ ## (\w+) ## \]\]")
+_REQUIREMENTS: dict[tuple[type, type], str] = {}
 _INCOMPLETE_PREFIX = "This is an example of the task, though some input or output fields are not supplied."
 MISSING_IN_DEMO = "Not supplied for this particular example. "
 MISSING_IN_HISTORY = "Not supplied for this conversation history message. "
@@ -53,13 +54,16 @@ def split_sections(completion: str) -> list[tuple[str | None, str]]:
     each section's lines are joined with ``\\n`` and stripped.
     """
     sections: list[tuple[str | None, list[str]]] = [(None, [])]
+    lines = sections[-1][1]
     for line in completion.splitlines():
-        match = HEADER.match(line.strip())
-        if match:
-            rest = line[match.end() :].strip()
-            sections.append((match.group(1), [rest] if rest else []))
-        else:
-            sections[-1][1].append(line)
+        if "[[ ## " in line:  # only such lines can open a section
+            match = HEADER.match(line.strip())
+            if match:
+                rest = line[match.end() :].strip()
+                lines = [rest] if rest else []
+                sections.append((match.group(1), lines))
+                continue
+        lines.append(line)
     return [(name, "\n".join(lines).strip()) for name, lines in sections]
 
 
@@ -141,7 +145,20 @@ class ChatAdapter(Adapter):
 
     # ----- turns ----------------------------------------------------------
     def output_requirements(self, signature: type[Signature]) -> str:
-        """Return the reminder appended to the request (which fields, which types)."""
+        """Return the reminder appended to the request (which fields, which types).
+
+        Memoised per (adapter class, signature): it sits on every request.
+        """
+        key = (type(self), signature)
+        text = _REQUIREMENTS.get(key)
+        if text is None:
+            text = self._output_requirements(signature)
+            if len(_REQUIREMENTS) >= 4096:
+                _REQUIREMENTS.clear()
+            _REQUIREMENTS[key] = text
+        return text
+
+    def _output_requirements(self, signature: type[Signature]) -> str:
         def info(field: FieldInfo) -> str:
             if field.annotation is ToolCalls:
                 return ' (must be a JSON object like {"tool_calls": [{"name": "...", "args": {...}}]})'

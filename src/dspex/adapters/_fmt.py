@@ -60,6 +60,8 @@ def _format_blob(blob: Any) -> str:
 
 def format_field_value(field: FieldInfo, value: Any) -> str:
     """Render one field value: numbered ``«»`` list, compact JSON, or ``str()``."""
+    if type(value) is str:  # the common case; what serialize_for_json + str() would give
+        return value
     if isinstance(value, list) and field.annotation is str:
         if not value:
             return "N/A"

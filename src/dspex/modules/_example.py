@@ -198,6 +198,6 @@ class Example:
 
     def toDict(self) -> dict[str, Any]:  # noqa: N802 - DSPy's name
         """Return the fields as a plain dict; nested examples and models become dicts."""
-        return {k: _to_plain(v) for k, v in self._store.items()}
+        return {k: v if type(v) is str else _to_plain(v) for k, v in self._store.items()}
 
     to_dict = toDict

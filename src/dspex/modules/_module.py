@@ -16,10 +16,12 @@ import inspect
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
+from .. import _context
 from .._context import context, get_setting
 from .._util._sync import run_sync
 from ..errors import ConfigError, InputError
@@ -125,13 +127,20 @@ class Module:
         parent = USAGE.get()
         spent: list[LMUsage] = []
         token = USAGE.set(spent)
+        lm_token = None
+        if lm is not None:  # dx.context(lm=lm), without the generator
+            overrides = dict(_context._overrides.get())
+            overrides["lm"] = lm
+            lm_token = _context._overrides.set(MappingProxyType(overrides))
         try:
-            if lm is not None:
-                with context(lm=lm):
-                    result = await self._dispatch(kind, inputs)
+            if kind == "async":
+                method = self.aforward if type(self).aforward is not Module.aforward else self.forward
+                result = await method(**inputs)
             else:
                 result = await self._dispatch(kind, inputs)
         finally:
+            if lm_token is not None:
+                _context._overrides.reset(lm_token)
             USAGE.reset(token)
         return self._account(result, spent, parent)
 
@@ -143,7 +152,10 @@ class Module:
 
     @staticmethod
     def _account(result: Any, spent: list[LMUsage], parent: list[LMUsage] | None) -> Any:
-        total = sum(spent, LMUsage()) if spent else LMUsage()
+        if len(spent) == 1 and not spent[0].cache_hit:
+            total = spent[0]  # == LMUsage() + spent[0], without building it
+        else:
+            total = sum(spent, LMUsage()) if spent else LMUsage()
         if parent is not None and spent:
             parent.append(total)
         if isinstance(result, Prediction) and (spent or result._usage is None):

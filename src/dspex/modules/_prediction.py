@@ -57,10 +57,13 @@ class Prediction(Example):
         cls, completions: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]], signature: Any = None
     ) -> Prediction:
         """Build a prediction from a list of output dicts (or a dict of lists)."""
-        pred = cls()
+        pred = cls.__new__(cls)
         comps = Completions(completions, signature=signature)
-        pred.__dict__["_completions"] = comps
-        pred.__dict__["_store"] = {k: v[0] for k, v in comps._fields.items() if v}
+        attrs = pred.__dict__
+        attrs["_input_keys"] = None
+        attrs["_store"] = {k: v[0] for k, v in comps._fields.items() if v}
+        attrs["_completions"] = comps
+        attrs["_usage"] = None
         return pred
 
     @property
@@ -164,6 +167,10 @@ class Completions:
     ) -> None:
         self.signature = signature
         fields: dict[str, list[Any]] = {}
+        if type(completions) is list and len(completions) == 1:  # the common case: one completion
+            self._fields = {k: [v] for k, v in completions[0].items()}
+            self._len = 1 if self._fields else 0
+            return
         if isinstance(completions, Mapping):
             fields = {k: list(v) for k, v in completions.items()}
         elif len(completions) == 1:  # the common case: one completion
