@@ -20,6 +20,18 @@ if TYPE_CHECKING:
 __all__ = ["NodeReport", "NodeStats", "RunReport", "UsageTotals"]
 
 
+_LM_USAGE: list[type] = []  # dspex.lm._types.LMUsage once seen (not imported here)
+
+
+def _is_lm_usage(tp: type) -> bool:
+    if _LM_USAGE:
+        return tp is _LM_USAGE[0]
+    if tp.__name__ == "LMUsage" and tp.__module__ == "dspex.lm._types":
+        _LM_USAGE.append(tp)
+        return True
+    return False
+
+
 class UsageTotals:
     """Sums LM usage from predictions, usage objects or dicts."""
 
@@ -36,6 +48,14 @@ class UsageTotals:
     def add(self, usage: Any) -> None:
         """Add one usage record (``LMUsage``, ``Usage`` event, dict, or dict of them)."""
         if usage is None:
+            return
+        if _is_lm_usage(type(usage)):  # the common case, attribute by attribute
+            self.input_tokens += usage.input_tokens
+            self.output_tokens += usage.output_tokens
+            self.cached_tokens += usage.cached_tokens
+            self.cost += usage.cost
+            self.calls += 1
+            self.cache_hits += 1 if usage.cache_hit else 0
             return
         if isinstance(usage, Mapping):
             if any(isinstance(v, Mapping) or hasattr(v, "input_tokens") for v in usage.values()):

@@ -106,6 +106,8 @@ class RecordCall:
         self, record: Any, ctx: NodeContext, item: Item, feedback: tuple[str, ...] = ()
     ) -> Any:
         """Apply the callable to ``record`` (with validation ``feedback``)."""
+        if not feedback and self.mode == "module":
+            return await self._call_module(record, ctx, item)
         scope = settings_context(feedback=feedback) if feedback else nullcontext()
         with scope:
             if self.mode == "module":

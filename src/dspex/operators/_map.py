@@ -134,9 +134,17 @@ class MapOperator(Operator):
     async def process(self, item: Item, ctx: NodeContext) -> list[Item]:
         """Apply the callable with retries and policy; return items to emit."""
         attempts: dict[int, int] = {}
+        cls = type(self)
+        plain = (
+            not self.checks and self.timeout is None
+            and cls._call_once is MapOperator._call_once and cls._apply is MapOperator._apply
+        )
         while True:
             try:
-                result = await self._apply(item.data, ctx, item)
+                if plain:  # no fused validate/timeout: call straight through
+                    result = await self.call(item.data, ctx, item, ())
+                else:
+                    result = await self._apply(item.data, ctx, item)
                 return self.finish(item, result, ctx)
             except NodeFailure as failure:
                 owner, error = failure.ctx, failure.error
