@@ -25,7 +25,7 @@ import anyio
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["AioStream", "asyncio_loop", "connect"]
+__all__ = ["AioStream", "asyncio_loop", "connect", "start_server"]
 
 _HIGH_WATER = 1 << 20  # buffered bytes before reading pauses (a consumer that lags)
 
@@ -97,12 +97,24 @@ class _Protocol(asyncio.Protocol):
 class AioStream:
     """One TCP (or TLS) connection on asyncio with the pool's stream interface."""
 
-    __slots__ = ("_loop", "_proto", "_transport")
+    __slots__ = ("_graceful", "_loop", "_proto", "_transport")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, proto: _Protocol) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, proto: _Protocol,
+        *, graceful: bool = False,
+    ) -> None:
         self._loop = loop
         self._transport = transport
         self._proto = proto
+        self._graceful = graceful
+
+    def extra(self, attribute: Any, default: Any = None) -> Any:
+        """Return anyio's ``SocketAttribute.raw_socket``, else ``default``."""
+        from anyio.abc import SocketAttribute
+
+        if attribute is SocketAttribute.raw_socket:
+            return self._transport.get_extra_info("socket")
+        return default
 
     async def send(self, data: bytes) -> None:
         """Queue ``data`` on the socket; wait only when the write buffer is full."""
@@ -146,8 +158,11 @@ class AioStream:
         return data
 
     async def aclose(self) -> None:
-        """Close the connection at once (buffered output is dropped)."""
-        self._transport.abort()
+        """Close the connection: at once (client side), or after the buffered output (server side)."""
+        if self._graceful:
+            self._transport.close()
+        else:
+            self._transport.abort()
 
 
 async def connect(
@@ -167,3 +182,39 @@ async def connect(
         _Protocol, host, port, ssl=ssl_context, server_hostname=server_hostname if ssl_context else None
     )
     return AioStream(loop, transport, proto)  # type: ignore[arg-type]
+
+
+class _ServerProtocol(_Protocol):
+    """A server connection: hands its stream to ``on_connection`` once made."""
+
+    __slots__ = ("on_connection",)
+
+    def __init__(self, on_connection: Any) -> None:
+        super().__init__()
+        self.on_connection = on_connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        loop = asyncio.get_running_loop()
+        self.on_connection(AioStream(loop, transport, self, graceful=True))  # type: ignore[arg-type]
+
+
+async def start_server(
+    loop: asyncio.AbstractEventLoop, host: str, port: int, on_connection: Any
+) -> asyncio.base_events.Server:
+    """Listen on the first address of ``host``; call ``on_connection(stream)`` per connection.
+
+    ``on_connection`` runs in the loop (from ``connection_made``) and must not
+    block: it should start a task. Close the returned server to stop listening.
+    """
+    import socket
+
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return await loop.create_server(lambda: _ServerProtocol(on_connection), sock=sock, backlog=65535)

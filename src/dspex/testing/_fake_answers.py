@@ -58,6 +58,12 @@ def count_tokens(text: str) -> int:
     return len(_COUNT.findall(text))
 
 
+@functools.lru_cache(maxsize=1024)
+def count_tokens_cached(text: str) -> int:
+    """:func:`count_tokens`, memoised (system prompts repeat on every request)."""
+    return count_tokens(text)
+
+
 def _seed(*parts: str) -> int:
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big")

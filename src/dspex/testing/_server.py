@@ -29,12 +29,13 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 
 from ..errors import ConfigError
 from ..lm._h1 import HTTPProtocolError, ParsedRequest, make_request_parser
 from . import _fake_providers as fp
-from ._fake_answers import count_tokens, fake_completion, split_tokens, value_for_schema
+from ._fake_answers import count_tokens_cached, fake_completion, split_tokens, value_for_schema
 
 __all__ = ["FakeLLMServer", "ServerStats"]
 
@@ -182,6 +183,12 @@ class FakeLLMServer:
     # -- lifecycle ----------------------------------------------------------------
 
     async def _serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+        from ..lm._aio import asyncio_loop
+
+        loop = asyncio_loop(anyio.lowlevel.current_token().native_token)
+        if loop is not None:  # asyncio: plain Protocol connections (lm/_aio.py), a lot cheaper
+            await self._serve_asyncio(loop, task_status)
+            return
         listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
         async with listener:
             self.port = listener.extra(SocketAttribute.local_port)
@@ -190,6 +197,20 @@ class FakeLLMServer:
                 async with anyio.create_task_group() as tg:
                     task_status.started(self.port)
                     await listener.serve(self._handle, task_group=tg)
+
+    async def _serve_asyncio(self, loop: Any, task_status: TaskStatus[int]) -> None:
+        from ..lm._aio import start_server
+
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            async with anyio.create_task_group() as tg:
+                server = await start_server(loop, self.host, self.port, lambda s: tg.start_soon(self._handle, s))
+                try:
+                    self.port = server.sockets[0].getsockname()[1]
+                    task_status.started(self.port)
+                    await anyio.sleep_forever()
+                finally:
+                    server.close()
 
     async def __aenter__(self) -> FakeLLMServer:
         self._tg = anyio.create_task_group()
@@ -393,9 +414,11 @@ class FakeLLMServer:
         # Streaming or not, the same request gets the same answer.
         basis = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
         canonical = json.dumps([provider, call.model, basis], sort_keys=True).encode()
-        choices = await self._choices(call, body, canonical)
-        digest = hashlib.sha256(canonical).hexdigest()[:24]
-        prompt_tokens = count_tokens("\n".join(call.texts))
+        full_digest = hashlib.sha256(canonical).hexdigest()
+        choices = await self._choices(call, body, full_digest)
+        digest = full_digest[:24]
+        # tokens never span the "\n" joining the texts, so per-text counts add up
+        prompt_tokens = sum(count_tokens_cached(t) for t in call.texts)
         if call.stream and not (provider == "gemini" and "sse" not in qs.get("alt", [])):
             return await self._stream(stream, call, choices, digest, prompt_tokens, fault, keep)
         payload: Any = fp.render(call, choices, digest, prompt_tokens)
@@ -417,9 +440,8 @@ class FakeLLMServer:
         self.stats.completion_tokens += sum(c.tokens for c in choices)
 
     async def _choices(
-        self, call: fp.ChatCall, body: dict[str, Any], raw: bytes
+        self, call: fp.ChatCall, body: dict[str, Any], digest: str
     ) -> list[fp.Choice]:
-        digest = hashlib.sha256(raw).hexdigest()
         out: list[fp.Choice] = []
         for i in range(call.n):
             key = f"{digest}:{i}"
