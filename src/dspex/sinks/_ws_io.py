@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
 from ..errors import DspexError, SinkError
 
@@ -61,6 +62,7 @@ class ProtocolStream:
         Blocks while the peer does not read (TCP backpressure). The protocol's
         end-of-stream marker half-closes the stream (or closes it under TLS).
         """
+        await anyio.lowlevel.checkpoint_if_cancelled()  # still a cancellation point
         lock = self._lock
         try:
             lock.acquire_nowait()  # uncontended (the usual case): no extra trip through the event loop

@@ -217,8 +217,8 @@ class WebSocketServer:
             return
         routed = route(protocol, request, self._policy)
         protocol.send_response(routed.response)
-        await conn.flush()
         if not routed.upgrade:
+            await conn.flush()
             self._stats["refused"] += routed.response.status_code >= 400
             await conn.aclose()
             return
@@ -227,8 +227,11 @@ class WebSocketServer:
         session.send(encode({**hello, **self.hello, "replay_available": len(self._replay)}), FINAL)
         if routed.replay:
             self.replay_to(session, routed.replay)
+        # Registered before the 101 response leaves: a client that has seen its
+        # handshake complete receives every message broadcast after that.
         self.sessions.add(session)
         try:
+            await conn.flush()
             await session.run()
         finally:
             self.sessions.discard(session)
