@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._conn import Expired
+
 if TYPE_CHECKING:
     import ssl
 
@@ -94,10 +96,15 @@ class _Protocol(asyncio.Protocol):
             drain.set_result(None)
 
 
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(Expired())
+
+
 class AioStream:
     """One TCP (or TLS) connection on asyncio with the pool's stream interface."""
 
-    __slots__ = ("_graceful", "_loop", "_proto", "_transport")
+    __slots__ = ("_graceful", "_loop", "_proto", "_transport", "deadline")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, proto: _Protocol,
@@ -107,6 +114,19 @@ class AioStream:
         self._transport = transport
         self._proto = proto
         self._graceful = graceful
+        self.deadline: float | None = None  # loop time; a wait past it raises Expired
+
+    async def _wait(self, future: asyncio.Future[None]) -> None:
+        """Await ``future``, raising :class:`Expired` at ``deadline``."""
+        deadline = self.deadline
+        if deadline is None or deadline == float("inf"):
+            await future
+            return
+        handle = self._loop.call_at(deadline, _expire, future)
+        try:
+            await future
+        finally:
+            handle.cancel()
 
     def extra(self, attribute: Any, default: Any = None) -> Any:
         """Return anyio's ``SocketAttribute.raw_socket``, else ``default``."""
@@ -124,7 +144,7 @@ class AioStream:
         self._transport.write(data)
         drain = proto.drain
         if drain is not None and not drain.done():
-            await drain
+            await self._wait(drain)
             if proto.closed:
                 raise anyio.BrokenResourceError
 
@@ -140,7 +160,7 @@ class AioStream:
                 raise anyio.ClosedResourceError
             waiter = proto.waiter = self._loop.create_future()
             try:
-                await waiter
+                await self._wait(waiter)
             finally:
                 proto.waiter = None
             if not proto.buffer:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Conn",
+    "Expired",
     "Host",
     "LoopState",
     "Target",
@@ -138,21 +139,45 @@ async def loop_sentinel(state: LoopState) -> AsyncIterator[None]:
         await state.close_idle()
 
 
+class Expired(Exception):  # noqa: N818 - internal signal, never leaves the pool
+    """A stream's own deadline passed while it waited (see :meth:`Timer.bind`)."""
+
+
 class Timer:
-    """Move one cancel scope's deadline through the phases of an exchange."""
+    """Move one deadline through the phases of an exchange.
 
-    __slots__ = ("clock", "phase", "scope", "seconds")
+    The deadline lives on a cancel scope, or — for the asyncio streams of
+    ``lm/_aio.py``, which can time their own waits — on the stream itself
+    (``scope=None``, then :meth:`bind` the stream), which spares a cancel
+    scope per request. A stream that expires raises :class:`Expired`.
+    """
 
-    def __init__(self, scope: anyio.CancelScope, clock: Any = anyio.current_time) -> None:
+    __slots__ = ("clock", "deadline", "phase", "scope", "seconds", "stream")
+
+    def __init__(self, scope: anyio.CancelScope | None, clock: Any = anyio.current_time) -> None:
         self.scope = scope
         self.clock = clock
         self.phase = ""
         self.seconds = 0.0
+        self.deadline = float("inf")
+        self.stream: Any = None
 
     def arm(self, phase: str, seconds: float) -> None:
         """Give the coming phase ``seconds`` from now."""
         self.phase, self.seconds = phase, seconds
-        self.scope.deadline = self.clock() + seconds
+        self.deadline = deadline = self.clock() + seconds
+        if self.scope is not None:
+            self.scope.deadline = deadline
+        elif self.stream is not None:
+            self.stream.deadline = deadline
+
+    def bind(self, stream: Any) -> None:
+        """Attach an asyncio stream: it enforces the deadline unless a scope does."""
+        if self.scope is None:
+            self.stream = stream
+            stream.deadline = self.deadline
+        else:
+            stream.deadline = None
 
     def error(self, origin: str) -> LMTimeoutError:
         """Return the error for a deadline that fired."""

@@ -29,6 +29,7 @@ import anyio.lowlevel
 from ..errors import ConfigError, LMTimeoutError, LMTransportError
 from ._conn import (
     Conn,
+    Expired,
     Host,
     LoopState,
     Target,
@@ -87,6 +88,19 @@ def _feed(parser: ResponseParser, data: bytes, origin: str) -> None:
             parser.feed_eof()
     except HTTPProtocolError as exc:
         raise LMTransportError(f"{exc} (from {origin})") from None
+
+
+async def _read_body(
+    conn: Conn, parser: ResponseParser, origin: str, read_timeout: float, timer: Timer
+) -> list[bytes]:
+    """Read the rest of a response body (the deadline moves with each read)."""
+    parts = parser.take_body()
+    while not parser.complete:
+        _feed(parser, await recv(conn, origin), origin)
+        parts.extend(parser.take_body())
+        if not parser.complete:
+            timer.arm("read timeout", read_timeout)
+    return parts
 
 
 class ConnectionPool(Transport):
@@ -223,7 +237,14 @@ class ConnectionPool(Transport):
 
     # -- connections ----------------------------------------------------------------------
 
-    async def _connect(self, target: Target, state: LoopState) -> Conn:
+    async def _connect(self, target: Target, state: LoopState, timer: Timer) -> Conn:
+        if timer.scope is None:  # no cancel scope around the exchange: time the connect here
+            with anyio.move_on_after(timer.deadline - state.clock()):
+                return await self._open(target, state)
+            raise Expired
+        return await self._open(target, state)
+
+    async def _open(self, target: Target, state: LoopState) -> Conn:
         try:
             if state.aio is not None:
                 from ._aio import connect
@@ -291,7 +312,9 @@ class ConnectionPool(Transport):
             reused = conn is not None
             if conn is None:
                 timer.arm("connect timeout", timeouts.connect)
-                conn = await self._connect(target, state)
+                conn = await self._connect(target, state, timer)
+            if state.aio is not None:
+                timer.bind(conn.stream)
             parser = self._new_parser(method, target)
             try:
                 # A small request fits the socket buffer, so sending cannot stall:
@@ -346,19 +369,24 @@ class ConnectionPool(Transport):
         conn: Conn | None = None
         parser: ResponseParser | None = None
         try:
-            with anyio.CancelScope() as scope:
-                timer = Timer(scope, state.clock)
-                conn, parser = await self._exchange(
-                    state, host, method, target, headers, body, timeouts, timer
-                )
-                parts = parser.take_body()
-                while not parser.complete:
-                    _feed(parser, await recv(conn, target.origin), target.origin)
-                    parts.extend(parser.take_body())
-                    if not parser.complete:
-                        timer.arm("read timeout", timeouts.read)
-            if scope.cancelled_caught or parser is None or not parser.complete:
-                raise timer.error(target.origin)
+            if state.aio is not None:  # the asyncio streams time their own waits
+                timer = Timer(None, state.clock)
+                try:
+                    conn, parser = await self._exchange(
+                        state, host, method, target, headers, body, timeouts, timer
+                    )
+                    parts = await _read_body(conn, parser, target.origin, timeouts.read, timer)
+                except Expired:
+                    raise timer.error(target.origin) from None
+            else:
+                with anyio.CancelScope() as scope:
+                    timer = Timer(scope, state.clock)
+                    conn, parser = await self._exchange(
+                        state, host, method, target, headers, body, timeouts, timer
+                    )
+                    parts = await _read_body(conn, parser, target.origin, timeouts.read, timer)
+                if scope.cancelled_caught or parser is None or not parser.complete:
+                    raise timer.error(target.origin)
             content = b"".join(parts)
             encoding = content_encoding(parser.headers)
             if encoding:
