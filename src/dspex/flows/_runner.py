@@ -4,7 +4,8 @@
 (several producers share it through cloned send ends), one task per node in a
 task group, a dead-letter task, an event-bus task when an event-aware sink
 exists, and helper tasks (memory monitor, progress, periodic checkpoint
-commits) that are cancelled once the nodes finish. Sinks are opened before the
+commits, live metrics for event-aware sinks) that are cancelled once the
+nodes finish. Sinks are opened before the
 first record and closed in ``finally`` under ``CancelScope(shield=True)`` plus
 ``fail_after``, so output is flushed even on error or cancellation. A failure
 anywhere surfaces as one :class:`~dspex.errors.FlowFailed` chained from the
@@ -30,6 +31,7 @@ from ..errors import DspexError, FlowFailed
 from ..operators._base import NodeContext, Outputs, RunServices
 from ..operators._window import BatchOperator, WindowOperator
 from ._endpoints import SourceTask, run_dead_letters, run_events, run_sink
+from ._metrics import LiveMetrics
 from ._report import NodeStats, RunReport, UsageTotals
 from ._wiring import Checkpointing, event_routes, unique_sinks
 
@@ -59,6 +61,7 @@ class RunOptions:
     checkpoint_interval_s: float = 5.0
     sink_timeout_s: float = 30.0
     keep_dead_letters: int = 10_000
+    metrics_interval_s: float | None = 0.5
 
 
 class Runner:
@@ -82,6 +85,7 @@ class Runner:
         self.failed_in: dict[int, str] = {}
         self.monitor: Any = None
         self.checkpointing: Checkpointing | None = None
+        self.metrics: LiveMetrics | None = None
         self.started = 0.0
 
     # -- setup ----------------------------------------------------------------
@@ -212,6 +216,9 @@ class Runner:
         dl_ctx = NodeContext("dead_letter", self.dl_stats, contexts[self.plan.nodes[0]].policy, services)
         async with anyio.create_task_group() as helpers:
             self._start_helpers(helpers, gate, limiter, ev_send)
+            if routes and self.options.metrics_interval_s:
+                self.metrics = LiveMetrics(self, ev_send, self.options.metrics_interval_s)
+                helpers.start_soon(self.metrics.run)
             async with anyio.create_task_group() as drain:
                 drain.start_soon(partial(
                     run_dead_letters, dl_recv, self.dead_letter_sink, self.kept, dl_ctx, barrier,
@@ -231,6 +238,8 @@ class Runner:
                             send.close()
                 finally:
                     dl_send.close()
+                    if self.metrics is not None:
+                        self.metrics.publish()  # the final counters, before the bus closes
                     ev_send.close()
             helpers.cancel_scope.cancel()
 

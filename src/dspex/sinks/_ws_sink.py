@@ -5,9 +5,12 @@ module event the engine forwards (tokens, field deltas, tool calls, retries,
 final predictions, item errors, metrics, run done) becomes one JSON message
 (``event.to_wire()``), and every final record written to the sink a ``record``
 message. Writing never blocks the flow: each client has its own bounded queue
-(see :mod:`._ws_clients`). The sink also publishes its own ``metrics`` event
-every ``metrics_interval`` seconds (items done/failed, items/s, tokens, cost,
-clients, dropped messages) for the live page served on the same port.
+(see :mod:`._ws_clients`). The flow engine publishes run-level ``metrics``
+events (items, items/s, in flight, queue depths, tokens, cost); meanwhile the
+sink's own ``metrics`` event, every ``metrics_interval`` seconds, carries only
+its client count and dropped messages. Without engine metrics (a sink used
+on its own) it also counts items done/failed, items/s, tokens and cost from
+the events it sees, for the live page served on the same port.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class WebSocketSink(Sink):
         self._counts = {"items_done": 0, "items_failed": 0, "tokens": 0, "cost": 0.0, "records": 0}
         self._window: tuple[float, int] = (0.0, 0)
         self._run: str | None = None
+        self._engine_metrics_at: float | None = None
 
     @property
     def url(self) -> str:
@@ -148,6 +152,8 @@ class WebSocketSink(Sink):
             wire = event.model_dump(exclude_none=True)
         kind = wire.get("type")
         self._count(kind, wire)
+        if kind == "metrics" and wire.get("node") is None:
+            self._engine_metrics_at = anyio.current_time()  # the flow engine reports the run
         if self._run is None and wire.get("run"):
             self._run = str(wire["run"])
             self.server.hello["run"] = self._run
@@ -179,6 +185,7 @@ class WebSocketSink(Sink):
         try:
             if self.metrics_interval:
                 self._broadcast_metrics()
+            self._engine_metrics_at = None  # a reused sink starts over
             await self.server.shutdown()
         finally:
             if stack is not None:
@@ -200,21 +207,31 @@ class WebSocketSink(Sink):
             await anyio.sleep(interval)
             self._broadcast_metrics()
 
+    def _engine_reports(self) -> bool:
+        seen = self._engine_metrics_at
+        return seen is not None and anyio.current_time() - seen <= 2 * max(self.metrics_interval or 0, 0.5)
+
+    def _client_values(self) -> dict[str, Any]:
+        stats = self.server.statistics()
+        return {"ws_clients": stats["clients"], "ws_dropped": stats["dropped"]}
+
     def _broadcast_metrics(self) -> None:
         from ..events import Metrics
 
+        if self._engine_reports():  # the run's figures come from the engine: add the clients only
+            event = Metrics(run=self._run, node=self.name, values=self._client_values())
+            self.server.broadcast(_encode(event.to_wire()), tier_of("metrics"))
+            return
         now = anyio.current_time()
         done = self._counts["items_done"] or self._counts["records"]
         since, before = self._window
         rate = (done - before) / (now - since) if now > since else 0.0
         self._window = (now, done)
-        stats = self.server.statistics()
         values = {
             **self._counts,
             "items_per_s": round(rate, 2),
             "cost": round(self._counts["cost"], 6),
-            "ws_clients": stats["clients"],
-            "ws_dropped": stats["dropped"],
+            **self._client_values(),
         }
         event = Metrics(run=self._run, node=self.name, values=values)
         self.server.broadcast(_encode(event.to_wire()), tier_of("metrics"))
