@@ -38,18 +38,25 @@ async def _clients(url: str, n: int) -> None:
     from websockets.asyncio.client import connect
 
     received: dict[str, list[float]] = {}
+    fields: dict[str, list[float]] = {}
 
     async def one() -> None:
+        seen: set[str] = set()
         async with connect(url, max_queue=None) as ws:
             async for raw in ws:
                 now = time.perf_counter()
                 if '"token_delta"' in raw:
                     text = json.loads(raw)["text"].strip()
                     received.setdefault(text, []).append(now)
+                elif '"field_delta"' in raw:  # when the token shows up in its output field
+                    for token in TOKEN.findall(json.loads(raw)["text"].encode()):
+                        if token not in seen:
+                            seen.add(token)
+                            fields.setdefault(token.decode(), []).append(now)
 
     tasks = [asyncio.create_task(one()) for _ in range(n)]
     await asyncio.gather(*tasks)
-    sys.stdout.write(json.dumps(received) + "\n")
+    sys.stdout.write(json.dumps({"token": received, "field": fields}) + "\n")
 
 
 # -- the server process -------------------------------------------------------
@@ -153,9 +160,15 @@ async def _run(n_clients: int, items: int, per_process: int = 50) -> dict[str, f
             cpu = time.process_time() - cpu_at_start[0]
         await lm.aclose()
     received: dict[str, list[float]] = {}
+    fields: dict[str, list[float]] = {}
     for blob in output:
-        for tok, times in json.loads(blob).items():
+        parts = json.loads(blob)
+        for tok, times in parts["token"].items():
             received.setdefault(tok, []).extend(times)
+        for tok, times in parts["field"].items():
+            fields.setdefault(tok, []).extend(times)
+    in_field = [(t - server.emitted[tok]) * 1000 for tok, times in fields.items()
+                if tok in server.emitted for t in times]
     latencies = [(t - server.emitted[tok]) * 1000 for tok, times in received.items()
                  if tok in server.emitted for t in times]
     from_sink = [(t - at_sink[tok]) * 1000 for tok, times in received.items() if tok in at_sink for t in times]
@@ -171,6 +184,8 @@ async def _run(n_clients: int, items: int, per_process: int = 50) -> dict[str, f
         "median_ms": statistics.median(latencies),
         "p99_ms": _percentile(latencies, 0.99),
         "max_ms": max(latencies),
+        "field_median_ms": statistics.median(in_field),
+        "field_p99_ms": _percentile(in_field, 0.99),
     }
 
 
@@ -196,7 +211,8 @@ def main() -> None:
               f"({r['samples']} samples; server byte -> sink.write_event: median "
               f"{r['to_sink_median_ms']:.2f} ms, p99 {r['to_sink_p99_ms']:.2f} ms; sink.write_event -> "
               f"client: median {r['from_sink_median_ms']:.2f} ms, p99 {r['from_sink_p99_ms']:.2f} ms; "
-              f"flow process CPU {r['cpu_s']:.2f} s)", flush=True)
+              f"flow process CPU {r['cpu_s']:.2f} s; token in its field_delta: median "
+              f"{r['field_median_ms']:.2f} ms, p99 {r['field_p99_ms']:.2f} ms)", flush=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import anyio
+
 from ..errors import DspexError, ItemFailed
 
 if TYPE_CHECKING:
@@ -145,7 +147,12 @@ class NodeContext:
         await sink(DeadLetter(item, error, name))
 
     async def emit(self, event: Event, item: Item | None) -> None:
-        """Stamp ``event`` with run, node, item id and seq and forward it."""
+        """Stamp ``event`` with run, node, item id and seq and forward it.
+
+        Waits only while the event bus is full: events emitted back to back
+        (a token and the field text it completes) reach the bus together, so
+        sinks get them in one batch.
+        """
         send = self.services.event_send
         if send is None:
             return
@@ -157,7 +164,10 @@ class NodeContext:
                 "seq": next(self.services.seq),
             }
         )
-        await send.send(stamped)
+        try:
+            send.send_nowait(stamped)
+        except anyio.WouldBlock:
+            await send.send(stamped)
 
 
 class Outputs:
