@@ -32,7 +32,7 @@ def ensure_dspy_venv() -> Path:
     if _STAMP.exists() and DSPY_PYTHON.exists():
         return DSPY_PYTHON
     base = getattr(sys, "_base_executable", sys.executable)
-    print(f"building {DSPY_VENV.relative_to(HERE.parent)} with dspy=={DSPY_VERSION} (once)...", flush=True)
+    print(f"building {DSPY_VENV} with dspy=={DSPY_VERSION} (once)...", flush=True)
     if not DSPY_PYTHON.exists():
         subprocess.run([base, "-m", "venv", str(DSPY_VENV)], check=True)
     pip = subprocess.run([str(DSPY_PYTHON), "-m", "pip", "install", "-q", f"dspy=={DSPY_VERSION}"],
