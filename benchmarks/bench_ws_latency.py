@@ -9,7 +9,10 @@ client), so the two sides do not share an event loop. Every streamed token is
 unique (``w<item>_<k>``); the server records ``time.perf_counter()`` right
 before it writes the SSE chunk holding a token, each client when its
 ``token_delta`` arrives (CLOCK_MONOTONIC, the same clock in both processes on
-Linux). Prints median and p99 of (receive - emit) over all clients and tokens.
+Linux). Prints median and p99 of (receive - emit) over all clients and tokens,
+split at ``sink.write_event(s)``; when each token first shows up in a
+``field_delta`` (what the live page renders); and the flow process's CPU time
+for the streaming part (steadier than latency on a shared machine).
 """
 
 from __future__ import annotations
