@@ -255,8 +255,8 @@ class Runner:
                     event = Metrics(values=values, run=self.run_id, seq=next(self.services.seq))
                     try:
                         ev_send.send_nowait(event)
-                    except anyio.WouldBlock:
-                        pass
+                    except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                        pass  # a full or already closed bus (the run is ending): drop the sample
 
             self.monitor = MemoryMonitor(self.options.memory, gate, limiter, changed)
             tg.start_soon(self.monitor.run, self.clock)
