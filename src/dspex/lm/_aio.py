@@ -16,6 +16,7 @@ Cancellation (anyio cancel scopes) cancels the awaited future as usual.
 
 from __future__ import annotations
 
+# asyncio-only: this adapter is chosen only on an asyncio loop; trio uses anyio streams.
 import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
