@@ -2,8 +2,9 @@
 
 With ``concurrency=1`` a node processes items in its own task, one after the
 other, and a plain (sync) function runs over a whole chunk with no per-item
-await. With ``concurrency=N`` up to ``N`` items are in flight, each in its own
-task of the node's task group; sync functions then run in worker threads.
+await. With ``concurrency=N`` the node runs ``N`` long-lived worker tasks that
+take items one at a time from the node's input (no task per item); sync
+functions then run in worker threads.
 ``ordered=True`` emits results in input order through a reorder buffer that is
 bounded by ``concurrency`` (a slot is freed only when its item is emitted);
 ``ordered=False`` emits each result as soon as it is ready. Failures go
@@ -15,6 +16,7 @@ a failed validation can re-invoke the module with the message as feedback.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -210,57 +212,135 @@ class MapOperator(Operator):
     async def _run_concurrent(self, receive: EdgeReceiver, out: Outputs, ctx: NodeContext) -> None:
         if self.call.sync:
             self.call.threads = anyio.CapacityLimiter(self.concurrency)
-        slots = anyio.Semaphore(self.concurrency)
+        feed = _Feed()
         if self.ordered:
-            worker = _OrderedEmitter(self, out, ctx, slots).worker
+            worker = _OrderedEmitter(self, out, ctx, feed, anyio.Semaphore(self.concurrency)).worker
         else:
-            worker = _unordered_worker(self, out, ctx, slots)
+            worker = _unordered_worker(self, out, ctx, feed)
         stats = ctx.stats
         async with anyio.create_task_group() as tg:
-            seq = 0
-            async for chunk in receive:
-                stats.items_in += len(chunk)
-                for item in chunk:
-                    await slots.acquire()
-                    tg.start_soon(worker, seq, item)
-                    seq += 1
+            for _ in range(self.concurrency):
+                tg.start_soon(worker)
+            try:
+                async for chunk in receive:
+                    stats.items_in += len(chunk)
+                    await feed.put(chunk)
+            finally:
+                feed.close()
 
 
-def _unordered_worker(op: MapOperator, out: Outputs, ctx: NodeContext, slots: anyio.Semaphore) -> Any:
-    async def worker(seq: int, item: Item) -> None:
-        try:
-            start = time.perf_counter()
-            emitted = await op.process(item, ctx)
-            ctx.stats.busy_s += time.perf_counter() - start
+class _Feed:
+    """Items handed from the node's input to its ``N`` long-lived workers.
+
+    Holds at most one input chunk: the node pulls the next chunk only once
+    every item of the current one is taken by a worker (backpressure).
+    """
+
+    __slots__ = ("closed", "drained", "idle", "items")
+
+    def __init__(self) -> None:
+        self.items: deque[Item] = deque()
+        self.idle: deque[anyio.Event] = deque()
+        self.drained: anyio.Event | None = None
+        self.closed = False
+
+    async def put(self, chunk: list[Item]) -> None:
+        """Offer ``chunk`` to the workers; return once all of it is taken."""
+        items, idle = self.items, self.idle
+        items.extend(chunk)
+        for _ in range(min(len(idle), len(chunk))):
+            idle.popleft().set()
+        while items:
+            self.drained = drained = anyio.Event()
+            await drained.wait()
+
+    def close(self) -> None:
+        """No more items: wake every idle worker so it can stop."""
+        self.closed = True
+        while self.idle:
+            self.idle.popleft().set()
+
+    async def take(self) -> Item | None:
+        """Return the next item, waiting while none is queued; None at the end."""
+        items = self.items
+        while not items:
+            if self.closed:
+                return None
+            wake = anyio.Event()
+            self.idle.append(wake)
+            await wake.wait()
+        return self.take_nowait()
+
+    def take_nowait(self) -> Item:
+        """Return the next queued item (there must be one)."""
+        items = self.items
+        item = items.popleft()
+        if not items and self.drained is not None:
+            self.drained.set()
+            self.drained = None
+        return item
+
+
+def _unordered_worker(op: MapOperator, out: Outputs, ctx: NodeContext, feed: _Feed) -> Any:
+    stats = ctx.stats
+    process = op.process
+    clock = time.perf_counter
+
+    async def worker() -> None:
+        while True:
+            item = feed.take_nowait() if feed.items else await feed.take()
+            if item is None:
+                return
+            start = clock()
+            emitted = await process(item, ctx)
+            stats.busy_s += clock() - start
             await out.send(emitted)
-        finally:
-            slots.release()
 
     return worker
 
 
 class _OrderedEmitter:
-    """Reorder buffer: results wait until every earlier item is emitted."""
+    """Reorder buffer: results wait until every earlier item is emitted.
+
+    A worker takes a slot before taking an item; the slot is freed only when
+    that item's results are emitted, so at most ``concurrency`` items are
+    between input and output.
+    """
 
     def __init__(
-        self, op: MapOperator, out: Outputs, ctx: NodeContext, slots: anyio.Semaphore
+        self, op: MapOperator, out: Outputs, ctx: NodeContext, feed: _Feed, slots: anyio.Semaphore
     ) -> None:
-        self.op, self.out, self.ctx, self.slots = op, out, ctx, slots
+        self.op, self.out, self.ctx, self.feed, self.slots = op, out, ctx, feed, slots
         self.ready: dict[int, list[Item]] = {}
         self.next = 0
+        self.taken = 0
         self.draining = False
 
-    async def worker(self, seq: int, item: Item) -> None:
-        try:
-            start = time.perf_counter()
-            emitted = await self.op.process(item, self.ctx)
-            self.ctx.stats.busy_s += time.perf_counter() - start
-        except BaseException:
-            self.slots.release()
-            raise
-        self.ready[seq] = emitted
-        if self.draining:
-            return  # the task draining will pick this result up
+    async def worker(self) -> None:
+        feed, slots, stats = self.feed, self.slots, self.ctx.stats
+        while True:
+            try:
+                slots.acquire_nowait()
+            except anyio.WouldBlock:
+                await slots.acquire()
+            item = feed.take_nowait() if feed.items else await feed.take()
+            if item is None:
+                slots.release()
+                return
+            seq = self.taken
+            self.taken += 1
+            try:
+                start = time.perf_counter()
+                emitted = await self.op.process(item, self.ctx)
+                stats.busy_s += time.perf_counter() - start
+            except BaseException:
+                slots.release()
+                raise
+            self.ready[seq] = emitted
+            if not self.draining:
+                await self._drain()
+
+    async def _drain(self) -> None:
         self.draining = True
         try:
             while self.next in self.ready:
