@@ -285,6 +285,7 @@ def _unordered_worker(op: MapOperator, out: Outputs, ctx: NodeContext, feed: _Fe
     stats = ctx.stats
     process = op.process
     clock = time.perf_counter
+    batch = _Batcher(out, op.concurrency)
 
     async def worker() -> None:
         while True:
@@ -294,9 +295,51 @@ def _unordered_worker(op: MapOperator, out: Outputs, ctx: NodeContext, feed: _Fe
             start = clock()
             emitted = await process(item, ctx)
             stats.busy_s += clock() - start
-            await out.send(emitted)
+            if emitted:
+                await batch.emit(emitted)
 
     return worker
+
+
+class _Batcher:
+    """Coalesce results finished while another worker is sending.
+
+    One worker at a time sends; the others append their results and go back
+    to work, unless ``limit`` results are already waiting (backpressure: they
+    then wait for the sender to take them).
+    """
+
+    __slots__ = ("limit", "out", "pending", "sending", "taken")
+
+    def __init__(self, out: Outputs, limit: int) -> None:
+        self.out = out
+        self.limit = limit
+        self.pending: list[Item] = []
+        self.sending = False
+        self.taken: anyio.Event | None = None
+
+    async def emit(self, items: list[Item]) -> None:
+        """Send ``items`` (with whatever else is waiting) or leave them to the sender."""
+        self.pending.extend(items)
+        if self.sending:
+            while self.sending and len(self.pending) >= self.limit:
+                if self.taken is None:
+                    self.taken = anyio.Event()
+                await self.taken.wait()
+            return
+        self.sending = True
+        try:
+            while self.pending:
+                chunk, self.pending = self.pending, []
+                if self.taken is not None:
+                    self.taken.set()
+                    self.taken = None
+                await self.out.send(chunk)
+        finally:
+            self.sending = False
+            if self.taken is not None:
+                self.taken.set()
+                self.taken = None
 
 
 class _OrderedEmitter:
