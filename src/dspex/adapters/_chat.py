@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ParseError
@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from ..lm._types import Message
     from ..signatures import Signature
 
-__all__ = ["ChatAdapter", "empty_response_error", "field_error", "missing_fields_error", "split_sections"]
+__all__ = [
+    "ChatAdapter", "empty_response_error", "field_error", "missing_fields_error", "parse_outputs", "split_sections",
+]
 
 HEADER = re.compile(r"\[\[ ## (\w+) ## \]\]")
 _REQUIREMENTS: dict[tuple[type, type], str] = {}
@@ -102,6 +104,30 @@ def field_error(adapter: str, signature: type[Signature], completion: str, parse
     err = missing_fields_error(adapter, signature, completion, parsed, detail=exc.message)
     err.field = exc.field
     return err
+
+
+def parse_outputs(adapter: str, signature: type[Signature], completion: str,
+                  found: Iterable[tuple[str | None, Any]]) -> dict[str, Any]:
+    """Coerce the ``(name, raw)`` pairs an adapter found into the signature's outputs.
+
+    The first occurrence of each output field wins; unknown names are ignored;
+    missing fields take their defaults. Shared by ChatAdapter and JSONAdapter.
+
+    Raises:
+        ParseError: A value does not coerce, or a required field is missing.
+    """
+    outputs = signature.output_fields
+    fields: dict[str, Any] = {}
+    for name, raw in found:
+        if name is not None and name not in fields and name in outputs:
+            try:
+                fields[name] = parse_field(name, raw, outputs[name])
+            except ParseError as exc:
+                raise field_error(adapter, signature, completion, fields, exc) from None
+    fields = apply_output_defaults(outputs, fields)
+    if fields.keys() != outputs.keys():
+        raise missing_fields_error(adapter, signature, completion, fields)
+    return fields
 
 
 class ChatAdapter(Adapter):
@@ -241,18 +267,7 @@ class ChatAdapter(Adapter):
     def parse(self, signature: type[Signature], completion: str) -> dict[str, Any]:
         if not completion:
             raise empty_response_error(self.name, completion)
-        outputs = signature.output_fields
-        fields: dict[str, Any] = {}
-        for name, text in split_sections(completion):
-            if name is not None and name not in fields and name in outputs:
-                try:
-                    fields[name] = parse_field(name, text, outputs[name])
-                except ParseError as exc:
-                    raise field_error(self.name, signature, completion, fields, exc) from None
-        fields = apply_output_defaults(outputs, fields)
-        if fields.keys() != outputs.keys():
-            raise missing_fields_error(self.name, signature, completion, fields)
-        return fields
+        return parse_outputs(self.name, signature, completion, split_sections(completion))
 
     def parse_stream(self, signature: type[Signature]) -> IncrementalParser:
         from ._incremental import ChatIncrementalParser

@@ -15,11 +15,10 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ParseError
-from ..signatures._coerce import annotation_name, parse_field
+from ..signatures._coerce import annotation_name
 from ..signatures._types import ToolCalls
-from ._chat import ChatAdapter, empty_response_error, field_error, missing_fields_error
-from ._fmt import apply_output_defaults, serialize_for_json, type_note
+from ._chat import ChatAdapter, empty_response_error, missing_fields_error, parse_outputs
+from ._fmt import serialize_for_json, type_note
 from ._json_repair import extract_object
 from ._structured import response_format
 
@@ -85,18 +84,7 @@ class JSONAdapter(ChatAdapter):
                 detail="LM response cannot be serialized to a JSON object; expected one JSON object with the "
                        f"keys {list(signature.output_fields)}.")
             raise err
-        outputs = signature.output_fields
-        fields: dict[str, Any] = {}
-        for name, value in found.items():
-            if name in outputs:
-                try:
-                    fields[name] = parse_field(name, value, outputs[name])
-                except ParseError as exc:
-                    raise field_error(self.name, signature, completion, fields, exc) from None
-        fields = apply_output_defaults(outputs, fields)
-        if fields.keys() != outputs.keys():
-            raise missing_fields_error(self.name, signature, completion, fields)
-        return fields
+        return parse_outputs(self.name, signature, completion, found.items())
 
     def parse_stream(self, signature: type[Signature]) -> IncrementalParser:
         from ._incremental_json import JSONIncrementalParser
