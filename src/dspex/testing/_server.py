@@ -103,7 +103,8 @@ class FakeLLMServer:
         port: Port to bind (0 picks a free one; read ``url`` after start).
         responder: ``responder(request_json) -> str`` (sync or async) giving the
             completion text instead of the prompt-derived answer.
-        latency_ms: Delay before each response starts.
+        latency_ms: Time from a request's arrival to the start of its response
+            (the server's own work on the answer happens within it).
         token_delay_ms: Delay per streamed token.
         tokens_per_chunk: Tokens per streamed delta event.
         p_429, p_500, p_503, p_hang, p_reset, p_truncate, p_malformed: Fault
@@ -372,6 +373,9 @@ class FakeLLMServer:
         return None
 
     async def _respond(self, stream: SocketStream, req: ParsedRequest) -> bool:
+        # The latency runs from the request's arrival: the server's own work on
+        # the answer happens inside it, as an LM's does, not on top of it.
+        ready_at = anyio.current_time() + self.latency_ms / 1000
         self.stats.requests += 1
         keep = req.keep_alive
         route = _route(req.target)
@@ -395,8 +399,8 @@ class FakeLLMServer:
         except (ValueError, fp.BadRequest) as exc:
             return await self._error(stream, provider, 400, f"bad request: {exc}", keep)
         fault = self._draw_fault()
-        if self.latency_ms:
-            await anyio.sleep(self.latency_ms / 1000)
+        if fault is not None and fault not in ("truncate", "malformed"):
+            await _sleep_until(ready_at)
         if fault in ("429", "500", "503"):
             status = int(fault)  # type: ignore[arg-type]
             extra = ()
@@ -420,11 +424,12 @@ class FakeLLMServer:
         # tokens never span the "\n" joining the texts, so per-text counts add up
         prompt_tokens = sum(count_tokens_cached(t) for t in call.texts)
         if call.stream and not (provider == "gemini" and "sse" not in qs.get("alt", [])):
-            return await self._stream(stream, call, choices, digest, prompt_tokens, fault, keep)
+            return await self._stream(stream, call, choices, digest, prompt_tokens, fault, keep, ready_at)
         payload: Any = fp.render(call, choices, digest, prompt_tokens)
         if provider == "gemini" and call.stream:
             payload = [payload]
         data = json.dumps(payload, ensure_ascii=False).encode()
+        await _sleep_until(ready_at)
         if fault == "truncate":
             await self._send(stream, 200, data[: len(data) // 2], declared=len(data))
             return False
@@ -476,10 +481,12 @@ class FakeLLMServer:
         prompt_tokens: int,
         fault: str | None,
         keep: bool,
+        ready_at: float,
     ) -> bool:
         frames = list(fp.stream(call, choices, rid, prompt_tokens, self.tokens_per_chunk))
         if fault == "malformed":
             frames.insert(len(frames) // 2, (b"data: {not json\n\n", 0))
+        await _sleep_until(ready_at)
         self.stats.statuses[200] = self.stats.statuses.get(200, 0) + 1
         head = ("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
                 "transfer-encoding: chunked\r\n" + ("" if keep else "connection: close\r\n")
@@ -510,6 +517,13 @@ class FakeLLMServer:
         """Answer nothing; return when the client gives up and closes."""
         while await stream.receive(65536):
             pass
+
+
+async def _sleep_until(deadline: float) -> None:
+    """Sleep until the event loop's clock reads ``deadline`` (no-op if it has passed)."""
+    delay = deadline - anyio.current_time()
+    if delay > 0:
+        await anyio.sleep(delay)
 
 
 def _linger_zero(stream: SocketStream) -> None:
