@@ -12,9 +12,11 @@ Context variables (``dx.context``) carry over in every case.
 
 ``run_sync(..., reuse_loop=True)`` is for short calls made over and over (a
 module's or an LM's sync ``__call__``): with no loop in the caller's thread,
-the coroutine runs on one long-lived loop in a daemon thread (per backend)
-instead of a fresh loop each time, so a call costs a thread hand-off rather
-than a loop start-up, and keep-alive connections survive between calls.
+the coroutine runs on a long-lived loop instead of a fresh loop each time, so
+keep-alive connections survive between calls. In the main thread on asyncio
+that loop is the thread's own (``_aio_runner``: no hand-off at all); in other
+threads, or on trio, it is one loop in a daemon thread (per backend), and a
+call costs a thread hand-off rather than a loop start-up.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from typing import Any, TypeVar
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
+
+from . import _aio_runner
 
 T = TypeVar("T")
 
@@ -143,6 +147,8 @@ def run_sync(
         return await fn(*args)
 
     if not _in_event_loop():
+        if reuse_loop and chosen == "asyncio" and _aio_runner.usable():
+            return _aio_runner.run_on_main_loop(fn, args, ctx)
         started = False
 
         async def on_parent() -> T:

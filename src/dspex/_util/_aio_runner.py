@@ -1,0 +1,82 @@
+"""The main thread's own asyncio loop, kept open between sync calls (asyncio-only).
+
+A sync ``__call__`` from a script's main thread (no loop running there) is
+the DSPy-style hot path: ``run_sync(..., reuse_loop=True)`` runs it here, on
+an asyncio loop kept open for the life of the process, instead of handing it
+to the loop thread. The coroutine runs in the caller's thread, so
+a call costs a task on an idle loop, not a thread hand-off (two wake-ups
+through the kernel) — and keep-alive connections, which belong to their
+loop, survive between calls. Ctrl-C cancels the running call. Only the main
+thread gets such a loop: one in a worker thread could not be closed when the
+thread ends. After a fork the child makes its own. At interpreter exit the
+loop is closed (``atexit``).
+"""
+
+# asyncio-only: this adapter is chosen only for the asyncio backend, in the main thread.
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import contextvars
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["run_on_main_loop", "usable"]
+
+_loop: asyncio.AbstractEventLoop | None = None
+_pid = 0
+_orphans: list[asyncio.AbstractEventLoop] = []  # loops inherited through fork: never touched again
+
+
+def _close() -> None:
+    global _loop
+    loop, _loop = _loop, None
+    if loop is not None and _pid == os.getpid() and not loop.is_running():
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def usable() -> bool:
+    """Whether this thread may use the main loop (it is the main thread)."""
+    return threading.current_thread() is threading.main_thread()
+
+
+def run_on_main_loop(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], ctx: contextvars.Context) -> T:
+    """Run ``await fn(*args)`` on the main thread's persistent loop, in ``ctx``.
+
+    Not :class:`asyncio.Runner`: its per-call SIGINT handler swap costs more
+    than the whole call (``signal.signal`` turns the old handler into an enum,
+    failing through ``repr`` of the previous task). Ctrl-C here raises
+    :class:`KeyboardInterrupt` out of the loop; the call is then cancelled and
+    run to the end of its clean-up before the interrupt propagates.
+    """
+    global _loop, _pid
+    if _loop is None or _pid != os.getpid():
+        if _loop is not None:
+            _orphans.append(_loop)
+        else:
+            atexit.register(_close)
+        _loop, _pid = asyncio.new_event_loop(), os.getpid()
+    loop = _loop
+
+    async def main() -> T:
+        return await fn(*args)
+
+    task = loop.create_task(main(), context=ctx)
+    try:
+        return loop.run_until_complete(task)
+    except KeyboardInterrupt:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(task)
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: no "never retrieved" log
+        raise
