@@ -23,6 +23,7 @@ from anyio.lowlevel import RunVar
 
 from .._util._clock import Clock
 from ..errors import ConfigError, LMError, LMTimeoutError, LMTransportError, is_retryable
+from . import _pool  # noqa: F401  # the lean pool: imported with the LM, not on its first call
 from ._adaptive import AdaptiveConcurrency
 from ._breaker import CircuitBreaker
 from ._ratelimit import RateLimiter

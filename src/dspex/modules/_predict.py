@@ -23,6 +23,7 @@ from pydantic_core import PydanticUndefined
 
 from .. import _context
 from .._context import get_setting
+from ..adapters._chat import ChatAdapter
 from ..errors import ConfigError, InputError, LMNotConfiguredError
 from ..lm._types import LMUsage
 from ..signatures import Signature, ensure_signature
@@ -104,8 +105,6 @@ def default_adapter() -> Adapter:
     """Return the shared ``ChatAdapter`` used when no ``adapter`` is set."""
     global _default_adapter
     if _default_adapter is None:
-        from ..adapters._chat import ChatAdapter
-
         _default_adapter = ChatAdapter()
     return _default_adapter
 

@@ -19,7 +19,6 @@ import threading
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import json_repair
 import pydantic
 from pydantic import TypeAdapter
 from pydantic.fields import FieldInfo
@@ -118,6 +117,8 @@ def _enum_member(enum_cls: type[enum.Enum], identifier: Any) -> enum.Enum:
 
 
 def _loads(text: str) -> Any:
+    import json_repair  # imported on first use: most fields are plain strings
+
     try:
         return json_repair.loads(text)
     except Exception:  # json_repair is best effort; treat a crash as "no JSON"
