@@ -48,6 +48,10 @@ def _throughput(table: Table, rows: list[dict[str, Any]], cfg: dict[str, Any]) -
             trio = by.get((program, c, "dspex-trio"))
             if trio:
                 table.add_row("    the same on trio", _tp(trio), DASH, DASH, _ratio(best_dspy, trio["wall_s"]))
+            floor = by.get((program, c, "floor"))
+            if floor and dx:
+                share = f"dspex {100 * floor['wall_s'] / dx['wall_s']:.0f} % of it"
+                table.add_row("    floor: bare client, no framework", _tp(floor), share, DASH, DASH)
 
 
 def _cpu(table: Table, rows: list[dict[str, Any]]) -> None:

@@ -6,6 +6,8 @@
 Modes print one JSON object as their last stdout line:
   throughput  ``dx.Flow``: iterable source -> ``map(program, concurrency=C,
               ordered=False)`` -> ``collect()`` sink, N questions
+  throughput-raw  the floor: the same N requests (bodies rendered before the
+              clock) from C bare asyncio-stream workers, no framework
   cpu         process CPU per call: ``acall`` one at a time in one event loop
   cpu-sync    the same through the sync ``__call__`` (an event loop per call)
   memory      peak RSS after the ``throughput`` flow over N questions
@@ -59,6 +61,41 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     out["ok"] = sum(1 for r in sink.items if _answered(r))
     out["peak_rss_mb"] = peak_rss_mb()
     return out
+
+
+def throughput_raw(args: argparse.Namespace) -> dict[str, Any]:
+    """The box's floor: the same requests from a minimal client (asyncio streams, no framework).
+
+    Request bodies are rendered before the clock starts and replies are only
+    split at the HTTP framing, so what is left is the server, the kernel and
+    the timers: the best any client could do at this concurrency, this run.
+    """
+    import asyncio
+
+    prog, parts = _program(args.program), urlsplit(args.url)
+    messages = [dx.ChatAdapter().format(prog.predictors()[0].signature, [], q) for q in questions(args.n)]
+    bodies = [json.dumps({"model": "fake-model", "messages": m}).encode() for m in messages]
+    heads = [(f"POST /v1/chat/completions HTTP/1.1\r\nhost: {parts.netloc}\r\ncontent-type: application/json\r\n"
+              f"authorization: Bearer sk-bench\r\ncontent-length: {len(b)}\r\n\r\n").encode() + b for b in bodies]
+    answered = 0
+
+    async def worker(queue: list[bytes]) -> None:
+        nonlocal answered
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        while queue:
+            writer.write(queue.pop())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+            answered += b"answer ## ]]" in await reader.readexactly(length)
+        writer.close()
+
+    async def main() -> dict[str, float]:
+        clock = Clock()
+        await asyncio.gather(*(worker(heads) for _ in range(args.concurrency)))
+        return clock.read()
+
+    out: dict[str, Any] = asyncio.run(main())
+    return {**out, "ok": answered}
 
 
 def cpu(args: argparse.Namespace, sync: bool) -> dict[str, Any]:
@@ -183,14 +220,14 @@ def micro(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("mode", choices=["throughput", "cpu", "cpu-sync", "memory", "stream", "micro"])
+    p.add_argument("mode", choices=["throughput", "throughput-raw", "cpu", "cpu-sync", "memory", "stream", "micro"])
     p.add_argument("--url", default="")
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--program", choices=["predict", "cot"], default="predict")
     p.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     args = p.parse_args()
-    modes = {"throughput": throughput, "memory": throughput, "cpu": lambda a: cpu(a, False),
+    modes = {"throughput": throughput, "throughput-raw": throughput_raw, "memory": throughput, "cpu": lambda a: cpu(a, False),
              "cpu-sync": lambda a: cpu(a, True), "stream": stream, "micro": micro}
     emit(modes[args.mode](args))
 

@@ -118,6 +118,7 @@ def throughput(cfg: dict[str, Any], dspy: Path) -> list[dict[str, Any]]:
                     ("dspex", PY, "dspex_side.py", "throughput", {"backend": "asyncio"})]
                 if c == cfg["trio_concurrency"]:
                     runs.append(("dspex-trio", PY, "dspex_side.py", "throughput", {"backend": "trio"}))
+                runs.append(("floor", PY, "dspex_side.py", "throughput-raw", {}))  # no framework: what the box allows
                 runs += [("dspy-batch", dspy, "dspy_side.py", "throughput-batch", {}),
                          ("dspy-async", dspy, "dspy_side.py", "throughput-async", {})]
                 ideal = n * lat / 1000 / c
@@ -189,6 +190,9 @@ def main() -> int:
         p.error(f"unknown sections {sorted(unknown)}; expected some of {', '.join(SECTIONS)}")
     os.environ.update(DSPY_ENV_VARS)
     dspy = ensure_dspy_venv()
+    # An installed wheel has compiled bytecode, as DSPy's site-packages do; an editable
+    # checkout under PYTHONDONTWRITEBYTECODE would compile dspex's sources in every run.
+    subprocess.run([PY, "-m", "compileall", "-q", str(HERE.parent / "src" / "dspex")], check=True)
     if args.wait_load is not None:
         wait_for_load(args.wait_load, args.wait_max)
     cfg = {**(QUICK if args.quick else FULL), "repeat": args.repeat, "quick": args.quick}
