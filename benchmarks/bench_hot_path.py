@@ -26,8 +26,9 @@ the event loop). For each backend (asyncio, trio):
    DSPy comparison measures framework CPU per call).
 
 Run: ``.venv/bin/python benchmarks/bench_hot_path.py [--backend asyncio]
-[--skip-throughput] [--profile cot]`` (``--profile LAYER`` prints a cProfile
-of one layer instead of the table).
+[--skip-throughput] [--profile cot [--profiler cprofile]]`` (``--profile LAYER``
+prints a profile of one layer instead of the table: pyinstrument's sampled call
+tree by default, or cProfile's tables).
 """
 
 from __future__ import annotations
@@ -208,23 +209,33 @@ def measure_sequential(url: str, calls: int, repeats: int, backends: list[str]) 
     return rows
 
 
-def profile_layer(url: str, layer: str, calls: int, concurrency: int, backend: str) -> None:
-    """Print a cProfile of one layer (sorted by internal time)."""
+def profile_layer(url: str, layer: str, calls: int, concurrency: int, backend: str, tool: str = "pyinstrument") -> None:
+    """Print a profile of one layer: pyinstrument's call tree (sampling), or cProfile's tables."""
     import cProfile
     import pstats
+
+    from pyinstrument import Profiler
+
+    async def run(fns: dict[str, Any], n: int) -> None:
+        if layer == "flow":
+            await _flow_cpu(fns["_cot"], fns["_lm"], n, concurrency)
+        else:
+            await _spread(fns[layer], n, concurrency)
 
     async def main() -> None:
         fns = _callers(url)
         await _spread(fns["noop"], 10, 10)
+        await run(fns, concurrency)  # warm: connections open, modules imported
+        if tool == "pyinstrument":  # sampling: the whole thread, the event loop included
+            sampler = Profiler(interval=0.0002, async_mode="disabled")
+            sampler.start()
+            await run(fns, calls)
+            sampler.stop()
+            print(sampler.output_text(unicode=True, color=False, show_all=False))
+            return
         profiler = cProfile.Profile(time.process_time)  # CPU, not wall: the box is shared
-        if layer == "flow":
-            await _flow_cpu(fns["_cot"], fns["_lm"], concurrency, concurrency)
-            profiler.enable()
-            await _flow_cpu(fns["_cot"], fns["_lm"], calls, concurrency)
-        else:
-            await _spread(fns[layer], concurrency, concurrency)
-            profiler.enable()
-            await _spread(fns[layer], calls, concurrency)
+        profiler.enable()
+        await run(fns, calls)
         profiler.disable()
         stats = pstats.Stats(profiler)
         stats.sort_stats("tottime").print_stats(40)
@@ -245,12 +256,13 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--profile", choices=LAYERS)
+    parser.add_argument("--profiler", choices=["pyinstrument", "cprofile"], default="pyinstrument")
     args = parser.parse_args()
     backends = args.backend or ["asyncio", "trio"]
     layers = args.layer or list(LAYERS)
     if args.profile:
         with fake_server(0) as url:
-            profile_layer(url, args.profile, args.calls, args.concurrency, backends[0])
+            profile_layer(url, args.profile, args.calls, args.concurrency, backends[0], args.profiler)
         return
     if not args.skip_cpu:
         with fake_server(0) as url:
