@@ -399,8 +399,8 @@ class FakeLLMServer:
         except (ValueError, fp.BadRequest) as exc:
             return await self._error(stream, provider, 400, f"bad request: {exc}", keep)
         fault = self._draw_fault()
-        if fault is not None and fault not in ("truncate", "malformed"):
-            await _sleep_until(ready_at)
+        if fault in ("429", "500", "503", "hang", "reset"):  # answered without a completion
+            await anyio.sleep_until(ready_at)
         if fault in ("429", "500", "503"):
             status = int(fault)  # type: ignore[arg-type]
             extra = ()
@@ -429,7 +429,7 @@ class FakeLLMServer:
         if provider == "gemini" and call.stream:
             payload = [payload]
         data = json.dumps(payload, ensure_ascii=False).encode()
-        await _sleep_until(ready_at)
+        await anyio.sleep_until(ready_at)
         if fault == "truncate":
             await self._send(stream, 200, data[: len(data) // 2], declared=len(data))
             return False
@@ -486,7 +486,7 @@ class FakeLLMServer:
         frames = list(fp.stream(call, choices, rid, prompt_tokens, self.tokens_per_chunk))
         if fault == "malformed":
             frames.insert(len(frames) // 2, (b"data: {not json\n\n", 0))
-        await _sleep_until(ready_at)
+        await anyio.sleep_until(ready_at)
         self.stats.statuses[200] = self.stats.statuses.get(200, 0) + 1
         head = ("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
                 "transfer-encoding: chunked\r\n" + ("" if keep else "connection: close\r\n")
@@ -517,13 +517,6 @@ class FakeLLMServer:
         """Answer nothing; return when the client gives up and closes."""
         while await stream.receive(65536):
             pass
-
-
-async def _sleep_until(deadline: float) -> None:
-    """Sleep until the event loop's clock reads ``deadline`` (no-op if it has passed)."""
-    delay = deadline - anyio.current_time()
-    if delay > 0:
-        await anyio.sleep(delay)
 
 
 def _linger_zero(stream: SocketStream) -> None:
