@@ -21,7 +21,7 @@ import contextlib
 import contextvars
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -48,8 +48,8 @@ def usable() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def run_on_main_loop(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], ctx: contextvars.Context) -> T:
-    """Run ``await fn(*args)`` on the main thread's persistent loop, in ``ctx``.
+def run_on_main_loop(coro: Coroutine[Any, Any, T], ctx: contextvars.Context) -> T:
+    """Run ``coro`` to completion on the main thread's persistent loop, in ``ctx``.
 
     Not :class:`asyncio.Runner`: its per-call SIGINT handler swap costs more
     than the whole call (``signal.signal`` turns the old handler into an enum,
@@ -65,11 +65,7 @@ def run_on_main_loop(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], ctx
             atexit.register(_close)
         _loop, _pid = asyncio.new_event_loop(), os.getpid()
     loop = _loop
-
-    async def main() -> T:
-        return await fn(*args)
-
-    task = loop.create_task(main(), context=ctx)
+    task = loop.create_task(coro, context=ctx)
     try:
         return loop.run_until_complete(task)
     except KeyboardInterrupt:

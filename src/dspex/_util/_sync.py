@@ -137,8 +137,9 @@ def run_sync(
         fn: The async function.
         *args: Its arguments.
         backend: ``"asyncio"`` or ``"trio"`` (default: ``DSPEX_BACKEND`` or asyncio).
-        reuse_loop: With no loop in this thread, run on the shared loop thread
-            instead of starting a loop (for short, frequent calls).
+        reuse_loop: With no loop in this thread, run on a long-lived loop (the
+            main thread's own on asyncio, else the shared loop thread) instead
+            of starting a loop (for short, frequent calls).
     """
     chosen = backend or os.environ.get("DSPEX_BACKEND", "asyncio")
     ctx = contextvars.copy_context()
@@ -148,7 +149,7 @@ def run_sync(
 
     if not _in_event_loop():
         if reuse_loop and chosen == "asyncio" and _aio_runner.usable():
-            return _aio_runner.run_on_main_loop(fn, args, ctx)
+            return _aio_runner.run_on_main_loop(main(), ctx)
         started = False
 
         async def on_parent() -> T:
