@@ -214,8 +214,6 @@ def profile_layer(url: str, layer: str, calls: int, concurrency: int, backend: s
     import cProfile
     import pstats
 
-    from pyinstrument import Profiler
-
     async def run(fns: dict[str, Any], n: int) -> None:
         if layer == "flow":
             await _flow_cpu(fns["_cot"], fns["_lm"], n, concurrency)
@@ -227,6 +225,8 @@ def profile_layer(url: str, layer: str, calls: int, concurrency: int, backend: s
         await _spread(fns["noop"], 10, 10)
         await run(fns, concurrency)  # warm: connections open, modules imported
         if tool == "pyinstrument":  # sampling: the whole thread, the event loop included
+            from pyinstrument import Profiler
+
             sampler = Profiler(interval=0.0002, async_mode="disabled")
             sampler.start()
             await run(fns, calls)
