@@ -9,7 +9,9 @@ through the kernel) — and keep-alive connections, which belong to their
 loop, survive between calls. Ctrl-C cancels the running call. Only the main
 thread gets such a loop: one in a worker thread could not be closed when the
 thread ends. After a fork the child makes its own. At interpreter exit the
-loop is closed (``atexit``).
+loop is closed (``atexit``). The loop's task factory tracks its live tasks, so
+:func:`alone` can tell when the one sync call has the loop to itself (the LM
+pool then exchanges on a blocking socket: ``lm/_blocking.py``).
 """
 
 # asyncio-only: this adapter is chosen only for the asyncio backend, in the main thread.
@@ -26,10 +28,11 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["run_on_main_loop", "usable"]
+__all__ = ["alone", "run_on_main_loop", "usable"]
 
 _loop: asyncio.AbstractEventLoop | None = None
 _pid = 0
+_live: set[asyncio.Task[Any]] = set()  # tasks on _loop not yet known to be done (its task factory adds them)
 _orphans: list[asyncio.AbstractEventLoop] = []  # loops inherited through fork: never touched again
 
 
@@ -41,6 +44,22 @@ def _close() -> None:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+
+
+def _track(loop: asyncio.AbstractEventLoop, coro: Any, context: contextvars.Context | None = None) -> Any:
+    task = asyncio.Task(coro, loop=loop, context=context)
+    _live.add(task)
+    task.add_done_callback(_live.discard)
+    return task
+
+
+def alone(loop: object) -> bool:
+    """Whether ``loop`` is the main thread's sync loop running one task and nothing else.
+
+    Then the one call it runs may block the loop on I/O: no other task waits
+    for a turn (the LM pool uses blocking sockets then, ``lm/_blocking.py``).
+    """
+    return loop is _loop and len(_live) == 1
 
 
 def usable() -> bool:
@@ -64,7 +83,11 @@ def run_on_main_loop(coro: Coroutine[Any, Any, T], ctx: contextvars.Context) -> 
         else:
             atexit.register(_close)
         _loop, _pid = asyncio.new_event_loop(), os.getpid()
+        _loop.set_task_factory(_track)
+        _live.clear()
     loop = _loop
+    for done in [t for t in _live if t.done()]:  # ended while the loop was stopping (Ctrl-C)
+        _live.discard(done)
     task = loop.create_task(coro, context=ctx)
     try:
         return loop.run_until_complete(task)

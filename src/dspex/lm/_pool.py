@@ -15,6 +15,7 @@ a gzip or deflate body is decoded anyway.
 
 from __future__ import annotations
 
+import time
 import weakref
 import zlib
 from collections import deque
@@ -26,7 +27,9 @@ from weakref import WeakKeyDictionary
 import anyio
 import anyio.lowlevel
 
+from .._util._aio_runner import alone
 from ..errors import ConfigError, LMTimeoutError, LMTransportError
+from ._blocking import BlockingConnections
 from ._conn import (
     Conn,
     Expired,
@@ -141,7 +144,13 @@ class ConnectionPool(Transport):
         self._states: WeakKeyDictionary[Any, LoopState] = WeakKeyDictionary()
         self._targets: dict[str, Target] = {}
         self._last: tuple[weakref.ref[Any], LoopState] | None = None
-        self.connections_opened = 0
+        self._connections_opened = 0
+        self._blocking = BlockingConnections(self._new_parser, ssl_context, self._expiry, time.monotonic)
+
+    @property
+    def connections_opened(self) -> int:
+        """Connections opened so far (asyncio, anyio and blocking ones)."""
+        return self._connections_opened + self._blocking.opened
 
     def _new_parser(self, method: str, target: Target) -> ResponseParser:
         if self._impl == "httptools":
@@ -266,7 +275,7 @@ class ConnectionPool(Transport):
                 stream = await anyio.connect_tcp(target.host, target.port)
         except (OSError, anyio.BrokenResourceError) as exc:
             raise LMTransportError(f"could not connect to {target.origin}: {exc}") from None
-        self.connections_opened += 1
+        self._connections_opened += 1
         return Conn(stream, state.generation)
 
     @staticmethod
@@ -361,6 +370,8 @@ class ConnectionPool(Transport):
         """Send a request and return the response with its whole body read."""
         target = self._target(url)
         state = self._current_state() or await self._state()
+        if state.aio is not None and alone(state.aio):  # a sync call with the loop to itself
+            return self._blocking.request(method, target, headers, body, timeouts)
         host = self._host(state, target)
         try:
             host.slots.acquire_nowait()
@@ -417,6 +428,8 @@ class ConnectionPool(Transport):
             token = anyio.lowlevel.current_token().native_token
         except RuntimeError:
             return
+        if alone(token):  # the main thread's sync loop: its blocking sockets too
+            self._blocking.close_idle()
         state = self._states.get(token)
         if state is not None:
             state.generation += 1
