@@ -37,10 +37,10 @@ from _report import render
 
 PY = sys.executable
 FULL = dict(n=2000, latency_ms=50.0, concurrencies=[16, 64, 256], trio_concurrency=64, cpu_calls=1000,
-            cpu_sync_calls=500, dspy_cpu_calls=300, stream_samples=20, token_delay_ms=5.0, memory_items=20_000,
+            cpu_sync_calls=500, dspy_cpu_calls=300, cpu_repeat=3, stream_samples=20, token_delay_ms=5.0, memory_items=20_000,
             memory_concurrency=64, jsonl_records=[20_000, 1_000_000], micro_number=2000, import_runs=7,
             ws_clients=[10, 200], ws_items=24)
-QUICK = dict(FULL, n=200, cpu_calls=100, cpu_sync_calls=50, dspy_cpu_calls=50, stream_samples=5,
+QUICK = dict(FULL, n=200, cpu_repeat=1, cpu_calls=100, cpu_sync_calls=50, dspy_cpu_calls=50, stream_samples=5,
              memory_items=1000, jsonl_records=[2000, 20_000], micro_number=300, import_runs=3,
              ws_clients=[10], ws_items=4)
 SECTIONS = ("micro", "import", "cpu", "stream", "throughput", "memory")
@@ -78,8 +78,11 @@ def cpu(cfg: dict[str, Any], dspy: Path) -> list[dict[str, Any]]:
                     ("dspex-sync", PY, "dspex_side.py", "cpu-sync", cfg["cpu_sync_calls"]),
                     ("dspy-sync", dspy, "dspy_side.py", "cpu", cfg["dspy_cpu_calls"]),
                     ("dspy-async", dspy, "dspy_side.py", "cpu-async", cfg["dspy_cpu_calls"])]
-            for side, python, script, mode, n in runs:
-                row = checked(srv, n, python, script, mode, n=n, program=program)
+            for side, python, script, mode, n in runs:  # best of 3 processes: this box is noisy (±20 %)
+                reps = [checked(srv, n, python, script, mode, n=n, program=program) for _ in range(cfg["cpu_repeat"])]
+                row = {**min(reps, key=lambda r: r["cpu_ms_per_call"]),
+                       "cpu_ms_per_call_runs": [r["cpu_ms_per_call"] for r in reps],
+                       "all_ok": all(r["all_ok"] for r in reps)}
                 rows.append({"program": program, "side": side, **row})
                 say(f"cpu {program:<7} {side:<12} {row['cpu_ms_per_call']:.2f} ms CPU/call "
                     f"({row['wall_ms_per_call']:.2f} ms wall), ok {row['ok']}/{n}, requests {row['server_requests']}")
