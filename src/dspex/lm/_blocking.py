@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ..errors import LMTimeoutError, LMTransportError
-from ._conn import content_encoding, decode_all, default_ssl_context, head_bytes, keepalive_hint
+from ._conn import MAX_STALE_RETRIES, RECV_SIZE, default_ssl_context, head_bytes, keepalive_hint, whole_response
 from ._h1 import HTTPProtocolError, ResponseParser
 from ._transport import HTTPResponse, Timeouts
 
@@ -34,9 +34,6 @@ if TYPE_CHECKING:
     from ._conn import Target
 
 __all__ = ["BlockingConnections"]
-
-_RECV_SIZE = 65536
-_MAX_STALE_RETRIES = 8
 
 _Idle = dict[tuple[str, str, int], list[tuple[socket.socket, float]]]
 
@@ -68,7 +65,7 @@ class BlockingConnections:
         self._idle: _Idle = {}
         self._pid = os.getpid()
         self.opened = 0
-        self._finalizer = weakref.finalize(self, _close_all, self._idle)
+        weakref.finalize(self, _close_all, self._idle)  # the pool went away: close its sockets
 
     def close_idle(self) -> None:
         """Close every idle connection."""
@@ -117,7 +114,7 @@ class BlockingConnections:
         payload = head_bytes(method, target, headers, body)
         if body:
             payload += body
-        for _ in range(_MAX_STALE_RETRIES + 1):
+        for _ in range(MAX_STALE_RETRIES + 1):
             sock = self._pop(target.key)
             reused = sock is not None
             if sock is None:
@@ -134,11 +131,7 @@ class BlockingConnections:
                 sock.close()
                 raise
             self._keep(target, sock, parser)
-            content = b"".join(parser.take_body())
-            encoding = content_encoding(parser.headers)
-            if encoding:
-                content = decode_all(content, encoding, target.origin)
-            return HTTPResponse(parser.status, parser.headers, content=content)
+            return whole_response(parser, parser.take_body(), target.origin)
         raise LMTransportError(f"every pooled connection to {target.origin} was stale")
 
     @staticmethod
@@ -151,7 +144,7 @@ class BlockingConnections:
             phase, seconds = "read timeout", timeouts.read
             sock.settimeout(timeouts.read)  # per read, as on the asyncio path
             while not parser.complete:
-                data = sock.recv(_RECV_SIZE)
+                data = sock.recv(RECV_SIZE)
                 if data:
                     parser.feed(data)
                 else:

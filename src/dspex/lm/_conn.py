@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from ..errors import ConfigError, LMTimeoutError, LMTransportError
-from ._transport import redact_url
+from ._transport import HTTPResponse, redact_url
 
 if TYPE_CHECKING:
     import ssl
@@ -33,6 +33,8 @@ __all__ = [
     "Expired",
     "Host",
     "LoopState",
+    "MAX_STALE_RETRIES",
+    "RECV_SIZE",
     "Target",
     "Timer",
     "content_encoding",
@@ -43,9 +45,11 @@ __all__ = [
     "keepalive_hint",
     "loop_sentinel",
     "recv",
+    "whole_response",
 ]
 
-_RECV_SIZE = 65536
+RECV_SIZE = 65536
+MAX_STALE_RETRIES = 8  # reused connections found dead before any byte, per request
 _MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _ssl_context: ssl.SSLContext | None = None
 
@@ -187,7 +191,7 @@ class Timer:
 async def recv(conn: Conn, origin: str) -> bytes:
     """Receive bytes (``b""`` at EOF), mapping failures to ``LMTransportError``."""
     try:
-        return await conn.stream.receive(_RECV_SIZE)
+        return await conn.stream.receive(RECV_SIZE)
     except anyio.EndOfStream:
         return b""
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
@@ -269,3 +273,12 @@ def decode_all(content: bytes, encoding: str, origin: str) -> bytes:
         return d.decompress(content) + d.flush()  # type: ignore[no-any-return]
     except zlib.error as exc:
         raise LMTransportError(f"invalid {encoding} body from {origin}: {exc}") from None
+
+
+def whole_response(parser: Any, parts: list[bytes], origin: str) -> HTTPResponse:
+    """Return the response ``parser`` read, its body ``parts`` joined and decompressed."""
+    content = b"".join(parts)
+    encoding = content_encoding(parser.headers)
+    if encoding:
+        content = decode_all(content, encoding, origin)
+    return HTTPResponse(parser.status, parser.headers, content=content)

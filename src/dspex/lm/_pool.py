@@ -31,6 +31,7 @@ from .._util._aio_runner import alone
 from ..errors import ConfigError, LMTimeoutError, LMTransportError
 from ._blocking import BlockingConnections
 from ._conn import (
+    MAX_STALE_RETRIES,
     Conn,
     Expired,
     Host,
@@ -38,13 +39,13 @@ from ._conn import (
     Target,
     Timer,
     content_encoding,
-    decode_all,
     decoder,
     default_ssl_context,
     head_bytes,
     keepalive_hint,
     loop_sentinel,
     recv,
+    whole_response,
 )
 from ._h1 import (
     HTTPProtocolError,
@@ -79,7 +80,6 @@ except ImportError:  # pragma: no cover - a future anyio without that helper
     def _clock() -> Any:
         return anyio.current_time
 
-_MAX_STALE_RETRIES = 8
 _SMALL_REQUEST = 65536
 
 
@@ -312,7 +312,7 @@ class ConnectionPool(Transport):
         payload = head_bytes(method, target, headers, body)
         if body:
             payload += body
-        for _ in range(_MAX_STALE_RETRIES + 1):
+        for _ in range(MAX_STALE_RETRIES + 1):
             conn = None
             if host.idle:
                 conn, expired = self._pop_idle(state, host)
@@ -398,11 +398,7 @@ class ConnectionPool(Transport):
                     parts = await _read_body(conn, parser, target.origin, timeouts.read, timer)
                 if scope.cancelled_caught or parser is None or not parser.complete:
                     raise timer.error(target.origin)
-            content = b"".join(parts)
-            encoding = content_encoding(parser.headers)
-            if encoding:
-                content = decode_all(content, encoding, target.origin)
-            return HTTPResponse(parser.status, parser.headers, content=content)
+            return whole_response(parser, parts, target.origin)
         finally:
             try:
                 if conn is not None and not self._keep(state, host, conn, parser):
