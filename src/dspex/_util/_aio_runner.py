@@ -14,7 +14,8 @@ loop is closed (``atexit``). The loop's task factory tracks its live tasks, so
 pool then exchanges on a blocking socket: ``lm/_blocking.py``).
 """
 
-# asyncio-only: this adapter is chosen only for the asyncio backend, in the main thread.
+# asyncio-only: anyio has no loop that stays open between anyio.run() calls, so this adapter
+# owns one asyncio loop (chosen only for the asyncio backend, in the main thread).
 from __future__ import annotations
 
 import asyncio
