@@ -41,7 +41,7 @@ class Lease:
         pid: The holder's process id.
         expires: Wall-clock time (``time.time()``) when it lapses unless renewed.
         pass_no: How many times the run's lease was taken (1 for a new run).
-        took_over: True when a dead runner's lease was taken over.
+        took_over: True when a dead runner's lease (never released) was taken over.
     """
 
     run_id: str
@@ -90,7 +90,7 @@ def acquire(
                 "to finish, stop it, or use another run_id",
                 run_id=run_id, owner=old_owner,
             )
-        took_over = live and old_owner != owner
+        took_over = old_owner not in ("", owner)  # held, not released: its runner died
     pass_no = (row[4] if row is not None else 0) + 1
     conn.execute(
         "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?, ?)",
