@@ -6,7 +6,9 @@ stops pulling while the memory monitor has the sources paused and while the
 run's in-flight limit is reached, and sends a partial chunk when it would
 wait, or after ``linger_s`` (so a slow source still delivers promptly); a
 helper task sends that lingering chunk, and it is stopped only once it holds
-no items (see :meth:`SourceTask.flush`). A *sink task* writes whole chunks
+no items (see :meth:`SourceTask.flush`). In a checkpointed run each chunk is
+keyed against the run store's index on its way out (done records dropped,
+bad and repeated ones dead-lettered under their position key). A *sink task* writes whole chunks
 (coalescing whatever else is already queued) to its sinks. Dead letters and
 module events each go through one bounded channel to one task that writes
 them.
