@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ import anyio
 import pytest
 
 import dspex.flows as fl
-from dspex.errors import RunLeaseError, StoreError
+from dspex.errors import FlowFailed, RunLeaseError, StoreError
+from dspex.flows._runner import RunOptions, Runner
 from dspex.sinks import jsonl
 from dspex.sources import iterable
 from dspex.store import RunStore
@@ -117,3 +119,35 @@ async def test_kill_9_runner_lease_is_taken_over(tmp_path: Path) -> None:
     async with RunStore(path) as store:  # same host, pid gone: taken over at once
         lease = await store.acquire_lease("k9", "me")
     assert lease.took_over and lease.pass_no == 2
+
+
+async def test_runner_that_lost_its_lease_fails_without_committing(tmp_path: Path) -> None:
+    store = tmp_path / "s.sqlite"
+    started = anyio.Event()
+
+    async def hang(r: dict[str, int]) -> dict[str, int]:
+        if r["id"] == 5:
+            started.set()
+            await anyio.sleep_forever()
+        return r
+
+    flow = fl.Flow("lost")
+    flow.source(iterable([{"id": i} for i in range(10)], id_field="id")).map(hang) \
+        .sink(jsonl(tmp_path / "o.jsonl"))
+    options = RunOptions(run_id="l", store=store, progress=False, lease_ttl_s=0.3,
+                         checkpoint_interval_s=3600)
+    runner = Runner(flow.name, flow.check(), None, options)
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            async def run() -> None:
+                with pytest.raises(FlowFailed, match="taken over"):
+                    await runner.run()
+
+            tg.start_soon(run)
+            await started.wait()
+            async with RunStore(store) as rs:  # a thief whose clock says the lease expired
+                thief = await rs.acquire_lease("l", "thief", now=time.time() + 3600)
+    assert thief.took_over
+    async with RunStore(store) as rs:
+        checkpoint = await rs.load_checkpoint("l")
+    assert checkpoint is not None and checkpoint.done == set()  # nothing after the loss
