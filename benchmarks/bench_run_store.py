@@ -8,10 +8,11 @@ and skipped). It prints seconds, items/s and peak RSS per scenario.
 Usage: ``python benchmarks/bench_run_store.py [N]`` (default 1,000,000).
 
 Recorded on the shared 2-core box, N = 1,000,000, identity map (the worst
-case: no LM call to hide the store behind), before → after the key index:
-plain 2.3 → 1.9 s (noise); fresh 8.8 → 13.6 s (+4.7 µs per key for one
-indexed upsert); resume 3.8 → 10.5 s but peak RSS 137 → 44 MB (done keys no
-longer loaded into a set: memory is flat in N); store file 18 → 41 MB.
+case: no LM call to hide the store behind), main → this branch: plain 2.3 →
+2.0 s (noise); fresh 8.8 → 9.7 s (+~1 µs per key: one ``IN`` lookup and one
+``executemany`` per 256-record chunk); resume 3.8 → 6.9 s, but peak RSS
+137 → 44 MB (done keys are no longer loaded into a set: memory is flat in
+N); store file 18 → 41 MB (the index holds one row per key).
 """
 
 from __future__ import annotations

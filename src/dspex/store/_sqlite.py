@@ -25,7 +25,8 @@ import anyio
 import anyio.to_thread
 
 from ..errors import StoreError
-from . import _lease
+from . import _keys, _lease
+from ._keys import SEEN_SCHEMA
 from ._lease import LEASE_SCHEMA, Lease
 
 __all__ = ["DEFAULT_STORE_PATH", "Checkpoint", "RunStore"]
@@ -49,10 +50,7 @@ CREATE TABLE IF NOT EXISTS traces (
     id INTEGER PRIMARY KEY, program TEXT NOT NULL, run_id TEXT, inputs TEXT NOT NULL,
     outputs TEXT NOT NULL, score REAL, created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS traces_program ON traces (program, score);
-CREATE TABLE IF NOT EXISTS seen_keys (
-    run_id TEXT NOT NULL, key TEXT NOT NULL, ordinal INTEGER NOT NULL, pass INTEGER NOT NULL,
-    PRIMARY KEY (run_id, key)) WITHOUT ROWID;
-""" + LEASE_SCHEMA
+""" + SEEN_SCHEMA + LEASE_SCHEMA
 
 
 @dataclass(slots=True)
@@ -281,31 +279,9 @@ class RunStore:
             already committed (only looked up when ``check_done``).
         """
 
-        def claim(conn: sqlite3.Connection) -> list[tuple[str, int | None, bool]]:
-            out: list[tuple[str, int | None, bool]] = []
-            upsert = (
-                "INSERT INTO seen_keys VALUES (?, ?, ?, ?) ON CONFLICT(run_id, key) DO UPDATE "
-                "SET ordinal=excluded.ordinal, pass=excluded.pass WHERE pass != excluded.pass"
-            )
-            conn.execute("BEGIN IMMEDIATE")
-            for key, ordinal, position in entries:
-                ident, first = position, None
-                if key is not None:
-                    # inserted, or updated from an earlier pass: the first copy in this pass
-                    if conn.execute(upsert, (run_id, key, ordinal, pass_no)).rowcount == 1:
-                        ident = key
-                    else:
-                        (first,) = conn.execute(
-                            "SELECT ordinal FROM seen_keys WHERE run_id=? AND key=?", (run_id, key)
-                        ).fetchone()
-                done = check_done and conn.execute(
-                    "SELECT 1 FROM done_keys WHERE run_id=? AND key=?", (run_id, ident)
-                ).fetchone() is not None
-                out.append((ident, first, done))
-            conn.execute("COMMIT")
-            return out
-
-        return await self._run(claim)
+        return await self._run(
+            lambda conn: _keys.claim(conn, run_id, pass_no, entries, check_done)
+        )
 
     # -- program versions and traces ----------------------------------------------
 
