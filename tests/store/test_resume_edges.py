@@ -19,6 +19,7 @@ from dspex.errors import DuplicateKeyError, FlowFailed
 from dspex.sinks import callback, jsonl
 from dspex.sources import iterable
 from dspex.sources import jsonl as jsonl_source
+from dspex.sources import text_dir
 from dspex.store import RunStore
 
 pytestmark = pytest.mark.reliability
@@ -158,3 +159,18 @@ async def test_cancelled_run_commits_what_its_sinks_hold(tmp_path: Path) -> None
     report = await flow.run(**kwargs)
     assert report.resumed and sorted(calls) == list(range(60, 100))
     assert sorted(r["id"] for r in _lines(out)) == list(range(100))
+
+
+async def test_bad_files_of_a_directory_source_have_distinct_position_keys(tmp_path: Path) -> None:
+    """Every undecodable file names line 1 of itself: keys must still be distinct."""
+    root = tmp_path / "docs"
+    root.mkdir()
+    for n in range(6):
+        (root / f"{n}.txt").write_bytes(b"\xff\xfe bad" if n % 2 else b"good")
+    out, dead, store = tmp_path / "out.jsonl", tmp_path / "dead.jsonl", tmp_path / "s.sqlite"
+    flow = _flow(text_dir(root), lambda r: {"id": r["path"]}, out, dead)
+    await flow.run(run_id="t", store=store, progress=False)
+    again = await flow.run(run_id="t", store=store, progress=False)
+    assert again.items_in == 0
+    assert sorted(d["key"] for d in _lines(dead)) == ["@pos:2", "@pos:4", "@pos:6"]
+    assert len(_lines(out)) == 3

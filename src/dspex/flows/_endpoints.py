@@ -92,15 +92,18 @@ class SourceTask:
         """Key a chunk against the run store: drop done records, dead-letter bad ones.
 
         A bad record, and a record repeating an id met earlier in this pass,
-        is committed under its position key (``"@line:N"`` when the error
-        names a line, else ``"@pos:N"``, the record's 1-based number in the
-        source), so a resumed run skips it instead of dead-lettering it again.
+        is committed under its position key, so a resumed run skips it
+        instead of dead-lettering it again: ``"@line:N"`` when the error names
+        a line of the source's own file (one file, so lines are unique), else
+        ``"@pos:N"``, the record's 1-based number in the source.
         """
         assert self.index is not None
         entries = []
+        path = getattr(self.source, "path", None)
         for item, (seq, error) in zip(chunk, meta, strict=True):
             line = getattr(error, "line", None)
-            where = f"@line:{line}" if error is not None and isinstance(line, int) else f"@pos:{seq}"
+            own = path is not None and getattr(error, "path", None) == path
+            where = f"@line:{line}" if own and isinstance(line, int) else f"@pos:{seq}"
             entries.append((item.key if error is None else None, seq, self.prefix + where))
         verdicts = await self.index.claim(entries)
         tracker, keep, dropped = self.ctx.services.tracker, [], 0

@@ -16,9 +16,9 @@ run with a ``run_id`` the engine itself (not ``skip``) checks each key against
 the run store's key index: a repeated id is a duplicate (dead-lettered as
 ``DuplicateKeyError``, or fatal with ``on_duplicate="raise"``), and a bad
 record, which has no key, is committed under its *position key* —
-``"@line:N"`` when its error names a line (files: the 1-based line; iterables:
-the 1-based item number), else ``"@pos:N"`` (its 1-based record number) — so
-a resumed run never dead-letters it twice. Sources must therefore yield the
+``"@line:N"`` when its error names a line of the source's one file (``path``),
+else ``"@pos:N"`` (its 1-based record number in the source) — so a resumed run
+never dead-letters it twice. Sources must therefore yield the
 same records in the same order on every pass for resume to be exact.
 """
 
