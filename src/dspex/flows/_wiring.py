@@ -130,7 +130,7 @@ class Checkpointing:
                     await store.aclose()
             raise
         if lease.took_over:
-            log.warning("run %s: took over the expired lease of a dead runner", run_id)
+            log.warning("run %s: took over the lease of a dead runner (expired, or its pid is gone)", run_id)
         return cls(store, owns, Checkpointer(store, run_id, sinks), lease, options)
 
     async def resume(self) -> None:
