@@ -112,7 +112,7 @@ async def test_kill_9_runner_lease_is_taken_over(tmp_path: Path) -> None:
             assert proc.stdout is not None
             assert (await proc.stdout.receive()).strip() == b"1"
             async with RunStore(path) as store:
-                with pytest.raises(RunLeaseError, match=f"owner child on {socket.gethostname()}"):
+                with pytest.raises(RunLeaseError, match=f"owner child on {socket.gethostname()}/pidns"):
                     await store.acquire_lease("k9", "me")
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
@@ -151,3 +151,14 @@ async def test_runner_that_lost_its_lease_fails_without_committing(tmp_path: Pat
     async with RunStore(store) as rs:
         checkpoint = await rs.load_checkpoint("l")
     assert checkpoint is not None and checkpoint.done == set()  # nothing after the loss
+
+
+async def test_a_corrupt_store_still_fails_the_run_as_flow_failed(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    path.write_bytes(b"this is not a database, just some text" * 100)
+    flow = fl.Flow("corrupt")
+    flow.source(iterable([{"id": 1}], id_field="id")).sink(jsonl(tmp_path / "o.jsonl"))
+    with pytest.raises(FlowFailed, match="corrupt or not a dspex run store") as info:
+        await flow.run(run_id="c", store=path, progress=False)
+    assert isinstance(info.value.__cause__, StoreError)
+    assert not (tmp_path / "o.jsonl").exists()  # no sink was opened

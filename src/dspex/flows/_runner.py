@@ -27,7 +27,7 @@ import anyio
 from .._util._clock import AnyioClock
 from ..backpressure._edge import BufferPolicy, EdgeReceiver, EdgeSender, create_edge
 from ..backpressure._limits import InFlightLimiter, SourceGate
-from ..errors import ConfigError, DspexError, FlowFailed
+from ..errors import ConfigError, DspexError, FlowFailed, RunLeaseError
 from ..operators._base import NodeContext, Outputs, RunServices
 from ..operators._window import BatchOperator, WindowOperator
 from ._endpoints import SourceTask, run_dead_letters, run_events, run_sink
@@ -160,7 +160,12 @@ class Runner:
         for node in self.plan.fused.values():
             node.op.checks = []  # type: ignore[union-attr]
         # lease first: a second live runner must fail before it opens (truncates) a sink
-        ck = await Checkpointing.create(self.plan, self.sinks, self.options, self.run_id)
+        try:
+            ck = await Checkpointing.create(self.plan, self.sinks, self.options, self.run_id)
+        except RunLeaseError:
+            raise  # the run never started: say so plainly, not as a failed run
+        except DspexError as exc:
+            raise self._flow_failed(exc) from exc
         self.checkpointing = ck
         status = "failed"
         try:

@@ -6,7 +6,10 @@ the owner pushes forward with a heartbeat. A second runner for the same
 ``run_id`` finds a live lease and gets :class:`~dspex.errors.RunLeaseError`
 naming the run and the owner. A lease is *dead*, and is taken over, when it
 has expired (no heartbeat for ``ttl_s`` seconds, any host) or, on the same
-host, at once when its owner's pid no longer exists (``kill -9``). Each
+host, at once when its owner's pid no longer exists (``kill -9``). "Same
+host" means the same host name *and* pid namespace (containers sharing a
+store file never judge each other's pids); a recycled pid only delays the
+takeover until expiry. Each
 acquisition bumps the run's *pass* number, which the key index uses to tell a
 repeated id in this pass from one seen by an earlier (crashed) pass.
 """
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 from ..errors import RunLeaseError
 
-__all__ = ["LEASE_SCHEMA", "Lease", "acquire", "pid_alive", "release", "renew"]
+__all__ = ["LEASE_SCHEMA", "Lease", "acquire", "host_id", "pid_alive", "release", "renew"]
 
 LEASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
@@ -53,6 +56,15 @@ class Lease:
     took_over: bool = False
 
 
+def host_id() -> str:
+    """Return this host's name plus, on Linux, its pid namespace (pids are local to it)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/pidns:{namespace}"
+
+
 def pid_alive(pid: int) -> bool:
     """Return True if a process with ``pid`` exists on this host."""
     try:
@@ -73,7 +85,7 @@ def acquire(
         RunLeaseError: A live runner (another owner) holds it.
     """
     now = time.time() if now is None else now
-    host, pid = socket.gethostname(), os.getpid()
+    host, pid = host_id(), os.getpid()
     conn.execute("BEGIN IMMEDIATE")
     row = conn.execute(
         "SELECT owner, host, pid, expires, pass FROM leases WHERE run_id=?", (run_id,)
