@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 import dspex.flows as fl
+from dspex.backpressure import BufferPolicy
 from dspex.errors import DuplicateKeyError, FlowFailed
 from dspex.sinks import callback, jsonl
 from dspex.sources import iterable
@@ -174,3 +175,31 @@ async def test_bad_files_of_a_directory_source_have_distinct_position_keys(tmp_p
     assert again.items_in == 0
     assert sorted(d["key"] for d in _lines(dead)) == ["@pos:2", "@pos:4", "@pos:6"]
     assert len(_lines(out)) == 3
+
+
+async def test_no_commit_after_a_torn_sink_write(tmp_path: Path) -> None:
+    """A sink that fails mid-batch may hold part of it: nothing more is committed."""
+    out, store = tmp_path / "out.jsonl", tmp_path / "s.sqlite"
+    fail = {"at": 30}
+
+    async def slow(r: dict[str, int]) -> dict[str, int]:
+        await anyio.sleep(0)  # let the sink take small batches
+        return r
+
+    def flaky(record: dict[str, int]) -> None:
+        if record["id"] == fail["at"]:
+            raise OSError("disk gone")
+
+    flow = fl.Flow("torn")
+    flow.source(iterable([{"id": i} for i in range(50)], id_field="id")) \
+        .map(slow).sink(jsonl(out), callback(flaky))
+    kwargs: dict[str, Any] = {"run_id": "t", "store": store, "progress": False,
+                              "checkpoint_interval_s": 3600, "buffer": BufferPolicy(chunk=5)}
+    with pytest.raises(FlowFailed, match="disk gone"):
+        await flow.run(**kwargs)
+    async with RunStore(store) as rs:
+        checkpoint = await rs.load_checkpoint("t")
+    assert checkpoint is not None and checkpoint.done == set()  # no salvage after a torn write
+    fail["at"] = -1
+    await flow.run(**kwargs)
+    assert sorted(r["id"] for r in _lines(out)) == list(range(50))

@@ -152,12 +152,14 @@ class Checkpointing:
 
         Shielded: once the keys are taken, the commit finishes even if the
         helper task running it is cancelled (so no done key is ever lost).
+        Nothing is committed once a sink write was torn (the run is failing
+        and the sinks may hold part of a batch) or the lease was lost.
         """
         with anyio.CancelScope(shield=True):
             await self.barrier.enter_commit()
             try:
                 keys = self.tracker.take()
-                if keys and not self.lost:
+                if keys and not self.lost and not self.barrier.torn:
                     await self.checkpointer.commit(keys)
             finally:
                 self.barrier.exit_commit()
