@@ -84,11 +84,13 @@ class SourceTask:
                 self.have_pending = anyio.Event()
                 if self.index is not None:
                     meta, self.meta = self.meta, []
-                    chunk = await self._admit(chunk, meta)
+                    chunk = await self._admit(self.index, chunk, meta)
                 if chunk:
                     await self.out.send(chunk)
 
-    async def _admit(self, chunk: list[Item], meta: list[tuple[int, SourceError | None]]) -> list[Item]:
+    async def _admit(
+        self, index: KeyIndex, chunk: list[Item], meta: list[tuple[int, SourceError | None]]
+    ) -> list[Item]:
         """Key a chunk against the run store: drop done records, dead-letter bad ones.
 
         A bad record, and a record repeating an id met earlier in this pass,
@@ -97,7 +99,6 @@ class SourceTask:
         a line of the source's own file (one file, so lines are unique), else
         ``"@pos:N"``, the record's 1-based number in the source.
         """
-        assert self.index is not None
         entries = []
         path = getattr(self.source, "path", None)
         for item, (seq, error) in zip(chunk, meta, strict=True):
@@ -105,7 +106,7 @@ class SourceTask:
             own = path is not None and getattr(error, "path", None) == path
             where = f"@line:{line}" if own and isinstance(line, int) else f"@pos:{seq}"
             entries.append((item.key if error is None else None, seq, self.prefix + where))
-        verdicts = await self.index.claim(entries)
+        verdicts = await index.claim(entries)
         tracker, keep, dropped = self.ctx.services.tracker, [], 0
         for item, (seq, error), (ident, first, done) in zip(chunk, meta, verdicts, strict=True):
             if done:  # committed by an earlier pass: skip it, as a source's skip would
@@ -117,7 +118,7 @@ class SourceTask:
                 keep.append(item)
                 continue
             if error is None:
-                error = self.index.duplicate(item.key or "", seq, first or 0)
+                error = index.duplicate(item.key or "", seq, first or 0)
             item.id = item.key = ident
             await self._bad_record(item, error)
         if dropped:

@@ -10,7 +10,11 @@ first record and closed in ``finally`` under ``CancelScope(shield=True)`` plus
 ``fail_after``, so output is flushed even on error or cancellation. A failure
 anywhere surfaces as one :class:`~dspex.errors.FlowFailed` chained from the
 task group's ``ExceptionGroup`` (never a bare group); cancellation propagates
-unchanged after the cleanup.
+unchanged after the cleanup. With checkpointing, the run's lease is taken
+before any sink opens (a second live runner fails with ``RunLeaseError``),
+renewed while the sinks are open, and after a cancellation or failure the
+keys already written are committed once more (shielded, within
+``sink_timeout_s``) so that a resume does not pay for them again.
 """
 
 from __future__ import annotations

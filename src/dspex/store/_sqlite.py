@@ -3,9 +3,11 @@
 :class:`RunStore` keeps, per run id, the keys that are done and each sink's
 last committed position; :meth:`RunStore.commit` writes both in one
 transaction, which is what makes a resumed run exactly-once even after
-``kill -9``. The same file keeps saved program versions with their scores
-(optimizers) and execution traces (inputs, outputs, score) that can become a
-trainset. The database runs in WAL mode; every call goes through
+``kill -9``. It also holds each run's lease (one live runner per run id, see
+:mod:`._lease`) and key index (every id a run has read, to catch repeats
+without holding them in memory, see :mod:`._keys`). The same file keeps
+saved program versions with their scores (optimizers) and execution traces
+(inputs, outputs, score) that can become a trainset. The database runs in WAL mode; every call goes through
 ``anyio.to_thread`` one at a time, so the event loop never blocks on disk.
 """
 
