@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -78,8 +79,7 @@ def test_kill9_resume_with_bad_lines_repeats_and_a_second_runner(
     store, script = tmp_path / "s.sqlite", tmp_path / "child.py"
     _input(src)
     script.write_text(SCRIPT)
-    child: dict[str, Any] = {"__name__": "edges9_child"}
-    exec(compile(SCRIPT, str(script), "exec"), child)  # the same build() in this process
+    child = runpy.run_path(str(script), run_name="edges9_child")  # the same build() here
     args = [str(src), str(out), str(dead), str(store)]
     proc = subprocess.Popen([sys.executable, str(script), *args, backend],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -16,7 +16,7 @@ import pytest
 
 import dspex.flows as fl
 from dspex.errors import FlowFailed, RunLeaseError, StoreError
-from dspex.flows._runner import RunOptions, Runner
+from dspex.flows._runner import Runner, RunOptions
 from dspex.sinks import jsonl
 from dspex.sources import iterable
 from dspex.store import RunStore

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import dspex.flows as fl
 from dspex.backpressure import BufferPolicy
-from dspex.errors import DuplicateKeyError, FlowFailed
+from dspex.errors import FlowFailed
 from dspex.sinks import callback, jsonl
-from dspex.sources import iterable
+from dspex.sources import iterable, text_dir
 from dspex.sources import jsonl as jsonl_source
-from dspex.sources import text_dir
 from dspex.store import RunStore
 
 pytestmark = pytest.mark.reliability
@@ -183,7 +183,7 @@ async def test_no_commit_after_a_torn_sink_write(tmp_path: Path) -> None:
     fail = {"at": 30}
 
     async def slow(r: dict[str, int]) -> dict[str, int]:
-        await anyio.sleep(0)  # let the sink take small batches
+        await anyio.lowlevel.checkpoint()  # let the sink take small batches
         return r
 
     def flaky(record: dict[str, int]) -> None:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..operators._base import NodeContext, Outputs
     from ..sinks._base import Sink
     from ..sources._base import Source
-    from ._tracking import KeyIndex, KeyTracker, WriteBarrier
+    from ._tracking import KeyIndex, WriteBarrier
 
 __all__ = ["SourceTask", "run_dead_letters", "run_events", "run_sink"]
 

@@ -23,8 +23,6 @@ from ..errors import RunLeaseError
 from ._tracking import KeyIndex, KeyTracker, WriteBarrier
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ..sinks._base import Sink
     from ._graph import NodeSpec, Plan
     from ._runner import RunOptions

@@ -35,7 +35,7 @@ def _seen(conn: sqlite3.Connection, run_id: str, keys: list[str]) -> dict[str, t
     for part in _parts(keys):
         marks = ",".join("?" * len(part))
         rows = conn.execute(
-            f"SELECT key, ordinal, pass FROM seen_keys WHERE run_id=? AND key IN ({marks})",  # noqa: S608
+            f"SELECT key, ordinal, pass FROM seen_keys WHERE run_id=? AND key IN ({marks})",
             (run_id, *part),
         )
         found.update((key, (ordinal, pass_no)) for key, ordinal, pass_no in rows)
@@ -47,7 +47,7 @@ def _done(conn: sqlite3.Connection, run_id: str, keys: list[str]) -> set[str]:
     for part in _parts(keys):
         marks = ",".join("?" * len(part))
         rows = conn.execute(
-            f"SELECT key FROM done_keys WHERE run_id=? AND key IN ({marks})",  # noqa: S608
+            f"SELECT key FROM done_keys WHERE run_id=? AND key IN ({marks})",
             (run_id, *part),
         )
         done.update(key for (key,) in rows)
