@@ -28,9 +28,11 @@ The tree::
     ├── AssertionFailed
     ├── ToolError
     ├── SourceError           (with line numbers)
+    │   └── DuplicateKeyError (a keyed source repeats an id)
     ├── SinkError
     ├── ItemFailed            (the dead-letter payload)
     ├── StoreError
+    │   └── RunLeaseError     (another live runner holds the run)
     └── FlowFailed
 """
 
@@ -45,6 +47,7 @@ __all__ = [
     "ConfigError",
     "ContextWindowExceededError",
     "DspexError",
+    "DuplicateKeyError",
     "FlowFailed",
     "FlowSpecError",
     "GraphError",
@@ -57,6 +60,7 @@ __all__ = [
     "LMTransportError",
     "ParseError",
     "RateLimitError",
+    "RunLeaseError",
     "ServerError",
     "SignatureError",
     "SinkError",
@@ -222,6 +226,15 @@ class SourceError(DspexError):
     """A source could not read its input (with ``path`` and ``line``)."""
 
 
+class DuplicateKeyError(SourceError):
+    """A keyed source yielded an id it had already yielded in this run.
+
+    Keys compare as strings (``str(record[id_field])``), so ``7`` and ``"7"``
+    are the same id. The repeat is dead-lettered (or, with
+    ``on_duplicate="raise"``, fails the run); the first copy is kept.
+    """
+
+
 class SinkError(DspexError):
     """A sink could not write its output."""
 
@@ -232,6 +245,10 @@ class ItemFailed(DspexError):
 
 class StoreError(DspexError):
     """The run store could not be read or written."""
+
+
+class RunLeaseError(StoreError):
+    """Another live runner holds the lease on this ``run_id`` (names the owner)."""
 
 
 class FlowFailed(DspexError):

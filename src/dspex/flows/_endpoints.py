@@ -6,7 +6,9 @@ stops pulling while the memory monitor has the sources paused and while the
 run's in-flight limit is reached, and sends a partial chunk when it would
 wait, or after ``linger_s`` (so a slow source still delivers promptly); a
 helper task sends that lingering chunk, and it is stopped only once it holds
-no items (see :meth:`SourceTask.flush`). A *sink task* writes whole chunks
+no items (see :meth:`SourceTask.flush`). In a checkpointed run each chunk is
+keyed against the run store's index on its way out (done records dropped,
+bad and repeated ones dead-lettered under their position key). A *sink task* writes whole chunks
 (coalescing whatever else is already queued) to its sinks. Dead letters and
 module events each go through one bounded channel to one task that writes
 them.
@@ -15,7 +17,7 @@ them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +31,12 @@ if TYPE_CHECKING:
 
     from ..backpressure._edge import BufferPolicy, EdgeReceiver
     from ..backpressure._limits import SourceGate
+    from ..errors import SourceError
     from ..events import Event
     from ..operators._base import NodeContext, Outputs
     from ..sinks._base import Sink
     from ..sources._base import Source
-    from ._tracking import KeyTracker, WriteBarrier
+    from ._tracking import KeyIndex, WriteBarrier
 
 __all__ = ["SourceTask", "run_dead_letters", "run_events", "run_sink"]
 
@@ -46,7 +49,7 @@ class SourceTask:
 
     def __init__(
         self, source: Source, out: Outputs, ctx: NodeContext, gate: SourceGate,
-        buffer: BufferPolicy, *, prefix: str = "", skip: Callable[[str], bool] | None = None,
+        buffer: BufferPolicy, *, prefix: str = "", index: KeyIndex | None = None,
     ) -> None:
         self.source = source
         self.out = out
@@ -55,8 +58,9 @@ class SourceTask:
         self.chunk = buffer.chunk
         self.linger_s = buffer.linger_s
         self.prefix = prefix
-        self.skip = skip
+        self.index = index
         self.pending: list[Item] = []
+        self.meta: list[tuple[int, SourceError | None]] = []  # per pending item, with index
         self.started = 0.0
         self.have_pending = anyio.Event()
         self.sending = anyio.Lock()
@@ -78,7 +82,49 @@ class SourceTask:
                     limiter.peak = limiter.in_flight
                 chunk, self.pending = self.pending, []
                 self.have_pending = anyio.Event()
-                await self.out.send(chunk)
+                if self.index is not None:
+                    meta, self.meta = self.meta, []
+                    chunk = await self._admit(self.index, chunk, meta)
+                if chunk:
+                    await self.out.send(chunk)
+
+    async def _admit(
+        self, index: KeyIndex, chunk: list[Item], meta: list[tuple[int, SourceError | None]]
+    ) -> list[Item]:
+        """Key a chunk against the run store: drop done records, dead-letter bad ones.
+
+        A bad record, and a record repeating an id met earlier in this pass,
+        is committed under its position key, so a resumed run skips it
+        instead of dead-lettering it again: ``"@line:N"`` when the error names
+        a line of the source's own file (one file, so lines are unique), else
+        ``"@pos:N"``, the record's 1-based number in the source.
+        """
+        entries = []
+        path = getattr(self.source, "path", None)
+        for item, (seq, error) in zip(chunk, meta, strict=True):
+            line = getattr(error, "line", None)
+            own = path is not None and getattr(error, "path", None) == path
+            where = f"@line:{line}" if own and isinstance(line, int) else f"@pos:{seq}"
+            entries.append((item.key if error is None else None, seq, self.prefix + where))
+        verdicts = await index.claim(entries)
+        tracker, keep, dropped = self.ctx.services.tracker, [], 0
+        for item, (seq, error), (ident, first, done) in zip(chunk, meta, verdicts, strict=True):
+            if done:  # committed by an earlier pass: skip it, as a source's skip would
+                dropped += 1
+                continue
+            if tracker is not None:
+                tracker.admit(ident)
+            if error is None and first is None:
+                keep.append(item)
+                continue
+            if error is None:
+                error = index.duplicate(item.key or "", seq, first or 0)
+            item.id = item.key = ident
+            await self._bad_record(item, error)
+        if dropped:
+            self.ctx.stats.items_in -= dropped
+            self.ctx.services.limiter.release(dropped)
+        return keep
 
     async def _wait_room(self) -> None:
         limiter = self.ctx.services.limiter
@@ -89,10 +135,9 @@ class SourceTask:
             await self.gate.wait()
 
     def _records(self) -> Any:
-        if self.skip is None or not getattr(self.source, "id_field", None):
-            return self.source.records()
-        skip, prefix = self.skip, self.prefix
-        return self.source.records(skip=(lambda key: skip(prefix + key)) if prefix else skip)
+        # with an index every record is yielded (no ``skip``), so that a record's
+        # number in the source (its ordinal) is the same in every pass
+        return self.source.records()
 
     async def run(self) -> None:
         """Pull until the source ends; a lingering partial chunk is sent by a helper."""
@@ -107,7 +152,7 @@ class SourceTask:
     async def _pull(self) -> None:
         ctx, stats = self.ctx, self.ctx.stats
         limiter, tracker = ctx.services.limiter, ctx.services.tracker
-        prefix, chunk, seq = self.prefix, self.chunk, 0
+        prefix, chunk, seq, index = self.prefix, self.chunk, 0, self.index
         async with aclosing(self._records()) as records:
             gate = self.gate
             await self._wait_room()
@@ -117,9 +162,11 @@ class SourceTask:
                 key = None if record.key is None else prefix + record.key
                 item = Item(key if key is not None else f"{prefix}{seq}", record.data, key)
                 limiter.in_flight += 1  # inlined limiter.admit(); peak noted on flush
-                if tracker is not None:
+                if index is not None:
+                    self.meta.append((seq, record.error))  # keyed and admitted on flush
+                elif tracker is not None:
                     tracker.admit(key)
-                if record.error is not None:
+                if record.error is not None and index is None:
                     await self._bad_record(item, record.error)
                 else:
                     if not self.pending:
@@ -174,15 +221,17 @@ async def run_sink(
         records = [item.data for item in batch]
         if barrier is not None:
             await barrier.enter_write()
+        torn = True
         try:
             for sink in sinks:
                 await sink.write(records)
             stats.items_out += n
             if services.tracker is not None:
                 services.tracker.done(batch)
+            torn = False
         finally:
             if barrier is not None:
-                barrier.exit_write()
+                barrier.exit_write(torn)
         services.limiter.release(n)
         stats.busy_s += time.perf_counter() - start
 
@@ -212,6 +261,7 @@ async def _dead_letter_loop(
         ctx.stats.items_in += len(batch)
         if barrier is not None:
             await barrier.enter_write()
+        torn = True
         try:
             if sink is not None:
                 await sink.write([dl.to_record() for dl in batch])
@@ -220,9 +270,10 @@ async def _dead_letter_loop(
             ctx.stats.items_out += len(batch)
             if services.tracker is not None:
                 services.tracker.done(items)
+            torn = False
         finally:
             if barrier is not None:
-                barrier.exit_write()
+                barrier.exit_write(torn)
         services.limiter.release(len(batch))
 
 

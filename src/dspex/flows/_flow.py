@@ -298,7 +298,8 @@ class Flow:
         self, *, run_id: str | None = None, store: Any = None, progress: bool | None = None,
         clock: Any = None, memory: Any = None, buffer: BufferPolicy | None = None,
         max_in_flight: int | None = None, checkpoint_every: int = 1000,
-        checkpoint_interval_s: float = 5.0, sink_timeout_s: float = 30.0, **settings: Any,
+        checkpoint_interval_s: float = 5.0, sink_timeout_s: float = 30.0,
+        max_failure_rate: float | None = None, on_duplicate: str = "dead_letter", **settings: Any,
     ) -> RunReport:
         """Run the flow to the end and return its report.
 
@@ -315,7 +316,17 @@ class Flow:
             max_in_flight: Global limit of items in flight.
             checkpoint_every: Commit after this many done keys ...
             checkpoint_interval_s: ... or this many seconds.
-            sink_timeout_s: Deadline for each sink to close (flush).
+            sink_timeout_s: Deadline for each sink to close (flush), and for
+                the last commit after a cancellation or failure.
+            max_failure_rate: When the run's report says ``"failed"`` instead
+                of ``"completed"`` (nothing is raised; ``on_error`` still
+                decides per item): ``None`` when every item read failed
+                (``items_failed >= items_in > 0``), else when
+                ``items_failed / items_in`` exceeds this rate (``0`` = any).
+            on_duplicate: With a ``run_id``, what a keyed source's repeated id
+                does (ids compare as strings: ``7`` and ``"7"`` are one id):
+                ``"dead_letter"`` (the repeat becomes a ``DuplicateKeyError``
+                dead letter, the first copy is kept) or ``"raise"``.
             **settings: ``dx.context`` settings (``lm=``, ``adapter=``, ...)
                 applied for the run.
 
@@ -323,6 +334,7 @@ class Flow:
             GraphError: The graph is invalid (before anything runs).
             ConfigError: An unknown setting.
             FlowFailed: The run failed; ``.report`` holds the partial report.
+            RunLeaseError: Another live runner holds ``run_id`` (nothing ran).
         """
         from ._runner import RunOptions, Runner
 
@@ -331,7 +343,8 @@ class Flow:
             run_id=run_id, store=store, progress=progress, clock=clock, memory=memory,
             buffer=buffer or self.buffer, max_in_flight=max_in_flight or self.max_in_flight,
             checkpoint_every=checkpoint_every, checkpoint_interval_s=checkpoint_interval_s,
-            sink_timeout_s=sink_timeout_s,
+            sink_timeout_s=sink_timeout_s, max_failure_rate=max_failure_rate,
+            on_duplicate=on_duplicate,
         )
         runner = Runner(self.name, self.check(), self.dead_letter_sink, options)
         with settings_context(**settings):

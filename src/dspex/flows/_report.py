@@ -163,7 +163,10 @@ class RunReport:
     Attributes:
         flow: The flow's name.
         run_id: The run id (given, or generated).
-        status: ``"completed"``, ``"failed"`` or ``"cancelled"``.
+        status: ``"completed"``, ``"failed"`` or ``"cancelled"``. A run that
+            ends normally is ``"failed"`` when too many items failed: every
+            item read, or more than ``max_failure_rate`` of them (see
+            ``Flow.run``); the CLI then exits non-zero.
         items_in: Records read from the sources (bad records included).
         items_out: Records written to the sinks.
         items_failed: Items that failed in a node (skipped or dead-lettered)

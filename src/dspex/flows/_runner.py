@@ -10,7 +10,11 @@ first record and closed in ``finally`` under ``CancelScope(shield=True)`` plus
 ``fail_after``, so output is flushed even on error or cancellation. A failure
 anywhere surfaces as one :class:`~dspex.errors.FlowFailed` chained from the
 task group's ``ExceptionGroup`` (never a bare group); cancellation propagates
-unchanged after the cleanup.
+unchanged after the cleanup. With checkpointing, the run's lease is taken
+before any sink opens (a second live runner fails with ``RunLeaseError``),
+renewed while the sinks are open, and after a cancellation or failure the
+keys already written are committed once more (shielded, within
+``sink_timeout_s``) so that a resume does not pay for them again.
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ import anyio
 from .._util._clock import AnyioClock
 from ..backpressure._edge import BufferPolicy, EdgeReceiver, EdgeSender, create_edge
 from ..backpressure._limits import InFlightLimiter, SourceGate
-from ..errors import DspexError, FlowFailed
+from ..errors import ConfigError, DspexError, FlowFailed, RunLeaseError
 from ..operators._base import NodeContext, Outputs, RunServices
 from ..operators._window import BatchOperator, WindowOperator
 from ._endpoints import SourceTask, run_dead_letters, run_events, run_sink
 from ._metrics import LiveMetrics
 from ._report import NodeStats, RunReport, UsageTotals
+from ._tracking import DUPLICATE_POLICIES
 from ._wiring import Checkpointing, event_routes, unique_sinks
 
 if TYPE_CHECKING:
@@ -59,9 +64,26 @@ class RunOptions:
     max_in_flight: int = 10_000
     checkpoint_every: int = 1000
     checkpoint_interval_s: float = 5.0
+    lease_ttl_s: float = 30.0
     sink_timeout_s: float = 30.0
     keep_dead_letters: int = 10_000
     metrics_interval_s: float | None = 0.5
+    max_failure_rate: float | None = None
+    on_duplicate: str = "dead_letter"
+
+    def __post_init__(self) -> None:
+        rate = self.max_failure_rate
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1
+        ):
+            raise ConfigError(
+                f"max_failure_rate must be None or a number in [0, 1], got {rate!r}"
+            )
+        if self.on_duplicate not in DUPLICATE_POLICIES:
+            raise ConfigError(
+                f"on_duplicate must be one of {', '.join(map(repr, DUPLICATE_POLICIES))}, "
+                f"got {self.on_duplicate!r}"
+            )
 
 
 class Runner:
@@ -87,6 +109,7 @@ class Runner:
         self.checkpointing: Checkpointing | None = None
         self.metrics: LiveMetrics | None = None
         self.started = 0.0
+        self.failure = ""
 
     # -- setup ----------------------------------------------------------------
     def _limiter(self) -> InFlightLimiter:
@@ -140,11 +163,24 @@ class Runner:
         self.started = time.perf_counter()
         for node in self.plan.fused.values():
             node.op.checks = []  # type: ignore[union-attr]
+        # lease first: a second live runner must fail before it opens (truncates) a sink
+        try:
+            ck = await Checkpointing.create(self.plan, self.sinks, self.options, self.run_id)
+        except RunLeaseError:
+            raise  # the run never started: say so plainly, not as a failed run
+        except DspexError as exc:
+            raise self._flow_failed(exc) from exc
+        self.checkpointing = ck
         status = "failed"
         try:
-            async with _sinks_opened(self.sinks, self.options.sink_timeout_s):
+            opened = _sinks_opened(self.sinks, self.options.sink_timeout_s)
+            if ck is not None:
+                opened.extra.append(ck.heartbeat)
+            async with opened:
                 await self._run_checkpointed()
-            status = "completed"
+            status = self._verdict()
+            if status == "failed":
+                log.warning("flow %s: run %s failed: %s", self.name, self.run_id, self.failure)
         except anyio.get_cancelled_exc_class():
             status = "cancelled"
             raise
@@ -160,22 +196,26 @@ class Runner:
             raise self._flow_failed(exc) from exc
         finally:
             self.status = status
+            if ck is not None:
+                await ck.aclose()
         return self.report(status)
 
     async def _run_checkpointed(self) -> None:
-        ck = await Checkpointing.create(self.plan, self.sinks, self.options, self.run_id)
-        self.checkpointing = ck
+        ck = self.checkpointing
+        finished = False
         try:
-            skip = await ck.resume() if ck is not None else None
-            await self._run_graph(skip)
+            if ck is not None:
+                await ck.resume()
+            await self._run_graph()
+            finished = True
             if ck is not None:
                 await ck.commit()
             self._check_accounted()
             await self._run_done()
         finally:
-            if ck is not None:
-                with anyio.CancelScope(shield=True):
-                    await ck.aclose()
+            if ck is not None and not finished:
+                # cancelled or failed: keep what is done (its LM calls are paid for)
+                await ck.salvage(self.options.sink_timeout_s)
 
     def _check_accounted(self) -> None:
         """Fail a run whose items were not all written, dropped or dead-lettered.
@@ -198,7 +238,7 @@ class Runner:
             failed.report = self.report("failed")
             raise failed
 
-    async def _run_graph(self, skip: Any) -> None:
+    async def _run_graph(self) -> None:
         limiter = self._limiter()
         gate = SourceGate()
         tracker = self.checkpointing.tracker if self.checkpointing else None
@@ -232,7 +272,7 @@ class Runner:
                     async with anyio.create_task_group() as nodes:
                         for node in self.plan.runnable():
                             ctx = contexts[node]
-                            task = self._task(node, ctx, receivers, senders, gate, skip, barrier)
+                            task = self._task(node, ctx, receivers, senders, gate, barrier)
                             nodes.start_soon(self._guard, node, task, name=node.name)
                         for send in senders.values():
                             send.close()
@@ -269,7 +309,7 @@ class Runner:
 
     def _task(
         self, node: NodeSpec, ctx: NodeContext, receivers: dict[NodeSpec, EdgeReceiver],
-        senders: dict[NodeSpec, EdgeSender], gate: SourceGate, skip: Any, barrier: Any,
+        senders: dict[NodeSpec, EdgeSender], gate: SourceGate, barrier: Any,
     ) -> Any:
         receive = receivers.get(node)
         if node.kind == "sink":
@@ -282,7 +322,9 @@ class Runner:
         if node.source is not None:
             sources = [n for n in self.plan.nodes if n.source is not None]
             prefix = f"{node.name}:" if len(sources) > 1 else ""
-            task = SourceTask(node.source, out, ctx, gate, self.buffer, prefix=prefix, skip=skip)
+            ck = self.checkpointing
+            index = ck.index(node.source) if ck is not None else None
+            task = SourceTask(node.source, out, ctx, gate, self.buffer, prefix=prefix, index=index)
             run = task.run
         else:
             async def run() -> None:
@@ -311,12 +353,36 @@ class Runner:
             return
         from ..events import RunDone
 
-        report = self.report("completed").to_dict()
+        report = self.report(self._verdict()).to_dict()
         event = RunDone(report=report, run=self.run_id, seq=next(self.services.seq))
         for sink in waiting:
             await sink.write_event(event)
 
     # -- results --------------------------------------------------------------
+    def _verdict(self) -> str:
+        """Return ``"failed"`` when too many items failed, else ``"completed"``.
+
+        With ``max_failure_rate=None`` a run fails only when every item read
+        failed (``items_failed >= items_in > 0``); with a rate ``r`` it fails
+        when ``items_failed / items_in > r`` (so ``0`` fails on any failure).
+        A run that read nothing has not failed. Sets :attr:`failure`.
+        """
+        items_in = sum(self.stats[n].items_in for n in self.plan.nodes if n.kind == "source")
+        failed = sum(s.items_failed for s in self.stats.values())
+        rate = self.options.max_failure_rate
+        if items_in <= 0 or failed <= 0:
+            return "completed"
+        if rate is None and failed >= items_in:
+            self.failure = f"every item failed ({failed} failed of {items_in} read)"
+            return "failed"
+        if rate is not None and failed / items_in > rate:
+            self.failure = (
+                f"{failed} of {items_in} items failed ({failed / items_in:.1%}), "
+                f"above max_failure_rate={rate}"
+            )
+            return "failed"
+        return "completed"
+
     def _flow_failed(self, error: BaseException) -> FlowFailed:
         leaf = error
         while isinstance(leaf, BaseExceptionGroup):
@@ -368,6 +434,7 @@ class _sinks_opened:  # noqa: N801 - used as a context manager
     """
 
     def __init__(self, sinks: list[Sink], timeout_s: float) -> None:
+        self.extra: list[Any] = []  # more background tasks (the lease heartbeat)
         self.sinks = sinks
         self.timeout_s = timeout_s
         self.opened: list[Sink] = []
@@ -376,6 +443,8 @@ class _sinks_opened:  # noqa: N801 - used as a context manager
     async def __aenter__(self) -> None:
         await self.background.__aenter__()
         try:
+            for task in self.extra:
+                await self.background.start(task)
             for sink in self.sinks:
                 serve = getattr(sink, "serve", None)
                 if serve is not None:

@@ -10,15 +10,20 @@ sees sink positions that contain exactly the outputs of the done keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import anyio
+
+from ..errors import DuplicateKeyError
 
 if TYPE_CHECKING:
     from ._item import Item
 
-__all__ = ["KeyTracker", "WriteBarrier"]
+__all__ = ["DUPLICATE_POLICIES", "KeyIndex", "KeyTracker", "WriteBarrier"]
+
+DUPLICATE_POLICIES = ("dead_letter", "raise")
+"""What a run does with a repeated source id: dead-letter the repeat, or fail."""
 
 
 class KeyTracker:
@@ -77,12 +82,73 @@ class KeyTracker:
         return keys
 
 
-class WriteBarrier:
-    """Many concurrent sink writes, or one commit, never both."""
+class KeyIndex:
+    """One keyed source's view of the run store's key index (see ``claim_keys``).
 
-    __slots__ = ("_idle", "_open", "committing", "writers")
+    The source task hands it each chunk of records; the store answers, per
+    record, the key to commit it under, whether it repeats an id already met
+    in this pass, and (on a resumed run) whether it is already done. Nothing
+    per key is kept in memory, so a run of millions of keys stays flat.
+
+    Args:
+        store: The open ``RunStore``.
+        run_id: The run.
+        pass_no: The lease's pass number (tells this pass from a crashed one).
+        check_done: Look up done keys (only a resumed run has any).
+        on_duplicate: One of :data:`DUPLICATE_POLICIES`.
+        source: The source's name, for error messages.
+    """
+
+    __slots__ = ("check_done", "on_duplicate", "pass_no", "run_id", "source", "store")
+
+    def __init__(
+        self, store: Any, run_id: str, pass_no: int, *, check_done: bool,
+        on_duplicate: str, source: str,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.pass_no = pass_no
+        self.check_done = check_done
+        self.on_duplicate = on_duplicate
+        self.source = source
+
+    async def claim(
+        self, entries: Sequence[tuple[str | None, int, str]]
+    ) -> list[tuple[str, int | None, bool]]:
+        """Return ``(ident, first, done)`` per ``(key, ordinal, position_key)``."""
+        return await self.store.claim_keys(  # type: ignore[no-any-return]
+            self.run_id, self.pass_no, entries, check_done=self.check_done
+        )
+
+    def duplicate(self, key: str, ordinal: int, first: int) -> DuplicateKeyError:
+        """Return the error for record ``ordinal`` repeating ``key`` of record ``first``.
+
+        Raises:
+            DuplicateKeyError: With ``on_duplicate="raise"`` (fails the run).
+        """
+        err = DuplicateKeyError(
+            f"{self.source}: record {ordinal} repeats id {key!r} of record {first}; expected "
+            "unique ids (ids compare as strings, so 7 and \"7\" are the same id); the first "
+            "copy is kept",
+            path=self.source,
+        )
+        if self.on_duplicate == "raise":
+            raise err
+        return err
+
+
+class WriteBarrier:
+    """Many concurrent sink writes, or one commit, never both.
+
+    ``torn`` is set when a write ended with an exception (cancelled or
+    failed): the sinks may then hold part of a batch whose keys are not done,
+    so no commit may follow.
+    """
+
+    __slots__ = ("_idle", "_open", "committing", "torn", "writers")
 
     def __init__(self) -> None:
+        self.torn = False
         self.writers = 0
         self.committing = False
         self._idle: anyio.Event | None = None
@@ -96,8 +162,9 @@ class WriteBarrier:
             await self._open.wait()
         self.writers += 1
 
-    def exit_write(self) -> None:
-        """Count a write as finished."""
+    def exit_write(self, torn: bool = False) -> None:
+        """Count a write as finished (``torn``: it raised part-way)."""
+        self.torn = self.torn or torn
         self.writers -= 1
         if self.writers == 0 and self._idle is not None:
             self._idle.set()

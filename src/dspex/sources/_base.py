@@ -10,6 +10,16 @@ the path and line) so that the engine sends it to the dead letters. A *keyed*
 source (``id_field`` set) gives each record a ``key``; the engine passes a
 ``skip`` predicate built from the run store so that a resumed run does not see
 records that were already done.
+
+Keys are normalised with ``str()``: ``7`` and ``"7"`` are the same id. In a
+run with a ``run_id`` the engine itself (not ``skip``) checks each key against
+the run store's key index: a repeated id is a duplicate (dead-lettered as
+``DuplicateKeyError``, or fatal with ``on_duplicate="raise"``), and a bad
+record, which has no key, is committed under its *position key* —
+``"@line:N"`` when its error names a line of the source's one file (``path``),
+else ``"@pos:N"`` (its 1-based record number in the source) — so a resumed run
+never dead-letters it twice. Sources must therefore yield the
+same records in the same order on every pass for resume to be exact.
 """
 
 from __future__ import annotations

@@ -57,13 +57,16 @@ class Checkpointer:
         self.resumed: Checkpoint | None = None
         self.committed = 0
 
-    async def resume(self) -> Callable[[str], bool]:
+    async def resume(self, *, load_done: bool = True) -> Callable[[str], bool]:
         """Rewind the sinks to the last commit and return the skip predicate.
 
         For a new run it records the sinks' starting positions, so that a
         crash before the first commit still rewinds to where the run began.
+        With ``load_done=False`` the done keys stay in the store (the
+        predicate then never skips; ask ``RunStore.claim_keys`` instead),
+        which keeps memory flat however many keys the run has.
         """
-        checkpoint = await self.store.load_checkpoint(self.run_id)
+        checkpoint = await self.store.load_checkpoint(self.run_id, with_done=load_done)
         self.resumed = checkpoint
         if checkpoint is None:
             await self.commit(())

@@ -3,9 +3,11 @@
 :class:`RunStore` keeps, per run id, the keys that are done and each sink's
 last committed position; :meth:`RunStore.commit` writes both in one
 transaction, which is what makes a resumed run exactly-once even after
-``kill -9``. The same file keeps saved program versions with their scores
-(optimizers) and execution traces (inputs, outputs, score) that can become a
-trainset. The database runs in WAL mode; every call goes through
+``kill -9``. It also holds each run's lease (one live runner per run id, see
+:mod:`._lease`) and key index (every id a run has read, to catch repeats
+without holding them in memory, see :mod:`._keys`). The same file keeps
+saved program versions with their scores (optimizers) and execution traces
+(inputs, outputs, score) that can become a trainset. The database runs in WAL mode; every call goes through
 ``anyio.to_thread`` one at a time, so the event loop never blocks on disk.
 """
 
@@ -25,6 +27,9 @@ import anyio
 import anyio.to_thread
 
 from ..errors import StoreError
+from . import _keys, _lease
+from ._keys import SEEN_SCHEMA
+from ._lease import LEASE_SCHEMA, Lease
 
 __all__ = ["DEFAULT_STORE_PATH", "Checkpoint", "RunStore"]
 
@@ -47,7 +52,7 @@ CREATE TABLE IF NOT EXISTS traces (
     id INTEGER PRIMARY KEY, program TEXT NOT NULL, run_id TEXT, inputs TEXT NOT NULL,
     outputs TEXT NOT NULL, score REAL, created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS traces_program ON traces (program, score);
-"""
+""" + SEEN_SCHEMA + LEASE_SCHEMA
 
 
 @dataclass(slots=True)
@@ -147,15 +152,22 @@ class RunStore:
 
     # -- checkpoints ---------------------------------------------------------------
 
-    async def load_checkpoint(self, run_id: str) -> Checkpoint | None:
-        """Return the run's committed done keys and sink positions, or ``None``."""
+    async def load_checkpoint(self, run_id: str, *, with_done: bool = True) -> Checkpoint | None:
+        """Return the run's committed done keys and sink positions, or ``None``.
+
+        With ``with_done=False`` the done keys are not loaded (``done`` is
+        empty): the engine asks :meth:`claim_keys` per chunk instead, so that
+        resuming a run of millions of keys does not hold them all in memory.
+        """
 
         def load(conn: sqlite3.Connection) -> Checkpoint | None:
             row = conn.execute("SELECT commits FROM runs WHERE run_id=?", (run_id,)).fetchone()
             if row is None:
                 return None
-            keys = conn.execute("SELECT key FROM done_keys WHERE run_id=?", (run_id,))
-            done = {k for (k,) in keys}
+            done: set[str] = set()
+            if with_done:
+                keys = conn.execute("SELECT key FROM done_keys WHERE run_id=?", (run_id,))
+                done = {k for (k,) in keys}
             rows = conn.execute(
                 "SELECT sink, position FROM sink_positions WHERE run_id=?", (run_id,)
             )
@@ -218,11 +230,60 @@ class RunStore:
 
         def delete(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
-            for table in ("runs", "done_keys", "sink_positions"):
+            for table in ("runs", "done_keys", "sink_positions", "seen_keys", "leases"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))  # noqa: S608
             conn.execute("COMMIT")
 
         await self._run(delete)
+
+    # -- leases and the key index -------------------------------------------------
+
+    async def acquire_lease(
+        self, run_id: str, owner: str, *, ttl_s: float = 30.0, now: float | None = None
+    ) -> Lease:
+        """Take the run's lease for ``owner`` (see :mod:`dspex.store._lease`).
+
+        Raises:
+            RunLeaseError: Another live runner holds it (names run and owner).
+        """
+        return await self._run(lambda conn: _lease.acquire(conn, run_id, owner, ttl_s, now))
+
+    async def renew_lease(self, lease: Lease, *, ttl_s: float = 30.0, now: float | None = None) -> Lease:
+        """Push the lease's expiry ``ttl_s`` ahead (the heartbeat).
+
+        Raises:
+            RunLeaseError: Another runner took the lease over meanwhile.
+        """
+        return await self._run(lambda conn: _lease.renew(conn, lease, ttl_s, now))
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Give the lease up so that the next runner starts at once."""
+        await self._run(lambda conn: _lease.release(conn, lease))
+
+    async def claim_keys(
+        self, run_id: str, pass_no: int, entries: Sequence[tuple[str | None, int, str]],
+        *, check_done: bool,
+    ) -> list[tuple[str, int | None, bool]]:
+        """Index a chunk of source records; say which repeat an id and which are done.
+
+        ``entries`` holds ``(key, ordinal, position_key)`` per record in
+        source order: ``key`` is ``None`` for a bad record, ``ordinal`` is the
+        record's number in the source, ``position_key`` its position key
+        (``"@line:N"`` / ``"@pos:N"``). A key first met in this pass is
+        recorded with its ordinal (one indexed row, so memory stays flat for
+        any number of keys); a key met earlier in *this* pass is a repeat.
+
+        Returns:
+            Per entry ``(ident, first, done)``: ``ident`` is the key under
+            which the record is committed (its key, or its position key for a
+            bad record or a repeat), ``first`` the ordinal of the first copy
+            for a repeat (else ``None``), ``done`` whether ``ident`` is
+            already committed (only looked up when ``check_done``).
+        """
+
+        return await self._run(
+            lambda conn: _keys.claim(conn, run_id, pass_no, entries, check_done)
+        )
 
     # -- program versions and traces ----------------------------------------------
 
