@@ -113,8 +113,31 @@ def evaluate_cases() -> list[dict[str, Any]]:
     return out
 
 
+METRIC_PAIRS = [("The Eiffel Tower!", "eiffel tower"), ("paris", "Paris, France"), ("Café", "cafe"),
+                ("an apple a day", "apple day"), ("  New   York ", "new york"), ("yes", "no"),
+                ("Crème brûlée", "creme brulee"), ("42", "forty-two"), ("the the", ""), ("U.S.A.", "usa"),
+                ("red and blue", "blue red"), ("", "")]
+PASSAGES = [(["The Eiffel Tower is in Paris.", "Other"], "eiffel tower"), (["Tower of Eiffel"], "Eiffel Tower"),
+            (["São Paulo, Brazil"], "sao paulo"), (["A new-york minute"], "new york"), ([], "x")]
+
+
+def metric_cases() -> list[dict[str, Any]]:
+    from dspy.evaluate.metrics import answer_passage_match, normalize_text
+
+    out = []
+    for pred, gold in METRIC_PAIRS:
+        ex, p = dspy.Example(answer=gold), dspy.Prediction(answer=pred)
+        out.append({"kind": "metric", "pred": pred, "gold": gold, "normalized": normalize_text(pred),
+                    "exact_match": bool(answer_exact_match(ex, p)), "f1": F1(pred, [gold]),
+                    "frac_half": bool(answer_exact_match(ex, p, frac=0.5))})
+    for passages, gold in PASSAGES:
+        out.append({"kind": "passage", "passages": passages, "gold": gold,
+                    "match": bool(answer_passage_match(dspy.Example(answer=gold), dspy.Prediction(context=passages)))})
+    return out
+
+
 def main() -> None:
-    cases = labeled_cases() + bootstrap_cases() + random_search_cases() + evaluate_cases()
+    cases = labeled_cases() + bootstrap_cases() + random_search_cases() + evaluate_cases() + metric_cases()
     golden = {"dspy": dspy.__version__, "colors": COLORS, "answers": ANSWERS, "cases": cases}
     (HERE / "dspy_golden.json").write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
     print(f"wrote {len(cases)} cases")
