@@ -46,7 +46,7 @@ class LabeledFewShot(Optimizer):
         >>> train = [dx.Example(question=str(i), answer=str(i)).with_inputs("question") for i in range(5)]
         >>> prog = dx.LabeledFewShot(k=2).compile(dx.Predict("question -> answer"), trainset=train)
         >>> [d.question for d in prog.demos]
-        ['3', '0']
+        ['3', '4']
     """
 
     def __init__(self, k: int = 16) -> None:
@@ -100,6 +100,10 @@ class BootstrapFewShot(Optimizer):
             raises is just not bootstrapped. An int: raise the error once
             that many examples failed (DSPy's budget).
         concurrency: Most teacher calls in flight.
+
+    As in DSPy, the program returned (and the teacher, when it gets labeled
+    demos) is a ``reset_copy``: predictors drop their own LM and use the
+    context's (``dx.context(lm=...)``) or ``teacher_settings["lm"]``.
 
     ``acompile`` raises ``ConfigError`` when the student is compiled or the
     teacher's structure differs, and re-raises the first error when every
@@ -162,6 +166,9 @@ class BootstrapFewShot(Optimizer):
             # Enough examples to find the demos still needed at the success rate so far.
             window = list(range(pos, min(len(train), pos + max(need, math.ceil(need / max(rate, 0.125))))))
             outcomes = await self._attempt_window(teacher, train, window)
+            failed = [a.error for i in window for a in outcomes[i] if a.error is not None]
+            if failed and self.max_errors is not None and self.error_count >= self.max_errors:
+                raise failed[0]  # DSPy's error budget, opted into with max_errors=
             for index in window:
                 if len(done) >= self.max_bootstrapped_demos:
                     break  # DSPy stops here; later results are discarded, as if never run
@@ -219,8 +226,6 @@ class BootstrapFewShot(Optimizer):
     def _count_error(self, exc: Exception, example: Any) -> None:
         self.error_count += 1
         log.warning("bootstrapping failed on %r: %s: %s", example, type(exc).__name__, exc)
-        if self.max_errors is not None and self.error_count >= self.max_errors:
-            raise exc
 
 
 def _without_example(teacher: Module, example: Any) -> Module:
