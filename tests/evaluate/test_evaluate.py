@@ -124,8 +124,8 @@ async def test_results_saved_as_json_and_csv_like_dspy(tmp_path: Path) -> None:
     rows = json.loads(jpath.read_text())
     assert rows[0] == {"question": "sky", "example_answer": "blue", "pred_answer": "Blue",
                        "answer_exact_match": True}
-    with open(cpath, newline="") as f:
-        assert [r["pred_answer"] for r in csv.DictReader(f)] == ["Blue", "purple", "white", "black"]
+    rows = list(csv.DictReader(cpath.read_text().splitlines()))
+    assert [r["pred_answer"] for r in rows] == ["Blue", "purple", "white", "black"]
 
 
 def test_sync_call_and_table(capsys: pytest.CaptureFixture[str]) -> None:

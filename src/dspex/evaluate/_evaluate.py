@@ -62,7 +62,7 @@ async def call_program(program: Any, example: Any) -> Any:
     inputs = dict(example.inputs().items()) if isinstance(example, Example) else dict(example)
     if isinstance(program, Module):
         return await program.acall(**inputs)
-    if inspect.iscoroutinefunction(program) or inspect.iscoroutinefunction(getattr(program, "__call__", None)):
+    if inspect.iscoroutinefunction(program) or inspect.iscoroutinefunction(type(program).__call__):
         return await program(**inputs)
     return await anyio.to_thread.run_sync(functools.partial(program, **inputs))
 
@@ -239,7 +239,7 @@ class Evaluate:
         try:
             pred = await call_program(program, example)
             score, feedback = split_score(await call_metric(metric, example, pred))
-        except Exception as exc:  # one bad example scores failure_score; the rest go on
+        except Exception as exc:  # noqa: BLE001 - one bad example scores failure_score; the rest go on
             error = f"{type(exc).__name__}: {exc}"
             score = self.failure_score
         live[index] = (pred, score, feedback)

@@ -91,7 +91,7 @@ def _answers(value: Any, what: str) -> list[str]:
     raise InputError(f"{what} must be a string or a non-empty list of strings, got {value!r}")
 
 
-def EM(prediction: str, answers_list: list[str]) -> bool:  # noqa: N802 - DSPy's name
+def EM(prediction: str, answers_list: list[str]) -> bool:  # DSPy's name
     """Return True if ``prediction`` exactly matches any answer after normalisation.
 
     Raises:
@@ -100,7 +100,7 @@ def EM(prediction: str, answers_list: list[str]) -> bool:  # noqa: N802 - DSPy's
     return max(em_score(prediction, a) for a in _answers(answers_list, "answers_list"))
 
 
-def F1(prediction: str, answers_list: list[str]) -> float:  # noqa: N802 - DSPy's name
+def F1(prediction: str, answers_list: list[str]) -> float:  # DSPy's name
     """Return the best token F1 of ``prediction`` against the answers.
 
     Raises:

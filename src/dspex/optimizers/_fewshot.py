@@ -218,7 +218,7 @@ class BootstrapFewShot(Optimizer):
             if self.metric is not None:
                 score, _ = split_score(await call_metric(self.metric, example, pred, trace))
                 success = bool(score >= self.metric_threshold if self.metric_threshold else score)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the example is not bootstrapped; the others go on
             self._count_error(exc, example)
             return _Attempt(error=exc)
         return _Attempt(True, _collect_traces(trace, names)) if success else _Attempt()

@@ -144,7 +144,7 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
             try:
                 pred = await call_program(programs[p], val[e])
                 scores[p][e] = split_score(await call_metric(self.metric, val[e], pred))[0]
-            except Exception:  # a failing example scores failure_score; the search goes on
+            except Exception:  # noqa: BLE001 - a failing example scores failure_score; the search goes on
                 scores[p][e] = self.failure_score
             return {}
 

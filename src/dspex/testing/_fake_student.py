@@ -14,6 +14,7 @@ instruction into the prompt) visibly lifts the dev score, offline.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -40,11 +41,12 @@ RULES: dict[str, Callable[[str], str]] = {
 }
 
 _WORDS = (
-    "lantern harbor pepper violin marble canyon falcon meadow silver thunder garden rocket "
-    "candle wizard copper orchid puzzle blanket crystal dolphin velvet tractor island walnut "
-    "saddle pirate jungle mango feather window basket dragon glacier lemon parrot quiver "
-    "spider tunnel yogurt zipper anchor bishop cobalt donkey engine forest goblet hammer"
-).split()
+    "lantern", "harbor", "pepper", "violin", "marble", "canyon", "falcon", "meadow", "silver", "thunder",
+    "garden", "rocket", "candle", "wizard", "copper", "orchid", "puzzle", "blanket", "crystal", "dolphin",
+    "velvet", "tractor", "island", "walnut", "saddle", "pirate", "jungle", "mango", "feather", "window",
+    "basket", "dragon", "glacier", "lemon", "parrot", "quiver", "spider", "tunnel", "yogurt", "zipper",
+    "anchor", "bishop", "cobalt", "donkey", "engine", "forest", "goblet", "hammer",
+)
 _QUESTION = re.compile(r"\[\[ ## question ## \]\]\n(\w+) (\w+)")
 _ANSWER = re.compile(r"\[\[ ## answer ## \]\]\n(.*)")
 
@@ -101,7 +103,7 @@ class StudentTask:
 
     def _taught(self, rule: str, texts: Sequence[str]) -> bool:
         """Return whether a demo in ``texts`` (user turn, then assistant turn) shows ``rule`` correctly."""
-        for user, assistant in zip(texts, texts[1:], strict=False):
+        for user, assistant in itertools.pairwise(texts):
             asked = _QUESTION.search(user)
             shown = _ANSWER.search(assistant)
             if asked and shown and asked.group(1) == rule and asked.group(1) in RULES \
