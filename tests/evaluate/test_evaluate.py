@@ -116,6 +116,33 @@ async def test_resume_with_run_id_reads_finished_results_back(tmp_path: Path) ->
     assert again.errors == {2: "RuntimeError: model exploded"}
 
 
+async def test_a_killed_evaluation_resumes_with_only_the_missing_examples(tmp_path: Path) -> None:
+    store, journal = str(tmp_path / "store.sqlite"), tmp_path / "eval.jsonl"
+    evaluate = dx.Evaluate(devset=DEV, metric=dx.metrics.exact_match, concurrency=4)
+
+    async def stuck(question: str) -> dx.Prediction:
+        if question == "coal":
+            await anyio.sleep_forever()  # killed before it answers
+        return dx.Prediction(answer={"sky": "blue", "grass": "green", "snow": "snow"}[question])
+
+    async def first_run(scope: anyio.CancelScope) -> None:
+        with scope:
+            await evaluate.acall(stuck, run_id="ev-2", store=store, journal=journal, checkpoint_every=1)
+
+    scope = anyio.CancelScope()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first_run, scope)
+        with anyio.fail_after(20):
+            while not journal.exists() or len(journal.read_text().splitlines()) < 3:
+                await anyio.sleep(0.01)  # three results committed
+        scope.cancel()
+    program = Flaky(bad="none")
+    result = await evaluate.acall(program, run_id="ev-2", store=store, journal=journal)
+    assert program.calls == 1  # only "coal" runs again
+    assert [s for _, _, s in result.results] == [True, True, False, False]
+    assert [p.answer for _, p, _ in result.results] == ["blue", "green", "snow", "grey"]
+
+
 async def test_results_saved_as_json_and_csv_like_dspy(tmp_path: Path) -> None:
     jpath, cpath = tmp_path / "r.json", tmp_path / "r.csv"
     with dx.context(lm=scripted()):

@@ -36,7 +36,7 @@ def check_concurrency(value: Any, what: str) -> int:
 async def run_batch(
     fn: Callable[[int, T], Awaitable[dict[str, Any]]], items: Sequence[T], *, concurrency: int,
     name: str, progress: bool | None = False, sinks: Sequence[Sink] = (),
-    run_id: str | None = None, store: Any = None,
+    run_id: str | None = None, store: Any = None, checkpoint_every: int = 1000,
 ) -> list[dict[str, Any]]:
     """Call ``fn(index, item)`` for every item through a flow; return the records.
 
@@ -54,6 +54,7 @@ async def run_batch(
         sinks: Extra sinks that also get every record (live results).
         run_id: Makes the run resumable: items done under this id are skipped.
         store: The run store for ``run_id``.
+        checkpoint_every: With ``run_id``, commit progress after this many items.
     """
     out = collect(name="results")
 
@@ -64,5 +65,5 @@ async def run_batch(
     flow = Flow(name)
     source = iterable(({"index": i} for i in range(len(items))), id_field="index" if run_id else None)
     flow.source(source).map(one, concurrency=concurrency, ordered=False).sink(out, *sinks)
-    await flow.run(run_id=run_id, store=store, progress=progress)
+    await flow.run(run_id=run_id, store=store, progress=progress, checkpoint_every=checkpoint_every)
     return list(out.items)

@@ -193,7 +193,8 @@ class Evaluate:
         concurrency: int | None = None, num_threads: int | None = None, display_progress: bool | None = None,
         display_table: bool | int | None = None, save_as_json: str | Path | None = None,
         save_as_csv: str | Path | None = None, run_id: str | None = None, store: Any = None,
-        journal: str | Path | None = None,
+        journal: str | Path | None = None, checkpoint_every: int = 100,
+        callback_metadata: dict[str, Any] | None = None,
     ) -> EvaluationResult:
         """Run the evaluation and return its result.
 
@@ -201,7 +202,9 @@ class Evaluate:
         the run resumable: per-example results are journaled (JSON lines, by
         default ``.dspex/evaluate/<run_id>.jsonl``) exactly once, and a rerun
         with the same id skips the examples already scored and reads their
-        results back from the journal.
+        results back from the journal. Progress is committed every
+        ``checkpoint_every`` examples (and every 5 s); ``callback_metadata``
+        is accepted for DSPy compatibility and unused.
 
         Raises:
             ConfigError: No metric, or a bad ``concurrency``.
@@ -225,7 +228,7 @@ class Evaluate:
         work = functools.partial(self._one, program, metric, live)
         progress = display_progress if display_progress is not None else self.display_progress
         records = await run_batch(work, examples, concurrency=limit, name="evaluate", progress=progress,
-                                  sinks=sinks, run_id=run_id, store=store)
+                                  sinks=sinks, run_id=run_id, store=store, checkpoint_every=checkpoint_every)
         if journal_path is not None:
             records = await anyio.to_thread.run_sync(_read_journal, journal_path)
         result = self._assemble(examples, records, live)
