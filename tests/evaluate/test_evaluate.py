@@ -172,3 +172,41 @@ def test_sync_call_and_table(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bad_arguments_are_typed_errors(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         dx.Evaluate(**kwargs)(Flaky())
+
+
+def _ws_connect(backend: str, url: str) -> Any:
+    if backend == "asyncio":
+        from websockets.asyncio.client import connect
+    else:
+        from websockets.trio.client import connect
+    return connect(url)
+
+
+async def test_a_websocket_client_watches_results_live(anyio_backend: str) -> None:
+    sink = dx.sinks.websocket()
+    watching = anyio.Event()
+    messages: list[dict[str, Any]] = []
+
+    async def program(question: str) -> dx.Prediction:
+        await watching.wait()  # start answering once a client is connected
+        return dx.Prediction(answer={"sky": "blue", "grass": "green", "snow": "white", "coal": "black"}[question])
+
+    async def watch() -> None:
+        await sink.started.wait()
+        async with _ws_connect(anyio_backend, sink.url) as conn:
+            with anyio.fail_after(10):
+                while not sink.server.sessions:
+                    await anyio.sleep(0.005)
+            watching.set()
+            messages.extend([json.loads(m) async for m in conn])
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            result = await dx.Evaluate(devset=DEV, metric=dx.metrics.exact_match, sinks=[sink]).acall(program)
+    records = [m for m in messages if m.get("type") == "record"]
+    assert result.score == 100.0 and len(records) == len(DEV)
+    assert sorted(m["data"]["index"] for m in records) == [0, 1, 2, 3]
+    assert {m["data"]["prediction"]["answer"] for m in records} == {"blue", "green", "white", "black"}
+    assert all(m["data"]["score"] is True and m["data"]["error"] is None for m in records)
+    assert any(m.get("type") == "run_done" for m in messages)
