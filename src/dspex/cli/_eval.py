@@ -103,7 +103,7 @@ def eval_command(program_path: Path, data_path: Path, metric: str, model: str | 
         inputs = list(dict.fromkeys(n for p in program.predictors() for n in p.signature.input_fields))
         examples = _read_examples(data_path, inputs)
         evaluate = Evaluate(devset=examples, metric=scorer, concurrency=concurrency,
-                            display_progress=None if not as_json else False)
+                            display_progress=not as_json and sys.stderr.isatty())
         with _context.context():
             result = evaluate(program, run_id=run_id)
     except ConfigError as exc:

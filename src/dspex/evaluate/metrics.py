@@ -279,7 +279,7 @@ class SemanticF1(_Judge):
         sig = DecompositionalSemanticRecallPrecision if decompositional else SemanticRecallPrecision
         self.module = ChainOfThought(sig)
 
-    async def aforward(self, example: Any, pred: Any, trace: Any = None) -> Prediction:
+    async def aforward(self, example: Any, pred: Any, trace: Any = None) -> Prediction:  # type: ignore[override]
         """Judge one prediction (one LM call)."""
         scores = await self.module.acall(
             question=_field(example, "question", "example"),
@@ -304,7 +304,7 @@ class CompleteAndGrounded(_Judge):
         self.completeness_module = ChainOfThought(AnswerCompleteness)
         self.groundedness_module = ChainOfThought(AnswerGroundedness)
 
-    async def aforward(self, example: Any, pred: Any, trace: Any = None) -> Prediction:
+    async def aforward(self, example: Any, pred: Any, trace: Any = None) -> Prediction:  # type: ignore[override]
         """Judge one prediction (two LM calls)."""
         question = _field(example, "question", "example")
         response = _field(pred, "response", "pred")

@@ -232,7 +232,7 @@ def _without_example(teacher: Module, example: Any) -> Module:
     """Return ``teacher``, or a copy without ``example`` among its demos (DSPy removes it)."""
     if not any(example in p.demos for p in teacher.predictors()):
         return teacher
-    copy = teacher.deepcopy()
+    copy: Module = teacher.deepcopy()
     for predictor in copy.predictors():
         predictor.demos = [d for d in predictor.demos if d != example]
     return copy
