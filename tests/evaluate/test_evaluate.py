@@ -168,6 +168,8 @@ def test_sync_call_and_table(capsys: pytest.CaptureFixture[str]) -> None:
     ({"devset": DEV, "concurrency": 0}, ConfigError, "concurrency must be an int >= 1"),
     ({"devset": DEV}, ConfigError, "needs a callable metric"),
     ({"devset": [], "metric": dx.metrics.f1}, InputError, "empty devset"),
+    ({"devset": [dx.Example(question="sky", answer="blue")], "metric": dx.metrics.f1}, InputError,
+     r"devset example 0 has no input fields marked.*with_inputs"),
 ])
 def test_bad_arguments_are_typed_errors(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):

@@ -154,3 +154,30 @@ async def test_random_search_restrict_and_stop_at_score() -> None:
         await opt.acompile(dx.Predict("question -> answer"), trainset=TRAIN, restrict=[99])
     with pytest.raises(ConfigError, match="callable metric"):
         dx.BootstrapFewShotWithRandomSearch(metric=None)  # type: ignore[arg-type]
+
+
+class PeakLM(ScriptedLM):
+    """Counts how many calls are in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__(RIGHT)
+        self.now = self.peak = 0
+
+    async def acall(self, messages: list[Any], **params: Any) -> LMResponse:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await anyio.sleep(0.001)
+            return await super().acall(messages, **params)
+        finally:
+            self.now -= 1
+
+
+async def test_random_search_bounds_all_lm_calls_by_concurrency() -> None:
+    lm = PeakLM()
+    opt = dx.BootstrapFewShotWithRandomSearch(metric=dx.metrics.exact_match, max_bootstrapped_demos=4,
+                                              max_labeled_demos=4, num_candidate_programs=5, concurrency=3)
+    with dx.context(lm=lm):
+        best = await opt.acompile(dx.Predict("question -> answer"), trainset=TRAIN)
+    assert len(best.candidate_programs) == 8
+    assert lm.peak == 3  # six bootstraps at once, still 3 calls at most

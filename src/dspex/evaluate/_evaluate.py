@@ -148,7 +148,8 @@ class Evaluate:
 
     Raises:
         ConfigError: No metric, or a bad ``concurrency``.
-        InputError: An empty devset (when called).
+        InputError: An empty devset, or an example without ``with_inputs``
+            (when called, before anything runs).
 
     Example:
         >>> import dspex as dx
@@ -217,6 +218,10 @@ class Evaluate:
         examples = list(devset) if devset is not None else self.devset
         if not examples:
             raise InputError("Evaluate needs a devset with at least one example, got an empty devset")
+        unmarked = next((i for i, e in enumerate(examples) if isinstance(e, Example) and e.input_keys is None), None)
+        if unmarked is not None:
+            raise InputError(f"devset example {unmarked} has no input fields marked: {examples[unmarked]!r}; "
+                             "build examples with dx.Example(...).with_inputs('question', ...)")
         limit = concurrency if concurrency is not None else num_threads
         limit = check_concurrency(limit, "concurrency") if limit is not None else self.concurrency
         sinks = list(self.sinks)

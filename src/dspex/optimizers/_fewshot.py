@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from .._context import context, get_setting
 from ..errors import ConfigError
 from ..evaluate._batch import check_concurrency, run_batch
@@ -101,6 +103,10 @@ class BootstrapFewShot(Optimizer):
             that many examples failed (DSPy's budget).
         concurrency: Most teacher calls in flight.
 
+    When one predictor runs several times in one trace, one of its steps is
+    kept at random as in DSPy, but seeded by a SHA-256 of the demos (DSPy
+    uses its own hasher), so that rare case may keep a different step.
+
     As in DSPy, the program returned (and the teacher, when it gets labeled
     demos) is a ``reset_copy``: predictors drop their own LM and use the
     context's (``dx.context(lm=...)``) or ``teacher_settings["lm"]``.
@@ -129,6 +135,7 @@ class BootstrapFewShot(Optimizer):
         self.max_errors = max_errors
         self.concurrency = check_concurrency(concurrency, "BootstrapFewShot concurrency")
         self.error_count = 0
+        self._shared_limit: anyio.CapacityLimiter | None = None
 
     async def acompile(self, student: Any, *, trainset: Sequence[Any], teacher: Any = None,
                        **_: Any) -> Any:
@@ -195,7 +202,11 @@ class BootstrapFewShot(Optimizer):
                 break
 
             async def attempt(_: int, index: int, round_idx: int = round_idx) -> dict[str, Any]:
-                outcomes[index].append(await self._attempt(teacher, train[index], round_idx))
+                if self._shared_limit is None:
+                    outcomes[index].append(await self._attempt(teacher, train[index], round_idx))
+                else:  # a search running several bootstraps bounds their calls together
+                    async with self._shared_limit:
+                        outcomes[index].append(await self._attempt(teacher, train[index], round_idx))
                 return {}
 
             await run_batch(attempt, todo, concurrency=self.concurrency, name="bootstrap")

@@ -6,8 +6,8 @@ DSPy's algorithm with DSPy's seeds: candidate -3 is the zero-shot program,
 ``Random(s)`` and keeping ``Random(s).randint(1, max_bootstrapped_demos)``
 traced demos. Each candidate is scored on the valset and the first best (in
 seed order) wins. DSPy builds and scores candidates one after another; dspex
-bootstraps them all at once and scores every (candidate, example) pair in
-one flow, so the run takes about as long as its slowest candidate.
+bootstraps them all at once (their teacher calls sharing one concurrency
+bound) and scores every (candidate, example) pair in one flow.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
             the three fixed ones.
         stop_at_score: Keep only candidates up to the first (in seed order)
             whose score reaches this, as DSPy's early stop does.
-        concurrency: Most LM calls in flight while scoring (and per
-            candidate while bootstrapping); ``num_threads`` is an alias.
+        concurrency: Most LM calls in flight, while bootstrapping (all
+            candidates together) and while scoring; ``num_threads`` is an
+            alias.
         failure_score: Score of a valset example whose program or metric raised.
 
     The returned program carries ``candidate_programs``: dicts with
@@ -85,7 +86,7 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         return chosen
 
     async def _candidate(self, seed: int, student: Any, teacher: Any, train: list[Any],
-                         labeled_sample: bool) -> Any:
+                         labeled_sample: bool, limit: anyio.CapacityLimiter) -> Any:
         if seed == -3:
             return student.reset_copy()
         if seed == -2:
@@ -100,6 +101,7 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
             max_labeled_demos=self.max_labeled_demos, teacher_settings=self.teacher_settings,
             max_rounds=self.max_rounds, max_errors=self.max_errors, concurrency=self.concurrency,
         )
+        optimizer._shared_limit = limit  # every candidate's teacher calls share one bound
         return await optimizer.acompile(student, teacher=teacher, trainset=train)
 
     async def acompile(self, student: Any, *, trainset: Sequence[Any], teacher: Any = None,
@@ -113,9 +115,10 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
             raise ConfigError("BootstrapFewShotWithRandomSearch needs a non-empty trainset or valset")
         seeds = self._seeds(restrict)
         programs: dict[int, Any] = {}
+        limit = anyio.CapacityLimiter(self.concurrency)
 
         async def build(seed: int) -> None:
-            programs[seed] = await self._candidate(seed, student, teacher, list(train), labeled_sample)
+            programs[seed] = await self._candidate(seed, student, teacher, list(train), labeled_sample, limit)
 
         async with anyio.create_task_group() as tg:
             for seed in seeds:
