@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-__all__ = ["eval_command", "resolve_metric"]
+__all__ = ["eval_command", "read_examples", "resolve_metric"]
 
 _BUILTIN = ("exact_match", "answer_exact_match", "f1", "contains", "answer_passage_match")
 
@@ -45,7 +45,12 @@ def resolve_metric(name: str) -> Callable[..., Any]:
         raise click.BadParameter(f"cannot import metric {name!r}: {exc}", param_hint="--metric") from None
 
 
-def _read_examples(path: Path, inputs: list[str]) -> list[Any]:
+def read_examples(path: Path, inputs: list[str]) -> list[Any]:
+    """Return the JSON-lines examples of ``path`` with ``inputs`` marked (those present).
+
+    Raises:
+        click.BadParameter: A line is not a JSON object, or the file is empty.
+    """
     from ..modules import Example
 
     examples = []
@@ -101,7 +106,7 @@ def eval_command(program_path: Path, data_path: Path, metric: str, model: str | 
         if model is not None:
             program.set_lm(LM(model, api_base=api_base) if api_base else LM(model))
         inputs = list(dict.fromkeys(n for p in program.predictors() for n in p.signature.input_fields))
-        examples = _read_examples(data_path, inputs)
+        examples = read_examples(data_path, inputs)
         evaluate = Evaluate(devset=examples, metric=scorer, concurrency=concurrency,
                             display_progress=not as_json and sys.stderr.isatty())
         with _context.context():
