@@ -8,7 +8,8 @@ and with ``run_id=`` a killed evaluation resumes where it stopped. The result
 is DSPy's: ``.score`` is a percentage rounded to 2 decimals and ``.results``
 holds ``(example, prediction, score)`` in devset order. Unlike DSPy there is
 no error budget that throws finished answers away: an example whose program
-or metric raises scores ``failure_score`` and the others go on.
+or metric raises scores ``failure_score`` and the others go on (when only
+the metric raised, the example keeps its prediction; DSPy keeps an empty one).
 """
 
 from __future__ import annotations
