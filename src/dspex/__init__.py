@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from .backpressure import BufferPolicy as BufferPolicy
     from .backpressure import MemoryWatermarks as MemoryWatermarks
     from .errors import DspexError as DspexError
+    from .evaluate import Evaluate as Evaluate
+    from .evaluate import metrics as metrics
     from . import errors as errors
     from . import events as events
     from .flows import Flow as Flow
@@ -51,6 +53,9 @@ if TYPE_CHECKING:
     from .modules import load as load
     from .modules import load_dspy_state as load_dspy_state
     from . import operators as ops
+    from .optimizers import BootstrapFewShot as BootstrapFewShot
+    from .optimizers import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
+    from .optimizers import LabeledFewShot as LabeledFewShot
     from .signatures import Citation as Citation
     from .signatures import Confidence as Confidence
     from .signatures import Embedding as Embedding
@@ -70,6 +75,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Adapter",
     "BaseLM",
+    "BootstrapFewShot",
+    "BootstrapFewShotWithRandomSearch",
     "BufferPolicy",
     "ChainOfThought",
     "ChatAdapter",
@@ -79,12 +86,14 @@ __all__ = [
     "Confidence",
     "DspexError",
     "Embedding",
+    "Evaluate",
     "Example",
     "Flow",
     "History",
     "InputField",
     "JSONAdapter",
     "LM",
+    "LabeledFewShot",
     "MemoryWatermarks",
     "Module",
     "OutputField",
@@ -111,6 +120,7 @@ __all__ = [
     "load",
     "load_dspy_state",
     "make_signature",
+    "metrics",
     "ops",
     "sinks",
     "sources",
@@ -120,6 +130,8 @@ __all__ = [
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Adapter": (".adapters", "Adapter"),
     "BaseLM": (".lm", "BaseLM"),
+    "BootstrapFewShot": (".optimizers", "BootstrapFewShot"),
+    "BootstrapFewShotWithRandomSearch": (".optimizers", "BootstrapFewShotWithRandomSearch"),
     "BufferPolicy": (".backpressure", "BufferPolicy"),
     "ChainOfThought": (".modules", "ChainOfThought"),
     "ChatAdapter": (".adapters", "ChatAdapter"),
@@ -129,12 +141,14 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Confidence": (".signatures", "Confidence"),
     "DspexError": (".errors", "DspexError"),
     "Embedding": (".signatures", "Embedding"),
+    "Evaluate": (".evaluate", "Evaluate"),
     "Example": (".modules", "Example"),
     "Flow": (".flows", "Flow"),
     "History": (".signatures", "History"),
     "InputField": (".signatures", "InputField"),
     "JSONAdapter": (".adapters", "JSONAdapter"),
     "LM": (".lm", "LM"),
+    "LabeledFewShot": (".optimizers", "LabeledFewShot"),
     "MemoryWatermarks": (".backpressure", "MemoryWatermarks"),
     "Module": (".modules", "Module"),
     "OutputField": (".signatures", "OutputField"),
@@ -160,6 +174,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "load": (".modules", "load"),
     "load_dspy_state": (".modules", "load_dspy_state"),
     "make_signature": (".signatures", "make_signature"),
+    "metrics": (".evaluate.metrics", None),
     "ops": (".operators", None),
     "sinks": (".sinks", None),
     "sources": (".sources", None),

@@ -1,4 +1,4 @@
-"""The ``dspex`` command group: ``demo``, ``serve``, ``run``, ``inspect``.
+"""The ``dspex`` command group: ``demo``, ``serve``, ``run``, ``inspect``, ``eval``, ``optimize``.
 
 Exit codes: 0 success, 1 the job failed, 2 bad usage or configuration.
 Heavy parts (flows, servers) are imported inside the commands so that
@@ -49,9 +49,10 @@ def _has(module: str) -> bool:
 
 
 def _register_optional() -> None:
-    """Attach commands whose modules exist (serve, run, inspect)."""
+    """Attach commands whose modules exist (serve, run, inspect, eval, optimize)."""
     for module, attr in (("dspex.cli._serve", "serve_command"), ("dspex.cli._run", "run_command"),
-                         ("dspex.cli._inspect", "inspect_command")):
+                         ("dspex.cli._inspect", "inspect_command"), ("dspex.cli._eval", "eval_command"),
+                         ("dspex.cli._optimize", "optimize_command")):
         if _has(module):
             cli.add_command(getattr(importlib.import_module(module), attr))
 

@@ -15,15 +15,25 @@ if TYPE_CHECKING:
     from ._conformance import check_source as check_source
     from ._conformance import sample_records as sample_records
     from ._scripted_lm import ScriptedLM as ScriptedLM
+    from ._fake_student import StudentTask as StudentTask
     from ._server import FakeLLMServer as FakeLLMServer
 
-__all__ = ["FakeClock", "FakeLLMServer", "ScriptedLM", "check_sink", "check_source", "sample_records"]
+__all__ = [
+    "FakeClock",
+    "FakeLLMServer",
+    "ScriptedLM",
+    "StudentTask",
+    "check_sink",
+    "check_source",
+    "sample_records",
+]
 
 # name -> private module holding it
 _LAZY: dict[str, str] = {
     "ScriptedLM": "._scripted_lm",
     "FakeLLMServer": "._server",
     "FakeClock": "._clock",
+    "StudentTask": "._fake_student",
     "check_source": "._conformance",
     "check_sink": "._conformance",
     "sample_records": "._conformance",

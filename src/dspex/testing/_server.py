@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 import anyio
@@ -36,6 +36,9 @@ from ..errors import ConfigError
 from ..lm._h1 import HTTPProtocolError, ParsedRequest, make_request_parser
 from . import _fake_providers as fp
 from ._fake_answers import count_tokens_cached, fake_completion, split_tokens, value_for_schema
+
+if TYPE_CHECKING:
+    from ._fake_student import StudentTask
 
 __all__ = ["FakeLLMServer", "ServerStats"]
 
@@ -119,6 +122,9 @@ class FakeLLMServer:
         parser: Force ``"httptools"`` or ``"h11"`` request parsing.
         max_requests_per_connection: Close a connection silently (no
             ``Connection: close``) after this many requests.
+        student: A :class:`~dspex.testing.StudentTask`: its questions are
+            answered right only when the prompt teaches the rule (see
+            ``_fake_student.py``); other prompts are answered as usual.
     """
 
     def __init__(
@@ -144,6 +150,7 @@ class FakeLLMServer:
         backend: str = "asyncio",
         parser: str | None = None,
         max_requests_per_connection: int | None = None,
+        student: StudentTask | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise ConfigError(f"FakeLLMServer binds loopback only; host={host!r} is not loopback")
@@ -167,6 +174,7 @@ class FakeLLMServer:
         self.backend = backend
         self.parser = parser
         self.max_requests_per_connection = max_requests_per_connection
+        self.student = student
         self.stats = ServerStats()
         self._rng = random.Random(seed)
         self._conns: set[_ConnState] = set()
@@ -461,6 +469,8 @@ class FakeLLMServer:
             if self.responder is not None:
                 result = self.responder(body)
                 text = str(await result if inspect.isawaitable(result) else result)
+            elif self.student is not None and (taught := self.student.complete(call.system, call.texts)):
+                text = taught
             else:
                 text = fake_completion(call.system, key, json_schema=call.json_schema,
                                        json_mode=call.json_mode)  # fmt: skip
