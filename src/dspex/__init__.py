@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from . import flows as flows
     from .lm import BaseLM as BaseLM
     from .lm import CircuitBreakerPolicy as CircuitBreakerPolicy
+    from .lm import Embedder as Embedder
     from .lm import LM as LM
     from .lm import RateLimit as RateLimit
     from .lm import RetryPolicy as RetryPolicy
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
     from . import sinks as sinks
     from . import sources as sources
     from .store import RunStore as RunStore
+    from .optimizers import KNNFewShot as KNNFewShot
 
 __all__ = [
     "Adapter",
@@ -85,6 +87,7 @@ __all__ = [
     "Completions",
     "Confidence",
     "DspexError",
+    "Embedder",
     "Embedding",
     "Evaluate",
     "Example",
@@ -92,6 +95,7 @@ __all__ = [
     "History",
     "InputField",
     "JSONAdapter",
+    "KNNFewShot",
     "LM",
     "LabeledFewShot",
     "MemoryWatermarks",
@@ -140,6 +144,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Completions": (".modules", "Completions"),
     "Confidence": (".signatures", "Confidence"),
     "DspexError": (".errors", "DspexError"),
+    "Embedder": (".lm", "Embedder"),
     "Embedding": (".signatures", "Embedding"),
     "Evaluate": (".evaluate", "Evaluate"),
     "Example": (".modules", "Example"),
@@ -147,6 +152,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "History": (".signatures", "History"),
     "InputField": (".signatures", "InputField"),
     "JSONAdapter": (".adapters", "JSONAdapter"),
+    "KNNFewShot": (".optimizers", "KNNFewShot"),
     "LM": (".lm", "LM"),
     "LabeledFewShot": (".optimizers", "LabeledFewShot"),
     "MemoryWatermarks": (".backpressure", "MemoryWatermarks"),

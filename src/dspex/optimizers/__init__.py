@@ -3,6 +3,7 @@
 from ._base import Optimizer as Optimizer
 from ._fewshot import BootstrapFewShot as BootstrapFewShot
 from ._fewshot import LabeledFewShot as LabeledFewShot
+from ._knn import KNNFewShot as KNNFewShot
 from ._random_search import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
 
-__all__ = ["BootstrapFewShot", "BootstrapFewShotWithRandomSearch", "LabeledFewShot", "Optimizer"]
+__all__ = ["BootstrapFewShot", "BootstrapFewShotWithRandomSearch", "KNNFewShot", "LabeledFewShot", "Optimizer"]
