@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from . import sources as sources
     from .store import RunStore as RunStore
     from .optimizers import KNNFewShot as KNNFewShot
+    from .optimizers import COPRO as COPRO
 
 __all__ = [
     "Adapter",
@@ -80,6 +81,7 @@ __all__ = [
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "BufferPolicy",
+    "COPRO",
     "ChainOfThought",
     "ChatAdapter",
     "CircuitBreakerPolicy",
@@ -137,6 +139,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "BootstrapFewShot": (".optimizers", "BootstrapFewShot"),
     "BootstrapFewShotWithRandomSearch": (".optimizers", "BootstrapFewShotWithRandomSearch"),
     "BufferPolicy": (".backpressure", "BufferPolicy"),
+    "COPRO": (".optimizers", "COPRO"),
     "ChainOfThought": (".modules", "ChainOfThought"),
     "ChatAdapter": (".adapters", "ChatAdapter"),
     "CircuitBreakerPolicy": (".lm", "CircuitBreakerPolicy"),

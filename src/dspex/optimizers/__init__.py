@@ -1,9 +1,10 @@
 """Optimizers: compile a program into a new one with learned demos (DSPy's teleprompters)."""
 
 from ._base import Optimizer as Optimizer
+from ._copro import COPRO as COPRO
 from ._fewshot import BootstrapFewShot as BootstrapFewShot
 from ._fewshot import LabeledFewShot as LabeledFewShot
 from ._knn import KNNFewShot as KNNFewShot
 from ._random_search import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
 
-__all__ = ["BootstrapFewShot", "BootstrapFewShotWithRandomSearch", "KNNFewShot", "LabeledFewShot", "Optimizer"]
+__all__ = ["COPRO", "BootstrapFewShot", "BootstrapFewShotWithRandomSearch", "KNNFewShot", "LabeledFewShot", "Optimizer"]

@@ -10,10 +10,17 @@ phrase in the system prompt. Otherwise it answers the word unchanged, which
 is wrong. Everything is a pure function of the prompt, so it is
 deterministic: a correct optimizer (one that puts good demos or the right
 instruction into the prompt) visibly lifts the dev score, offline.
+
+Asked to *propose an instruction* (a prompt with a ``proposed_instruction``
+output field, as COPRO's and MIPROv2's proposers send), the student answers
+one phrasing from :attr:`StudentTask.proposals`, picked by a hash of the
+prompt and the completion's index, so instruction optimizers have the right
+phrase among their candidates — and must find it by scoring.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
 import re
@@ -76,6 +83,9 @@ class StudentTask:
             raise ConfigError(f"StudentTask rules must be a non-empty subset of {sorted(RULES)}, got {chosen!r}")
         self.rules = chosen
         self.instruction = instruction
+        #: What the student proposes as instructions: only the first one teaches.
+        self.proposals = [instruction, "Answer the question.", "Repeat the word that follows the rule name.",
+                          "Read the question carefully and reply with one word."]
 
     def answer(self, question: str) -> str:
         """Return the correct answer of a question such as ``"mirror lantern"``.
@@ -111,15 +121,35 @@ class StudentTask:
                 return True
         return False
 
-    def complete(self, system: str, texts: Sequence[str]) -> str | None:
+    def propose(self, system: str, texts: Sequence[str], key: str) -> str | None:
+        """Return a completion for an instruction-proposing prompt, else None.
+
+        Every output field gets a short text; ``proposed_instruction`` gets
+        one of :attr:`proposals`, chosen by the SHA-256 of the prompt and ``key``.
+        """
+        found = fields_from_prompt(system)
+        names = [spec.name for spec in found[0]] if found else []
+        if "proposed_instruction" not in names:
+            return None
+        digest = hashlib.sha256("\n".join([system, *texts, key]).encode("utf-8", "replace")).digest()
+        pick = self.proposals[int.from_bytes(digest[:4], "big") % len(self.proposals)]
+        blocks = [f"[[ ## {name} ## ]]\n" + (pick if name == "proposed_instruction" else "Answer:")
+                  for name in names]
+        return "\n\n".join([*blocks, "[[ ## completed ## ]]"])
+
+    def complete(self, system: str, texts: Sequence[str], key: str = "") -> str | None:
         """Return the student's completion, or None when the prompt is not one of its questions.
 
         Args:
             system: The system prompt.
             texts: Every message's text in order (the last is the question).
+            key: The completion's identity (request digest and choice index).
         """
         if not texts:
             return None
+        proposal = self.propose(system, texts, key)
+        if proposal is not None:
+            return proposal
         asked = _QUESTION.search(texts[-1])
         if asked is None or asked.group(1) not in RULES:
             return None

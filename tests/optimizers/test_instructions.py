@@ -1,0 +1,69 @@
+"""COPRO and MIPROv2 on FakeLLMServer's student task: the instruction phrase is found (both backends).
+
+The student answers right given a demo of the rule or the task's instruction
+phrase; asked to propose an instruction it answers one of four phrasings
+(by a hash of the prompt), only one of which teaches. So the uncompiled
+program scores 0 % and an instruction optimizer must find that phrase by
+scoring its candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+import dspex as dx
+from dspex.errors import ConfigError
+from dspex.testing import FakeLLMServer, StudentTask
+
+TASK = StudentTask()
+TRAIN = TASK.examples(24, seed=1)
+DEV = TASK.examples(30, seed=2)
+
+
+@asynccontextmanager
+async def student_lm() -> AsyncIterator[dx.LM]:
+    async with FakeLLMServer(student=TASK) as server:
+        lm = dx.LM("openai/student", api_base=server.url + "/v1", api_key="sk-test", cache=False)
+        try:
+            yield lm
+        finally:
+            await lm.aclose()
+
+
+async def test_copro_finds_the_instruction_and_lifts_the_dev_score() -> None:
+    student = dx.Predict("question -> answer")
+    evaluate = dx.Evaluate(devset=DEV, metric=dx.metrics.exact_match, concurrency=16)
+    optimizer = dx.COPRO(metric=dx.metrics.exact_match, breadth=4, depth=2, concurrency=16)
+    async with student_lm() as lm:
+        with dx.context(lm=lm):
+            before = await evaluate.acall(student)
+            compiled = await optimizer.acompile(student, trainset=TRAIN[:12])
+            after = await evaluate.acall(compiled)
+    assert before.score == 0.0
+    assert compiled.signature.instructions == TASK.instruction
+    assert after.score == 100.0  # stated margin: +100 points
+    assert student.signature.instructions != TASK.instruction  # untouched
+    scores = [c["score"] for c in compiled.candidate_programs]
+    assert scores == sorted(scores, reverse=True) and scores[0] == 100.0 and min(scores) == 0.0
+    assert compiled.total_calls == 4 + 4  # round 1: 3 proposed + the original; round 2: 4 new ones
+
+
+async def test_copro_same_settings_same_result() -> None:
+    results = []
+    for _ in range(2):
+        async with student_lm() as lm:
+            with dx.context(lm=lm):
+                compiled = await dx.COPRO(metric=dx.metrics.exact_match, breadth=3, depth=2).acompile(
+                    dx.Predict("question -> answer"), trainset=TRAIN[:6])
+        results.append([(c["instruction"], c["score"]) for c in compiled.candidate_programs])
+    assert results[0] == results[1]
+
+
+def test_copro_rejects_bad_settings() -> None:
+    with pytest.raises(ConfigError, match="breadth"):
+        dx.COPRO(metric=dx.metrics.exact_match, breadth=1)
+    with pytest.raises(ConfigError, match="metric"):
+        dx.COPRO(metric=None)
