@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     from .store import RunStore as RunStore
     from .optimizers import KNNFewShot as KNNFewShot
     from .optimizers import COPRO as COPRO
+    from .optimizers import MIPROv2 as MIPROv2
 
 __all__ = [
     "Adapter",
@@ -100,6 +101,7 @@ __all__ = [
     "KNNFewShot",
     "LM",
     "LabeledFewShot",
+    "MIPROv2",
     "MemoryWatermarks",
     "Module",
     "OutputField",
@@ -158,6 +160,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "KNNFewShot": (".optimizers", "KNNFewShot"),
     "LM": (".lm", "LM"),
     "LabeledFewShot": (".optimizers", "LabeledFewShot"),
+    "MIPROv2": (".optimizers", "MIPROv2"),
     "MemoryWatermarks": (".backpressure", "MemoryWatermarks"),
     "Module": (".modules", "Module"),
     "OutputField": (".signatures", "OutputField"),

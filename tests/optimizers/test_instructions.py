@@ -67,3 +67,55 @@ def test_copro_rejects_bad_settings() -> None:
         dx.COPRO(metric=dx.metrics.exact_match, breadth=1)
     with pytest.raises(ConfigError, match="metric"):
         dx.COPRO(metric=None)
+
+
+async def test_mipro_finds_instruction_and_demos_and_lifts_the_dev_score() -> None:
+    student = dx.Predict("question -> answer")
+    evaluate = dx.Evaluate(devset=DEV, metric=dx.metrics.exact_match, concurrency=16)
+    optimizer = dx.MIPROv2(metric=dx.metrics.exact_match, max_bootstrapped_demos=2, max_labeled_demos=2,
+                           auto=None, num_candidates=4, seed=9, concurrency=16)
+    async with student_lm() as lm:
+        with dx.context(lm=lm):
+            before = await evaluate.acall(student)
+            compiled = await optimizer.acompile(student, trainset=TRAIN, valset=DEV[:20], num_trials=6,
+                                                minibatch_size=10, minibatch_full_eval_steps=2)
+            after = await evaluate.acall(compiled)
+    assert before.score == 0.0
+    assert compiled.signature.instructions == TASK.instruction
+    assert after.score == 100.0 and compiled.score == 100.0  # stated margin: +100 points
+    assert student.signature.instructions != TASK.instruction and student.demos == []  # untouched
+    full = [c["score"] for c in compiled.candidate_programs]
+    assert full[0] == 100.0 and full == sorted(full, reverse=True) and len(compiled.mb_candidate_programs) == 6
+
+
+async def test_mipro_same_seed_same_result() -> None:
+    runs = []
+    for _ in range(2):
+        optimizer = dx.MIPROv2(metric=dx.metrics.exact_match, max_bootstrapped_demos=0, max_labeled_demos=0,
+                               auto=None, num_candidates=4, seed=3, concurrency=16)
+        async with student_lm() as lm:
+            with dx.context(lm=lm):
+                compiled = await optimizer.acompile(dx.Predict("question -> answer"), trainset=TRAIN,
+                                                    valset=DEV[:20], num_trials=5, minibatch_size=8,
+                                                    minibatch_full_eval_steps=2)
+        runs.append((compiled.signature.instructions,
+                     [(k, sorted(v.items(), key=str)) for k, v in compiled.trial_logs.items()]))
+    assert runs[0] == runs[1]
+    assert len(runs[0][1]) == 1 + 5 + 3  # the baseline, 5 minibatch trials, 3 full evaluations
+
+
+def test_mipro_rejects_inconsistent_sizes() -> None:
+    with pytest.raises(ConfigError, match="auto"):
+        dx.MIPROv2(metric=dx.metrics.exact_match, auto="huge")
+    with pytest.raises(ConfigError, match="LM in dx.context"):
+        dx.MIPROv2(metric=dx.metrics.exact_match).compile(dx.Predict("question -> answer"), trainset=TRAIN)
+    lm = dx.LM("openai/unused", api_base="http://127.0.0.1:9/v1")  # never called: the checks come first
+    with pytest.raises(ConfigError, match=r"num_trials=\) \(about 6\)"):
+        dx.MIPROv2(metric=dx.metrics.exact_match, auto=None, num_candidates=3, task_model=lm, prompt_model=lm).compile(
+            dx.Predict("question -> answer"), trainset=TRAIN, valset=DEV)
+    with pytest.raises(ConfigError, match="neither"):
+        dx.MIPROv2(metric=dx.metrics.exact_match, num_candidates=3, task_model=lm, prompt_model=lm).compile(
+            dx.Predict("question -> answer"), trainset=TRAIN, valset=DEV)
+    with pytest.raises(ConfigError, match="minibatch_size 35 exceeds"):
+        dx.MIPROv2(metric=dx.metrics.exact_match, auto=None, num_candidates=3, task_model=lm, prompt_model=lm).compile(
+            dx.Predict("question -> answer"), trainset=TRAIN, valset=DEV, num_trials=2)

@@ -5,6 +5,15 @@ from ._copro import COPRO as COPRO
 from ._fewshot import BootstrapFewShot as BootstrapFewShot
 from ._fewshot import LabeledFewShot as LabeledFewShot
 from ._knn import KNNFewShot as KNNFewShot
+from ._mipro import MIPROv2 as MIPROv2
 from ._random_search import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
 
-__all__ = ["COPRO", "BootstrapFewShot", "BootstrapFewShotWithRandomSearch", "KNNFewShot", "LabeledFewShot", "Optimizer"]
+__all__ = [
+    "COPRO",
+    "BootstrapFewShot",
+    "BootstrapFewShotWithRandomSearch",
+    "KNNFewShot",
+    "LabeledFewShot",
+    "MIPROv2",
+    "Optimizer",
+]

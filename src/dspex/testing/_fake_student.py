@@ -12,10 +12,12 @@ deterministic: a correct optimizer (one that puts good demos or the right
 instruction into the prompt) visibly lifts the dev score, offline.
 
 Asked to *propose an instruction* (a prompt with a ``proposed_instruction``
-output field, as COPRO's and MIPROv2's proposers send), the student answers
-one phrasing from :attr:`StudentTask.proposals`, picked by a hash of the
-prompt and the completion's index, so instruction optimizers have the right
-phrase among their candidates — and must find it by scoring.
+output field, as COPRO's and MIPROv2's proposers send), the student proposes
+the teaching phrase when the prompt shows it a solved example of the task (a
+``Question: <rule> <word>`` line followed by ``Answer: <right answer>``, as
+MIPROv2's fewshot-aware proposer does); otherwise one phrasing from
+:attr:`StudentTask.proposals`, picked by a hash of the prompt and the
+completion's index. Either way an optimizer must find the phrase by scoring.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ _WORDS = (
 )
 _QUESTION = re.compile(r"\[\[ ## question ## \]\]\n(\w+) (\w+)")
 _ANSWER = re.compile(r"\[\[ ## answer ## \]\]\n(.*)")
+_SOLVED = re.compile(r"Question: (\w+ \w+)\nAnswer: (\w+)")
 
 
 class StudentTask:
@@ -125,7 +128,8 @@ class StudentTask:
         """Return a completion for an instruction-proposing prompt, else None.
 
         Every output field gets a short text; ``proposed_instruction`` gets
-        one of :attr:`proposals`, chosen by the SHA-256 of the prompt and ``key``.
+        the instruction when a solved example is shown, else one of
+        :attr:`proposals` chosen by the SHA-256 of the prompt and ``key``.
         """
         found = fields_from_prompt(system)
         names = [spec.name for spec in found[0]] if found else []
@@ -133,9 +137,19 @@ class StudentTask:
             return None
         digest = hashlib.sha256("\n".join([system, *texts, key]).encode("utf-8", "replace")).digest()
         pick = self.proposals[int.from_bytes(digest[:4], "big") % len(self.proposals)]
+        if any(self._solved_shown(text) for text in texts):
+            pick = self.instruction
         blocks = [f"[[ ## {name} ## ]]\n" + (pick if name == "proposed_instruction" else "Answer:")
                   for name in names]
         return "\n\n".join([*blocks, "[[ ## completed ## ]]"])
+
+    @staticmethod
+    def _solved_shown(text: str) -> bool:
+        for asked, shown in _SOLVED.findall(text):
+            rule, _, word = asked.partition(" ")
+            if rule in RULES and word and RULES[rule](word) == shown.strip():
+                return True
+        return False
 
     def complete(self, system: str, texts: Sequence[str], key: str = "") -> str | None:
         """Return the student's completion, or None when the prompt is not one of its questions.
