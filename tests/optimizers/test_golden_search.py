@@ -1,0 +1,57 @@
+"""COPRO/MIPROv2 prompts and KNN choices equal DSPy 3.4.1's (``golden/dspy_search_golden.json``).
+
+The golden file was written by ``golden/make_golden_search.py`` with DSPy's
+own signatures, ChatAdapter, ``strip_prefix`` and ``KNN`` (numpy).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dspex as dx
+from dspex.optimizers import _copro, _proposer
+from dspex.optimizers._knn import KNN
+from dspex.testing._fake_embeddings import fake_embedding
+
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "dspy_search_golden.json").read_text())
+SIGNATURES = {"BasicGenerateInstruction": _copro.BasicGenerateInstruction,
+              "GenerateInstructionGivenAttempts": _copro.GenerateInstructionGivenAttempts,
+              "DatasetDescriptor": _proposer.DatasetDescriptor,
+              "DatasetDescriptorWithPriorObservations": _proposer.DatasetDescriptorWithPriorObservations,
+              "ObservationSummarizer": _proposer.ObservationSummarizer,
+              "DescribeProgram": _proposer.DescribeProgram, "DescribeModule": _proposer.DescribeModule}
+
+
+def case_id(case: dict[str, Any]) -> str:
+    return case["name"] + "".join(f"-{int(f)}" for f in case.get("flags", []))
+
+
+@pytest.mark.parametrize("case", GOLDEN["prompts"], ids=case_id)
+def test_proposer_prompts_are_dspy_prompts(case: dict[str, Any]) -> None:
+    if "flags" in case:
+        signature = _proposer.instruction_signature(*case["flags"])
+    else:
+        signature = SIGNATURES[case["name"]]
+    assert dx.ChatAdapter().format(signature, [], case["inputs"]) == case["messages"]
+
+
+def test_strip_prefix_and_proposer_strings_match_dspy() -> None:
+    assert {t: _proposer.strip_prefix(t) for t in GOLDEN["strip_prefix"]} == GOLDEN["strip_prefix"]
+    fields = dx.Predict("question -> answer").signature.fields
+    example = dx.Example(question="mirror abc", answer="cba", augmented=True)
+    assert _proposer.example_string(fields, example) == GOLDEN["example_string"]
+    data = [dx.Example(question=q, answer="x", hint="h").with_inputs("question", "hint")
+            for q in GOLDEN["questions"][:2]]
+    assert _proposer._order_input_keys(repr(data)) == GOLDEN["dataset_repr"]
+
+
+@pytest.mark.parametrize("case", GOLDEN["knn"], ids=lambda c: f"k{c['k']}")
+async def test_knn_picks_dspy_neighbours(case: dict[str, Any]) -> None:
+    train = [dx.Example(question=q, answer="x").with_inputs("question") for q in GOLDEN["questions"]]
+    knn = KNN(case["k"], train, dx.Embedder(lambda texts: [fake_embedding(t) for t in texts]))
+    found = {q: [e.question for e in await knn.aneighbors(question=q)] for q in case["neighbours"]}
+    assert found == case["neighbours"]
