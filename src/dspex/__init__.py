@@ -52,11 +52,16 @@ if TYPE_CHECKING:
     from .modules import Predict as Predict
     from .modules import Prediction as Prediction
     from .modules import load as load
+    from .modules import asave_version as asave_version
     from .modules import load_dspy_state as load_dspy_state
+    from .modules import save_version as save_version
     from . import operators as ops
     from .optimizers import BootstrapFewShot as BootstrapFewShot
     from .optimizers import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
+    from .optimizers import COPRO as COPRO
+    from .optimizers import KNNFewShot as KNNFewShot
     from .optimizers import LabeledFewShot as LabeledFewShot
+    from .optimizers import MIPROv2 as MIPROv2
     from .signatures import Citation as Citation
     from .signatures import Confidence as Confidence
     from .signatures import Embedding as Embedding
@@ -72,9 +77,6 @@ if TYPE_CHECKING:
     from . import sinks as sinks
     from . import sources as sources
     from .store import RunStore as RunStore
-    from .optimizers import KNNFewShot as KNNFewShot
-    from .optimizers import COPRO as COPRO
-    from .optimizers import MIPROv2 as MIPROv2
 
 __all__ = [
     "Adapter",
@@ -117,6 +119,7 @@ __all__ = [
     "Tool",
     "ToolCalls",
     "__version__",
+    "asave_version",
     "configure",
     "configure_cache",
     "context",
@@ -130,6 +133,7 @@ __all__ = [
     "make_signature",
     "metrics",
     "ops",
+    "save_version",
     "sinks",
     "sources",
 ]
@@ -175,6 +179,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Timeouts": (".lm", "Timeouts"),
     "Tool": (".signatures", "Tool"),
     "ToolCalls": (".signatures", "ToolCalls"),
+    "asave_version": (".modules", "asave_version"),
     "configure": ("._context", "configure"),
     "configure_cache": (".lm", "configure_cache"),
     "context": ("._context", "context"),
@@ -188,6 +193,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "make_signature": (".signatures", "make_signature"),
     "metrics": (".evaluate.metrics", None),
     "ops": (".operators", None),
+    "save_version": (".modules", "save_version"),
     "sinks": (".sinks", None),
     "sources": (".sources", None),
 }

@@ -7,7 +7,9 @@ from ._predict import ParameterVersion as ParameterVersion
 from ._predict import Predict as Predict
 from ._prediction import Completions as Completions
 from ._prediction import Prediction as Prediction
-from ._state import load as load
+from ._versions import asave_version as asave_version
+from ._versions import load as load
+from ._versions import save_version as save_version
 from ._state import load_dspy_state as load_dspy_state
 from ._stream import ModuleStream as ModuleStream
 
@@ -20,6 +22,8 @@ __all__ = [
     "ParameterVersion",
     "Predict",
     "Prediction",
+    "asave_version",
     "load",
     "load_dspy_state",
+    "save_version",
 ]
