@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from . import sinks as sinks
     from . import sources as sources
     from .store import RunStore as RunStore
+    from . import traces as traces
 
 __all__ = [
     "Adapter",
@@ -136,6 +137,7 @@ __all__ = [
     "save_version",
     "sinks",
     "sources",
+    "traces",
 ]
 
 # name -> (module, attribute); attribute None means the module itself.
@@ -196,6 +198,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "save_version": (".modules", "save_version"),
     "sinks": (".sinks", None),
     "sources": (".sources", None),
+    "traces": (".traces", None),
 }
 
 

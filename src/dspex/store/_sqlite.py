@@ -373,12 +373,25 @@ class RunStore:
 
         await self._run(write)
 
-    async def traces(self, program: str, *, min_score: float | None = None) -> list[dict[str, Any]]:
-        """Return recorded traces of ``program`` (with ``score >= min_score``), oldest first."""
+    async def traces(self, program: str | None = None, *, run_id: str | None = None,
+                     min_score: float | None = None) -> list[dict[str, Any]]:
+        """Return recorded traces of ``program`` and/or ``run_id`` (``score >= min_score``), oldest first.
+
+        Each is a dict with ``inputs``, ``outputs``, ``score`` and ``run_id``.
+
+        Raises:
+            StoreError: Neither ``program`` nor ``run_id`` was given.
+        """
+        if program is None and run_id is None:
+            raise StoreError("traces() needs program= or run_id= to select traces", path=self.path)
 
         def load(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            sql = "SELECT inputs, outputs, score, run_id FROM traces WHERE program=?"
-            args: tuple[Any, ...] = (program,)
+            sql = "SELECT inputs, outputs, score, run_id FROM traces WHERE 1=1"
+            args: tuple[Any, ...] = ()
+            for column, value in (("program", program), ("run_id", run_id)):
+                if value is not None:
+                    sql += f" AND {column}=?"
+                    args += (value,)
             if min_score is not None:
                 sql += " AND score >= ?"
                 args += (min_score,)
