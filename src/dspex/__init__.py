@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     from . import sources as sources
     from .store import RunStore as RunStore
     from . import traces as traces
+    from .optimizers import GEPA as GEPA
 
 __all__ = [
     "Adapter",
@@ -98,6 +99,7 @@ __all__ = [
     "Evaluate",
     "Example",
     "Flow",
+    "GEPA",
     "History",
     "InputField",
     "JSONAdapter",
@@ -160,6 +162,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Evaluate": (".evaluate", "Evaluate"),
     "Example": (".modules", "Example"),
     "Flow": (".flows", "Flow"),
+    "GEPA": (".optimizers", "GEPA"),
     "History": (".signatures", "History"),
     "InputField": (".signatures", "InputField"),
     "JSONAdapter": (".adapters", "JSONAdapter"),

@@ -119,3 +119,40 @@ def test_mipro_rejects_inconsistent_sizes() -> None:
     with pytest.raises(ConfigError, match="minibatch_size 35 exceeds"):
         dx.MIPROv2(metric=dx.metrics.exact_match, auto=None, num_candidates=3, task_model=lm, prompt_model=lm).compile(
             dx.Predict("question -> answer"), trainset=TRAIN, valset=DEV, num_trials=2)
+
+
+def feedback_metric(gold: dx.Example, pred: dx.Prediction, trace: object = None, pred_name: object = None,
+                    pred_trace: object = None) -> dx.Prediction:
+    ok = gold.answer == pred.answer
+    return dx.Prediction(score=float(ok), feedback="Correct." if ok else
+                         f"Wrong: the right answer to '{gold.question}' is {gold.answer}.")
+
+
+async def test_gepa_reflects_on_feedback_and_lifts_the_dev_score() -> None:
+    student = dx.Predict("question -> answer")
+    evaluate = dx.Evaluate(devset=DEV, metric=dx.metrics.exact_match, concurrency=16)
+    async with student_lm() as lm:
+        optimizer = dx.GEPA(metric=feedback_metric, max_metric_calls=60, reflection_lm=lm,
+                            reflection_minibatch_size=3, track_stats=True, seed=0, concurrency=16)
+        with dx.context(lm=lm):
+            before = await evaluate.acall(student)
+            compiled = await optimizer.acompile(student, trainset=TRAIN[:12], valset=DEV[:10])
+            after = await evaluate.acall(compiled)
+    assert before.score == 0.0
+    assert compiled.signature.instructions == TASK.instruction
+    assert after.score == 100.0  # stated margin: +100 points
+    assert student.signature.instructions != TASK.instruction  # untouched
+    details = compiled.detailed_results
+    assert details["val_aggregate_scores"][0] == 0.0 and max(details["val_aggregate_scores"]) == 1.0
+    assert details["parents"][details["best_idx"]] == [0]  # evolved from the seed candidate
+
+
+def test_gepa_rejects_bad_settings() -> None:
+    with pytest.raises(ConfigError, match="five arguments"):
+        dx.GEPA(metric=lambda gold, pred: 1.0, auto="light", reflection_lm=object())
+    with pytest.raises(ConfigError, match="exactly one"):
+        dx.GEPA(metric=feedback_metric, auto="light", max_metric_calls=10, reflection_lm=object())
+    with pytest.raises(ConfigError, match="reflection_lm"):
+        dx.GEPA(metric=feedback_metric, auto="light")
+    with pytest.raises(ConfigError, match="use_wandb"):
+        dx.GEPA(metric=feedback_metric, auto="light", reflection_lm=object(), use_wandb=True)

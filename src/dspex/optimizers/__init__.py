@@ -4,6 +4,7 @@ from ._base import Optimizer as Optimizer
 from ._copro import COPRO as COPRO
 from ._fewshot import BootstrapFewShot as BootstrapFewShot
 from ._fewshot import LabeledFewShot as LabeledFewShot
+from ._gepa import GEPA as GEPA
 from ._knn import KNNFewShot as KNNFewShot
 from ._mipro import MIPROv2 as MIPROv2
 from ._random_search import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
@@ -12,6 +13,7 @@ __all__ = [
     "COPRO",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
+    "GEPA",
     "KNNFewShot",
     "LabeledFewShot",
     "MIPROv2",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -58,6 +59,7 @@ _WORDS = (
 )
 _QUESTION = re.compile(r"\[\[ ## question ## \]\]\n(\w+) (\w+)")
 _ANSWER = re.compile(r"\[\[ ## answer ## \]\]\n(.*)")
+_ASKED = re.compile(r"\b(\w+) (\w+)\b")
 _SOLVED = re.compile(r"Question: (\w+ \w+)\nAnswer: (\w+)")
 
 
@@ -127,21 +129,34 @@ class StudentTask:
     def propose(self, system: str, texts: Sequence[str], key: str) -> str | None:
         """Return a completion for an instruction-proposing prompt, else None.
 
-        Every output field gets a short text; ``proposed_instruction`` gets
-        the instruction when a solved example is shown, else one of
-        :attr:`proposals` chosen by the SHA-256 of the prompt and ``key``.
+        Every output field gets a short text; the instruction field
+        (``proposed_instruction``, or GEPA's ``new_instruction``) gets the
+        teaching phrase when a solved example (or, for GEPA, feedback naming
+        a right answer) is shown, else one of :attr:`proposals` chosen by the
+        SHA-256 of the prompt and ``key``. JSON-adapter prompts get JSON.
         """
         found = fields_from_prompt(system)
         names = [spec.name for spec in found[0]] if found else []
-        if "proposed_instruction" not in names:
+        field = next((n for n in ("proposed_instruction", "new_instruction") if n in names), None)
+        if field is None:
             return None
         digest = hashlib.sha256("\n".join([system, *texts, key]).encode("utf-8", "replace")).digest()
         pick = self.proposals[int.from_bytes(digest[:4], "big") % len(self.proposals)]
-        if any(self._solved_shown(text) for text in texts):
+        shown = self._solved_shown if field == "proposed_instruction" else self._answer_revealed
+        if any(shown(text) for text in texts):
             pick = self.instruction
-        blocks = [f"[[ ## {name} ## ]]\n" + (pick if name == "proposed_instruction" else "Answer:")
-                  for name in names]
-        return "\n\n".join([*blocks, "[[ ## completed ## ]]"])
+        values = {name: pick if name == field else "Answer:" for name in names}
+        if found and found[1] == "json":
+            return json.dumps(values)
+        return "\n\n".join([*(f"[[ ## {n} ## ]]\n{v}" for n, v in values.items()), "[[ ## completed ## ]]"])
+
+    @staticmethod
+    def _answer_revealed(text: str) -> bool:
+        """Return whether ``text`` asks a ``<rule> <word>`` question and also holds its right answer."""
+        for rule, word in _ASKED.findall(text):
+            if rule in RULES and RULES[rule](word) != word and RULES[rule](word) in text.replace(f"{rule} {word}", ""):
+                return True
+        return False
 
     @staticmethod
     def _solved_shown(text: str) -> bool:
