@@ -14,6 +14,7 @@ import pytest
 
 import dspex as dx
 from dspex.optimizers import _copro, _proposer
+from dspex.optimizers._gepa_adapter import ProposeInstruction
 from dspex.optimizers._knn import KNN
 from dspex.testing._fake_embeddings import fake_embedding
 
@@ -55,3 +56,8 @@ async def test_knn_picks_dspy_neighbours(case: dict[str, Any]) -> None:
     knn = KNN(case["k"], train, dx.Embedder(lambda texts: [fake_embedding(t) for t in texts]))
     found = {q: [e.question for e in await knn.aneighbors(question=q)] for q in case["neighbours"]}
     assert found == case["neighbours"]
+
+
+def test_gepa_proposal_prompt_is_dspy_prompt() -> None:
+    case = GOLDEN["gepa_prompt"]
+    assert dx.JSONAdapter().format(ProposeInstruction, [], case["inputs"]) == case["messages"]

@@ -25,6 +25,7 @@ from dspy.propose import dataset_summary_generator as ds
 from dspy.propose import grounded_proposer as gp
 from dspy.propose.utils import create_example_string, strip_prefix
 from dspy.teleprompt import copro_optimizer as copro
+from dspy.teleprompt.gepa import instruction_proposal as gepa_proposal
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2] / "src"))
@@ -77,6 +78,16 @@ def prompt_cases() -> list[dict[str, Any]]:
     return out
 
 
+GEPA_INPUTS = {"current_instruction": "Given the fields `question`, produce the fields `answer`.",
+               "examples_with_feedback": [{"Inputs": {"question": "mirror abc"}, "Generated Outputs": {"answer": "abc"},
+                                           "Feedback": "Wrong: the right answer is cba."}]}
+
+
+def gepa_case() -> dict[str, Any]:
+    return {"inputs": GEPA_INPUTS,
+            "messages": dspy.JSONAdapter().format(gepa_proposal.ProposeInstruction, demos=[], inputs=GEPA_INPUTS)}
+
+
 def knn_cases() -> list[dict[str, Any]]:
     train = [dspy.Example(question=q, answer="x").with_inputs("question") for q in QUESTIONS]
     embed = dspy.Embedder(lambda texts: np.array([fake_embedding(t) for t in texts]))
@@ -93,6 +104,7 @@ def main() -> None:
         "dspy": dspy.__version__,
         "questions": QUESTIONS,
         "prompts": prompt_cases(),
+        "gepa_prompt": gepa_case(),
         "knn": knn_cases(),
         "strip_prefix": {t: strip_prefix(t) for t in ["Proposed Instruction: Do X.", '"Quoted"', "No prefix here",
                                                         "**New instruction:** Be brief.", "a b c d e f: g"]},
@@ -101,7 +113,7 @@ def main() -> None:
         "dataset_repr": ds.order_input_keys_in_string(repr(
             [dspy.Example(question=q, answer="x", hint="h").with_inputs("question", "hint") for q in QUESTIONS[:2]])),
     }
-    (HERE / "dspy_search_golden.json").write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
+    (HERE / "dspy_search_golden.json").write_text(json.dumps(golden, indent=1) + "\n")
 
 
 if __name__ == "__main__":
