@@ -23,9 +23,22 @@ from ._eval import read_examples, resolve_metric
 
 __all__ = ["optimize_command"]
 
-_OPTIMIZERS = ("labeled", "bootstrap", "random-search", "mipro", "copro")
+_OPTIMIZERS = ("labeled", "bootstrap", "random-search", "mipro", "copro", "gepa")
 # Optimizers that select on a valset (the others only learn from the trainset).
-_TAKES_VALSET = ("random-search", "mipro")
+_TAKES_VALSET = ("random-search", "mipro", "gepa")
+
+
+def _with_feedback(metric: Any) -> Any:
+    """Return ``metric`` as a GEPA metric: five arguments, feedback naming the expected answer."""
+    from ..modules import Prediction
+
+    def gepa_metric(gold: Any, pred: Any, trace: Any = None, pred_name: Any = None, pred_trace: Any = None) -> Any:
+        result = metric(gold, pred)
+        score = float(getattr(result, "score", result))
+        wanted = {k: v for k, v in gold.items() if k not in gold.inputs().keys()}
+        return Prediction(score=score, feedback=f"This trajectory got a score of {score}. Expected: {wanted}.")
+
+    return gepa_metric
 
 
 def _optimizer(name: str, metric: Any, demos: int, labeled: int, candidates: int, concurrency: int,
@@ -42,6 +55,12 @@ def _optimizer(name: str, metric: Any, demos: int, labeled: int, candidates: int
                        num_candidates=max(candidates, 2), seed=seed, concurrency=concurrency)
     if name == "copro":
         return COPRO(metric=metric, breadth=max(candidates, 2), depth=2, concurrency=concurrency)
+    if name == "gepa":
+        from .._context import get_setting
+        from ..optimizers import GEPA
+
+        return GEPA(metric=_with_feedback(metric), max_full_evals=max(candidates, 1), reflection_lm=get_setting("lm"),
+                    seed=seed, concurrency=concurrency)
     return BootstrapFewShotWithRandomSearch(metric=metric, max_bootstrapped_demos=demos, max_labeled_demos=labeled,
                                             num_candidate_programs=candidates, concurrency=concurrency)
 
@@ -72,7 +91,7 @@ def _compile_args(name: str, val: Any, trials: int | None, candidates: int) -> d
 @click.option("--max-labeled-demos", "labeled", default=16, show_default=True, type=click.IntRange(min=0))
 @click.option("--candidates", default=8, show_default=True, type=click.IntRange(min=0),
               help="Random search: shuffled candidate programs; mipro: instruction and demo-set "
-                   "candidates; copro: instructions per round.")
+                   "candidates; copro: instructions per round; gepa: full evaluations of budget.")
 @click.option("--trials", default=None, type=click.IntRange(min=1), help="mipro: search trials (default from candidates).")
 @click.option("--seed", default=9, show_default=True, type=int, help="mipro: seed of the search.")
 @click.option("--store", "store_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
@@ -100,8 +119,8 @@ def optimize_command(program_path: Path, train_path: Path, out_path: Path, name:
         inputs = list(dict.fromkeys(n for p in program.predictors() for n in p.signature.input_fields))
         train = read_examples(train_path, inputs)
         val = read_examples(val_path, inputs) if val_path else None
-        optimizer = _optimizer(name, scorer, demos, labeled, candidates, concurrency, seed)
         with context(lm=lm):
+            optimizer = _optimizer(name, scorer, demos, labeled, candidates, concurrency, seed)
             compiled = optimizer.compile(program, trainset=train, **_compile_args(name, val, trials, candidates))
             scores = None
             if val is not None:
