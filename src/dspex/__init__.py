@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from .modules import Module as Module
     from .modules import Predict as Predict
     from .modules import Prediction as Prediction
+    from .modules import ReAct as ReAct
     from .modules import load as load
     from .modules import load_dspy_state as load_dspy_state
     from . import operators as ops
@@ -91,6 +92,7 @@ __all__ = [
     "Predict",
     "Prediction",
     "RateLimit",
+    "ReAct",
     "Reasoning",
     "RetryPolicy",
     "RunReport",
@@ -140,6 +142,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "OutputField": (".signatures", "OutputField"),
     "Predict": (".modules", "Predict"),
     "Prediction": (".modules", "Prediction"),
+    "ReAct": (".modules", "ReAct"),
     "RateLimit": (".lm", "RateLimit"),
     "Reasoning": (".signatures", "Reasoning"),
     "RetryPolicy": (".lm", "RetryPolicy"),
