@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from . import sinks as sinks
     from . import sources as sources
     from .store import RunStore as RunStore
+    from . import tools as tools
 
 __all__ = [
     "Adapter",
@@ -116,6 +117,7 @@ __all__ = [
     "ops",
     "sinks",
     "sources",
+    "tools",
 ]
 
 # name -> (module, attribute); attribute None means the module itself.
@@ -166,6 +168,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ops": (".operators", None),
     "sinks": (".sinks", None),
     "sources": (".sources", None),
+    "tools": (".tools", None),
 }
 
 
