@@ -207,3 +207,15 @@ async def test_react_native_mode_openai(streamed: bool) -> None:
         assert [e.result for e in events if isinstance(e, ToolResult)] == ["sunny in Paris (celsius)", "Completed."]
     # The extract step is an ordinary call: no tools sent.
     assert "tools" not in transport.sent[2].json
+
+
+async def test_react_keeps_text_mode_with_jsonadapter_default() -> None:
+    """JSONAdapter is native by default (DSPy), but ReAct keeps DSPy's text prompts unless asked explicitly."""
+    step = {"next_thought": "done", "next_tool_name": "finish", "next_tool_args": {}}
+    replies = [_openai_reply(json.dumps(step), []), _openai_reply(json.dumps({"reasoning": "r", "answer": "a"}), [])]
+    lm, transport = _lm("openai/gpt-4o-mini", replies)
+    with dx.context(adapter=JSONAdapter()):
+        pred = await dx.ReAct("question -> answer", tools=[get_weather]).acall(question="q", lm=lm)
+    assert pred.answer == "a" and pred.trajectory["tool_name_0"] == "finish"
+    assert "tools" not in transport.sent[0].json
+    assert "next_tool_name" in transport.sent[0].json["messages"][0]["content"]

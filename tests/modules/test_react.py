@@ -39,12 +39,17 @@ def _agent(case: dict[str, Any]) -> dx.ReAct:
     return dx.ReAct(sig, tools=tools, max_iters=case.get("max_iters", 20))
 
 
-@pytest.mark.parametrize("name", sorted(react_cases.CASES))
+RUNS = {key: (case, kind) for key, case, kind in react_cases.runs()}
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
 async def test_prompts_and_trajectory_match_dspy(name: str) -> None:
-    case = react_cases.CASES[name]
+    case, kind = RUNS[name]
     expected = GOLDEN_REACT[name]
-    lm = ScriptedLM(case["answers"])
-    pred = await _agent(case).acall(**case["inputs"], lm=lm)
+    lm = ScriptedLM(case["answers"], adapter=kind)
+    adapter = dx.JSONAdapter() if kind == "json" else dx.ChatAdapter()
+    with dx.context(adapter=adapter):
+        pred = await _agent(case).acall(**case["inputs"], lm=lm)
     calls = [entry["messages"] for entry in lm.history]
     assert len(calls) == len(expected["calls"])
     for got, want in zip(calls, expected["calls"], strict=True):

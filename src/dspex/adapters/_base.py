@@ -72,6 +72,9 @@ class Adapter(ABC):
     #: Adapter used when parsing still fails after the feedback retry (or None).
     fallback: Adapter | None = None
     use_native_function_calling: bool = False
+    #: True when native calling is on only because it is the adapter's default
+    #: (JSONAdapter, as in DSPy); ReAct then keeps DSPy's text-mode prompts.
+    native_by_default: bool = False
     parallel_tool_calls: bool | None = None
     callbacks: tuple[Any, ...] = ()
 

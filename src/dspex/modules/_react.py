@@ -8,9 +8,10 @@ adapter as ``[[ ## thought_0 ## ]]`` blocks, and the ``extract``
 through :func:`~dspex.modules._tools.run_tool` (sync tools in a worker
 thread, per-tool timeouts, failures and unknown names as observations,
 ``ToolCall``/``ToolResult`` events). With an adapter built with
-``use_native_function_calling=True`` the tool choice travels as a native
-tool call (OpenAI ``tools``, Anthropic ``tool_use``, Gemini
-``functionDeclarations``) instead of text fields.
+``use_native_function_calling=True`` (explicitly: JSONAdapter's default does
+not count, so DSPy's prompts stay) and an LM whose provider has tool calling,
+the tool choice travels as a native tool call (OpenAI ``tools``, Anthropic
+``tool_use``, Gemini ``functionDeclarations``) instead of text fields.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from .._context import get_setting
+from ..adapters._native import supports_function_calling
 from ..errors import ContextWindowExceededError, ParseError
 from ..signatures import InputField, OutputField, Signature, Tool, ToolCalls, ensure_signature, make_signature
 from ._chain_of_thought import ChainOfThought
@@ -197,6 +199,13 @@ class ReAct(Module):
                 return values["next_thought"], values["next_tool_name"], values["next_tool_args"]
         return None
 
+    def _native_mode(self) -> bool:
+        """Return True if this call's adapter asks for native tool calls and its LM has them."""
+        adapter = get_setting("adapter") or default_adapter()
+        if not adapter.use_native_function_calling or adapter.native_by_default:
+            return False
+        return supports_function_calling(self.react.lm if self.react.lm is not None else get_setting("lm"))
+
     def _native_signature(self) -> type[Signature]:
         """Return ``react``'s signature with the tool choice as native tool calls.
 
@@ -233,8 +242,7 @@ class ReAct(Module):
         """Run the loop and the extraction; return the outputs plus ``trajectory``."""
         max_iters = inputs.pop("max_iters", self.max_iters)
         trajectory: dict[str, Any] = {}
-        adapter = get_setting("adapter") or default_adapter()
-        native = bool(getattr(adapter, "use_native_function_calling", False))
+        native = self._native_mode()
         for idx in range(max_iters):
             if native:
                 step: tuple[str, str, Any] | None = await self._next_native_step(trajectory, inputs)

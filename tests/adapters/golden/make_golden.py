@@ -59,12 +59,13 @@ def react_fixture() -> dict[str, Any]:
     from dspy.utils.dummies import DummyLM
 
     out = {}
-    for case, spec in react_cases.CASES.items():
+    for case, spec, kind in react_cases.runs():
         sig = react_cases.SIGNATURES[spec["signature"]](dspy)
         tools = [react_cases.TOOLS[name] for name in spec["tools"]]
-        lm = DummyLM(spec["answers"])
+        adapter = dspy.JSONAdapter() if kind == "json" else dspy.ChatAdapter()
+        lm = DummyLM(spec["answers"], adapter=adapter)
         agent = dspy.ReAct(sig, tools=tools, max_iters=spec.get("max_iters", 20))
-        with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
+        with dspy.context(lm=lm, adapter=adapter):
             pred = agent(**spec["inputs"])
         out[case] = {
             "calls": [entry["messages"] for entry in lm.history],
