@@ -219,3 +219,41 @@ async def test_react_keeps_text_mode_with_jsonadapter_default() -> None:
     assert pred.answer == "a" and pred.trajectory["tool_name_0"] == "finish"
     assert "tools" not in transport.sent[0].json
     assert "next_tool_name" in transport.sent[0].json["messages"][0]["content"]
+
+
+def _anthropic_reply(text: str | None, calls: list[tuple[str, dict[str, Any]]]) -> Reply:
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    content += [{"type": "tool_use", "id": f"toolu_{i}", "name": n, "input": a} for i, (n, a) in enumerate(calls)]
+    return Reply.json({"id": "msg", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+                       "content": content, "stop_reason": "tool_use" if calls else "end_turn",
+                       "usage": {"input_tokens": 10, "output_tokens": 5}})
+
+
+def _gemini_reply(text: str | None, calls: list[tuple[str, dict[str, Any]]]) -> Reply:
+    parts: list[dict[str, Any]] = [{"text": text}] if text else []
+    parts += [{"functionCall": {"name": n, "args": a}} for n, a in calls]
+    return Reply.json({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP",
+                                       "index": 0}],
+                       "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}})
+
+
+PROVIDER_REPLIES = {
+    "anthropic": ("anthropic/claude-sonnet-4-5", _anthropic_reply),
+    "gemini": ("gemini/gemini-2.0-flash", _gemini_reply),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDER_REPLIES))
+async def test_react_native_mode_other_providers(provider: str) -> None:
+    model, reply = PROVIDER_REPLIES[provider]
+    extract = "[[ ## reasoning ## ]]\nSunny.\n\n[[ ## answer ## ]]\nSunny\n\n[[ ## completed ## ]]"
+    replies = [reply("Checking.", [("get_weather", {"location": "Oslo"})]), reply(None, [("finish", {})]),
+               reply(extract, [])]
+    lm, transport = _lm(model, replies)
+    with dx.context(adapter=ChatAdapter(use_native_function_calling=True)):
+        pred = await dx.ReAct("question -> answer", tools=[get_weather]).acall(question="Oslo?", lm=lm)
+    body = transport.sent[0].json
+    assert _tools_in_request(provider, body) == ["get_weather", "finish"]
+    assert pred.trajectory["thought_0"] == "Checking."
+    assert pred.trajectory["observation_0"] == "sunny in Oslo (celsius)" and pred.answer == "Sunny"
+    assert "tools" not in transport.sent[2].json
