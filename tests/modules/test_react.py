@@ -241,3 +241,16 @@ def test_bad_tools_are_rejected_at_construction() -> None:
         dx.ReAct("question -> answer", tools=[42])  # type: ignore[list-item]
     with pytest.raises(ToolError, match="two tools are named 'double'"):
         dx.ReAct("question -> answer", tools=[double, double])
+
+
+def test_loads_a_dspy_saved_react(tmp_path: Path) -> None:
+    """A program saved by dspy.ReAct loads into dx.ReAct: same predictor paths, demos carried over."""
+    agent = dx.ReAct("question -> answer", tools=[react_cases.get_weather])
+    assert [name for name, _ in agent.named_predictors()] == ["react", "extract.predict"]
+    path = tmp_path / "react.json"
+    path.write_text((GOLDEN / "react_state.json").read_text())
+    agent.load(path)
+    assert agent.react.demos[0]["next_tool_name"] == "finish"
+    agent.save(tmp_path / "again.json")
+    saved = json.loads((tmp_path / "again.json").read_text())
+    assert saved["react"]["signature"] == json.loads(path.read_text())["react"]["signature"]
