@@ -1,4 +1,4 @@
-"""Native function calling per provider: request shapes, response parsing, ReAct in native mode."""
+"""Native function calling per provider (request shapes, response parsing) and ReAct on provider payloads."""
 
 from __future__ import annotations
 
@@ -257,3 +257,24 @@ async def test_react_native_mode_other_providers(provider: str) -> None:
     assert pred.trajectory["thought_0"] == "Checking."
     assert pred.trajectory["observation_0"] == "sunny in Oslo (celsius)" and pred.answer == "Sunny"
     assert "tools" not in transport.sent[2].json
+
+
+async def test_react_truncates_on_a_real_provider_context_error() -> None:
+    """OpenAI's context_length_exceeded (400) reaches ReAct as ContextWindowExceededError; the oldest step goes."""
+    from _lm_fakes import fixture_bytes as raw_fixture
+
+    def step(name: str, args: dict[str, Any]) -> Reply:
+        text = (f"[[ ## next_thought ## ]]\nt\n\n[[ ## next_tool_name ## ]]\n{name}\n\n"
+                f"[[ ## next_tool_args ## ]]\n{json.dumps(args)}\n\n[[ ## completed ## ]]")
+        return _openai_reply(text, [])
+
+    overflow = Reply(400, raw_fixture("openai_error_context.json"), [("content-type", "application/json")])
+    extract = _openai_reply("[[ ## reasoning ## ]]\nr\n\n[[ ## answer ## ]]\n6\n\n[[ ## completed ## ]]", [])
+    replies = [step("get_weather", {"location": "A"}), step("get_weather", {"location": "B"}), overflow,
+               step("finish", {}), extract]
+    lm, transport = _lm("openai/gpt-4o-mini", replies)
+    pred = await dx.ReAct("question -> answer", tools=[get_weather]).acall(question="q", lm=lm)
+    assert pred.answer == "6" and len(transport.sent) == 5
+    retried = transport.sent[3].json["messages"][-1]["content"]
+    assert "[[ ## thought_0 ## ]]" not in retried and "[[ ## thought_1 ## ]]" in retried
+    assert "thought_0" not in pred.trajectory and pred.trajectory["tool_name_2"] == "finish"
