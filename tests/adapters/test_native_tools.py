@@ -278,3 +278,14 @@ async def test_react_truncates_on_a_real_provider_context_error() -> None:
     retried = transport.sent[3].json["messages"][-1]["content"]
     assert "[[ ## thought_0 ## ]]" not in retried and "[[ ## thought_1 ## ]]" in retried
     assert "thought_0" not in pred.trajectory and pred.trajectory["tool_name_2"] == "finish"
+
+
+async def test_react_native_turn_without_a_tool_call_is_fed_back() -> None:
+    extract = _openai_reply("[[ ## reasoning ## ]]\nr\n\n[[ ## answer ## ]]\nok\n\n[[ ## completed ## ]]", [])
+    replies = [_openai_reply("Just thinking.", []), _openai_reply(None, [("finish", {})]), extract]
+    lm, _ = _lm("openai/gpt-4o-mini", replies)
+    with dx.context(adapter=ChatAdapter(use_native_function_calling=True)):
+        pred = await dx.ReAct("question -> answer", tools=[get_weather]).acall(question="q", lm=lm)
+    assert pred.trajectory["thought_0"] == "Just thinking." and pred.trajectory["tool_name_0"] == ""
+    assert "no tool was named; expected one of: get_weather, finish" in pred.trajectory["observation_0"]
+    assert pred.answer == "ok"

@@ -168,9 +168,13 @@ class ReAct(Module):
         ) from last
 
     # -- loop ------------------------------------------------------------------------
-    async def _next_step(self, trajectory: dict[str, Any], inputs: dict[str, Any]) -> tuple[str, str, Any] | None:
+    async def _next_step(
+        self, trajectory: dict[str, Any], inputs: dict[str, Any], native: bool = False
+    ) -> tuple[str, str, Any] | None:
         """Return ``(thought, tool name, args)``, or None when the loop must end."""
         try:
+            if native:
+                return await self._next_native_step(trajectory, inputs)
             pred = await self._call_truncating(self.react, trajectory, inputs)
         except ContextWindowExceededError as err:
             logger.warning("Ending the trajectory: %s", format_error_for_lm(err))
@@ -244,10 +248,7 @@ class ReAct(Module):
         trajectory: dict[str, Any] = {}
         native = self._native_mode()
         for idx in range(max_iters):
-            if native:
-                step: tuple[str, str, Any] | None = await self._next_native_step(trajectory, inputs)
-            else:
-                step = await self._next_step(trajectory, inputs)
+            step = await self._next_step(trajectory, inputs, native)
             if step is None:
                 break
             thought, name, args = step
