@@ -289,3 +289,42 @@ async def test_react_native_turn_without_a_tool_call_is_fed_back() -> None:
     assert pred.trajectory["thought_0"] == "Just thinking." and pred.trajectory["tool_name_0"] == ""
     assert "no tool was named; expected one of: get_weather, finish" in pred.trajectory["observation_0"]
     assert pred.answer == "ok"
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Any]] = []
+
+    def on_adapter_format_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        self.seen.append(("format_start", sorted(inputs)))
+
+    def on_adapter_format_end(self, call_id: str, outputs: Any, exception: Exception | None) -> None:
+        self.seen.append(("format_end", outputs[-1]["role"]))
+
+    def on_adapter_parse_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        self.seen.append(("parse_start", inputs["completion"].startswith("[[ ## answer ## ]]")))
+
+    def on_adapter_parse_end(self, call_id: str, outputs: Any, exception: Exception | None) -> None:
+        self.seen.append(("parse_end", outputs))
+
+
+class _Broken:
+    def on_adapter_format_start(self, *args: Any) -> None:
+        raise RuntimeError("callback bug")
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_adapter_callbacks_see_format_and_parse(streamed: bool) -> None:
+    rec = _Recorder()
+    lm = ScriptedLM([{"answer": "Paris"}])
+    qa = dx.Predict("question -> answer")
+    with dx.context(adapter=ChatAdapter(callbacks=[_Broken(), rec])):
+        if streamed:
+            events = [ev async for ev in qa.stream(question="Capital?", lm=lm)]
+            assert events[-1].outputs == {"answer": "Paris"}
+        else:
+            assert (await qa.acall(question="Capital?", lm=lm)).answer == "Paris"
+    assert rec.seen == [
+        ("format_start", ["demos", "inputs", "signature"]), ("format_end", "user"),
+        ("parse_start", True), ("parse_end", {"answer": "Paris"}),
+    ]

@@ -61,7 +61,9 @@ class Adapter(ABC):
     """Base class of ``ChatAdapter`` and ``JSONAdapter``.
 
     Args:
-        callbacks: Kept for DSPy compatibility (stored, not called).
+        callbacks: DSPy callback objects; their ``on_adapter_format_*`` and
+            ``on_adapter_parse_*`` hooks run around each request's formatting and
+            each completion's parsing.
         use_native_function_calling: Send a signature's ``list[Tool]`` input as
             the provider's native tools and fill its ``ToolCalls`` output from
             the provider's tool calls, when the LM supports them.

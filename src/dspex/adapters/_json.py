@@ -39,7 +39,9 @@ class JSONAdapter(ChatAdapter):
     native function calling is on by default here.
 
     Args:
-        callbacks: Kept for DSPy compatibility (stored, not called).
+        callbacks: DSPy callback objects; their ``on_adapter_format_*`` and
+            ``on_adapter_parse_*`` hooks run around each request's formatting and
+            each completion's parsing.
         use_native_function_calling: Native tools / tool calls for signatures
             with a ``list[Tool]`` input and a ``ToolCalls`` output (None, the
             default, means on, as in DSPy; ``ReAct`` goes native only when

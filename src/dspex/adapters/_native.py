@@ -23,6 +23,7 @@ from ..errors import ParseError, SignatureError
 from ..signatures._schema import tool_json_schema
 from ..signatures._tool import Tool
 from ..signatures._types import ToolCalls
+from ._callbacks import parse_notified
 
 if TYPE_CHECKING:
     from ..lm._types import NativeToolCall
@@ -110,7 +111,7 @@ def native_values(
     values: dict[str, Any] = {}
     if text and text.strip():
         try:
-            values = adapter.parse(plan.render, text)
+            values = parse_notified(adapter, plan.render, text)
         except ParseError:
             outputs = plan.render.output_fields
             if len(outputs) == 1 and next(iter(outputs.values())).annotation is str:
