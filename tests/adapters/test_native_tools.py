@@ -111,6 +111,18 @@ async def test_text_mode_when_lm_has_no_native_tools() -> None:
     assert pred.calls.tool_calls[0].execute() == "sunny in X (celsius)"
 
 
+async def test_bound_calls_pickle_without_their_tools() -> None:
+    import pickle
+
+    lm = ScriptedLM([{"answer": "a", "calls": {"tool_calls": [{"name": "get_weather", "args": {"location": "X"}}]}}])
+    pred = await dx.Predict(SIG).acall(question="q", tools=[lambda location: location], lm=lm)
+    call = pred.calls.tool_calls[0]
+    copy = pickle.loads(pickle.dumps(call))
+    assert copy == call and pred.calls == dx.ToolCalls.from_dict_list([{"name": "get_weather", "args": {"location": "X"}}])
+    with pytest.raises(ToolError, match="has no tools to run"):
+        copy.execute()
+
+
 def test_execute_without_tools_is_refused() -> None:
     call = dx.ToolCalls.model_validate({"tool_calls": [{"name": "rm", "args": {}}]}).tool_calls[0]
     with pytest.raises(ToolError, match="has no tools to run"):
@@ -203,7 +215,9 @@ async def test_react_native_mode_openai(streamed: bool) -> None:
     assert pred.trajectory["observation_0"] == "sunny in Paris (celsius)"
     assert pred.trajectory["tool_name_1"] == "finish" and pred.answer == "Sunny"
     if streamed:
-        assert [e.name for e in events if isinstance(e, ToolCall)] == ["get_weather", "finish"]
+        assert [(e.name, e.call_id) for e in events if isinstance(e, ToolCall)] == [
+            ("get_weather", "call_0"), ("finish", "call_0")
+        ]
         assert [e.result for e in events if isinstance(e, ToolResult)] == ["sunny in Paris (celsius)", "Completed."]
     # The extract step is an ordinary call: no tools sent.
     assert "tools" not in transport.sent[2].json

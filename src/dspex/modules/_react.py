@@ -34,6 +34,9 @@ __all__ = ["ReAct"]
 
 logger = logging.getLogger("dspex.react")
 
+#: One step the LM chose: thought, tool name, arguments, and the provider's call id (native mode).
+_Step = tuple[str, str, Any, str | None]
+
 
 async def _completed() -> str:
     return "Completed."
@@ -170,8 +173,8 @@ class ReAct(Module):
     # -- loop ------------------------------------------------------------------------
     async def _next_step(
         self, trajectory: dict[str, Any], inputs: dict[str, Any], native: bool = False
-    ) -> tuple[str, str, Any] | None:
-        """Return ``(thought, tool name, args)``, or None when the loop must end."""
+    ) -> _Step | None:
+        """Return ``(thought, tool name, args, call id)``, or None when the loop must end."""
         try:
             if native:
                 return await self._next_native_step(trajectory, inputs)
@@ -187,9 +190,9 @@ class ReAct(Module):
         except ValueError as err:  # as DSPy: a ValueError ends the trajectory
             logger.warning("Ending the trajectory: Agent failed to select a valid tool: %s", format_error_for_lm(err))
             return None
-        return pred.next_thought, pred.next_tool_name, pred.next_tool_args
+        return pred.next_thought, pred.next_tool_name, pred.next_tool_args, None
 
-    def _lenient_step(self, err: ParseError) -> tuple[str, str, Any] | None:
+    def _lenient_step(self, err: ParseError) -> _Step | None:
         """Re-read a reply whose only fault is an unknown tool name (it becomes an observation)."""
         adapter = get_setting("adapter") or default_adapter()
         for candidate in (adapter, adapter.fallback):
@@ -200,7 +203,7 @@ class ReAct(Module):
             except ParseError:
                 continue
             if values["next_tool_name"] not in self.tools:
-                return values["next_thought"], values["next_tool_name"], values["next_tool_args"]
+                return values["next_thought"], values["next_tool_name"], values["next_tool_args"], None
         return None
 
     def _native_mode(self) -> bool:
@@ -229,8 +232,8 @@ class ReAct(Module):
             cached = self._native_cache = (base, sig)
         return cached[1]
 
-    async def _next_native_step(self, trajectory: dict[str, Any], inputs: dict[str, Any]) -> tuple[str, str, Any]:
-        """Return ``(thought, tool name, args)`` from a native tool call (the first, if several)."""
+    async def _next_native_step(self, trajectory: dict[str, Any], inputs: dict[str, Any]) -> _Step:
+        """Return ``(thought, tool name, args, call id)`` from a native tool call (the first, if several)."""
         pred = await self._call_truncating(
             self.react, trajectory,
             {**inputs, "tools": list(self.tools.values()), "signature": self._native_signature()},
@@ -238,9 +241,9 @@ class ReAct(Module):
         calls = pred.get("next_tool_calls")
         thought = pred.get("next_thought") or ""
         if not isinstance(calls, ToolCalls) or not calls.tool_calls:
-            return thought, "", {}
+            return thought, "", {}, None
         first = calls.tool_calls[0]
-        return thought, first.name, first.args
+        return thought, first.name, first.args, first.id
 
     async def aforward(self, **inputs: Any) -> Prediction:
         """Run the loop and the extraction; return the outputs plus ``trajectory``."""
@@ -251,11 +254,11 @@ class ReAct(Module):
             step = await self._next_step(trajectory, inputs, native)
             if step is None:
                 break
-            thought, name, args = step
+            thought, name, args, call_id = step
             trajectory[f"thought_{idx}"] = thought
             trajectory[f"tool_name_{idx}"] = name
             trajectory[f"tool_args_{idx}"] = args
-            outcome = await run_tool(self.tools, name, args, call_id=f"{idx}")
+            outcome = await run_tool(self.tools, name, args, call_id=call_id or str(idx))
             trajectory[f"observation_{idx}"] = outcome.observation
             if name == "finish":
                 break
