@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .modules import Module as Module
     from .modules import Predict as Predict
     from .modules import Prediction as Prediction
+    from .modules import ReAct as ReAct
     from .modules import load as load
     from .modules import load_dspy_state as load_dspy_state
     from . import operators as ops
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
     from . import sinks as sinks
     from . import sources as sources
     from .store import RunStore as RunStore
+    from . import tools as tools
 
 __all__ = [
     "Adapter",
@@ -100,6 +102,7 @@ __all__ = [
     "Predict",
     "Prediction",
     "RateLimit",
+    "ReAct",
     "Reasoning",
     "RetryPolicy",
     "RunReport",
@@ -124,6 +127,7 @@ __all__ = [
     "ops",
     "sinks",
     "sources",
+    "tools",
 ]
 
 # name -> (module, attribute); attribute None means the module itself.
@@ -154,6 +158,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "OutputField": (".signatures", "OutputField"),
     "Predict": (".modules", "Predict"),
     "Prediction": (".modules", "Prediction"),
+    "ReAct": (".modules", "ReAct"),
     "RateLimit": (".lm", "RateLimit"),
     "Reasoning": (".signatures", "Reasoning"),
     "RetryPolicy": (".lm", "RetryPolicy"),
@@ -178,6 +183,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ops": (".operators", None),
     "sinks": (".sinks", None),
     "sources": (".sources", None),
+    "tools": (".tools", None),
 }
 
 

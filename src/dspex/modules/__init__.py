@@ -1,4 +1,4 @@
-"""Modules: ``Module``, ``Predict``, ``ChainOfThought``; ``Example``/``Prediction``; state I/O."""
+"""Modules: ``Module``, ``Predict``, ``ChainOfThought``, ``ReAct``; ``Example``/``Prediction``; state I/O."""
 
 from ._chain_of_thought import ChainOfThought as ChainOfThought
 from ._example import Example as Example
@@ -7,6 +7,7 @@ from ._predict import ParameterVersion as ParameterVersion
 from ._predict import Predict as Predict
 from ._prediction import Completions as Completions
 from ._prediction import Prediction as Prediction
+from ._react import ReAct as ReAct
 from ._state import load as load
 from ._state import load_dspy_state as load_dspy_state
 from ._stream import ModuleStream as ModuleStream
@@ -20,6 +21,7 @@ __all__ = [
     "ParameterVersion",
     "Predict",
     "Prediction",
+    "ReAct",
     "load",
     "load_dspy_state",
 ]
