@@ -26,6 +26,7 @@ from .._context import context, get_setting
 from .._util._sync import run_sync
 from ..errors import ConfigError, InputError
 from ..lm._types import LMUsage
+from ._assertions import call_with_backtracks, call_with_backtracks_sync
 from ._prediction import Prediction
 from ._stream import ModuleStream
 
@@ -133,11 +134,12 @@ class Module:
             overrides["lm"] = lm
             lm_token = _context._overrides.set(MappingProxyType(overrides))
         try:
+            name = type(self).__name__
             if kind == "async":
                 method = self.aforward if type(self).aforward is not Module.aforward else self.forward
-                result = await method(**inputs)
+                result = await call_with_backtracks(name, functools.partial(method, **inputs))
             else:
-                result = await self._dispatch(kind, inputs)
+                result = await call_with_backtracks(name, functools.partial(self._dispatch, kind, inputs))
         finally:
             if lm_token is not None:
                 _context._overrides.reset(lm_token)
@@ -178,11 +180,12 @@ class Module:
         spent: list[LMUsage] = []
         token = USAGE.set(spent)
         try:
+            call = functools.partial(self.forward, **inputs)
             if lm is not None:
                 with context(lm=lm):
-                    result = self.forward(**inputs)
+                    result = call_with_backtracks_sync(type(self).__name__, call)
             else:
-                result = self.forward(**inputs)
+                result = call_with_backtracks_sync(type(self).__name__, call)
         finally:
             USAGE.reset(token)
         return self._account(result, spent, parent)
