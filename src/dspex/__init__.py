@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from .modules import Parallel as Parallel
     from .modules import Predict as Predict
     from .modules import Prediction as Prediction
+    from .modules import ReAct as ReAct
     from .modules import Refine as Refine
     from .modules import Suggest as Suggest
     from .modules import load as load
@@ -102,6 +103,7 @@ __all__ = [
     "Predict",
     "Prediction",
     "RateLimit",
+    "ReAct",
     "Reasoning",
     "Refine",
     "RetryPolicy",
@@ -158,6 +160,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Parallel": (".modules", "Parallel"),
     "Predict": (".modules", "Predict"),
     "Prediction": (".modules", "Prediction"),
+    "ReAct": (".modules", "ReAct"),
     "RateLimit": (".lm", "RateLimit"),
     "Reasoning": (".signatures", "Reasoning"),
     "Refine": (".modules", "Refine"),

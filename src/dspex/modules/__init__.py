@@ -1,5 +1,5 @@
-"""Modules: ``Module``, ``Predict``, ``ChainOfThought``, ``BestOfN``/``Refine``, ``MultiChainComparison``,
-``Parallel``, ``Assert``/``Suggest``; ``Example``/``Prediction``; state I/O."""
+"""Modules: ``Module``, ``Predict``, ``ChainOfThought``, ``ReAct``, ``BestOfN``/``Refine``,
+``MultiChainComparison``, ``Parallel``, ``Assert``/``Suggest``; ``Example``/``Prediction``; state I/O."""
 
 from ._assertions import Assert as Assert
 from ._assertions import Suggest as Suggest
@@ -13,6 +13,7 @@ from ._predict import ParameterVersion as ParameterVersion
 from ._predict import Predict as Predict
 from ._prediction import Completions as Completions
 from ._prediction import Prediction as Prediction
+from ._react import ReAct as ReAct
 from ._refine import BestOfN as BestOfN
 from ._refine import Refine as Refine
 from ._state import load as load
@@ -32,6 +33,7 @@ __all__ = [
     "ParameterVersion",
     "Predict",
     "Prediction",
+    "ReAct",
     "Refine",
     "Suggest",
     "load",
