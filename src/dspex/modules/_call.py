@@ -17,6 +17,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from .._context import get_setting
+from ..adapters._native import NativePlan, native_plan, native_tools, native_values
 from ..errors import ParseError
 from ..events import FieldDone, Retry, TokenDelta, Usage
 from ..lm._types import LMUsage, Message
@@ -229,6 +230,9 @@ async def complete_with_retries(
         ParseError: Every attempt failed to parse; ``.raw`` is the last
             completion and the message names the attempts and the cause.
     """
+    plan = native_plan(adapter, signature, lm)
+    if plan is not None:
+        return await _complete_native(lm, adapter, plan, signature, demos, inputs, config, emitter, name)
     messages = format_messages(adapter, signature, demos, inputs)
     params = _lm_params(adapter, signature, lm, config)
     values, raws, usage, err = await _attempt(lm, adapter, signature, messages, params, emitter, name)
@@ -267,3 +271,66 @@ async def complete_with_retries(
         field=getattr(err, "field", None),
         model=getattr(lm, "model", None),
     ) from err
+
+
+async def _native_response(
+    lm: Any, messages: list[Message], params: dict[str, Any], emitter: Emitter | None, name: str | None
+) -> tuple[list[str], list[list[Any]], LMUsage]:
+    """Return the texts, native tool calls and usage of one LM call (streamed if listened to)."""
+    if emitter is None or (params.get("n") or 1) != 1:
+        response = await lm.acall(messages, **params)
+        calls = list(response.tool_calls) + [[]] * (len(response.outputs) - len(response.tool_calls))
+        return list(response.outputs), calls, response.usage
+    parts: list[str] = []
+    found: list[Any] = []
+    usage: LMUsage | None = None
+    chunks = lm.stream(messages, **params)
+    if not hasattr(chunks, "aclose"):
+        chunks = _closable(chunks)
+    async with aclosing(chunks) as stream:
+        async for chunk in stream:
+            if chunk.text:
+                parts.append(chunk.text)
+                await emitter.emit(TokenDelta(text=chunk.text), name)
+            found.extend(chunk.tool_calls)
+            if chunk.usage is not None:
+                usage = chunk.usage
+    return ["".join(parts)], [found], usage or LMUsage()
+
+
+async def _complete_native(
+    lm: Any,
+    adapter: Adapter,
+    plan: NativePlan,
+    signature: type[Signature],
+    demos: Sequence[Any],
+    inputs: Mapping[str, Any],
+    config: Mapping[str, Any],
+    emitter: Emitter | None,
+    name: str | None,
+) -> CallResult:
+    """One native function-calling call: tools in the request, ToolCalls from the response.
+
+    Raises:
+        ParseError: A completion's text does not parse against the reduced
+            signature (no feedback retry: the tool calls already arrived).
+    """
+    rest = {k: v for k, v in inputs.items() if k != plan.tools_field}
+    messages = format_messages(adapter, plan.render, demos, rest)
+    params = {**_lm_params(adapter, plan.render, lm, config), "tools": native_tools(plan, inputs)}
+    if adapter.parallel_tool_calls is not None:
+        params.setdefault("parallel_tool_calls", adapter.parallel_tool_calls)
+    texts, calls, usage = await _native_response(lm, messages, params, emitter, name)
+    try:
+        values = [native_values(adapter, plan, signature, t, c) for t, c in zip(texts, calls, strict=True)]
+    except ParseError as err:
+        raise ParseError(
+            f"{name or 'Predict'}({signature.signature}): could not parse the LM output (native tool calling, "
+            f"{adapter.name}): {err.message}",
+            raw=err.raw, adapter=adapter.name, field=err.field, model=getattr(lm, "model", None),
+        ) from err
+    if emitter is not None:
+        await _emit_usage(emitter, lm, usage)
+        for field, value in values[0].items():
+            await emitter.emit(FieldDone(field=field, value=value), name)
+    return CallResult(values, texts, usage, messages)

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic_core import PydanticUndefined
 
@@ -26,7 +26,7 @@ from .._context import get_setting
 from ..adapters._chat import ChatAdapter
 from ..errors import ConfigError, InputError, LMNotConfiguredError
 from ..lm._types import LMUsage
-from ..signatures import InputField, Signature, ensure_signature
+from ..signatures import InputField, Signature, Tool, ToolCalls, ensure_signature
 from ._call import complete_with_retries
 from ._module import USAGE, Module
 from ._prediction import Prediction
@@ -54,7 +54,7 @@ class ParameterVersion:
 class _SigInfo:
     """What ``acall`` needs to know about a signature, computed once."""
 
-    __slots__ = ("defaults", "inputs", "outputs", "required", "signature")
+    __slots__ = ("defaults", "inputs", "outputs", "required", "signature", "tool_links")
 
     def __init__(self, signature: type[Signature]) -> None:
         self.signature = signature
@@ -70,6 +70,15 @@ class _SigInfo:
             elif not _allows_none(field.annotation):
                 required.append(name)
         self.required = tuple(required)
+        # (ToolCalls output, Tool-list input) pairs: parsed calls get the call's tools bound.
+        tools_in = next((n for n, f in signature.input_fields.items() if _holds_tools(f.annotation)), None)
+        self.tool_links = tuple(
+            (n, tools_in) for n, f in signature.output_fields.items() if f.annotation is ToolCalls and tools_in
+        )
+
+
+def _holds_tools(annotation: Any) -> bool:
+    return annotation is Tool or any(_holds_tools(a) for a in get_args(annotation))
 
 
 def _allows_none(annotation: Any) -> bool:
@@ -299,6 +308,10 @@ class Predict(Module):
             lm, adapter, info.signature, demos, kwargs, config, emitter, name
         )
         pred = Prediction.from_completions(result.values, signature=info.signature)
+        for out, tools_in in info.tool_links:
+            calls = pred.get(out)
+            if isinstance(calls, ToolCalls):
+                calls.bind(kwargs.get(tools_in))
         pred.__dict__["_usage"] = result.usage
         spent = USAGE.get()
         if spent is not None:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from .._context import get_setting
 from ..errors import ContextWindowExceededError, ParseError
-from ..signatures import InputField, OutputField, Signature, Tool, ensure_signature, make_signature
+from ..signatures import InputField, OutputField, Signature, Tool, ToolCalls, ensure_signature, make_signature
 from ._chain_of_thought import ChainOfThought
 from ._module import Module
 from ._predict import Predict, default_adapter
@@ -127,6 +127,7 @@ class ReAct(Module):
         self.extract = ChainOfThought(fallback_signature)
         # Parses a reply naming a tool that does not exist, so it can be fed back as an observation.
         self._lenient = react_signature.with_updated_fields("next_tool_name", type_=str)
+        self._native_cache: tuple[type[Signature], type[Signature]] | None = None
 
     # -- trajectory ---------------------------------------------------------------
     def _format_trajectory(self, trajectory: dict[str, Any]) -> str:
@@ -196,12 +197,49 @@ class ReAct(Module):
                 return values["next_thought"], values["next_tool_name"], values["next_tool_args"]
         return None
 
+    def _native_signature(self) -> type[Signature]:
+        """Return ``react``'s signature with the tool choice as native tool calls.
+
+        Built from the current ``react`` signature (so tuned instructions
+        carry over): ``next_tool_name``/``next_tool_args`` give way to a
+        ``tools`` input and a ``next_tool_calls`` output, which the adapter
+        sends and reads natively.
+        """
+        base = self.react.signature
+        cached = self._native_cache
+        if cached is None or cached[0] is not base:
+            sig = (
+                base.delete("next_tool_name").delete("next_tool_args")
+                .append("tools", InputField(), type_=list[Tool])
+                .append("next_tool_calls", OutputField(), type_=ToolCalls)
+            )
+            cached = self._native_cache = (base, sig)
+        return cached[1]
+
+    async def _next_native_step(self, trajectory: dict[str, Any], inputs: dict[str, Any]) -> tuple[str, str, Any]:
+        """Return ``(thought, tool name, args)`` from a native tool call (the first, if several)."""
+        pred = await self._call_truncating(
+            self.react, trajectory,
+            {**inputs, "tools": list(self.tools.values()), "signature": self._native_signature()},
+        )
+        calls = pred.get("next_tool_calls")
+        thought = pred.get("next_thought") or ""
+        if not isinstance(calls, ToolCalls) or not calls.tool_calls:
+            return thought, "", {}
+        first = calls.tool_calls[0]
+        return thought, first.name, first.args
+
     async def aforward(self, **inputs: Any) -> Prediction:
         """Run the loop and the extraction; return the outputs plus ``trajectory``."""
         max_iters = inputs.pop("max_iters", self.max_iters)
         trajectory: dict[str, Any] = {}
+        adapter = get_setting("adapter") or default_adapter()
+        native = bool(getattr(adapter, "use_native_function_calling", False))
         for idx in range(max_iters):
-            step = await self._next_step(trajectory, inputs)
+            if native:
+                step: tuple[str, str, Any] | None = await self._next_native_step(trajectory, inputs)
+            else:
+                step = await self._next_step(trajectory, inputs)
             if step is None:
                 break
             thought, name, args = step
