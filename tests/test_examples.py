@@ -33,3 +33,16 @@ def test_flow_jsonl_runs_then_resumes_without_duplicates(tmp_path: Path) -> None
     assert second.startswith("in=0 out=0 failed=0")
     ids = [json.loads(line)["id"] for line in dst.read_text().splitlines()]
     assert sorted(ids) == list(range(40))
+
+
+def test_agent_offline() -> None:
+    lines = _run("examples/agent_offline.py").splitlines()
+    assert lines == [
+        "call   add({'a': 20, 'b': 22})",
+        "result add -> 42",
+        "call   finish({})",
+        "result finish -> Completed.",
+        "What is 1 + 2? -> 3",
+        "What is the temperature in Oslo? -> 4 °C in Oslo",
+        "What is 40 + 2? -> 42",
+    ]
