@@ -85,6 +85,14 @@ async def test_stream_emits_validation_failed_per_failure() -> None:
     assert isinstance(events[-1], PredictionDone) and events[-1].outputs["answer"] == "ok"
 
 
+async def test_stream_announces_a_flagged_suggestion() -> None:
+    with dx.context(lm=ScriptedLM([{"answer": "a b"}, {"answer": "c d"}]), max_backtracks=1):
+        events = [ev async for ev in OneWord(hard=False).stream(question="Q")]
+    failed = [(ev.attempt, ev.message) for ev in events if isinstance(ev, ValidationFailed)]
+    assert failed == [(1, "answer 'a b' in one word"), (2, "answer 'c d' in one word")]
+    assert events[-1].outputs["_flags"] == [{"module": "OneWord", "message": "answer 'c d' in one word"}]
+
+
 class Outer(dx.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -14,7 +14,8 @@ keeps them with one contract, the same as the flow ``validate`` node:
   ``Suggest`` lets the attempt continue and the module's prediction carries
   ``prediction["_flags"] == [{"module": ..., "message": ...}, ...]`` (the
   same ``_flags`` key a ``validate(mode="suggest")`` node writes on records,
-  so a flow maps it through).
+  so a flow maps it through); when streaming, a ``ValidationFailed`` event
+  announces each flag too.
 * The innermost module around the call site is the one retried; a final
   failure of an inner module is not retried again by the outer ones.
 * Outside any module call, ``Assert`` raises at once and ``Suggest`` only
@@ -130,8 +131,18 @@ async def call_with_backtracks(name: str, call: Callable[[], Awaitable[Any]]) ->
             continue
         finally:
             _ATTEMPT.reset(token)
+        if attempt.flags:
+            await _announce_flags(attempt, n + 1)
         return _finish(result, attempt)
     raise AssertionError("unreachable: the last attempt never raises Backtrack")
+
+
+async def _announce_flags(attempt: _Attempt, number: int) -> None:
+    """Emit a ``ValidationFailed`` per suggestion that was flagged, when streaming."""
+    emitter = EMITTER.get()
+    if emitter is not None and emitter.usable():
+        for flag in attempt.flags:
+            await emitter.emit(ValidationFailed(message=flag["message"], attempt=number))
 
 
 def call_with_backtracks_sync(name: str, call: Callable[[], Any]) -> Any:
