@@ -7,7 +7,8 @@ ideal wall time is ``N * (3 * latency + 20 ms) / concurrency``. Rows:
 
 * dspex: a flow ``map(ReAct, concurrency=64)`` on asyncio and on trio, with
   the event loop's lag sampled every 10 ms (the sync tool runs in a worker
-  thread, so the loop should never stall for its 20 ms);
+  thread, so the loop should never stall for its 20 ms), and the lag of the
+  same loop idle for 1 s before (what the machine's load alone causes);
 * DSPy 3.4.1: ``ReAct.batch(num_threads=64)`` (thread pool) and ``acall``
   under ``asyncio.Semaphore(64)`` (its sync tool runs inline on the loop:
   the lag column shows it).
@@ -62,6 +63,10 @@ async def _dspex_run(url: str, n: int, concurrency: int) -> dict[str, Any]:
     out = collect()
     flow = dx.Flow("bench-react")
     flow.source(rows).map(agent, concurrency=concurrency, ordered=False, on_error="dead_letter").sink(out)
+    # The idle loop's lag first: on a loaded machine the OS alone delays wake-ups.
+    idle = LagMonitor()
+    with anyio.move_on_after(1.0):
+        await idle.run(anyio.sleep)
     monitor = LagMonitor()
     async with anyio.create_task_group() as tg:
         tg.start_soon(monitor.run, anyio.sleep)
@@ -72,7 +77,7 @@ async def _dspex_run(url: str, n: int, concurrency: int) -> dict[str, Any]:
     await lm.aclose()
     ok = sum(1 for r in out.items if str(r.get("answer", "")).strip() == r["expected"])
     return {**timing, "ok": ok, "items_out": report.items_out, "failed": report.items_failed,
-            **monitor.summary(), "peak_rss_mb": peak_rss_mb()}
+            **monitor.summary(), **{f"idle_{k}": v for k, v in idle.summary().items()}, "peak_rss_mb": peak_rss_mb()}
 
 
 def dspex_side(args: argparse.Namespace) -> None:
@@ -86,6 +91,8 @@ def _row(name: str, result: dict[str, Any], ideal: float) -> dict[str, Any]:
     result = {"side": name, **result, "ideal_s": round(ideal, 3), "fraction_of_ideal": ideal / result["wall_s"]}
     lag = f"loop lag max {result['loop_lag_max_ms']:.1f} ms (p99 {result['loop_lag_p99_ms']:.1f})" \
         if "loop_lag_max_ms" in result else "loop lag n/a (threads)"
+    if "idle_loop_lag_max_ms" in result:
+        lag += f"; idle loop before: max {result['idle_loop_lag_max_ms']:.1f} (p99 {result['idle_loop_lag_p99_ms']:.1f})"
     print(f"{name:<22} {result['wall_s']:6.2f} s  {100 * result['fraction_of_ideal']:5.1f} % of ideal  "
           f"correct {result['ok']}/{result['expected']}  requests {result['server_requests']}  "
           f"cpu {result['cpu_s']:.1f} s  rss {result['peak_rss_mb']:.0f} MB  {lag}", flush=True)
