@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     from . import sinks as sinks
     from . import sources as sources
     from .store import RunStore as RunStore
+    from . import tools as tools
 
 __all__ = [
     "Adapter",
@@ -130,6 +131,7 @@ __all__ = [
     "ops",
     "sinks",
     "sources",
+    "tools",
 ]
 
 # name -> (module, attribute); attribute None means the module itself.
@@ -187,6 +189,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ops": (".operators", None),
     "sinks": (".sinks", None),
     "sources": (".sources", None),
+    "tools": (".tools", None),
 }
 
 

@@ -1,4 +1,4 @@
-"""Native function calling per provider: request shapes, response parsing, ReAct in native mode."""
+"""Native function calling per provider (request shapes, response parsing) and ReAct on provider payloads."""
 
 from __future__ import annotations
 
@@ -111,6 +111,18 @@ async def test_text_mode_when_lm_has_no_native_tools() -> None:
     assert pred.calls.tool_calls[0].execute() == "sunny in X (celsius)"
 
 
+async def test_bound_calls_pickle_without_their_tools() -> None:
+    import pickle
+
+    lm = ScriptedLM([{"answer": "a", "calls": {"tool_calls": [{"name": "get_weather", "args": {"location": "X"}}]}}])
+    pred = await dx.Predict(SIG).acall(question="q", tools=[lambda location: location], lm=lm)
+    call = pred.calls.tool_calls[0]
+    copy = pickle.loads(pickle.dumps(call))
+    assert copy == call and pred.calls == dx.ToolCalls.from_dict_list([{"name": "get_weather", "args": {"location": "X"}}])
+    with pytest.raises(ToolError, match="has no tools to run"):
+        copy.execute()
+
+
 def test_execute_without_tools_is_refused() -> None:
     call = dx.ToolCalls.model_validate({"tool_calls": [{"name": "rm", "args": {}}]}).tool_calls[0]
     with pytest.raises(ToolError, match="has no tools to run"):
@@ -203,7 +215,130 @@ async def test_react_native_mode_openai(streamed: bool) -> None:
     assert pred.trajectory["observation_0"] == "sunny in Paris (celsius)"
     assert pred.trajectory["tool_name_1"] == "finish" and pred.answer == "Sunny"
     if streamed:
-        assert [e.name for e in events if isinstance(e, ToolCall)] == ["get_weather", "finish"]
+        assert [(e.name, e.call_id) for e in events if isinstance(e, ToolCall)] == [
+            ("get_weather", "call_0"), ("finish", "call_0")
+        ]
         assert [e.result for e in events if isinstance(e, ToolResult)] == ["sunny in Paris (celsius)", "Completed."]
     # The extract step is an ordinary call: no tools sent.
     assert "tools" not in transport.sent[2].json
+
+
+async def test_react_keeps_text_mode_with_jsonadapter_default() -> None:
+    """JSONAdapter is native by default (DSPy), but ReAct keeps DSPy's text prompts unless asked explicitly."""
+    step = {"next_thought": "done", "next_tool_name": "finish", "next_tool_args": {}}
+    replies = [_openai_reply(json.dumps(step), []), _openai_reply(json.dumps({"reasoning": "r", "answer": "a"}), [])]
+    lm, transport = _lm("openai/gpt-4o-mini", replies)
+    with dx.context(adapter=JSONAdapter()):
+        pred = await dx.ReAct("question -> answer", tools=[get_weather]).acall(question="q", lm=lm)
+    assert pred.answer == "a" and pred.trajectory["tool_name_0"] == "finish"
+    assert "tools" not in transport.sent[0].json
+    assert "next_tool_name" in transport.sent[0].json["messages"][0]["content"]
+
+
+def _anthropic_reply(text: str | None, calls: list[tuple[str, dict[str, Any]]]) -> Reply:
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    content += [{"type": "tool_use", "id": f"toolu_{i}", "name": n, "input": a} for i, (n, a) in enumerate(calls)]
+    return Reply.json({"id": "msg", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+                       "content": content, "stop_reason": "tool_use" if calls else "end_turn",
+                       "usage": {"input_tokens": 10, "output_tokens": 5}})
+
+
+def _gemini_reply(text: str | None, calls: list[tuple[str, dict[str, Any]]]) -> Reply:
+    parts: list[dict[str, Any]] = [{"text": text}] if text else []
+    parts += [{"functionCall": {"name": n, "args": a}} for n, a in calls]
+    return Reply.json({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP",
+                                       "index": 0}],
+                       "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}})
+
+
+PROVIDER_REPLIES = {
+    "anthropic": ("anthropic/claude-sonnet-4-5", _anthropic_reply),
+    "gemini": ("gemini/gemini-2.0-flash", _gemini_reply),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDER_REPLIES))
+async def test_react_native_mode_other_providers(provider: str) -> None:
+    model, reply = PROVIDER_REPLIES[provider]
+    extract = "[[ ## reasoning ## ]]\nSunny.\n\n[[ ## answer ## ]]\nSunny\n\n[[ ## completed ## ]]"
+    replies = [reply("Checking.", [("get_weather", {"location": "Oslo"})]), reply(None, [("finish", {})]),
+               reply(extract, [])]
+    lm, transport = _lm(model, replies)
+    with dx.context(adapter=ChatAdapter(use_native_function_calling=True)):
+        pred = await dx.ReAct("question -> answer", tools=[get_weather]).acall(question="Oslo?", lm=lm)
+    body = transport.sent[0].json
+    assert _tools_in_request(provider, body) == ["get_weather", "finish"]
+    assert pred.trajectory["thought_0"] == "Checking."
+    assert pred.trajectory["observation_0"] == "sunny in Oslo (celsius)" and pred.answer == "Sunny"
+    assert "tools" not in transport.sent[2].json
+
+
+async def test_react_truncates_on_a_real_provider_context_error() -> None:
+    """OpenAI's context_length_exceeded (400) reaches ReAct as ContextWindowExceededError; the oldest step goes."""
+    from _lm_fakes import fixture_bytes as raw_fixture
+
+    def step(name: str, args: dict[str, Any]) -> Reply:
+        text = (f"[[ ## next_thought ## ]]\nt\n\n[[ ## next_tool_name ## ]]\n{name}\n\n"
+                f"[[ ## next_tool_args ## ]]\n{json.dumps(args)}\n\n[[ ## completed ## ]]")
+        return _openai_reply(text, [])
+
+    overflow = Reply(400, raw_fixture("openai_error_context.json"), [("content-type", "application/json")])
+    extract = _openai_reply("[[ ## reasoning ## ]]\nr\n\n[[ ## answer ## ]]\n6\n\n[[ ## completed ## ]]", [])
+    replies = [step("get_weather", {"location": "A"}), step("get_weather", {"location": "B"}), overflow,
+               step("finish", {}), extract]
+    lm, transport = _lm("openai/gpt-4o-mini", replies)
+    pred = await dx.ReAct("question -> answer", tools=[get_weather]).acall(question="q", lm=lm)
+    assert pred.answer == "6" and len(transport.sent) == 5
+    retried = transport.sent[3].json["messages"][-1]["content"]
+    assert "[[ ## thought_0 ## ]]" not in retried and "[[ ## thought_1 ## ]]" in retried
+    assert "thought_0" not in pred.trajectory and pred.trajectory["tool_name_2"] == "finish"
+
+
+async def test_react_native_turn_without_a_tool_call_is_fed_back() -> None:
+    extract = _openai_reply("[[ ## reasoning ## ]]\nr\n\n[[ ## answer ## ]]\nok\n\n[[ ## completed ## ]]", [])
+    replies = [_openai_reply("Just thinking.", []), _openai_reply(None, [("finish", {})]), extract]
+    lm, _ = _lm("openai/gpt-4o-mini", replies)
+    with dx.context(adapter=ChatAdapter(use_native_function_calling=True)):
+        pred = await dx.ReAct("question -> answer", tools=[get_weather]).acall(question="q", lm=lm)
+    assert pred.trajectory["thought_0"] == "Just thinking." and pred.trajectory["tool_name_0"] == ""
+    assert "no tool was named; expected one of: get_weather, finish" in pred.trajectory["observation_0"]
+    assert pred.answer == "ok"
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Any]] = []
+
+    def on_adapter_format_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        self.seen.append(("format_start", sorted(inputs)))
+
+    def on_adapter_format_end(self, call_id: str, outputs: Any, exception: Exception | None) -> None:
+        self.seen.append(("format_end", outputs[-1]["role"]))
+
+    def on_adapter_parse_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        self.seen.append(("parse_start", inputs["completion"].startswith("[[ ## answer ## ]]")))
+
+    def on_adapter_parse_end(self, call_id: str, outputs: Any, exception: Exception | None) -> None:
+        self.seen.append(("parse_end", outputs))
+
+
+class _Broken:
+    def on_adapter_format_start(self, *args: Any) -> None:
+        raise RuntimeError("callback bug")
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_adapter_callbacks_see_format_and_parse(streamed: bool) -> None:
+    rec = _Recorder()
+    lm = ScriptedLM([{"answer": "Paris"}])
+    qa = dx.Predict("question -> answer")
+    with dx.context(adapter=ChatAdapter(callbacks=[_Broken(), rec])):
+        if streamed:
+            events = [ev async for ev in qa.stream(question="Capital?", lm=lm)]
+            assert events[-1].outputs == {"answer": "Paris"}
+        else:
+            assert (await qa.acall(question="Capital?", lm=lm)).answer == "Paris"
+    assert rec.seen == [
+        ("format_start", ["demos", "inputs", "signature"]), ("format_end", "user"),
+        ("parse_start", True), ("parse_end", {"answer": "Paris"}),
+    ]

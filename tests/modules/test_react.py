@@ -39,12 +39,17 @@ def _agent(case: dict[str, Any]) -> dx.ReAct:
     return dx.ReAct(sig, tools=tools, max_iters=case.get("max_iters", 20))
 
 
-@pytest.mark.parametrize("name", sorted(react_cases.CASES))
+RUNS = {key: (case, kind) for key, case, kind in react_cases.runs()}
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
 async def test_prompts_and_trajectory_match_dspy(name: str) -> None:
-    case = react_cases.CASES[name]
+    case, kind = RUNS[name]
     expected = GOLDEN_REACT[name]
-    lm = ScriptedLM(case["answers"])
-    pred = await _agent(case).acall(**case["inputs"], lm=lm)
+    lm = ScriptedLM(case["answers"], adapter=kind)
+    adapter = dx.JSONAdapter() if kind == "json" else dx.ChatAdapter()
+    with dx.context(adapter=adapter):
+        pred = await _agent(case).acall(**case["inputs"], lm=lm)
     calls = [entry["messages"] for entry in lm.history]
     assert len(calls) == len(expected["calls"])
     for got, want in zip(calls, expected["calls"], strict=True):
@@ -236,3 +241,16 @@ def test_bad_tools_are_rejected_at_construction() -> None:
         dx.ReAct("question -> answer", tools=[42])  # type: ignore[list-item]
     with pytest.raises(ToolError, match="two tools are named 'double'"):
         dx.ReAct("question -> answer", tools=[double, double])
+
+
+def test_loads_a_dspy_saved_react(tmp_path: Path) -> None:
+    """A program saved by dspy.ReAct loads into dx.ReAct: same predictor paths, demos carried over."""
+    agent = dx.ReAct("question -> answer", tools=[react_cases.get_weather])
+    assert [name for name, _ in agent.named_predictors()] == ["react", "extract.predict"]
+    path = tmp_path / "react.json"
+    path.write_text((GOLDEN / "react_state.json").read_text())
+    agent.load(path)
+    assert agent.react.demos[0]["next_tool_name"] == "finish"
+    agent.save(tmp_path / "again.json")
+    saved = json.loads((tmp_path / "again.json").read_text())
+    assert saved["react"]["signature"] == json.loads(path.read_text())["react"]["signature"]

@@ -61,7 +61,9 @@ class Adapter(ABC):
     """Base class of ``ChatAdapter`` and ``JSONAdapter``.
 
     Args:
-        callbacks: Kept for DSPy compatibility (stored, not called).
+        callbacks: DSPy callback objects; their ``on_adapter_format_*`` and
+            ``on_adapter_parse_*`` hooks run around each request's formatting and
+            each completion's parsing.
         use_native_function_calling: Send a signature's ``list[Tool]`` input as
             the provider's native tools and fill its ``ToolCalls`` output from
             the provider's tool calls, when the LM supports them.
@@ -72,6 +74,9 @@ class Adapter(ABC):
     #: Adapter used when parsing still fails after the feedback retry (or None).
     fallback: Adapter | None = None
     use_native_function_calling: bool = False
+    #: True when native calling is on only because it is the adapter's default
+    #: (JSONAdapter, as in DSPy); ReAct then keeps DSPy's text-mode prompts.
+    native_by_default: bool = False
     parallel_tool_calls: bool | None = None
     callbacks: tuple[Any, ...] = ()
 

@@ -138,7 +138,9 @@ class ChatAdapter(Adapter):
     parsing still fails after the feedback retry.
 
     Args:
-        callbacks: Kept for DSPy compatibility (stored, not called).
+        callbacks: DSPy callback objects; their ``on_adapter_format_*`` and
+            ``on_adapter_parse_*`` hooks run around each request's formatting and
+            each completion's parsing.
         use_native_function_calling: Native tools / tool calls for signatures
             with a ``list[Tool]`` input and a ``ToolCalls`` output (off by
             default, as in DSPy).

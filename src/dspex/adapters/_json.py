@@ -39,8 +39,13 @@ class JSONAdapter(ChatAdapter):
     native function calling is on by default here.
 
     Args:
-        callbacks: Kept for DSPy compatibility (stored, not called).
-        use_native_function_calling: Native tools / tool calls (default True).
+        callbacks: DSPy callback objects; their ``on_adapter_format_*`` and
+            ``on_adapter_parse_*`` hooks run around each request's formatting and
+            each completion's parsing.
+        use_native_function_calling: Native tools / tool calls for signatures
+            with a ``list[Tool]`` input and a ``ToolCalls`` output (None, the
+            default, means on, as in DSPy; ``ReAct`` goes native only when
+            it is passed as True).
         parallel_tool_calls: Passed to the LM in native mode when not None.
     """
 
@@ -49,10 +54,11 @@ class JSONAdapter(ChatAdapter):
     def __init__(
         self,
         callbacks: Sequence[Any] | None = None,
-        use_native_function_calling: bool = True,
+        use_native_function_calling: bool | None = None,
         parallel_tool_calls: bool | None = None,
     ) -> None:
-        Adapter.__init__(self, callbacks, use_native_function_calling, parallel_tool_calls)
+        Adapter.__init__(self, callbacks, use_native_function_calling is not False, parallel_tool_calls)
+        self.native_by_default = use_native_function_calling is None
 
     def format_field_structure(self, signature: type[Signature]) -> str:
         skeleton = {n: type_note(n, f) for n, f in signature.output_fields.items()}

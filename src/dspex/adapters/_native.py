@@ -23,6 +23,7 @@ from ..errors import ParseError, SignatureError
 from ..signatures._schema import tool_json_schema
 from ..signatures._tool import Tool
 from ..signatures._types import ToolCalls
+from ._callbacks import parse_notified
 
 if TYPE_CHECKING:
     from ..lm._types import NativeToolCall
@@ -103,19 +104,20 @@ def native_values(
     """Return the outputs of one completion in signature order.
 
     Raises:
-        ParseError: ``text`` does not parse against the reduced signature
-            and there are no tool calls.
+        ParseError: ``text`` does not parse against the reduced signature,
+            which has more than one output or a non-str one, and there are
+            no tool calls.
     """
     values: dict[str, Any] = {}
     if text and text.strip():
         try:
-            values = adapter.parse(plan.render, text)
+            values = parse_notified(adapter, plan.render, text)
         except ParseError:
-            if not calls:
-                raise
             outputs = plan.render.output_fields
             if len(outputs) == 1 and next(iter(outputs.values())).annotation is str:
-                values = {next(iter(outputs)): text.strip()}
+                values = {next(iter(outputs)): text.strip()}  # plain prose is that field's value
+            elif not calls:
+                raise
     if calls:
         values[plan.calls_field] = ToolCalls.from_dict_list(
             [{"name": c.name, "args": c.args, "id": c.id} for c in calls]

@@ -17,6 +17,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from .._context import get_setting
+from ..adapters._callbacks import notify_end, notify_start, parse_notified
 from ..adapters._native import NativePlan, native_plan, native_tools, native_values
 from ..errors import ParseError
 from ..events import FieldDone, Retry, TokenDelta, Usage
@@ -89,8 +90,24 @@ def format_messages(
     For adapters using ``ChatAdapter.format`` (chat and JSON), the system
     message and demo turns are cached per (adapter, signature, demo
     objects); only the request turn is built per call. Demos mutated in
-    place after use are not noticed: assign a new list instead.
+    place after use are not noticed: assign a new list instead. Adapter
+    callbacks, if any, see the call.
     """
+    if adapter.callbacks:
+        call_id = notify_start(adapter, "format", {"signature": signature, "demos": demos, "inputs": inputs})
+        try:
+            messages = _format_messages(adapter, signature, demos, inputs)
+        except Exception as exc:
+            notify_end(adapter, "format", call_id, None, exc)
+            raise
+        notify_end(adapter, "format", call_id, messages, None)
+        return messages
+    return _format_messages(adapter, signature, demos, inputs)
+
+
+def _format_messages(
+    adapter: Adapter, signature: type[Signature], demos: Sequence[Any], inputs: Mapping[str, Any]
+) -> list[Message]:
     if not _cacheable(adapter, signature):
         messages = adapter.format(signature, demos, inputs)
     else:
@@ -135,10 +152,11 @@ async def _once(
     values = []
     for text in outputs:
         try:
-            values.append(adapter.parse(signature, text))
+            values.append(parse_notified(adapter, signature, text))
         except ParseError as err:
             return [], [text], response.usage, err
     return values, list(outputs), response.usage, None
+
 
 
 async def _streamed(
@@ -164,11 +182,17 @@ async def _streamed(
             if chunk.usage is not None:
                 usage = chunk.usage
     usage = usage or LMUsage()
+    call_id = notify_start(adapter, "parse", {"signature": signature, "completion": parser.text}) \
+        if adapter.callbacks else None
     try:
         tail = parser.finish()
     except ParseError as err:
+        if call_id is not None:
+            notify_end(adapter, "parse", call_id, None, err)
         await _emit_usage(emitter, lm, usage)
         return [], [parser.text], usage, err
+    if call_id is not None:
+        notify_end(adapter, "parse", call_id, dict(parser.values), None)
     for event in tail:
         await emitter.emit(event, name)
     await _emit_usage(emitter, lm, usage)

@@ -8,9 +8,10 @@ adapter as ``[[ ## thought_0 ## ]]`` blocks, and the ``extract``
 through :func:`~dspex.modules._tools.run_tool` (sync tools in a worker
 thread, per-tool timeouts, failures and unknown names as observations,
 ``ToolCall``/``ToolResult`` events). With an adapter built with
-``use_native_function_calling=True`` the tool choice travels as a native
-tool call (OpenAI ``tools``, Anthropic ``tool_use``, Gemini
-``functionDeclarations``) instead of text fields.
+``use_native_function_calling=True`` (explicitly: JSONAdapter's default does
+not count, so DSPy's prompts stay) and an LM whose provider has tool calling,
+the tool choice travels as a native tool call (OpenAI ``tools``, Anthropic
+``tool_use``, Gemini ``functionDeclarations``) instead of text fields.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from .._context import get_setting
+from ..adapters._native import supports_function_calling
 from ..errors import ContextWindowExceededError, ParseError
 from ..signatures import InputField, OutputField, Signature, Tool, ToolCalls, ensure_signature, make_signature
 from ._chain_of_thought import ChainOfThought
@@ -31,6 +33,9 @@ from ._tools import format_error_for_lm, run_tool, tool_map
 __all__ = ["ReAct"]
 
 logger = logging.getLogger("dspex.react")
+
+#: One step the LM chose: thought, tool name, arguments, and the provider's call id (native mode).
+_Step = tuple[str, str, Any, str | None]
 
 
 async def _completed() -> str:
@@ -166,9 +171,13 @@ class ReAct(Module):
         ) from last
 
     # -- loop ------------------------------------------------------------------------
-    async def _next_step(self, trajectory: dict[str, Any], inputs: dict[str, Any]) -> tuple[str, str, Any] | None:
-        """Return ``(thought, tool name, args)``, or None when the loop must end."""
+    async def _next_step(
+        self, trajectory: dict[str, Any], inputs: dict[str, Any], native: bool = False
+    ) -> _Step | None:
+        """Return ``(thought, tool name, args, call id)``, or None when the loop must end."""
         try:
+            if native:
+                return await self._next_native_step(trajectory, inputs)
             pred = await self._call_truncating(self.react, trajectory, inputs)
         except ContextWindowExceededError as err:
             logger.warning("Ending the trajectory: %s", format_error_for_lm(err))
@@ -181,9 +190,9 @@ class ReAct(Module):
         except ValueError as err:  # as DSPy: a ValueError ends the trajectory
             logger.warning("Ending the trajectory: Agent failed to select a valid tool: %s", format_error_for_lm(err))
             return None
-        return pred.next_thought, pred.next_tool_name, pred.next_tool_args
+        return pred.next_thought, pred.next_tool_name, pred.next_tool_args, None
 
-    def _lenient_step(self, err: ParseError) -> tuple[str, str, Any] | None:
+    def _lenient_step(self, err: ParseError) -> _Step | None:
         """Re-read a reply whose only fault is an unknown tool name (it becomes an observation)."""
         adapter = get_setting("adapter") or default_adapter()
         for candidate in (adapter, adapter.fallback):
@@ -194,8 +203,15 @@ class ReAct(Module):
             except ParseError:
                 continue
             if values["next_tool_name"] not in self.tools:
-                return values["next_thought"], values["next_tool_name"], values["next_tool_args"]
+                return values["next_thought"], values["next_tool_name"], values["next_tool_args"], None
         return None
+
+    def _native_mode(self) -> bool:
+        """Return True if this call's adapter asks for native tool calls and its LM has them."""
+        adapter = get_setting("adapter") or default_adapter()
+        if not adapter.use_native_function_calling or adapter.native_by_default:
+            return False
+        return supports_function_calling(self.react.lm if self.react.lm is not None else get_setting("lm"))
 
     def _native_signature(self) -> type[Signature]:
         """Return ``react``'s signature with the tool choice as native tool calls.
@@ -216,8 +232,8 @@ class ReAct(Module):
             cached = self._native_cache = (base, sig)
         return cached[1]
 
-    async def _next_native_step(self, trajectory: dict[str, Any], inputs: dict[str, Any]) -> tuple[str, str, Any]:
-        """Return ``(thought, tool name, args)`` from a native tool call (the first, if several)."""
+    async def _next_native_step(self, trajectory: dict[str, Any], inputs: dict[str, Any]) -> _Step:
+        """Return ``(thought, tool name, args, call id)`` from a native tool call (the first, if several)."""
         pred = await self._call_truncating(
             self.react, trajectory,
             {**inputs, "tools": list(self.tools.values()), "signature": self._native_signature()},
@@ -225,28 +241,24 @@ class ReAct(Module):
         calls = pred.get("next_tool_calls")
         thought = pred.get("next_thought") or ""
         if not isinstance(calls, ToolCalls) or not calls.tool_calls:
-            return thought, "", {}
+            return thought, "", {}, None
         first = calls.tool_calls[0]
-        return thought, first.name, first.args
+        return thought, first.name, first.args, first.id
 
     async def aforward(self, **inputs: Any) -> Prediction:
         """Run the loop and the extraction; return the outputs plus ``trajectory``."""
         max_iters = inputs.pop("max_iters", self.max_iters)
         trajectory: dict[str, Any] = {}
-        adapter = get_setting("adapter") or default_adapter()
-        native = bool(getattr(adapter, "use_native_function_calling", False))
+        native = self._native_mode()
         for idx in range(max_iters):
-            if native:
-                step: tuple[str, str, Any] | None = await self._next_native_step(trajectory, inputs)
-            else:
-                step = await self._next_step(trajectory, inputs)
+            step = await self._next_step(trajectory, inputs, native)
             if step is None:
                 break
-            thought, name, args = step
+            thought, name, args, call_id = step
             trajectory[f"thought_{idx}"] = thought
             trajectory[f"tool_name_{idx}"] = name
             trajectory[f"tool_args_{idx}"] = args
-            outcome = await run_tool(self.tools, name, args, call_id=f"{idx}")
+            outcome = await run_tool(self.tools, name, args, call_id=call_id or str(idx))
             trajectory[f"observation_{idx}"] = outcome.observation
             if name == "finish":
                 break

@@ -103,7 +103,8 @@ async def run_tool(
     try:
         tool = tools.get(name)
         if tool is None:
-            raise ToolError(f"unknown tool {name!r}; expected one of: {', '.join(tools)}")
+            what = f"unknown tool {name!r}" if name else "no tool was named"
+            raise ToolError(f"{what}; expected one of: {', '.join(tools)}")
         observation = await tool.arun(args)
     except Exception as exc:  # the LM sees the failure and carries on (cancellation is not an Exception)
         error = format_error_for_lm(exc)

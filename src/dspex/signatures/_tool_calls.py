@@ -38,6 +38,22 @@ class ToolCall(_Model):
         """Return ``{"name": ..., "args": {...}}``."""
         return {"name": self.name, "args": self.args}
 
+    def __eq__(self, other: object) -> bool:
+        # Equal calls are equal whether or not tools are bound to them.
+        if not isinstance(other, ToolCall):
+            return NotImplemented
+        return (self.id, self.name, self.args) == (other.id, other.name, other.args)
+
+    __hash__ = _Model.__hash__
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # The bound tools are live functions: a pickled call (Ray, a process pool) travels without them.
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private:
+            state["__pydantic_private__"] = {**private, "_registry": None}
+        return state
+
     def execute(self, functions: Mapping[str, Callable[..., Any]] | Iterable[Any] | None = None) -> Any:
         """Call the matching function with ``args`` and return its result.
 

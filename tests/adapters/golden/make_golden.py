@@ -9,7 +9,7 @@ It writes ``chat_format.json``, ``json_format.json``, ``chat_parse.json`` and
 and ``parse(...)`` results for the cases in ``golden_cases.py``; and
 ``react.json``: for each case of ``react_cases.py``, the messages of every LM
 call ``dspy.ReAct`` makes under ``DummyLM`` and the final trajectory and
-outputs; and ``custom_types.json``: the system message of signatures with
+outputs; ``react_state.json``: what ``dspy.ReAct.save`` writes; and ``custom_types.json``: the system message of signatures with
 custom-typed fields (the "Type description of ..." lines).
 """
 
@@ -59,12 +59,13 @@ def react_fixture() -> dict[str, Any]:
     from dspy.utils.dummies import DummyLM
 
     out = {}
-    for case, spec in react_cases.CASES.items():
+    for case, spec, kind in react_cases.runs():
         sig = react_cases.SIGNATURES[spec["signature"]](dspy)
         tools = [react_cases.TOOLS[name] for name in spec["tools"]]
-        lm = DummyLM(spec["answers"])
+        adapter = dspy.JSONAdapter() if kind == "json" else dspy.ChatAdapter()
+        lm = DummyLM(spec["answers"], adapter=adapter)
         agent = dspy.ReAct(sig, tools=tools, max_iters=spec.get("max_iters", 20))
-        with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
+        with dspy.context(lm=lm, adapter=adapter):
             pred = agent(**spec["inputs"])
         out[case] = {
             "calls": [entry["messages"] for entry in lm.history],
@@ -72,6 +73,19 @@ def react_fixture() -> dict[str, Any]:
             "outputs": {k: encode(v) for k, v in pred.items() if k != "trajectory"},
         }
     return out
+
+
+def react_state_fixture() -> dict[str, Any]:
+    """Return ``dspy.ReAct.save`` output (with a demo) for the load-compatibility test."""
+    import tempfile
+
+    agent = dspy.ReAct("question -> answer", tools=[react_cases.get_weather])
+    agent.react.demos = [dspy.Example(question="q", trajectory="t", next_thought="n", next_tool_name="finish",
+                                      next_tool_args={})]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "react.json"
+        agent.save(str(path))
+        return json.loads(path.read_text())
 
 
 def custom_types_fixture() -> dict[str, Any]:
@@ -93,6 +107,7 @@ def main() -> None:
         "json_parse.json": parse_fixture(js, cases.JSON_PARSE),
         "react.json": react_fixture(),
         "custom_types.json": custom_types_fixture(),
+        "react_state.json": react_state_fixture(),
     }
     for name, data in files.items():
         (HERE / name).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")

@@ -88,8 +88,16 @@ CASES: dict[str, dict[str, Any]] = {
         "max_iters": 2,
         "answers": [
             {"next_thought": "Search.", "next_tool_name": "search", "next_tool_args": {"query": "winner"}},
-            {"next_thought": "Search again.", "next_tool_name": "search", "next_tool_args": {"query": "winner 2024", "k": 1}},
+            {"next_thought": "Search again.", "next_tool_name": "search",
+             "next_tool_args": {"query": "winner 2024", "k": 1}},
             {"reasoning": "Not sure.", "answer": "Unknown."},
         ],
     },
 }
+
+
+def runs() -> list[tuple[str, dict[str, Any], str]]:
+    """Return ``(fixture key, case, adapter kind)``: every case with ChatAdapter, two with JSONAdapter."""
+    out = [(name, case, "chat") for name, case in CASES.items()]
+    out += [(f"json-{name}", CASES[name], "json") for name in ("weather_two_steps", "typed_dict_observation")]
+    return out
