@@ -99,3 +99,21 @@ def test_bad_configuration() -> None:
         dx.Parallel(num_threads=-1)
     with pytest.raises(ConfigError, match="max_errors must be an int >= 0"):
         dx.Parallel(max_errors=-2)
+
+
+async def test_module_abatch_and_batch_follow_dspy() -> None:
+    lm = ScriptedLM({"one": {"answer": "1"}, "two": {"answer": "2"}})
+    qa = dx.Predict("question -> answer")
+    examples = [dx.Example(question=q, gold="x").with_inputs("question") for q in ("one", "two")]
+    with dx.context(lm=lm):
+        assert [p.answer for p in await qa.abatch(examples, num_threads=2)] == ["1", "2"]
+        results, failed, errors = await qa.abatch([*examples, {"nope": 1}], return_failed_examples=True)
+    assert [r and r.answer for r in results] == ["1", "2", None] and failed == [{"nope": 1}]
+    assert "missing required input(s) 'question'" in str(errors[0])
+
+
+def test_module_batch_sync() -> None:
+    lm = ScriptedLM({"one": {"answer": "1"}})
+    with dx.context(lm=lm):
+        preds = dx.Predict("question -> answer").batch([{"question": "one"}] * 3, num_threads=3)
+    assert [p.answer for p in preds] == ["1", "1", "1"]
