@@ -147,3 +147,24 @@ def test_bad_arguments_are_config_errors() -> None:
         dx.BestOfN(dx.Predict("q -> a"), N=0, reward_fn=lambda a, p: 1.0, threshold=1.0)
     with pytest.raises(ConfigError, match="reward_fn must be callable"):
         dx.Refine(dx.Predict("q -> a"), N=2, reward_fn=None, threshold=1.0)  # type: ignore[arg-type]
+
+
+def test_best_of_n_sync_call() -> None:
+    lm = ScriptedLM([{"answer": "a b"}, {"answer": "ok"}])
+    best = dx.BestOfN(dx.Predict("q -> answer"), N=3, reward_fn=lambda _, p: float(p.answer == "ok"), threshold=1.0)
+    assert best(q="x", lm=lm).answer == "ok" and lm.calls == 2
+
+
+async def test_best_of_n_streams_and_runs_as_a_flow_stage() -> None:
+    best = dx.BestOfN(dx.Predict("question -> answer"), N=2,
+                      reward_fn=lambda _, p: float(len(p.answer.split()) == 1), threshold=1.0)
+    with dx.context(lm=ScriptedLM([{"answer": "a b"}, {"answer": "ok"}])):
+        events = [ev async for ev in best.stream(question="q")]
+    assert [ev.attempt for ev in events if isinstance(ev, Retry)] == [2]
+    assert isinstance(events[-1], PredictionDone) and events[-1].outputs == {"answer": "ok"}
+    out = dx.sinks.collect()
+    flow = dx.Flow("best")
+    flow.source([{"id": 1, "question": "q1"}, {"id": 2, "question": "q2"}]).map(best).sink(out)
+    lm = ScriptedLM([{"answer": "a b"}, {"answer": "ok"}, {"answer": "fine"}])
+    assert (await flow.run(lm=lm, progress=False)).status == "completed"
+    assert out.items == [{"id": 1, "question": "q1", "answer": "ok"}, {"id": 2, "question": "q2", "answer": "fine"}]
