@@ -99,6 +99,8 @@ def test_bad_configuration() -> None:
         dx.Parallel(num_threads=-1)
     with pytest.raises(ConfigError, match="max_errors must be an int >= 0"):
         dx.Parallel(max_errors=-2)
+    with pytest.raises(ConfigError, match="timeout must be > 0 seconds"):
+        dx.Parallel(timeout=0)
 
 
 async def test_module_abatch_and_batch_follow_dspy() -> None:
@@ -117,3 +119,38 @@ def test_module_batch_sync() -> None:
     with dx.context(lm=lm):
         preds = dx.Predict("question -> answer").batch([{"question": "one"}] * 3, num_threads=3)
     assert [p.answer for p in preds] == ["1", "1", "1"]
+
+
+class _HangsOnce(dx.Module):
+    """The first call for ``x == 0`` never returns; every other call answers at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+        self.cancelled = 0
+
+    async def aforward(self, x: int) -> dx.Prediction:
+        self.calls.append(x)
+        if x == 0 and self.calls.count(0) == 1:
+            try:
+                await anyio.sleep_forever()
+            except anyio.get_cancelled_exc_class():
+                self.cancelled += 1
+                raise
+        return dx.Prediction(y=x)
+
+
+async def test_a_straggler_is_started_again_and_the_first_result_wins() -> None:
+    module = _HangsOnce()
+    pairs = [(module, {"x": i}) for i in range(3)]
+    with anyio.fail_after(10):
+        results = await dx.Parallel(num_threads=3, timeout=0.05, straggler_limit=3).acall(pairs)
+    assert [r.y for r in results] == [0, 1, 2]
+    assert sorted(module.calls) == [0, 0, 1, 2] and module.cancelled == 1
+
+
+async def test_stragglers_wait_when_resubmission_is_off() -> None:
+    module = _HangsOnce()
+    with anyio.move_on_after(0.3) as scope:
+        await dx.Parallel(num_threads=2, timeout=0.05, straggler_limit=0).acall([(module, {"x": 0})])
+    assert scope.cancelled_caught and module.calls == [0]

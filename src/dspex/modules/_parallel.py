@@ -19,8 +19,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 
+from .._util._clock import default_clock
 from .._util._sync import run_sync
 from ..errors import ConfigError, InputError, ParallelFailed
 from ._example import Example
@@ -47,15 +49,17 @@ class Parallel:
             exceptions)`` instead of ``results``.
         provide_traceback: Log each failure with its traceback.
         disable_progress_bar: Accepted for DSPy compatibility (no bar is drawn).
-        timeout: Accepted for DSPy compatibility; DSPy resubmits stragglers
-            after it, dspex relies on the LM's own timeouts and retries.
-        straggler_limit: Accepted for DSPy compatibility (see ``timeout``).
+        timeout: Seconds after which a straggler is started a second time
+            (first result wins, the other attempt is cancelled), as in DSPy.
+        straggler_limit: Stragglers are resubmitted only when at most this
+            many pairs are left (DSPy's 3); 0 turns resubmission off.
 
     An example is an ``Example``, a ``dict`` (keyword inputs), a ``tuple``
     (positional) or, for a nested ``Parallel``, a ``list`` of pairs.
     ``results[i]`` is pair ``i``'s prediction, ``None`` if it failed.
     Memory is bounded by the results list: at most ``num_threads`` calls
-    are in flight. Cancelling the caller cancels every pair.
+    are in flight (plus at most ``straggler_limit`` resubmitted stragglers).
+    Cancelling the caller cancels every pair.
 
     Raises:
         ConfigError: ``num_threads`` < 1 or ``max_errors`` < 0.
@@ -82,6 +86,8 @@ class Parallel:
         self.return_failed_examples = return_failed_examples
         self.provide_traceback = bool(provide_traceback)
         self.disable_progress_bar = disable_progress_bar
+        if not timeout or timeout <= 0:
+            raise ConfigError(f"Parallel timeout must be > 0 seconds, got {timeout!r}")
         self.timeout = timeout
         self.straggler_limit = straggler_limit
 
@@ -93,28 +99,14 @@ class Parallel:
                 ``.failed_examples`` and ``.exceptions`` hold what finished.
         """
         pairs = list(exec_pairs)
-        width = min(num_threads or self.num_threads, len(pairs)) or 1
-        results: list[Any] = [None] * len(pairs)
-        failures: dict[int, BaseException] = {}
-        work = iter(enumerate(pairs))
-        limit_hit = False
-
-        async def worker(scope: anyio.CancelScope) -> None:
-            nonlocal limit_hit
-            for idx, pair in work:  # one shared iterator: each pair is taken once, in order
-                try:
-                    results[idx] = await self._run_pair(pair)
-                except Exception as exc:
-                    failures[idx] = exc
-                    self._log_failure(idx, exc)
-                    if len(failures) >= self.max_errors:
-                        limit_hit = True
-                        scope.cancel()  # stop the pairs in flight; finished results stay
-                        return
-
+        run = _Run(self, pairs)
         async with anyio.create_task_group() as tg:
-            for _ in range(width):
-                tg.start_soon(worker, tg.cancel_scope)
+            run.tg = tg
+            for _ in range(min(num_threads or self.num_threads, len(pairs))):
+                tg.start_soon(run.worker)
+            if pairs and self.straggler_limit > 0:
+                tg.start_soon(run.watch)
+        results, failures, limit_hit = run.results, run.failures, run.limit_hit
         order = sorted(failures)
         failed = [pairs[i][1] for i in order]
         exceptions = [failures[i] for i in order]
@@ -157,6 +149,80 @@ class Parallel:
             f"Parallel: invalid example type {type(example).__name__}; expected Example, dict, tuple "
             "(or a list of pairs for a nested Parallel)"
         )
+
+
+class _Run:
+    """The state of one ``Parallel.acall``: workers, results, failures, stragglers.
+
+    A pair runs as one *attempt*; the watchdog starts a second attempt of a
+    straggler (DSPy's rule: at most ``straggler_limit`` pairs left and this one
+    running longer than ``timeout``). The first attempt to finish, with a
+    result or an error, decides the pair and cancels the other.
+    """
+
+    def __init__(self, owner: Parallel, pairs: list[tuple[Any, Any]]) -> None:
+        self.owner = owner
+        self.pairs = pairs
+        self.work = iter(enumerate(pairs))  # shared by the workers: each pair is taken once, in order
+        self.results: list[Any] = [None] * len(pairs)
+        self.failures: dict[int, BaseException] = {}
+        self.started: dict[int, float] = {}
+        self.scopes: dict[int, list[anyio.CancelScope]] = {}
+        self.decided: set[int] = set()
+        self.limit_hit = False
+        self.tg: anyio.abc.TaskGroup | None = None
+        self.watch_scope = anyio.CancelScope()
+        self.clock = default_clock()
+
+    async def worker(self) -> None:
+        for idx, pair in self.work:
+            await self.attempt(idx, pair)
+
+    async def attempt(self, idx: int, pair: tuple[Any, Any]) -> None:
+        with anyio.CancelScope() as scope:
+            self.scopes.setdefault(idx, []).append(scope)
+            self.started.setdefault(idx, self.clock.now())
+            try:
+                value: Any = await self.owner._run_pair(pair)
+                error: Exception | None = None
+            except Exception as exc:
+                value, error = None, exc
+            if idx in self.decided:
+                return
+            self.decided.add(idx)
+            if len(self.decided) == len(self.pairs):
+                self.watch_scope.cancel()  # nothing left to watch: do not wait for its next tick
+            for other in self.scopes.pop(idx):
+                if other is not scope:
+                    other.cancel()  # the duplicate of a straggler lost the race
+            if error is None:
+                self.results[idx] = value
+                return
+            self.failures[idx] = error
+            self.owner._log_failure(idx, error)
+            if len(self.failures) >= self.owner.max_errors and self.tg is not None:
+                self.limit_hit = True
+                self.tg.cancel_scope.cancel()  # stop the pairs in flight; finished results stay
+
+    async def watch(self) -> None:
+        """Resubmit stragglers until every pair is decided (DSPy's straggler rule)."""
+        with self.watch_scope:
+            await self._watch()
+
+    async def _watch(self) -> None:
+        owner, duplicated = self.owner, set()
+        while len(self.decided) < len(self.pairs):
+            await self.clock.sleep(min(1.0, owner.timeout / 4))
+            if len(self.pairs) - len(self.decided) > owner.straggler_limit:
+                continue
+            now = self.clock.now()
+            for idx, since in list(self.started.items()):
+                if idx not in self.decided and idx not in duplicated and now - since > owner.timeout:
+                    duplicated.add(idx)
+                    _log.warning("Parallel: pair %d has run %.0f s; starting it again (first result wins)",
+                                 idx, now - since)
+                    assert self.tg is not None
+                    self.tg.start_soon(self.attempt, idx, self.pairs[idx])
 
 
 async def _invoke(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
