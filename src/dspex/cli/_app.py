@@ -27,11 +27,17 @@ def cli() -> None:
 @cli.command()
 @click.option("--serve", is_flag=True, help="Also serve the live page and WebSocket feed.")
 @click.option("-n", "--items", "n", default=None, type=int, help="How many bundled questions to run.")
-@click.option("--out", "out_path", default="demo_answers.jsonl", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where the JSONL answers go.")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where the JSONL answers go (demo_answers.jsonl, or demo_agent_answers.jsonl with --agent).")
 @click.option("--question", default=None, help="Stream one ChainOfThought answer for this question and stop.")
-def demo(serve: bool, n: int | None, out_path: Path, question: str | None) -> None:
+@click.option("--agent", is_flag=True, help="Run a ReAct agent with two Python tools instead of ChainOfThought.")
+def demo(serve: bool, n: int | None, out_path: Path | None, question: str | None, agent: bool) -> None:
     """Run the demo flow on the built-in local LM server (no API key needed)."""
+    if agent:
+        agent_mod = importlib.import_module("dspex.cli._agent_demo")
+        code = agent_mod.run_agent_demo(serve=serve, n=n, out_path=out_path or "demo_agent_answers.jsonl")
+        sys.exit(code or 0)
+    out_path = out_path or Path("demo_answers.jsonl")
     if question is not None or not _has("dspex.cli._demo"):
         from ._stream_demo import stream_one
 
