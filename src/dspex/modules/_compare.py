@@ -9,12 +9,10 @@ over completions on one field, after DSPy's text normalisation.
 
 from __future__ import annotations
 
-import re
-import string
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .._util._text import normalize_text
 from ..errors import InputError
 from ..signatures import InputField, OutputField, Signature, ensure_signature
 from ._module import Module
@@ -23,16 +21,6 @@ from ._prediction import Completions, Prediction
 from ._stream import ModuleStream
 
 __all__ = ["MultiChainComparison", "majority", "normalize_text"]
-
-_PUNCT = frozenset(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_text(s: str) -> str:
-    """Normalise text as DSPy's ``normalize_text`` does (NFD, lower, no punctuation/articles)."""
-    s = unicodedata.normalize("NFD", s).lower()
-    s = "".join(ch for ch in s if ch not in _PUNCT)
-    return " ".join(_ARTICLES.sub(" ", s).split())
 
 
 def _default_normalize(s: Any) -> str | None:
