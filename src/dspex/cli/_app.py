@@ -30,7 +30,8 @@ def cli() -> None:
 @click.option("--out", "out_path", default="demo_answers.jsonl", type=click.Path(dir_okay=False, path_type=Path),
               help="Where the JSONL answers go.")
 @click.option("--question", default=None, help="Stream one ChainOfThought answer for this question and stop.")
-def demo(serve: bool, n: int | None, out_path: Path, question: str | None) -> None:
+@click.option("--no-auth", is_flag=True, help="With --serve: no bearer token (default: a random one, in the URL).")
+def demo(serve: bool, n: int | None, out_path: Path, question: str | None, no_auth: bool) -> None:
     """Run the demo flow on the built-in local LM server (no API key needed)."""
     if question is not None or not _has("dspex.cli._demo"):
         from ._stream_demo import stream_one
@@ -38,7 +39,7 @@ def demo(serve: bool, n: int | None, out_path: Path, question: str | None) -> No
         stream_one(question or "What is the capital of France?")
         return
     demo_mod = importlib.import_module("dspex.cli._demo")
-    code = demo_mod.run_demo_flow(serve=serve, n=n, out_path=out_path)
+    code = demo_mod.run_demo_flow(serve=serve, n=n, out_path=out_path, auth=not no_auth)
     sys.exit(code or 0)
 
 
