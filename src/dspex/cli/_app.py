@@ -31,7 +31,9 @@ def cli() -> None:
               help="Where the JSONL answers go.")
 @click.option("--question", default=None, help="Stream one ChainOfThought answer for this question and stop.")
 @click.option("--no-auth", is_flag=True, help="With --serve: no bearer token (default: a random one, in the URL).")
-def demo(serve: bool, n: int | None, out_path: Path, question: str | None, no_auth: bool) -> None:
+@click.option("--port", default=8765, show_default=True, type=int,
+              help="With --serve: port to try first (a free one if taken; 0 picks one).")
+def demo(serve: bool, n: int | None, out_path: Path, question: str | None, no_auth: bool, port: int) -> None:
     """Run the demo flow on the built-in local LM server (no API key needed)."""
     if question is not None or not _has("dspex.cli._demo"):
         from ._stream_demo import stream_one
@@ -39,7 +41,7 @@ def demo(serve: bool, n: int | None, out_path: Path, question: str | None, no_au
         stream_one(question or "What is the capital of France?")
         return
     demo_mod = importlib.import_module("dspex.cli._demo")
-    code = demo_mod.run_demo_flow(serve=serve, n=n, out_path=out_path, auth=not no_auth)
+    code = demo_mod.run_demo_flow(serve=serve, n=n, out_path=out_path, auth=not no_auth, port=port)
     sys.exit(code or 0)
 
 
