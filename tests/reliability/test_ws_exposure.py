@@ -185,7 +185,7 @@ async def test_serve_generates_a_token_and_prints_the_page_url(anyio_backend: st
     seen: dict[str, Any] = {}
 
     async def check(child: _Child) -> None:
-        url, token = _page(await child.line_with("live page: "))
+        _, token = _page(await child.line_with("live page: "))
         feed = (await child.line_with("WebSocket feed: ")).split("WebSocket feed: ", 1)[1]
         seen["token"] = token
         with pytest.raises(SinkError) as refused:
@@ -199,7 +199,7 @@ async def test_serve_generates_a_token_and_prints_the_page_url(anyio_backend: st
         go.write_text("go")
         records.extend(await _read_records(conn))
 
-    code, lines, errors = await _run_child(
+    code, _, errors = await _run_child(
         ["serve", str(tmp_path / "flow.py"), "--port", "0"], {"DSPEX_TEST_GO": str(go)}, check
     )
     assert code == 0, errors
@@ -253,7 +253,7 @@ async def test_demo_serve_needs_the_printed_token(anyio_backend: str, tmp_path: 
         records.extend(await _read_records(conn))
 
     args = ["demo", "--serve", "-n", "2", "--port", "0", "--out", str(tmp_path / "answers.jsonl")]
-    code, lines, errors = await _run_child(args, {}, check)
+    code, _, errors = await _run_child(args, {}, check)
     assert code == 0, errors
     assert statuses == [401]
     assert len(records) == 2 and all(r["answer"] == r["expected"] for r in records)

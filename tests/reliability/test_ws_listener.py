@@ -18,9 +18,10 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from dspex.flows import Flow
@@ -54,7 +55,7 @@ class FaultyListener:
     async def accept(self) -> Any:
         if self.faults:
             self.raised += 1
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             raise self.faults.pop(0)
         return await self.target.accept()
 
@@ -64,7 +65,7 @@ class FaultyListener:
     async def aclose(self) -> None:
         await self.inner.aclose()
 
-    async def __aenter__(self) -> FaultyListener:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -101,15 +101,17 @@ async def test_no_token_in_debug_logs_or_errors(anyio_backend: str, caplog: pyte
             while await conn.recv() is not None:
                 pass
 
-    async with anyio.create_task_group() as tg:
-        async with websocket(token=token, metrics_interval=None, close_timeout=2.0) as live:
-            await live.write([{"id": 0, "answer": "kept for replay"}])
-            await _client_cycle(live.url, token, errors)
-            await _client_sink_cycle(live.url, token, errors)
-            got = await _source_cycle(live, token, errors)
-            watcher = await open_connection(live.url, token=token, timeout=10)
-            await _first(watcher)
-            tg.start_soon(until_closed, watcher)
+    # the task group outlives the sink: the watcher reads while the server closes it
+    async with anyio.create_task_group() as tg, websocket(
+        token=token, metrics_interval=None, close_timeout=2.0
+    ) as live:
+        await live.write([{"id": 0, "answer": "kept for replay"}])
+        await _client_cycle(live.url, token, errors)
+        await _client_sink_cycle(live.url, token, errors)
+        got = await _source_cycle(live, token, errors)
+        watcher = await open_connection(live.url, token=token, timeout=10)
+        await _first(watcher)
+        tg.start_soon(until_closed, watcher)
     assert watcher.close_code == 1001  # the server closed the watcher on the way out
     assert got == [{"id": 0, "answer": "kept for replay"}]
     lines = _lines(caplog)

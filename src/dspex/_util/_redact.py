@@ -74,7 +74,7 @@ def strip_secret(value: Any, secret: str | None) -> Any:
     return value
 
 
-class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger adapter whose every line goes through :func:`redact` first.
 
     Handed to websockets' Sans-I/O protocols (which log the request line and

@@ -49,7 +49,7 @@ from ._ws_io import LOG, ProtocolStream
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Sequence
 
-    from anyio.abc import Listener, SocketStream, TaskGroup
+    from anyio.abc import SocketListener, SocketStream, TaskGroup
 
     from ._ws_http import Routed
 
@@ -215,7 +215,7 @@ class WebSocketServer:
             page=self.page, assets=assets,
         )
         # a name like "localhost" may bind several sockets (a MultiListener): accept on each
-        listeners: list[Listener[SocketStream]] = list(getattr(listener, "listeners", [listener]))
+        listeners: list[SocketListener] = list(getattr(listener, "listeners", [listener]))
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watchdog)
             with anyio.CancelScope() as self._accepting:
@@ -224,7 +224,7 @@ class WebSocketServer:
                     for one in listeners:
                         accepting.start_soon(self._accept_loop, one, tg)
 
-    async def _accept_loop(self, listener: Listener[SocketStream], tg: TaskGroup) -> None:
+    async def _accept_loop(self, listener: SocketListener, tg: TaskGroup) -> None:
         """Accept connections until the listener closes; never raises for a failed accept.
 
         A handshake slot is taken before each ``accept()``, so at most
