@@ -298,10 +298,12 @@ class WebSocketServer:
             await self._serve_connection(stream, slot)
         except Exception:  # one bad client must never take the server down
             LOG.exception("WebSocket connection failed")
-            with anyio.CancelScope(shield=True):
-                await stream.aclose()
         finally:
             slot.release()
+            # every way out closes the socket, cancellation at shutdown included
+            # (a connection cancelled mid-handshake would otherwise keep its descriptor)
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
 
     async def _handshake(self, conn: ProtocolStream) -> Routed | None:
         """Read the HTTP request and answer it; None if the client left first.
