@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Sequence
 
     from anyio.abc import SocketListener, SocketStream, TaskGroup
+    from websockets.server import ServerProtocol
 
     from ._ws_http import Routed
 
@@ -126,7 +127,8 @@ class WebSocketServer:
         self._replay: deque[bytes] = deque(maxlen=replay)
         self._policy = HandshakePolicy(path=path, token=token, origins=self.origins, page=page)
         self._log = RedactingLogger(LOG, (token,))  # websockets logs request lines and headers at DEBUG
-        self._slots = anyio.Semaphore(max_handshakes)
+        self._slots = anyio.Semaphore(max_handshakes)  # taken before accept(), freed once authenticated
+        self.handshaking = 0  # connections accepted and still in their opening handshake
         self._accepting: anyio.CancelScope | None = None
         self._stats = dict.fromkeys(
             ("connections", "refused", "messages", "kicked", "dropped", "handshake_timeouts", "accept_errors"), 0
@@ -195,7 +197,7 @@ class WebSocketServer:
         return {
             **self._stats,
             "clients": len(self.sessions),
-            "handshaking": self.max_handshakes - self._slots.value,
+            "handshaking": self.handshaking,
             "dropped": self._stats["dropped"] + live_drops,
             "replay_size": len(self._replay),
         }
@@ -269,7 +271,7 @@ class WebSocketServer:
         level = logging.WARNING if failures == 0 else logging.DEBUG
         LOG.log(level, "WebSocket server on port %s: accept() failed (%s: %s); retrying in %.2f s "
                 "(%d connections in their handshake, %d clients)", self.port, type(cause).__name__,
-                cause, delay, self.max_handshakes - self._slots.value, len(self.sessions))
+                cause, delay, self.handshaking, len(self.sessions))
         await anyio.sleep(delay)
         return failures + 1
 
@@ -293,7 +295,7 @@ class WebSocketServer:
                 await session.done.wait()
 
     async def _handle(self, stream: SocketStream) -> None:
-        slot = _Slot(self._slots)
+        slot = _Slot(self)
         try:
             await self._serve_connection(stream, slot)
         except Exception:  # one bad client must never take the server down
@@ -305,7 +307,7 @@ class WebSocketServer:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def _handshake(self, conn: ProtocolStream) -> Routed | None:
+    async def _handshake(self, conn: ProtocolStream, protocol: ServerProtocol) -> Routed | None:
         """Read the HTTP request and answer it; None if the client left first.
 
         A refusal or a page is flushed here (so a client that does not read
@@ -319,8 +321,8 @@ class WebSocketServer:
             request = next((e for e in await conn.receive() if isinstance(e, Request)), None)
         if request is None:
             return None
-        routed = route(conn.protocol, request, self._policy)  # type: ignore[arg-type]
-        conn.protocol.send_response(routed.response)  # type: ignore[attr-defined]
+        routed = route(protocol, request, self._policy)
+        protocol.send_response(routed.response)
         if not routed.upgrade:
             self._stats["refused"] += routed.response.status_code >= 400
             await conn.flush()
@@ -335,7 +337,7 @@ class WebSocketServer:
         conn = ProtocolStream(protocol, stream)
         routed = None
         with anyio.move_on_after(self.handshake_timeout) as scope:
-            routed = await self._handshake(conn)
+            routed = await self._handshake(conn, protocol)
         if scope.cancelled_caught:
             self._stats["handshake_timeouts"] += 1
         if routed is None or not routed.upgrade:
@@ -412,18 +414,20 @@ async def open_websocket_server(**kwargs: Any) -> AsyncIterator[WebSocketServer]
 
 
 class _Slot:
-    """One connection's hold on a handshake slot; released at most once."""
+    """One accepted connection's handshake slot (taken by the accept loop); released once."""
 
-    __slots__ = ("_held", "_semaphore")
+    __slots__ = ("_held", "_server")
 
-    def __init__(self, semaphore: anyio.Semaphore) -> None:
-        self._semaphore = semaphore
+    def __init__(self, server: WebSocketServer) -> None:
+        self._server = server
         self._held = True
+        server.handshaking += 1
 
     def release(self) -> None:
         if self._held:
             self._held = False
-            self._semaphore.release()
+            self._server.handshaking -= 1
+            self._server._slots.release()
 
 
 def _check(ok: bool, message: str) -> None:
