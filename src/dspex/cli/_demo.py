@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from .._util._sync import run_sync
-from ._serve import new_token, page_link
+from ._serve import NO_AUTH_WARNING, new_token, page_link
 
 __all__ = ["load_questions", "make_responder", "run_demo_flow"]
 
@@ -135,6 +135,8 @@ async def _demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port:
 async def _announce(live: Any, wait_s: float) -> None:
     await live.started.wait()
     click.echo(f"live page: {page_link(live, live.server.token)}   (WebSocket feed: {live.url})")
+    if live.server.token is None:
+        click.echo(NO_AUTH_WARNING, err=True)
     click.echo(f"open it in a browser; the run starts when it connects (or in {wait_s:g} s)")
 
 

@@ -29,7 +29,10 @@ if TYPE_CHECKING:
     from ..flows import Flow
     from ..sinks import WebSocketSink
 
-__all__ = ["attach_websocket", "load_flow", "new_token", "page_link", "serve_command"]
+__all__ = ["NO_AUTH_WARNING", "attach_websocket", "load_flow", "new_token", "page_link", "serve_command"]
+
+
+NO_AUTH_WARNING = "warning: the feed has no token (--no-auth): anyone who can reach this port can read it"
 
 
 def new_token() -> str:
@@ -145,7 +148,7 @@ async def _serve(flow: Flow, live: WebSocketSink, settings: dict[str, Any], run_
         hint = "  (add ?token=<your token>)" if chosen else ""
         click.echo(f"live page: {page_link(live, generated)}{hint}\nWebSocket feed: {live.url}")
         if live.server.token is None:
-            click.echo("warning: --no-auth: anyone who can reach this port can read the feed", err=True)
+            click.echo(NO_AUTH_WARNING, err=True)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(announce)
