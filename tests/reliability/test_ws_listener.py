@@ -25,7 +25,7 @@ import anyio.lowlevel
 import pytest
 
 from dspex.flows import Flow
-from dspex.sinks import websocket
+from dspex.sinks import _ws_server, websocket
 from dspex.sinks._ws_io import WebSocketConnection, open_connection
 
 pytestmark = pytest.mark.reliability
@@ -132,7 +132,7 @@ async def test_accept_faults_are_logged_and_survived(
     assert any("accepting again after 5 failed" in m for m in warnings)  # 5 resource errors in a row
 
 
-async def test_idle_connections_cannot_lock_out_a_client(anyio_backend: str) -> None:
+async def test_idle_connections_time_out_and_a_client_still_connects(anyio_backend: str) -> None:
     cap, idle_count = 4, 24
     live = websocket(metrics_interval=None, handshake_timeout=0.3, max_handshakes=cap, close_timeout=2.0)
     received: list[dict[str, Any]] = []
@@ -173,11 +173,40 @@ async def test_idle_connections_cannot_lock_out_a_client(anyio_backend: str) -> 
             await sock.aclose()
 
 
+async def test_stale_handshakes_are_shed_for_newcomers(anyio_backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # handshake_timeout is far away: only shedding (oldest past the grace) lets the client in
+    monkeypatch.setattr(_ws_server, "HANDSHAKE_GRACE", 0.2)
+    cap, idle_count = 4, 16
+    live = websocket(metrics_interval=None, handshake_timeout=120, max_handshakes=cap, close_timeout=2.0)
+    received: list[dict[str, Any]] = []
+    idle: list[Any] = []
+
+    async def crowd_then_watch() -> None:
+        await live.started.wait()
+        idle.extend([await anyio.connect_tcp("127.0.0.1", live.server.port) for _ in range(idle_count)])
+        received.extend(await _records(await open_connection(live.url, timeout=30)))
+
+    try:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(crowd_then_watch)
+                report = await _gated_flow(live).run(progress=False)
+        assert report.status == "completed" and sorted(r["id"] for r in received) == list(range(N))
+        stats = live.statistics()
+        assert stats["handshakes_shed"] >= idle_count - cap + 1 and stats["handshake_timeouts"] == 0
+        for sock in idle:  # every idle socket was closed by the server (none leaked)
+            with anyio.fail_after(10), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                await sock.receive()
+    finally:
+        for sock in idle:
+            await sock.aclose()
+
+
 CHILD = textwrap.dedent('''
     import json, os, resource, sys
     import anyio
     from dspex.flows import Flow
-    from dspex.sinks import websocket
+    from dspex.sinks import _ws_server, websocket
 
     N = int(sys.argv[2])
 

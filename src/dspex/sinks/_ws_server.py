@@ -15,8 +15,11 @@ or buffers (EMFILE, ENFILE, ENOBUFS, ENOMEM) it logs and backs off, as
 asyncio's own server does; a connection aborted before it was accepted is
 skipped. At most ``max_handshakes`` connections may be in their opening
 handshake (not yet authenticated) at once, each for at most
-``handshake_timeout`` seconds, so idle TCP connections cannot pin descriptors:
-beyond the cap, new connections wait in the kernel's backlog.
+``handshake_timeout`` seconds, so idle TCP connections cannot pin descriptors.
+When every slot is held, the oldest handshake that has lasted longer than
+``HANDSHAKE_GRACE`` (1 s; a real client sends its request within a round
+trip) is dropped to make room, so idle connections cannot lock clients out
+either; while all are younger, new connections wait in the kernel's backlog.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ _SKIP_ERRNOS = frozenset(
     ) if hasattr(errno, name)
 )
 ACCEPT_BACKOFF = (0.05, 1.0)  # first and longest pause after a resource error (asyncio waits 1 s)
+HANDSHAKE_GRACE = 1.0  # a handshake older than this may be dropped for a newcomer when all slots are held
 
 
 class WebSocketServer:
@@ -84,7 +88,8 @@ class WebSocketServer:
         handshake_timeout: Seconds a connection has to complete its HTTP
             request and take the answer; then it is dropped.
         max_handshakes: Most connections in their opening handshake at once;
-            beyond it, accepting pauses until one finishes or times out.
+            beyond it, the oldest one past ``HANDSHAKE_GRACE`` is dropped, or
+            accepting pauses until one finishes.
         page: Serve the live page on plain GET requests.
 
     Raises:
@@ -127,11 +132,12 @@ class WebSocketServer:
         self._replay: deque[bytes] = deque(maxlen=replay)
         self._policy = HandshakePolicy(path=path, token=token, origins=self.origins, page=page)
         self._log = RedactingLogger(LOG, (token,))  # websockets logs request lines and headers at DEBUG
-        self._slots = anyio.Semaphore(max_handshakes)  # taken before accept(), freed once authenticated
-        self.handshaking = 0  # connections accepted and still in their opening handshake
+        self._slots: anyio.Semaphore | None = None  # per serve(): taken before accept(), freed once authenticated
+        self._pending: dict[_Slot, None] = {}  # handshakes in progress, oldest first
         self._accepting: anyio.CancelScope | None = None
         self._stats = dict.fromkeys(
-            ("connections", "refused", "messages", "kicked", "dropped", "handshake_timeouts", "accept_errors"), 0
+            ("connections", "refused", "messages", "kicked", "dropped", "handshake_timeouts", "handshakes_shed",
+             "accept_errors"), 0,
         )
 
     @property
@@ -192,12 +198,13 @@ class WebSocketServer:
 
     def statistics(self) -> dict[str, Any]:
         """Counters: clients, handshaking, connections, refused, messages, kicked,
-        dropped, handshake_timeouts, accept_errors."""
+        dropped, handshake_timeouts, handshakes_shed (dropped for a newcomer),
+        accept_errors."""
         live_drops = sum(s.queue.dropped for s in self.sessions)
         return {
             **self._stats,
             "clients": len(self.sessions),
-            "handshaking": self.handshaking,
+            "handshaking": len(self._pending),
             "dropped": self._stats["dropped"] + live_drops,
             "replay_size": len(self._replay),
         }
@@ -218,6 +225,7 @@ class WebSocketServer:
         )
         # a name like "localhost" may bind several sockets (a MultiListener): accept on each
         listeners: list[SocketListener] = list(getattr(listener, "listeners", [listener]))
+        self._slots, self._pending = anyio.Semaphore(self.max_handshakes), {}
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watchdog)
             with anyio.CancelScope() as self._accepting:
@@ -229,12 +237,13 @@ class WebSocketServer:
     async def _accept_loop(self, listener: SocketListener, tg: TaskGroup) -> None:
         """Accept connections until the listener closes; never raises for a failed accept.
 
-        A handshake slot is taken before each ``accept()``, so at most
-        ``max_handshakes`` connections are unauthenticated at a time.
+        A handshake slot is taken before each ``accept()`` (see :meth:`_take_slot`),
+        so at most ``max_handshakes`` connections are unauthenticated at a time.
         """
+        assert self._slots is not None
         failures = 0
         while True:
-            await self._slots.acquire()
+            await self._take_slot(self._slots)
             try:
                 stream = await listener.accept()
             except anyio.ClosedResourceError:
@@ -251,7 +260,35 @@ class WebSocketServer:
                 LOG.warning("WebSocket server on port %s is accepting again after %d failed accept() calls",
                             self.port, failures)
                 failures = 0
-            tg.start_soon(self._handle, stream)
+            tg.start_soon(self._handle, stream, _Slot(self, self._slots))
+
+    async def _take_slot(self, slots: anyio.Semaphore) -> None:
+        """Take a handshake slot, shedding the oldest stale handshake if all are held.
+
+        Blocks while every handshake in progress is younger than
+        ``HANDSHAKE_GRACE``; then the oldest is dropped (its handler frees the
+        slot), so a crowd of idle connections cannot keep clients out.
+        """
+        while True:
+            try:
+                slots.acquire_nowait()
+                return
+            except anyio.WouldBlock:
+                pass
+            wait = HANDSHAKE_GRACE
+            oldest = next(iter(self._pending), None)
+            if oldest is not None:
+                age = anyio.current_time() - oldest.accepted_at
+                if age >= HANDSHAKE_GRACE:
+                    # one newcomer sheds one handshake, whose handler frees the slot at
+                    # its next checkpoint: wait for that slot instead of shedding more
+                    oldest.shed()
+                    self._stats["handshakes_shed"] += 1
+                else:
+                    wait = HANDSHAKE_GRACE - age
+            with anyio.move_on_after(wait):
+                await slots.acquire()
+                return
 
     async def _accept_failed(self, exc: BaseException, failures: int) -> int:
         """Log one failed ``accept()`` and pause if the system is out of resources.
@@ -271,7 +308,7 @@ class WebSocketServer:
         level = logging.WARNING if failures == 0 else logging.DEBUG
         LOG.log(level, "WebSocket server on port %s: accept() failed (%s: %s); retrying in %.2f s "
                 "(%d connections in their handshake, %d clients)", self.port, type(cause).__name__,
-                cause, delay, self.handshaking, len(self.sessions))
+                cause, delay, len(self._pending), len(self.sessions))
         await anyio.sleep(delay)
         return failures + 1
 
@@ -294,8 +331,7 @@ class WebSocketServer:
             for session in tuple(self.sessions):
                 await session.done.wait()
 
-    async def _handle(self, stream: SocketStream) -> None:
-        slot = _Slot(self)
+    async def _handle(self, stream: SocketStream, slot: _Slot) -> None:
         try:
             await self._serve_connection(stream, slot)
         except Exception:  # one bad client must never take the server down
@@ -336,9 +372,9 @@ class WebSocketServer:
         protocol = ServerProtocol(max_size=self.max_message_size, logger=self._log)
         conn = ProtocolStream(protocol, stream)
         routed = None
-        with anyio.move_on_after(self.handshake_timeout) as scope:
+        with slot.scope:  # the handshake timeout (from accept) or shedding cancels it
             routed = await self._handshake(conn, protocol)
-        if scope.cancelled_caught:
+        if slot.scope.cancelled_caught and not slot.shed_off:
             self._stats["handshake_timeouts"] += 1
         if routed is None or not routed.upgrade:
             await conn.aclose()
@@ -414,20 +450,36 @@ async def open_websocket_server(**kwargs: Any) -> AsyncIterator[WebSocketServer]
 
 
 class _Slot:
-    """One accepted connection's handshake slot (taken by the accept loop); released once."""
+    """One accepted connection's handshake slot (taken by the accept loop).
 
-    __slots__ = ("_held", "_server")
+    ``scope`` bounds the handshake: its deadline is ``handshake_timeout`` after
+    the accept, and :meth:`shed` cancels it early. :meth:`release` frees the
+    slot (once) when the handshake ends, however it ends.
+    """
 
-    def __init__(self, server: WebSocketServer) -> None:
-        self._server = server
+    __slots__ = ("_held", "_pending", "_slots", "accepted_at", "scope", "shed_off")
+
+    def __init__(self, server: WebSocketServer, slots: anyio.Semaphore) -> None:
+        self._slots, self._pending = slots, server._pending
+        self.accepted_at = anyio.current_time()
+        self.scope = anyio.CancelScope(deadline=self.accepted_at + server.handshake_timeout)
+        self.shed_off = False
         self._held = True
-        server.handshaking += 1
+        self._pending[self] = None
+
+    def shed(self) -> None:
+        """Drop this handshake to make room (a no-op once it has ended)."""
+        if self in self._pending:
+            del self._pending[self]
+            self.shed_off = True
+            self.scope.cancel()
 
     def release(self) -> None:
+        """Free the slot; later calls do nothing."""
         if self._held:
             self._held = False
-            self._server.handshaking -= 1
-            self._server._slots.release()
+            self._pending.pop(self, None)
+            self._slots.release()
 
 
 def _check(ok: bool, message: str) -> None:
