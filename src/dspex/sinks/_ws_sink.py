@@ -275,7 +275,8 @@ def websocket(
     The listener never fails the flow: failed ``accept()`` calls (out of
     descriptors, aborted connections) are logged and retried with backoff; at
     most ``max_handshakes`` connections may be mid-handshake (not yet
-    authenticated), each for at most ``handshake_timeout`` seconds.
+    authenticated), each for at most ``handshake_timeout`` seconds, and when
+    all are held the oldest one past 1 s is dropped for the newcomer.
 
     Args:
         host: Interface to listen on (loopback by default).
