@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from dspex.cli._serve import serve_command
 from dspex.errors import SinkError
 from dspex.sinks import websocket
+from dspex.sinks._ws_http import own_origins
 from dspex.sinks._ws_io import WebSocketConnection, connect, open_connection
 
 pytestmark = pytest.mark.reliability
@@ -257,3 +258,10 @@ async def test_demo_serve_needs_the_printed_token(anyio_backend: str, tmp_path: 
     assert code == 0, errors
     assert statuses == [401]
     assert len(records) == 2 and all(r["answer"] == r["expected"] for r in records)
+
+
+def test_own_origins_by_bind_address() -> None:
+    assert own_origins("192.168.1.5", 8765) == {("192.168.1.5", 8765)}  # a LAN address: only itself
+    for wildcard in ("0.0.0.0", "::", "127.0.0.1", "localhost", "[::1]"):
+        assert {("localhost", 80), ("127.0.0.1", 80), ("::1", 80)} <= own_origins(wildcard, 80)
+    assert ("evil.example", 80) not in own_origins("0.0.0.0", 80)
