@@ -45,20 +45,29 @@ if TYPE_CHECKING:
     from .lm import Timeouts as Timeouts
     from .lm import configure_cache as configure_cache
     from .lm import inspect_history as inspect_history
+    from .modules import Assert as Assert
+    from .modules import BestOfN as BestOfN
     from .modules import ChainOfThought as ChainOfThought
     from .modules import Completions as Completions
     from .modules import Example as Example
     from .modules import Module as Module
+    from .modules import MultiChainComparison as MultiChainComparison
+    from .modules import Parallel as Parallel
     from .modules import Predict as Predict
     from .modules import Prediction as Prediction
+    from .modules import ReAct as ReAct
+    from .modules import Refine as Refine
+    from .modules import Suggest as Suggest
     from .modules import load as load
     from .modules import asave_version as asave_version
     from .modules import load_dspy_state as load_dspy_state
+    from .modules import majority as majority
     from .modules import save_version as save_version
     from . import operators as ops
     from .optimizers import BootstrapFewShot as BootstrapFewShot
     from .optimizers import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
     from .optimizers import COPRO as COPRO
+    from .optimizers import GEPA as GEPA
     from .optimizers import KNNFewShot as KNNFewShot
     from .optimizers import LabeledFewShot as LabeledFewShot
     from .optimizers import MIPROv2 as MIPROv2
@@ -77,12 +86,14 @@ if TYPE_CHECKING:
     from . import sinks as sinks
     from . import sources as sources
     from .store import RunStore as RunStore
+    from . import tools as tools
     from . import traces as traces
-    from .optimizers import GEPA as GEPA
 
 __all__ = [
     "Adapter",
+    "Assert",
     "BaseLM",
+    "BestOfN",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "BufferPolicy",
@@ -109,15 +120,20 @@ __all__ = [
     "MIPROv2",
     "MemoryWatermarks",
     "Module",
+    "MultiChainComparison",
     "OutputField",
+    "Parallel",
     "Predict",
     "Prediction",
     "RateLimit",
+    "ReAct",
     "Reasoning",
+    "Refine",
     "RetryPolicy",
     "RunReport",
     "RunStore",
     "Signature",
+    "Suggest",
     "Timeouts",
     "Tool",
     "ToolCalls",
@@ -133,19 +149,23 @@ __all__ = [
     "inspect_history",
     "load",
     "load_dspy_state",
+    "majority",
     "make_signature",
     "metrics",
     "ops",
     "save_version",
     "sinks",
     "sources",
+    "tools",
     "traces",
 ]
 
 # name -> (module, attribute); attribute None means the module itself.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Adapter": (".adapters", "Adapter"),
+    "Assert": (".modules", "Assert"),
     "BaseLM": (".lm", "BaseLM"),
+    "BestOfN": (".modules", "BestOfN"),
     "BootstrapFewShot": (".optimizers", "BootstrapFewShot"),
     "BootstrapFewShotWithRandomSearch": (".optimizers", "BootstrapFewShotWithRandomSearch"),
     "BufferPolicy": (".backpressure", "BufferPolicy"),
@@ -172,15 +192,20 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "MIPROv2": (".optimizers", "MIPROv2"),
     "MemoryWatermarks": (".backpressure", "MemoryWatermarks"),
     "Module": (".modules", "Module"),
+    "MultiChainComparison": (".modules", "MultiChainComparison"),
     "OutputField": (".signatures", "OutputField"),
+    "Parallel": (".modules", "Parallel"),
     "Predict": (".modules", "Predict"),
     "Prediction": (".modules", "Prediction"),
+    "ReAct": (".modules", "ReAct"),
     "RateLimit": (".lm", "RateLimit"),
     "Reasoning": (".signatures", "Reasoning"),
+    "Refine": (".modules", "Refine"),
     "RetryPolicy": (".lm", "RetryPolicy"),
     "RunReport": (".flows", "RunReport"),
     "RunStore": (".store", "RunStore"),
     "Signature": (".signatures", "Signature"),
+    "Suggest": (".modules", "Suggest"),
     "Timeouts": (".lm", "Timeouts"),
     "Tool": (".signatures", "Tool"),
     "ToolCalls": (".signatures", "ToolCalls"),
@@ -195,12 +220,14 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "inspect_history": (".lm", "inspect_history"),
     "load": (".modules", "load"),
     "load_dspy_state": (".modules", "load_dspy_state"),
+    "majority": (".modules", "majority"),
     "make_signature": (".signatures", "make_signature"),
     "metrics": (".evaluate.metrics", None),
     "ops": (".operators", None),
     "save_version": (".modules", "save_version"),
     "sinks": (".sinks", None),
     "sources": (".sources", None),
+    "tools": (".tools", None),
     "traces": (".traces", None),
 }
 
