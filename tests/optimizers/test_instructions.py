@@ -156,3 +156,20 @@ def test_gepa_rejects_bad_settings() -> None:
         dx.GEPA(metric=feedback_metric, auto="light")
     with pytest.raises(ConfigError, match="use_wandb"):
         dx.GEPA(metric=feedback_metric, auto="light", reflection_lm=object(), use_wandb=True)
+
+
+async def test_mipro_bootstrap_errors_surface_as_themselves() -> None:
+    class Broken:
+        model = "broken"
+
+        async def acall(self, *args: object, **kwargs: object) -> None:
+            raise ConfigError("the LM is broken")
+
+        def copy(self, **kwargs: object) -> Broken:
+            return self
+
+    optimizer = dx.MIPROv2(metric=dx.metrics.exact_match, auto=None, num_candidates=3, task_model=Broken(),
+                           prompt_model=Broken())
+    with pytest.raises(ConfigError, match="broken"):
+        await optimizer.acompile(dx.Predict("question -> answer"), trainset=TRAIN, valset=DEV[:5], num_trials=2,
+                                 minibatch=False)

@@ -177,16 +177,15 @@ class MIPROv2(Optimizer):
             raise ConfigError(f"MIPROv2 minibatch_size {minibatch_size} exceeds the valset size {len(val)}")
         optuna = _optuna()
         program = student.deepcopy()
-        with context(lm=task_model):
-            demos = await self._demo_sets(program, train, teacher, rng, n_demos,
-                                          BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT if zeroshot else boot,
-                                          LABELED_FEWSHOT_EXAMPLES_IN_CONTEXT if zeroshot else labeled)
         proposer = GroundedProposer(
             prompt_model, program, train, view_data_batch_size=view_data_batch_size,
             use_dataset_summary=data_aware_proposer, program_aware=program_aware_proposer,
             use_task_demos=fewshot_aware_proposer, num_demos_in_context=BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT,
             use_tip=tip_aware_proposer, rng=rng, init_temperature=self.init_temperature,
             concurrency=self.concurrency)
+        sizes = (BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT, LABELED_FEWSHOT_EXAMPLES_IN_CONTEXT) if zeroshot \
+            else (boot, labeled)
+        demos = await self._demos_and_summary(proposer, task_model, program, train, teacher, rng, n_demos, *sizes)
         instructions = await proposer.propose(demos, n_instr)
         for i, predictor in enumerate(program.predictors()):
             instructions[i][0] = predictor.signature.instructions
@@ -194,6 +193,27 @@ class MIPROv2(Optimizer):
         with context(lm=task_model):
             return await _Search(self, optuna, program, val, rng, seed).run(
                 trials, minibatch, minibatch_size, minibatch_full_eval_steps)
+
+    async def _demos_and_summary(self, proposer: GroundedProposer, task_model: Any, program: Module,
+                                 train: list[Any], teacher: Any, rng: random.Random, n: int, boot: int,
+                                 labeled: int) -> dict[int, list[list[Any]]]:
+        """Bootstrap the demo sets (task model) while the proposer summarises the data (it needs no demos)."""
+        found: dict[str, Any] = {}
+
+        async def bootstrap() -> None:
+            with context(lm=task_model):
+                found["demos"] = await self._demo_sets(program, train, teacher, rng, n, boot, labeled)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(bootstrap)
+                tg.start_soon(proposer.summarize)  # never raises: a failed summary is just left out
+        except BaseExceptionGroup as group:  # the bootstrap's own error, not (nested) groups
+            first: BaseException = group
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+        return found["demos"]  # type: ignore[no-any-return]
 
     async def _demo_sets(self, program: Module, train: list[Any], teacher: Any, rng: random.Random, n: int,
                          boot: int, labeled: int) -> dict[int, list[list[Any]]]:

@@ -223,14 +223,18 @@ class GroundedProposer:
         self.program_code = program_source(program) if program_aware else None
         self.data_summary: str | None = None
 
-    async def propose(self, demo_candidates: dict[int, list[list[Any]]] | None, n: int) -> dict[int, list[str]]:
-        """Return ``n`` (or one per demo set) instructions per predictor index."""
+    async def summarize(self) -> None:
+        """Make the dataset summary (once); it needs only the trainset, so it may run early."""
         if self.use_dataset_summary and self.data_summary is None:
             try:
                 self.data_summary = await dataset_summary(self.trainset, self.view_data_batch_size,
                                                           self.prompt_model)
             except Exception:  # noqa: BLE001 - DSPy runs without the data-aware part then
                 self.use_dataset_summary = False
+
+    async def propose(self, demo_candidates: dict[int, list[list[Any]]] | None, n: int) -> dict[int, list[str]]:
+        """Return ``n`` (or one per demo set) instructions per predictor index."""
+        await self.summarize()
         sets = max(len(demo_candidates[0]), 1) if demo_candidates else n
         jobs: list[tuple[int, int, str, int]] = []
         for pred_i in range(len(self.program.predictors())):
