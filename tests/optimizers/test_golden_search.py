@@ -16,6 +16,7 @@ import dspex as dx
 from dspex.optimizers import _copro, _proposer
 from dspex.optimizers._gepa_adapter import ProposeInstruction
 from dspex.optimizers._knn import KNN
+from dspex.testing import FakeLLMServer, StudentTask
 from dspex.testing._fake_embeddings import fake_embedding
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "dspy_search_golden.json").read_text())
@@ -61,3 +62,23 @@ async def test_knn_picks_dspy_neighbours(case: dict[str, Any]) -> None:
 def test_gepa_proposal_prompt_is_dspy_prompt() -> None:
     case = GOLDEN["gepa_prompt"]
     assert dx.JSONAdapter().format(ProposeInstruction, [], case["inputs"]) == case["messages"]
+
+
+async def test_mipro_makes_dspy_choices_on_the_student_server() -> None:
+    case = GOLDEN["mipro"]
+    data = {k: [dx.Example(question=q, answer=a).with_inputs("question") for q, a in v]
+            for k, v in case["data"].items()}
+    async with FakeLLMServer(student=StudentTask()) as server:
+        lm = dx.LM("openai/student", api_base=server.url + "/v1", api_key="sk-golden", cache=False)
+        optimizer = dx.MIPROv2(metric=dx.metrics.exact_match, concurrency=8, **case["settings"]["init"])
+        with dx.context(lm=lm):
+            best = await optimizer.acompile(dx.Predict("question -> answer"), trainset=data["train"],
+                                            valset=data["val"], **case["settings"]["compile"])
+        await lm.aclose()
+    assert [[d.question for d in demos] for demos in optimizer._demos[0]] == case["demo_sets"]
+    assert optimizer._instructions[0] == case["instructions"]
+    keep = ("0_predictor_instruction", "0_predictor_demos", "mb_score", "full_eval_score", "total_eval_calls_so_far")
+    logs = {str(k): {f: v[f] for f in keep if f in v} for k, v in best.trial_logs.items()}
+    assert logs == case["trial_logs"]
+    assert (best.score, best.signature.instructions, [d.question for d in best.demos]) == \
+        (case["score"], case["instruction"], case["demos"])

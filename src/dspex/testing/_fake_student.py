@@ -172,7 +172,8 @@ class StudentTask:
         Args:
             system: The system prompt.
             texts: Every message's text in order (the last is the question).
-            key: The completion's identity (request digest and choice index).
+            key: The completion's identity (its choice index: the same prompt gets the same answers
+                from any client, whatever else its request carries).
         """
         if not texts:
             return None

@@ -494,7 +494,7 @@ class FakeLLMServer:
             if self.responder is not None:
                 result = self.responder(body)
                 text = str(await result if inspect.isawaitable(result) else result)
-            elif self.student is not None and (taught := self.student.complete(call.system, call.texts, key)):
+            elif self.student is not None and (taught := self.student.complete(call.system, call.texts, str(i))):
                 text = taught
             else:
                 text = fake_completion(call.system, key, json_schema=call.json_schema,

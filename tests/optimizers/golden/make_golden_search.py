@@ -14,6 +14,7 @@ of the text, imported from the dspex source tree).
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,52 @@ def knn_cases() -> list[dict[str, Any]]:
     return out
 
 
+DSPEX_PYTHON = HERE.parents[2] / ".venv" / "bin" / "python"
+MIPRO = {"init": {"auto": None, "num_candidates": 4, "max_bootstrapped_demos": 2, "max_labeled_demos": 2, "seed": 9},
+         "compile": {"num_trials": 5, "minibatch_size": 6, "minibatch_full_eval_steps": 2,
+                     "program_aware_proposer": False, "data_aware_proposer": False}}
+
+
+def student_data() -> dict[str, list[list[str]]]:
+    code = ("import json; from dspex.testing import StudentTask; t = StudentTask(); "
+            "print(json.dumps({k: [[e.question, e.answer] for e in t.examples(n, seed=s)] "
+            "for k, n, s in (('train', 16, 1), ('val', 12, 2))}))")
+    return json.loads(subprocess.run([str(DSPEX_PYTHON), "-c", code], check=True, capture_output=True,
+                                     text=True).stdout)
+
+
+def mipro_case() -> dict[str, Any]:
+    """Run DSPy's MIPROv2 against dspex's fake student server (a dspex subprocess); record every choice."""
+    from dspy.evaluate.metrics import answer_exact_match
+
+    data = student_data()
+    proc = subprocess.Popen([str(DSPEX_PYTHON), str(HERE.parents[2] / "benchmarks" / "fake_server.py"), "--port", "0",
+                             "--student", "all"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()  # type: ignore[union-attr]
+        lm = dspy.LM("openai/student", api_base=url + "/v1", api_key="sk-golden", cache=False)
+        dspy.configure(lm=lm)
+        seen: dict[str, Any] = {}
+        cls = dspy.MIPROv2
+        boot, propose = cls._bootstrap_fewshot_examples, cls._propose_instructions
+        cls._bootstrap_fewshot_examples = lambda self, *a, **k: seen.setdefault("demos", boot(self, *a, **k))
+        cls._propose_instructions = lambda self, *a, **k: seen.setdefault("instructions", propose(self, *a, **k))
+        examples = {k: [dspy.Example(question=q, answer=a).with_inputs("question") for q, a in v]
+                    for k, v in data.items()}
+        best = cls(metric=answer_exact_match, num_threads=8, **MIPRO["init"]).compile(
+            dspy.Predict("question -> answer"), trainset=examples["train"], valset=examples["val"], **MIPRO["compile"])
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        proc.wait(timeout=10)
+    keep = ("0_predictor_instruction", "0_predictor_demos", "mb_score", "full_eval_score", "total_eval_calls_so_far")
+    return {"settings": MIPRO, "data": data,
+            "demo_sets": [[d["question"] for d in demos] for demos in seen["demos"][0]],
+            "instructions": seen["instructions"][0],
+            "trial_logs": {str(k): {f: v[f] for f in keep if f in v} for k, v in best.trial_logs.items()},
+            "score": best.score, "instruction": best.signature.instructions,
+            "demos": [d["question"] for d in best.demos]}
+
+
 def main() -> None:
     fields = dspy.Predict("question -> answer").signature.fields
     golden = {
@@ -106,6 +153,7 @@ def main() -> None:
         "prompts": prompt_cases(),
         "gepa_prompt": gepa_case(),
         "knn": knn_cases(),
+        "mipro": mipro_case(),
         "strip_prefix": {t: strip_prefix(t) for t in ["Proposed Instruction: Do X.", '"Quoted"', "No prefix here",
                                                         "**New instruction:** Be brief.", "a b c d e f: g"]},
         "example_string": create_example_string(fields, dspy.Example(question="mirror abc", answer="cba",
