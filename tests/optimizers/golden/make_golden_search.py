@@ -14,6 +14,7 @@ of the text, imported from the dspex source tree).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -113,15 +114,26 @@ def student_data() -> dict[str, list[list[str]]]:
                                      text=True).stdout)
 
 
+class StudentServer:
+    """dspex's fake student server in a dspex subprocess (``with StudentServer() as url``)."""
+
+    def __enter__(self) -> str:
+        self.proc = subprocess.Popen([str(DSPEX_PYTHON), str(HERE.parents[2] / "benchmarks" / "fake_server.py"),
+                                      "--port", "0", "--student", "all"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        return self.proc.stdout.readline().strip()  # type: ignore[union-attr]
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        self.proc.wait(timeout=10)
+
+
 def mipro_case() -> dict[str, Any]:
     """Run DSPy's MIPROv2 against dspex's fake student server (a dspex subprocess); record every choice."""
     from dspy.evaluate.metrics import answer_exact_match
 
     data = student_data()
-    proc = subprocess.Popen([str(DSPEX_PYTHON), str(HERE.parents[2] / "benchmarks" / "fake_server.py"), "--port", "0",
-                             "--student", "all"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        url = proc.stdout.readline().strip()  # type: ignore[union-attr]
+    with StudentServer() as url:
         lm = dspy.LM("openai/student", api_base=url + "/v1", api_key="sk-golden", cache=False)
         dspy.configure(lm=lm)
         seen: dict[str, Any] = {}
@@ -133,9 +145,6 @@ def mipro_case() -> dict[str, Any]:
                     for k, v in data.items()}
         best = cls(metric=answer_exact_match, num_threads=8, **MIPRO["init"]).compile(
             dspy.Predict("question -> answer"), trainset=examples["train"], valset=examples["val"], **MIPRO["compile"])
-    finally:
-        proc.stdin.close()  # type: ignore[union-attr]
-        proc.wait(timeout=10)
     keep = ("0_predictor_instruction", "0_predictor_demos", "mb_score", "full_eval_score", "total_eval_calls_so_far")
     return {"settings": MIPRO, "data": data,
             "demo_sets": [[d["question"] for d in demos] for demos in seen["demos"][0]],
@@ -146,6 +155,7 @@ def mipro_case() -> dict[str, Any]:
 
 
 def main() -> None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no model-metadata download
     fields = dspy.Predict("question -> answer").signature.fields
     golden = {
         "dspy": dspy.__version__,
