@@ -82,3 +82,30 @@ async def test_mipro_makes_dspy_choices_on_the_student_server() -> None:
     assert logs == case["trial_logs"]
     assert (best.score, best.signature.instructions, [d.question for d in best.demos]) == \
         (case["score"], case["instruction"], case["demos"])
+
+
+def golden_feedback_metric(gold: dx.Example, pred: dx.Prediction, trace: Any = None, pred_name: Any = None,
+                           pred_trace: Any = None) -> dx.Prediction:
+    ok = gold.answer == pred.answer
+    return dx.Prediction(score=float(ok), feedback="Correct." if ok else
+                         f"Wrong: the right answer to '{gold.question}' is {gold.answer}.")
+
+
+async def test_gepa_evolves_the_candidates_dspy_does_on_the_student_server() -> None:
+    case = GOLDEN["gepa_run"]
+    data = {k: [dx.Example(question=q, answer=a).with_inputs("question") for q, a in v]
+            for k, v in case["data"].items()}
+    async with FakeLLMServer(student=StudentTask()) as server:
+        lm = dx.LM("openai/student", api_base=server.url + "/v1", api_key="sk-golden", cache=False)
+        optimizer = dx.GEPA(metric=golden_feedback_metric, reflection_lm=lm, track_stats=True, concurrency=4,
+                            **case["settings"])
+        with dx.context(lm=lm):
+            best = await optimizer.acompile(dx.Predict("question -> answer"), trainset=data["train"],
+                                            valset=data["val"][:10])
+        await lm.aclose()
+    details = best.detailed_results
+    assert [c.signature.instructions for c in details["candidates"]] == case["candidates"]
+    assert details["parents"] == case["parents"]
+    assert details["val_aggregate_scores"] == case["val_aggregate_scores"]
+    assert details["total_metric_calls"] == case["total_metric_calls"]
+    assert best.signature.instructions == case["instruction"]

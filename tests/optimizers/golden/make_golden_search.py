@@ -154,6 +154,34 @@ def mipro_case() -> dict[str, Any]:
             "demos": [d["question"] for d in best.demos]}
 
 
+GEPA_SETTINGS = {"max_metric_calls": 60, "reflection_minibatch_size": 3, "seed": 0}
+
+
+def gepa_feedback_metric(gold: Any, pred: Any, trace: Any = None, pred_name: Any = None,
+                         pred_trace: Any = None) -> Any:
+    ok = gold.answer == pred.answer
+    return dspy.Prediction(score=float(ok), feedback="Correct." if ok else
+                           f"Wrong: the right answer to '{gold.question}' is {gold.answer}.")
+
+
+def gepa_run_case() -> dict[str, Any]:
+    """Run DSPy's GEPA against the fake student; record the candidates, their parents and scores."""
+    data = student_data()
+    examples = {k: [dspy.Example(question=q, answer=a).with_inputs("question") for q, a in v]
+                for k, v in data.items()}
+    with StudentServer() as url:
+        lm = dspy.LM("openai/student", api_base=url + "/v1", api_key="sk-golden", cache=False)
+        dspy.configure(lm=lm)
+        best = dspy.GEPA(metric=gepa_feedback_metric, reflection_lm=lm, track_stats=True, num_threads=4,
+                         **GEPA_SETTINGS).compile(dspy.Predict("question -> answer"), trainset=examples["train"],
+                                                  valset=examples["val"][:10])
+    details = best.detailed_results
+    return {"settings": GEPA_SETTINGS, "data": data,
+            "candidates": [c.signature.instructions for c in details.candidates], "parents": details.parents,
+            "val_aggregate_scores": details.val_aggregate_scores, "total_metric_calls": details.total_metric_calls,
+            "instruction": best.signature.instructions}
+
+
 def main() -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no model-metadata download
     fields = dspy.Predict("question -> answer").signature.fields
@@ -164,6 +192,7 @@ def main() -> None:
         "gepa_prompt": gepa_case(),
         "knn": knn_cases(),
         "mipro": mipro_case(),
+        "gepa_run": gepa_run_case(),
         "strip_prefix": {t: strip_prefix(t) for t in ["Proposed Instruction: Do X.", '"Quoted"', "No prefix here",
                                                         "**New instruction:** Be brief.", "a b c d e f: g"]},
         "example_string": create_example_string(fields, dspy.Example(question="mirror abc", answer="cba",
