@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 
 import dspex as dx
@@ -98,3 +99,13 @@ def test_knn_few_shot_rejects_bad_settings() -> None:
         dx.KNNFewShot(0, TRAIN, lambda ts: ts)
     with pytest.raises(ConfigError, match="max_rounds"):
         dx.KNNFewShot(2, TRAIN, lambda ts: ts, max_rounds=-1)
+
+
+async def test_bad_embedding_requests_are_400s() -> None:
+    async with FakeLLMServer() as server:
+        async with httpx.AsyncClient() as client:
+            bad = await client.post(server.url + "/v1/embeddings", json={"input": [1, 2]})
+            missing = await client.post(server.url + "/v1/embeddings", content=b"{}")
+            ok = await client.post(server.url + "/v1/embeddings", json={"input": "a b", "dimensions": 8})
+    assert bad.status_code == 400 and missing.status_code == 400
+    assert ok.json()["data"][0]["embedding"] == fake_embedding("a b", 8)
