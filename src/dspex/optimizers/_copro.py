@@ -113,7 +113,14 @@ class COPRO(Optimizer):
 
     async def acompile(self, student: Any, *, trainset: Sequence[Any], eval_kwargs: dict[str, Any] | None = None,
                        **_: Any) -> Any:
-        """Return the best program found (see the class doc)."""
+        """Return the best program found (see the class doc).
+
+        ``eval_kwargs`` are DSPy's ``Evaluate`` arguments: ``num_threads`` (or
+        ``concurrency``) bounds the scoring calls of this run; others are ignored.
+        """
+        extra = eval_kwargs or {}
+        limit = extra.get("concurrency", extra.get("num_threads"))
+        limit = self.concurrency if limit is None else check_concurrency(limit, "COPRO eval_kwargs num_threads")
         module = check_student(student, "COPRO").deepcopy()
         train = list(trainset)
         if not train:
@@ -132,7 +139,7 @@ class COPRO(Optimizer):
         for d in range(self.depth):
             for i in range(len(preds)):
                 scores = await self._round(clone, i, pool[i] if len(preds) > 1 else latest[i], evaluated[i],
-                                           d, train)
+                                           d, train, limit)
                 total += len(scores)
                 stats.append({"predictor": i, "depth": d, "max": max(scores), "min": min(scores),
                               "average": sum(scores) / len(scores)})
@@ -157,7 +164,7 @@ class COPRO(Optimizer):
 
     async def _round(self, clone: Module, i: int, candidates: list[tuple[str, str]],
                      evaluated: dict[tuple[str, str], dict[str, Any]], depth: int,
-                     train: list[Any]) -> list[float]:
+                     train: list[Any], concurrency: int) -> list[float]:
         """Score predictor ``i``'s candidates (others at their best so far); keep its best."""
         programs = []
         keys = []
@@ -167,7 +174,7 @@ class COPRO(Optimizer):
             _with(program.predictors()[i], *key)
             programs.append(program)
             keys.append(key)
-        scores = await score_programs(programs, train, self.metric, concurrency=self.concurrency,
+        scores = await score_programs(programs, train, self.metric, concurrency=concurrency,
                                       name="copro", failure_score=self.failure_score)
         for key, program, subs in zip(keys, programs, scores, strict=True):
             score = percent(subs)
