@@ -152,3 +152,22 @@ async def test_websocket_records_and_events_carry_null(anyio_backend: str) -> No
     assert data == EXPECTED
     (done,) = [m for m in messages if m["type"] == "prediction_done"]
     assert done["outputs"] == {"score": None, "l": [None]}
+
+
+async def test_websocket_client_pushes_null_to_a_remote_server() -> None:
+    from _ws_helpers import Receiver
+
+    from dspex.sinks._ws_client import websocket_client
+
+    receiver = Receiver()
+    async with anyio.create_task_group() as tg:
+        await tg.start(receiver.serve)
+        client = websocket_client(receiver.url)
+        flow = Flow("nan-push")
+        flow.source(iterable([record()])).sink(client)
+        with anyio.fail_after(30):
+            report = await flow.run(progress=False)
+        tg.cancel_scope.cancel()
+    assert report.items_out == 1
+    (data,) = [m["data"] for m in receiver.messages if m["type"] == "record"]
+    assert data == EXPECTED  # json.loads would have read NaN back as a float
