@@ -1,8 +1,9 @@
 """Regressions for the run-ahead bound (issue 12, defect 9).
 
 An unordered concurrent ``map`` let results pile up behind its one sending
-worker (up to ``2 * concurrency - 2`` waiting plus the chunk being sent), so
-the source ran further ahead than the bound the flow promises. The source's
+worker (up to ``2 * concurrency - 2`` waiting plus the chunk being sent, with
+nothing counting them), so the source ran further ahead than any bound the
+flow states; it now holds at most ``2 * concurrency`` items. The source's
 linger timer read ``time.monotonic`` and so flushed partial chunks at
 wall-clock moments the test could not control; it now runs on the run's clock.
 """
@@ -54,9 +55,30 @@ class Numbers(Source):
             await self.hold.wait()
 
 
+class StallingSink(Sink):
+    """Writes slowly (``delay`` checkpoints per batch), then blocks on batch ``block_at``."""
+
+    name = "stalling"
+
+    def __init__(self, delay: int, block_at: int) -> None:
+        self.delay, self.block_at = delay, block_at
+        self.release = anyio.Event()
+        self.batches: list[int] = []
+        self.written = 0
+
+    async def write(self, records: Sequence[Mapping[str, Any]]) -> None:
+        self.batches.append(len(records))
+        if len(self.batches) == self.block_at:
+            await self.release.wait()
+        else:
+            for _ in range(self.delay):
+                await anyio.sleep(0)
+        self.written += len(records)
+
+
 @pytest.mark.reliability
-@pytest.mark.parametrize("concurrency", [2, 3, 5])
-async def test_unordered_map_holds_at_most_concurrency_items(concurrency: int) -> None:
+@pytest.mark.parametrize("concurrency", [3, 4, 6])
+async def test_unordered_map_holds_at_most_twice_its_concurrency(concurrency: int) -> None:
     started = 0
 
     async def work(record: dict[str, int]) -> dict[str, int]:
@@ -65,18 +87,20 @@ async def test_unordered_map_holds_at_most_concurrency_items(concurrency: int) -
         await anyio.sleep(0)
         return record
 
-    sink = GatedSink()
+    # A slow first write lets results pile up behind the sending worker, then
+    # the sink stalls: before the fix the map held up to 3 * concurrency items.
+    sink = StallingSink(delay=20, block_at=2)
     flow = fl.Flow("bound", buffer=BufferPolicy(size=0, chunk=1), max_in_flight=1_000_000)
-    flow.source(Numbers(60)).map(work, concurrency=concurrency, ordered=False).sink(sink)
+    flow.source(Numbers(300)).map(work, concurrency=concurrency, ordered=False).sink(sink)
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: flow.run(progress=False))
         await anyio.wait_all_tasks_blocked()
-        # The sink holds its first batch; past it, the map may have started
-        # at most ``concurrency`` items (processing, waiting or being sent).
-        assert sink.batches, "the sink never received a batch"
-        assert 0 < started - sink.batches[0] <= concurrency
+        assert len(sink.batches) == 2, "the sink is not stalled on its second batch"
+        # started by the map, neither written nor in the sink's stalled batch:
+        in_map = started - sink.written - sink.batches[-1]
+        assert 0 < in_map <= 2 * concurrency
         sink.release.set()
-    assert sink.written == 60 and started == 60
+    assert sink.written == 300 and started == 300
 
 
 @pytest.mark.reliability
