@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from dspex.flows import Flow
-from dspex.flows._runner import RunOptions, Runner
+from dspex.flows._runner import Runner, RunOptions
 from dspex.sinks import Sink
 from dspex.testing import FakeClock
 

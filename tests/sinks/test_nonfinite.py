@@ -8,6 +8,7 @@ writes ``null`` (CSV: an empty cell, as for ``None``), nested at any depth.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import sqlite3
@@ -107,8 +108,8 @@ async def test_file_and_sqlite_sinks_write_null(tmp_path: Path) -> None:
 
     async with sinks.csv(tmp_path / "o.csv") as sink:
         await sink.write([{"id": "a", "nan": NAN, "inf": -INF, "nested": [NAN, 1.0]}])
-    with open(tmp_path / "o.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    text = (tmp_path / "o.csv").read_bytes().decode("utf-8")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert rows == [{"id": "a", "nan": "", "inf": "", "nested": "[null, 1.0]"}]
 
     db = tmp_path / "o.sqlite"

@@ -196,7 +196,7 @@ def _eval_type(node: ast.expr, names: Mapping[str, Any], spec: str, field: str) 
         right = _eval_type(node.right, names, spec, field)
         try:
             return typing.Union[left, right]  # noqa: UP007
-        except Exception as exc:  # whatever the operands' hooks raise
+        except Exception as exc:  # noqa: BLE001 - whatever the operands' hooks raise
             raise _invalid(node, spec, field, str(exc) or type(exc).__name__) from None
     if isinstance(node, ast.Constant) and node.value is None:
         return type(None)
@@ -247,7 +247,7 @@ def _eval_subscript(node: ast.Subscript, names: Mapping[str, Any], spec: str, fi
                 raise TypeError("Optional takes exactly one type")
             return typing.Optional[args[0]]  # noqa: UP045
         return base[args if len(args) > 1 else args[0]]
-    except Exception as exc:  # a class's own __class_getitem__ may raise anything
+    except Exception as exc:  # noqa: BLE001 - a class's __class_getitem__ may raise anything
         raise _invalid(node, spec, field, str(exc) or type(exc).__name__) from None
 
 
