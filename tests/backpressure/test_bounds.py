@@ -123,3 +123,13 @@ async def test_source_linger_runs_on_the_run_clock() -> None:
         assert sink.written == 3  # linger_s reached on the run's clock: sent
         hold.set()
     assert sink.batches == [3]
+
+
+async def test_a_cancelled_fake_clock_sleep_is_forgotten() -> None:
+    clock = FakeClock()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(clock.sleep, 5.0)
+        await anyio.wait_all_tasks_blocked()
+        assert clock.sleeping == 1 and clock.next_deadline() == 5.0
+        tg.cancel_scope.cancel()  # as a flow cancels its linger timer at the end
+    assert clock.sleeping == 0 and clock.next_deadline() is None
