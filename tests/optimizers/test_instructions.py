@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -173,3 +174,17 @@ async def test_mipro_bootstrap_errors_surface_as_themselves() -> None:
     with pytest.raises(ConfigError, match="broken"):
         await optimizer.acompile(dx.Predict("question -> answer"), trainset=TRAIN, valset=DEV[:5], num_trials=2,
                                  minibatch=False)
+
+
+async def test_gepa_log_dir_run_resumes_to_the_same_result(tmp_path: Path) -> None:
+    results = []
+    for _ in range(2):  # the second run finds the first one's state in log_dir and resumes from it
+        async with student_lm() as lm:
+            optimizer = dx.GEPA(metric=feedback_metric, max_metric_calls=40, reflection_lm=lm, seed=1,
+                                log_dir=str(tmp_path / "gepa"), track_stats=True)
+            with dx.context(lm=lm):
+                best = await optimizer.acompile(dx.Predict("question -> answer"), trainset=TRAIN[:9],
+                                                valset=DEV[:6])
+        results.append((best.signature.instructions, best.detailed_results["val_aggregate_scores"]))
+    assert results[0] == results[1]
+    assert any((tmp_path / "gepa").iterdir())

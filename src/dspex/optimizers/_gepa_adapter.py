@@ -92,6 +92,15 @@ class DspexGEPAAdapter:
 
     # -- called by the gepa engine (worker thread) ------------------------------------
 
+    def get_adapter_state(self) -> dict[str, Any]:
+        """Return the RNG state, saved with a ``log_dir`` run so a resumed run picks the same steps."""
+        return {"rng_state": self.rng.getstate()}
+
+    def set_adapter_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_adapter_state` returned (on resume)."""
+        if "rng_state" in state:
+            self.rng.setstate(state["rng_state"])
+
     def evaluate(self, batch: list[Any], candidate: dict[str, str], capture_traces: bool = False) -> Any:
         """Run the candidate on ``batch``; return a ``gepa.EvaluationBatch``."""
         return anyio.from_thread.run(self._aevaluate, batch, candidate, capture_traces)
