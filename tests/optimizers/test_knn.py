@@ -109,3 +109,9 @@ async def test_bad_embedding_requests_are_400s() -> None:
             ok = await client.post(server.url + "/v1/embeddings", json={"input": "a b", "dimensions": 8})
     assert bad.status_code == 400 and missing.status_code == 400
     assert ok.json()["data"][0]["embedding"] == fake_embedding("a b", 8)
+
+
+async def test_a_missing_key_is_an_auth_error_before_any_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(AuthError, match="no API key"):
+        await dx.Embedder("openai/text-embedding-3-small").acall(["x"])

@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 
 from .._util._sync import run_sync
-from ..errors import ConfigError, InputError, LMTransportError
+from ..errors import AuthError, ConfigError, InputError, LMTransportError
 from ._lm import LM
 
 __all__ = ["Embedder"]
@@ -128,6 +128,9 @@ class Embedder:
         assert self._lm is not None
         endpoint = self._lm.endpoint
         provider = endpoint.provider
+        if provider.key_required and not provider.api_key:
+            raise AuthError(f"no API key for {self.model!r}: set {' or '.join(provider.env_keys)} or pass api_key=",
+                            provider=provider.name, model=provider.model_name)
         headers = {"content-type": "application/json", "accept": "application/json"}
         if provider.api_key:
             headers["authorization"] = f"Bearer {provider.api_key}"
