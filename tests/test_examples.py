@@ -58,3 +58,15 @@ def test_agent_offline() -> None:
         "What is the temperature in Oslo? -> 4 °C in Oslo",
         "What is 40 + 2? -> 42",
     ]
+
+
+def test_optimize_search_offline_finds_the_instruction() -> None:
+    lines = _run("examples/optimize_search_offline.py").splitlines()
+    assert lines == [
+        "uncompiled: 0.0%",
+        "MIPROv2: 100.0% with instruction 'Apply the rule named first to the word that follows it.'",
+        "COPRO: 100.0% after 8 candidates",
+        "GEPA: 100.0% from 2 candidates",
+        "KNNFewShot: 100.0%",
+        "saved qa v2; v1 reloads at 0.0%",
+    ]

@@ -37,6 +37,7 @@ from ..lm._h1 import HTTPProtocolError, ParsedRequest, make_request_parser
 from . import _fake_providers as fp
 from ._fake_agent import choose_step, native_tool
 from ._fake_answers import count_tokens_cached, fake_completion, fields_from_prompt, split_tokens, value_for_schema
+from ._fake_embeddings import embeddings_response
 
 if TYPE_CHECKING:
     from ._fake_student import StudentTask
@@ -389,10 +390,7 @@ class FakeLLMServer:
         keep = req.keep_alive
         route = _route(req.target)
         if route is None:
-            if req.method == "GET" and req.target.split("?")[0] in ("/", "/health"):
-                await self._send(stream, 200, b'{"status":"ok"}', keep=keep)
-                return keep
-            return await self._error(stream, "openai", 404, f"no route {req.target}", keep)
+            return await self._unrouted(stream, req, keep)
         provider, model, path_stream, qs = route
         self.stats.by_provider[provider] = self.stats.by_provider.get(provider, 0) + 1
         if req.method != "POST":
@@ -449,6 +447,28 @@ class FakeLLMServer:
         await self._send(stream, 200, data, keep=keep)
         return keep
 
+    async def _unrouted(self, stream: SocketStream, req: ParsedRequest, keep: bool) -> bool:
+        """Answer what is not a chat call: embeddings, the health check, else 404."""
+        path = req.target.split("?")[0]
+        if req.method == "POST" and path in ("/v1/embeddings", "/embeddings"):
+            return await self._embeddings(stream, req, keep)
+        if req.method == "GET" and path in ("/", "/health"):
+            await self._send(stream, 200, b'{"status":"ok"}', keep=keep)
+            return keep
+        return await self._error(stream, "openai", 404, f"no route {req.target}", keep)
+
+    async def _embeddings(self, stream: SocketStream, req: ParsedRequest, keep: bool) -> bool:
+        """Answer an OpenAI ``/v1/embeddings`` call with :func:`fake_embedding` vectors."""
+        if not self._authorized("openai", req, {}):
+            return await self._error(stream, "openai", 401, "invalid or missing API key", keep)
+        try:
+            payload = embeddings_response(req.body, self.model)
+        except ValueError as exc:
+            return await self._error(stream, "openai", 400, f"bad request: {exc}", keep)
+        await anyio.sleep(self.latency_ms / 1000)
+        await self._send(stream, 200, json.dumps(payload).encode(), keep=keep)
+        return keep
+
     def _count_usage(self, prompt_tokens: int, choices: list[fp.Choice]) -> None:
         self.stats.prompt_tokens += prompt_tokens
         self.stats.completion_tokens += sum(c.tokens for c in choices)
@@ -470,7 +490,7 @@ class FakeLLMServer:
             if self.responder is not None:
                 result = self.responder(body)
                 text = str(await result if inspect.isawaitable(result) else result)
-            elif self.student is not None and (taught := self.student.complete(call.system, call.texts)):
+            elif self.student is not None and (taught := self.student.complete(call.system, call.texts, str(i))):
                 text = taught
             else:
                 text = fake_completion(call.system, key, json_schema=call.json_schema,
