@@ -2,7 +2,7 @@
 
 ``FLOW`` is a Python file that defines ``flow`` (a :class:`~dspex.flows.Flow`)
 and optionally ``lm`` (passed to the run) or ``settings`` (a dict of run
-settings), or a YAML flow spec when the YAML loader is available. If the flow
+settings), or a YAML flow spec (``.yaml``/``.yml``, see :mod:`dspex.flows._yaml`). If the flow
 has no WebSocket sink, one is attached to its first sink node (or to every
 terminal node when it has none). The command prints the page URL, runs the flow
 and prints its report; exit code 0 on success, 1 if the run failed, 2 for a bad
@@ -47,15 +47,27 @@ def page_link(live: WebSocketSink, token: str | None) -> str:
 
 
 def load_flow(path: Path) -> tuple[Flow, dict[str, Any]]:
-    """Load ``flow`` (and run settings) from a Python file or YAML spec.
+    """Load ``flow`` (and run settings) from a Python file or a YAML spec.
+
+    Returns:
+        The flow and the keyword arguments for its ``run`` (context settings
+        such as ``lm``, and run options such as ``max_failure_rate``).
 
     Raises:
-        click.UsageError: The file defines no flow or cannot be loaded.
+        click.UsageError: The file defines no flow or cannot be loaded; for
+            YAML the message starts with ``file:line:column``.
     """
     from ..flows import Flow
 
     if path.suffix in (".yaml", ".yml"):
-        return _load_yaml(path), {}
+        from ..errors import FlowSpecError
+        from ..flows._yaml import load_yaml
+
+        try:
+            loaded = load_yaml(path)
+        except FlowSpecError as exc:
+            raise click.UsageError(str(exc)) from None
+        return loaded.flow, {**loaded.settings, **loaded.run_options}
     try:
         namespace = runpy.run_path(str(path), run_name="__dspex_flow__")
     except Exception as exc:
@@ -67,21 +79,6 @@ def load_flow(path: Path) -> tuple[Flow, dict[str, Any]]:
     if "lm" in namespace and "lm" not in settings:
         settings["lm"] = namespace["lm"]
     return flow, settings
-
-
-def _load_yaml(path: Path) -> Flow:
-    import importlib
-
-    try:
-        module = importlib.import_module("dspex.flows._yaml")
-    except ImportError:
-        raise click.UsageError("YAML flows are not available in this build; use a Python flow file") from None
-    for name in ("load_flow", "load", "from_yaml", "flow_from_yaml"):
-        loader = getattr(module, name, None)
-        if callable(loader):
-            flow: Flow = loader(path)
-            return flow
-    raise click.UsageError("the YAML flow loader has no load function")
 
 
 def attach_websocket(flow: Flow, **options: Any) -> WebSocketSink:
