@@ -8,6 +8,11 @@ terminal node when it has none). The command prints the page URL, runs the flow
 and prints its report; exit code 0 on success, 1 if the run failed, 2 for a bad
 flow file.
 
+``--wait-for-viewer S`` holds the sources until a page connects (at most S
+seconds) and ``--linger S`` (default 30) keeps the page served after the run
+while a viewer is connected (up to S seconds; with no viewer the command ends
+a second after the run), so a short run can still be watched to its end.
+
 The feed is never open by default: without ``--token`` (or ``DSPEX_WS_TOKEN``)
 a random token is generated and the printed page URL carries it
 (``http://127.0.0.1:8765/?token=…``; the page passes it on to the WebSocket).
@@ -110,8 +115,12 @@ def attach_websocket(flow: Flow, **options: Any) -> WebSocketSink:
               help="Bearer token clients must send (default: a random one, printed in the page URL).")
 @click.option("--no-auth", is_flag=True, help="Serve the feed without a token (anyone reaching the port reads it).")
 @click.option("--run-id", default=None, help="Run id (resume with a keyed source).")
+@click.option("--wait-for-viewer", "wait_s", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds to wait for a page to connect before the sources start.")
+@click.option("--linger", "linger_s", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              help="After the run, keep serving up to this long while a page is connected.")
 def serve_command(flow_path: Path, host: str, port: int, ws_path: str, token: str | None,
-                  no_auth: bool, run_id: str | None) -> None:
+                  no_auth: bool, run_id: str | None, wait_s: float, linger_s: float) -> None:
     """Run FLOW with its tokens, results and metrics live on a web page."""
     import sys
 
@@ -128,6 +137,9 @@ def serve_command(flow_path: Path, host: str, port: int, ws_path: str, token: st
         raise click.UsageError(str(exc)) from exc
     if live.server.token != generated:  # the flow brought its own sink: its settings stand
         generated = None
+    live.wait_for_client_s, live.linger_s = wait_s, linger_s
+    # closing the sink includes the linger: give it room beyond the flush deadline
+    settings["sink_timeout_s"] = max(float(settings.get("sink_timeout_s", 30.0)), 30.0 + linger_s)
     code = run_sync(_serve, flow, live, settings, run_id, generated)
     sys.exit(code)
 
@@ -144,6 +156,8 @@ async def _serve(flow: Flow, live: WebSocketSink, settings: dict[str, Any], run_
         chosen = live.server.token is not None and generated is None
         hint = "  (add ?token=<your token>)" if chosen else ""
         click.echo(f"live page: {page_link(live, generated)}{hint}\nWebSocket feed: {live.url}")
+        if live.wait_for_client_s:
+            click.echo(f"the run starts when a page connects (or in {live.wait_for_client_s:g} s)")
         if live.server.token is None:
             click.echo(NO_AUTH_WARNING, err=True)
 
@@ -156,8 +170,11 @@ async def _serve(flow: Flow, live: WebSocketSink, settings: dict[str, Any], run_
             return 1
         finally:
             tg.cancel_scope.cancel()
+    # the report's duration includes waiting for and lingering with the viewer: say how much
+    extra = live.waited_s + live.lingered_s
+    around = f" (incl. {extra:.1f} s waiting for or lingering with the page)" if extra >= 0.05 else ""
     click.echo(
         f"{report.status}: {report.items_out} out / {report.items_in} in, {report.items_failed} failed, "
-        f"{report.duration_s:.2f} s, cost ${report.cost:.4f}"
+        f"{report.duration_s:.2f} s{around}, cost ${report.cost:.4f}"
     )
     return 0 if report.status == "completed" else 1
