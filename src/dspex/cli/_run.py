@@ -64,8 +64,9 @@ def run_command(flow_path: Path, run_id: str | None, store: Path | None, as_json
         report = run_sync(_run, flow, run_id, options)
     except FlowFailed as exc:
         click.echo(f"error: {exc}", err=True)
-        if as_json and exc.report is not None:
-            click.echo(json.dumps(exc.report.to_dict()))
+        partial = getattr(exc, "report", None)  # the runner attaches the partial report
+        if as_json and partial is not None:
+            click.echo(json.dumps(partial.to_dict()))
         sys.exit(1)
     except (ConfigError, RunLeaseError) as exc:
         click.echo(f"error: {exc}", err=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -101,7 +102,7 @@ class NodeSpecModel(_Spec):
     on_error: Literal["raise", "skip", "dead_letter"] | RetrySpec = "raise"
     tools: list[str] = Field(default_factory=list)
     max_iters: int = Field(20, ge=1)
-    N: int = Field(3, ge=1)  # noqa: N815 - DSPy's name
+    N: int = Field(3, ge=1)  # DSPy's name
     reward: str | None = None
     threshold: float = 1.0
     of: Literal["Predict", "ChainOfThought"] = "Predict"
@@ -121,7 +122,7 @@ class FlowSpec(_Spec):
     """The whole YAML document."""
 
     name: str = "flow"
-    settings: SettingsSpec = SettingsSpec()
+    settings: SettingsSpec = Field(default_factory=SettingsSpec)
     sources: dict[str, SourceSpec] = Field(min_length=1)
     nodes: dict[str, NodeSpecModel] = Field(default_factory=dict)
     sinks: dict[str, SinkSpec] = Field(min_length=1)
@@ -147,7 +148,7 @@ class _Doc:
         self.keys: dict[Loc, yaml.Mark] = {}
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
-            self.data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+            self.data = yaml.load(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             what = f"{exc.problem or 'invalid YAML'}" + (f" ({exc.context})" if exc.context else "")
@@ -173,7 +174,7 @@ class _Doc:
 
     def mark(self, loc: Loc, *, key: bool = False) -> yaml.Mark | None:
         """Return the mark of the deepest known prefix of ``loc``."""
-        known = ()
+        known: Loc = ()
         for part in loc:
             if (*known, part) not in self.values:
                 break
@@ -197,7 +198,7 @@ class _Doc:
         return self.error(message, self.mark(loc, key=key), loc)
 
 
-def _explain(err: dict[str, Any]) -> str:
+def _explain(err: Any) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         return "unknown key; check its spelling"
@@ -345,9 +346,9 @@ class _Builder:
             if len(spec.sources) != 1:
                 raise self.doc.at(("sources",), "with several sources, list the wiring under 'edges'")
             chain = [*spec.sources, *spec.nodes]
-            return [*zip(chain, chain[1:], strict=False), *((chain[-1], s) for s in spec.sinks)]
+            return [*pairwise(chain), *((chain[-1], s) for s in spec.sinks)]
         known = {*spec.sources, *spec.nodes, *spec.sinks}
-        pairs = []
+        pairs: list[tuple[str, str]] = []
         for i, text in enumerate(spec.edges):
             parts = [p.strip() for p in text.split("->")]
             if len(parts) < 2 or not all(parts):
@@ -356,7 +357,7 @@ class _Builder:
                 if part not in known:
                     raise self.doc.at(("edges", i), f"unknown node {part!r}; expected one of "
                                       f"{', '.join(sorted(known))}")
-            pairs.extend(zip(parts, parts[1:], strict=False))
+            pairs.extend(pairwise(parts))
         return pairs
 
     def inputs(self, name: str, parents: dict[str, list[str]], loc: Loc) -> list[NodeHandle]:
@@ -436,7 +437,9 @@ class _Builder:
             if spec.instructions:
                 from ..signatures import ensure_signature
 
-                signature = ensure_signature(signature).with_instructions(spec.instructions)
+                signature = ensure_signature(spec.signature)
+                assert signature is not None  # a non-empty string always makes one
+                signature = signature.with_instructions(spec.instructions)
             if kind == "ReAct":
                 tools = [self.resolve(t, (*loc, "tools", i)) for i, t in enumerate(spec.tools)]
                 module: Module = modules.ReAct(signature, tools=tools, max_iters=spec.max_iters)
