@@ -113,3 +113,14 @@ def test_progress_lines_go_to_stderr_without_a_tty(tmp_path: Path, server: FakeL
     assert re.search(r"shout: 2 in, 2 out, [\d.,]+ items/s, \d+ in flight, 0 failed", result.stderr)
     quiet = invoke(server, str(flow), "--quiet", "--store", str(tmp_path / "s2.sqlite"))
     assert "items/s" not in quiet.stderr
+
+
+def test_a_raising_node_fails_the_run_with_exit_1_and_a_partial_json_report(
+    tmp_path: Path, server: FakeLLMServer
+) -> None:
+    flow = _files(tmp_path, ["one", "bad one"])
+    flow.write_text(FLOW.replace("on_error: dead_letter", "on_error: raise"))
+    result = invoke(server, str(flow), "--json", "--quiet", "--store", str(tmp_path / "s.sqlite"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert json.loads(result.stdout)["status"] == "failed"
