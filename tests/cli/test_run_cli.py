@@ -124,3 +124,15 @@ def test_a_raising_node_fails_the_run_with_exit_1_and_a_partial_json_report(
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ")
     assert json.loads(result.stdout)["status"] == "failed"
+
+
+def test_run_takes_a_python_flow_file_too(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.py"
+    flow.write_text(
+        "import dspex as dx\n"
+        "flow = dx.Flow('py')\n"
+        "flow.source([{'n': 1}, {'n': 2}]).map(lambda r: {'n': r['n'] + 1}).sink(dx.sinks.collect())\n"
+    )
+    result = invoke(None, str(flow), "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["items_out"] == 2
