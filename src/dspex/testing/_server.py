@@ -119,6 +119,12 @@ class FakeLLMServer:
         parser: Force ``"httptools"`` or ``"h11"`` request parsing.
         max_requests_per_connection: Close a connection silently (no
             ``Connection: close``) after this many requests.
+        fault_after_tokens: When set, a streamed response's ``reset``,
+            ``hang``, ``truncate`` and ``malformed`` faults strike after this
+            many tokens went out (the status line and those tokens first), as a
+            provider failing mid-answer does; non-streamed responses are unaffected.
+            ``None`` (default): reset and hang strike before any byte, truncate
+            and malformed halfway through.
     """
 
     def __init__(
@@ -144,9 +150,12 @@ class FakeLLMServer:
         backend: str = "asyncio",
         parser: str | None = None,
         max_requests_per_connection: int | None = None,
+        fault_after_tokens: int | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise ConfigError(f"FakeLLMServer binds loopback only; host={host!r} is not loopback")
+        if fault_after_tokens is not None and (isinstance(fault_after_tokens, bool) or fault_after_tokens < 0):
+            raise ConfigError(f"fault_after_tokens must be None or an int >= 0, got {fault_after_tokens!r}")
         if tokens_per_chunk < 1:
             raise ConfigError(f"tokens_per_chunk must be >= 1, got {tokens_per_chunk!r}")
         probs = dict(p_429=p_429, p_500=p_500, p_503=p_503, p_hang=p_hang, p_reset=p_reset,
@@ -167,6 +176,7 @@ class FakeLLMServer:
         self.backend = backend
         self.parser = parser
         self.max_requests_per_connection = max_requests_per_connection
+        self.fault_after_tokens = fault_after_tokens
         self.stats = ServerStats()
         self._rng = random.Random(seed)
         self._conns: set[_ConnState] = set()
@@ -399,8 +409,10 @@ class FakeLLMServer:
         except (ValueError, fp.BadRequest) as exc:
             return await self._error(stream, provider, 400, f"bad request: {exc}", keep)
         fault = self._draw_fault()
-        if fault in ("429", "500", "503", "hang", "reset"):  # answered without a completion
-            await anyio.sleep_until(ready_at)
+        streamed = call.stream and not (provider == "gemini" and "sse" not in qs.get("alt", []))
+        mid_stream = streamed and self.fault_after_tokens is not None  # hang/reset strike in _stream
+        if fault in ("429", "500", "503") or (fault in ("hang", "reset") and not mid_stream):
+            await anyio.sleep_until(ready_at)  # answered without a completion
         if fault in ("429", "500", "503"):
             status = int(fault)  # type: ignore[arg-type]
             extra = ()
@@ -409,21 +421,17 @@ class FakeLLMServer:
                          ("retry-after-ms", str(int(self.retry_after * 1000))))  # fmt: skip
             return await self._error(stream, provider, status, f"injected {fault}", keep,
                                      extra=extra)  # fmt: skip
-        if fault == "hang":
+        if fault == "hang" and not mid_stream:
             await self._hang(stream)
             return False
-        if fault == "reset":
+        if fault == "reset" and not mid_stream:
             _linger_zero(stream)
             return False
-        # Streaming or not, the same request gets the same answer.
-        basis = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-        canonical = json.dumps([provider, call.model, basis], sort_keys=True).encode()
-        full_digest = hashlib.sha256(canonical).hexdigest()
+        full_digest = _digest(provider, call, body)
         choices = await self._choices(call, body, full_digest)
         digest = full_digest[:24]
-        # tokens never span the "\n" joining the texts, so per-text counts add up
-        prompt_tokens = sum(count_tokens_cached(t) for t in call.texts)
-        if call.stream and not (provider == "gemini" and "sse" not in qs.get("alt", [])):
+        prompt_tokens = _prompt_tokens(call)
+        if streamed:
             return await self._stream(stream, call, choices, digest, prompt_tokens, fault, keep, ready_at)
         payload: Any = fp.render(call, choices, digest, prompt_tokens)
         if provider == "gemini" and call.stream:
@@ -484,14 +492,15 @@ class FakeLLMServer:
         ready_at: float,
     ) -> bool:
         frames = list(fp.stream(call, choices, rid, prompt_tokens, self.tokens_per_chunk))
-        if fault == "malformed":
-            frames.insert(len(frames) // 2, (b"data: {not json\n\n", 0))
+        cut = self._fault_frame(frames, fault)
+        if fault == "malformed" and cut is not None:
+            frames.insert(cut, (b"data: {not json\n\n", 0))
+            cut = None
         await anyio.sleep_until(ready_at)
         self.stats.statuses[200] = self.stats.statuses.get(200, 0) + 1
         head = ("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
                 "transfer-encoding: chunked\r\n" + ("" if keep else "connection: close\r\n")
                 + "\r\n").encode()  # fmt: skip
-        cut = len(frames) // 2 if fault == "truncate" else None
         delay = self.token_delay_ms / 1000
         counted = fault != "malformed" and (call.include_usage or call.provider != "openai")
         if not delay and cut is None:
@@ -503,6 +512,10 @@ class FakeLLMServer:
         await stream.send(head)
         for i, (data, tokens) in enumerate(frames):
             if i == cut:
+                if fault == "reset":
+                    _linger_zero(stream)
+                elif fault == "hang":
+                    await self._hang(stream)
                 return False
             if delay and tokens:
                 await anyio.sleep(delay * tokens)
@@ -512,11 +525,35 @@ class FakeLLMServer:
         await stream.send(b"0\r\n\r\n")
         return keep
 
+    def _fault_frame(self, frames: list[tuple[bytes, int]], fault: str | None) -> int | None:
+        """Return the index of the frame a stream fault strikes before, or None."""
+        if fault not in ("reset", "hang", "truncate", "malformed"):
+            return None
+        if self.fault_after_tokens is None:
+            return len(frames) // 2 if fault in ("truncate", "malformed") else None
+        sent = 0
+        for i, (_, tokens) in enumerate(frames[:-1]):  # the last frame always stays unsent
+            if sent >= self.fault_after_tokens:
+                return i
+            sent += tokens
+        return len(frames) - 1
+
     @staticmethod
     async def _hang(stream: SocketStream) -> None:
         """Answer nothing; return when the client gives up and closes."""
         while await stream.receive(65536):
             pass
+
+
+def _digest(provider: str, call: fp.ChatCall, body: dict[str, Any]) -> str:
+    """Return the answer's seed: streaming or not, the same request gets the same answer."""
+    basis = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    return hashlib.sha256(json.dumps([provider, call.model, basis], sort_keys=True).encode()).hexdigest()
+
+
+def _prompt_tokens(call: fp.ChatCall) -> int:
+    # tokens never span the "\n" joining the texts, so per-text counts add up
+    return sum(count_tokens_cached(t) for t in call.texts)
 
 
 def _linger_zero(stream: SocketStream) -> None:
