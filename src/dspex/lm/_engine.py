@@ -202,18 +202,15 @@ class Endpoint:
 
     async def _send(self, request: ProviderRequest, body: bytes) -> LMResponse:
         """Send once and parse the answer, within the attempt deadline."""
-        deadline = self.config.deadline
-        try:
-            with anyio.fail_after(deadline) if deadline else nullcontext():
-                resp = await self.transport.request(
-                    request.method, request.url, headers=request.headers, body=body,
-                    timeouts=self.config.timeouts,
-                )
-                if resp.status >= 400:
-                    raise await self._error_for(resp)
-                return self._parse(self._decode(await resp.aread()))
-        except TimeoutError:
-            raise self._deadline_error() from None
+        limit = self.config.deadline
+        with _Within(anyio.current_time() + limit, self._deadline_error) if limit else nullcontext():
+            resp = await self.transport.request(
+                request.method, request.url, headers=request.headers, body=body,
+                timeouts=self.config.timeouts,
+            )
+            if resp.status >= 400:
+                raise await self._error_for(resp)
+            return self._parse(self._decode(await resp.aread()))
 
     async def _attempt(self, request: ProviderRequest, body: bytes, estimate: int) -> LMResponse:
         try:

@@ -67,7 +67,12 @@ class LM:
             ``ANTHROPIC_API_KEY`` or ``GEMINI_API_KEY``/``GOOGLE_API_KEY``.
         cache: ``False`` disables caching for this LM; an :class:`LMCache` uses it.
         num_retries: Retries of transport errors, timeouts, 429 and 5xx (default 3).
-        timeout: Seconds per attempt, or a :class:`Timeouts` per phase.
+        timeout: A :class:`Timeouts`, or seconds capping both the per-read
+            wait and the whole attempt. Default: 120 s per read (a
+            non-streamed answer must arrive within it; a stream must send a
+            chunk at least that often) and 300 s per attempt, streamed or not.
+            A timed-out attempt is retried like a transport error, so a hung
+            request costs a batch run minutes at most, not ten.
         retry: Full :class:`RetryPolicy` (``num_retries`` overrides its count).
         rate_limit: Client-side :class:`RateLimit` (requests and tokens per minute).
         circuit_breaker: A :class:`CircuitBreakerPolicy` (default: none).
@@ -164,7 +169,8 @@ class LM:
 
         Served from the cache when allowed (usage zeroed, ``cache_hit=True``);
         concurrent identical calls share one HTTP request. Transport errors,
-        timeouts, 429 and 5xx are retried per the policy.
+        timeouts, 429 and 5xx are retried per the policy. Each attempt is
+        bounded by the ``timeout`` (120 s per read, 300 s in all by default).
 
         Raises:
             InputError: ``messages`` is malformed.
@@ -220,7 +226,10 @@ class LM:
 
         The final chunk carries ``usage`` (with cost), ``finish_reason`` and
         any native ``tool_calls``. A cache hit yields the whole text at once.
-        Errors before the first delta are retried; after it they propagate.
+        Errors before the first delta are retried; after it they propagate
+        (a ``Predict`` streaming under ``Module.stream`` or an event-aware
+        sink then restarts the whole call, see ``dx.events.Retry``). Each
+        read waits at most ``Timeouts.read``, the attempt ``Timeouts.attempt``.
 
         Raises:
             InputError: ``messages`` is malformed or ``n`` > 1.
