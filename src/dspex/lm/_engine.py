@@ -14,7 +14,7 @@ import json
 import random
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -268,9 +268,10 @@ class Endpoint:
         while True:
             emitted = False
             try:
-                async for item in self._stream_once(request, body, estimate):
-                    emitted = emitted or isinstance(item, str)
-                    yield item
+                async with aclosing(self._stream_once(request, body, estimate)) as items:
+                    async for item in items:
+                        emitted = emitted or isinstance(item, str)
+                        yield item
                 return
             except Exception as exc:
                 if emitted or not is_retryable(exc) or attempt >= self.config.retry.max_retries:
@@ -286,42 +287,14 @@ class Endpoint:
     async def _stream_once(
         self, request: ProviderRequest, body: bytes, estimate: int
     ) -> AsyncIterator[str | LMResponse]:
-        from ._sse import SSEDecoder
-
         state = StreamState()
         try:
             await self._admit(estimate)
             async with self._slot() as generation:
                 try:
-                    # The attempt deadline is checked around each wait rather than
-                    # by one cancel scope: a scope must not stay open across a yield.
-                    deadline = self._stream_deadline()
-                    with self._within(deadline):
-                        cm = self.transport.stream(
-                            request.method, request.url, headers=request.headers, body=body,
-                            timeouts=self.config.timeouts,
-                        )
-                        resp = await cm.__aenter__()
-                    try:
-                        if resp.status >= 400:
-                            with self._within(deadline):
-                                raise await self._error_for(resp)
-                        decoder = SSEDecoder()
-                        chunks = resp.aiter_bytes()
-                        while True:
-                            with self._within(deadline):
-                                chunk = await anext(chunks, None)
-                            if chunk is None:
-                                break
-                            for event in decoder.feed(chunk):
-                                text = self._fold(state, event)
-                                if text:
-                                    yield text
-                    except BaseException as exc:
-                        if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
-                            raise
-                    else:
-                        await cm.__aexit__(None, None, None)
+                    async with aclosing(self._stream_texts(request, body, state)) as texts:
+                        async for text in texts:  # closed here, in this task, even if we stop early
+                            yield text
                     if not state.done:
                         raise LMTransportError(
                             f"the {self.provider.name} stream ended before completion (truncated)"
@@ -335,6 +308,35 @@ class Endpoint:
         response = state.to_response(self.provider.model_name)
         self._succeeded(estimate, response)
         yield response
+
+    async def _stream_texts(self, request: ProviderRequest, body: bytes, state: StreamState) -> AsyncIterator[str]:
+        """Open the stream and yield its text deltas, within the attempt deadline.
+
+        The deadline is applied around each wait rather than by one cancel
+        scope around the whole stream: a scope must not stay open across a yield.
+        """
+        from ._sse import SSEDecoder
+
+        deadline = self._stream_deadline()
+        async with AsyncExitStack() as stack:
+            with self._within(deadline):
+                resp = await stack.enter_async_context(self.transport.stream(
+                    request.method, request.url, headers=request.headers, body=body,
+                    timeouts=self.config.timeouts,
+                ))
+                if resp.status >= 400:
+                    raise await self._error_for(resp)
+            decoder = SSEDecoder()
+            chunks = resp.aiter_bytes()
+            while True:
+                with self._within(deadline):
+                    chunk = await anext(chunks, None)
+                if chunk is None:
+                    return
+                for event in decoder.feed(chunk):
+                    text = self._fold(state, event)
+                    if text:
+                        yield text
 
     def _stream_deadline(self) -> float | None:
         limit = self.config.deadline

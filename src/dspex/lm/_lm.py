@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -249,11 +250,12 @@ class LM:
             yield _final_chunk(hit)
             return
         response: LMResponse | None = None
-        async for item in self._endpoint.stream(msgs, self._wire_params(merged)):
-            if isinstance(item, str):
-                yield LMChunk(text=item)
-            else:
-                response = item
+        async with aclosing(self._endpoint.stream(msgs, self._wire_params(merged))) as items:
+            async for item in items:  # closed in this task when the caller stops early
+                if isinstance(item, str):
+                    yield LMChunk(text=item)
+                else:
+                    response = item
         assert response is not None  # the endpoint always ends with the response
         response = self._priced(response)
         if use_cache:
