@@ -54,7 +54,9 @@ class Timeouts:
         write: Sending the request head and body (30 s).
         attempt: Total time of one attempt, from asking for a connection to
             the last byte, streamed or not (300 s); ``None`` for no limit.
-            Enforced by the LM's endpoint, not by the transport.
+            Enforced by the LM's endpoint (a cancel scope), not by the
+            transport; a sync call that has its loop to itself exchanges on a
+            blocking socket, which only ``read`` interrupts.
     """
 
     connect: float = 10.0
