@@ -15,7 +15,7 @@ import pytest
 
 import dspex as dx
 from dspex.errors import LMTimeoutError, LMTransportError
-from dspex.events import FieldDone, PredictionDone, Retry, TokenDelta, Usage
+from dspex.events import FieldDelta, FieldDone, PredictionDone, Retry, TokenDelta, Usage
 from dspex.lm import LM, LMCache, RetryPolicy, Timeouts
 from dspex.testing import FakeLLMServer
 
@@ -27,8 +27,8 @@ FAST = RetryPolicy(max_retries=3, base_delay=0.001, max_delay=0.005)
 
 
 def _faulty_once(fault: str, **kw: Any) -> FakeLLMServer:
-    """A server whose first chat request fails with ``fault`` after 3 tokens, then none do."""
-    server = FakeLLMServer(fault_after_tokens=3, **{fault: 1.0}, **kw)
+    """A server whose first chat request fails with ``fault`` inside the answer (after 7 tokens)."""
+    server = FakeLLMServer(fault_after_tokens=7, **{fault: 1.0}, **kw)
 
     def responder(body: dict[str, Any]) -> str:
         setattr(server, fault, 0.0)  # the fault was drawn already for this request
@@ -67,6 +67,8 @@ async def test_stream_yields_retry_then_a_full_correct_prediction(fault: str) ->
     assert before and COMPLETION.startswith(before) and before != COMPLETION  # partial output, then cut
     assert after == COMPLETION  # the restart streams everything again
     assert not any(isinstance(ev, FieldDone | Usage) for ev in events[:retry_at])
+    partial = "".join(ev.text for ev in events[:retry_at] if isinstance(ev, FieldDelta))
+    assert partial.strip() and ANSWER.startswith(partial.strip()) and partial.strip() != ANSWER
     done = events[-1]
     assert isinstance(done, PredictionDone) and done.outputs == {"answer": ANSWER}
     assert [ev.value for ev in events if isinstance(ev, FieldDone)] == [ANSWER]
