@@ -5,8 +5,9 @@ with the same httptools/h11 layer as the client pool, and answers chat calls
 deterministically (see ``_fake_answers.py``) in each provider's wire format
 (``_fake_providers.py``), streamed as SSE when asked. Latency, per-token
 delays and faults drawn from a seeded RNG (429 with ``Retry-After``, 500, 503,
-hang, connection reset, truncated body, malformed JSON) make it a test target
-for retries, timeouts and streaming, and a cheap load target for benchmarks:
+hang, connection reset, truncated body, malformed JSON; for streams optionally
+after the first ``fault_after_tokens`` tokens) make it a test target for
+retries, timeouts and streaming, and a cheap load target for benchmarks:
 each connection is one task and waits are sleeps, so thousands of keep-alive
 connections cost little. ``stats`` counts requests, faults, connections and
 the usage it reported. Use ``async with`` inside a running loop (either
@@ -154,7 +155,9 @@ class FakeLLMServer:
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise ConfigError(f"FakeLLMServer binds loopback only; host={host!r} is not loopback")
-        if fault_after_tokens is not None and (isinstance(fault_after_tokens, bool) or fault_after_tokens < 0):
+        if fault_after_tokens is not None and (
+            isinstance(fault_after_tokens, bool) or not isinstance(fault_after_tokens, int) or fault_after_tokens < 0
+        ):
             raise ConfigError(f"fault_after_tokens must be None or an int >= 0, got {fault_after_tokens!r}")
         if tokens_per_chunk < 1:
             raise ConfigError(f"tokens_per_chunk must be >= 1, got {tokens_per_chunk!r}")
