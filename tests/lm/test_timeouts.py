@@ -58,7 +58,7 @@ async def test_a_hung_request_times_out_and_is_retried(streamed: bool) -> None:
             seen.append(exc)
             server.p_hang = 0.0  # the retry gets an answer
 
-        lm = _lm(server, timeout=Timeouts(read=0.2))
+        lm = _lm(server, timeout=Timeouts(read=0.5))
         token = RETRY_LISTENER.set(on_retry)
         try:
             with anyio.fail_after(10):
@@ -71,7 +71,7 @@ async def test_a_hung_request_times_out_and_is_retried(streamed: bool) -> None:
         await lm.aclose()
     assert text and server.stats.faults == {"hang": 1} and lm.endpoint.retries == 1
     assert len(seen) == 1 and isinstance(seen[0], LMTimeoutError)
-    assert str(seen[0]).startswith("read timeout (0.2s) talking to http://127.0.0.1:")
+    assert str(seen[0]).startswith("read timeout (0.5s) talking to http://127.0.0.1:")
 
 
 @pytest.mark.parametrize("streamed", [False, True])

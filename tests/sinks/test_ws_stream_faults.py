@@ -45,7 +45,7 @@ def _client_view(messages: list[dict[str, Any]]) -> dict[str, str]:
 
 
 async def test_no_dead_letters_from_faults_after_the_first_token(anyio_backend: str) -> None:
-    sink = websocket(metrics_interval=0.5)
+    sink = websocket(metrics_interval=0.5, queue_size=100_000)  # room for every event: nothing dropped
     out = collect()
     messages: list[dict[str, Any]] = []
 
