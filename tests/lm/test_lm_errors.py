@@ -14,7 +14,7 @@ import anyio
 import httpx
 import pytest
 
-from dspex.errors import LMError, LMTimeoutError, LMTransportError
+from dspex.errors import LMError, LMTimeoutError, LMTransportError, ServerError
 from dspex.lm import LM, Timeouts
 from dspex.lm._transport import describe_io_error
 from dspex.testing import FakeLLMServer
@@ -95,3 +95,13 @@ def test_describe_io_error_translates_anyio_exceptions() -> None:
     assert describe_io_error(anyio.ClosedResourceError()) == "the connection was already closed"
     assert describe_io_error(anyio.EndOfStream()) == "the server closed the connection"
     assert describe_io_error(OSError(113, "No route to host")) == "No route to host"
+
+
+async def test_parallel_completions_raise_the_lm_error_not_a_group() -> None:
+    """n > 1 on a provider without native n runs n requests; a failure is still one typed LMError."""
+    async with FakeLLMServer(p_500=1.0) as server:
+        lm = LM("anthropic/claude-fake", api_base=server.url, api_key="sk-x", cache=False, num_retries=0)
+        with pytest.raises(ServerError) as info:
+            await lm.acall("Say hello", n=3)
+        await lm.aclose()
+    assert (info.value.model, info.value.provider, info.value.status) == ("claude-fake", "anthropic", 500)

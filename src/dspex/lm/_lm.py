@@ -25,7 +25,7 @@ from .._util._clock import Clock, default_clock
 from .._util._hashing import stable_hash
 from .._util._redact import redact_obj
 from .._util._sync import run_sync
-from ..errors import AuthError, ConfigError, InputError
+from ..errors import AuthError, ConfigError, InputError, LMError
 from ._adaptive import AdaptiveConcurrency
 from ._breaker import CircuitBreaker, CircuitBreakerPolicy
 from ._cache import LMCache, SingleFlight, default_cache
@@ -354,9 +354,16 @@ class LM:
         async def run(i: int) -> None:
             results[i] = await self._endpoint.complete(messages, one)
 
-        async with anyio.create_task_group() as tg:
-            for i in range(n):
-                tg.start_soon(run, i)
+        try:
+            async with anyio.create_task_group() as tg:
+                for i in range(n):
+                    tg.start_soon(run, i)
+        except BaseExceptionGroup as group:
+            # callers (and is_retryable) expect the LMError itself, not a group of them
+            lm_errors, rest = group.split(LMError)
+            if rest is not None or lm_errors is None:
+                raise
+            raise lm_errors.exceptions[0] from None
         return self._priced(_merge([r for r in results if r is not None]))
 
     def _priced(self, response: LMResponse) -> LMResponse:
