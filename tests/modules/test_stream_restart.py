@@ -114,3 +114,19 @@ async def test_restarts_stop_at_the_retry_policy(fault: str, error: type[Excepti
         await lm.aclose()
     assert [ev.attempt for ev in seen if isinstance(ev, Retry)] == [1, 2]
     assert server.stats.requests == 3  # the first attempt and two restarts
+
+
+async def test_lm_retries_before_the_first_token_are_announced() -> None:
+    # seed 1: the first request draws the 500, the retry does not
+    async with FakeLLMServer(seed=1, p_500=0.5, responder=lambda body: COMPLETION) as server:
+        lm = _lm(server)
+        events = await _events(lm)
+        await lm.aclose()
+    assert server.stats.faults == {"500": 1}
+    kinds = [type(ev).__name__ for ev in events]
+    assert kinds.count("Retry") == 1 and kinds.index("Retry") < kinds.index("TokenDelta")
+    retry = events[kinds.index("Retry")]
+    assert retry.attempt == 1 and retry.predictor == "self"
+    assert retry.reason.startswith("LM call failed before any output, retrying: ServerError: openai server error 500")
+    assert "".join(ev.text for ev in events if isinstance(ev, TokenDelta)) == COMPLETION
+    assert events[-1].outputs == {"answer": ANSWER}

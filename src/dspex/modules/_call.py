@@ -19,13 +19,15 @@ the partial token and field events of that predictor for that item: the new
 attempt streams every field again from the start. The interrupted attempt's
 usage is not counted (providers report usage only in a stream's last chunk,
 which never came; a provider may still bill the partial output), and nothing
-of it reaches the cache or the history.
+of it reaches the cache or the history. The LM's own retries before a
+stream's first chunk are announced too, as ``Retry`` events sent just before
+that chunk (there are no partial fields to discard then).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +35,7 @@ from .._context import get_setting
 from .._util._clock import Clock, default_clock
 from ..errors import LMError, ParseError, is_retryable
 from ..events import FieldDone, Retry, TokenDelta, Usage
-from ..lm._engine import Endpoint
+from ..lm._engine import RETRY_LISTENER, Endpoint
 from ..lm._retry import RetryPolicy, retry_delay
 from ..lm._types import LMUsage, Message
 from ..signatures import History
@@ -179,6 +181,18 @@ class _Attempts:
         self.number += 1
         return self.number
 
+    def listener(self, pending: list[Retry]) -> Callable[[int, BaseException, float], None]:
+        """Return a ``RETRY_LISTENER`` queueing a ``Retry`` per LM retry (and calling any outer one)."""
+        outer = RETRY_LISTENER.get()
+
+        def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
+            if outer is not None:
+                outer(attempt, exc, delay)
+            reason = f"LM call failed before any output, retrying: {type(exc).__name__}: {exc}"
+            pending.append(Retry(attempt=self.next(), reason=reason, delay_s=delay))
+
+        return on_retry
+
     async def restart(self, exc: LMError, emitter: Emitter, name: str | None) -> bool:
         """Announce and wait out a restart after ``exc``; False when it is not allowed."""
         if not is_retryable(exc) or self.restarts >= self.policy.max_retries:
@@ -206,7 +220,7 @@ async def _streamed(
     while True:
         parser = adapter.parse_stream(signature)
         try:
-            usage = await _stream_into(lm, parser, messages, params, emitter, name)
+            usage = await _stream_into(lm, parser, messages, params, emitter, name, attempts)
             break
         except LMError as exc:
             # before the first token the LM retried by itself; after it, restart here
@@ -224,21 +238,39 @@ async def _streamed(
 
 
 async def _stream_into(
-    lm: Any, parser: Any, messages: list[Message], params: dict[str, Any], emitter: Emitter, name: str | None
+    lm: Any,
+    parser: Any,
+    messages: list[Message],
+    params: dict[str, Any],
+    emitter: Emitter,
+    name: str | None,
+    attempts: _Attempts,
 ) -> LMUsage:
-    """Stream one attempt through ``parser``, emitting its events; return its usage."""
+    """Stream one attempt through ``parser``, emitting its events; return its usage.
+
+    The LM's own retries before the first chunk (429, 5xx, resets) are sent
+    as ``Retry`` events just before that chunk: the LM reports them through a
+    synchronous listener, where nothing can be awaited.
+    """
     usage: LMUsage | None = None
-    chunks = lm.stream(messages, **params)
-    if not hasattr(chunks, "aclose"):
-        chunks = _closable(chunks)
-    async with aclosing(chunks) as stream:
-        async for chunk in stream:
-            if chunk.text:
-                await emitter.emit(TokenDelta(text=chunk.text), name)
-                for event in parser.feed(chunk.text):
-                    await emitter.emit(event, name)
-            if chunk.usage is not None:
-                usage = chunk.usage
+    pending: list[Retry] = []
+    token = RETRY_LISTENER.set(attempts.listener(pending))
+    try:
+        chunks = lm.stream(messages, **params)
+        if not hasattr(chunks, "aclose"):
+            chunks = _closable(chunks)
+        async with aclosing(chunks) as stream:
+            async for chunk in stream:
+                while pending:
+                    await emitter.emit(pending.pop(0), name)
+                if chunk.text:
+                    await emitter.emit(TokenDelta(text=chunk.text), name)
+                    for event in parser.feed(chunk.text):
+                        await emitter.emit(event, name)
+                if chunk.usage is not None:
+                    usage = chunk.usage
+    finally:
+        RETRY_LISTENER.reset(token)
     return usage or LMUsage()
 
 
