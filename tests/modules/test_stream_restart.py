@@ -105,7 +105,8 @@ async def test_restart_caches_only_the_complete_answer() -> None:
 @pytest.mark.parametrize(("fault", "error"), [("p_truncate", LMTransportError), ("p_hang", LMTimeoutError)])
 async def test_restarts_stop_at_the_retry_policy(fault: str, error: type[Exception]) -> None:
     async with FakeLLMServer(fault_after_tokens=2, **{fault: 1.0}) as server:
-        lm = _lm(server, retry=RetryPolicy(max_retries=2, base_delay=0.001), timeout=Timeouts(read=0.1))
+        read = 0.1 if fault == "p_hang" else 10.0  # only the hang should wait out a read timeout
+        lm = _lm(server, retry=RetryPolicy(max_retries=2, base_delay=0.001), timeout=Timeouts(read=read))
         qa = dx.Predict("question -> answer")
         seen: list[Any] = []
         with dx.context(lm=lm), pytest.raises(error):

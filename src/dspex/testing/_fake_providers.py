@@ -18,7 +18,7 @@ from typing import Any
 
 from ._fake_answers import split_tokens
 
-__all__ = ["BadRequest", "ChatCall", "Choice", "error_body", "parse_call", "render", "stream"]
+__all__ = ["BadRequest", "ChatCall", "Choice", "error_body", "fault_frame", "parse_call", "render", "stream"]
 
 Frame = tuple[bytes, int]  # SSE bytes, tokens of text they carry (for pacing)
 
@@ -268,6 +268,25 @@ def _groups(text: str, per_chunk: int) -> Iterator[tuple[str, int]]:
     for start in range(0, len(tokens), per_chunk):
         group = tokens[start : start + per_chunk]
         yield "".join(group), len(group)
+
+
+def fault_frame(frames: list[Frame], fault: str | None, after_tokens: int | None) -> int | None:
+    """Return the index of the frame a stream ``fault`` strikes before, or None.
+
+    With ``after_tokens`` None, truncation and malformed chunks strike halfway
+    (reset and hang strike before the response). Otherwise every stream fault
+    strikes once ``after_tokens`` tokens went out; the last frame never does.
+    """
+    if fault not in ("reset", "hang", "truncate", "malformed"):
+        return None
+    if after_tokens is None:
+        return len(frames) // 2 if fault in ("truncate", "malformed") else None
+    sent = 0
+    for i, (_, tokens) in enumerate(frames[:-1]):
+        if sent >= after_tokens:
+            return i
+        sent += tokens
+    return len(frames) - 1
 
 
 def stream(

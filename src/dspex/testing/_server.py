@@ -5,13 +5,13 @@ with the same httptools/h11 layer as the client pool, and answers chat calls
 deterministically (see ``_fake_answers.py``) in each provider's wire format
 (``_fake_providers.py``), streamed as SSE when asked. Latency, per-token
 delays and faults drawn from a seeded RNG (429 with ``Retry-After``, 500, 503,
-hang, connection reset, truncated body, malformed JSON; for streams optionally
-after the first ``fault_after_tokens`` tokens) make it a test target for
-retries, timeouts and streaming, and a cheap load target for benchmarks:
+hang, connection reset, truncated body, malformed JSON) make it a test target
+for retries, timeouts and streaming, and a cheap load target for benchmarks:
 each connection is one task and waits are sleeps, so thousands of keep-alive
 connections cost little. ``stats`` counts requests, faults, connections and
 the usage it reported. Use ``async with`` inside a running loop (either
 backend), or ``with`` from sync code to run it on a background thread.
+``fault_after_tokens`` makes stream faults strike mid-answer.
 """
 
 from __future__ import annotations
@@ -120,12 +120,10 @@ class FakeLLMServer:
         parser: Force ``"httptools"`` or ``"h11"`` request parsing.
         max_requests_per_connection: Close a connection silently (no
             ``Connection: close``) after this many requests.
-        fault_after_tokens: When set, a streamed response's ``reset``,
-            ``hang``, ``truncate`` and ``malformed`` faults strike after this
-            many tokens went out (the status line and those tokens first), as a
-            provider failing mid-answer does; non-streamed responses are unaffected.
-            ``None`` (default): reset and hang strike before any byte, truncate
-            and malformed halfway through.
+        fault_after_tokens: Make a stream's reset, hang, truncate and malformed
+            faults strike after this many tokens went out, as a provider failing
+            mid-answer does (default None: reset and hang before any byte, the
+            others halfway); non-streamed responses are unaffected.
     """
 
     def __init__(
@@ -155,9 +153,7 @@ class FakeLLMServer:
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise ConfigError(f"FakeLLMServer binds loopback only; host={host!r} is not loopback")
-        if fault_after_tokens is not None and (
-            isinstance(fault_after_tokens, bool) or not isinstance(fault_after_tokens, int) or fault_after_tokens < 0
-        ):
+        if fault_after_tokens is not None and (type(fault_after_tokens) is not int or fault_after_tokens < 0):
             raise ConfigError(f"fault_after_tokens must be None or an int >= 0, got {fault_after_tokens!r}")
         if tokens_per_chunk < 1:
             raise ConfigError(f"tokens_per_chunk must be >= 1, got {tokens_per_chunk!r}")
@@ -430,10 +426,14 @@ class FakeLLMServer:
         if fault == "reset" and not mid_stream:
             _linger_zero(stream)
             return False
-        full_digest = _digest(provider, call, body)
+        # Streaming or not, the same request gets the same answer.
+        basis = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        canonical = json.dumps([provider, call.model, basis], sort_keys=True).encode()
+        full_digest = hashlib.sha256(canonical).hexdigest()
         choices = await self._choices(call, body, full_digest)
         digest = full_digest[:24]
-        prompt_tokens = _prompt_tokens(call)
+        # tokens never span the "\n" joining the texts, so per-text counts add up
+        prompt_tokens = sum(count_tokens_cached(t) for t in call.texts)
         if streamed:
             return await self._stream(stream, call, choices, digest, prompt_tokens, fault, keep, ready_at)
         payload: Any = fp.render(call, choices, digest, prompt_tokens)
@@ -495,7 +495,7 @@ class FakeLLMServer:
         ready_at: float,
     ) -> bool:
         frames = list(fp.stream(call, choices, rid, prompt_tokens, self.tokens_per_chunk))
-        cut = self._fault_frame(frames, fault)
+        cut = fp.fault_frame(frames, fault, self.fault_after_tokens)
         if fault == "malformed" and cut is not None:
             frames.insert(cut, (b"data: {not json\n\n", 0))
             cut = None
@@ -528,35 +528,11 @@ class FakeLLMServer:
         await stream.send(b"0\r\n\r\n")
         return keep
 
-    def _fault_frame(self, frames: list[tuple[bytes, int]], fault: str | None) -> int | None:
-        """Return the index of the frame a stream fault strikes before, or None."""
-        if fault not in ("reset", "hang", "truncate", "malformed"):
-            return None
-        if self.fault_after_tokens is None:
-            return len(frames) // 2 if fault in ("truncate", "malformed") else None
-        sent = 0
-        for i, (_, tokens) in enumerate(frames[:-1]):  # the last frame always stays unsent
-            if sent >= self.fault_after_tokens:
-                return i
-            sent += tokens
-        return len(frames) - 1
-
     @staticmethod
     async def _hang(stream: SocketStream) -> None:
         """Answer nothing; return when the client gives up and closes."""
         while await stream.receive(65536):
             pass
-
-
-def _digest(provider: str, call: fp.ChatCall, body: dict[str, Any]) -> str:
-    """Return the answer's seed: streaming or not, the same request gets the same answer."""
-    basis = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-    return hashlib.sha256(json.dumps([provider, call.model, basis], sort_keys=True).encode()).hexdigest()
-
-
-def _prompt_tokens(call: fp.ChatCall) -> int:
-    # tokens never span the "\n" joining the texts, so per-text counts add up
-    return sum(count_tokens_cached(t) for t in call.texts)
 
 
 def _linger_zero(stream: SocketStream) -> None:
