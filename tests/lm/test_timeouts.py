@@ -58,7 +58,7 @@ async def test_a_hung_request_times_out_and_is_retried(streamed: bool) -> None:
             seen.append(exc)
             server.p_hang = 0.0  # the retry gets an answer
 
-        lm = _lm(server, timeout=Timeouts(read=0.5))
+        lm = _lm(server, timeout=Timeouts(read=1.0))
         token = RETRY_LISTENER.set(on_retry)
         try:
             with anyio.fail_after(10):
@@ -69,9 +69,10 @@ async def test_a_hung_request_times_out_and_is_retried(streamed: bool) -> None:
         finally:
             RETRY_LISTENER.reset(token)
         await lm.aclose()
-    assert text and server.stats.faults == {"hang": 1} and lm.endpoint.retries == 1
-    assert len(seen) == 1 and isinstance(seen[0], LMTimeoutError)
-    assert str(seen[0]).startswith("read timeout (0.5s) talking to http://127.0.0.1:")
+    assert text and server.stats.faults == {"hang": 1}
+    # one retry for the hang (a loaded box may time out a slow retry too: still timeouts only)
+    assert lm.endpoint.retries == len(seen) >= 1 and all(isinstance(e, LMTimeoutError) for e in seen)
+    assert str(seen[0]).startswith("read timeout (1.0s) talking to http://127.0.0.1:")
 
 
 @pytest.mark.parametrize("streamed", [False, True])

