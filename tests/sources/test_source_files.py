@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 from contextlib import aclosing
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dspex import sources
 from dspex.errors import SourceError
 from dspex.sources import SourceRecord
+from dspex.sources._lines import LineChunker
 
 
 async def read(src: sources.Source, skip=None) -> list[SourceRecord]:
@@ -102,6 +106,45 @@ async def test_jsonl_oversize_line_is_reported_not_buffered(tmp_path: Path) -> N
     (bad,) = [r for r in recs if r.error is not None]
     assert bad.error.line == 2 and "longer than 1000 bytes" in str(bad.error)
     assert src.max_buffered_bytes < 1400
+
+
+def _all_lines(chunker: LineChunker) -> list[tuple[int, bytes | None]]:
+    lines: list[tuple[int, bytes | None]] = []
+    while not chunker.eof:
+        lines.extend(chunker.next_lines())
+    return lines
+
+
+def test_very_long_line_is_joined_once_not_quadratically() -> None:
+    line = b'{"x": "' + b"a" * (50 << 20) + b'"}'  # 50 MB: 51 reads of 1 MiB
+    chunker = LineChunker(io.BytesIO(line + b'\n{"y": 1}').read, chunk_bytes=1 << 20)
+    lines = _all_lines(chunker)
+    assert [n for n, _ in lines] == [1, 2]
+    assert lines[0][1] == line and lines[1][1] == b'{"y": 1}'
+    # One join of the held chunks plus the chunk ending the line; growing the
+    # tail by concatenation would copy about 51 * 25 MB = 1.3 GB.
+    assert chunker.bytes_joined <= len(line) + (1 << 20)
+
+
+def test_oversize_line_spanning_reads_is_dropped_and_counted() -> None:
+    data = b"ok\n" + b"z" * 10_000 + b"\nafter\n"
+    chunker = LineChunker(io.BytesIO(data).read, chunk_bytes=100, max_line_bytes=1000)
+    assert _all_lines(chunker) == [(1, b"ok"), (2, None), (3, b"after")]
+    assert chunker.max_buffered <= 1100
+    assert chunker.bytes_joined < 300
+
+
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=20),
+       st.integers(min_value=1, max_value=17), st.booleans())
+def test_line_chunker_splits_like_bytes_split(lines: list[bytes], chunk: int, final_newline: bool) -> None:
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = b"x" + data
+    got = _all_lines(LineChunker(io.BytesIO(data).read, chunk_bytes=chunk))
+    expected = data.split(b"\n")
+    if expected[-1] == b"":
+        expected.pop()
+    assert got == list(enumerate(expected, start=1))
 
 
 async def test_jsonl_missing_file_raises_source_error(tmp_path: Path) -> None:

@@ -27,6 +27,10 @@ _BOM = b"\xef\xbb\xbf"
 class LineChunker:
     """Split a binary stream into numbered lines, one read per call.
 
+    The unfinished tail is kept as a list of chunks and joined once, when the
+    newline that ends it arrives: a line spanning ``k`` reads costs one copy,
+    not ``k`` growing ones (quadratic in the line's length).
+
     Args:
         read: Reads up to ``n`` bytes; ``b""`` means end of input.
         chunk_bytes: How much to read per call.
@@ -35,6 +39,8 @@ class LineChunker:
 
     Attributes:
         max_buffered: The most bytes ever held at once (instrumentation).
+        bytes_joined: Bytes copied to join tails with the chunk ending them
+            (instrumentation: linear in the input, whatever the line lengths).
     """
 
     def __init__(
@@ -44,12 +50,14 @@ class LineChunker:
         self._read = read
         self.chunk_bytes = chunk_bytes
         self.max_line_bytes = max_line_bytes
-        self._tail = b""
+        self._parts: list[bytes] = []  # the unfinished line, chunk by chunk
+        self._held = 0  # bytes in _parts
         self._dropping = False
         self._first = True
         self.line = 0
         self.eof = False
         self.max_buffered = 0
+        self.bytes_joined = 0
 
     def next_lines(self) -> list[tuple[int, bytes | None]]:
         """Return the next complete lines (maybe none); sets :attr:`eof` at the end."""
@@ -70,25 +78,43 @@ class LineChunker:
             self.line += 1
             out.append((self.line, None))
             data = data[cut + 1:]
-        buf = self._tail + data if self._tail else data
+        if b"\n" not in data:  # the line goes on: hold the chunk, copy nothing
+            self._hold(data)
+            return out
+        if self._parts:
+            self._parts.append(data)
+            buf = b"".join(self._parts)
+            self.bytes_joined += len(buf)
+        else:
+            buf = data
         self.max_buffered = max(self.max_buffered, len(buf))
         lines = buf.split(b"\n")
-        self._tail = lines.pop()
+        tail = lines.pop()
+        self._parts, self._held = [], 0
         start = self.line
         out.extend(zip(range(start + 1, start + 1 + len(lines)), lines))
         self.line = start + len(lines)
-        if len(self._tail) > self.max_line_bytes:
-            self._tail = b""
-            self._dropping = True
+        self._hold(tail)
         return out
+
+    def _hold(self, data: bytes) -> None:
+        if not data:
+            return
+        self._parts.append(data)
+        self._held += len(data)
+        self.max_buffered = max(self.max_buffered, self._held)
+        if self._held > self.max_line_bytes:
+            self._parts, self._held = [], 0
+            self._dropping = True
 
     def _finish(self) -> list[tuple[int, bytes | None]]:
         if self._dropping:
             self._dropping = False
             self.line += 1
             return [(self.line, None)]
-        if self._tail:
-            tail, self._tail = self._tail, b""
+        if self._parts:
+            tail = b"".join(self._parts)
+            self._parts, self._held = [], 0
             self.line += 1
             return [(self.line, tail)]
         return []
