@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from dspex import sources
 from dspex.errors import SourceError
 from dspex.sources import SourceRecord
-from dspex.sources._lines import LineChunker
+from dspex.sources._lines import LineChunker, parse_lines
 
 
 async def read(src: sources.Source, skip=None) -> list[SourceRecord]:
@@ -145,6 +145,34 @@ def test_line_chunker_splits_like_bytes_split(lines: list[bytes], chunk: int, fi
     if expected[-1] == b"":
         expected.pop()
     assert got == list(enumerate(expected, start=1))
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+_LINE = st.one_of(
+    st.tuples(st.sampled_from(["", " ", "\t", "\r"]), _JSON.map(json.dumps),
+              st.sampled_from(["", " ", "\r", " x", ",", "}"])).map("".join),
+    st.text(max_size=12),
+)
+
+
+@given(st.lists(_LINE, max_size=8))
+def test_parse_lines_agrees_with_json_loads_line_by_line(texts: list[str]) -> None:
+    lines = [(i, t.encode("utf-8", "surrogatepass")) for i, t in enumerate(texts, start=1)]
+    got = parse_lines(lines, path="p.jsonl", id_field=None)
+    expected: list[tuple[object, int | None]] = []
+    for i, text in enumerate(texts, start=1):
+        try:
+            data = json.loads(text.encode("utf-8", "surrogatepass").decode())
+        except ValueError:
+            if text.encode("utf-8", "surrogatepass").strip():  # blank lines are skipped
+                expected.append((None, i))
+            continue
+        expected.append((data, None) if type(data) is dict else (None, i))
+    assert [(r.data if r.error is None else None, r.error and r.error.line) for r in got] == expected
 
 
 async def test_jsonl_missing_file_raises_source_error(tmp_path: Path) -> None:
