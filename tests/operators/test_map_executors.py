@@ -175,7 +175,7 @@ async def test_unpicklable_record_is_dead_lettered_and_the_rest_pass() -> None:
 
 async def test_cancelling_a_run_kills_its_worker_processes(tmp_path: Path) -> None:
     flow = fl.Flow("cancel")
-    rows = [{"x": i, "dir": str(tmp_path)} for i in range(32)]  # two batches at least
+    rows = [{"x": i, "dir": str(tmp_path)} for i in range(400)]  # two batches at least
     flow.source(rows).map(_sleepy, concurrency=2, executor="processes").sink(collect())
     pids: list[int] = []
     async with anyio.create_task_group() as tg:

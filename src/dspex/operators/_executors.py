@@ -110,7 +110,7 @@ def apply_batch(fn: Callable[[Any], Any], records: Sequence[Any]) -> list[Outcom
 class ThreadExecutor:
     """Run batches in anyio worker threads, at most ``workers`` at once."""
 
-    min_batch = 16
+    min_batch = 64
 
     def __init__(self, fn: Callable[[Any], Any], workers: int, node: str) -> None:
         self.fn = fn
@@ -158,7 +158,7 @@ class ProcessExecutor:
     the node.
     """
 
-    min_batch = 8
+    min_batch = 128
 
     def __init__(self, fn: Callable[[Any], Any], workers: int, node: str) -> None:
         self.fn = fn
