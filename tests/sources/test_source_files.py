@@ -175,6 +175,17 @@ def test_parse_lines_agrees_with_json_loads_line_by_line(texts: list[str]) -> No
     assert [(r.data if r.error is None else None, r.error and r.error.line) for r in got] == expected
 
 
+def test_parsed_records_are_ordinary_frozen_source_records() -> None:
+    import dataclasses
+
+    good = parse_lines([(1, b'{"a": 1}')], path="p", id_field=None)[0]
+    keyed = parse_lines([(2, b'{"id": 7}')], path="p", id_field="id")[0]
+    assert type(good) is SourceRecord and good == SourceRecord({"a": 1})
+    assert keyed == SourceRecord({"id": 7}, "7") and keyed.error is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        good.key = "x"  # type: ignore[misc]
+
+
 async def test_jsonl_missing_file_raises_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="cannot open JSONL file"):
         await read(sources.jsonl(tmp_path / "nope.jsonl"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from json.scanner import make_scanner
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import SourceError
 from ._base import SourceRecord
@@ -29,6 +29,34 @@ _BOM = b"\xef\xbb\xbf"
 # raw_decode -> scan). Anything else (surrounding whitespace, errors) goes
 # through ``json.loads``, so the result is always what ``json.loads`` gives.
 _SCAN = make_scanner(json.JSONDecoder())
+
+
+def _record_factory() -> Callable[[Any, str | None], SourceRecord]:
+    """Return a cheap ``(data, key) -> SourceRecord`` for well-formed lines.
+
+    ``SourceRecord`` is a frozen slots dataclass: its generated ``__init__``
+    sets each field through ``object.__setattr__``, which costs more than
+    parsing a short line. Writing the slots through their descriptors builds
+    the same (equal, still frozen) object several times cheaper. Falls back to
+    the class itself if it ever stops having slots.
+    """
+    slots = [SourceRecord.__dict__.get(name) for name in ("data", "key", "error")]
+    if not all(type(slot).__name__ == "member_descriptor" for slot in slots):
+        return SourceRecord
+    set_data, set_key, set_error = (slot.__set__ for slot in slots)  # type: ignore[union-attr]
+    new = object.__new__
+
+    def make(data: Any, key: str | None = None) -> SourceRecord:
+        record = new(SourceRecord)
+        set_data(record, data)
+        set_key(record, key)
+        set_error(record, None)
+        return record
+
+    return make
+
+
+_record = _record_factory()
 
 
 class LineChunker:
@@ -149,7 +177,7 @@ def parse_lines(
     out: list[SourceRecord] = []
     append = out.append
     loads, scan = json.loads, _SCAN
-    record = SourceRecord
+    record = _record
     for line, raw in lines:
         try:
             text = raw.decode()  # type: ignore[union-attr]
