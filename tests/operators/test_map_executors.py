@@ -215,3 +215,16 @@ async def test_cancelling_a_threads_run_leaves_no_call_running() -> None:
         tg.cancel_scope.cancel()
     assert started.is_set()
     assert running == 0
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_inline_flat_map_drains_an_async_generator_from_a_sync_function(concurrency: int) -> None:
+    async def copies(r: dict[str, int]) -> Any:
+        for i in range(2):
+            yield {**r, "copy": i}
+
+    out = collect()
+    flow = fl.Flow("agen")
+    flow.source([{"x": i} for i in range(5)]).flat_map(lambda r: copies(r), concurrency=concurrency).sink(out)
+    await flow.run(progress=False)
+    assert [(r["x"], r["copy"]) for r in out.items] == [(i, c) for i in range(5) for c in range(2)]

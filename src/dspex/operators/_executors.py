@@ -108,7 +108,11 @@ def apply_batch(fn: Callable[[Any], Any], records: Sequence[Any]) -> list[Outcom
 
 
 class ThreadExecutor:
-    """Run batches in anyio worker threads, at most ``workers`` at once."""
+    """Run batches in anyio worker threads, at most ``workers`` at once.
+
+    A cancelled node waits for the batches already in threads to finish
+    (bounded by one batch's time): no thread is left running the function.
+    """
 
     min_batch = 64
 

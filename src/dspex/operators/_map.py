@@ -248,6 +248,8 @@ class MapOperator(Operator):
                         item.data = result
                         emitted.append(item)
                     else:
+                        if isinstance(result, AsyncIterable):  # flat_map: fn returned an async generator
+                            result = [x async for x in result]
                         emitted.extend(finish(item, result, ctx))
                 except Exception as exc:
                     emitted.extend(await self.settle(item, exc, ctx, rerun))
