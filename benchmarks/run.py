@@ -154,7 +154,7 @@ def memory(cfg: dict[str, Any], dspy: Path) -> dict[str, Any]:
 
 def records(cfg: dict[str, Any], dspy: Path) -> list[dict[str, Any]]:
     """dspex's CPU path: N JSONL records through map (each executor) vs a plain loop (bench_records)."""
-    return bench_records.bench(cfg["records"], cfg["cpu_records"])
+    return bench_records.bench(cfg["records"], cfg["cpu_records"], repeat=cfg["repeat"])
 
 
 SECTION_FNS: dict[str, Callable[[dict[str, Any], Path], Any]] = {
