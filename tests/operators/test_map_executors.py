@@ -1,7 +1,7 @@
 """map / flat_map / filter with ``executor="inline" | "threads" | "processes"``.
 
-Functions run in worker processes must be importable by module name, so they
-live at module level here.
+Functions run in worker processes must be importable by module name: they
+live in ``_executor_fns`` (which imports little, so workers start fast).
 """
 
 from __future__ import annotations
@@ -18,61 +18,28 @@ import dspex.flows as fl
 from dspex.errors import ConfigError, FlowFailed
 from dspex.sinks import collect
 
+from _executor_fns import double, flaky, fragile, keep_even, sleepy, twice
+
 EXECUTORS = ["inline", "threads", "processes"]
 
 
-def _double(r: dict[str, Any]) -> dict[str, Any]:
-    return {**r, "y": r["x"] * 2, "pid": os.getpid()}
-
-
-def _twice(r: dict[str, Any]) -> Any:
-    return ({**r, "copy": i} for i in range(2))  # a generator: drained in the worker
-
-
-def _keep_even(r: dict[str, Any]) -> bool:
-    return r["x"] % 2 == 0
-
-
-def _fragile(r: dict[str, Any]) -> dict[str, Any]:
-    if r["x"] % 7 == 3:
-        raise ValueError(f"bad record {r['x']}")
-    return {**r, "ok": True}
-
-
-def _flaky(r: dict[str, Any]) -> dict[str, Any]:
-    """Fail the first call for each record (a marker file remembers it, across processes)."""
-    marker = Path(r["dir"]) / f"{r['x']}.tried"
-    if r["x"] % 5 == 0 and not marker.exists():
-        marker.touch()
-        raise ConnectionError(f"transient failure on {r['x']}")
-    return {**r, "ok": True}
-
-
-def _sleepy(r: dict[str, Any]) -> dict[str, Any]:
-    (Path(r["dir"]) / f"{os.getpid()}.pid").touch()
-    import time
-
-    time.sleep(60)
-    return r
-
-
-def _run_chain(executor: str, ordered: bool, n: int = 300) -> list[dict[str, Any]]:
+async def _run_chain(executor: str, ordered: bool, n: int = 300) -> list[dict[str, Any]]:
     out = collect()
     flow = fl.Flow(f"chain-{executor}")
     (flow.source([{"x": i} for i in range(n)])
-         .map(_double, concurrency=2, ordered=ordered, executor=executor)
-         .flat_map(_twice, concurrency=2, ordered=ordered, executor=executor)
-         .filter(_keep_even, concurrency=2, ordered=ordered, executor=executor)
+         .map(double, concurrency=2, ordered=ordered, executor=executor)
+         .flat_map(twice, ordered=ordered, executor=executor)
+         .filter(keep_even, ordered=ordered, executor=executor)
          .sink(out))
-    flow.run_sync(progress=False)
+    await flow.run(progress=False)
     return out.items
 
 
 @pytest.mark.parametrize("executor", ["threads", "processes"])
 @pytest.mark.parametrize("ordered", [True, False])
 async def test_executor_gives_the_same_records_as_inline(executor: str, ordered: bool) -> None:
-    inline = await anyio.to_thread.run_sync(_run_chain, "inline", ordered)
-    other = await anyio.to_thread.run_sync(_run_chain, executor, ordered)
+    inline = await _run_chain("inline", ordered)
+    other = await _run_chain(executor, ordered)
     strip = [{k: v for k, v in r.items() if k != "pid"} for r in other]
     expected = [{k: v for k, v in r.items() if k != "pid"} for r in inline]
     assert len(strip) == 300  # 300 records, x2 by flat_map, half kept by filter
@@ -93,7 +60,7 @@ async def test_executor_gives_the_same_records_as_inline(executor: str, ordered:
 async def test_processes_executor_runs_in_flow_on_this_backend() -> None:
     out = collect()
     flow = fl.Flow("procs")
-    flow.source([{"x": i} for i in range(50)]).map(_double, concurrency=2, executor="processes").sink(out)
+    flow.source([{"x": i} for i in range(50)]).map(double, concurrency=2, executor="processes").sink(out)
     report = await flow.run(progress=False)
     assert [r["y"] for r in out.items] == [2 * i for i in range(50)]
     assert os.getpid() not in {r["pid"] for r in out.items}
@@ -106,7 +73,7 @@ async def test_error_policy_applies_per_record(executor: str, policy: str) -> No
     out, dead = collect(), collect()
     flow = fl.Flow("policy")
     (flow.source([{"x": i} for i in range(60)])
-         .map(_fragile, concurrency=3, executor=executor, on_error=policy).sink(out))
+         .map(fragile, concurrency=3, executor=executor, on_error=policy).sink(out))
     flow.dead_letter(dead)
     report = await flow.run(progress=False)
     bad = [i for i in range(60) if i % 7 == 3]
@@ -123,7 +90,7 @@ async def test_error_policy_applies_per_record(executor: str, policy: str) -> No
 @pytest.mark.parametrize("executor", EXECUTORS)
 async def test_raise_policy_fails_the_flow_naming_the_record(executor: str) -> None:
     flow = fl.Flow("raise")
-    flow.source([{"x": i} for i in range(20)]).map(_fragile, concurrency=2, executor=executor).sink(collect())
+    flow.source([{"x": i} for i in range(20)]).map(fragile, concurrency=2, executor=executor).sink(collect())
     with pytest.raises(FlowFailed, match=r"ValueError: bad record (3|10|17)\b"):
         await flow.run(progress=False)
 
@@ -133,7 +100,7 @@ async def test_retry_policy_reinvokes_each_failed_record(executor: str, tmp_path
     out = collect()
     flow = fl.Flow("retry")
     rows = [{"x": i, "dir": str(tmp_path)} for i in range(40)]
-    flow.source(rows).map(_flaky, concurrency=2, executor=executor, on_error=("retry", 2)).sink(out)
+    flow.source(rows).map(flaky, concurrency=2, executor=executor, on_error=("retry", 2)).sink(out)
     report = await flow.run(progress=False)
     assert [r["x"] for r in out.items] == list(range(40))
     assert report.nodes["map-2"].items_failed == 0
@@ -155,7 +122,7 @@ def test_executor_values_and_callables_are_checked() -> None:
         return r
 
     with pytest.raises(ConfigError, match=r"executor must be one of 'inline', 'threads', 'processes'"):
-        fl.Flow("p").source([1]).map(_double, executor="gpu")
+        fl.Flow("p").source([1]).map(double, executor="gpu")
     with pytest.raises(ConfigError, match=r"coro is an async function"):
         fl.Flow("p").source([1]).map(coro, executor="threads")
 
@@ -165,7 +132,7 @@ async def test_unpicklable_record_is_dead_lettered_and_the_rest_pass() -> None:
     rows: list[dict[str, Any]] = [{"x": i} for i in range(10)]
     rows[4]["lock"] = threading.Lock()
     flow = fl.Flow("records")
-    flow.source(rows).map(_double, concurrency=2, executor="processes", on_error="dead_letter").sink(out)
+    flow.source(rows).map(double, concurrency=2, executor="processes", on_error="dead_letter").sink(out)
     flow.dead_letter(dead)
     await flow.run(progress=False)
     assert [r["x"] for r in out.items] == [0, 1, 2, 3, 5, 6, 7, 8, 9]
@@ -176,7 +143,7 @@ async def test_unpicklable_record_is_dead_lettered_and_the_rest_pass() -> None:
 async def test_cancelling_a_run_kills_its_worker_processes(tmp_path: Path) -> None:
     flow = fl.Flow("cancel")
     rows = [{"x": i, "dir": str(tmp_path)} for i in range(400)]  # two batches at least
-    flow.source(rows).map(_sleepy, concurrency=2, executor="processes").sink(collect())
+    flow.source(rows).map(sleepy, concurrency=2, executor="processes").sink(collect())
     pids: list[int] = []
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: flow.run(progress=False))

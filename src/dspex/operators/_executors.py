@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 
 from ..errors import ConfigError, InputError, ItemFailed
@@ -88,15 +89,20 @@ def check_executor(executor: str, fn: Any, *, mode: str, what: str) -> None:
             ) from exc
 
 
-def apply_batch(fn: Callable[[Any], Any], records: Sequence[Any]) -> list[Outcome]:
+def apply_batch(
+    fn: Callable[[Any], Any], records: Sequence[Any], between: Callable[[], None] | None = None
+) -> list[Outcome]:
     """Call ``fn`` on each record; return one outcome per record, in order.
 
     An iterator result (a generator from a ``flat_map`` function) is drained
     here, in the worker, so no user code runs later on the event loop.
+    ``between`` runs before each record (a cancellation check: it may raise).
     """
     out: list[Outcome] = []
     append = out.append
     for record in records:
+        if between is not None:
+            between()
         try:
             result = fn(record)
             if isinstance(result, Iterator):
@@ -110,11 +116,13 @@ def apply_batch(fn: Callable[[Any], Any], records: Sequence[Any]) -> list[Outcom
 class ThreadExecutor:
     """Run batches in anyio worker threads, at most ``workers`` at once.
 
-    A cancelled node waits for the batches already in threads to finish
-    (bounded by one batch's time): no thread is left running the function.
+    Each input chunk is shared evenly among the threads (``min_batch`` 1), so
+    a blocking function keeps all of them busy. A cancelled node waits for
+    the records already running to return; each thread stops before its next
+    record (no thread is left running the function).
     """
 
-    min_batch = 64
+    min_batch = 1
 
     def __init__(self, fn: Callable[[Any], Any], workers: int, node: str) -> None:
         self.fn = fn
@@ -129,7 +137,9 @@ class ThreadExecutor:
 
     async def run(self, records: list[Any]) -> list[Outcome]:
         """Apply the function to ``records`` in one thread trip (blocks the caller only)."""
-        return await anyio.to_thread.run_sync(apply_batch, self.fn, records, limiter=self.limiter)
+        return await anyio.to_thread.run_sync(
+            apply_batch, self.fn, records, anyio.from_thread.check_cancelled, limiter=self.limiter
+        )
 
 
 def _portable(outcome: Outcome) -> Outcome:
