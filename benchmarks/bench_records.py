@@ -66,8 +66,7 @@ FUNCTIONS = {"cheap": cheap, "clean": clean}
 def write_input(path: str, n: int) -> None:
     """Write ``n`` records of the shape the other flow benchmarks use."""
     with open(path, "w") as f:
-        for i in range(n):
-            f.write(json.dumps({"id": i, "text": f"record number {i} with some text"}) + "\n")
+        f.writelines(json.dumps({"id": i, "text": f"record number {i} with some text"}) + "\n" for i in range(n))
 
 
 # -- cases (each in its own process) -----------------------------------------

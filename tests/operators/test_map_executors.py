@@ -13,12 +13,11 @@ from typing import Any
 
 import anyio
 import pytest
+from _executor_fns import double, flaky, fragile, keep_even, sleepy, twice
 
 import dspex.flows as fl
 from dspex.errors import ConfigError, FlowFailed
 from dspex.sinks import collect
-
-from _executor_fns import double, flaky, fragile, keep_even, sleepy, twice
 
 EXECUTORS = ["inline", "threads", "processes"]
 

@@ -198,12 +198,6 @@ class ProcessExecutor:
             else:
                 await anyio.to_thread.run_sync(_kill, pool)
 
-    @property
-    def pids(self) -> list[int]:
-        """Return the worker processes' ids (instrumentation, tests)."""
-        processes = getattr(self.pool, "_processes", None) or {}
-        return list(processes)
-
     async def run(self, records: list[Any]) -> list[Outcome]:
         """Apply the function to ``records`` in one worker process.
 
@@ -250,14 +244,17 @@ class ProcessExecutor:
             data = self.pool.submit(_child_batch, self.fn, payload).result()
         except BrokenProcessPool as exc:
             raise ItemFailed(
-                f"node {self.node!r}: a worker process died ({exc}); the process pool is broken",
+                f"node {self.node!r}: a worker process died ({exc}); the process pool is broken. "
+                "Workers import the main module: a script that runs its flow at import time "
+                "must guard it with `if __name__ == \"__main__\":`",
                 node=self.node,
             ) from exc
         except Exception as exc:  # the child failed outside the function: loading it
             raise ConfigError(
                 f"node {self.node!r}: worker processes could not run {_describe(self.fn)} "
                 f"({type(exc).__name__}: {exc}); executor='processes' needs a function "
-                "importable by module name (defined in a module, not in __main__ of -c or a REPL)"
+                "importable by module name (defined in a module or a guarded script, "
+                "not in -c or a REPL)"
             ) from exc
         return pickle.loads(data)  # type: ignore[no-any-return]
 

@@ -181,7 +181,9 @@ class MapOperator(Operator):
             await owner.fail(item, error)
             return []
 
-    async def settle(self, item: Item, error: BaseException, ctx: NodeContext, rerun: Rerun) -> list[Item]:
+    async def settle(
+        self, item: Item, error: BaseException, ctx: NodeContext, rerun: Rerun
+    ) -> list[Item]:
         """Retry a failed ``item`` per the policy (``rerun`` re-applies the function), else fail it.
 
         Raises:
@@ -248,7 +250,7 @@ class MapOperator(Operator):
                         item.data = result
                         emitted.append(item)
                     else:
-                        if isinstance(result, AsyncIterable):  # flat_map: fn returned an async generator
+                        if isinstance(result, AsyncIterable):  # flat_map: an async generator
                             result = [x async for x in result]
                         emitted.extend(finish(item, result, ctx))
                 except Exception as exc:

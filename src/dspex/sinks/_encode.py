@@ -81,7 +81,8 @@ def _record_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str]:
     make = _json_encoder.c_make_encoder
     if make is None or encoder.indent is not None:
         return encoder.encode
-    quote = _json_encoder.encode_basestring_ascii if encoder.ensure_ascii else _json_encoder.encode_basestring
+    quote = (_json_encoder.encode_basestring_ascii if encoder.ensure_ascii
+             else _json_encoder.encode_basestring)
     chunks = make(
         {} if encoder.check_circular else None, encoder.default, quote, None,
         encoder.key_separator, encoder.item_separator, encoder.sort_keys, encoder.skipkeys,

@@ -99,8 +99,7 @@ class LineChunker:
         data = self._read(self.chunk_bytes)
         if self._first:
             self._first = False
-            if data.startswith(_BOM):
-                data = data[len(_BOM):]
+            data = data.removeprefix(_BOM)
         if not data:
             self.eof = True
             return self._finish()
