@@ -208,14 +208,15 @@ def _have_bytewax() -> bool:
 
 
 def bench(records: int, cpu_records: int, backend: str = "asyncio",
-          only: tuple[str, ...] = ("cheap", "clean"), repeat: int = 1) -> list[dict[str, Any]]:
+          only: tuple[str, ...] = ("cheap", "clean"), repeat: int = 1,
+          executors: tuple[str, ...] = EXECUTORS) -> list[dict[str, Any]]:
     """Run every case (of the functions in ``only``); return the rows, also printed as they finish.
 
     With ``repeat`` > 1 each case runs that many times (fresh processes) and
     the run with the least CPU time is kept; ``walls_s`` lists every wall time.
     """
     rows: list[dict[str, Any]] = []
-    parts = (("cheap", records, _cheap_plan()), ("clean", cpu_records, _clean_plan()))
+    parts = (("cheap", records, _cheap_plan(executors)), ("clean", cpu_records, _clean_plan(executors)))
     with tempfile.TemporaryDirectory() as tmp:
         for fn, n, plan in (part for part in parts if part[0] in only):
             src, dst = os.path.join(tmp, f"{fn}.jsonl"), os.path.join(tmp, "out.jsonl")
@@ -235,17 +236,18 @@ def bench(records: int, cpu_records: int, backend: str = "asyncio",
     return rows
 
 
-def _cheap_plan() -> list[tuple[str, int, str]]:
+def _cheap_plan(executors: tuple[str, ...]) -> list[tuple[str, int, str]]:
     plan = [("plain", 1, ""), ("asyncio", 1, "")]
     if _have_bytewax():
         plan.append(("bytewax", 1, ""))
-    plan += [("dspex", c, e) for e in EXECUTORS for c in CONCURRENCIES]
+    plan += [("dspex", c, e) for e in EXECUTORS if e in executors for c in CONCURRENCIES]
     return plan
 
 
-def _clean_plan() -> list[tuple[str, int, str]]:
-    return [("plain", 1, ""), ("dspex", 1, "inline"), ("dspex", 4, "threads"),
+def _clean_plan(executors: tuple[str, ...]) -> list[tuple[str, int, str]]:
+    plan = [("plain", 1, ""), ("dspex", 1, "inline"), ("dspex", 4, "threads"),
             *[("dspex", c, "processes") for c in (1, 2, 4)]]
+    return [case for case in plan if case[0] == "plain" or case[2] in executors]
 
 
 def main() -> None:
@@ -257,6 +259,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     parser.add_argument("--only", default="cheap,clean", help="which functions: cheap, clean or both")
     parser.add_argument("--repeat", type=int, default=1, help="runs per case; the least CPU is kept")
+    parser.add_argument("--executors", default=",".join(EXECUTORS), help="dspex executors to run")
     # case mode (internal)
     parser.add_argument("--kind", default="dspex")
     parser.add_argument("--fn", default="cheap")
@@ -268,7 +271,8 @@ def main() -> None:
     if args.mode == "case":
         run_case(args)
         return
-    rows = bench(args.records, args.cpu_records, args.backend, tuple(args.only.split(",")), args.repeat)
+    rows = bench(args.records, args.cpu_records, args.backend, tuple(args.only.split(",")), args.repeat,
+                 tuple(args.executors.split(",")))
     from _report import records_table
     from rich.console import Console
 
