@@ -57,10 +57,14 @@ if TYPE_CHECKING:
     from .optimizers import BootstrapFewShot as BootstrapFewShot
     from .optimizers import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
     from .optimizers import LabeledFewShot as LabeledFewShot
+    from .signatures import Audio as Audio
     from .signatures import Citation as Citation
+    from .signatures import Code as Code
     from .signatures import Confidence as Confidence
     from .signatures import Embedding as Embedding
+    from .signatures import File as File
     from .signatures import History as History
+    from .signatures import Image as Image
     from .signatures import InputField as InputField
     from .signatures import OutputField as OutputField
     from .signatures import Reasoning as Reasoning
@@ -76,6 +80,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Adapter",
+    "Audio",
     "BaseLM",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
@@ -84,14 +89,17 @@ __all__ = [
     "ChatAdapter",
     "CircuitBreakerPolicy",
     "Citation",
+    "Code",
     "Completions",
     "Confidence",
     "DspexError",
     "Embedding",
     "Evaluate",
     "Example",
+    "File",
     "Flow",
     "History",
+    "Image",
     "InputField",
     "JSONAdapter",
     "LM",
@@ -133,6 +141,7 @@ __all__ = [
 # name -> (module, attribute); attribute None means the module itself.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Adapter": (".adapters", "Adapter"),
+    "Audio": (".signatures", "Audio"),
     "BaseLM": (".lm", "BaseLM"),
     "BootstrapFewShot": (".optimizers", "BootstrapFewShot"),
     "BootstrapFewShotWithRandomSearch": (".optimizers", "BootstrapFewShotWithRandomSearch"),
@@ -141,14 +150,17 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ChatAdapter": (".adapters", "ChatAdapter"),
     "CircuitBreakerPolicy": (".lm", "CircuitBreakerPolicy"),
     "Citation": (".signatures", "Citation"),
+    "Code": (".signatures", "Code"),
     "Completions": (".modules", "Completions"),
     "Confidence": (".signatures", "Confidence"),
     "DspexError": (".errors", "DspexError"),
     "Embedding": (".signatures", "Embedding"),
     "Evaluate": (".evaluate", "Evaluate"),
     "Example": (".modules", "Example"),
+    "File": (".signatures", "File"),
     "Flow": (".flows", "Flow"),
     "History": (".signatures", "History"),
+    "Image": (".signatures", "Image"),
     "InputField": (".signatures", "InputField"),
     "JSONAdapter": (".adapters", "JSONAdapter"),
     "LM": (".lm", "LM"),

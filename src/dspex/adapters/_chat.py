@@ -20,6 +20,7 @@ from ..errors import ConfigError, ParseError
 from ..signatures._coerce import annotation_name, parse_field
 from ..signatures._types import ToolCalls
 from ._base import Adapter, IncrementalParser
+from ._parts import split_content_parts
 from ._fmt import (
     apply_output_defaults,
     field_descriptions,
@@ -293,7 +294,8 @@ class ChatAdapter(Adapter):
         content = self.format_user_message_content(request_sig, inputs, main_request=True)
         if content:
             messages.append({"role": "user", "content": content})
-        return messages
+        # Image/Audio/File values became marked text above; DSPy sends them as content parts.
+        return split_content_parts(messages)
 
     # ----- parsing --------------------------------------------------------
     def parse(self, signature: type[Signature], completion: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .._context import get_setting
 from ..adapters._callbacks import notify_end, notify_start, parse_notified
 from ..adapters._native import NativePlan, native_plan, native_tools, native_values
+from ..adapters._parts import split_content_parts, split_message
 from ..errors import ParseError
 from ..events import FieldDone, Retry, TokenDelta, Usage
 from ..lm._types import LMUsage, Message
@@ -116,13 +117,14 @@ def _format_messages(
         if hit is None:
             prefix = [{"role": "system", "content": adapter.format_system_message(signature)}]  # type: ignore[attr-defined]
             prefix.extend(adapter.format_demos(signature, demos))  # type: ignore[attr-defined]
+            prefix = split_content_parts(prefix)  # images in demos go as content parts, as in format()
             if len(_PREFIX) >= _CACHE_MAX:
                 _PREFIX.clear()
             hit = _PREFIX[key] = (prefix, tuple(demos))  # demos kept alive so their ids stay unique
         messages = list(hit[0])
         content = adapter.format_user_message_content(signature, inputs, main_request=True)  # type: ignore[attr-defined]
         if content:
-            messages.append({"role": "user", "content": content})
+            messages.append(split_message({"role": "user", "content": content}))
     feedback = get_setting("feedback", ())
     if feedback:
         messages = _with_feedback(messages, feedback)
@@ -134,8 +136,12 @@ def _with_feedback(messages: list[Message], feedback: Sequence[str]) -> list[Mes
     note = "\n".join(f"Your previous response was rejected: {line}" for line in feedback)
     messages = list(messages)
     for i in range(len(messages) - 1, -1, -1):
-        if messages[i].get("role") == "user" and isinstance(messages[i].get("content"), str):
-            messages[i] = {**messages[i], "content": f"{messages[i]['content']}\n\n{note}"}
+        content = messages[i].get("content")
+        if messages[i].get("role") == "user" and isinstance(content, str):
+            messages[i] = {**messages[i], "content": f"{content}\n\n{note}"}
+            return messages
+        if messages[i].get("role") == "user" and isinstance(content, list):  # content parts (images …)
+            messages[i] = {**messages[i], "content": [*content, {"type": "text", "text": f"\n\n{note}"}]}
             return messages
     messages.append({"role": "user", "content": note})
     return messages

@@ -1,8 +1,12 @@
 """Signatures: typed input → output contracts, fields and ML types."""
 
+from ._code import Code as Code
 from ._fields import InputField as InputField
 from ._fields import OutputField as OutputField
 from ._fields import infer_prefix as infer_prefix
+from ._media import Audio as Audio
+from ._media import File as File
+from ._media import Image as Image
 from ._make import clear_signature_cache as clear_signature_cache
 from ._make import ensure_signature as ensure_signature
 from ._make import make_signature as make_signature
@@ -18,10 +22,14 @@ from ._types import Reasoning as Reasoning
 from ._types import ToolCalls as ToolCalls
 
 __all__ = [
+    "Audio",
     "Citation",
+    "Code",
     "Confidence",
     "Embedding",
+    "File",
     "History",
+    "Image",
     "InputField",
     "OutputField",
     "Reasoning",

@@ -51,6 +51,8 @@ def base_type_names() -> dict[str, Any]:
     """Return the names every signature string may use (a fresh dict)."""
     global _BASE_NAMES
     if _BASE_NAMES is None:
+        from ._code import Code
+        from ._media import Audio, File, Image
         from ._types import ML_TYPES
 
         names: dict[str, Any] = dict(_BUILTINS)
@@ -59,6 +61,7 @@ def base_type_names() -> dict[str, Any]:
         names["NoneType"] = type(None)
         names["None"] = type(None)
         names.update(ML_TYPES)
+        names.update({"Image": Image, "Audio": Audio, "File": File, "Code": Code})
         _BASE_NAMES = names
     return dict(_BASE_NAMES)
 

@@ -10,7 +10,8 @@ and ``parse(...)`` results for the cases in ``golden_cases.py``; and
 ``react.json``: for each case of ``react_cases.py``, the messages of every LM
 call ``dspy.ReAct`` makes under ``DummyLM`` and the final trajectory and
 outputs; ``react_state.json``: what ``dspy.ReAct.save`` writes; and ``custom_types.json``: the system message of signatures with
-custom-typed fields (the "Type description of ..." lines).
+custom-typed fields (the "Type description of ..." lines); ``media.json``: both adapters' messages for the
+Image/Audio/File/Code cases of ``media_cases.py`` (content parts).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import golden_cases as cases  # noqa: E402
+import media_cases  # noqa: E402
 import react_cases  # noqa: E402
 
 
@@ -97,6 +99,26 @@ def custom_types_fixture() -> dict[str, Any]:
     return out
 
 
+def media_fixture() -> dict[str, Any]:
+    """Return DSPy's messages for the content-part cases (both adapters) and Code parses."""
+    import tempfile
+
+    from PIL import Image as PILImage
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, sig_name, demos, inputs in media_cases.format_cases(dspy, Path(tmp), PILImage):
+            sig = media_cases.SIGNATURES[sig_name](dspy)
+            for kind, adapter in (("chat", dspy.ChatAdapter()), ("json", dspy.JSONAdapter())):
+                out[f"{kind}-{case}"] = adapter.format(sig, demos, inputs)
+    out["parse"] = [
+        {"signature": name, "completion": text,
+         "result": {k: encode(v) for k, v in dspy.ChatAdapter().parse(media_cases.SIGNATURES[name](dspy), text).items()}}
+        for name, text in media_cases.CODE_PARSE
+    ]
+    return out
+
+
 def main() -> None:
     assert dspy.__version__ == "3.4.1", dspy.__version__
     chat, js = dspy.ChatAdapter(), dspy.JSONAdapter()
@@ -108,6 +130,7 @@ def main() -> None:
         "react.json": react_fixture(),
         "custom_types.json": custom_types_fixture(),
         "react_state.json": react_state_fixture(),
+        "media.json": media_fixture(),
     }
     for name, data in files.items():
         (HERE / name).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
