@@ -60,6 +60,10 @@ class ServerStats:
     by_provider: dict[str, int] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Media parts (images, audio, files) of the last request that had any,
+    #: provider-neutral: ``[{"type": "image", "url": ...}, ...]``.
+    last_media: list[dict[str, Any]] = field(default_factory=list)
+    media_parts: int = 0
 
     @property
     def active_connections(self) -> int:
@@ -406,6 +410,9 @@ class FakeLLMServer:
             call = fp.parse_call(provider, body, model or self.model, path_stream)
         except (ValueError, fp.BadRequest) as exc:
             return await self._error(stream, provider, 400, f"bad request: {exc}", keep)
+        if call.media:
+            self.stats.last_media = call.media
+            self.stats.media_parts += len(call.media)
         fault = self._draw_fault()
         if fault in ("429", "500", "503", "hang", "reset"):  # answered without a completion
             await anyio.sleep_until(ready_at)
