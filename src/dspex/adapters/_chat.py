@@ -277,6 +277,20 @@ class ChatAdapter(Adapter):
             messages.append({"role": "assistant", "content": self.format_assistant_message_content(signature, turn)})
         return messages
 
+    def format_conversation_history(self, signature: type[Signature], history_field_name: str,
+                                    inputs: dict[str, Any]) -> list[Message]:
+        """Return the ``History`` turns as messages and remove the field from ``inputs``.
+
+        DSPy's override point: ``signature`` is the signature without the
+        history field; ``inputs`` is the call's (copied) inputs dict, from
+        which the history value is deleted.
+        """
+        value = inputs.pop(history_field_name, None)
+        turns = getattr(value, "messages", None) if value is not None else None
+        if isinstance(value, Mapping):
+            turns = value.get("messages")
+        return self.format_history(signature, turns or [])
+
     def format(self, signature: type[Signature], demos: Sequence[Mapping[str, Any]] = (),
                inputs: Mapping[str, Any] | None = None) -> list[Message]:
         inputs = dict(inputs or {})
@@ -286,11 +300,7 @@ class ChatAdapter(Adapter):
         hist = history_field(signature.input_fields)
         if hist is not None:
             request_sig = signature.delete(hist)
-            value = inputs.pop(hist, None)
-            turns = getattr(value, "messages", None) if value is not None else None
-            if isinstance(value, Mapping):
-                turns = value.get("messages")
-            messages.extend(self.format_history(request_sig, turns or []))
+            messages.extend(self.format_conversation_history(request_sig, hist, inputs))
         content = self.format_user_message_content(request_sig, inputs, main_request=True)
         if content:
             messages.append({"role": "user", "content": content})
