@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = ["USAGE", "Module"]
 USAGE: ContextVar[list[LMUsage] | None] = ContextVar("dspex_usage", default=None)
 
 _KIND: dict[type, str] = {}
+logger = logging.getLogger("dspex.modules")
 
 
 def _call_kind(cls: type) -> str:
@@ -270,13 +272,39 @@ class Module:
 
     # -- copies and LMs -----------------------------------------------------------
     def deepcopy(self) -> Any:
-        """Return a deep copy; LM objects (and other clients) are shared, not copied."""
+        """Return a deep copy; LM objects (and other clients) are shared, not copied.
+
+        As in DSPy, an attribute that cannot be deep-copied (a lock, a client,
+        an open file) is copied shallowly instead, or shared if even that
+        fails; a warning names it. Sub-modules are copied the same way.
+        """
         memo: dict[int, Any] = {}
         for _, module in self.named_sub_modules():
             for value in vars(module).values():
                 if _is_lm(value):
                     memo[id(value)] = value
-        return copy.deepcopy(self, memo)
+        try:
+            return copy.deepcopy(self, memo)
+        except Exception:  # noqa: BLE001 - any attribute's failure: fall back attribute by attribute
+            return self._copy_by_attribute(memo)
+
+    def _copy_by_attribute(self, memo: dict[int, Any]) -> Any:
+        new = type(self).__new__(type(self))
+        for attr, value in vars(self).items():
+            if isinstance(value, Module):
+                copied = value.deepcopy()
+            else:
+                try:
+                    copied = copy.deepcopy(value, memo)
+                except Exception:  # noqa: BLE001 - DSPy's fallback: shallow copy, else the same object
+                    logger.warning("Failed to deep copy attribute %r of %s, falling back to shallow copy or "
+                                   "reference copy.", attr, type(self).__name__)
+                    try:
+                        copied = copy.copy(value)
+                    except Exception:  # noqa: BLE001
+                        copied = value
+            new.__dict__[attr] = copied
+        return new
 
     def reset_copy(self) -> Any:
         """Return a deep copy whose predictors are reset (no demos, no LM)."""
