@@ -171,7 +171,8 @@ def _unknown(name: str, spec: str, field: str) -> SignatureError:
     return SignatureError(
         f"unknown type {name!r} for field {field!r} in signature {spec!r}; expected a builtin or "
         "typing type (str, int, list[...], Literal[...], Optional[...]), a dspex type (Reasoning, "
-        f"Confidence, ...), or pass it explicitly: types={{{name!r}: {name}}}",
+        f"Confidence, ...), or pass it explicitly: types={{{name!r}: {name}}} "
+        "(DSPy's custom_types= works too; resolve_caller_types=True looks it up in the caller)",
         field=field,
     )
 
