@@ -27,6 +27,7 @@ from .._context import context, get_setting
 from .._util._sync import run_sync
 from ..errors import ConfigError, InputError
 from ..lm._types import LMUsage
+from ._pickle import read_pickled_state, save_pickled
 from ._prediction import Prediction
 from ._stream import ModuleStream
 
@@ -357,29 +358,41 @@ class Module:
         apply_state(self, state, load_lm=load_lm)
         return self
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, save_program: bool = False) -> None:
         """Write the program state (demos, instructions, LM settings) as JSON.
 
         The file is DSPy-compatible and also records how to rebuild built-in
         modules, so ``dx.load(path)`` works for them. API keys are never
-        written.
+        written. As in DSPy, a ``.pkl`` path pickles the state instead, and
+        ``save_program=True`` pickles the whole program into the directory
+        ``path`` (both log DSPy's warning about untrusted pickles).
 
         Raises:
-            ConfigError: ``path`` does not end with ``.json``.
+            ConfigError: ``path`` does not end with ``.json`` or ``.pkl`` (or
+                has a suffix with ``save_program=True``), or the pickle fails.
         """
-        from ._state import save_program
+        from ._state import save_program as save_json
 
-        save_program(self, path)
+        if save_program or Path(path).suffix == ".pkl":
+            save_pickled(self, path, save_program)
+        else:
+            save_json(self, path)
 
-    def load(self, path: str | Path, *, load_lm: bool = True) -> Module:
-        """Load state written by :meth:`save` into this module; return self.
+    def load(self, path: str | Path, *, load_lm: bool = True, allow_pickle: bool = False) -> Module:
+        """Load state written by :meth:`save` (or by DSPy) into this module; return self.
+
+        All-or-nothing: a file that does not fit leaves the module unchanged.
 
         Raises:
-            ConfigError: The file is missing, not JSON, or does not match
-                this module's predictors.
+            ConfigError: The file is missing or unreadable, or a ``.pkl`` file
+                without ``allow_pickle=True``.
+            StateMismatchError: A predictor has no entry (also a ``KeyError``,
+                as DSPy raises).
         """
         from ._state import read_state
 
+        if Path(path).suffix == ".pkl":
+            return self.load_state(read_pickled_state(path, allow_pickle), load_lm=load_lm)
         return self.load_state(read_state(path), load_lm=load_lm)
 
     def __repr__(self) -> str:
