@@ -91,3 +91,47 @@ def test_deepcopy_falls_back_to_shallow_copies(caplog: pytest.LogCaptureFixture)
     copied.predict.demos.append(dx.Example(question="q2", answer="b"))
     assert len(prog.predict.demos) == 1
     assert copied(question="x", lm=ScriptedLM([{"answer": "ok"}])).answer == "ok"
+
+
+class Outer(dx.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = WithLock()
+
+    def forward(self, question: str, direct: bool = False) -> Any:
+        return self.inner.forward(question=question) if direct else self.inner(question=question)
+
+
+class AsyncForward(dx.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.predict = dx.Predict("question -> answer")
+
+    async def forward(self, question: str) -> Any:
+        return await self.predict.acall(question=question)
+
+
+def test_calling_forward_directly_logs_dspys_warning(caplog: pytest.LogCaptureFixture) -> None:
+    lm = ScriptedLM([{"answer": "a"}] * 4)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        Outer()(question="q", lm=lm)
+    assert "directly is discouraged" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger=LOGGER), dx.context(lm=lm):
+        WithLock().forward(question="q")
+    assert "Calling module.forward(...) on WithLock directly is discouraged. Please use module(...) instead." \
+        in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        Outer()(question="q", direct=True, lm=lm)  # a sub-module's forward called inside forward
+    assert "on WithLock directly" in caplog.text and "on Outer directly" not in caplog.text
+
+
+async def test_acall_does_not_warn_for_sync_or_async_forward(caplog: pytest.LogCaptureFixture) -> None:
+    lm = ScriptedLM([{"answer": "a"}] * 3)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert (await Outer().acall(question="q", lm=lm)).answer == "a"
+        assert (await AsyncForward().acall(question="q", lm=lm)).answer == "a"
+    assert "directly is discouraged" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger=LOGGER), dx.context(lm=lm):
+        await AsyncForward().forward(question="q")
+    assert "on AsyncForward directly" in caplog.text

@@ -57,6 +57,63 @@ def _call_kind(cls: type) -> str:
     return kind
 
 
+#: True just while Module.__call__/acall hands over to a subclass's ``forward``.
+_VIA_CALL: ContextVar[bool] = ContextVar("dspex_forward_via_call", default=False)
+
+
+def _guard_forward(fn: Any) -> Any:
+    """Wrap a subclass's ``forward`` to log DSPy's warning when it is called directly.
+
+    The flag is cleared for the body, so a ``forward`` calling a sub-module's
+    ``forward`` directly is warned about too, as in DSPy.
+    """
+    def check(self: Any) -> Any:
+        via = _VIA_CALL.get()
+        if not via:
+            logger.warning("Calling module.forward(...) on %s directly is discouraged. Please use module(...) "
+                           "instead.", type(self).__name__)
+        return _VIA_CALL.set(False)
+
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def guarded_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            token = check(self)
+            try:
+                return await fn(self, *args, **kwargs)
+            finally:
+                _VIA_CALL.reset(token)
+
+        return guarded_async
+
+    @functools.wraps(fn)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        token = check(self)
+        try:
+            return fn(self, *args, **kwargs)
+        finally:
+            _VIA_CALL.reset(token)
+
+    return guarded
+
+
+def _forward_via_call(method: Any, inputs: dict[str, Any]) -> Any:
+    """Call ``method(**inputs)`` (a forward) marked as coming from ``__call__``/``acall``."""
+    token = _VIA_CALL.set(True)
+    try:
+        return method(**inputs)
+    finally:
+        _VIA_CALL.reset(token)
+
+
+async def _aforward_via_call(method: Any, inputs: dict[str, Any]) -> Any:
+    """Await an async ``forward(**inputs)`` marked as coming from ``acall``."""
+    token = _VIA_CALL.set(True)
+    try:
+        return await method(**inputs)
+    finally:
+        _VIA_CALL.reset(token)
+
+
 def _is_lm(value: Any) -> bool:
     return hasattr(value, "acall") and hasattr(value, "stream") and hasattr(value, "model")
 
@@ -90,6 +147,12 @@ class Module:
     """
 
     _compiled: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("forward")
+        if callable(fn):  # DSPy warns when forward() is called instead of module(...)
+            cls.forward = _guard_forward(fn)  # type: ignore[method-assign]
 
     def __init__(self, callbacks: list[Any] | None = None) -> None:
         self.callbacks: list[Any] = list(callbacks or [])
@@ -137,8 +200,10 @@ class Module:
             lm_token = _context._overrides.set(MappingProxyType(overrides))
         try:
             if kind == "async":
-                method = self.aforward if type(self).aforward is not Module.aforward else self.forward
-                result = await method(**inputs)
+                if type(self).aforward is not Module.aforward:
+                    result = await self.aforward(**inputs)
+                else:
+                    result = await _aforward_via_call(self.forward, inputs)
             else:
                 result = await self._dispatch(kind, inputs)
         finally:
@@ -149,9 +214,11 @@ class Module:
 
     async def _dispatch(self, kind: str, inputs: dict[str, Any]) -> Any:
         if kind == "async":
-            method = self.aforward if type(self).aforward is not Module.aforward else self.forward
-            return await method(**inputs)
-        return await anyio.to_thread.run_sync(functools.partial(self.forward, **inputs))
+            if type(self).aforward is not Module.aforward:
+                return await self.aforward(**inputs)
+            return await _aforward_via_call(self.forward, inputs)
+        # The worker thread runs in a copy of this context, flag included.
+        return await anyio.to_thread.run_sync(_forward_via_call, self.forward, inputs)
 
     @staticmethod
     def _account(result: Any, spent: list[LMUsage], parent: list[LMUsage] | None) -> Any:
@@ -183,9 +250,9 @@ class Module:
         try:
             if lm is not None:
                 with context(lm=lm):
-                    result = self.forward(**inputs)
+                    result = _forward_via_call(self.forward, inputs)
             else:
-                result = self.forward(**inputs)
+                result = _forward_via_call(self.forward, inputs)
         finally:
             USAGE.reset(token)
         return self._account(result, spent, parent)
