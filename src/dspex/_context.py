@@ -26,7 +26,9 @@ KNOWN_SETTINGS: Mapping[str, Any] = MappingProxyType(
         "lm": None,
         "adapter": None,
         "cache": True,
-        "trace": None,
+        # DSPy starts with an empty trace that every Predict call appends to (bounded by
+        # max_trace_size; oldest dropped); dx.configure(trace=None) switches tracing off.
+        "trace": [],
         "max_trace_size": 10_000,
         "callbacks": (),
         "track_usage": True,

@@ -135,3 +135,17 @@ async def test_acall_does_not_warn_for_sync_or_async_forward(caplog: pytest.LogC
     with caplog.at_level(logging.WARNING, logger=LOGGER), dx.context(lm=lm):
         await AsyncForward().forward(question="q")
     assert "on AsyncForward directly" in caplog.text
+
+
+async def test_trace_starts_as_a_list_and_is_bounded() -> None:
+    from dspex._context import KNOWN_SETTINGS, get_setting
+
+    assert isinstance(KNOWN_SETTINGS["trace"], list)  # DSPy: settings.trace starts as []
+    trace = get_setting("trace")
+    assert isinstance(trace, list)
+    predict = dx.Predict("question -> answer")
+    with dx.context(max_trace_size=2):
+        for i in range(4):
+            await predict.acall(question=f"q{i}", lm=ScriptedLM([{"answer": str(i)}]))
+        assert len(trace) == 2
+    assert [entry[1]["question"] for entry in trace] == ["q2", "q3"] and trace[-1][0] is predict
