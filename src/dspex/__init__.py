@@ -59,8 +59,10 @@ if TYPE_CHECKING:
     from .optimizers import LabeledFewShot as LabeledFewShot
     from .signatures import Audio as Audio
     from .signatures import Citation as Citation
+    from .signatures import Citations as Citations
     from .signatures import Code as Code
     from .signatures import Confidence as Confidence
+    from .signatures import Document as Document
     from .signatures import Embedding as Embedding
     from .signatures import File as File
     from .signatures import History as History
@@ -89,9 +91,11 @@ __all__ = [
     "ChatAdapter",
     "CircuitBreakerPolicy",
     "Citation",
+    "Citations",
     "Code",
     "Completions",
     "Confidence",
+    "Document",
     "DspexError",
     "Embedding",
     "Evaluate",
@@ -150,9 +154,11 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ChatAdapter": (".adapters", "ChatAdapter"),
     "CircuitBreakerPolicy": (".lm", "CircuitBreakerPolicy"),
     "Citation": (".signatures", "Citation"),
+    "Citations": (".signatures", "Citations"),
     "Code": (".signatures", "Code"),
     "Completions": (".modules", "Completions"),
     "Confidence": (".signatures", "Confidence"),
+    "Document": (".signatures", "Document"),
     "DspexError": (".errors", "DspexError"),
     "Embedding": (".signatures", "Embedding"),
     "Evaluate": (".evaluate", "Evaluate"),

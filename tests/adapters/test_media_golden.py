@@ -17,7 +17,7 @@ from dspex.adapters import ChatAdapter, JSONAdapter
 GOLDEN = Path(__file__).resolve().parent / "golden"
 NS = SimpleNamespace(
     Signature=dspex.Signature, InputField=dspex.InputField, OutputField=dspex.OutputField, History=dspex.History,
-    Image=dspex.Image, Audio=dspex.Audio, File=dspex.File, Code=dspex.Code,
+    Image=dspex.Image, Audio=dspex.Audio, File=dspex.File, Code=dspex.Code, Document=dspex.Document,
 )
 ADAPTERS = {"chat": ChatAdapter, "json": JSONAdapter}
 

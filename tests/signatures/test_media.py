@@ -119,3 +119,39 @@ def test_saved_demos_keep_dspys_image_representation(tmp_path: Path) -> None:
     loaded.load(path)
     messages = dx.ChatAdapter().format(loaded.signature, loaded.demos, {"question": "x", "image": dx.Image(PNG_URI)})
     assert messages[1]["content"][1] == {"type": "image_url", "image_url": {"url": PNG_URI}}
+
+
+def test_document_parts_and_validation() -> None:
+    doc = dx.Document(data="Water boils at 100C.", title="Physics", context="textbook")
+    assert doc.format() == [{"type": "document", "source": {"type": "text", "media_type": "text/plain",
+                                                             "data": "Water boils at 100C."},
+                             "citations": {"enabled": True}, "title": "Physics", "context": "textbook"}]
+    assert dx.Document.model_validate("plain text").data == "plain text"
+    assert str(doc) == "Document('Physics': 20 chars)"
+    pdf = dx.Document(data="JVBERi0=", media_type="application/pdf")
+    assert pdf.format()[0]["source"]["type"] == "base64"
+    with pytest.raises(pydantic.ValidationError, match="Document expects"):
+        dx.Document.model_validate(3)
+    with pytest.raises(pydantic.ValidationError):
+        dx.Document(data="x", media_type="text/html")
+
+
+CITE = {"cited_text": "Water boils", "document_index": 0, "start_char_index": 0, "end_char_index": 11}
+
+
+@pytest.mark.parametrize("raw", [[CITE], {"citations": [CITE]}, CITE])
+def test_citations_accept_dspys_shapes(raw: object) -> None:
+    cites = dx.Citations.model_validate(raw)
+    assert len(cites) == 1 and cites[0].cited_text == "Water boils" and list(cites)[0].document_index == 0
+    assert cites.format() == [{"type": "char_location", **CITE}]
+    assert dx.Citations.from_dict_list([CITE]) == cites
+    assert isinstance(cites[0], dx.Citations.Citation)
+
+
+def test_citations_output_parses_from_a_completion_and_rejects_garbage() -> None:
+    sig = dx.Signature("documents: list[Document], question -> answer, citations: Citations")
+    text = f'[[ ## answer ## ]]\n100C\n\n[[ ## citations ## ]]\n{json.dumps([CITE])}\n\n[[ ## completed ## ]]'
+    parsed = dx.ChatAdapter().parse(sig, text)
+    assert parsed["answer"] == "100C" and parsed["citations"][0].end_char_index == 11
+    with pytest.raises(dx.errors.ParseError, match="citations"):
+        dx.ChatAdapter().parse(sig, "[[ ## answer ## ]]\nx\n\n[[ ## citations ## ]]\nnone at all")

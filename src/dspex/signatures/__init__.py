@@ -1,6 +1,8 @@
 """Signatures: typed input → output contracts, fields and ML types."""
 
 from ._code import Code as Code
+from ._documents import Citations as Citations
+from ._documents import Document as Document
 from ._fields import InputField as InputField
 from ._fields import OutputField as OutputField
 from ._fields import infer_prefix as infer_prefix
@@ -24,8 +26,10 @@ from ._types import ToolCalls as ToolCalls
 __all__ = [
     "Audio",
     "Citation",
+    "Citations",
     "Code",
     "Confidence",
+    "Document",
     "Embedding",
     "File",
     "History",

@@ -52,6 +52,7 @@ def base_type_names() -> dict[str, Any]:
     global _BASE_NAMES
     if _BASE_NAMES is None:
         from ._code import Code
+        from ._documents import Citations, Document
         from ._media import Audio, File, Image
         from ._types import ML_TYPES
 
@@ -61,7 +62,8 @@ def base_type_names() -> dict[str, Any]:
         names["NoneType"] = type(None)
         names["None"] = type(None)
         names.update(ML_TYPES)
-        names.update({"Image": Image, "Audio": Audio, "File": File, "Code": Code})
+        names.update({"Image": Image, "Audio": Audio, "File": File, "Code": Code, "Document": Document,
+                      "Citations": Citations})
         _BASE_NAMES = names
     return dict(_BASE_NAMES)
 

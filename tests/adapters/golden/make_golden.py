@@ -103,12 +103,16 @@ def media_fixture() -> dict[str, Any]:
     """Return DSPy's messages for the content-part cases (both adapters) and Code parses."""
     import tempfile
 
+    from types import SimpleNamespace
+
+    from dspy.experimental import Document
     from PIL import Image as PILImage
 
+    ns = SimpleNamespace(**{k: getattr(dspy, k) for k in dir(dspy) if not k.startswith("_")}, Document=Document)
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for case, sig_name, demos, inputs in media_cases.format_cases(dspy, Path(tmp), PILImage):
-            sig = media_cases.SIGNATURES[sig_name](dspy)
+        for case, sig_name, demos, inputs in media_cases.format_cases(ns, Path(tmp), PILImage):
+            sig = media_cases.SIGNATURES[sig_name](ns)
             for kind, adapter in (("chat", dspy.ChatAdapter()), ("json", dspy.JSONAdapter())):
                 out[f"{kind}-{case}"] = adapter.format(sig, demos, inputs)
     out["parse"] = [

@@ -1,7 +1,7 @@
 """Content-part golden cases (Image, Audio, File, Code), written once for DSPy and dspex.
 
 Each builder takes a namespace ``ns`` with ``Signature``, ``InputField``,
-``OutputField``, ``History``, ``Image``, ``Audio``, ``File`` and ``Code``
+``OutputField``, ``History``, ``Image``, ``Audio``, ``File``, ``Code`` and ``Document``
 (``dspy`` when generating fixtures, ``dspex`` in the tests). Cases that need
 Pillow (bytes / PIL inputs) are listed in ``NEEDS_PIL``. Never imports dspy.
 """
@@ -93,7 +93,19 @@ def image_history(ns: Any) -> Any:
     return Chat
 
 
+def documents(ns: Any) -> Any:
+    class Cited(ns.Signature):
+        """Answer from the documents."""
+
+        documents: list[ns.Document] = ns.InputField()
+        question: str = ns.InputField()
+        answer: str = ns.OutputField()
+
+    return Cited
+
+
 SIGNATURES = {
+    "documents": documents,
     "image_qa": image_qa,
     "images": images,
     "image_dict": image_dict,
@@ -135,6 +147,10 @@ def format_cases(ns: Any, tmp: Path, pil: Any = None) -> list[tuple[str, str, li
         ("file_data", "file", [], {"document": ns.File(file_data=PDF, filename="a.pdf")}),
         ("file_id", "file", [], {"document": ns.File.from_file_id("file-abc123")}),
         ("file_path", "file", [], {"document": ns.File.from_path(str(pdf_path))}),
+        ("documents", "documents", [],
+         {"documents": [ns.Document(data="Water boils at 100C.", title="Physics"),
+                        ns.Document(data="JVBERi0xLjQK", media_type="application/pdf", context="scan")],
+          "question": "When does water boil?"}),
         ("code_in", "code_in", [], {"code": "def f(x):\n    return sorted(x)"}),
         ("code_out", "code_out", [{"question": "Add", "code": "int add(int a, int b) { return a + b; }"}],
          {"question": "Say hi"}),
