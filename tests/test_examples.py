@@ -45,3 +45,16 @@ def test_optimize_offline_lifts_the_score() -> None:
     best = float(lines[3].split(": ")[2].split("%")[0])
     assert best > 0.0  # above the zero-shot candidate
     assert lines[4] == "reloaded: 100.0%"
+
+
+def test_agent_offline() -> None:
+    lines = _run("examples/agent_offline.py").splitlines()
+    assert lines == [
+        "call   add({'a': 20, 'b': 22})",
+        "result add -> 42",
+        "call   finish({})",
+        "result finish -> Completed.",
+        "What is 1 + 2? -> 3",
+        "What is the temperature in Oslo? -> 4 °C in Oslo",
+        "What is 40 + 2? -> 42",
+    ]

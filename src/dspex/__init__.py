@@ -44,15 +44,22 @@ if TYPE_CHECKING:
     from .lm import Timeouts as Timeouts
     from .lm import configure_cache as configure_cache
     from .lm import inspect_history as inspect_history
+    from .modules import Assert as Assert
+    from .modules import BestOfN as BestOfN
     from .modules import ChainOfThought as ChainOfThought
     from .modules import Completions as Completions
     from .modules import Example as Example
     from .modules import Module as Module
+    from .modules import MultiChainComparison as MultiChainComparison
+    from .modules import Parallel as Parallel
     from .modules import Predict as Predict
     from .modules import Prediction as Prediction
     from .modules import ReAct as ReAct
+    from .modules import Refine as Refine
+    from .modules import Suggest as Suggest
     from .modules import load as load
     from .modules import load_dspy_state as load_dspy_state
+    from .modules import majority as majority
     from . import operators as ops
     from .optimizers import BootstrapFewShot as BootstrapFewShot
     from .optimizers import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
@@ -82,8 +89,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Adapter",
+    "Assert",
     "Audio",
     "BaseLM",
+    "BestOfN",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "BufferPolicy",
@@ -110,16 +119,20 @@ __all__ = [
     "LabeledFewShot",
     "MemoryWatermarks",
     "Module",
+    "MultiChainComparison",
     "OutputField",
+    "Parallel",
     "Predict",
     "Prediction",
     "RateLimit",
     "ReAct",
     "Reasoning",
+    "Refine",
     "RetryPolicy",
     "RunReport",
     "RunStore",
     "Signature",
+    "Suggest",
     "Timeouts",
     "Tool",
     "ToolCalls",
@@ -134,6 +147,7 @@ __all__ = [
     "inspect_history",
     "load",
     "load_dspy_state",
+    "majority",
     "make_signature",
     "metrics",
     "ops",
@@ -145,8 +159,10 @@ __all__ = [
 # name -> (module, attribute); attribute None means the module itself.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Adapter": (".adapters", "Adapter"),
+    "Assert": (".modules", "Assert"),
     "Audio": (".signatures", "Audio"),
     "BaseLM": (".lm", "BaseLM"),
+    "BestOfN": (".modules", "BestOfN"),
     "BootstrapFewShot": (".optimizers", "BootstrapFewShot"),
     "BootstrapFewShotWithRandomSearch": (".optimizers", "BootstrapFewShotWithRandomSearch"),
     "BufferPolicy": (".backpressure", "BufferPolicy"),
@@ -173,16 +189,20 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "LabeledFewShot": (".optimizers", "LabeledFewShot"),
     "MemoryWatermarks": (".backpressure", "MemoryWatermarks"),
     "Module": (".modules", "Module"),
+    "MultiChainComparison": (".modules", "MultiChainComparison"),
     "OutputField": (".signatures", "OutputField"),
+    "Parallel": (".modules", "Parallel"),
     "Predict": (".modules", "Predict"),
     "Prediction": (".modules", "Prediction"),
     "ReAct": (".modules", "ReAct"),
     "RateLimit": (".lm", "RateLimit"),
     "Reasoning": (".signatures", "Reasoning"),
+    "Refine": (".modules", "Refine"),
     "RetryPolicy": (".lm", "RetryPolicy"),
     "RunReport": (".flows", "RunReport"),
     "RunStore": (".store", "RunStore"),
     "Signature": (".signatures", "Signature"),
+    "Suggest": (".modules", "Suggest"),
     "Timeouts": (".lm", "Timeouts"),
     "Tool": (".signatures", "Tool"),
     "ToolCalls": (".signatures", "ToolCalls"),
@@ -196,6 +216,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "inspect_history": (".lm", "inspect_history"),
     "load": (".modules", "load"),
     "load_dspy_state": (".modules", "load_dspy_state"),
+    "majority": (".modules", "majority"),
     "make_signature": (".signatures", "make_signature"),
     "metrics": (".evaluate.metrics", None),
     "ops": (".operators", None),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import re
-import string
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from typing import Any
 import anyio
 
 from .._util._sync import run_sync
+from .._util._text import normalize_text
 from ..errors import InputError
 from ..modules import ChainOfThought, Module, Prediction
 from ..signatures import InputField, OutputField, Signature
@@ -48,22 +48,8 @@ __all__ = [
     "passage_has_answers",
 ]
 
-_PUNCTUATION = frozenset(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
 # DPR's SimpleTokenizer: runs of letters/digits/marks, or any other single non-space character.
 _DPR_TOKEN = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+|\S")
-
-
-def normalize_text(s: str) -> str:
-    """Return ``s`` normalised as DSPy does (NFD, lowercase, no punctuation or articles).
-
-    Example:
-        >>> normalize_text("The,  Eiffel  Tower!")
-        'eiffel tower'
-    """
-    s = unicodedata.normalize("NFD", s).lower()
-    s = "".join(ch for ch in s if ch not in _PUNCTUATION)
-    return " ".join(_ARTICLES.sub(" ", s).split())
 
 
 def em_score(prediction: str, ground_truth: str) -> bool:

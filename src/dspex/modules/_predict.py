@@ -26,7 +26,7 @@ from .._context import get_setting
 from ..adapters._chat import ChatAdapter
 from ..errors import ConfigError, InputError, LMNotConfiguredError
 from ..lm._types import LMUsage
-from ..signatures import Signature, Tool, ToolCalls, ensure_signature
+from ..signatures import InputField, Signature, Tool, ToolCalls, ensure_signature
 from ._call import complete_with_retries
 from ._module import USAGE, Module
 from ._prediction import Prediction
@@ -106,6 +106,23 @@ class _Settings:
     def get(self, name: str) -> Any:
         over = self.over
         return over[name] if name in over else self.base.get(name)
+
+
+_HINTED: dict[type[Signature], _SigInfo] = {}
+
+
+def _hinted(info: _SigInfo) -> _SigInfo:
+    """Return ``info`` with DSPy Refine's ``hint_`` input appended (cached per signature)."""
+    sig = info.signature
+    if "hint_" in sig.input_fields:
+        return info
+    hinted = _HINTED.get(sig)
+    if hinted is None:
+        if len(_HINTED) >= 1024:
+            _HINTED.clear()
+        field = InputField(desc="A hint to the module from an earlier run")
+        hinted = _HINTED[sig] = _SigInfo(sig.append("hint_", field, type_=str))
+    return hinted
 
 
 _default_adapter: Adapter | None = None
@@ -259,6 +276,10 @@ class Predict(Module):
         info = self._info
         if "signature" in kwargs:
             info = _SigInfo(ensure_signature(kwargs.pop("signature")))
+        hints = settings.get("hints")
+        if hints is not None:  # a Refine retry: DSPy appends a hint_ input to every call
+            info = _hinted(info)
+            kwargs["hint_"] = hints.get(id(self), "N/A")
         for name, (default, factory) in info.defaults.items():
             if name not in kwargs:
                 kwargs[name] = default() if factory else default
