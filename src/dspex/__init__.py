@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     from .signatures import Reasoning as Reasoning
     from .signatures import Signature as Signature
     from .signatures import Tool as Tool
+    from .signatures import ToolCallResults as ToolCallResults
     from .signatures import ToolCalls as ToolCalls
     from .signatures import ensure_signature as ensure_signature
     from .signatures import make_signature as make_signature
@@ -135,6 +136,7 @@ __all__ = [
     "Suggest",
     "Timeouts",
     "Tool",
+    "ToolCallResults",
     "ToolCalls",
     "__version__",
     "configure",
@@ -205,6 +207,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Suggest": (".modules", "Suggest"),
     "Timeouts": (".lm", "Timeouts"),
     "Tool": (".signatures", "Tool"),
+    "ToolCallResults": (".signatures", "ToolCallResults"),
     "ToolCalls": (".signatures", "ToolCalls"),
     "configure": ("._context", "configure"),
     "configure_cache": (".lm", "configure_cache"),

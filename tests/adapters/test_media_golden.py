@@ -18,8 +18,10 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 NS = SimpleNamespace(
     Signature=dspex.Signature, InputField=dspex.InputField, OutputField=dspex.OutputField, History=dspex.History,
     Image=dspex.Image, Audio=dspex.Audio, File=dspex.File, Code=dspex.Code, Document=dspex.Document,
+    ToolCalls=dspex.ToolCalls, ToolCallResults=dspex.ToolCallResults,
 )
-ADAPTERS = {"chat": ChatAdapter, "json": JSONAdapter}
+ADAPTERS = {"chat": ChatAdapter, "json": JSONAdapter,
+            "native": lambda: ChatAdapter(use_native_function_calling=True)}
 
 
 def _load_cases() -> Any:
@@ -33,7 +35,6 @@ def _load_cases() -> Any:
 
 cases = _load_cases()
 FIXTURE = json.loads((GOLDEN / "media.json").read_text())
-CASE_NAMES = sorted({key.split("-", 1)[1] for key in FIXTURE if key != "parse"})
 
 
 def _pil() -> Any:
@@ -44,16 +45,16 @@ def _pil() -> Any:
     return Image
 
 
-@pytest.mark.parametrize("kind", ["chat", "json"])
-@pytest.mark.parametrize("case", CASE_NAMES)
-def test_media_format_matches_dspy(kind: str, case: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", sorted(k for k in FIXTURE if k != "parse"))
+def test_media_format_matches_dspy(key: str, tmp_path: Path) -> None:
+    kind, case = key.split("-", 1)
     pil = _pil()
     if case in cases.NEEDS_PIL and pil is None:
         pytest.skip("Pillow is not installed (pip install 'dspex[images]')")
     built = {c: (s, d, i) for c, s, d, i in cases.format_cases(NS, tmp_path, pil)}
     sig_name, demos, inputs = built[case]
     signature = cases.SIGNATURES[sig_name](NS)
-    assert ADAPTERS[kind]().format(signature, demos, inputs) == FIXTURE[f"{kind}-{case}"]
+    assert ADAPTERS[kind]().format(signature, demos, inputs) == FIXTURE[key]
 
 
 @pytest.mark.parametrize("entry", FIXTURE["parse"], ids=lambda e: e["completion"][:30])

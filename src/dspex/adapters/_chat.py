@@ -20,6 +20,7 @@ from ..errors import ConfigError, ParseError
 from ..signatures._coerce import annotation_name, parse_field
 from ..signatures._types import ToolCalls
 from ._base import Adapter, IncrementalParser
+from ._history import history_messages
 from ._parts import split_content_parts
 from ._fmt import (
     apply_output_defaults,
@@ -27,7 +28,6 @@ from ._fmt import (
     format_field_value,
     history_field,
     split_demos,
-    to_mapping,
     type_note,
 )
 
@@ -267,15 +267,7 @@ class ChatAdapter(Adapter):
 
     def format_history(self, signature: type[Signature], turns: Sequence[Any]) -> list[Message]:
         """Return ``History`` turns as user/assistant pairs (``signature`` without the history field)."""
-        messages: list[Message] = []
-        for raw in turns:
-            turn = to_mapping(raw)
-            has_input = any(n in turn for n in signature.input_fields)
-            user = self.format_user_message_content(signature, turn, main_request=has_input)
-            if user:
-                messages.append({"role": "user", "content": user})
-            messages.append({"role": "assistant", "content": self.format_assistant_message_content(signature, turn)})
-        return messages
+        return history_messages(self, signature, turns)
 
     def format_conversation_history(self, signature: type[Signature], history_field_name: str,
                                     inputs: dict[str, Any]) -> list[Message]:

@@ -16,6 +16,7 @@ from ._schema import output_json_schema as output_json_schema
 from ._schema import tool_json_schema as tool_json_schema
 from ._signature import Signature as Signature
 from ._tool import Tool as Tool
+from ._tool_results import ToolCallResults as ToolCallResults
 from ._types import Citation as Citation
 from ._types import Confidence as Confidence
 from ._types import Embedding as Embedding
@@ -39,6 +40,7 @@ __all__ = [
     "Reasoning",
     "Signature",
     "Tool",
+    "ToolCallResults",
     "ToolCalls",
     "clear_signature_cache",
     "ensure_signature",

@@ -115,6 +115,9 @@ def media_fixture() -> dict[str, Any]:
             sig = media_cases.SIGNATURES[sig_name](ns)
             for kind, adapter in (("chat", dspy.ChatAdapter()), ("json", dspy.JSONAdapter())):
                 out[f"{kind}-{case}"] = adapter.format(sig, demos, inputs)
+            if case in media_cases.NATIVE:
+                native = dspy.ChatAdapter(use_native_function_calling=True)
+                out[f"native-{case}"] = native.format(sig, demos, inputs)
     out["parse"] = [
         {"signature": name, "completion": text,
          "result": {k: encode(v) for k, v in dspy.ChatAdapter().parse(media_cases.SIGNATURES[name](dspy), text).items()}}

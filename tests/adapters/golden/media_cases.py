@@ -1,7 +1,7 @@
 """Content-part golden cases (Image, Audio, File, Code), written once for DSPy and dspex.
 
 Each builder takes a namespace ``ns`` with ``Signature``, ``InputField``,
-``OutputField``, ``History``, ``Image``, ``Audio``, ``File``, ``Code`` and ``Document``
+``OutputField``, ``History``, ``Image``, ``Audio``, ``File``, ``Code``, ``Document``, ``ToolCalls`` and ``ToolCallResults``
 (``dspy`` when generating fixtures, ``dspex`` in the tests). Cases that need
 Pillow (bytes / PIL inputs) are listed in ``NEEDS_PIL``. Never imports dspy.
 """
@@ -104,7 +104,31 @@ def documents(ns: Any) -> Any:
     return Cited
 
 
+def tool_history(ns: Any) -> Any:
+    class Agent(ns.Signature):
+        question: str = ns.InputField()
+        history: ns.History = ns.InputField()
+        answer: str = ns.OutputField()
+        calls: ns.ToolCalls = ns.OutputField()
+
+    return Agent
+
+
+def _tool_turns(ns: Any, with_ids: bool) -> list[dict[str, Any]]:
+    calls = ns.ToolCalls.from_dict_list([
+        {"name": "get_weather", "args": {"city": "Oslo"}, **({"id": "call_1"} if with_ids else {})},
+        {"name": "get_time", "args": {}, **({"id": "call_2"} if with_ids else {})},
+    ])
+    results = ns.ToolCallResults.from_tool_calls_and_values(calls, ["sunny", {"hour": 9}], [False, True])
+    return [
+        {"question": "Weather and time in Oslo?",
+         "calls": ns.ToolCalls(tool_calls=calls.tool_calls, tool_call_results=results)},
+        {"question": "Thanks", "answer": "You are welcome."},
+    ]
+
+
 SIGNATURES = {
+    "tool_history": tool_history,
     "documents": documents,
     "image_qa": image_qa,
     "images": images,
@@ -116,6 +140,7 @@ SIGNATURES = {
     "image_history": image_history,
 }
 NEEDS_PIL = {"image_bytes", "image_pil"}
+NATIVE = {"tool_history", "tool_history_no_ids"}  # also formatted with native function calling on
 
 
 def format_cases(ns: Any, tmp: Path, pil: Any = None) -> list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]]:
@@ -151,6 +176,10 @@ def format_cases(ns: Any, tmp: Path, pil: Any = None) -> list[tuple[str, str, li
          {"documents": [ns.Document(data="Water boils at 100C.", title="Physics"),
                         ns.Document(data="JVBERi0xLjQK", media_type="application/pdf", context="scan")],
           "question": "When does water boil?"}),
+        ("tool_history", "tool_history", [],
+         {"question": "And tomorrow?", "history": ns.History(messages=_tool_turns(ns, with_ids=True))}),
+        ("tool_history_no_ids", "tool_history", [],
+         {"question": "And tomorrow?", "history": ns.History(messages=_tool_turns(ns, with_ids=False))}),
         ("code_in", "code_in", [], {"code": "def f(x):\n    return sorted(x)"}),
         ("code_out", "code_out", [{"question": "Add", "code": "int add(int a, int b) { return a + b; }"}],
          {"question": "Say hi"}),
