@@ -126,6 +126,34 @@ def media_fixture() -> dict[str, Any]:
     return out
 
 
+PROVIDER_CASES = ["image_url", "image_data_uri", "image_list", "image_demo", "file_data", "file_path", "audio"]
+
+
+def provider_fixture(media: dict[str, Any]) -> dict[str, Any]:
+    """Return litellm's Anthropic messages and Gemini contents for DSPy's media messages.
+
+    DSPy sends every request through litellm, so these are the provider
+    bodies DSPy 3.4.1 produces for the chat adapter's content parts.
+    """
+    import os
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network
+    from litellm.llms.anthropic.chat.transformation import AnthropicConfig
+    from litellm.llms.vertex_ai.gemini.transformation import _gemini_convert_messages_with_history
+
+    out: dict[str, Any] = {}
+    for case in PROVIDER_CASES:
+        messages = json.loads(json.dumps(media[f"chat-{case}"]))
+        rest = [m for m in messages if m["role"] != "system"]
+        if case != "audio":  # Anthropic takes no audio input
+            body = AnthropicConfig().transform_request(
+                model="claude-sonnet-4-5", messages=json.loads(json.dumps(messages)),
+                optional_params={"max_tokens": 16}, litellm_params={}, headers={})
+            out[f"anthropic-{case}"] = body["messages"]
+        out[f"gemini-{case}"] = _gemini_convert_messages_with_history(messages=json.loads(json.dumps(rest)))
+    return out
+
+
 def main() -> None:
     assert dspy.__version__ == "3.4.1", dspy.__version__
     chat, js = dspy.ChatAdapter(), dspy.JSONAdapter()
@@ -139,6 +167,7 @@ def main() -> None:
         "react_state.json": react_state_fixture(),
         "media.json": media_fixture(),
     }
+    files["provider_parts.json"] = provider_fixture(files["media.json"])
     for name, data in files.items():
         (HERE / name).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
         print(f"wrote {name}: {len(data)} cases")

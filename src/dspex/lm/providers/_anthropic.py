@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ...errors import ConfigError
 from .._types import LMResponse, LMUsage, Message, NativeToolCall
 from ._base import (
     RESERVED_PARAMS,
@@ -78,6 +79,9 @@ def _blocks(content: Any) -> Any:
             blocks.append({"type": "image", "source": source})
         elif kind == "file":
             blocks.append(_document(part.get("file") or {}))
+        elif kind == "input_audio":
+            raise ConfigError("Anthropic models take no audio input (a dx.Audio value); expected text, images, "
+                              "documents or files")
         elif isinstance(part, dict):
             blocks.append(part)  # already an Anthropic block
     return blocks
