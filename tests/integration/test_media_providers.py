@@ -35,7 +35,7 @@ async def test_image_and_file_parts_arrive_for_each_provider(model: str) -> None
                 image=dx.Image(PNG_URI), document=dx.File(file_data=PDF, filename="a.pdf"), lm=lm)
         finally:
             await lm.aclose()
-    assert isinstance(pred.answer, str) and pred.answer
+    assert pred.answer == "Received image data:image/png;base64; file data:application/pdf;base64"  # echoed
     assert server.stats.last_media == [{"type": "image", "url": PNG_URI}, {"type": "file", "url": PDF}]
     assert server.stats.media_parts == 2
 
@@ -56,10 +56,12 @@ async def test_remote_image_url_is_passed_by_reference() -> None:
     async with FakeLLMServer(seed=3) as server:
         lm = dx.LM("anthropic/claude-fake", api_base=server.url, api_key="sk-media-test-0000", cache=False)
         try:
-            await dx.Predict("question, image: Image -> answer").acall(question="?", image=dx.Image(url), lm=lm)
+            pred = await dx.Predict("question, image: Image -> answer").acall(question="?", image=dx.Image(url),
+                                                                              lm=lm)
         finally:
             await lm.aclose()
     assert server.stats.last_media == [{"type": "image", "url": url}]
+    assert pred.answer == f"Received image {url}"
 
 
 async def test_requests_without_media_record_none() -> None:

@@ -49,6 +49,24 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"
 _FAULTS = ("429", "500", "503", "hang", "reset", "truncate", "malformed")
 
 
+def _media_echo(call: fp.ChatCall) -> dict[str, Any] | None:
+    """Return the echo of a request's media parts for its first text output field, if any.
+
+    ``"Received image https://…; file data:application/pdf;base64,…"``: each
+    part's type and its URL (data URIs cut to their header), so a test can
+    check what reached the server through the whole stack.
+    """
+    if not call.media:
+        return None
+    found = fields_from_prompt(call.system)
+    field = next((s.name for s in found[0] if s.kind == "str"), None) if found else None
+    if field is None:
+        return None
+    shown = [f"{m['type']} {m['url'].split(',', 1)[0] if m['url'].startswith('data:') else m['url']}"
+             for m in call.media]
+    return {field: "Received " + "; ".join(shown)}
+
+
 @dataclass
 class ServerStats:
     """What the server saw and said; compare these totals in tests."""
@@ -481,7 +499,8 @@ class FakeLLMServer:
                 text = taught
             else:
                 text = fake_completion(call.system, key, json_schema=call.json_schema,
-                                       json_mode=call.json_mode, user=call.texts[-1] if call.texts else "")  # fmt: skip
+                                       json_mode=call.json_mode, user=call.texts[-1] if call.texts else "",
+                                       overrides=_media_echo(call))  # fmt: skip
             tokens = split_tokens(text)
             finish = "stop"
             if call.max_tokens is not None and len(tokens) > call.max_tokens:
