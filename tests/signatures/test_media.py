@@ -142,7 +142,7 @@ CITE = {"cited_text": "Water boils", "document_index": 0, "start_char_index": 0,
 @pytest.mark.parametrize("raw", [[CITE], {"citations": [CITE]}, CITE])
 def test_citations_accept_dspys_shapes(raw: object) -> None:
     cites = dx.Citations.model_validate(raw)
-    assert len(cites) == 1 and cites[0].cited_text == "Water boils" and list(cites)[0].document_index == 0
+    assert len(cites) == 1 and cites[0].cited_text == "Water boils" and next(iter(cites)).document_index == 0
     assert cites.format() == [{"type": "char_location", **CITE}]
     assert dx.Citations.from_dict_list([CITE]) == cites
     assert isinstance(cites[0], dx.Citations.Citation)

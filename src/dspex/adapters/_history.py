@@ -57,7 +57,7 @@ def _native_turn(adapter: ChatAdapter, signature: type[Signature], turn: dict[st
             content_sig = content_sig.delete(name)
     content = adapter.format_assistant_message_content(content_sig, turn) if content_sig.output_fields else ""
     if results is not None:
-        ids = [c.id for c in calls.tool_calls]
+        ids = [getattr(c, "id", None) for c in calls.tool_calls]
         if ids != [r.call_id for r in results.tool_call_results] or not all(ids):
             results = None  # results that cannot be matched to calls are dropped, as in DSPy
     out: list[Message] = []
@@ -88,7 +88,7 @@ def history_messages(adapter: ChatAdapter, signature: type[Signature], turns: Se
             messages.extend(_native_turn(adapter, signature, turn, calls, results))
             continue
         values = turn
-        if calls_field is not None and results is not None:
+        if calls_field is not None and calls is not None and results is not None:
             values = {**turn, calls_field: calls.model_copy(update={"tool_call_results": None})}
         messages.append({"role": "assistant", "content": adapter.format_assistant_message_content(signature, values)})
         if results is not None:

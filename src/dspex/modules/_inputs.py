@@ -26,9 +26,10 @@ __all__ = ["check_inputs", "value_matches"]
 logger = logging.getLogger("dspex.modules")
 
 
-def _check_items(value: Any, kind: type, args: tuple[Any, ...]) -> bool:
-    if not isinstance(value, kind):
+def _check_items(raw: Any, kind: type, args: tuple[Any, ...]) -> bool:
+    if not isinstance(raw, kind):
         return False
+    value: Any = raw
     if kind is dict:
         return not args or all(value_matches(k, args[0]) and value_matches(v, args[1]) for k, v in value.items())
     if kind is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):

@@ -25,6 +25,9 @@ class ToolCallResult(BaseModel):
     is_error: bool = False
 
 
+_Result = ToolCallResult  # the field annotation below must not see the ClassVar of the same name
+
+
 class ToolCallResults(BaseModel):
     """The results of a turn's tool calls, in call order.
 
@@ -32,9 +35,9 @@ class ToolCallResults(BaseModel):
     ``{"name", "value"}`` result.
     """
 
-    ToolCallResult: ClassVar[type[ToolCallResult]] = ToolCallResult
+    ToolCallResult: ClassVar[type[_Result]] = ToolCallResult  # DSPy's ToolCallResults.ToolCallResult
 
-    tool_call_results: list[ToolCallResult]
+    tool_call_results: list[_Result]
 
     @classmethod
     def from_tool_calls_and_values(cls, tool_calls: Any, values: Sequence[Any],

@@ -26,9 +26,9 @@ import dspy
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import golden_cases as cases  # noqa: E402
-import media_cases  # noqa: E402
-import react_cases  # noqa: E402
+import golden_cases as cases
+import media_cases
+import react_cases
 
 
 def encode(value: Any) -> dict[str, str]:
@@ -102,7 +102,6 @@ def custom_types_fixture() -> dict[str, Any]:
 def media_fixture() -> dict[str, Any]:
     """Return DSPy's messages for the content-part cases (both adapters) and Code parses."""
     import tempfile
-
     from types import SimpleNamespace
 
     from dspy.experimental import Document

@@ -66,19 +66,23 @@ def file(ns: Any) -> Any:
 
 
 def code_in(ns: Any) -> Any:
+    python_code = ns.Code["python"]
+
     class Complexity(ns.Signature):
         """Analyze the time complexity of the function."""
 
-        code: ns.Code["python"] = ns.InputField()
+        code: python_code = ns.InputField()
         result: str = ns.OutputField()
 
     return Complexity
 
 
 def code_out(ns: Any) -> Any:
+    java_code = ns.Code["java"]
+
     class Generate(ns.Signature):
         question: str = ns.InputField()
-        code: ns.Code["java"] = ns.OutputField()
+        code: java_code = ns.OutputField()
 
     return Generate
 
