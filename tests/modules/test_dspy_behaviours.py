@@ -149,3 +149,14 @@ async def test_trace_starts_as_a_list_and_is_bounded() -> None:
             await predict.acall(question=f"q{i}", lm=ScriptedLM([{"answer": str(i)}]))
         assert len(trace) == 2
     assert [entry[1]["question"] for entry in trace] == ["q2", "q3"] and trace[-1][0] is predict
+
+
+class Refined(WithLock):
+    def forward(self, question: str) -> Any:
+        return super().forward(question=question.strip())
+
+
+def test_super_forward_inside_forward_is_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert Refined()(question=" q ", lm=ScriptedLM([{"answer": "a"}])).answer == "a"
+    assert "directly is discouraged" not in caplog.text

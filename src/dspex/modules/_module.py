@@ -59,22 +59,23 @@ def _call_kind(cls: type) -> str:
     return kind
 
 
-#: True just while Module.__call__/acall hands over to a subclass's ``forward``.
-_VIA_CALL: ContextVar[bool] = ContextVar("dspex_forward_via_call", default=False)
+#: The module whose ``forward`` may run without a warning: set by __call__/acall
+#: for the module they run, and by a running ``forward`` for its own instance
+#: (so ``super().forward(...)`` is quiet, as in DSPy).
+_VIA_CALL: ContextVar[object | None] = ContextVar("dspex_forward_via_call", default=None)
 
 
 def _guard_forward(fn: Any) -> Any:
     """Wrap a subclass's ``forward`` to log DSPy's warning when it is called directly.
 
-    The flag is cleared for the body, so a ``forward`` calling a sub-module's
-    ``forward`` directly is warned about too, as in DSPy.
+    Inside the body only this instance is allowed, so a ``forward`` calling
+    another module's ``forward`` directly is warned about too, as in DSPy.
     """
     def check(self: Any) -> Any:
-        via = _VIA_CALL.get()
-        if not via:
+        if _VIA_CALL.get() is not self:
             logger.warning("Calling module.forward(...) on %s directly is discouraged. Please use module(...) "
                            "instead.", type(self).__name__)
-        return _VIA_CALL.set(False)
+        return _VIA_CALL.set(self)
 
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
@@ -98,20 +99,20 @@ def _guard_forward(fn: Any) -> Any:
     return guarded
 
 
-def _forward_via_call(method: Any, inputs: dict[str, Any]) -> Any:
-    """Call ``method(**inputs)`` (a forward) marked as coming from ``__call__``/``acall``."""
-    token = _VIA_CALL.set(True)
+def _forward_via_call(module: Any, inputs: dict[str, Any]) -> Any:
+    """Call ``module.forward(**inputs)`` as ``__call__`` does (no direct-call warning)."""
+    token = _VIA_CALL.set(module)
     try:
-        return method(**inputs)
+        return module.forward(**inputs)
     finally:
         _VIA_CALL.reset(token)
 
 
-async def _aforward_via_call(method: Any, inputs: dict[str, Any]) -> Any:
-    """Await an async ``forward(**inputs)`` marked as coming from ``acall``."""
-    token = _VIA_CALL.set(True)
+async def _aforward_via_call(module: Any, inputs: dict[str, Any]) -> Any:
+    """Await an async ``module.forward(**inputs)`` as ``acall`` does."""
+    token = _VIA_CALL.set(module)
     try:
-        return await method(**inputs)
+        return await module.forward(**inputs)
     finally:
         _VIA_CALL.reset(token)
 
@@ -206,7 +207,7 @@ class Module:
                 if type(self).aforward is not Module.aforward:
                     method = functools.partial(self.aforward, **inputs)
                 else:  # an async forward: marked as called through acall (no direct-call warning)
-                    method = functools.partial(_aforward_via_call, self.forward, inputs)
+                    method = functools.partial(_aforward_via_call, self, inputs)
                 result = await call_with_backtracks(name, method)
             else:
                 result = await call_with_backtracks(name, functools.partial(self._dispatch, kind, inputs))
@@ -220,9 +221,9 @@ class Module:
         if kind == "async":
             if type(self).aforward is not Module.aforward:
                 return await self.aforward(**inputs)
-            return await _aforward_via_call(self.forward, inputs)
+            return await _aforward_via_call(self, inputs)
         # The worker thread runs in a copy of this context, flag included.
-        return await anyio.to_thread.run_sync(_forward_via_call, self.forward, inputs)
+        return await anyio.to_thread.run_sync(_forward_via_call, self, inputs)
 
     @staticmethod
     def _account(result: Any, spent: list[LMUsage], parent: list[LMUsage] | None) -> Any:
@@ -252,7 +253,7 @@ class Module:
         spent: list[LMUsage] = []
         token = USAGE.set(spent)
         try:
-            call = functools.partial(_forward_via_call, self.forward, inputs)
+            call = functools.partial(_forward_via_call, self, inputs)
             if lm is not None:
                 with context(lm=lm):
                     result = call_with_backtracks_sync(type(self).__name__, call)
