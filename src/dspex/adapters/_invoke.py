@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ParseError
 from ._callbacks import notify_end, notify_start, parse_notified
 from ._native import native_plan, native_tools, native_values
+from ._reasoning import ReasoningCapture, reasoning_plan, with_reasoning
 
 if TYPE_CHECKING:
     from ..lm._types import Message
@@ -58,11 +59,18 @@ async def invoke(adapter: Adapter, lm: Any, lm_kwargs: Mapping[str, Any], signat
         LMError: The LM call failed.
     """
     kwargs = dict(lm_kwargs)
-    plan = native_plan(adapter, signature, lm)
+    original = lm
+    thinking = reasoning_plan(signature, lm, kwargs)
+    target = signature  # the outputs parsed from the text (without a native Reasoning field)
+    if thinking is not None:
+        kwargs["reasoning_effort"] = thinking.effort
+        target = thinking.render
+        lm = ReasoningCapture(lm)
+    plan = native_plan(adapter, target, lm)
     if plan is None:
         for key in _TOOL_KWARGS:  # text mode: the tools are described in the prompt instead
             kwargs.pop(key, None)
-        render = signature
+        render = target
     else:
         kwargs["tools"] = native_tools(plan, inputs)
         if adapter.parallel_tool_calls is not None and kwargs.get("parallel_tool_calls") is None:
@@ -76,15 +84,19 @@ async def invoke(adapter: Adapter, lm: Any, lm_kwargs: Mapping[str, Any], signat
     calls = response.tool_calls or [[] for _ in response.outputs]
     try:
         if plan is not None:
-            return [native_values(adapter, plan, signature, text, c) for text, c in zip(response.outputs, calls,
-                                                                                          strict=False)]
-        values = []
-        for text in response.outputs:
-            if not text:
-                raise ParseError("The LM returned an empty or null response.", raw="", adapter=adapter.name)
-            values.append(parse_notified(adapter, signature, text))
-        return values
+            values = [native_values(adapter, plan, target, text, c)
+                      for text, c in zip(response.outputs, calls, strict=False)]
+        else:
+            values = []
+            for text in response.outputs:
+                if not text:
+                    raise ParseError("The LM returned an empty or null response.", raw="", adapter=adapter.name)
+                values.append(parse_notified(adapter, target, text))
     except ParseError:
         if adapter.fallback is None or adapter.fallback is adapter:
             raise
-        return await invoke(adapter.fallback, lm, lm_kwargs, signature, demos, inputs)
+        return await invoke(adapter.fallback, original, lm_kwargs, signature, demos, inputs)
+    if thinking is None:
+        return values
+    texts = lm.reasoning
+    return [with_reasoning(signature, thinking, v, texts[i] if i < len(texts) else None) for i, v in enumerate(values)]

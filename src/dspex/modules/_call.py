@@ -20,6 +20,7 @@ from .._context import get_setting
 from ..adapters._callbacks import notify_end, notify_start, parse_notified
 from ..adapters._native import NativePlan, native_plan, native_tools, native_values
 from ..adapters._parts import split_content_parts, split_message
+from ..adapters._reasoning import ReasoningCapture, reasoning_plan, with_reasoning
 from ..errors import ParseError
 from ..events import FieldDone, Retry, TokenDelta, Usage
 from ..lm._types import LMUsage, Message
@@ -260,6 +261,15 @@ async def complete_with_retries(
         ParseError: Every attempt failed to parse; ``.raw`` is the last
             completion and the message names the attempts and the cause.
     """
+    thinking = reasoning_plan(signature, lm, config)
+    if thinking is not None:  # a dx.Reasoning output filled by the model's native reasoning
+        capture = ReasoningCapture(lm)
+        result = await complete_with_retries(capture, adapter, thinking.render, demos, inputs,
+                                             {**config, "reasoning_effort": thinking.effort}, emitter, name)
+        texts = capture.reasoning
+        result.values = [with_reasoning(signature, thinking, v, texts[i] if i < len(texts) else None)
+                         for i, v in enumerate(result.values)]
+        return result
     plan = native_plan(adapter, signature, lm)
     if plan is not None:
         return await _complete_native(lm, adapter, plan, signature, demos, inputs, config, emitter, name)
