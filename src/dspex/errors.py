@@ -150,7 +150,14 @@ class GraphError(ConfigError):
 
 
 class FlowSpecError(ConfigError):
-    """A declarative (YAML) flow spec is invalid."""
+    """A declarative (YAML) flow spec is invalid.
+
+    The message already starts with ``file:line:column``, so ``str()`` is the
+    message alone; ``path``, ``line`` and ``extra["column"]`` carry the same.
+    """
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class LMNotConfiguredError(ConfigError):

@@ -36,7 +36,9 @@ from ..errors import ConfigError
 from ..lm._h1 import HTTPProtocolError, ParsedRequest, make_request_parser
 from . import _fake_providers as fp
 from ._fake_agent import choose_step, native_tool
-from ._fake_answers import count_tokens_cached, fake_completion, fields_from_prompt, split_tokens, value_for_schema
+from ._fake_answers import count_tokens_cached, fake_completion, fields_from_prompt, media_echo, split_tokens
+from ._fake_answers import value_for_schema
+from ._fake_embeddings import embeddings_response
 
 if TYPE_CHECKING:
     from ._fake_student import StudentTask
@@ -47,24 +49,6 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"
             404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
             500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
 _FAULTS = ("429", "500", "503", "hang", "reset", "truncate", "malformed")
-
-
-def _media_echo(call: fp.ChatCall) -> dict[str, Any] | None:
-    """Return the echo of a request's media parts for its first text output field, if any.
-
-    ``"Received image https://…; file data:application/pdf;base64,…"``: each
-    part's type and its URL (data URIs cut to their header), so a test can
-    check what reached the server through the whole stack.
-    """
-    if not call.media:
-        return None
-    found = fields_from_prompt(call.system)
-    field = next((s.name for s in found[0] if s.kind == "str"), None) if found else None
-    if field is None:
-        return None
-    shown = [f"{m['type']} {m['url'].split(',', 1)[0] if m['url'].startswith('data:') else m['url']}"
-             for m in call.media]
-    return {field: "Received " + "; ".join(shown)}
 
 
 @dataclass
@@ -411,10 +395,7 @@ class FakeLLMServer:
         keep = req.keep_alive
         route = _route(req.target)
         if route is None:
-            if req.method == "GET" and req.target.split("?")[0] in ("/", "/health"):
-                await self._send(stream, 200, b'{"status":"ok"}', keep=keep)
-                return keep
-            return await self._error(stream, "openai", 404, f"no route {req.target}", keep)
+            return await self._unrouted(stream, req, keep)
         provider, model, path_stream, qs = route
         self.stats.by_provider[provider] = self.stats.by_provider.get(provider, 0) + 1
         if req.method != "POST":
@@ -474,6 +455,28 @@ class FakeLLMServer:
         await self._send(stream, 200, data, keep=keep)
         return keep
 
+    async def _unrouted(self, stream: SocketStream, req: ParsedRequest, keep: bool) -> bool:
+        """Answer what is not a chat call: embeddings, the health check, else 404."""
+        path = req.target.split("?")[0]
+        if req.method == "POST" and path in ("/v1/embeddings", "/embeddings"):
+            return await self._embeddings(stream, req, keep)
+        if req.method == "GET" and path in ("/", "/health"):
+            await self._send(stream, 200, b'{"status":"ok"}', keep=keep)
+            return keep
+        return await self._error(stream, "openai", 404, f"no route {req.target}", keep)
+
+    async def _embeddings(self, stream: SocketStream, req: ParsedRequest, keep: bool) -> bool:
+        """Answer an OpenAI ``/v1/embeddings`` call with :func:`fake_embedding` vectors."""
+        if not self._authorized("openai", req, {}):
+            return await self._error(stream, "openai", 401, "invalid or missing API key", keep)
+        try:
+            payload = embeddings_response(req.body, self.model)
+        except ValueError as exc:
+            return await self._error(stream, "openai", 400, f"bad request: {exc}", keep)
+        await anyio.sleep(self.latency_ms / 1000)
+        await self._send(stream, 200, json.dumps(payload).encode(), keep=keep)
+        return keep
+
     def _count_usage(self, prompt_tokens: int, choices: list[fp.Choice]) -> None:
         self.stats.prompt_tokens += prompt_tokens
         self.stats.completion_tokens += sum(c.tokens for c in choices)
@@ -495,12 +498,12 @@ class FakeLLMServer:
             if self.responder is not None:
                 result = self.responder(body)
                 text = str(await result if inspect.isawaitable(result) else result)
-            elif self.student is not None and (taught := self.student.complete(call.system, call.texts)):
+            elif self.student is not None and (taught := self.student.complete(call.system, call.texts, str(i))):
                 text = taught
             else:
                 text = fake_completion(call.system, key, json_schema=call.json_schema,
                                        json_mode=call.json_mode, user=call.texts[-1] if call.texts else "",
-                                       overrides=_media_echo(call))  # fmt: skip
+                                       overrides=media_echo(call.media, call.system))  # fmt: skip
             tokens = split_tokens(text)
             finish = "stop"
             if call.max_tokens is not None and len(tokens) > call.max_tokens:

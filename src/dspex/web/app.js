@@ -149,6 +149,18 @@
     return null;
   }
 
+  // Raw tokens are shown only until the first field is recognised: without the
+  // adapter's [[ ## field ## ]] markers (nor a marker still being typed).
+  function readable(text) {
+    return text.replace(/\[\[ ## [^\]]*## \]\]\s*/g, "").replace(/\[\[[^\]]*$/, "");
+  }
+
+  // Fields in the signature's order (the prediction's keys), whatever order they streamed in.
+  function orderFields(node, names) {
+    var box = node.querySelector(".fields");
+    names.forEach(function (name) { box.appendChild(field(node, name)); });
+  }
+
   function streamed(node, text) {
     node.dataset.streamed = String(Number(node.dataset.streamed) + text.length);
   }
@@ -203,7 +215,8 @@
     token_delta: function (msg) {
       var node = card(msg.item_id);
       var raw = node.querySelector(".raw");
-      raw.textContent += msg.text;
+      node.dataset.rawText = (node.dataset.rawText || "") + msg.text;
+      raw.textContent = readable(node.dataset.rawText);
       streamed(node, msg.text);
       if (!node.querySelector(".field")) { raw.hidden = false; }
     },
@@ -222,6 +235,7 @@
       Object.keys(msg.outputs || {}).forEach(function (name) {
         setField(node, name, fmt(msg.outputs[name]), true);
       });
+      orderFields(node, Object.keys(msg.outputs || {}));
       node.querySelector(".raw").hidden = true;
       finish(node, "done", "done");
       settleRecords();
@@ -301,9 +315,11 @@
     $("m-rate").textContent = (serverRate !== undefined ? Number(serverRate) : rate()).toFixed(1);
     $("m-done").textContent = String(Math.max(state.done, Number(pick(["items_done", "items_out"]) || 0)));
     $("m-failed").textContent = String(Math.max(state.failed, Number(pick(["items_failed"]) || 0)));
-    var inflight = pick(["in_flight"]);
-    if (inflight === undefined) { inflight = document.querySelectorAll(".card.streaming").length; }
-    $("m-inflight").textContent = String(inflight);
+    // in flight = calls in progress (cards still streaming); the engine's in_flight
+    // counts items admitted by the sources and not done, queued ones included
+    var admitted = pick(["in_flight"]);
+    $("m-inflight").textContent = String(document.querySelectorAll(".card.streaming").length);
+    $("m-inflight").title = admitted === undefined ? "" : admitted + " items admitted and not done yet";
     $("m-tokens").textContent = String(Math.max(state.tokens, Number(pick(["tokens"]) || 0)));
     $("m-cost").textContent = "$" + Math.max(state.cost, Number(pick(["cost"]) || 0)).toFixed(4);
     var clients = pick(["ws_clients", "clients"]);
