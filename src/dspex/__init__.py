@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._context import context as context
     from .adapters import Adapter as Adapter
     from .adapters import ChatAdapter as ChatAdapter
+    from .telemetry import Callback as Callback
     from .adapters import JSONAdapter as JSONAdapter
     from .backpressure import BufferPolicy as BufferPolicy
     from .backpressure import MemoryWatermarks as MemoryWatermarks
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
     from . import sinks as sinks
     from . import sources as sources
     from .store import RunStore as RunStore
+    from . import telemetry as telemetry
     from . import tools as tools
 
 __all__ = [
@@ -89,6 +91,7 @@ __all__ = [
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "BufferPolicy",
+    "Callback",
     "ChainOfThought",
     "ChatAdapter",
     "CircuitBreakerPolicy",
@@ -141,6 +144,7 @@ __all__ = [
     "ops",
     "sinks",
     "sources",
+    "telemetry",
     "tools",
 ]
 
@@ -153,6 +157,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "BootstrapFewShot": (".optimizers", "BootstrapFewShot"),
     "BootstrapFewShotWithRandomSearch": (".optimizers", "BootstrapFewShotWithRandomSearch"),
     "BufferPolicy": (".backpressure", "BufferPolicy"),
+    "Callback": (".telemetry", "Callback"),
     "ChainOfThought": (".modules", "ChainOfThought"),
     "ChatAdapter": (".adapters", "ChatAdapter"),
     "CircuitBreakerPolicy": (".lm", "CircuitBreakerPolicy"),
@@ -204,6 +209,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ops": (".operators", None),
     "sinks": (".sinks", None),
     "sources": (".sources", None),
+    "telemetry": (".telemetry", None),
     "tools": (".tools", None),
 }
 

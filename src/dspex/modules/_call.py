@@ -17,12 +17,13 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from .._context import get_setting
-from ..adapters._callbacks import notify_end, notify_start, parse_notified
+from ..adapters._callbacks import adapter_callbacks, notify_end, notify_start, parse_notified
 from ..adapters._native import NativePlan, native_plan, native_tools, native_values
 from ..errors import ParseError
 from ..events import FieldDone, Retry, TokenDelta, Usage
 from ..lm._types import LMUsage, Message
 from ..signatures import History
+from ..telemetry._observe import observed_lm
 
 if TYPE_CHECKING:
     from ..adapters._base import Adapter
@@ -93,7 +94,7 @@ def format_messages(
     place after use are not noticed: assign a new list instead. Adapter
     callbacks, if any, see the call.
     """
-    if adapter.callbacks:
+    if adapter_callbacks(adapter):
         call_id = notify_start(adapter, "format", {"signature": signature, "demos": demos, "inputs": inputs})
         try:
             messages = _format_messages(adapter, signature, demos, inputs)
@@ -183,7 +184,7 @@ async def _streamed(
                 usage = chunk.usage
     usage = usage or LMUsage()
     call_id = notify_start(adapter, "parse", {"signature": signature, "completion": parser.text}) \
-        if adapter.callbacks else None
+        if adapter_callbacks(adapter) else None
     try:
         tail = parser.finish()
     except ParseError as err:
@@ -254,6 +255,7 @@ async def complete_with_retries(
         ParseError: Every attempt failed to parse; ``.raw`` is the last
             completion and the message names the attempts and the cause.
     """
+    lm = observed_lm(lm)  # the LM span and callbacks (lm itself when nothing watches)
     plan = native_plan(adapter, signature, lm)
     if plan is not None:
         return await _complete_native(lm, adapter, plan, signature, demos, inputs, config, emitter, name)
