@@ -133,3 +133,14 @@ async def test_callbacks_see_tool_calls() -> None:
     tools = [(hook, name) for hook, name in recorder.seen if hook.startswith("tool")]
     assert tools[0] == ("tool_start", "Tool") and tools[1] == ("tool_end", None)
     assert recorder.open == {}
+
+
+def test_a_sync_forward_module_called_synchronously_is_seen() -> None:
+    class Echo(dx.Module):
+        def forward(self, question: str) -> Any:
+            return dx.Prediction(answer=question)
+
+    recorder = Recorder()
+    with dx.context(callbacks=[recorder]):
+        assert Echo()(question="hi").answer == "hi"
+    assert recorder.seen == [("module_start", "Echo"), ("module_end", None)]

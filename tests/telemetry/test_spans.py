@@ -211,3 +211,43 @@ async def test_react_tool_calls_are_execute_tool_spans() -> None:
     ok, bad = sorted(tools, key=lambda s: s.start_time)
     assert "error.type" not in ok.attributes and ok.status.status_code is not StatusCode.ERROR
     assert bad.attributes["error.type"] == "ToolError" and bad.status.status_code is StatusCode.ERROR
+
+
+async def test_trace_context_crosses_tasks_and_worker_threads() -> None:
+    import anyio
+
+    from dspex.testing import ScriptedLM
+
+    provider, exporter = _provider()
+
+    class Fanout(dx.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = dx.Predict("question -> answer")
+            self.b = dx.Predict("question -> answer")
+
+        async def aforward(self, question: str) -> Any:
+            async with anyio.create_task_group() as tg:  # each sub-call in its own task
+                tg.start_soon(lambda: self.a.acall(question=question))
+                tg.start_soon(lambda: self.b.acall(question=question))
+            return dx.Prediction(answer="done")
+
+    class SyncForward(dx.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.p = dx.Predict("question -> answer")
+
+        def forward(self, question: str) -> Any:  # runs in a worker thread under acall
+            return self.p(question=question)
+
+    lm = ScriptedLM([{"answer": "1"}, {"answer": "2"}, {"answer": "3"}])
+    with dx.context(tracer_provider=provider, lm=lm):
+        await Fanout().acall(question="q")
+        await SyncForward().acall(question="q")
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    fanout = next(s for s in spans if s.name == "module Fanout")
+    sync = next(s for s in spans if s.name == "module SyncForward")
+    parents = sorted(_parent(s, by_id).name for s in spans if s.name == "module Predict")
+    assert parents == ["module Fanout", "module Fanout", "module SyncForward"]
+    assert fanout.context.trace_id != sync.context.trace_id  # two top-level calls, two traces

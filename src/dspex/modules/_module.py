@@ -188,6 +188,13 @@ class Module:
             raise self._positional_error(args)
         if _call_kind(type(self)) != "sync":
             return run_sync(functools.partial(self.acall, **inputs), reuse_loop=True)
+        watching = observer(self)
+        if watching is None:
+            return self._call_sync(inputs)
+        telemetry, callbacks = watching
+        return telemetry.module_call_sync(callbacks, self, inputs, functools.partial(self._call_sync, dict(inputs)))
+
+    def _call_sync(self, inputs: dict[str, Any]) -> Any:
         lm = inputs.pop("lm", None)
         parent = USAGE.get()
         spent: list[LMUsage] = []

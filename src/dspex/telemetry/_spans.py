@@ -175,25 +175,43 @@ class Telemetry:
                 self.instruments.item_done(node, time.perf_counter() - started, status)
 
     # -- calls ------------------------------------------------------------------
-    async def module_call(self, callbacks: tuple[Any, ...], instance: Any, inputs: dict[str, Any],
-                          call: Callable[[], Awaitable[Any]]) -> Any:
-        """Run ``call`` (a module's ``acall``) inside a module span and its callbacks."""
+    @contextmanager
+    def module_scope(self, callbacks: tuple[Any, ...], instance: Any, inputs: dict[str, Any]) -> Iterator[list[Any]]:
+        """Wrap one module call in a ``module`` span and its callbacks.
+
+        The block appends the call's result to the yielded list (for
+        ``on_module_end``); an exception is reported and re-raised.
+        """
         from ._callbacks import new_call_id, notify
 
         call_id = new_call_id() if callbacks else ""
         if callbacks:
             notify(callbacks, "on_module_start", call_id, instance, inputs)
         name = type(instance).__name__
+        result: list[Any] = []
         try:
             with self.span(f"module {name}", {sc.DSPEX_MODULE: name}):
-                result = await call()
+                yield result
         except Exception as exc:
             if callbacks:
                 notify(callbacks, "on_module_end", call_id, None, exc)
             raise
         if callbacks:
-            notify(callbacks, "on_module_end", call_id, result, None)
-        return result
+            notify(callbacks, "on_module_end", call_id, result[0] if result else None, None)
+
+    async def module_call(self, callbacks: tuple[Any, ...], instance: Any, inputs: dict[str, Any],
+                          call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``call`` (a module's ``acall``) inside :meth:`module_scope`."""
+        with self.module_scope(callbacks, instance, inputs) as result:
+            result.append(await call())
+        return result[0]
+
+    def module_call_sync(self, callbacks: tuple[Any, ...], instance: Any, inputs: dict[str, Any],
+                         call: Callable[[], Any]) -> Any:
+        """Run ``call`` (a sync ``forward`` called directly) inside :meth:`module_scope`."""
+        with self.module_scope(callbacks, instance, inputs) as result:
+            result.append(call())
+        return result[0]
 
     def lm_start(self, lm: Any, messages: Any, params: Mapping[str, Any]) -> Span | None:
         """Start a ``chat {model}`` client span for one LM call (not made current)."""
