@@ -23,6 +23,7 @@ import click
 
 from .._util._sync import run_sync
 from ._demo import _PORT, _announce, _free, _summary, load_questions
+from ._serve import new_token
 
 __all__ = ["agent_tools", "run_agent_demo"]
 
@@ -62,15 +63,17 @@ def agent_tools(rows: list[dict[str, Any]], pause_s: float = 0.005) -> list[Any]
 
 
 def run_agent_demo(serve: bool = False, n: int | None = None, out_path: Path | str = "demo_agent_answers.jsonl",
-                   *, wait_s: float = 15.0, port: int = _PORT) -> int:
+                   *, wait_s: float = 15.0, port: int = _PORT, auth: bool = True) -> int:
     """Run the agent demo flow and print its report; return the exit code (0 ok, 1 failed).
 
     Arguments are those of :func:`~dspex.cli._demo.run_demo_flow`.
     """
-    return int(run_sync(_agent_demo, serve, n, Path(out_path), wait_s, port))
+    token = new_token() if serve and auth else None
+    return int(run_sync(_agent_demo, serve, n, Path(out_path), wait_s, port, token))
 
 
-async def _agent_demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port: int = _PORT) -> int:
+async def _agent_demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port: int = _PORT,
+                      token: str | None = None) -> int:
     import anyio
 
     from ..errors import FlowFailed
@@ -83,7 +86,7 @@ async def _agent_demo(serve: bool, n: int | None, out_path: Path, wait_s: float,
     rows = load_questions(n)
     speed = {"latency_ms": 120, "token_delay_ms": 20} if serve else {"latency_ms": 20, "token_delay_ms": 0}
     server = FakeLLMServer(**speed)
-    live = websocket(port=_free(port), replay=600) if serve else None
+    live = websocket(port=_free(port), replay=600, token=token) if serve else None
     sinks = [jsonl(out_path, mode="w"), *([live] if live else [])]
 
     async def questions() -> Any:

@@ -31,11 +31,16 @@ def cli() -> None:
               help="Where the JSONL answers go (demo_answers.jsonl, or demo_agent_answers.jsonl with --agent).")
 @click.option("--question", default=None, help="Stream one ChainOfThought answer for this question and stop.")
 @click.option("--agent", is_flag=True, help="Run a ReAct agent with two Python tools instead of ChainOfThought.")
-def demo(serve: bool, n: int | None, out_path: Path | None, question: str | None, agent: bool) -> None:
+@click.option("--no-auth", is_flag=True, help="With --serve: no bearer token (default: a random one, in the URL).")
+@click.option("--port", default=8765, show_default=True, type=int,
+              help="With --serve: port to try first (a free one if taken; 0 picks one).")
+def demo(serve: bool, n: int | None, out_path: Path | None, question: str | None, agent: bool,
+         no_auth: bool, port: int) -> None:
     """Run the demo flow on the built-in local LM server (no API key needed)."""
     if agent:
         agent_mod = importlib.import_module("dspex.cli._agent_demo")
-        code = agent_mod.run_agent_demo(serve=serve, n=n, out_path=out_path or "demo_agent_answers.jsonl")
+        code = agent_mod.run_agent_demo(serve=serve, n=n, out_path=out_path or "demo_agent_answers.jsonl",
+                                        auth=not no_auth, port=port)
         sys.exit(code or 0)
     out_path = out_path or Path("demo_answers.jsonl")
     if question is not None or not _has("dspex.cli._demo"):
@@ -44,7 +49,7 @@ def demo(serve: bool, n: int | None, out_path: Path | None, question: str | None
         stream_one(question or "What is the capital of France?")
         return
     demo_mod = importlib.import_module("dspex.cli._demo")
-    code = demo_mod.run_demo_flow(serve=serve, n=n, out_path=out_path)
+    code = demo_mod.run_demo_flow(serve=serve, n=n, out_path=out_path, auth=not no_auth, port=port)
     sys.exit(code or 0)
 
 

@@ -326,7 +326,8 @@
     try { socket = new WebSocket(url); } catch (e) { setStatus("error", "bad URL: " + url); return; }
     state.socket = socket;
     setStatus("connecting", "connecting…");
-    socket.onopen = function () { state.retryMs = 500; setStatus("live", "live"); };
+    var opened = false;
+    socket.onopen = function () { opened = true; state.retryMs = 500; setStatus("live", "live"); };
     socket.onmessage = function (event) {
       var msg;
       try { msg = JSON.parse(event.data); } catch (e) { return; }
@@ -336,7 +337,10 @@
     };
     socket.onclose = function (event) {
       if ($("status").dataset.state !== "finished") {
-        setStatus("closed", "disconnected (" + event.code + (event.reason ? " " + event.reason : "") + ")");
+        // a refused handshake (401 without the token, 403 from a foreign origin) looks like 1006 here
+        var hint = opened ? "" : (params.get("token") ? " (refused or unreachable)"
+          : " (refused or unreachable: if the feed needs a token, open the URL dspex printed, with ?token=)");
+        setStatus("closed", "disconnected (" + event.code + (event.reason ? " " + event.reason : "") + ")" + hint);
       }
       if (state.finished || (event.code === 1008 && /token/i.test(event.reason))) { return; }
       setTimeout(connect, state.retryMs);
