@@ -251,3 +251,38 @@ async def test_trace_context_crosses_tasks_and_worker_threads() -> None:
     parents = sorted(_parent(s, by_id).name for s in spans if s.name == "module Predict")
     assert parents == ["module Fanout", "module Fanout", "module SyncForward"]
     assert fanout.context.trace_id != sync.context.trace_id  # two top-level calls, two traces
+
+
+_GLOBAL_SCRIPT = """
+import anyio, dspex as dx
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from dspex.telemetry._spans import resolve
+from dspex.testing import ScriptedLM
+
+assert resolve() is None
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)  # the global one, as an application would
+assert resolve() is not None and resolve().tracer_provider is provider
+
+async def main():
+    await dx.Predict("question -> answer").acall(question="q", lm=ScriptedLM([{"answer": "a"}]))
+
+anyio.run(main, backend=BACKEND)
+print(sorted(s.name for s in exporter.get_finished_spans()))
+"""
+
+
+def test_the_global_provider_is_used_once_set(anyio_backend: str) -> None:
+    # OpenTelemetry's global provider can be set once per process: use a child process
+    import subprocess
+    import sys
+
+    script = _GLOBAL_SCRIPT.replace("BACKEND", repr(anyio_backend))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['chat scripted', 'module Predict']"

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace as otel_trace
+from opentelemetry.metrics import _internal as _otel_metrics_internal
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .._context import get_setting
@@ -55,6 +56,32 @@ def _real(provider: Any, api_module: str) -> Any:
     return provider
 
 
+_env_checked = False
+
+
+def _global_providers() -> tuple[Any, Any]:
+    """Return OpenTelemetry's global (tracer, meter) providers, None where unset.
+
+    The public getters look ``OTEL_PYTHON_*_PROVIDER`` up in ``os.environ`` on
+    every call while no provider is set (about 1 µs each), which is most of
+    what an unobserved call would pay. So they are called once (which loads a
+    provider named in the environment) and afterwards the API's set-once
+    globals are read directly, falling back to the getters if the API ever
+    renames them.
+    """
+    global _env_checked
+    if not _env_checked:
+        otel_trace.get_tracer_provider()
+        otel_metrics.get_meter_provider()
+        _env_checked = True
+    tp = getattr(otel_trace, "_TRACER_PROVIDER", _UNSET)
+    mp = getattr(_otel_metrics_internal, "_METER_PROVIDER", _UNSET)
+    return (
+        otel_trace.get_tracer_provider() if tp is _UNSET else tp,
+        otel_metrics.get_meter_provider() if mp is _UNSET else mp,
+    )
+
+
 def resolve(tracer_provider: Any = None, meter_provider: Any = None) -> Telemetry | None:
     """Return the telemetry to use now, or None when no SDK provider is configured.
 
@@ -62,12 +89,14 @@ def resolve(tracer_provider: Any = None, meter_provider: Any = None) -> Telemetr
     settings, else OpenTelemetry's global providers. Results are cached per
     provider pair, so instruments are created once.
     """
-    tp = _real(tracer_provider or get_setting("tracer_provider") or otel_trace.get_tracer_provider(),
-               "opentelemetry.trace")
-    mp = _real(meter_provider or get_setting("meter_provider") or otel_metrics.get_meter_provider(),
-               "opentelemetry.metrics")
-    if tp is None and mp is None:
-        return None
+    tp = tracer_provider or get_setting("tracer_provider")
+    mp = meter_provider or get_setting("meter_provider")
+    if tp is None or mp is None:
+        global_tp, global_mp = _global_providers()
+        tp = _real(tp or global_tp, "opentelemetry.trace")
+        mp = _real(mp or global_mp, "opentelemetry.metrics")
+        if tp is None and mp is None:
+            return None
     capture = bool(get_setting("capture_content", False))
     key = (id(tp), id(mp), capture)
     found = _cache.get(key)
