@@ -33,7 +33,9 @@ from opentelemetry.metrics import _internal as _otel_metrics_internal
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .._context import get_setting
+from .._version import __version__
 from . import _semconv as sc
+from ._callbacks import new_call_id, notify
 from ._metrics import Instruments
 
 if TYPE_CHECKING:
@@ -138,8 +140,6 @@ class Telemetry:
     """
 
     def __init__(self, tracer_provider: Any, meter_provider: Any, *, capture_content: bool = False) -> None:
-        from .._version import __version__
-
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
         self.capture_content = capture_content
@@ -211,8 +211,6 @@ class Telemetry:
         The block appends the call's result to the yielded list (for
         ``on_module_end``); an exception is reported and re-raised.
         """
-        from ._callbacks import new_call_id, notify
-
         call_id = new_call_id() if callbacks else ""
         if callbacks:
             notify(callbacks, "on_module_start", call_id, instance, inputs)
@@ -288,8 +286,6 @@ class Telemetry:
         ``call`` returns the tool outcome (its ``observation`` and ``error``
         text): a tool failure marks the span without raising.
         """
-        from ._callbacks import new_call_id, notify
-
         cb_id = new_call_id() if callbacks else ""
         if callbacks:
             notify(callbacks, "on_tool_start", cb_id, tool, args if isinstance(args, dict) else {"_raw": args})
