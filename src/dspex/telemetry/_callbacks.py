@@ -17,9 +17,7 @@ import logging
 import uuid
 from typing import Any
 
-from .._context import get_setting
-
-__all__ = ["Callback", "callbacks_for", "new_call_id", "notify"]
+__all__ = ["Callback", "new_call_id", "notify"]
 
 logger = logging.getLogger("dspex.telemetry")
 
@@ -61,20 +59,6 @@ class Callback:
 
     def on_adapter_parse_end(self, call_id: str, outputs: Any, exception: BaseException | None) -> None:
         """An adapter parsed a completion (``outputs``: the field values)."""
-
-
-def callbacks_for(instance: Any) -> tuple[Any, ...]:
-    """Return the callbacks watching ``instance``: the setting's, then its own.
-
-    Cheap when there are none (the common case): two lookups, no allocation.
-    """
-    ambient = get_setting("callbacks") or ()
-    own = getattr(instance, "callbacks", None) or ()
-    if not own:
-        return tuple(ambient)
-    if not ambient:
-        return tuple(own)
-    return (*ambient, *own)
 
 
 def new_call_id() -> str:

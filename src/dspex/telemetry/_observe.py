@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from ._callbacks import callbacks_for, new_call_id, notify
-from ._spans import Telemetry, current
+from ._callbacks import new_call_id, notify
+from ._spans import ACTIVE, UNPINNED, Telemetry, ambient
 
 __all__ = ["ObservedLM", "observed_lm", "observer"]
 
@@ -26,8 +26,13 @@ _SILENT = Telemetry(None, None)
 
 def observer(instance: Any) -> tuple[Telemetry, tuple[Any, ...]] | None:
     """Return (telemetry, callbacks) watching a call on ``instance``, or None for nobody."""
-    telemetry = current()
-    callbacks = callbacks_for(instance)
+    telemetry, callbacks = ambient()
+    pinned = ACTIVE.get()
+    if pinned is not UNPINNED:
+        telemetry = pinned
+    own = getattr(instance, "callbacks", None)
+    if own:
+        callbacks = (*callbacks, *own)
     if telemetry is None:
         if not callbacks:
             return None

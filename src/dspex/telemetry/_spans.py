@@ -32,6 +32,7 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.metrics import _internal as _otel_metrics_internal
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from .. import _context
 from .._context import get_setting
 from .._version import __version__
 from . import _semconv as sc
@@ -41,12 +42,13 @@ from ._metrics import Instruments
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-__all__ = ["ACTIVE", "Telemetry", "current", "resolve"]
+__all__ = ["ACTIVE", "UNPINNED", "Telemetry", "ambient", "current", "resolve"]
 
-_UNSET: Any = object()
+#: ``ACTIVE``'s value outside a flow run (also a "missing" marker).
+UNPINNED: Any = object()
 
 #: The telemetry pinned by the running flow (None: nothing listens); unset outside runs.
-ACTIVE: ContextVar[Telemetry | None] = ContextVar("dspex_telemetry", default=_UNSET)
+ACTIVE: ContextVar[Telemetry | None] = ContextVar("dspex_telemetry", default=UNPINNED)
 
 _cache: dict[tuple[int, int, bool], Telemetry] = {}
 
@@ -76,11 +78,11 @@ def _global_providers() -> tuple[Any, Any]:
         otel_trace.get_tracer_provider()
         otel_metrics.get_meter_provider()
         _env_checked = True
-    tp = getattr(otel_trace, "_TRACER_PROVIDER", _UNSET)
-    mp = getattr(_otel_metrics_internal, "_METER_PROVIDER", _UNSET)
+    tp = getattr(otel_trace, "_TRACER_PROVIDER", UNPINNED)
+    mp = getattr(_otel_metrics_internal, "_METER_PROVIDER", UNPINNED)
     return (
-        otel_trace.get_tracer_provider() if tp is _UNSET else tp,
-        otel_metrics.get_meter_provider() if mp is _UNSET else mp,
+        otel_trace.get_tracer_provider() if tp is UNPINNED else tp,
+        otel_metrics.get_meter_provider() if mp is UNPINNED else mp,
     )
 
 
@@ -109,12 +111,58 @@ def resolve(tracer_provider: Any = None, meter_provider: Any = None) -> Telemetr
     return found
 
 
+class _Ambient:
+    """What :func:`ambient` last computed, and the inputs it was computed from."""
+
+    __slots__ = ("callbacks", "defaults", "meter", "overrides", "telemetry", "tracer")
+
+    def __init__(self, key: tuple[Any, Any, Any, Any], telemetry: Telemetry | None, callbacks: tuple[Any, ...]) -> None:
+        self.overrides, self.defaults, self.tracer, self.meter = key
+        self.telemetry = telemetry
+        self.callbacks = callbacks
+
+
+_last = _Ambient((UNPINNED, UNPINNED, UNPINNED, UNPINNED), None, ())
+
+
+#: The settings that decide what observes a call.
+_OBSERVING = frozenset({"tracer_provider", "meter_provider", "capture_content", "callbacks"})
+
+
+def ambient() -> tuple[Telemetry | None, tuple[Any, ...]]:
+    """Return (telemetry, the ``callbacks`` setting) for the current settings.
+
+    Settings snapshots are immutable and the global providers are set once,
+    so the answer is cached against their identities; a snapshot that
+    overrides none of the observing settings (``lm=`` per call, say) shares
+    the entry of its defaults. An unobserved call pays a few ``is`` tests.
+    """
+    overrides = _context._overrides.get()
+    defaults = _context._defaults
+    tracer = getattr(otel_trace, "_TRACER_PROVIDER", UNPINNED)
+    meter = getattr(_otel_metrics_internal, "_METER_PROVIDER", UNPINNED)
+    last = _last
+    if (last.defaults is defaults and last.tracer is tracer and last.meter is meter
+            and tracer is not UNPINNED and meter is not UNPINNED
+            and (last.overrides is overrides or (last.overrides is None and _OBSERVING.isdisjoint(overrides)))):
+        return last.telemetry, last.callbacks
+    return _refresh((None if _OBSERVING.isdisjoint(overrides) else overrides, defaults, tracer, meter))
+
+
+def _refresh(key: tuple[Any, Any, Any, Any]) -> tuple[Telemetry | None, tuple[Any, ...]]:
+    global _last
+    telemetry = resolve()
+    callbacks = tuple(get_setting("callbacks") or ())
+    _last = _Ambient(key, telemetry, callbacks)  # one assignment: safe across threads
+    return telemetry, callbacks
+
+
 def current() -> Telemetry | None:
-    """Return the running flow's telemetry, else :func:`resolve` it for this call."""
+    """Return the running flow's telemetry, else the one the current settings give."""
     pinned = ACTIVE.get()
-    if pinned is not _UNSET:
+    if pinned is not UNPINNED:
         return pinned
-    return resolve()
+    return ambient()[0]
 
 
 def _jsonish(value: Any) -> str:
