@@ -2,7 +2,8 @@
 
 While a flow with an event-aware sink (the WebSocket sink and its live page)
 runs, :class:`LiveMetrics` samples the engine's counters every ``interval_s``
-seconds of real time and puts one run-level :class:`~dspex.events.Metrics`
+seconds on the run's clock (real time unless a test injects a ``FakeClock``)
+and puts one run-level :class:`~dspex.events.Metrics`
 event on the event bus. Its ``values`` use the names the live page reads:
 ``items_in``, ``items_done`` (records written by the sinks), ``items_failed``,
 ``items_per_s`` (over the last interval), ``in_flight``, ``queue_depths``
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+
+from .._util._clock import default_clock
 
 if TYPE_CHECKING:
     from anyio.abc import ObjectSendStream
@@ -49,7 +52,9 @@ class LiveMetrics:
         self.recorder = recorder
         self.interval_s = interval_s
         self.published = 0
-        self._last = (time.monotonic(), 0)
+        # the run's clock times the interval and the rate (FakeClock in tests)
+        self.clock = getattr(runner, "clock", None) or default_clock()
+        self._last = (self.clock.now(), 0)
 
     def values(self) -> dict[str, Any]:
         """Return the current counters (and the rate since the previous call)."""
@@ -64,7 +69,7 @@ class LiveMetrics:
                 items_done += stats.items_out
             if stats.edge is not None:
                 depths[stats.name] = max(0, stats.edge.queued)
-        now = time.monotonic()
+        now = self.clock.now()
         since, before = self._last
         self._last = (now, items_done)
         rate = (items_done - before) / (now - since) if now > since else 0.0
@@ -105,7 +110,7 @@ class LiveMetrics:
 
     async def run(self) -> None:
         """Publish every ``interval_s`` seconds until cancelled."""
-        self._last = (time.monotonic(), 0)
+        self._last = (self.clock.now(), 0)
         while True:
-            await anyio.sleep(self.interval_s)
+            await self.clock.sleep(self.interval_s)
             self.publish()

@@ -7,7 +7,10 @@ take items one at a time from the node's input (no task per item); sync
 functions then run in worker threads.
 ``ordered=True`` emits results in input order through a reorder buffer that is
 bounded by ``concurrency`` (a slot is freed only when its item is emitted);
-``ordered=False`` emits each result as soon as it is ready. Failures go
+``ordered=False`` emits each result as soon as it is ready; at most
+``2 * concurrency`` items are then between input and output (up to
+``concurrency`` being processed, the rest finished and waiting for the one
+worker that sends, so workers rarely wait for a send). Failures go
 through the node's error policy (``retry(n)`` re-invokes the callable).
 Validate and timeout nodes placed right after a map are fused into it, so that
 a failed validation can re-invoke the module with the message as feedback.
@@ -295,18 +298,33 @@ def _unordered_worker(op: MapOperator, out: Outputs, ctx: NodeContext, feed: _Fe
     stats = ctx.stats
     process = op.process
     clock = time.perf_counter
-    batch = _Batcher(out, op.concurrency)
+    # Twice the workers: finished results wait for the sender without
+    # stalling the workers, and coalesce into bigger output chunks (with
+    # ``concurrency`` slots a trivial map costs ~20-60 % more CPU per item).
+    slots = anyio.Semaphore(2 * op.concurrency)
+    batch = _Batcher(out, slots)
 
     async def worker() -> None:
         while True:
+            # A slot is taken before the item and freed once its results are
+            # sent, so at most ``2 * concurrency`` items sit between the
+            # node's input and its output edge.
+            try:
+                slots.acquire_nowait()
+            except anyio.WouldBlock:
+                await slots.acquire()
             item = feed.take_nowait() if feed.items else await feed.take()
             if item is None:
+                slots.release()
                 return
             start = clock()
-            emitted = await process(item, ctx)
+            try:
+                emitted = await process(item, ctx)
+            except BaseException:
+                slots.release()
+                raise
             stats.busy_s += clock() - start
-            if emitted:
-                await batch.emit(emitted)
+            await batch.emit(emitted)
 
     return worker
 
@@ -315,41 +333,46 @@ class _Batcher:
     """Coalesce results finished while another worker is sending.
 
     One worker at a time sends; the others append their results and go back
-    to work, unless ``limit`` results are already waiting (backpressure: they
-    then wait for the sender to take them).
+    to work. Each appended result set holds its item's slot until the chunk
+    carrying it is sent, so the results waiting here (or being sent) plus the
+    items being processed never exceed the number of slots (backpressure:
+    workers then wait for a slot before taking more input).
     """
 
-    __slots__ = ("limit", "out", "pending", "sending", "taken")
+    __slots__ = ("out", "owners", "pending", "sending", "slots")
 
-    def __init__(self, out: Outputs, limit: int) -> None:
+    def __init__(self, out: Outputs, slots: anyio.Semaphore) -> None:
         self.out = out
-        self.limit = limit
+        self.slots = slots
         self.pending: list[Item] = []
+        self.owners = 0  # slots held by the results in ``pending``
         self.sending = False
-        self.taken: anyio.Event | None = None
 
     async def emit(self, items: list[Item]) -> None:
-        """Send ``items`` (with whatever else is waiting) or leave them to the sender."""
+        """Send ``items`` (with whatever else is waiting) or leave them to the sender.
+
+        The caller holds one slot for ``items``; it is released once they are
+        sent (at once if there are none).
+        """
+        if not items:
+            self.slots.release()
+            return
         self.pending.extend(items)
+        self.owners += 1
         if self.sending:
-            while self.sending and len(self.pending) >= self.limit:
-                if self.taken is None:
-                    self.taken = anyio.Event()
-                await self.taken.wait()
             return
         self.sending = True
         try:
             while self.pending:
                 chunk, self.pending = self.pending, []
-                if self.taken is not None:
-                    self.taken.set()
-                    self.taken = None
-                await self.out.send(chunk)
+                owners, self.owners = self.owners, 0
+                try:
+                    await self.out.send(chunk)
+                finally:
+                    for _ in range(owners):
+                        self.slots.release()
         finally:
             self.sending = False
-            if self.taken is not None:
-                self.taken.set()
-                self.taken = None
 
 
 class _OrderedEmitter:
