@@ -286,3 +286,33 @@ def test_the_global_provider_is_used_once_set(anyio_backend: str) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['chat scripted', 'module Predict']"
+
+
+@pytest.mark.parametrize("policy", ["skip", "dead_letter"])
+async def test_items_failed_by_policy_are_marked_on_their_spans(policy: str) -> None:
+    provider, exporter = _provider()
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+
+    async def odd_fails(record: dict[str, int]) -> dict[str, int]:
+        if record["x"] % 2:
+            raise ValueError(f"odd {record['x']}")
+        return record
+
+    flow = Flow("policies")
+    flow.source([{"x": i} for i in range(6)]).map(odd_fails, on_error=policy, name="m").sink(collect())
+    report = await flow.run(progress=False, tracer_provider=provider, meter_provider=meters)
+    assert report.items_failed == 3
+    items = [s for s in exporter.get_finished_spans() if s.name == "item m"]
+    failed = sorted(s.attributes["dspex.item.id"] for s in items if s.attributes.get("error.type") == "ValueError")
+    assert failed == ["2", "4", "6"]  # ids count from 1: x = 1, 3, 5
+    assert all(s.status.status_code is StatusCode.ERROR for s in items if s.attributes["dspex.item.id"] in failed)
+    statuses: dict[str, int] = {}
+    for rm in reader.get_metrics_data().resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == "dspex.item.duration":
+                    for point in metric.data.data_points:
+                        statuses[point.attributes["dspex.status"]] = point.count
+    assert statuses == {"ok": 3, "error": 3}
+    meters.shutdown()

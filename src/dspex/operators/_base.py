@@ -137,6 +137,8 @@ class NodeContext:
                 item_id=item.id,
             ) from error
         self.stats.items_failed += 1
+        if self.services.telemetry is not None:
+            self.services.telemetry.item_failed(item, error)
         if action == "skip":
             self.drop([item])
             return

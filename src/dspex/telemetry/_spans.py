@@ -178,6 +178,20 @@ def _fail(span: Span, exc: BaseException) -> None:
     span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
 
 
+class _ItemScope:
+    """The item being traced in the current task, its span, and whether it failed."""
+
+    __slots__ = ("failed", "item", "span")
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+        self.span: Span | None = None
+        self.failed = False
+
+
+_ITEM: ContextVar[_ItemScope | None] = ContextVar("dspex_item_span", default=None)
+
+
 class Telemetry:
     """A tracer and the metric instruments of one provider pair (see :func:`resolve`).
 
@@ -221,11 +235,15 @@ class Telemetry:
 
         The first node to see the item stores the span's context on
         ``item.trace`` (events then carry its trace id); later nodes link to it.
+        An item the node's error policy skips or dead-letters is marked failed
+        by :meth:`item_failed`; one that raises is marked by the exception.
         """
         attributes: dict[str, Any] = {sc.DSPEX_NODE: node, sc.DSPEX_ITEM_ID: item.id}
         if item.key is not None:
             attributes[sc.DSPEX_ITEM_KEY] = item.key
         started = time.perf_counter()
+        scope = _ItemScope(item)
+        token = _ITEM.set(scope)
         status = "ok"
         try:
             if self.tracer is None:
@@ -237,6 +255,7 @@ class Telemetry:
                     f"item {node}", attributes=attributes, links=links,
                     record_exception=False, set_status_on_exception=False,
                 ) as span:
+                    scope.span = span
                     if origin is None:
                         item.trace = span.get_span_context()
                     try:
@@ -248,8 +267,19 @@ class Telemetry:
             status = "error"
             raise
         finally:
+            _ITEM.reset(token)
             if self.instruments is not None:
+                status = "error" if scope.failed else status
                 self.instruments.item_done(node, time.perf_counter() - started, status)
+
+    def item_failed(self, item: Any, error: BaseException) -> None:
+        """Mark ``item``'s span in the current node as failed (its policy kept it quiet)."""
+        scope = _ITEM.get()
+        if scope is None or scope.item is not item:
+            return  # not inside this item's span (a source record, a plain chunked map)
+        scope.failed = True
+        if scope.span is not None:
+            _fail(scope.span, error)
 
     # -- calls ------------------------------------------------------------------
     @contextmanager
