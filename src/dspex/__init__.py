@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from . import flows as flows
     from .lm import BaseLM as BaseLM
     from .lm import CircuitBreakerPolicy as CircuitBreakerPolicy
+    from .lm import Embedder as Embedder
     from .lm import LM as LM
     from .lm import RateLimit as RateLimit
     from .lm import RetryPolicy as RetryPolicy
@@ -59,12 +60,18 @@ if TYPE_CHECKING:
     from .modules import Refine as Refine
     from .modules import Suggest as Suggest
     from .modules import load as load
+    from .modules import asave_version as asave_version
     from .modules import load_dspy_state as load_dspy_state
     from .modules import majority as majority
+    from .modules import save_version as save_version
     from . import operators as ops
     from .optimizers import BootstrapFewShot as BootstrapFewShot
     from .optimizers import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
+    from .optimizers import COPRO as COPRO
+    from .optimizers import GEPA as GEPA
+    from .optimizers import KNNFewShot as KNNFewShot
     from .optimizers import LabeledFewShot as LabeledFewShot
+    from .optimizers import MIPROv2 as MIPROv2
     from .signatures import Citation as Citation
     from .signatures import Confidence as Confidence
     from .signatures import Embedding as Embedding
@@ -82,6 +89,7 @@ if TYPE_CHECKING:
     from .store import RunStore as RunStore
     from . import telemetry as telemetry
     from . import tools as tools
+    from . import traces as traces
 
 __all__ = [
     "Adapter",
@@ -91,6 +99,7 @@ __all__ = [
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "BufferPolicy",
+    "COPRO",
     "Callback",
     "ChainOfThought",
     "ChatAdapter",
@@ -99,15 +108,19 @@ __all__ = [
     "Completions",
     "Confidence",
     "DspexError",
+    "Embedder",
     "Embedding",
     "Evaluate",
     "Example",
     "Flow",
+    "GEPA",
     "History",
     "InputField",
     "JSONAdapter",
+    "KNNFewShot",
     "LM",
     "LabeledFewShot",
+    "MIPROv2",
     "MemoryWatermarks",
     "Module",
     "MultiChainComparison",
@@ -128,6 +141,7 @@ __all__ = [
     "Tool",
     "ToolCalls",
     "__version__",
+    "asave_version",
     "configure",
     "configure_cache",
     "context",
@@ -142,10 +156,12 @@ __all__ = [
     "make_signature",
     "metrics",
     "ops",
+    "save_version",
     "sinks",
     "sources",
     "telemetry",
     "tools",
+    "traces",
 ]
 
 # name -> (module, attribute); attribute None means the module itself.
@@ -157,6 +173,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "BootstrapFewShot": (".optimizers", "BootstrapFewShot"),
     "BootstrapFewShotWithRandomSearch": (".optimizers", "BootstrapFewShotWithRandomSearch"),
     "BufferPolicy": (".backpressure", "BufferPolicy"),
+    "COPRO": (".optimizers", "COPRO"),
     "Callback": (".telemetry", "Callback"),
     "ChainOfThought": (".modules", "ChainOfThought"),
     "ChatAdapter": (".adapters", "ChatAdapter"),
@@ -165,15 +182,19 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Completions": (".modules", "Completions"),
     "Confidence": (".signatures", "Confidence"),
     "DspexError": (".errors", "DspexError"),
+    "Embedder": (".lm", "Embedder"),
     "Embedding": (".signatures", "Embedding"),
     "Evaluate": (".evaluate", "Evaluate"),
     "Example": (".modules", "Example"),
     "Flow": (".flows", "Flow"),
+    "GEPA": (".optimizers", "GEPA"),
     "History": (".signatures", "History"),
     "InputField": (".signatures", "InputField"),
     "JSONAdapter": (".adapters", "JSONAdapter"),
+    "KNNFewShot": (".optimizers", "KNNFewShot"),
     "LM": (".lm", "LM"),
     "LabeledFewShot": (".optimizers", "LabeledFewShot"),
+    "MIPROv2": (".optimizers", "MIPROv2"),
     "MemoryWatermarks": (".backpressure", "MemoryWatermarks"),
     "Module": (".modules", "Module"),
     "MultiChainComparison": (".modules", "MultiChainComparison"),
@@ -193,6 +214,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Timeouts": (".lm", "Timeouts"),
     "Tool": (".signatures", "Tool"),
     "ToolCalls": (".signatures", "ToolCalls"),
+    "asave_version": (".modules", "asave_version"),
     "configure": ("._context", "configure"),
     "configure_cache": (".lm", "configure_cache"),
     "context": ("._context", "context"),
@@ -207,10 +229,12 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "make_signature": (".signatures", "make_signature"),
     "metrics": (".evaluate.metrics", None),
     "ops": (".operators", None),
+    "save_version": (".modules", "save_version"),
     "sinks": (".sinks", None),
     "sources": (".sources", None),
     "telemetry": (".telemetry", None),
     "tools": (".tools", None),
+    "traces": (".traces", None),
 }
 
 

@@ -245,17 +245,23 @@ def program_spec(module: Module) -> dict[str, Any] | None:
 
 
 # -- files ----------------------------------------------------------------------------
-def save_program(module: Module, path: str | Path) -> None:
-    """Write ``module``'s state to a ``.json`` file (atomically)."""
-    target = Path(path)
-    if target.suffix != ".json":
-        raise ConfigError(f"save path must end with .json, got {str(target)!r}")
+def program_state(module: Module) -> dict[str, Any]:
+    """Return what ``save`` writes: the module's state plus how to rebuild it."""
     state: dict[str, Any] = module.dump_state()
     state["metadata"] = {
         "dependency_versions": {"python": f"{sys.version_info.major}.{sys.version_info.minor}"},
         "dspex_version": __version__,
         "program": program_spec(module),
     }
+    return state
+
+
+def save_program(module: Module, path: str | Path) -> None:
+    """Write ``module``'s state to a ``.json`` file (atomically)."""
+    target = Path(path)
+    if target.suffix != ".json":
+        raise ConfigError(f"save path must end with .json, got {str(target)!r}")
+    state = program_state(module)
     try:
         text = json.dumps(state, indent=2, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
@@ -281,8 +287,9 @@ def read_state(path_or_state: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def load(path: str | Path, *, types: Mapping[str, Any] | None = None, load_lm: bool = True) -> Module:
-    """Load a program saved with ``module.save(path)``.
+def load(path: str | Path | Mapping[str, Any], *, types: Mapping[str, Any] | None = None,
+         load_lm: bool = True) -> Module:
+    """Load a program saved with ``module.save(path)`` (or its state dict).
 
     Rebuilds built-in modules (``Predict``, ``ChainOfThought`` …) from the
     file and applies their state.
