@@ -29,6 +29,7 @@ async def _serve_one(anyio_backend: str, flush_interval: float, body: Any) -> tu
                         async for message in conn:
                             received.append(json.loads(message))
 
+                sink.server._tick.full_at = 1  # the whole interval from one client on
                 tg.start_soon(read)
                 await wait_until(lambda: len(received) == 1)  # the hello
                 conn = next(iter(sink.server.sessions)).conn
@@ -93,3 +94,14 @@ async def test_a_cancelled_timer_still_wakes_the_other_writers() -> None:
 def test_flush_interval_out_of_range_is_refused(bad: float) -> None:
     with pytest.raises(ConfigError, match=rf"flush_interval {bad!r} must be in 0..1 seconds"):
         websocket(flush_interval=bad)
+
+
+def test_the_hold_grows_with_the_number_of_clients() -> None:
+    clients = [0]
+    tick = FlushTick(0.002, lambda: clients[0], full_at=100)
+    holds = {}
+    for n in (1, 10, 24, 25, 50, 100, 500):
+        clients[0] = n
+        holds[n] = tick.hold()
+    assert holds == {1: 0.0, 10: 0.0, 24: 0.0, 25: 0.0005, 50: 0.001, 100: 0.002, 500: 0.002}
+    assert FlushTick(0.0).hold() == 0.0

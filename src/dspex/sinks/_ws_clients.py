@@ -185,35 +185,53 @@ class ClientQueue:
 
 
 class FlushTick:
-    """Wakes every client writer together, at most once per ``interval`` seconds.
+    """Wakes every client writer together, at most once per interval.
 
     Why: one token broadcast to N clients costs N socket writes (and N
     wake-ups of the readers). Holding each writer until a shared tick lets
     every client receive all the messages of one interval in one write, so
     the cost per token falls as tokens arrive faster, while a message waits
-    at most ``interval`` (plus the time to serve the clients ahead of it).
-    No task of its own: the first writer to wait sleeps out the interval and
-    then wakes the others. ``interval`` 0 disables it (a writer sends as
-    soon as its queue is non-empty).
+    at most one interval (plus the time to serve the clients ahead of it).
+    The interval grows with the fan-out: ``interval`` at ``full_at`` clients
+    or more, proportionally less below, and no holding at all under
+    ``MIN_HOLD`` (a few clients are cheap to serve at once; holding would
+    only add latency). No task of its own: the first writer to wait sleeps
+    out the interval and then wakes the others.
+
+    Args:
+        interval: Longest hold in seconds (0 disables holding).
+        clients: Returns the current number of clients (None: always ``full_at``).
+        full_at: The client count from which the whole ``interval`` applies.
     """
 
-    __slots__ = ("_event", "interval")
+    __slots__ = ("_event", "clients", "full_at", "interval")
 
-    def __init__(self, interval: float) -> None:
+    MIN_HOLD = 0.0005
+
+    def __init__(self, interval: float, clients: Callable[[], int] | None = None, full_at: int = 100) -> None:
         self.interval = interval
+        self.clients = clients
+        self.full_at = max(1, full_at)
         self._event: anyio.Event | None = None
+
+    def hold(self) -> float:
+        """The interval for the current number of clients (0: do not hold)."""
+        share = 1.0 if self.clients is None else min(1.0, self.clients() / self.full_at)
+        hold = self.interval * share
+        return hold if hold >= self.MIN_HOLD else 0.0
 
     async def wait(self) -> None:
         """Block until the next tick (starting the interval if none is running)."""
-        if self.interval <= 0:
-            return
         event = self._event
         if event is not None:
             await event.wait()
             return
+        hold = self.hold()
+        if not hold:
+            return
         event = self._event = anyio.Event()
         try:
-            await anyio.sleep(self.interval)
+            await anyio.sleep(hold)
         finally:  # even when this writer is cancelled, the others must not wait forever
             if self._event is event:
                 self._event = None

@@ -122,7 +122,7 @@ class WebSocketServer:
         _check(self.options.queue_size >= 1, f"queue_size {self.options.queue_size!r} must be >= 1")
         interval = self.options.flush_interval
         _check(0 <= interval <= 1, f"flush_interval {interval!r} must be in 0..1 seconds")
-        self._tick = FlushTick(interval)
+        self._tick = FlushTick(interval, lambda: len(self.sessions))
         self.host, self.path, self.token = host, path, token
         self.origins = () if origins is None else (origins,) if isinstance(origins, str) else tuple(origins)
         self.max_message_size = max_message_size
