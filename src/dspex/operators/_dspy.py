@@ -77,7 +77,12 @@ class DSPyModule:
     async def acall(self, **inputs: Any) -> DSPyResult:
         """Run the DSPy module once on ``inputs`` (extra keys are ignored).
 
-        Blocks until the module returns; under trio it runs in a worker thread.
+        Blocks until the module returns; under trio it runs in a worker thread,
+        and cancelling the call (a node timeout) abandons that thread: the DSPy
+        call finishes in the background and its result is dropped. Usage is
+        read from the LM this call runs with (a copy of ``lm`` or of DSPy's
+        configured LM); a predictor pinned to its own ``predictor.lm`` bypasses
+        it, and its calls are not counted.
 
         Raises:
             ConfigError: No DSPy LM is configured.
