@@ -17,7 +17,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from .._context import get_setting
-from ..errors import ParseError
+from ..errors import ParseError, TruncatedOutputError
 from ..events import FieldDone, Retry, TokenDelta, Usage
 from ..lm._types import LMUsage, Message
 from ..signatures import History
@@ -132,12 +132,30 @@ async def _once(
         err = ParseError("the LM returned no completion", raw="", adapter=adapter.name)
         return [], [""], response.usage, err
     values = []
-    for text in outputs:
+    reasons = response.finish_reasons
+    for i, text in enumerate(outputs):
         try:
             values.append(adapter.parse(signature, text))
         except ParseError as err:
-            return [], [text], response.usage, err
+            finish = reasons[i] if i < len(reasons) else None
+            return [], [text], response.usage, _truncated(err, finish, params, lm)
     return values, list(outputs), response.usage, None
+
+
+def _truncated(err: ParseError, finish_reason: str | None, params: Mapping[str, Any], lm: Any) -> ParseError:
+    """Return ``err`` as a :class:`TruncatedOutputError` when the LM stopped at ``max_tokens``."""
+    if finish_reason != "length" or isinstance(err, TruncatedOutputError):
+        return err
+    defaults = getattr(lm, "kwargs", None)
+    merged = {**defaults, **params} if isinstance(defaults, dict) else params
+    limit = merged.get("max_tokens") or merged.get("max_completion_tokens")
+    out = TruncatedOutputError(
+        f"the completion was cut off at max_tokens={limit} (finish_reason 'length') before it parsed; "
+        f"raise max_tokens or ask for shorter outputs: {err.message}",
+        raw=err.raw, adapter=err.adapter, field=err.field,
+    )
+    out.feedback = getattr(err, "feedback", err.message)  # type: ignore[attr-defined]
+    return out
 
 
 async def _streamed(
@@ -151,6 +169,7 @@ async def _streamed(
 ) -> tuple[list[dict[str, Any]], list[str], LMUsage, ParseError | None]:
     parser = adapter.parse_stream(signature)
     usage: LMUsage | None = None
+    finish: str | None = None
     chunks = lm.stream(messages, **params)
     if not hasattr(chunks, "aclose"):
         chunks = _closable(chunks)
@@ -162,12 +181,13 @@ async def _streamed(
                     await emitter.emit(event, name)
             if chunk.usage is not None:
                 usage = chunk.usage
+            finish = chunk.finish_reason or finish
     usage = usage or LMUsage()
     try:
         tail = parser.finish()
     except ParseError as err:
         await _emit_usage(emitter, lm, usage)
-        return [], [parser.text], usage, err
+        return [], [parser.text], usage, _truncated(err, finish, params, lm)
     for event in tail:
         await emitter.emit(event, name)
     await _emit_usage(emitter, lm, usage)
@@ -259,7 +279,9 @@ async def complete_with_retries(
         if err is None:
             return CallResult(values, raws, total, messages)
     assert err is not None
-    raise ParseError(
+    # a truncated last attempt keeps its type: the caller's fix is max_tokens
+    final = TruncatedOutputError if isinstance(err, TruncatedOutputError) else ParseError
+    raise final(
         f"{name or 'Predict'}({signature.signature}): could not parse the LM output after {attempt + 1} "
         f"attempt(s) (last by {used.name}): {err.message}",
         raw=raws[0] if raws else err.raw,

@@ -35,6 +35,7 @@ from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 from ..errors import ConfigError
 from ..lm._h1 import HTTPProtocolError, ParsedRequest, make_request_parser
 from . import _fake_providers as fp
+from ._fake_quirks import check_quirks, quirk_frames, quirk_payload, quirk_refusal, text_error
 from ._fake_answers import count_tokens_cached, fake_completion, split_tokens, value_for_schema
 
 __all__ = ["FakeLLMServer", "ServerStats"]
@@ -119,6 +120,9 @@ class FakeLLMServer:
         parser: Force ``"httptools"`` or ``"h11"`` request parsing.
         max_requests_per_connection: Close a connection silently (no
             ``Connection: close``) after this many requests.
+        quirks: Real servers' quirks to reproduce on OpenAI-style requests
+            (names in ``_fake_quirks.QUIRKS``: ``refuse_json_schema_500``,
+            ``no_stream_usage``, ``keepalive_comments``, ...).
     """
 
     def __init__(
@@ -144,6 +148,7 @@ class FakeLLMServer:
         backend: str = "asyncio",
         parser: str | None = None,
         max_requests_per_connection: int | None = None,
+        quirks: frozenset[str] | set[str] | tuple[str, ...] = frozenset(),
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise ConfigError(f"FakeLLMServer binds loopback only; host={host!r} is not loopback")
@@ -167,6 +172,7 @@ class FakeLLMServer:
         self.backend = backend
         self.parser = parser
         self.max_requests_per_connection = max_requests_per_connection
+        self.quirks = check_quirks(quirks)
         self.stats = ServerStats()
         self._rng = random.Random(seed)
         self._conns: set[_ConnState] = set()
@@ -344,6 +350,9 @@ class FakeLLMServer:
     async def _error(
         self, stream: SocketStream, provider: str, status: int, msg: str, keep: bool, **kw: Any
     ) -> bool:
+        if "text_errors" in self.quirks:
+            await self._send(stream, status, text_error(status, msg), ctype="text/html", keep=keep, **kw)
+            return keep
         body = json.dumps(fp.error_body(provider, status, msg)).encode()
         await self._send(stream, status, body, keep=keep, **kw)
         return keep
@@ -398,6 +407,9 @@ class FakeLLMServer:
             call = fp.parse_call(provider, body, model or self.model, path_stream)
         except (ValueError, fp.BadRequest) as exc:
             return await self._error(stream, provider, 400, f"bad request: {exc}", keep)
+        refusal = quirk_refusal(self.quirks, body) if provider == "openai" and self.quirks else None
+        if refusal is not None:
+            return await self._error(stream, provider, refusal[0], refusal[1], keep)
         fault = self._draw_fault()
         if fault in ("429", "500", "503", "hang", "reset"):  # answered without a completion
             await anyio.sleep_until(ready_at)
@@ -426,6 +438,8 @@ class FakeLLMServer:
         if call.stream and not (provider == "gemini" and "sse" not in qs.get("alt", [])):
             return await self._stream(stream, call, choices, digest, prompt_tokens, fault, keep, ready_at)
         payload: Any = fp.render(call, choices, digest, prompt_tokens)
+        if provider == "openai" and self.quirks:
+            payload = quirk_payload(self.quirks, payload)
         if provider == "gemini" and call.stream:
             payload = [payload]
         data = json.dumps(payload, ensure_ascii=False).encode()
@@ -484,6 +498,8 @@ class FakeLLMServer:
         ready_at: float,
     ) -> bool:
         frames = list(fp.stream(call, choices, rid, prompt_tokens, self.tokens_per_chunk))
+        if call.provider == "openai" and self.quirks:
+            frames = quirk_frames(self.quirks, frames)
         if fault == "malformed":
             frames.insert(len(frames) // 2, (b"data: {not json\n\n", 0))
         await anyio.sleep_until(ready_at)
