@@ -30,8 +30,14 @@ def cli() -> None:
 @click.option("--out", "out_path", default="demo_answers.jsonl", type=click.Path(dir_okay=False, path_type=Path),
               help="Where the JSONL answers go.")
 @click.option("--question", default=None, help="Stream one ChainOfThought answer for this question and stop.")
-def demo(serve: bool, n: int | None, out_path: Path, question: str | None) -> None:
-    """Run the demo flow on the built-in local LM server (no API key needed)."""
+@click.option("--model", "model", type=click.Choice(["fake", "local"]), default="fake", show_default=True,
+              help="fake: the embedded server answering placeholder text from the answer key; local: a real "
+                   "SmolLM2-135M on llama-cpp-python's server (needs the 'local' extra).")
+def demo(serve: bool, n: int | None, out_path: Path, question: str | None, model: str) -> None:
+    """Run the demo flow on a local LM server (no API key, no network)."""
+    if model == "local":
+        demo_mod = importlib.import_module("dspex.cli._demo")
+        sys.exit(demo_mod.run_local_demo(n=20 if n is None else n, out_path=out_path) or 0)
     if question is not None or not _has("dspex.cli._demo"):
         from ._stream_demo import stream_one
 
