@@ -73,3 +73,44 @@ class Clock:
 def emit(result: dict[str, Any]) -> None:
     """Print the result as the last stdout line (the driver reads that line)."""
     print(json.dumps(result), flush=True)
+
+
+#: ReAct benchmark: each tool (``add`` async, ``multiply`` sync) pauses this long.
+TOOL_PAUSE_S = 0.02
+
+
+def react_questions(n: int) -> list[dict[str, str]]:
+    """Return ``n`` arithmetic questions with their answers, alternating ``+`` (async tool) and ``*`` (sync)."""
+    out = []
+    for i in range(n):
+        a, b = i % 97 + 2, i % 89 + 3
+        op, value = ("+", a + b) if i % 2 == 0 else ("*", a * b)
+        out.append({"question": f"What is {a} {op} {b}?", "expected": str(value)})
+    return out
+
+
+class LagMonitor:
+    """Measure how late a 10 ms periodic wake-up runs: the event loop's responsiveness.
+
+    ``tick(sleep)`` is the loop body for any async library; ``max_ms`` and
+    ``p99_ms`` summarise the lags seen (a blocked loop shows as a long lag).
+    """
+
+    PERIOD_S = 0.01
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+
+    async def run(self, sleep: Callable[[float], Any]) -> None:
+        """Sample forever (cancel to stop)."""
+        while True:
+            start = time.perf_counter()
+            await sleep(self.PERIOD_S)
+            self.lags.append(max(0.0, time.perf_counter() - start - self.PERIOD_S))
+
+    def summary(self) -> dict[str, float]:
+        """Return ``{"loop_lag_max_ms", "loop_lag_p99_ms", "loop_samples"}``."""
+        lags = sorted(self.lags) or [0.0]
+        return {"loop_lag_max_ms": round(1000 * lags[-1], 1),
+                "loop_lag_p99_ms": round(1000 * lags[int(0.99 * (len(lags) - 1))], 1),
+                "loop_samples": len(self.lags)}

@@ -20,7 +20,7 @@ import time
 import anyio
 
 from dspex.testing import FakeLLMServer
-from dspex.testing.server import _parser
+from dspex.testing.server import _parser, student_task
 
 
 def _server(argv: list[str]) -> tuple[FakeLLMServer, str]:
@@ -31,7 +31,7 @@ def _server(argv: list[str]) -> tuple[FakeLLMServer, str]:
         p_429=args.p_429, p_500=args.p_500, p_503=args.p_503, p_hang=args.p_hang,
         p_reset=args.p_reset, p_truncate=args.p_truncate, p_malformed=args.p_malformed,
         retry_after=args.retry_after, seed=args.seed, require_api_key=args.require_api_key,
-        model=args.model, parser=args.parser,
+        model=args.model, parser=args.parser, student=student_task(args.student),
     )  # fmt: skip
     return server, args.backend
 

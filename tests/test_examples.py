@@ -33,3 +33,28 @@ def test_flow_jsonl_runs_then_resumes_without_duplicates(tmp_path: Path) -> None
     assert second.startswith("in=0 out=0 failed=0")
     ids = [json.loads(line)["id"] for line in dst.read_text().splitlines()]
     assert sorted(ids) == list(range(40))
+
+
+def test_optimize_offline_lifts_the_score() -> None:
+    lines = _run("examples/optimize_offline.py").splitlines()
+    assert lines[0] == "task: 'mirror violin' -> 'niloiv'"
+    assert lines[1] == "uncompiled: 0.0%"
+    assert lines[2].startswith("BootstrapFewShot: 100.0% with 4 traced + 4 labeled demos")
+    assert lines[2].endswith("the student still has 0")
+    assert lines[3].startswith("random search: best of 7 candidates (seed ")
+    best = float(lines[3].split(": ")[2].split("%")[0])
+    assert best > 0.0  # above the zero-shot candidate
+    assert lines[4] == "reloaded: 100.0%"
+
+
+def test_agent_offline() -> None:
+    lines = _run("examples/agent_offline.py").splitlines()
+    assert lines == [
+        "call   add({'a': 20, 'b': 22})",
+        "result add -> 42",
+        "call   finish({})",
+        "result finish -> Completed.",
+        "What is 1 + 2? -> 3",
+        "What is the temperature in Oslo? -> 4 °C in Oslo",
+        "What is 40 + 2? -> 42",
+    ]

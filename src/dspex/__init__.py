@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from .backpressure import BufferPolicy as BufferPolicy
     from .backpressure import MemoryWatermarks as MemoryWatermarks
     from .errors import DspexError as DspexError
+    from .evaluate import Evaluate as Evaluate
+    from .evaluate import metrics as metrics
     from . import errors as errors
     from . import events as events
     from .flows import Flow as Flow
@@ -42,15 +44,26 @@ if TYPE_CHECKING:
     from .lm import Timeouts as Timeouts
     from .lm import configure_cache as configure_cache
     from .lm import inspect_history as inspect_history
+    from .modules import Assert as Assert
+    from .modules import BestOfN as BestOfN
     from .modules import ChainOfThought as ChainOfThought
     from .modules import Completions as Completions
     from .modules import Example as Example
     from .modules import Module as Module
+    from .modules import MultiChainComparison as MultiChainComparison
+    from .modules import Parallel as Parallel
     from .modules import Predict as Predict
     from .modules import Prediction as Prediction
+    from .modules import ReAct as ReAct
+    from .modules import Refine as Refine
+    from .modules import Suggest as Suggest
     from .modules import load as load
     from .modules import load_dspy_state as load_dspy_state
+    from .modules import majority as majority
     from . import operators as ops
+    from .optimizers import BootstrapFewShot as BootstrapFewShot
+    from .optimizers import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
+    from .optimizers import LabeledFewShot as LabeledFewShot
     from .signatures import Citation as Citation
     from .signatures import Confidence as Confidence
     from .signatures import Embedding as Embedding
@@ -66,10 +79,15 @@ if TYPE_CHECKING:
     from . import sinks as sinks
     from . import sources as sources
     from .store import RunStore as RunStore
+    from . import tools as tools
 
 __all__ = [
     "Adapter",
+    "Assert",
     "BaseLM",
+    "BestOfN",
+    "BootstrapFewShot",
+    "BootstrapFewShotWithRandomSearch",
     "BufferPolicy",
     "ChainOfThought",
     "ChatAdapter",
@@ -79,23 +97,30 @@ __all__ = [
     "Confidence",
     "DspexError",
     "Embedding",
+    "Evaluate",
     "Example",
     "Flow",
     "History",
     "InputField",
     "JSONAdapter",
     "LM",
+    "LabeledFewShot",
     "MemoryWatermarks",
     "Module",
+    "MultiChainComparison",
     "OutputField",
+    "Parallel",
     "Predict",
     "Prediction",
     "RateLimit",
+    "ReAct",
     "Reasoning",
+    "Refine",
     "RetryPolicy",
     "RunReport",
     "RunStore",
     "Signature",
+    "Suggest",
     "Timeouts",
     "Tool",
     "ToolCalls",
@@ -110,16 +135,23 @@ __all__ = [
     "inspect_history",
     "load",
     "load_dspy_state",
+    "majority",
     "make_signature",
+    "metrics",
     "ops",
     "sinks",
     "sources",
+    "tools",
 ]
 
 # name -> (module, attribute); attribute None means the module itself.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Adapter": (".adapters", "Adapter"),
+    "Assert": (".modules", "Assert"),
     "BaseLM": (".lm", "BaseLM"),
+    "BestOfN": (".modules", "BestOfN"),
+    "BootstrapFewShot": (".optimizers", "BootstrapFewShot"),
+    "BootstrapFewShotWithRandomSearch": (".optimizers", "BootstrapFewShotWithRandomSearch"),
     "BufferPolicy": (".backpressure", "BufferPolicy"),
     "ChainOfThought": (".modules", "ChainOfThought"),
     "ChatAdapter": (".adapters", "ChatAdapter"),
@@ -129,23 +161,30 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Confidence": (".signatures", "Confidence"),
     "DspexError": (".errors", "DspexError"),
     "Embedding": (".signatures", "Embedding"),
+    "Evaluate": (".evaluate", "Evaluate"),
     "Example": (".modules", "Example"),
     "Flow": (".flows", "Flow"),
     "History": (".signatures", "History"),
     "InputField": (".signatures", "InputField"),
     "JSONAdapter": (".adapters", "JSONAdapter"),
     "LM": (".lm", "LM"),
+    "LabeledFewShot": (".optimizers", "LabeledFewShot"),
     "MemoryWatermarks": (".backpressure", "MemoryWatermarks"),
     "Module": (".modules", "Module"),
+    "MultiChainComparison": (".modules", "MultiChainComparison"),
     "OutputField": (".signatures", "OutputField"),
+    "Parallel": (".modules", "Parallel"),
     "Predict": (".modules", "Predict"),
     "Prediction": (".modules", "Prediction"),
+    "ReAct": (".modules", "ReAct"),
     "RateLimit": (".lm", "RateLimit"),
     "Reasoning": (".signatures", "Reasoning"),
+    "Refine": (".modules", "Refine"),
     "RetryPolicy": (".lm", "RetryPolicy"),
     "RunReport": (".flows", "RunReport"),
     "RunStore": (".store", "RunStore"),
     "Signature": (".signatures", "Signature"),
+    "Suggest": (".modules", "Suggest"),
     "Timeouts": (".lm", "Timeouts"),
     "Tool": (".signatures", "Tool"),
     "ToolCalls": (".signatures", "ToolCalls"),
@@ -159,10 +198,13 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "inspect_history": (".lm", "inspect_history"),
     "load": (".modules", "load"),
     "load_dspy_state": (".modules", "load_dspy_state"),
+    "majority": (".modules", "majority"),
     "make_signature": (".signatures", "make_signature"),
+    "metrics": (".evaluate.metrics", None),
     "ops": (".operators", None),
     "sinks": (".sinks", None),
     "sources": (".sources", None),
+    "tools": (".tools", None),
 }
 
 

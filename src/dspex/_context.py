@@ -36,6 +36,12 @@ KNOWN_SETTINGS: Mapping[str, Any] = MappingProxyType(
         # Validation feedback (flows' validate retries): lines a Predict appends
         # to its final user message. A tuple of strings.
         "feedback": (),
+        # Refine's advice for the next attempt: {id(predictor): hint}; while it
+        # is set, every Predict gets a ``hint_`` input (``"N/A"`` if unnamed).
+        "hints": None,
+        # dx.Assert / dx.Suggest: how many times a module call is re-run with
+        # the failed condition's message as feedback.
+        "max_backtracks": 2,
     }
 )
 

@@ -35,7 +35,8 @@ The tree::
     ├── ItemFailed            (the dead-letter payload)
     ├── StoreError
     │   └── RunLeaseError     (another live runner holds the run)
-    └── FlowFailed
+    ├── FlowFailed
+    └── ParallelFailed        (keeps the finished results)
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ __all__ = [
     "LMProviderError",
     "LMTimeoutError",
     "LMTransportError",
+    "ParallelFailed",
     "ParseError",
     "RateLimitError",
     "RunLeaseError",
@@ -280,6 +282,21 @@ class RunLeaseError(StoreError):
 
 class FlowFailed(DspexError):
     """A flow run failed; chained from the underlying exception group."""
+
+
+class ParallelFailed(DspexError):
+    """``dx.Parallel`` stopped at ``max_errors`` failures.
+
+    Unlike DSPy, the finished work is kept: ``results`` (in input order,
+    ``None`` where a pair failed or never ran), ``failed_examples`` and
+    ``exceptions`` (aligned with each other).
+    """
+
+    def __init__(self, message: str = "", **context: Any) -> None:
+        super().__init__(message, **context)
+        self.results: list[Any] = []
+        self.failed_examples: list[Any] = []
+        self.exceptions: list[BaseException] = []
 
 
 _RETRYABLE: tuple[type[DspexError], ...] = (

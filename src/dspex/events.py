@@ -75,7 +75,7 @@ class FieldDone(Event):
 
 
 class ToolCall(Event):
-    """A tool is about to be called with ``args``."""
+    """A tool is about to be called with ``args`` (as the LM sent them)."""
 
     type: Literal["tool_call"] = "tool_call"
     name: str
@@ -84,13 +84,14 @@ class ToolCall(Event):
 
 
 class ToolResult(Event):
-    """A tool returned ``result`` (or failed, with ``error`` set)."""
+    """A tool returned ``result`` (or failed, with ``error`` set) after ``duration_s``."""
 
     type: Literal["tool_result"] = "tool_result"
     name: str
     result: Any = None
     error: str | None = None
     call_id: str | None = None
+    duration_s: float = 0.0
 
 
 class Retry(Event):

@@ -86,3 +86,18 @@ def test_fixture_matrix_is_broad() -> None:
     assert set(chat) == set(FORMAT_CASES)
     assert sum("error" in e for e in _fixture("chat_parse.json")) >= 5
     assert sum("result" in e for e in _fixture("json_parse.json")) >= 15
+
+
+CUSTOM_NS = SimpleNamespace(
+    Signature=dspex.Signature, InputField=dspex.InputField, OutputField=dspex.OutputField,
+    Tool=dspex.Tool, ToolCalls=dspex.ToolCalls,
+)
+
+
+@pytest.mark.parametrize("kind", ["chat", "json"])
+@pytest.mark.parametrize("case", sorted(cases.CUSTOM_TYPE_SIGNATURES))
+def test_custom_type_descriptions_match_dspy(kind: str, case: str) -> None:
+    """The "Type description of ToolCalls: ..." lines and the ToolCalls schema note, as DSPy writes them."""
+    expected = _fixture("custom_types.json")[f"{kind}-{case}"]
+    signature = cases.CUSTOM_TYPE_SIGNATURES[case](CUSTOM_NS)
+    assert ADAPTERS[kind]().format(signature, [], {})[0]["content"] == expected

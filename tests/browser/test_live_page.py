@@ -123,12 +123,16 @@ async def test_live_page_streams_answers(tmp_path: Path) -> None:
     results: list[int] = []
     snapshots: list[dict[str, Any]] = []
 
+    token = "page-token-0123456789"
+
     async def run_demo() -> None:
-        results.append(await _demo(True, N, tmp_path / "answers.jsonl", 60.0, port))
+        results.append(await _demo(True, N, tmp_path / "answers.jsonl", 60.0, port, token))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(run_demo)
-        snapshots = await _watch_page(f"http://127.0.0.1:{port}/", tmp_path / "profile", tmp_path / "page.png")
+        # the page reads the token from its own URL and sends it with the WebSocket upgrade
+        page = f"http://127.0.0.1:{port}/?token={token}"
+        snapshots = await _watch_page(page, tmp_path / "profile", tmp_path / "page.png")
     assert results == [0]
     final = snapshots[-1]
     expected = {row["expected"] for row in load_questions(N)}

@@ -86,3 +86,61 @@ async def test_flow_pushes_to_a_remote_server() -> None:
     kinds = [m["type"] for m in receiver.messages]
     assert kinds.count("record") == N and kinds.count("prediction_done") == N and kinds[-1] == "run_done"
     assert client.statistics()["unacked"] == 0
+
+
+def double(x: int) -> int:
+    """Double x."""
+    return 2 * x
+
+
+def _agent_answers(n: int) -> list[dict[str, Any]]:
+    answers: list[dict[str, Any]] = []
+    for i in range(n):
+        answers += [
+            {"next_thought": "double it", "next_tool_name": "double", "next_tool_args": {"x": i}},
+            {"next_thought": "done", "next_tool_name": "finish", "next_tool_args": {}},
+            {"reasoning": "the tool said so", "answer": str(2 * i)},
+        ]
+    return answers
+
+
+async def test_react_tool_steps_reach_event_sinks_and_the_wire(anyio_backend: str) -> None:
+    """ToolCall/ToolResult events flow from a ReAct map node to a WebSocket client, per item."""
+    sink = websocket()
+    out = collect()
+    messages: list[dict[str, Any]] = []
+
+    async def watch() -> None:
+        await sink.started.wait()
+        async with real_connect(anyio_backend, sink.url) as conn:
+            messages.extend([json.loads(m) async for m in conn])
+
+    async def client_connected() -> None:
+        while not sink.server.sessions:
+            await anyio.sleep(0.005)
+
+    async def records() -> Any:
+        await client_connected()
+        for i in range(3):
+            yield {"id": f"q{i}", "question": f"Double {i}?"}
+
+    flow = Flow("agent")
+    # concurrency=1: the scripted answers are consumed in order
+    flow.source(iterable(records())).map(dx.ReAct("question -> answer", tools=[double]), concurrency=1).sink(out, sink)
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            report = await flow.run(lm=ScriptedLM(_agent_answers(3)), progress=False)
+    assert report.items_out == 3 and [r["answer"] for r in out.items] == ["0", "2", "4"]
+    calls = [m for m in messages if m["type"] == "tool_call"]
+    results = [m for m in messages if m["type"] == "tool_result"]
+    args = {m["item_id"]: m["args"]["x"] for m in calls if m["name"] == "double"}
+    doubled = {m["item_id"]: m["result"] for m in results if m["name"] == "double"}
+    assert len(args) == 3 and all(doubled[item] == 2 * x for item, x in args.items())
+    assert sorted(args.values()) == [0, 1, 2]
+    assert sorted(m["item_id"] for m in calls if m["name"] == "finish") == sorted(args)
+    assert all(m["duration_s"] >= 0 and m["node"] for m in results)
+    # Each message validates against the shipped wire schema's event types.
+    from dspex.events import event_from_wire
+
+    assert all(event_from_wire(m).type == m["type"] for m in calls + results)

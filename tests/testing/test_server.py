@@ -215,11 +215,14 @@ async def test_native_tool_calls(provider: str, pool: ConnectionPool) -> None:
         assert reply["choices"][0]["finish_reason"] == "tool_calls"
         name, args = call["function"]["name"], json.loads(call["function"]["arguments"])
     elif provider == "anthropic":
-        block = reply["content"][0]
-        assert (block["type"], reply["stop_reason"]) == ("tool_use", "tool_use")
+        # a DSPy prompt gets its text fields first, then the tool use (as Claude answers)
+        assert [b["type"] for b in reply["content"]] == ["text", "tool_use"] and reply["stop_reason"] == "tool_use"
+        block = reply["content"][1]
         name, args = block["name"], block["input"]
     else:
-        fc = reply["candidates"][0]["content"]["parts"][0]["functionCall"]
+        parts = reply["candidates"][0]["content"]["parts"]
+        assert "text" in parts[0]
+        fc = parts[1]["functionCall"]
         name, args = fc["name"], fc["args"]
     assert name == "weather" and isinstance(args["city"], str)
 

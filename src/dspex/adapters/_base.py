@@ -58,10 +58,37 @@ class IncrementalParser(ABC):
 
 
 class Adapter(ABC):
-    """Base class of ``ChatAdapter`` and ``JSONAdapter``."""
+    """Base class of ``ChatAdapter`` and ``JSONAdapter``.
+
+    Args:
+        callbacks: DSPy callback objects; their ``on_adapter_format_*`` and
+            ``on_adapter_parse_*`` hooks run around each request's formatting and
+            each completion's parsing.
+        use_native_function_calling: Send a signature's ``list[Tool]`` input as
+            the provider's native tools and fill its ``ToolCalls`` output from
+            the provider's tool calls, when the LM supports them.
+        parallel_tool_calls: Passed to the LM as ``parallel_tool_calls`` in
+            native mode when not None.
+    """
 
     #: Adapter used when parsing still fails after the feedback retry (or None).
     fallback: Adapter | None = None
+    use_native_function_calling: bool = False
+    #: True when native calling is on only because it is the adapter's default
+    #: (JSONAdapter, as in DSPy); ReAct then keeps DSPy's text-mode prompts.
+    native_by_default: bool = False
+    parallel_tool_calls: bool | None = None
+    callbacks: tuple[Any, ...] = ()
+
+    def __init__(
+        self,
+        callbacks: Sequence[Any] | None = None,
+        use_native_function_calling: bool = False,
+        parallel_tool_calls: bool | None = None,
+    ) -> None:
+        self.callbacks = tuple(callbacks or ())
+        self.use_native_function_calling = bool(use_native_function_calling)
+        self.parallel_tool_calls = parallel_tool_calls
 
     @property
     def name(self) -> str:

@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ParseError
+from ..errors import ConfigError, ParseError
 from ..signatures._coerce import annotation_name, parse_field
 from ..signatures._types import ToolCalls
 from ._base import Adapter, IncrementalParser
@@ -136,7 +136,39 @@ class ChatAdapter(Adapter):
     Stateless and cheap to construct. The class attribute ``fallback`` is a
     shared :class:`JSONAdapter` (set in ``_json``), used by ``Predict`` when
     parsing still fails after the feedback retry.
+
+    Args:
+        callbacks: DSPy callback objects; their ``on_adapter_format_*`` and
+            ``on_adapter_parse_*`` hooks run around each request's formatting and
+            each completion's parsing.
+        use_native_function_calling: Native tools / tool calls for signatures
+            with a ``list[Tool]`` input and a ``ToolCalls`` output (off by
+            default, as in DSPy).
+        native_response_types: Accepted for DSPy compatibility; must be None
+            or empty (dspex fills ``Reasoning`` without it).
+        use_json_adapter_fallback: False disables the JSONAdapter fallback.
+        parallel_tool_calls: Passed to the LM in native mode when not None.
+
+    Raises:
+        ConfigError: ``native_response_types`` lists types.
     """
+
+    def __init__(
+        self,
+        callbacks: Sequence[Any] | None = None,
+        use_native_function_calling: bool = False,
+        native_response_types: Sequence[type] | None = None,
+        use_json_adapter_fallback: bool = True,
+        parallel_tool_calls: bool | None = None,
+    ) -> None:
+        super().__init__(callbacks, use_native_function_calling, parallel_tool_calls)
+        if native_response_types:
+            raise ConfigError(
+                f"native_response_types={list(native_response_types)!r} is not supported; expected None "
+                "(dspex fills Reasoning and tool calls natively where the provider returns them)"
+            )
+        if not use_json_adapter_fallback:
+            self.fallback = None
 
     # ----- system message -------------------------------------------------
     def format_field_description(self, signature: type[Signature]) -> str:

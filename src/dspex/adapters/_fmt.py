@@ -14,7 +14,7 @@ import enum
 import inspect
 import json
 from collections.abc import Mapping
-from typing import Any, Literal, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import TypeAdapter
 from pydantic.fields import FieldInfo
@@ -22,10 +22,11 @@ from pydantic.fields import FieldInfo
 from ..errors import InputError
 from ..signatures._coerce import annotation_allows_none, annotation_name, type_adapter
 from ..signatures._fields import field_kind
-from ..signatures._types import History, Reasoning
+from ..signatures._types import History, Reasoning, _Model
 
 __all__ = [
     "apply_output_defaults",
+    "custom_types",
     "field_descriptions",
     "format_field_value",
     "history_field",
@@ -111,13 +112,35 @@ def type_note(name: str, field: FieldInfo) -> str:
     return f"{{{name}}}{note}"
 
 
+def custom_types(annotation: Any) -> list[type]:
+    """Return the custom (model-based ML) types inside ``annotation``, in order, repeats kept.
+
+    DSPy's ``Type.extract_custom_type_from_annotation``: ``ToolCalls`` is
+    found in ``ToolCalls``, ``Optional[ToolCalls]`` and ``dict[str, ToolCalls]``.
+    """
+    if inspect.isclass(annotation) and get_origin(annotation) is None and issubclass(annotation, _Model):
+        return [annotation]
+    if get_origin(annotation) is None:
+        return []
+    return [tp for arg in get_args(annotation) for tp in custom_types(arg)]
+
+
 def field_descriptions(fields: Mapping[str, FieldInfo]) -> str:
-    """Return the numbered ``1. `name` (type): desc`` lines for ``fields``."""
+    """Return the numbered ``1. `name` (type): desc`` lines for ``fields``.
+
+    A custom type with a description adds DSPy's
+    ``\n    Type description of {Type}: {text}`` line to its field's desc.
+    """
     lines = []
     for i, (name, field) in enumerate(fields.items()):
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         desc = extra.get("desc", f"${{{name}}}")
         desc = "" if desc == f"${{{name}}}" else str(desc)
+        for tp in custom_types(field.annotation):
+            describe = getattr(tp, "description", None)
+            text = describe() if callable(describe) else ""
+            if text:
+                desc += f"\n    Type description of {annotation_name(tp)}: {text}"
         line = f"{i + 1}. `{name}` ({annotation_name(field.annotation)}): {desc}"
         if extra.get("constraints"):
             line += f"\nConstraints: {extra['constraints']}"

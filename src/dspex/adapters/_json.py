@@ -12,11 +12,12 @@ quotes, truncation), drops unknown keys and coerces each field.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..signatures._coerce import annotation_name
 from ..signatures._types import ToolCalls
+from ._base import Adapter
 from ._chat import ChatAdapter, empty_response_error, missing_fields_error, parse_outputs
 from ._fmt import serialize_for_json, type_note
 from ._json_repair import extract_object
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
 
     from ..signatures import Signature
-    from ._base import Adapter, IncrementalParser
+    from ._base import IncrementalParser
 
 __all__ = ["JSONAdapter"]
 
@@ -34,10 +35,30 @@ __all__ = ["JSONAdapter"]
 class JSONAdapter(ChatAdapter):
     """Outputs as one JSON object; native structured outputs where available.
 
-    ``fallback`` is None: this adapter is the last resort.
+    ``fallback`` is None: this adapter is the last resort. As in DSPy,
+    native function calling is on by default here.
+
+    Args:
+        callbacks: DSPy callback objects; their ``on_adapter_format_*`` and
+            ``on_adapter_parse_*`` hooks run around each request's formatting and
+            each completion's parsing.
+        use_native_function_calling: Native tools / tool calls for signatures
+            with a ``list[Tool]`` input and a ``ToolCalls`` output (None, the
+            default, means on, as in DSPy; ``ReAct`` goes native only when
+            it is passed as True).
+        parallel_tool_calls: Passed to the LM in native mode when not None.
     """
 
     fallback: Adapter | None = None
+
+    def __init__(
+        self,
+        callbacks: Sequence[Any] | None = None,
+        use_native_function_calling: bool | None = None,
+        parallel_tool_calls: bool | None = None,
+    ) -> None:
+        Adapter.__init__(self, callbacks, use_native_function_calling is not False, parallel_tool_calls)
+        self.native_by_default = use_native_function_calling is None
 
     def format_field_structure(self, signature: type[Signature]) -> str:
         skeleton = {n: type_note(n, f) for n, f in signature.output_fields.items()}

@@ -3,9 +3,12 @@
 Built as DSPy 3.4.1 builds it: a pydantic model ``DSPyProgramOutputs`` of the
 output fields with ``extra="forbid"``, every object closed and every property
 required (OpenAI's strict mode), ``None`` defaults dropped, a lone ``allOf``
-and a ``$ref`` with siblings inlined. An open-ended mapping output
-(``dict[str, Any]``) cannot be expressed in strict mode, so
-:func:`response_format` answers ``{"type": "json_object"}`` for it.
+and a ``$ref`` with siblings inlined. An open-ended mapping (``dict[str,
+Any]``), as an output or nested in one, cannot be expressed in strict mode, so
+:func:`response_format` answers ``{"type": "json_object"}`` for it (DSPy closes
+a nested one, which forces it empty). The exception is ``ToolCalls``: each
+call's ``args`` becomes a JSON-encoded string in the strict schema (which
+``ToolCalls`` decodes), so tool calls keep their arguments.
 """
 
 from __future__ import annotations
@@ -27,10 +30,18 @@ def has_open_mapping(signature: type[Signature]) -> bool:
     return any(get_origin(f.annotation) is dict or f.annotation is dict for f in signature.output_fields.values())
 
 
+_ARGS_AS_STRING = {
+    "type": "string",
+    "description": 'The arguments as a JSON object encoded in a string, e.g. "{\\"query\\": \\"cats\\"}".',
+}
+
+
 def _close(part: dict[str, Any]) -> None:
     if part.get("type") == "object":
         props = part.get("properties")
         if props is None:
+            if part.get("additionalProperties") not in (None, False):
+                raise ValueError("an output holds an open-ended mapping; strict mode needs declared properties")
             part["properties"] = {}
             part["required"] = []
         else:
@@ -97,6 +108,9 @@ def strict_schema(signature: type[Signature]) -> dict[str, Any]:
     schema: dict[str, Any] = model.model_json_schema()
     for prop in schema.get("properties", {}).values():
         prop.pop("json_schema_extra", None)
+    call = schema.get("$defs", {}).get("ToolCall")
+    if isinstance(call, dict) and isinstance(call.get("properties", {}).get("args"), dict):
+        call["properties"]["args"] = dict(_ARGS_AS_STRING)  # strict mode cannot express an open object
     _close(schema)
     result: dict[str, Any] = _strict(schema, schema)
     return result

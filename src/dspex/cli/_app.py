@@ -1,4 +1,4 @@
-"""The ``dspex`` command group: ``demo``, ``serve``, ``run``, ``inspect``.
+"""The ``dspex`` command group: ``demo``, ``serve``, ``run``, ``inspect``, ``eval``, ``optimize``.
 
 Exit codes: 0 success, 1 the job failed, 2 bad usage or configuration.
 Heavy parts (flows, servers) are imported inside the commands so that
@@ -27,24 +27,35 @@ def cli() -> None:
 @cli.command()
 @click.option("--serve", is_flag=True, help="Also serve the live page and WebSocket feed.")
 @click.option("-n", "--items", "n", default=None, type=int, help="How many bundled questions to run.")
-@click.option("--out", "out_path", default="demo_answers.jsonl", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where the JSONL answers go.")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where the JSONL answers go (demo_answers.jsonl, or demo_agent_answers.jsonl with --agent).")
 @click.option("--question", default=None, help="Stream one ChainOfThought answer for this question and stop.")
+@click.option("--agent", is_flag=True, help="Run a ReAct agent with two Python tools instead of ChainOfThought.")
+@click.option("--no-auth", is_flag=True, help="With --serve: no bearer token (default: a random one, in the URL).")
+@click.option("--port", default=8765, show_default=True, type=int,
+              help="With --serve: port to try first (a free one if taken; 0 picks one).")
 @click.option("--model", "model", type=click.Choice(["fake", "local"]), default="fake", show_default=True,
               help="fake: the embedded server answering placeholder text from the answer key; local: a real "
                    "SmolLM2-135M on llama-cpp-python's server (needs the 'local' extra).")
-def demo(serve: bool, n: int | None, out_path: Path, question: str | None, model: str) -> None:
+def demo(serve: bool, n: int | None, out_path: Path | None, question: str | None, agent: bool,
+         no_auth: bool, port: int, model: str) -> None:
     """Run the demo flow on a local LM server (no API key, no network)."""
     if model == "local":
         demo_mod = importlib.import_module("dspex.cli._demo")
-        sys.exit(demo_mod.run_local_demo(n=20 if n is None else n, out_path=out_path) or 0)
+        sys.exit(demo_mod.run_local_demo(n=20 if n is None else n, out_path=out_path or "demo_answers.jsonl") or 0)
+    if agent:
+        agent_mod = importlib.import_module("dspex.cli._agent_demo")
+        code = agent_mod.run_agent_demo(serve=serve, n=n, out_path=out_path or "demo_agent_answers.jsonl",
+                                        auth=not no_auth, port=port)
+        sys.exit(code or 0)
+    out_path = out_path or Path("demo_answers.jsonl")
     if question is not None or not _has("dspex.cli._demo"):
         from ._stream_demo import stream_one
 
         stream_one(question or "What is the capital of France?")
         return
     demo_mod = importlib.import_module("dspex.cli._demo")
-    code = demo_mod.run_demo_flow(serve=serve, n=n, out_path=out_path)
+    code = demo_mod.run_demo_flow(serve=serve, n=n, out_path=out_path, auth=not no_auth, port=port)
     sys.exit(code or 0)
 
 
@@ -55,9 +66,10 @@ def _has(module: str) -> bool:
 
 
 def _register_optional() -> None:
-    """Attach commands whose modules exist (serve, run, inspect)."""
+    """Attach commands whose modules exist (serve, run, inspect, eval, optimize)."""
     for module, attr in (("dspex.cli._serve", "serve_command"), ("dspex.cli._run", "run_command"),
-                         ("dspex.cli._inspect", "inspect_command")):
+                         ("dspex.cli._inspect", "inspect_command"), ("dspex.cli._eval", "eval_command"),
+                         ("dspex.cli._optimize", "optimize_command")):
         if _has(module):
             cli.add_command(getattr(importlib.import_module(module), attr))
 

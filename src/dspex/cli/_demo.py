@@ -6,8 +6,9 @@ answer")`` over them with the flow engine against :class:`~dspex.testing.FakeLLM
 (a real OpenAI-compatible HTTP server on loopback, answering from the dataset with
 latency and per-token delays so streaming is visible, and a few 429s so retries
 show), writes the answers to a JSONL file and, with ``--serve``, streams every
-token to the live page over the WebSocket sink. It ends with the run report and
-the exact-match accuracy against the expected answers.
+token to the live page over the WebSocket sink (behind a random bearer token
+that the printed page URL carries, unless ``--no-auth``). It ends with the run
+report and the exact-match accuracy against the expected answers.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import click
 
 from .._util._sync import run_sync
+from ._serve import NO_AUTH_WARNING, new_token, page_link
 
 __all__ = ["load_questions", "make_responder", "run_demo_flow", "run_local_demo"]
 
@@ -65,7 +67,7 @@ def _free(port: int) -> int:
 
 
 def run_demo_flow(serve: bool = False, n: int | None = None, out_path: Path | str = "demo_answers.jsonl",
-                  *, wait_s: float = 15.0, port: int = _PORT) -> int:
+                  *, wait_s: float = 15.0, port: int = _PORT, auth: bool = True) -> int:
     """Run the demo flow and print its report; return the exit code (0 ok, 1 failed).
 
     Args:
@@ -76,11 +78,15 @@ def run_demo_flow(serve: bool = False, n: int | None = None, out_path: Path | st
         out_path: Where the JSONL answers go.
         wait_s: With ``serve``, how long to wait for a page before starting.
         port: With ``serve``, the port to try first (a free one if taken).
+        auth: With ``serve``, require a random bearer token (printed in the
+            page URL); False serves the feed to anyone reaching the port.
     """
-    return int(run_sync(_demo, serve, n, Path(out_path), wait_s, port))
+    token = new_token() if serve and auth else None
+    return int(run_sync(_demo, serve, n, Path(out_path), wait_s, port, token))
 
 
-async def _demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port: int = _PORT) -> int:
+async def _demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port: int = _PORT,
+                token: str | None = None) -> int:
     import anyio
 
     from ..errors import FlowFailed
@@ -93,7 +99,7 @@ async def _demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port:
     rows = load_questions(n)
     speed = {"latency_ms": 120, "token_delay_ms": 35} if serve else {"latency_ms": 20, "token_delay_ms": 1}
     server = FakeLLMServer(responder=make_responder(rows), p_429=0.03, retry_after=0.2, seed=1, **speed)
-    live = websocket(port=_free(port), replay=300) if serve else None
+    live = websocket(port=_free(port), replay=300, token=token) if serve else None
     sinks = [jsonl(out_path, mode="w"), *([live] if live else [])]
 
     async def questions() -> Any:
@@ -168,7 +174,9 @@ async def _local_demo(server: Any, n: int, out_path: Path) -> int:
 
 async def _announce(live: Any, wait_s: float) -> None:
     await live.started.wait()
-    click.echo(f"live page: {live.page_url}   (WebSocket feed: {live.url})")
+    click.echo(f"live page: {page_link(live, live.server.token)}   (WebSocket feed: {live.url})")
+    if live.server.token is None:
+        click.echo(NO_AUTH_WARNING, err=True)
     click.echo(f"open it in a browser; the run starts when it connects (or in {wait_s:g} s)")
 
 

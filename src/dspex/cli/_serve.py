@@ -7,11 +7,19 @@ has no WebSocket sink, one is attached to its first sink node (or to every
 terminal node when it has none). The command prints the page URL, runs the flow
 and prints its report; exit code 0 on success, 1 if the run failed, 2 for a bad
 flow file.
+
+The feed is never open by default: without ``--token`` (or ``DSPEX_WS_TOKEN``)
+a random token is generated and the printed page URL carries it
+(``http://127.0.0.1:8765/?token=…``; the page passes it on to the WebSocket).
+``--no-auth`` serves without one; browsers from other origins are refused
+either way.
 """
 
 from __future__ import annotations
 
 import runpy
+import secrets
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +29,21 @@ if TYPE_CHECKING:
     from ..flows import Flow
     from ..sinks import WebSocketSink
 
-__all__ = ["attach_websocket", "load_flow", "serve_command"]
+__all__ = ["NO_AUTH_WARNING", "attach_websocket", "load_flow", "new_token", "page_link", "serve_command"]
+
+
+NO_AUTH_WARNING = "warning: the feed has no token (--no-auth): anyone who can reach this port can read it"
+
+
+def new_token() -> str:
+    """Return a fresh random bearer token (URL-safe, 128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def page_link(live: WebSocketSink, token: str | None) -> str:
+    """The live page URL, carrying ``token`` in its query when given."""
+    url: str = live.page_url
+    return f"{url}?{urllib.parse.urlencode({'token': token})}" if token else url
 
 
 def load_flow(path: Path) -> tuple[Flow, dict[str, Any]]:
@@ -87,34 +109,46 @@ def attach_websocket(flow: Flow, **options: Any) -> WebSocketSink:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface for the page and feed.")
 @click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
 @click.option("--path", "ws_path", default="/", show_default=True, help="WebSocket endpoint path.")
-@click.option("--token", envvar="DSPEX_WS_TOKEN", default=None, help="Bearer token clients must send.")
+@click.option("--token", envvar="DSPEX_WS_TOKEN", default=None,
+              help="Bearer token clients must send (default: a random one, printed in the page URL).")
+@click.option("--no-auth", is_flag=True, help="Serve the feed without a token (anyone reaching the port reads it).")
 @click.option("--run-id", default=None, help="Run id (resume with a keyed source).")
 def serve_command(flow_path: Path, host: str, port: int, ws_path: str, token: str | None,
-                  run_id: str | None) -> None:
+                  no_auth: bool, run_id: str | None) -> None:
     """Run FLOW with its tokens, results and metrics live on a web page."""
     import sys
 
     from .._util._sync import run_sync
     from ..errors import ConfigError
 
+    if no_auth and token:
+        raise click.UsageError("--no-auth and --token (or DSPEX_WS_TOKEN) contradict each other; pick one")
     flow, settings = load_flow(flow_path)
+    generated = None if no_auth or token else new_token()
     try:
-        live = attach_websocket(flow, host=host, port=port, path=ws_path, token=token)
+        live = attach_websocket(flow, host=host, port=port, path=ws_path, token=token or generated)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
-    code = run_sync(_serve, flow, live, settings, run_id)
+    if live.server.token != generated:  # the flow brought its own sink: its settings stand
+        generated = None
+    code = run_sync(_serve, flow, live, settings, run_id, generated)
     sys.exit(code)
 
 
-async def _serve(flow: Flow, live: WebSocketSink, settings: dict[str, Any], run_id: str | None) -> int:
+async def _serve(flow: Flow, live: WebSocketSink, settings: dict[str, Any], run_id: str | None,
+                 generated: str | None = None) -> int:
     import anyio
 
     from ..errors import DspexError
 
     async def announce() -> None:
         await live.started.wait()
-        auth = "  (add ?token=<your token>)" if live.server.token else ""  # never print the secret
-        click.echo(f"live page: {live.page_url}{auth}\nWebSocket feed: {live.url}")
+        # a generated token is printed (it is the only way in); one the user chose is not
+        chosen = live.server.token is not None and generated is None
+        hint = "  (add ?token=<your token>)" if chosen else ""
+        click.echo(f"live page: {page_link(live, generated)}{hint}\nWebSocket feed: {live.url}")
+        if live.server.token is None:
+            click.echo(NO_AUTH_WARNING, err=True)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(announce)

@@ -83,6 +83,11 @@ class LM:
     Raises:
         ConfigError: ``model`` is malformed or names an unknown provider, or a
             setting is invalid; the message names it and what was expected.
+
+    The key is redacted from ``repr``, logs, errors, history, cache files and
+    saved programs, but a **pickled** ``LM`` carries it (process and Ray
+    workers need it to call the API): treat pickles of an ``LM``, or of a
+    program or flow holding one, as secrets.
     """
 
     def __init__(
@@ -318,6 +323,10 @@ class LM:
         return f"LM(model={self.model!r}{shown})"
 
     def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the constructor arguments, API key included (workers need it).
+
+        The transport, HTTP client and clock are not pickled; the copy builds its own.
+        """
         init = {k: v for k, v in self._init.items() if k not in ("transport", "http_client", "clock")}
         return (_rebuild, (self.model, self._api_key, init, self.kwargs))
 

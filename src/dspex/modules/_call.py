@@ -17,6 +17,8 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from .._context import get_setting
+from ..adapters._callbacks import notify_end, notify_start, parse_notified
+from ..adapters._native import NativePlan, native_plan, native_tools, native_values
 from ..errors import ParseError, TruncatedOutputError
 from ..events import FieldDone, Retry, TokenDelta, Usage
 from ..lm._types import LMUsage, Message
@@ -88,8 +90,24 @@ def format_messages(
     For adapters using ``ChatAdapter.format`` (chat and JSON), the system
     message and demo turns are cached per (adapter, signature, demo
     objects); only the request turn is built per call. Demos mutated in
-    place after use are not noticed: assign a new list instead.
+    place after use are not noticed: assign a new list instead. Adapter
+    callbacks, if any, see the call.
     """
+    if adapter.callbacks:
+        call_id = notify_start(adapter, "format", {"signature": signature, "demos": demos, "inputs": inputs})
+        try:
+            messages = _format_messages(adapter, signature, demos, inputs)
+        except Exception as exc:
+            notify_end(adapter, "format", call_id, None, exc)
+            raise
+        notify_end(adapter, "format", call_id, messages, None)
+        return messages
+    return _format_messages(adapter, signature, demos, inputs)
+
+
+def _format_messages(
+    adapter: Adapter, signature: type[Signature], demos: Sequence[Any], inputs: Mapping[str, Any]
+) -> list[Message]:
     if not _cacheable(adapter, signature):
         messages = adapter.format(signature, demos, inputs)
     else:
@@ -135,7 +153,7 @@ async def _once(
     reasons = response.finish_reasons
     for i, text in enumerate(outputs):
         try:
-            values.append(adapter.parse(signature, text))
+            values.append(parse_notified(adapter, signature, text))
         except ParseError as err:
             finish = reasons[i] if i < len(reasons) else None
             return [], [text], response.usage, _truncated(err, finish, params, lm)
@@ -183,11 +201,17 @@ async def _streamed(
                 usage = chunk.usage
             finish = chunk.finish_reason or finish
     usage = usage or LMUsage()
+    call_id = notify_start(adapter, "parse", {"signature": signature, "completion": parser.text}) \
+        if adapter.callbacks else None
     try:
         tail = parser.finish()
     except ParseError as err:
+        if call_id is not None:
+            notify_end(adapter, "parse", call_id, None, err)
         await _emit_usage(emitter, lm, usage)
         return [], [parser.text], usage, _truncated(err, finish, params, lm)
+    if call_id is not None:
+        notify_end(adapter, "parse", call_id, dict(parser.values), None)
     for event in tail:
         await emitter.emit(event, name)
     await _emit_usage(emitter, lm, usage)
@@ -249,6 +273,9 @@ async def complete_with_retries(
         ParseError: Every attempt failed to parse; ``.raw`` is the last
             completion and the message names the attempts and the cause.
     """
+    plan = native_plan(adapter, signature, lm)
+    if plan is not None:
+        return await _complete_native(lm, adapter, plan, signature, demos, inputs, config, emitter, name)
     messages = format_messages(adapter, signature, demos, inputs)
     params = _lm_params(adapter, signature, lm, config)
     values, raws, usage, err = await _attempt(lm, adapter, signature, messages, params, emitter, name)
@@ -289,3 +316,66 @@ async def complete_with_retries(
         field=getattr(err, "field", None),
         model=getattr(lm, "model", None),
     ) from err
+
+
+async def _native_response(
+    lm: Any, messages: list[Message], params: dict[str, Any], emitter: Emitter | None, name: str | None
+) -> tuple[list[str], list[list[Any]], LMUsage]:
+    """Return the texts, native tool calls and usage of one LM call (streamed if listened to)."""
+    if emitter is None or (params.get("n") or 1) != 1:
+        response = await lm.acall(messages, **params)
+        calls = list(response.tool_calls) + [[]] * (len(response.outputs) - len(response.tool_calls))
+        return list(response.outputs), calls, response.usage
+    parts: list[str] = []
+    found: list[Any] = []
+    usage: LMUsage | None = None
+    chunks = lm.stream(messages, **params)
+    if not hasattr(chunks, "aclose"):
+        chunks = _closable(chunks)
+    async with aclosing(chunks) as stream:
+        async for chunk in stream:
+            if chunk.text:
+                parts.append(chunk.text)
+                await emitter.emit(TokenDelta(text=chunk.text), name)
+            found.extend(chunk.tool_calls)
+            if chunk.usage is not None:
+                usage = chunk.usage
+    return ["".join(parts)], [found], usage or LMUsage()
+
+
+async def _complete_native(
+    lm: Any,
+    adapter: Adapter,
+    plan: NativePlan,
+    signature: type[Signature],
+    demos: Sequence[Any],
+    inputs: Mapping[str, Any],
+    config: Mapping[str, Any],
+    emitter: Emitter | None,
+    name: str | None,
+) -> CallResult:
+    """One native function-calling call: tools in the request, ToolCalls from the response.
+
+    Raises:
+        ParseError: A completion's text does not parse against the reduced
+            signature (no feedback retry: the tool calls already arrived).
+    """
+    rest = {k: v for k, v in inputs.items() if k != plan.tools_field}
+    messages = format_messages(adapter, plan.render, demos, rest)
+    params = {**_lm_params(adapter, plan.render, lm, config), "tools": native_tools(plan, inputs)}
+    if adapter.parallel_tool_calls is not None:
+        params.setdefault("parallel_tool_calls", adapter.parallel_tool_calls)
+    texts, calls, usage = await _native_response(lm, messages, params, emitter, name)
+    try:
+        values = [native_values(adapter, plan, signature, t, c) for t, c in zip(texts, calls, strict=True)]
+    except ParseError as err:
+        raise ParseError(
+            f"{name or 'Predict'}({signature.signature}): could not parse the LM output (native tool calling, "
+            f"{adapter.name}): {err.message}",
+            raw=err.raw, adapter=adapter.name, field=err.field, model=getattr(lm, "model", None),
+        ) from err
+    if emitter is not None:
+        await _emit_usage(emitter, lm, usage)
+        for field, value in values[0].items():
+            await emitter.emit(FieldDone(field=field, value=value), name)
+    return CallResult(values, texts, usage, messages)

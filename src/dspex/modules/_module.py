@@ -26,6 +26,8 @@ from .._context import context, get_setting
 from .._util._sync import run_sync
 from ..errors import ConfigError, InputError
 from ..lm._types import LMUsage
+from ._assertions import call_with_backtracks, call_with_backtracks_sync
+from ._parallel import Parallel
 from ._prediction import Prediction
 from ._stream import ModuleStream
 
@@ -133,11 +135,12 @@ class Module:
             overrides["lm"] = lm
             lm_token = _context._overrides.set(MappingProxyType(overrides))
         try:
+            name = type(self).__name__
             if kind == "async":
                 method = self.aforward if type(self).aforward is not Module.aforward else self.forward
-                result = await method(**inputs)
+                result = await call_with_backtracks(name, functools.partial(method, **inputs))
             else:
-                result = await self._dispatch(kind, inputs)
+                result = await call_with_backtracks(name, functools.partial(self._dispatch, kind, inputs))
         finally:
             if lm_token is not None:
                 _context._overrides.reset(lm_token)
@@ -178,14 +181,37 @@ class Module:
         spent: list[LMUsage] = []
         token = USAGE.set(spent)
         try:
+            call = functools.partial(self.forward, **inputs)
             if lm is not None:
                 with context(lm=lm):
-                    result = self.forward(**inputs)
+                    result = call_with_backtracks_sync(type(self).__name__, call)
             else:
-                result = self.forward(**inputs)
+                result = call_with_backtracks_sync(type(self).__name__, call)
         finally:
             USAGE.reset(token)
         return self._account(result, spent, parent)
+
+    def _batch_pairs(self, examples: Any) -> list[tuple[Any, Any]]:
+        return [(self, ex.inputs() if hasattr(ex, "inputs") and not isinstance(ex, dict) else ex) for ex in examples]
+
+    async def abatch(self, examples: Any, num_threads: int | None = None, max_errors: int | None = None,
+                     return_failed_examples: bool = False, **options: Any) -> Any:
+        """Run this module over ``examples`` concurrently on the running loop (DSPy's ``batch``).
+
+        Each ``Example`` contributes its ``inputs()`` (a dict is used as
+        is); results come back in order, ``None`` for a failure. The other
+        arguments and the errors are :class:`Parallel`'s.
+        """
+        runner = Parallel(num_threads=num_threads, max_errors=max_errors,
+                          return_failed_examples=return_failed_examples, **options)
+        return await runner.acall(self._batch_pairs(examples))
+
+    def batch(self, examples: Any, num_threads: int | None = None, max_errors: int | None = None,
+              return_failed_examples: bool = False, **options: Any) -> Any:
+        """Run :meth:`abatch` from synchronous code (DSPy's ``Module.batch``)."""
+        runner = Parallel(num_threads=num_threads, max_errors=max_errors,
+                          return_failed_examples=return_failed_examples, **options)
+        return runner(self._batch_pairs(examples))
 
     def stream(self, **inputs: Any) -> ModuleStream:
         """Return an async iterator of this call's events, ending with ``PredictionDone``.

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic_core import PydanticUndefined
 
@@ -26,7 +26,7 @@ from .._context import get_setting
 from ..adapters._chat import ChatAdapter
 from ..errors import ConfigError, InputError, LMNotConfiguredError
 from ..lm._types import LMUsage
-from ..signatures import Signature, ensure_signature
+from ..signatures import InputField, Signature, Tool, ToolCalls, ensure_signature
 from ._call import complete_with_retries
 from ._module import USAGE, Module
 from ._prediction import Prediction
@@ -54,7 +54,7 @@ class ParameterVersion:
 class _SigInfo:
     """What ``acall`` needs to know about a signature, computed once."""
 
-    __slots__ = ("defaults", "inputs", "outputs", "required", "signature")
+    __slots__ = ("defaults", "inputs", "outputs", "required", "signature", "tool_links")
 
     def __init__(self, signature: type[Signature]) -> None:
         self.signature = signature
@@ -70,6 +70,15 @@ class _SigInfo:
             elif not _allows_none(field.annotation):
                 required.append(name)
         self.required = tuple(required)
+        # (ToolCalls output, Tool-list input) pairs: parsed calls get the call's tools bound.
+        tools_in = next((n for n, f in signature.input_fields.items() if _holds_tools(f.annotation)), None)
+        self.tool_links = tuple(
+            (n, tools_in) for n, f in signature.output_fields.items() if f.annotation is ToolCalls and tools_in
+        )
+
+
+def _holds_tools(annotation: Any) -> bool:
+    return annotation is Tool or any(_holds_tools(a) for a in get_args(annotation))
 
 
 def _allows_none(annotation: Any) -> bool:
@@ -96,6 +105,23 @@ class _Settings:
     def get(self, name: str) -> Any:
         over = self.over
         return over[name] if name in over else self.base.get(name)
+
+
+_HINTED: dict[type[Signature], _SigInfo] = {}
+
+
+def _hinted(info: _SigInfo) -> _SigInfo:
+    """Return ``info`` with DSPy Refine's ``hint_`` input appended (cached per signature)."""
+    sig = info.signature
+    if "hint_" in sig.input_fields:
+        return info
+    hinted = _HINTED.get(sig)
+    if hinted is None:
+        if len(_HINTED) >= 1024:
+            _HINTED.clear()
+        field = InputField(desc="A hint to the module from an earlier run")
+        hinted = _HINTED[sig] = _SigInfo(sig.append("hint_", field, type_=str))
+    return hinted
 
 
 _default_adapter: Adapter | None = None
@@ -248,6 +274,10 @@ class Predict(Module):
         info = self._info
         if "signature" in kwargs:
             info = _SigInfo(ensure_signature(kwargs.pop("signature")))
+        hints = settings.get("hints")
+        if hints is not None:  # a Refine retry: DSPy appends a hint_ input to every call
+            info = _hinted(info)
+            kwargs["hint_"] = hints.get(id(self), "N/A")
         for name, (default, factory) in info.defaults.items():
             if name not in kwargs:
                 kwargs[name] = default() if factory else default
@@ -278,6 +308,10 @@ class Predict(Module):
             lm, adapter, info.signature, demos, kwargs, config, emitter, name
         )
         pred = Prediction.from_completions(result.values, signature=info.signature)
+        for out, tools_in in info.tool_links:
+            calls = pred.get(out)
+            if isinstance(calls, ToolCalls):
+                calls.bind(kwargs.get(tools_in))
         pred.__dict__["_usage"] = result.usage
         spent = USAGE.get()
         if spent is not None:

@@ -180,6 +180,18 @@ class Tool:
         """
         return await self._acall_parsed(self.validate_args(kwargs))
 
+    async def arun(self, args: Mapping[str, Any] | str | None) -> Any:
+        """Validate ``args`` (a dict or a JSON object string) and run the tool.
+
+        The same as ``acall(**args)`` for arguments that arrive as data (an
+        LM's tool call), including a JSON string and names that are not
+        Python identifiers.
+
+        Raises:
+            ToolError: The arguments are invalid, or the call timed out.
+        """
+        return await self._acall_parsed(self.validate_args(args))
+
     async def _acall_parsed(self, parsed: dict[str, Any]) -> Any:
         import anyio
 

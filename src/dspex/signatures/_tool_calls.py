@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
-from pydantic import Field, model_serializer, model_validator
+from pydantic import Field, PrivateAttr, model_serializer, model_validator
 
 from ._types import _Model, _shown
 
@@ -26,6 +26,7 @@ class ToolCall(_Model):
     id: str | None = Field(default=None, exclude=True)
     name: str
     args: dict[str, Any] = Field(json_schema_extra={"additionalProperties": True})
+    _registry: Any = PrivateAttr(default=None)
 
     @classmethod
     def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
@@ -37,17 +38,44 @@ class ToolCall(_Model):
         """Return ``{"name": ..., "args": {...}}``."""
         return {"name": self.name, "args": self.args}
 
-    def execute(self, functions: Mapping[str, Callable[..., Any]] | Iterable[Any]) -> Any:
+    def __eq__(self, other: object) -> bool:
+        # Equal calls are equal whether or not tools are bound to them.
+        if not isinstance(other, ToolCall):
+            return NotImplemented
+        return (self.id, self.name, self.args) == (other.id, other.name, other.args)
+
+    __hash__ = _Model.__hash__
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # The bound tools are live functions: a pickled call (Ray, a process pool) travels without them.
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private:
+            state["__pydantic_private__"] = {**private, "_registry": None}
+        return state
+
+    def execute(self, functions: Mapping[str, Callable[..., Any]] | Iterable[Any] | None = None) -> Any:
         """Call the matching function with ``args`` and return its result.
 
         Args:
             functions: ``{name: callable}`` or a list of ``Tool`` objects.
+                Without it, the tools this call was produced for are used
+                (``Predict`` binds the signature's ``list[Tool]`` input to
+                its ``ToolCalls`` output); nothing else can run.
 
         Raises:
-            ToolError: No function is called ``name``.
+            ToolError: No function is called ``name``, or no tools were
+                given or bound.
         """
         from ..errors import ToolError
 
+        if functions is None:
+            functions = self._registry
+            if functions is None:
+                raise ToolError(
+                    f"ToolCall {self.name!r} has no tools to run: pass execute({{name: function}}) or a list of "
+                    "dx.Tool, or produce it with a Predict whose signature has a list[dx.Tool] input"
+                )
         if isinstance(functions, Mapping):
             func = functions.get(self.name)
             known = list(functions)
@@ -136,3 +164,10 @@ class ToolCalls(_Model):
 
     def __len__(self) -> int:
         return len(self.tool_calls)
+
+    def bind(self, tools: Iterable[Any] | None) -> ToolCalls:
+        """Let each call's ``execute()`` run with no argument, among ``tools`` only; return self."""
+        registry = {getattr(t, "name", None) or getattr(t, "__name__", repr(t)): t for t in tools or []}
+        for call in self.tool_calls:
+            call._registry = registry
+        return self

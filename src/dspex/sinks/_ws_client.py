@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._util._redact import redact
 from ..errors import ConfigError, SinkError
 from ._base import Sink
 from ._encode import dumps
@@ -65,14 +66,14 @@ class WebSocketClientSink(Sink):
         name: str | None = None,
     ) -> None:
         if not url.startswith(("ws://", "wss://")):
-            raise ConfigError(f"websocket_client url {url!r} must start with ws:// or wss://")
+            raise ConfigError(f"websocket_client url {redact(url, (token,))!r} must start with ws:// or wss://")
         if replay_buffer < 1 or queue_size < 1:
             raise ConfigError(
                 f"websocket_client replay_buffer ({replay_buffer!r}) and queue_size "
                 f"({queue_size!r}) must be >= 1"
             )
         self.url, self.token, self.acks = url, token, acks
-        self.name = name or f"websocket_client:{url}"
+        self.name = name or f"websocket_client:{redact(url, (token,))}"  # names reach logs and errors
         self.replay_buffer, self.queue_size = replay_buffer, queue_size
         self.backoff = (backoff_initial, backoff_max)
         self.connect_timeout, self.close_timeout = connect_timeout, close_timeout

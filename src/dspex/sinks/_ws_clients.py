@@ -43,6 +43,7 @@ TOKEN, DETAIL, FINAL = 0, 1, 2
 TOKEN_TYPES = frozenset({"token_delta", "field_delta"})
 FINAL_TYPES = frozenset({"prediction_done", "item_error", "record", "run_done"})
 SLOW_CODE = 1008
+INVALID_DATA_CODE = 1007
 _BATCH = 256
 
 
@@ -328,8 +329,12 @@ class ClientSession:
             msg = "binary messages are not supported; send JSON text"
             self.send(encode({"type": "error", "message": msg}), DETAIL)
         if frame.fin and self._fragments is not None and frame.opcode in (Opcode.TEXT, Opcode.CONT):
-            text = b"".join(self._fragments).decode("utf-8", errors="replace")
-            self._fragments = None
+            data, self._fragments = b"".join(self._fragments), None
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:  # RFC 6455 §8.1: fail the connection with 1007
+                self.kick(INVALID_DATA_CODE, f"invalid UTF-8 in a text message at byte {exc.start}")
+                return
             self.on_text(self, text)
 
     async def _writer(self) -> None:

@@ -12,11 +12,13 @@ the protocol object.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 
+from .._util._redact import RedactingLogger, redact
 from ..errors import DspexError, SinkError
 
 if TYPE_CHECKING:
@@ -168,20 +170,26 @@ async def connect(
     Raises:
         DspexError: (``error``) for a bad URL, a refused or timed-out
             connection, or a rejected handshake (``status`` = HTTP status).
+
+    Credentials (an ``Authorization`` header, a ``?token=`` in ``url``) are
+    redacted from error messages and from the protocol's DEBUG log lines.
     """
     from websockets.client import ClientProtocol
     from websockets.exceptions import InvalidStatus, InvalidURI
     from websockets.uri import parse_uri
 
+    secrets = _secrets_of(url, headers or {})
+    shown = redact(url, secrets)
     try:
         uri = parse_uri(url)
-    except InvalidURI as exc:
-        raise error(f"invalid WebSocket URL {url!r}: expected ws://host[:port]/path") from exc
+    except InvalidURI:  # its message repeats the URL, token and all
+        raise error(f"invalid WebSocket URL {shown!r}: expected ws://host[:port]/path") from None
+    log = RedactingLogger(LOG, secrets)
     try:
         with anyio.fail_after(timeout):
             if stream is None:
                 stream = await anyio.connect_tcp(uri.host, uri.port, tls=uri.secure)
-            conn = ProtocolStream(ClientProtocol(uri, origin=origin, max_size=max_size, logger=LOG), stream)
+            conn = ProtocolStream(ClientProtocol(uri, origin=origin, max_size=max_size, logger=log), stream)
             try:
                 await _handshake(conn, headers or {})
             except BaseException:
@@ -189,15 +197,22 @@ async def connect(
                     await conn.aclose()
                 raise
     except TimeoutError as exc:
-        raise error(f"WebSocket handshake with {url!r} timed out after {timeout} s") from exc
+        raise error(f"WebSocket handshake with {shown!r} timed out after {timeout} s") from exc
     except OSError as exc:
-        raise error(f"cannot connect to WebSocket server {url!r}: {exc}") from exc
+        raise error(f"cannot connect to WebSocket server {shown!r}: {exc}") from exc
     exc = conn.protocol.handshake_exc
     if exc is not None:
         await conn.aclose()
         status = exc.response.status_code if isinstance(exc, InvalidStatus) else None
-        raise error(f"WebSocket server {url!r} refused the connection: {exc}", status=status) from exc
+        raise error(f"WebSocket server {shown!r} refused the connection: {exc}", status=status) from exc
     return conn
+
+
+def _secrets_of(url: str, headers: Mapping[str, Any]) -> tuple[str, ...]:
+    """The credentials in a request: bearer tokens and ``token=`` query values."""
+    found = [str(v).partition(" ")[2].strip() for k, v in headers.items() if k.lower() == "authorization"]
+    found += urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("token", [])
+    return tuple(s for s in found if s)
 
 
 async def _handshake(conn: ProtocolStream, headers: Mapping[str, Any]) -> None:
@@ -235,6 +250,7 @@ class WebSocketConnection:
         self.stream = conn
         self._messages: list[str] = []
         self._fragments: list[bytes] | None = None
+        self._text = True
 
     @property
     def close_code(self) -> int | None:
@@ -266,22 +282,39 @@ class WebSocketConnection:
                 with anyio.CancelScope(shield=True):
                     await self.stream.aclose()  # the peer is gone: release the socket
                 return None
+            invalid = False
             for frame in await self.stream.receive():
-                self._on_frame(frame)  # type: ignore[arg-type]
+                invalid |= self._on_frame(frame)  # type: ignore[arg-type]
+            if invalid:
+                await self.stream.flush()  # the 1007 close frame
         return self._messages.pop(0)
 
-    def _on_frame(self, frame: Any) -> None:
+    def _on_frame(self, frame: Any) -> bool:
+        """Collect one frame; True if it ended a text message that is not UTF-8.
+
+        Such a message fails the connection with close code 1007 (RFC 6455
+        §8.1); binary messages are decoded leniently.
+        """
         from websockets.frames import Opcode
+        from websockets.protocol import State
 
         if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
             self._fragments = [bytes(frame.data)]
+            self._text = frame.opcode is Opcode.TEXT
         elif frame.opcode is Opcode.CONT and self._fragments is not None:
             self._fragments.append(bytes(frame.data))
         else:
-            return
-        if frame.fin:
-            self._messages.append(b"".join(self._fragments).decode("utf-8", errors="replace"))
-            self._fragments = None
+            return False
+        if not frame.fin:
+            return False
+        data, self._fragments = b"".join(self._fragments), None
+        try:
+            self._messages.append(data.decode("utf-8", errors="strict" if self._text else "replace"))
+        except UnicodeDecodeError as exc:
+            if self.stream.protocol.state is State.OPEN:
+                self.stream.protocol.fail(1007, f"invalid UTF-8 in a text message at byte {exc.start}")
+            return True
+        return False
 
     async def send(self, *messages: str | bytes) -> bool:
         """Send text messages in order; False if the connection is not usable."""

@@ -8,10 +8,23 @@ messages to every connected client through per-client bounded queues
 joiners (``?replay=N`` or a ``{"type": "replay", "last": N}`` message), answers
 ``{"type": "ping"}`` with ``{"type": "pong"}``, and on shutdown closes every
 client with code 1001 after delivering what was queued.
+
+The listener is built to outlive abuse. A failed ``accept()`` never ends
+:meth:`WebSocketServer.serve` (and so never fails the flow): out of descriptors
+or buffers (EMFILE, ENFILE, ENOBUFS, ENOMEM) it logs and backs off, as
+asyncio's own server does; a connection aborted before it was accepted is
+skipped. At most ``max_handshakes`` connections may be in their opening
+handshake (not yet authenticated) at once, each for at most
+``handshake_timeout`` seconds, so idle TCP connections cannot pin descriptors.
+When every slot is held, the oldest handshake that has lasted longer than
+``HANDSHAKE_GRACE`` (1 s; a real client sends its request within a round
+trip) is dropped to make room, so idle connections cannot lock clients out
+either; while all are younger, new connections wait in the kernel's backlog.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from collections import deque
@@ -19,19 +32,42 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
+from .._util._redact import RedactingLogger
 from .._version import __version__
 from ..errors import ConfigError, SinkError
-from ._ws_clients import DETAIL, FINAL, SLOW_CODE, ClientSession, SessionOptions, encode, server_frame
-from ._ws_http import HandshakePolicy, load_page_assets, route
+from ._ws_clients import (
+    DETAIL,
+    FINAL,
+    SLOW_CODE,
+    ClientSession,
+    SessionOptions,
+    encode,
+    server_frame,
+)
+from ._ws_http import HandshakePolicy, load_page_assets, own_origins, route
 from ._ws_io import LOG, ProtocolStream
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Sequence
 
-    from anyio.abc import SocketStream
+    from anyio.abc import SocketListener, SocketStream, TaskGroup
+    from websockets.server import ServerProtocol
+
+    from ._ws_http import Routed
 
 __all__ = ["WebSocketServer", "open_websocket_server"]
+
+# accept() failures that only concern the connection being accepted: skip it.
+_SKIP_ERRNOS = frozenset(
+    getattr(errno, name) for name in (
+        "ECONNABORTED", "ECONNRESET", "EPROTO", "EPERM", "EINTR", "EAGAIN", "EWOULDBLOCK",
+        "ENETDOWN", "ENETUNREACH", "EHOSTDOWN", "EHOSTUNREACH", "ENONET", "ETIMEDOUT", "ENOPROTOOPT",
+    ) if hasattr(errno, name)
+)
+ACCEPT_BACKOFF = (0.05, 1.0)  # first and longest pause after a resource error (asyncio waits 1 s)
+HANDSHAKE_GRACE = 1.0  # a handshake older than this may be dropped for a newcomer when all slots are held
 
 
 class WebSocketServer:
@@ -43,13 +79,17 @@ class WebSocketServer:
         path: WebSocket endpoint path; the live page is served at ``/``.
         token: Bearer token required from clients (``Authorization: Bearer``
             header or ``?token=`` query); refused with HTTP 401 otherwise.
-        origins: Allowed ``Origin`` values (browsers); refused with HTTP 403
-            otherwise. The server's own origin and clients sending no
-            ``Origin`` (non-browsers) are always allowed. None allows all.
+        origins: Extra allowed ``Origin`` values (browsers), ``["*"]`` for
+            any; others are refused with HTTP 403. The server's own origin and
+            clients sending no ``Origin`` (non-browsers) are always allowed.
         max_message_size: Largest client message in bytes (close 1009 beyond).
         options: Per-client queue size and timing knobs.
         replay: How many final results to keep for late joiners.
-        handshake_timeout: Seconds a client has to send its HTTP request.
+        handshake_timeout: Seconds a connection has to complete its HTTP
+            request and take the answer; then it is dropped.
+        max_handshakes: Most connections in their opening handshake at once;
+            beyond it, the oldest one past ``HANDSHAKE_GRACE`` is dropped, or
+            accepting pauses until one finishes.
         page: Serve the live page on plain GET requests.
 
     Raises:
@@ -68,28 +108,37 @@ class WebSocketServer:
         options: SessionOptions | None = None,
         replay: int = 100,
         handshake_timeout: float = 10.0,
+        max_handshakes: int = 64,
         page: bool = True,
     ) -> None:
         _check(path.startswith("/"), f"path {path!r} must start with '/'")
         _check(0 <= port <= 65535, f"port {port!r} must be in 0..65535")
         _check(max_message_size > 0, f"max_message_size {max_message_size!r} must be > 0")
         _check(replay >= 0, f"replay {replay!r} must be >= 0")
+        _check(handshake_timeout > 0, f"handshake_timeout {handshake_timeout!r} must be > 0")
+        _check(max_handshakes >= 1, f"max_handshakes {max_handshakes!r} must be >= 1")
         self.options = options or SessionOptions()
         _check(self.options.queue_size >= 1, f"queue_size {self.options.queue_size!r} must be >= 1")
         self.host, self.path, self.token = host, path, token
-        self.origins = None if origins is None else tuple(origins)
+        self.origins = () if origins is None else (origins,) if isinstance(origins, str) else tuple(origins)
         self.max_message_size = max_message_size
         self.handshake_timeout = handshake_timeout
+        self.max_handshakes = max_handshakes
         self.page = page
         self.port: int | None = None
         self.sessions: set[ClientSession] = set()
         self.hello: dict[str, Any] = {}
         self._requested_port = port
         self._replay: deque[bytes] = deque(maxlen=replay)
-        self._policy = HandshakePolicy(path=path, token=token, page=page)
-        self._allowed: list[str | None] | None = None
+        self._policy = HandshakePolicy(path=path, token=token, origins=self.origins, page=page)
+        self._log = RedactingLogger(LOG, (token,))  # websockets logs request lines and headers at DEBUG
+        self._slots: anyio.Semaphore | None = None  # per serve(): taken before accept(), freed once authenticated
+        self._pending: dict[_Slot, None] = {}  # handshakes in progress, oldest first
         self._accepting: anyio.CancelScope | None = None
-        self._stats = {"connections": 0, "refused": 0, "messages": 0, "kicked": 0, "dropped": 0}
+        self._stats = dict.fromkeys(
+            ("connections", "refused", "messages", "kicked", "dropped", "handshake_timeouts", "handshakes_shed",
+             "accept_errors"), 0,
+        )
 
     @property
     def url(self) -> str:
@@ -148,31 +197,120 @@ class WebSocketServer:
         session.send(encode({"type": "replay_end", "count": len(items)}), FINAL)
 
     def statistics(self) -> dict[str, Any]:
-        """Counters: clients, connections, refused, messages, kicked, dropped."""
+        """Counters: clients, handshaking, connections, refused, messages, kicked,
+        dropped, handshake_timeouts, handshakes_shed (dropped for a newcomer),
+        accept_errors."""
         live_drops = sum(s.queue.dropped for s in self.sessions)
         return {
             **self._stats,
             "clients": len(self.sessions),
+            "handshaking": len(self._pending),
             "dropped": self._stats["dropped"] + live_drops,
             "replay_size": len(self._replay),
         }
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Listen and serve clients until cancelled; reports started once bound."""
-        if self.page:
-            assets = await anyio.to_thread.run_sync(load_page_assets, self.path)
-            self._policy = HandshakePolicy(path=self.path, token=self.token, page=True, assets=assets)
+        """Listen and serve clients until cancelled; reports started once bound.
+
+        Raises:
+            OSError: Only if the port cannot be bound. Once listening, failed
+                ``accept()`` calls are logged and retried, never raised.
+        """
+        assets = await anyio.to_thread.run_sync(load_page_assets, self.path) if self.page else {}
         listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self._requested_port)
         self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        if self.origins is not None:
-            own = [f"http://{self._authority()}", f"http://localhost:{self.port}"]
-            self._allowed = [*self.origins, *own, None]
+        self._policy = HandshakePolicy(
+            path=self.path, token=self.token, origins=self.origins, own=own_origins(self.host, self.port),
+            page=self.page, assets=assets,
+        )
+        # a name like "localhost" may bind several sockets (a MultiListener): accept on each
+        listeners: list[SocketListener] = list(getattr(listener, "listeners", [listener]))
+        self._slots, self._pending = anyio.Semaphore(self.max_handshakes), {}
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watchdog)
             with anyio.CancelScope() as self._accepting:
                 task_status.started()
-                async with listener:
-                    await listener.serve(self._handle, task_group=tg)
+                async with listener, anyio.create_task_group() as accepting:
+                    for one in listeners:
+                        accepting.start_soon(self._accept_loop, one, tg)
+
+    async def _accept_loop(self, listener: SocketListener, tg: TaskGroup) -> None:
+        """Accept connections until the listener closes; never raises for a failed accept.
+
+        A handshake slot is taken before each ``accept()`` (see :meth:`_take_slot`),
+        so at most ``max_handshakes`` connections are unauthenticated at a time.
+        """
+        assert self._slots is not None
+        failures = 0
+        while True:
+            await self._take_slot(self._slots)
+            try:
+                stream = await listener.accept()
+            except anyio.ClosedResourceError:
+                self._slots.release()
+                return
+            except (OSError, anyio.BrokenResourceError) as exc:
+                self._slots.release()
+                failures = await self._accept_failed(exc, failures)
+                continue
+            except BaseException:
+                self._slots.release()
+                raise
+            if failures:
+                LOG.warning("WebSocket server on port %s is accepting again after %d failed accept() calls",
+                            self.port, failures)
+                failures = 0
+            tg.start_soon(self._handle, stream, _Slot(self, self._slots))
+
+    async def _take_slot(self, slots: anyio.Semaphore) -> None:
+        """Take a handshake slot, shedding the oldest stale handshake if all are held.
+
+        Blocks while every handshake in progress is younger than
+        ``HANDSHAKE_GRACE``; then the oldest is dropped (its handler frees the
+        slot), so a crowd of idle connections cannot keep clients out.
+        """
+        while True:
+            try:
+                slots.acquire_nowait()
+                return
+            except anyio.WouldBlock:
+                pass
+            wait = HANDSHAKE_GRACE
+            oldest = next(iter(self._pending), None)
+            if oldest is not None:
+                age = anyio.current_time() - oldest.accepted_at
+                if age >= HANDSHAKE_GRACE:
+                    # one newcomer sheds one handshake, whose handler frees the slot at
+                    # its next checkpoint: wait for that slot instead of shedding more
+                    oldest.shed()
+                    self._stats["handshakes_shed"] += 1
+                else:
+                    wait = HANDSHAKE_GRACE - age
+            with anyio.move_on_after(wait):
+                await slots.acquire()
+                return
+
+    async def _accept_failed(self, exc: BaseException, failures: int) -> int:
+        """Log one failed ``accept()`` and pause if the system is out of resources.
+
+        Returns the new count of consecutive resource failures (the backoff grows
+        with it, from 50 ms to 1 s; the first of a streak is logged as a warning).
+        """
+        cause = exc.__cause__ if isinstance(exc, anyio.BrokenResourceError) and exc.__cause__ else exc
+        code = getattr(cause, "errno", None)
+        self._stats["accept_errors"] += 1
+        if code in _SKIP_ERRNOS:  # that one connection is gone; the next may be fine
+            LOG.debug("WebSocket server on port %s: accept() failed (%s); skipped", self.port, cause)
+            await anyio.lowlevel.checkpoint()
+            return failures
+        initial, longest = ACCEPT_BACKOFF
+        delay = min(longest, initial * 2**failures)
+        level = logging.WARNING if failures == 0 else logging.DEBUG
+        LOG.log(level, "WebSocket server on port %s: accept() failed (%s: %s); retrying in %.2f s "
+                "(%d connections in their handshake, %d clients)", self.port, type(cause).__name__,
+                cause, delay, len(self._pending), len(self.sessions))
+        await anyio.sleep(delay)
+        return failures + 1
 
     async def shutdown(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """Stop accepting, drain and close every client with ``code``.
@@ -193,33 +331,52 @@ class WebSocketServer:
             for session in tuple(self.sessions):
                 await session.done.wait()
 
-    async def _handle(self, stream: SocketStream) -> None:
+    async def _handle(self, stream: SocketStream, slot: _Slot) -> None:
         try:
-            await self._serve_connection(stream)
+            await self._serve_connection(stream, slot)
         except Exception:  # one bad client must never take the server down
             LOG.exception("WebSocket connection failed")
+        finally:
+            slot.release()
+            # every way out closes the socket, cancellation at shutdown included
+            # (a connection cancelled mid-handshake would otherwise keep its descriptor)
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def _serve_connection(self, stream: SocketStream) -> None:
-        from websockets.http11 import Request
-        from websockets.server import ServerProtocol
+    async def _handshake(self, conn: ProtocolStream, protocol: ServerProtocol) -> Routed | None:
+        """Read the HTTP request and answer it; None if the client left first.
 
-        self._stats["connections"] += 1
-        protocol = ServerProtocol(origins=self._allowed, max_size=self.max_message_size, logger=LOG)
-        conn = ProtocolStream(protocol, stream)
+        A refusal or a page is flushed here (so a client that does not read
+        its answer is dropped by the handshake timeout too); the 101 of an
+        accepted upgrade is queued for the caller to send.
+        """
+        from websockets.http11 import Request
+
         request = None
-        with anyio.move_on_after(self.handshake_timeout):
-            while request is None and not conn.eof:
-                request = next((e for e in await conn.receive() if isinstance(e, Request)), None)
+        while request is None and not conn.eof:
+            request = next((e for e in await conn.receive() if isinstance(e, Request)), None)
         if request is None:
-            await conn.aclose()
-            return
+            return None
         routed = route(protocol, request, self._policy)
         protocol.send_response(routed.response)
         if not routed.upgrade:
-            await conn.flush()
             self._stats["refused"] += routed.response.status_code >= 400
+            await conn.flush()
+        return routed
+
+    async def _serve_connection(self, stream: SocketStream, slot: _Slot) -> None:
+        from websockets.server import ServerProtocol
+
+        self._stats["connections"] += 1
+        # origins are checked by route() (same-origin default), not by websockets
+        protocol = ServerProtocol(max_size=self.max_message_size, logger=self._log)
+        conn = ProtocolStream(protocol, stream)
+        routed = None
+        with slot.scope:  # the handshake timeout (from accept) or shedding cancels it
+            routed = await self._handshake(conn, protocol)
+        if slot.scope.cancelled_caught and not slot.shed_off:
+            self._stats["handshake_timeouts"] += 1
+        if routed is None or not routed.upgrade:
             await conn.aclose()
             return
         session = ClientSession(conn, self.options, self._on_text)
@@ -230,6 +387,7 @@ class WebSocketServer:
         # Registered before the 101 response leaves: a client that has seen its
         # handshake complete receives every message broadcast after that.
         self.sessions.add(session)
+        slot.release()  # authenticated: no longer counts against max_handshakes
         try:
             await conn.flush()
             await session.run()
@@ -289,6 +447,39 @@ async def open_websocket_server(**kwargs: Any) -> AsyncIterator[WebSocketServer]
             with anyio.CancelScope(shield=True):
                 await server.shutdown()
             tg.cancel_scope.cancel()
+
+
+class _Slot:
+    """One accepted connection's handshake slot (taken by the accept loop).
+
+    ``scope`` bounds the handshake: its deadline is ``handshake_timeout`` after
+    the accept, and :meth:`shed` cancels it early. :meth:`release` frees the
+    slot (once) when the handshake ends, however it ends.
+    """
+
+    __slots__ = ("_held", "_pending", "_slots", "accepted_at", "scope", "shed_off")
+
+    def __init__(self, server: WebSocketServer, slots: anyio.Semaphore) -> None:
+        self._slots, self._pending = slots, server._pending
+        self.accepted_at = anyio.current_time()
+        self.scope = anyio.CancelScope(deadline=self.accepted_at + server.handshake_timeout)
+        self.shed_off = False
+        self._held = True
+        self._pending[self] = None
+
+    def shed(self) -> None:
+        """Drop this handshake to make room (a no-op once it has ended)."""
+        if self in self._pending:
+            del self._pending[self]
+            self.shed_off = True
+            self.scope.cancel()
+
+    def release(self) -> None:
+        """Free the slot; later calls do nothing."""
+        if self._held:
+            self._held = False
+            self._pending.pop(self, None)
+            self._slots.release()
 
 
 def _check(ok: bool, message: str) -> None:

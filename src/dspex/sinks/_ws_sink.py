@@ -65,6 +65,8 @@ class WebSocketSink(Sink):
         ping_timeout: float = 20.0,
         close_timeout: float = 5.0,
         metrics_interval: float | None = 1.0,
+        handshake_timeout: float = 10.0,
+        max_handshakes: int = 64,
         page: bool = True,
         name: str | None = None,
     ) -> None:
@@ -78,6 +80,7 @@ class WebSocketSink(Sink):
         self.server = WebSocketServer(
             host=host, port=port, path=path, token=token, origins=origins,
             max_message_size=max_message_size, options=options, replay=replay, page=page,
+            handshake_timeout=handshake_timeout, max_handshakes=max_handshakes,
         )  # validates eagerly: bad arguments fail at flow build time
         self.server.hello["records"] = True  # final records arrive as ``record`` messages
         self.name = name or f"websocket:{host}:{port}{path}"
@@ -262,22 +265,35 @@ def websocket(
     ``item_error``, ``record``, ``run_done``) are never dropped, and a client
     that cannot hold them, or stays behind for ``slow_client_limit_s``, is
     closed with code 1008. Clients without the bearer ``token`` get HTTP 401
-    before the upgrade; browsers from an origin not in ``origins`` get 403;
-    client messages over ``max_message_size`` bytes close with 1009; shutdown
-    closes with 1001. Late joiners get the last N final results with
-    ``?replay=N`` or ``{"type": "replay", "last": N}`` (up to ``replay``).
+    before the upgrade; browsers from a foreign origin get 403 (same-origin by
+    default: the live page served on this port may connect, other web pages
+    may not unless listed in ``origins``); client messages over
+    ``max_message_size`` bytes close with 1009, text that is not UTF-8 with
+    1007; shutdown closes with 1001. Late joiners get the last N final results
+    with ``?replay=N`` or ``{"type": "replay", "last": N}`` (up to ``replay``).
+
+    The listener never fails the flow: failed ``accept()`` calls (out of
+    descriptors, aborted connections) are logged and retried with backoff; at
+    most ``max_handshakes`` connections may be mid-handshake (not yet
+    authenticated), each for at most ``handshake_timeout`` seconds, and when
+    all are held the oldest one past 1 s is dropped for the newcomer.
 
     Args:
         host: Interface to listen on (loopback by default).
         port: TCP port; 0 picks a free one (read ``.url`` once running).
         path: WebSocket endpoint path; the live page is served at ``/``.
-        token: Bearer token clients must present, or None for no auth.
-        origins: Allowed browser origins, or None to allow any.
+        token: Bearer token clients must present, or None for no auth
+            (anyone who can reach the port, and the same-origin page, reads
+            the feed: set one whenever ``host`` is not loopback).
+        origins: Extra allowed browser origins (e.g.
+            ``["https://app.example"]``), ``["*"]`` for any. Requests with no
+            ``Origin`` header (non-browser clients) are always allowed.
         **options: ``max_message_size`` (1 MiB), ``queue_size`` (1000),
             ``slow_client_limit_s`` (10), ``replay`` (100), ``ping_interval``
             (20 s, None disables), ``ping_timeout`` (20 s), ``close_timeout``
-            (5 s), ``metrics_interval`` (1 s, None disables), ``page`` (True),
-            ``name``.
+            (5 s), ``metrics_interval`` (1 s, None disables),
+            ``handshake_timeout`` (10 s), ``max_handshakes`` (64), ``page``
+            (True), ``name``.
 
     Returns:
         The sink; add it with ``node.sink(...)``.
@@ -296,5 +312,6 @@ def websocket(
 
 _OPTIONS = frozenset({
     "max_message_size", "queue_size", "slow_client_limit_s", "replay", "ping_interval",
-    "ping_timeout", "close_timeout", "metrics_interval", "page", "name",
+    "ping_timeout", "close_timeout", "metrics_interval", "handshake_timeout", "max_handshakes",
+    "page", "name",
 })

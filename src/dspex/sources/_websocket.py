@@ -17,6 +17,7 @@ import json
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
+from .._util._redact import redact
 from ..errors import ConfigError, SourceError
 from ._base import SkipFn, Source, SourceRecord, record_key
 
@@ -48,13 +49,13 @@ class WebSocketSource(Source):
         name: str | None = None,
     ) -> None:
         if not url.startswith(("ws://", "wss://")):
-            raise ConfigError(f"sources.websocket url {url!r} must start with ws:// or wss://")
+            raise ConfigError(f"sources.websocket url {redact(url, (token,))!r} must start with ws:// or wss://")
         if replay is not None and replay < 0:
             raise ConfigError(f"sources.websocket replay {replay!r} must be >= 0")
         self.url, self.token, self.id_field = url, token, id_field
         self.replay, self.stop_on_run_done = replay, stop_on_run_done
         self.connect_timeout, self.max_message_size = connect_timeout, max_message_size
-        self.name = name or f"websocket:{url}"
+        self.name = name or f"websocket:{redact(url, (token,))}"  # names reach logs and errors
 
     def _connect_url(self) -> str:
         if not self.replay:
@@ -110,7 +111,8 @@ class WebSocketSource(Source):
             return SourceRecord(data, None, self._error(number, msg, field=self.id_field))
 
     def _error(self, number: int, message: str, **context: Any) -> SourceError:
-        return SourceError(f"{self.url} message {number}: {message}", path=self.url, line=number, **context)
+        shown = redact(self.url, (self.token,))
+        return SourceError(f"{shown} message {number}: {message}", path=shown, line=number, **context)
 
 
 _SKIP = object()

@@ -17,10 +17,18 @@ if TYPE_CHECKING:
     from ._llama_server import LlamaServer as LlamaServer
     from ._llama_server import local_model_path as local_model_path
     from ._scripted_lm import ScriptedLM as ScriptedLM
+    from ._fake_student import StudentTask as StudentTask
     from ._server import FakeLLMServer as FakeLLMServer
 
 __all__ = [
-    "FakeClock", "FakeLLMServer", "LlamaServer", "ScriptedLM", "check_sink", "check_source", "local_model_path",
+    "FakeClock",
+    "FakeLLMServer",
+    "LlamaServer",
+    "ScriptedLM",
+    "StudentTask",
+    "check_sink",
+    "check_source",
+    "local_model_path",
     "sample_records",
 ]
 
@@ -29,6 +37,7 @@ _LAZY: dict[str, str] = {
     "ScriptedLM": "._scripted_lm",
     "FakeLLMServer": "._server",
     "FakeClock": "._clock",
+    "StudentTask": "._fake_student",
     "check_source": "._conformance",
     "check_sink": "._conformance",
     "sample_records": "._conformance",

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ._fake_agent import choose_step, extract_answer, tools_from_prompt
+
 __all__ = [
     "FieldSpec",
     "count_tokens",
@@ -211,12 +213,43 @@ def _render(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _play_agent(specs: tuple[FieldSpec, ...], values: dict[str, Any], system: str, user: str) -> None:
+    """Fill a ReAct step or a trajectory extraction the way ``_fake_agent`` decides."""
+    if not user:
+        return
+    if "next_tool_name" in values and "next_tool_args" in values:
+        thought, name, args = choose_step(tools_from_prompt(system), user)
+        values.update(next_tool_name=name, next_tool_args=args)
+        if "next_thought" in values:
+            values["next_thought"] = thought
+        return
+    found = extract_answer(user)
+    if found is None:
+        return
+    reasoning, answer = found
+    for spec in specs:
+        if spec.name in ("reasoning", "rationale"):
+            values[spec.name] = reasoning
+        elif spec.kind == "str" or (spec.kind in ("int", "float") and _is_number(answer)):
+            values[spec.name] = answer
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def fake_completion(
     system: str,
     key: str,
     *,
     json_schema: dict[str, Any] | None = None,
     json_mode: bool = False,
+    user: str = "",
+    overrides: dict[str, Any] | None = None,
 ) -> str:
     """Return the deterministic completion for a prompt.
 
@@ -225,6 +258,9 @@ def fake_completion(
         key: A stable digest of the whole request (and choice index).
         json_schema: A ``response_format`` schema to satisfy, if any.
         json_mode: Answer with a JSON object even for a chat-format prompt.
+        user: The last message's text: a ReAct step or extraction reads its
+            question and trajectory (see ``_fake_agent``).
+        overrides: Values for some output fields (those the prompt asks for).
     """
     seed = _seed(key)
     if json_schema is not None:
@@ -235,6 +271,9 @@ def fake_completion(
         return json.dumps({"answer": text}) if json_mode else text
     specs, fmt = found
     values = {s.name: _value(s, _seed(key, s.name)) for s in specs}
+    _play_agent(specs, values, system, user)
+    if overrides:
+        values.update((k, v) for k, v in overrides.items() if k in values)
     if fmt == "json" or json_mode:
         return json.dumps(values, ensure_ascii=False)
     blocks = [f"[[ ## {name} ## ]]\n{_render(v)}" for name, v in values.items()]

@@ -42,13 +42,14 @@ class ChatCall:
     json_schema: dict[str, Any] | None = None
     json_mode: bool = False
     tools: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tool_descs: dict[str, str] = field(default_factory=dict)
     forced_tool: str | None = None
     tool_results: bool = False
 
 
 @dataclass
 class Choice:
-    """One generated candidate: text or a tool call, with its token count."""
+    """One generated candidate: text, a tool call, or both (text first), with its token count."""
 
     text: str = ""
     tool: tuple[str, dict[str, Any]] | None = None
@@ -95,6 +96,7 @@ def _openai(body: dict[str, Any], model: str) -> ChatCall:
     for tool in body.get("tools") or []:
         fn = tool.get("function") or {}
         call.tools[fn.get("name", "")] = fn.get("parameters") or {"type": "object"}
+        call.tool_descs[fn.get("name", "")] = str(fn.get("description") or "")
     choice = body.get("tool_choice")
     if isinstance(choice, dict):
         call.forced_tool = (choice.get("function") or {}).get("name")
@@ -122,6 +124,7 @@ def _anthropic(body: dict[str, Any], model: str) -> ChatCall:
     call.max_tokens = _need(body, "max_tokens", int)
     for tool in body.get("tools") or []:
         call.tools[tool.get("name", "")] = tool.get("input_schema") or {"type": "object"}
+        call.tool_descs[tool.get("name", "")] = str(tool.get("description") or "")
     choice = body.get("tool_choice") or {}
     if choice.get("type") == "tool":
         call.forced_tool = choice.get("name")
@@ -151,6 +154,7 @@ def _gemini(body: dict[str, Any], model: str, stream: bool) -> ChatCall:
     for tool in body.get("tools") or []:
         for fn in tool.get("functionDeclarations") or []:
             call.tools[fn.get("name", "")] = fn.get("parameters") or {"type": "object"}
+            call.tool_descs[fn.get("name", "")] = str(fn.get("description") or "")
     mode = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode")
     if mode == "ANY":
         allowed = body["toolConfig"]["functionCallingConfig"].get("allowedFunctionNames") or [""]
@@ -183,7 +187,7 @@ _GEMINI_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool": "STOP"}
 def _openai_message(c: Choice, i: int) -> dict[str, Any]:
     msg: dict[str, Any] = {"role": "assistant", "content": c.text, "refusal": None}
     if c.tool is not None:
-        msg["content"] = None
+        msg["content"] = c.text or None
         msg["tool_calls"] = [
             {
                 "id": f"call_{i}",
@@ -217,16 +221,17 @@ def render(call: ChatCall, choices: list[Choice], rid: str, prompt_tokens: int) 
         }
     if call.provider == "anthropic":
         c = choices[0]
-        block: dict[str, Any] = {"type": "text", "text": c.text}
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": c.text}]
         if c.tool is not None:
             name, args = c.tool
-            block = {"type": "tool_use", "id": f"toolu_{rid}", "name": name, "input": args}
+            tool_use = {"type": "tool_use", "id": f"toolu_{rid}", "name": name, "input": args}
+            blocks = [*blocks, tool_use] if c.text else [tool_use]
         return {
             "id": f"msg_{rid}",
             "type": "message",
             "role": "assistant",
             "model": call.model,
-            "content": [block],
+            "content": blocks,
             "stop_reason": _ANTHROPIC_STOP[c.finish],
             "stop_sequence": None,
             "usage": {"input_tokens": prompt_tokens, "output_tokens": out_tokens},
@@ -249,10 +254,11 @@ def _gemini_usage(prompt: int, out: int) -> dict[str, int]:
 
 
 def _gemini_candidate(c: Choice, i: int, text: str, final: bool) -> dict[str, Any]:
-    part: dict[str, Any] = {"text": text}
-    if c.tool is not None:
-        part = {"functionCall": {"name": c.tool[0], "args": c.tool[1]}}
-    cand: dict[str, Any] = {"content": {"parts": [part], "role": "model"}, "index": i}
+    parts: list[dict[str, Any]] = [{"text": text}]
+    if c.tool is not None and final:
+        call = {"functionCall": {"name": c.tool[0], "args": c.tool[1]}}
+        parts = [*parts, call] if text else [call]
+    cand: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": i}
     if final:
         cand["finishReason"] = _GEMINI_FINISH[c.finish]
     return cand
@@ -295,6 +301,8 @@ def _stream_openai(
 
     for i, c in enumerate(choices):
         yield chunk(i, {"role": "assistant", "content": "", "refusal": None}, None), 0
+        for piece, n in _groups(c.text, per_chunk):
+            yield chunk(i, {"content": piece}, None), n
         if c.tool is not None:
             call_delta = {"index": 0, "id": f"call_{i}", "type": "function",
                           "function": {"name": c.tool[0], "arguments": ""}}  # fmt: skip
@@ -302,14 +310,25 @@ def _stream_openai(
             for piece, n in _groups(json.dumps(c.tool[1]), per_chunk):
                 args = {"index": 0, "function": {"arguments": piece}}
                 yield chunk(i, {"tool_calls": [args]}, None), n
-        else:
-            for piece, n in _groups(c.text, per_chunk):
-                yield chunk(i, {"content": piece}, None), n
         yield chunk(i, {}, _OPENAI_FINISH[c.finish]), 0
     if call.include_usage:
         usage = _openai_usage(prompt_tokens, sum(c.tokens for c in choices))
         yield _sse({**base, "choices": [], "usage": usage}), 0
     yield b"data: [DONE]\n\n", 0
+
+
+def _anthropic_blocks(c: Choice, rid: str, per_chunk: int) -> list[tuple[dict[str, Any], list[tuple[dict[str, Any], int]]]]:
+    """Return each content block's start and its deltas: text first, then the tool use."""
+    blocks = []
+    if c.text or c.tool is None:
+        deltas = [({"type": "text_delta", "text": p}, n) for p, n in _groups(c.text, per_chunk)]
+        blocks.append(({"type": "text", "text": ""}, deltas))
+    if c.tool is not None:
+        start = {"type": "tool_use", "id": f"toolu_{rid}", "name": c.tool[0], "input": {}}
+        deltas = [({"type": "input_json_delta", "partial_json": p}, n)
+                  for p, n in _groups(json.dumps(c.tool[1]), per_chunk)]  # fmt: skip
+        blocks.append((start, deltas))
+    return blocks
 
 
 def _stream_anthropic(
@@ -319,21 +338,15 @@ def _stream_anthropic(
                "model": call.model, "stop_reason": None, "stop_sequence": None,
                "usage": {"input_tokens": prompt_tokens, "output_tokens": 1}}  # fmt: skip
     yield _sse({"type": "message_start", "message": message}, "message_start"), 0
-    if c.tool is not None:
-        block: dict[str, Any] = {"type": "tool_use", "id": f"toolu_{rid}", "name": c.tool[0],
-                                 "input": {}}  # fmt: skip
-        pieces = [({"type": "input_json_delta", "partial_json": p}, n)
-                  for p, n in _groups(json.dumps(c.tool[1]), per_chunk)]  # fmt: skip
-    else:
-        block = {"type": "text", "text": ""}
-        pieces = [({"type": "text_delta", "text": p}, n) for p, n in _groups(c.text, per_chunk)]
-    start = {"type": "content_block_start", "index": 0, "content_block": block}
-    yield _sse(start, "content_block_start"), 0
-    yield _sse({"type": "ping"}, "ping"), 0
-    for delta, n in pieces:
-        yield _sse({"type": "content_block_delta", "index": 0, "delta": delta},
-                   "content_block_delta"), n  # fmt: skip
-    yield _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"), 0
+    for index, (block, deltas) in enumerate(_anthropic_blocks(c, rid, per_chunk)):
+        start = {"type": "content_block_start", "index": index, "content_block": block}
+        yield _sse(start, "content_block_start"), 0
+        if index == 0:
+            yield _sse({"type": "ping"}, "ping"), 0
+        for delta, n in deltas:
+            yield _sse({"type": "content_block_delta", "index": index, "delta": delta},
+                       "content_block_delta"), n  # fmt: skip
+        yield _sse({"type": "content_block_stop", "index": index}, "content_block_stop"), 0
     final = {"type": "message_delta",
              "delta": {"stop_reason": _ANTHROPIC_STOP[c.finish], "stop_sequence": None},
              "usage": {"output_tokens": c.tokens}}  # fmt: skip
@@ -346,7 +359,8 @@ def _stream_gemini(
 ) -> Iterator[Frame]:
     out_tokens = sum(c.tokens for c in choices)
     for i, c in enumerate(choices):
-        pieces = [("", 0)] if c.tool is not None else list(_groups(c.text, per_chunk)) or [("", 0)]
+        # the text streams in pieces; a function call arrives whole, with the last piece
+        pieces = list(_groups(c.text, per_chunk)) or [("", 0)]
         for k, (piece, n) in enumerate(pieces):
             last = i == len(choices) - 1 and k == len(pieces) - 1
             body: dict[str, Any] = {

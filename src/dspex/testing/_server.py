@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 import anyio
@@ -36,7 +36,11 @@ from ..errors import ConfigError
 from ..lm._h1 import HTTPProtocolError, ParsedRequest, make_request_parser
 from . import _fake_providers as fp
 from ._fake_quirks import check_quirks, quirk_frames, quirk_payload, quirk_refusal, text_error
-from ._fake_answers import count_tokens_cached, fake_completion, split_tokens, value_for_schema
+from ._fake_agent import choose_step, native_tool
+from ._fake_answers import count_tokens_cached, fake_completion, fields_from_prompt, split_tokens, value_for_schema
+
+if TYPE_CHECKING:
+    from ._fake_student import StudentTask
 
 __all__ = ["FakeLLMServer", "ServerStats"]
 
@@ -123,6 +127,9 @@ class FakeLLMServer:
         quirks: Real servers' quirks to reproduce on OpenAI-style requests
             (names in ``_fake_quirks.QUIRKS``: ``refuse_json_schema_500``,
             ``no_stream_usage``, ``keepalive_comments``, ...).
+        student: A :class:`~dspex.testing.StudentTask`: its questions are
+            answered right only when the prompt teaches the rule (see
+            ``_fake_student.py``); other prompts are answered as usual.
     """
 
     def __init__(
@@ -149,6 +156,7 @@ class FakeLLMServer:
         parser: str | None = None,
         max_requests_per_connection: int | None = None,
         quirks: frozenset[str] | set[str] | tuple[str, ...] = frozenset(),
+        student: StudentTask | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise ConfigError(f"FakeLLMServer binds loopback only; host={host!r} is not loopback")
@@ -173,6 +181,7 @@ class FakeLLMServer:
         self.parser = parser
         self.max_requests_per_connection = max_requests_per_connection
         self.quirks = check_quirks(quirks)
+        self.student = student
         self.stats = ServerStats()
         self._rng = random.Random(seed)
         self._conns: set[_ConnState] = set()
@@ -464,20 +473,22 @@ class FakeLLMServer:
         out: list[fp.Choice] = []
         for i in range(call.n):
             key = f"{digest}:{i}"
-            if call.tools and (call.forced_tool is not None or not call.tool_results):
-                name = call.forced_tool or next(iter(call.tools))
-                schema = call.tools.get(name, {"type": "object"})
-                args = value_for_schema(schema, int(digest[:12], 16) + i)
-                text = json.dumps(args)
-                out.append(fp.Choice(tool=(name, args), finish="tool",
-                                     tokens=len(split_tokens(text))))  # fmt: skip
+            if call.tools and (call.forced_tool is not None or not call.tool_results or "finish" in call.tools):
+                out.append(self._tool_choice(call, int(digest[:12], 16) + i, key))
+                continue
+            if call.tool_results and self.responder is None and fields_from_prompt(call.system) is None:
+                # a plain tool conversation: answer with what the tool returned
+                text = f"The answer is {call.texts[-1].strip()}."
+                out.append(fp.Choice(text=text, tokens=len(split_tokens(text))))
                 continue
             if self.responder is not None:
                 result = self.responder(body)
                 text = str(await result if inspect.isawaitable(result) else result)
+            elif self.student is not None and (taught := self.student.complete(call.system, call.texts)):
+                text = taught
             else:
                 text = fake_completion(call.system, key, json_schema=call.json_schema,
-                                       json_mode=call.json_mode)  # fmt: skip
+                                       json_mode=call.json_mode, user=call.texts[-1] if call.texts else "")  # fmt: skip
             tokens = split_tokens(text)
             finish = "stop"
             if call.max_tokens is not None and len(tokens) > call.max_tokens:
@@ -485,6 +496,36 @@ class FakeLLMServer:
                 text = "".join(tokens)
             out.append(fp.Choice(text=text, finish=finish, tokens=len(tokens)))
         return out
+
+    @staticmethod
+    def _tool_choice(call: fp.ChatCall, seed: int, key: str) -> fp.Choice:
+        """Answer a request offering native tools with a tool call (see ``_fake_agent``).
+
+        A forced tool gets schema-valid arguments; otherwise the agent rules
+        pick the tool and its arguments from the question. A DSPy prompt also
+        gets its text fields (``next_thought`` for a native ReAct step).
+        """
+        user = call.texts[-1] if call.texts else ""
+        if call.forced_tool:
+            name = call.forced_tool
+            args = value_for_schema(call.tools.get(name, {"type": "object"}), seed)
+            thought = ""
+        else:
+            offered = [native_tool(n, schema, call.tool_descs.get(n, "")) for n, schema in call.tools.items()]
+            thought, name, args = choose_step(offered, user, call.tool_results)
+            if name not in call.tools:  # a "finish" the request does not offer: its first tool
+                name = next(iter(call.tools))
+                args = {}
+            schema = call.tools.get(name, {"type": "object"})
+            required = [k for k in schema.get("required", ()) if k not in args]
+            if required:  # what the question could not supply comes from the schema
+                filled = value_for_schema(schema, seed)
+                args = {**args, **{k: filled[k] for k in required if isinstance(filled, dict) and k in filled}}
+        text = ""
+        if fields_from_prompt(call.system) is not None:
+            text = fake_completion(call.system, key, user=user, overrides={"next_thought": thought} if thought else None)
+        tokens = len(split_tokens(text)) + len(split_tokens(json.dumps(args)))
+        return fp.Choice(text=text, tool=(name, args), finish="tool", tokens=tokens)
 
     async def _stream(
         self,

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from ._fake_student import StudentTask
+
+__all__ = ["main", "student_task"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +32,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="fake-model")
     p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     p.add_argument("--parser", choices=("httptools", "h11"), default=None)
+    p.add_argument("--student", default=None, metavar="RULES",
+                   help="answer StudentTask questions as the fake student: 'all' or rule names, comma-separated")
     return p
+
+
+def student_task(flag: str | None) -> StudentTask | None:
+    """Return the ``StudentTask`` a ``--student`` flag asks for (None without the flag).
+
+    Raises:
+        ConfigError: An unknown rule name.
+    """
+    if flag is None:
+        return None
+    from ._fake_student import StudentTask  # imported on use, like the server itself
+
+    return StudentTask(rules=None if flag == "all" else [r for r in flag.split(",") if r])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             p_reset=args.p_reset, p_truncate=args.p_truncate, p_malformed=args.p_malformed,
             retry_after=args.retry_after, seed=args.seed,
             require_api_key=args.require_api_key, model=args.model, parser=args.parser,
+            student=student_task(args.student),
         )  # fmt: skip
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -114,6 +114,41 @@
     node.querySelector(".notes").appendChild(el("li", cls || "", text));
   }
 
+  // A tool call is a collapsible step inside its item's card: the summary line
+  // shows the call and its status, the body its arguments and result.
+  function toolStep(node, msg) {
+    var steps = node.querySelector(".steps");
+    if (!steps) {
+      steps = el("div", "steps");
+      node.insertBefore(steps, node.querySelector(".fields"));
+    }
+    var step = el("details", "step running");
+    step.dataset.tool = msg.name;
+    step.dataset.state = "running";
+    if (msg.call_id !== undefined && msg.call_id !== null) { step.dataset.callId = String(msg.call_id); }
+    var summary = el("summary");
+    summary.appendChild(el("span", "step-name", "\u2192 " + msg.name));
+    summary.appendChild(el("span", "step-status", "running"));
+    step.appendChild(summary);
+    step.appendChild(el("pre", "step-args", "args: " + fmt(msg.args || {})));
+    var out = el("pre", "step-result");
+    out.hidden = true;
+    step.appendChild(out);
+    steps.appendChild(step);
+    return step;
+  }
+
+  function findStep(node, msg) {
+    var open = node.querySelectorAll(".step.running");
+    for (var i = open.length - 1; i >= 0; i--) {
+      var id = open[i].dataset.callId;
+      if (msg.call_id !== undefined && msg.call_id !== null ? id === String(msg.call_id) : open[i].dataset.tool === msg.name) {
+        return open[i];
+      }
+    }
+    return null;
+  }
+
   function streamed(node, text) {
     node.dataset.streamed = String(Number(node.dataset.streamed) + text.length);
   }
@@ -203,9 +238,18 @@
     },
     retry: function (msg) { note(card(msg.item_id), "retry " + msg.attempt + ": " + msg.reason, "retry"); },
     validation_failed: function (msg) { note(card(msg.item_id), "validation: " + msg.message, "retry"); },
-    tool_call: function (msg) { note(card(msg.item_id), "→ " + msg.name + "(" + fmt(msg.args) + ")", "tool"); },
+    tool_call: function (msg) { toolStep(card(msg.item_id), msg); },
     tool_result: function (msg) {
-      note(card(msg.item_id), "← " + msg.name + ": " + fmt(msg.error || msg.result), "tool");
+      var node = card(msg.item_id);
+      var step = findStep(node, msg) || toolStep(node, msg);
+      var ms = msg.duration_s !== undefined ? " · " + Math.round(msg.duration_s * 1000) + " ms" : "";
+      step.classList.remove("running");
+      step.classList.add(msg.error ? "failed" : "ok");
+      step.dataset.state = msg.error ? "failed" : "ok";
+      step.querySelector(".step-status").textContent = (msg.error ? "error" : "ok") + ms;
+      var out = step.querySelector(".step-result");
+      out.textContent = (msg.error ? "error: " : "result: ") + fmt(msg.error || msg.result);
+      out.hidden = false;
     },
     usage: function (msg) {
       state.tokens += (msg.input_tokens || 0) + (msg.output_tokens || 0);
@@ -282,7 +326,8 @@
     try { socket = new WebSocket(url); } catch (e) { setStatus("error", "bad URL: " + url); return; }
     state.socket = socket;
     setStatus("connecting", "connecting…");
-    socket.onopen = function () { state.retryMs = 500; setStatus("live", "live"); };
+    var opened = false;
+    socket.onopen = function () { opened = true; state.retryMs = 500; setStatus("live", "live"); };
     socket.onmessage = function (event) {
       var msg;
       try { msg = JSON.parse(event.data); } catch (e) { return; }
@@ -292,7 +337,10 @@
     };
     socket.onclose = function (event) {
       if ($("status").dataset.state !== "finished") {
-        setStatus("closed", "disconnected (" + event.code + (event.reason ? " " + event.reason : "") + ")");
+        // a refused handshake (401 without the token, 403 from a foreign origin) looks like 1006 here
+        var hint = opened ? "" : (params.get("token") ? " (refused or unreachable)"
+          : " (refused or unreachable: if the feed needs a token, open the URL dspex printed, with ?token=)");
+        setStatus("closed", "disconnected (" + event.code + (event.reason ? " " + event.reason : "") + ")" + hint);
       }
       if (state.finished || (event.code === 1008 && /token/i.test(event.reason))) { return; }
       setTimeout(connect, state.retryMs);

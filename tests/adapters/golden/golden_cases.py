@@ -290,3 +290,30 @@ JSON_PARSE = [
     ("constrained", '{"prob": 0.5, "positive": 1, "name": "Al"}'),
     ("with_instructions", '{"c": ["x"]}'),
 ]
+
+
+def tool_calling(ns: Any) -> Any:
+    return ns.Signature(
+        {
+            "question": (str, ns.InputField()),
+            "tools": (list[ns.Tool], ns.InputField(desc="the tools you may call")),
+            "answer": (str, ns.OutputField()),
+            "calls": (ns.ToolCalls, ns.OutputField()),
+        },
+        "Use the tools to answer.",
+    )
+
+
+def optional_tool_calls(ns: Any) -> Any:
+    return ns.Signature(
+        {
+            "question": (str, ns.InputField()),
+            "calls": (Optional[ns.ToolCalls], ns.OutputField(desc="calls, if any")),  # noqa: UP045
+            "per_tool": (dict[str, ns.ToolCalls], ns.OutputField()),
+        },
+        "Plan tool calls.",
+    )
+
+
+#: Signatures whose fields use custom types; the system message shows their descriptions.
+CUSTOM_TYPE_SIGNATURES = {"tool_calling": tool_calling, "optional_tool_calls": optional_tool_calls}

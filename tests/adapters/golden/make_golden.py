@@ -6,7 +6,11 @@ Run with the separate DSPy venv::
 
 It writes ``chat_format.json``, ``json_format.json``, ``chat_parse.json`` and
 ``json_parse.json`` next to this file: DSPy's exact ``format(...)`` messages
-and ``parse(...)`` results for the cases in ``golden_cases.py``.
+and ``parse(...)`` results for the cases in ``golden_cases.py``; and
+``react.json``: for each case of ``react_cases.py``, the messages of every LM
+call ``dspy.ReAct`` makes under ``DummyLM`` and the final trajectory and
+outputs; ``react_state.json``: what ``dspy.ReAct.save`` writes; and ``custom_types.json``: the system message of signatures with
+custom-typed fields (the "Type description of ..." lines).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import golden_cases as cases  # noqa: E402
+import react_cases  # noqa: E402
 
 
 def encode(value: Any) -> dict[str, str]:
@@ -50,6 +55,48 @@ def parse_fixture(adapter: Any, completions: list[tuple[str, str]]) -> list[dict
     return out
 
 
+def react_fixture() -> dict[str, Any]:
+    from dspy.utils.dummies import DummyLM
+
+    out = {}
+    for case, spec, kind in react_cases.runs():
+        sig = react_cases.SIGNATURES[spec["signature"]](dspy)
+        tools = [react_cases.TOOLS[name] for name in spec["tools"]]
+        adapter = dspy.JSONAdapter() if kind == "json" else dspy.ChatAdapter()
+        lm = DummyLM(spec["answers"], adapter=adapter)
+        agent = dspy.ReAct(sig, tools=tools, max_iters=spec.get("max_iters", 20))
+        with dspy.context(lm=lm, adapter=adapter):
+            pred = agent(**spec["inputs"])
+        out[case] = {
+            "calls": [entry["messages"] for entry in lm.history],
+            "trajectory": {k: encode(v) for k, v in pred.trajectory.items()},
+            "outputs": {k: encode(v) for k, v in pred.items() if k != "trajectory"},
+        }
+    return out
+
+
+def react_state_fixture() -> dict[str, Any]:
+    """Return ``dspy.ReAct.save`` output (with a demo) for the load-compatibility test."""
+    import tempfile
+
+    agent = dspy.ReAct("question -> answer", tools=[react_cases.get_weather])
+    agent.react.demos = [dspy.Example(question="q", trajectory="t", next_thought="n", next_tool_name="finish",
+                                      next_tool_args={})]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "react.json"
+        agent.save(str(path))
+        return json.loads(path.read_text())
+
+
+def custom_types_fixture() -> dict[str, Any]:
+    out = {}
+    for case, build in cases.CUSTOM_TYPE_SIGNATURES.items():
+        sig = build(dspy)
+        for kind, adapter in (("chat", dspy.ChatAdapter()), ("json", dspy.JSONAdapter())):
+            out[f"{kind}-{case}"] = adapter.format(sig, [], {})[0]["content"]
+    return out
+
+
 def main() -> None:
     assert dspy.__version__ == "3.4.1", dspy.__version__
     chat, js = dspy.ChatAdapter(), dspy.JSONAdapter()
@@ -58,6 +105,9 @@ def main() -> None:
         "json_format.json": format_fixture(js),
         "chat_parse.json": parse_fixture(chat, cases.CHAT_PARSE),
         "json_parse.json": parse_fixture(js, cases.JSON_PARSE),
+        "react.json": react_fixture(),
+        "custom_types.json": custom_types_fixture(),
+        "react_state.json": react_state_fixture(),
     }
     for name, data in files.items():
         (HERE / name).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")

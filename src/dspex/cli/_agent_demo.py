@@ -1,0 +1,119 @@
+"""``dspex demo --agent``: a ReAct flow with two real Python tools, offline.
+
+The agent answers the bundled questions with ``ReAct("question -> answer")``
+and two tools: ``calculate`` (async; the arithmetic in a text) and
+``lookup`` (sync, run in a worker thread; the bundled reference book, with a
+short blocking pause as a real lookup has). The LM is
+:class:`~dspex.testing.FakeLLMServer`, which plays DSPy's ReAct protocol
+deterministically: it picks the tool whose name and description fit the
+question, passes the question's numbers or text, finishes once an
+observation is in, and extracts the observation as the answer. With
+``--serve`` every step streams to the live page, where each tool call is a
+collapsible step inside its item's card.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .._util._sync import run_sync
+from ._demo import _PORT, _announce, _free, _summary, load_questions
+from ._serve import new_token
+
+__all__ = ["agent_tools", "run_agent_demo"]
+
+_EXPRESSION = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*/×÷x])\s*(-?\d+(?:\.\d+)?)")
+_OPS = {"+": float.__add__, "-": float.__sub__, "*": float.__mul__, "×": float.__mul__, "x": float.__mul__,
+        "/": float.__truediv__, "÷": float.__truediv__}
+
+
+async def calculate(expression: str) -> int | float:
+    """Evaluate arithmetic: add, subtract, multiply or divide two numbers.
+
+    Args:
+        expression: Text holding ``<number> <operator> <number>``.
+    """
+    found = _EXPRESSION.search(expression)
+    if found is None:
+        raise ValueError(f"no arithmetic like '3 + 4' in {expression!r}")
+    left, op, right = found.groups()
+    value = _OPS[op](float(left), float(right))
+    return int(value) if value.is_integer() else round(value, 6)
+
+
+def agent_tools(rows: list[dict[str, Any]], pause_s: float = 0.005) -> list[Any]:
+    """Return the demo's two tools: ``lookup`` (sync) over ``rows``, and ``calculate`` (async)."""
+    book = {row["question"].strip(): row["expected"] for row in rows}
+
+    def lookup(question: str) -> str:
+        """Look up a fact in the bundled reference book.
+
+        Args:
+            question: The question, word for word.
+        """
+        time.sleep(pause_s)  # a blocking call: ReAct runs it in a worker thread
+        return book.get(question.strip(), "No entry for that question.")
+
+    return [lookup, calculate]  # lookup first: a question nothing fits goes to the book
+
+
+def run_agent_demo(serve: bool = False, n: int | None = None, out_path: Path | str = "demo_agent_answers.jsonl",
+                   *, wait_s: float = 15.0, port: int = _PORT, auth: bool = True) -> int:
+    """Run the agent demo flow and print its report; return the exit code (0 ok, 1 failed).
+
+    Arguments are those of :func:`~dspex.cli._demo.run_demo_flow`.
+    """
+    token = new_token() if serve and auth else None
+    return int(run_sync(_agent_demo, serve, n, Path(out_path), wait_s, port, token))
+
+
+async def _agent_demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port: int = _PORT,
+                      token: str | None = None) -> int:
+    import anyio
+
+    from ..errors import FlowFailed
+    from ..flows import Flow
+    from ..lm._lm import LM
+    from ..modules import ReAct
+    from ..sinks import jsonl, websocket
+    from ..testing import FakeLLMServer
+
+    rows = load_questions(n)
+    speed = {"latency_ms": 120, "token_delay_ms": 20} if serve else {"latency_ms": 20, "token_delay_ms": 0}
+    server = FakeLLMServer(**speed)
+    live = websocket(port=_free(port), replay=600, token=token) if serve else None
+    sinks = [jsonl(out_path, mode="w"), *([live] if live else [])]
+
+    async def questions() -> Any:
+        if live is not None:
+            with anyio.move_on_after(wait_s):  # give the page a chance to see the first step
+                while not live.server.sessions:
+                    await anyio.sleep(0.05)
+        for row in rows:
+            yield row
+
+    agent = ReAct("question -> answer", tools=agent_tools(rows), max_iters=5)
+    flow = Flow("demo-agent")
+    flow.source(questions()).map(agent, concurrency=6 if serve else 32, on_error="dead_letter").sink(*sinks)
+    click.echo(f"dspex demo --agent: {len(rows)} questions -> ReAct(lookup, calculate) -> {out_path}")
+    async with server, anyio.create_task_group() as tg:
+        if live is not None:
+            tg.start_soon(_announce, live, wait_s)
+        lm = LM("openai/demo-model", api_base=f"{server.url}/v1", api_key="demo", cache=False,
+                prices={"demo-model": {"input": 0.15, "output": 0.6}})  # per 1M tokens, illustrative
+        try:
+            report = await flow.run(lm=lm)
+        except FlowFailed as exc:
+            click.echo(f"demo failed: {exc}", err=True)
+            return 1
+        finally:
+            with anyio.CancelScope(shield=True):
+                await lm.aclose()
+            tg.cancel_scope.cancel()
+    _summary(report, out_path)
+    return 0 if report.status == "completed" else 1

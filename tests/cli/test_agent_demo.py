@@ -1,0 +1,43 @@
+"""``dspex demo --agent``: a ReAct flow with a sync and an async tool, answers checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dspex.cli._agent_demo import _agent_demo, agent_tools, calculate
+from dspex.cli._demo import load_questions
+
+
+async def test_agent_demo_answers_every_question_with_its_tool(tmp_path: Path) -> None:
+    out = tmp_path / "agent.jsonl"
+    assert await _agent_demo(False, 40, out, 0.0) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 40
+    assert all(r["answer"] == r["expected"] for r in records)
+    used = {r["trajectory"]["tool_name_0"] for r in records}
+    assert used == {"lookup", "calculate"}
+    assert all(r["trajectory"]["tool_name_1"] == "finish" for r in records)
+
+
+async def test_the_demo_tools() -> None:
+    assert await calculate("What is 9 × 10?") == 90 and await calculate("7 / 2") == 3.5
+    with pytest.raises(ValueError, match="no arithmetic"):
+        await calculate("no numbers here")
+    lookup, calc = agent_tools(load_questions(5), pause_s=0)
+    assert lookup("Who wrote The Trial?") == "Franz Kafka" and calc is calculate
+    assert lookup("Unknown?") == "No entry for that question."
+
+
+def test_cli_flag_runs_the_agent_demo(tmp_path: Path) -> None:
+    out = tmp_path / "answers.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "dspex", "demo", "--agent", "-n", "8", "--out", str(out)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert "ReAct(lookup, calculate)" in done.stdout and "exact match vs the answer key: 8/8" in done.stdout
+    assert len(out.read_text().splitlines()) == 8
