@@ -118,7 +118,7 @@ async def test_websocket_sink_streams_real_tokens(real_lm: Any, anyio_backend: s
             report = await flow.run(lm=real_lm, progress=False)
     assert report.items_out + report.items_failed == 3
     kinds = [m["type"] for m in messages]
-    assert "token" in kinds or "field_delta" in kinds, sorted(set(kinds))
+    assert "token_delta" in kinds and "field_delta" in kinds, sorted(set(kinds))
     assert "run_done" in kinds
-    first_delta = next(i for i, k in enumerate(kinds) if k in ("token", "field_delta"))
+    first_delta = next(i for i, k in enumerate(kinds) if k in ("token_delta", "field_delta"))
     assert first_delta < kinds.index("run_done")
