@@ -21,6 +21,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ..errors import ConfigError, LMTransportError
 
@@ -83,7 +84,7 @@ class LlamaServer:
         self.startup_timeout, self.python = startup_timeout, python
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
+        self._log: Any = None
 
     @property
     def api_base(self) -> str:
@@ -98,6 +99,7 @@ class LlamaServer:
     def start(self) -> None:
         """Start the server and block until it answers (at most ``startup_timeout`` s)."""
         self.port = _free_port()
+        self._log = tempfile.TemporaryFile()  # closed by stop()
         cmd = [self.python, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias", self.alias,
                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
                "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads),
@@ -128,22 +130,26 @@ class LlamaServer:
         raise LMTransportError(f"{why}; its log ends with:\n{tail}", provider="openai", model=self.model)
 
     def log_tail(self, limit: int = 4000) -> str:
-        """Return the end of the server's combined stdout/stderr."""
+        """Return the end of the server's combined stdout/stderr ("" once stopped)."""
+        if self._log is None:
+            return ""
         self._log.flush()
         self._log.seek(0)
         return self._log.read().decode("utf-8", "replace")[-limit:]
 
     def stop(self) -> None:
-        """Terminate the server (kill after 10 s); safe to call twice."""
+        """Terminate the server (kill after 10 s) and drop its log; safe to call twice."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        log, self._log = self._log, None
+        if log is not None:
+            log.close()
 
     def __enter__(self) -> LlamaServer:
         self.start()
@@ -151,4 +157,3 @@ class LlamaServer:
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
-        self._log.close()
