@@ -23,13 +23,6 @@ REQUIRED = os.environ.get("DSPEX_REQUIRE_REAL_LM") == "1"
 PARAMS: dict[str, Any] = {"temperature": 0.0, "max_tokens": 48}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = os.path.dirname(__file__)
-    for item in items:
-        if str(item.fspath).startswith(here):
-            item.add_marker(pytest.mark.real_lm)
-
-
 @pytest.fixture(scope="session")
 def llama() -> Iterator[Any]:
     """The running server (started on first use, killed at session end)."""

@@ -21,6 +21,8 @@ from dspex.sinks import collect
 from dspex.sinks._ws_sink import websocket
 from dspex.sources import iterable
 
+pytestmark = pytest.mark.real_lm
+
 QUESTIONS = [f"What is {i} + {i + 1}?" for i in range(50)]
 
 

