@@ -163,7 +163,9 @@ async def test_reported_usage_is_not_marked_estimated() -> None:
     assert response.usage.output_tokens == server.stats.completion_tokens // 2
 
 
-@pytest.mark.parametrize("quirk", ["empty_choices_chunks", "keepalive_comments", "no_ids", "odd_model_id"])
+@pytest.mark.parametrize(
+    "quirk", ["empty_choices_chunks", "keepalive_comments", "no_ids", "odd_model_id", "split_head_body"]
+)
 async def test_stream_quirks_give_the_same_text(quirk: str) -> None:
     async with FakeLLMServer() as plain, FakeLLMServer(quirks={quirk}) as odd:
         async with make_lm(plain) as lm_plain, make_lm(odd) as lm_odd:
@@ -202,3 +204,13 @@ def test_unknown_quirk_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown FakeLLMServer quirk"):
         FakeLLMServer(quirks={"no_such_quirk"})
 
+
+
+async def test_head_and_body_in_separate_packets_read_once() -> None:
+    # regression: the body read after a head-only packet came back doubled (trio path)
+    async with FakeLLMServer(quirks={"split_head_body"}) as server:
+        async with make_lm(server) as lm:
+            for i in range(3):
+                response = await lm.acall([{"role": "user", "content": f"Question {i}?"}])
+                assert response.outputs[0] and response.usage.output_tokens > 0
+    assert server.stats.statuses == {200: 3}

@@ -18,6 +18,8 @@ turns it on for OpenAI-style requests:
 - ``no_ids``: no ``id``, ``created`` or ``system_fingerprint`` anywhere.
 - ``odd_model_id``: the model reported as a file path, not the requested name.
 - ``text_errors``: error responses as ``text/html``, not JSON.
+- ``split_head_body``: a response's head and body sent as two packets
+  (uvicorn, so llama-cpp-python's server, does this).
 
 ``finish_reason: length`` needs no quirk: any request with ``max_tokens``
 below the answer's length gets it.
@@ -36,7 +38,7 @@ __all__ = ["QUIRKS", "check_quirks", "quirk_frames", "quirk_payload", "quirk_ref
 QUIRKS = frozenset({
     "refuse_json_schema_500", "refuse_json_schema_400", "refuse_json_object", "refuse_stream_options",
     "refuse_tool_choice", "refuse_parallel_tool_calls", "refuse_tools", "no_stream_usage", "no_usage",
-    "empty_choices_chunks", "keepalive_comments", "no_ids", "odd_model_id", "text_errors",
+    "empty_choices_chunks", "keepalive_comments", "no_ids", "odd_model_id", "text_errors", "split_head_body",
 })  # fmt: skip
 
 ODD_MODEL_ID = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"

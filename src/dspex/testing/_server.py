@@ -354,6 +354,11 @@ class FakeLLMServer:
         if not keep:
             lines.append("connection: close\r\n")
         lines.append("\r\n")
+        if "split_head_body" in self.quirks and body:  # uvicorn: the head and the body in two packets
+            await stream.send("".join(lines).encode("latin-1"))
+            await anyio.sleep(0.005)
+            await stream.send(body)
+            return
         await stream.send("".join(lines).encode("latin-1") + body)
 
     async def _error(
