@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -39,7 +39,9 @@ def llama() -> Iterator[Any]:
 
 
 @pytest.fixture
-def real_lm(llama: Any) -> LM:
-    """A fresh ``dx.LM`` on the server: no cache, quick retries."""
-    return LM(llama.model, api_base=llama.api_base, cache=False,
-              retry=RetryPolicy(max_retries=2, base_delay=0.05, max_delay=0.2), timeout=60.0, **PARAMS)
+async def real_lm(llama: Any) -> AsyncIterator[LM]:
+    """A fresh ``dx.LM`` on the server (no cache, quick retries), closed after the test."""
+    lm = LM(llama.model, api_base=llama.api_base, cache=False,
+            retry=RetryPolicy(max_retries=2, base_delay=0.05, max_delay=0.2), timeout=60.0, **PARAMS)
+    async with lm:
+        yield lm
