@@ -91,12 +91,15 @@ async def test_flow_of_50_items_at_concurrency_4(real_lm: Any) -> None:
                                        on_error="dead_letter").sink(out)
     # the JSON fallback (grammar-constrained sampling, ~10 s a call here) is covered above
     with dx.context(adapter=_ChatOnly(), parse_retries=0):
-        report = await flow.run(lm=real_lm.copy(max_tokens=24), progress=False)
-    assert report.items_in == 50
+        # a 135M model often misses the format: parse failures are allowed, never other errors
+        lm = real_lm.copy(max_tokens=32)
+        report = await flow.run(lm=lm, progress=False, max_failure_rate=1.0)
+    assert report.items_in == 50 and report.status == "completed"
     assert report.items_out + report.items_failed == 50
     for letter in report.dead_letters:  # only parse failures, typed, never LM errors
         assert isinstance(letter.error, ParseError) and not isinstance(letter.error, LMError), letter.error
-    assert (report.usage or {}).get("output_tokens", 0) > 0
+    assert len(lm.history) == 50  # one request per item, each with its usage counted
+    assert all(entry["usage"]["output_tokens"] > 0 for entry in lm.history)
 
 
 async def test_websocket_sink_streams_real_tokens(real_lm: Any, anyio_backend: str) -> None:
