@@ -13,6 +13,12 @@ each in a fresh client process:
 2. ``BootstrapFewShotWithRandomSearch`` with 8 candidate programs, 100 train
    and 100 validation examples, concurrency 64 (DSPy: ``num_threads=64``;
    DSPy bootstraps each candidate serially, dspex all at once).
+3. ``MIPROv2`` (``auto=None``, 6 candidates, 10 trials, minibatches of 35,
+   seed 9, 3+3 demos) on the same data, concurrency 64. The fake student
+   also answers the proposer's prompts (deterministically, from the prompt),
+   so the two runs see the same proposals; DSPy bootstraps the demo sets and
+   proposes instructions one call at a time, dspex all at once. DSPy's side
+   needs optuna in its venv (``pip install optuna``).
 
 Each side runs ``--repeat`` times (default 3; the machine is shared, so the
 best and the median wall time are reported) and prints its score(s) and how
@@ -42,6 +48,10 @@ def _data(path: str) -> dict[str, list[list[str]]]:
     return json.loads(Path(path).read_text())  # type: ignore[no-any-return]
 
 
+def _mipro_args(data: dict[str, list[list[str]]]) -> dict[str, Any]:
+    return {"num_trials": 10, "minibatch_size": min(35, len(data["val"])), "minibatch_full_eval_steps": 5}
+
+
 def side_dspy(mode: str, url: str, data_path: str, concurrency: int) -> dict[str, Any]:
     import dspy
     from dspy.evaluate.metrics import answer_exact_match
@@ -55,6 +65,13 @@ def side_dspy(mode: str, url: str, data_path: str, concurrency: int) -> dict[str
 
     program = dspy.Predict("question -> answer")
     program(question="mirror warmup")  # first-call costs (LiteLLM import paths) are not measured
+    if mode == "mipro":
+        mipro = dspy.MIPROv2(metric=answer_exact_match, auto=None, num_candidates=6, max_bootstrapped_demos=3,
+                             max_labeled_demos=3, seed=9, num_threads=concurrency, verbose=False)
+        start = time.perf_counter()
+        best = mipro.compile(program, trainset=examples("train"), valset=examples("val"), **_mipro_args(data))
+        return {"seconds": time.perf_counter() - start, "score": best.score,
+                "instruction": best.signature.instructions}
     if mode == "evaluate":
         program = dspy.LabeledFewShot(k=8).compile(program, trainset=examples("train"))
         evaluate = dspy.Evaluate(devset=examples("dev"), metric=answer_exact_match, num_threads=concurrency)
@@ -84,7 +101,15 @@ def side_dspex(mode: str, url: str, data_path: str, concurrency: int, backend: s
         with dx.context(lm=lm):
             program = dx.Predict("question -> answer")
             await program.acall(question="mirror warmup")
-            if mode == "evaluate":
+            if mode == "mipro":
+                mipro = dx.MIPROv2(metric=dx.metrics.exact_match, auto=None, num_candidates=6,
+                                   max_bootstrapped_demos=3, max_labeled_demos=3, seed=9, concurrency=concurrency)
+                start = time.perf_counter()
+                best = await mipro.acompile(program, trainset=examples("train"), valset=examples("val"),
+                                            **_mipro_args(data))
+                out = {"seconds": time.perf_counter() - start, "score": best.score,
+                       "instruction": best.signature.instructions}
+            elif mode == "evaluate":
                 program = await dx.LabeledFewShot(k=8).acompile(program, trainset=examples("train"))
                 evaluate = dx.Evaluate(devset=examples("dev"), metric=dx.metrics.exact_match,
                                        concurrency=concurrency)
@@ -129,7 +154,7 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
         data = Path(tmp) / "data.json"
         _write_data(data, *sizes)
         sides = [("dspex", sys.executable, "asyncio"), ("dspex", sys.executable, "trio"), ("dspy", dspy_python, "-")]
-        for mode in ("evaluate", "random-search"):
+        for mode in args.modes.split(","):
             for name, python, backend in sides:
                 runs = []
                 for _ in range(args.repeat):  # the box is shared: keep every run, report the best and median
@@ -157,7 +182,8 @@ def main() -> None:
     p.add_argument("--dspy-python", default=None, help="a python with dspy==3.4.1 (default: build benchmarks/.venv-dspy)")
     p.add_argument("--out", default=None, help="write the results JSON here")
     p.add_argument("--side", choices=("dspex", "dspy"))
-    p.add_argument("--what", choices=("evaluate", "random-search"))
+    p.add_argument("--what", choices=("evaluate", "random-search", "mipro"))
+    p.add_argument("--modes", default="evaluate,random-search,mipro", help="comma-separated modes to run")
     p.add_argument("--url")
     p.add_argument("--data")
     p.add_argument("--concurrency", type=int, default=64)

@@ -19,6 +19,11 @@ the server's dependencies (numpy, fastapi, uvicorn, ...) never mask a missing
 dependency of dspex itself, and so the main suite does not wait on a model.
 llama-cpp-python builds from source the first time (about 15 minutes on 2
 cores; pip caches the wheel). If it cannot be set up, the command fails.
+
+``test`` also runs the browser tests (tests/browser), which need chromium: when
+it is missing and ``apt-get`` exists, it is installed with ``apt-get install
+--no-install-recommends chromium`` (via ``sudo -n`` unless root), after saying
+so. Set ``DSPEX_BROWSER_TESTS=0`` to skip that install and those tests.
 """
 
 from __future__ import annotations
@@ -93,11 +98,13 @@ def test(rest: list[str]) -> int:
     rest = [a for a in rest if a not in ("--real", "--no-real")]
     if only_real:
         return run_real_tier(rest)
-    if os.environ.get("DSPEX_BROWSER_TESTS", "1") == "1" and (ROOT / "tests" / "browser").exists():
+    if os.environ.get("DSPEX_BROWSER_TESTS", "1") != "1":
+        rest = ["--ignore=tests/browser", *rest]
+    elif (ROOT / "tests" / "browser").exists():
         ensure_chromium()
     marker = [] if "-m" in rest else ["-m", "not real_lm"]
     code = subprocess.call([str(PY), "-m", "pytest", "-q", *marker, *rest], cwd=ROOT)
-    if rest or no_real:  # a focused run (paths, -k ...) stays focused
+    if [a for a in rest if a != "--ignore=tests/browser"] or no_real:  # a focused run stays focused
         return code
     real = run_real_tier([])
     return code or real
@@ -108,9 +115,11 @@ def ensure_chromium() -> None:
     if shutil.which("chromium") or not shutil.which("apt-get"):
         return
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    print("chromium is missing: installing it with apt-get for the browser tests "
+          "(set DSPEX_BROWSER_TESTS=0 to skip them and this install)", flush=True)
     try:
         run(*sudo, "apt-get", "update", "-qq")
-        run(*sudo, "apt-get", "install", "-y", "-qq", "chromium", env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        run(*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
     except (subprocess.CalledProcessError, FileNotFoundError) as exc:
         print(f"warning: could not install chromium ({exc}); browser tests will be skipped", flush=True)
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._context import context as context
     from .adapters import Adapter as Adapter
     from .adapters import ChatAdapter as ChatAdapter
+    from .telemetry import Callback as Callback
     from .adapters import JSONAdapter as JSONAdapter
     from .backpressure import BufferPolicy as BufferPolicy
     from .backpressure import MemoryWatermarks as MemoryWatermarks
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from . import flows as flows
     from .lm import BaseLM as BaseLM
     from .lm import CircuitBreakerPolicy as CircuitBreakerPolicy
+    from .lm import Embedder as Embedder
     from .lm import LM as LM
     from .lm import RateLimit as RateLimit
     from .lm import RetryPolicy as RetryPolicy
@@ -58,53 +60,80 @@ if TYPE_CHECKING:
     from .modules import Refine as Refine
     from .modules import Suggest as Suggest
     from .modules import load as load
+    from .modules import asave_version as asave_version
     from .modules import load_dspy_state as load_dspy_state
     from .modules import majority as majority
+    from .modules import save_version as save_version
     from . import operators as ops
     from .optimizers import BootstrapFewShot as BootstrapFewShot
     from .optimizers import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
+    from .optimizers import COPRO as COPRO
+    from .optimizers import GEPA as GEPA
+    from .optimizers import KNNFewShot as KNNFewShot
     from .optimizers import LabeledFewShot as LabeledFewShot
+    from .optimizers import MIPROv2 as MIPROv2
+    from .signatures import Audio as Audio
     from .signatures import Citation as Citation
+    from .signatures import Citations as Citations
+    from .signatures import Code as Code
     from .signatures import Confidence as Confidence
+    from .signatures import Document as Document
     from .signatures import Embedding as Embedding
+    from .signatures import File as File
     from .signatures import History as History
+    from .signatures import Image as Image
     from .signatures import InputField as InputField
     from .signatures import OutputField as OutputField
     from .signatures import Reasoning as Reasoning
     from .signatures import Signature as Signature
     from .signatures import Tool as Tool
+    from .signatures import ToolCallResults as ToolCallResults
     from .signatures import ToolCalls as ToolCalls
     from .signatures import ensure_signature as ensure_signature
     from .signatures import make_signature as make_signature
     from . import sinks as sinks
     from . import sources as sources
     from .store import RunStore as RunStore
+    from . import telemetry as telemetry
     from . import tools as tools
+    from . import traces as traces
 
 __all__ = [
     "Adapter",
     "Assert",
+    "Audio",
     "BaseLM",
     "BestOfN",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "BufferPolicy",
+    "COPRO",
+    "Callback",
     "ChainOfThought",
     "ChatAdapter",
     "CircuitBreakerPolicy",
     "Citation",
+    "Citations",
+    "Code",
     "Completions",
     "Confidence",
+    "Document",
     "DspexError",
+    "Embedder",
     "Embedding",
     "Evaluate",
     "Example",
+    "File",
     "Flow",
+    "GEPA",
     "History",
+    "Image",
     "InputField",
     "JSONAdapter",
+    "KNNFewShot",
     "LM",
     "LabeledFewShot",
+    "MIPROv2",
     "MemoryWatermarks",
     "Module",
     "MultiChainComparison",
@@ -123,8 +152,10 @@ __all__ = [
     "Suggest",
     "Timeouts",
     "Tool",
+    "ToolCallResults",
     "ToolCalls",
     "__version__",
+    "asave_version",
     "configure",
     "configure_cache",
     "context",
@@ -139,36 +170,51 @@ __all__ = [
     "make_signature",
     "metrics",
     "ops",
+    "save_version",
     "sinks",
     "sources",
+    "telemetry",
     "tools",
+    "traces",
 ]
 
 # name -> (module, attribute); attribute None means the module itself.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Adapter": (".adapters", "Adapter"),
     "Assert": (".modules", "Assert"),
+    "Audio": (".signatures", "Audio"),
     "BaseLM": (".lm", "BaseLM"),
     "BestOfN": (".modules", "BestOfN"),
     "BootstrapFewShot": (".optimizers", "BootstrapFewShot"),
     "BootstrapFewShotWithRandomSearch": (".optimizers", "BootstrapFewShotWithRandomSearch"),
     "BufferPolicy": (".backpressure", "BufferPolicy"),
+    "COPRO": (".optimizers", "COPRO"),
+    "Callback": (".telemetry", "Callback"),
     "ChainOfThought": (".modules", "ChainOfThought"),
     "ChatAdapter": (".adapters", "ChatAdapter"),
     "CircuitBreakerPolicy": (".lm", "CircuitBreakerPolicy"),
     "Citation": (".signatures", "Citation"),
+    "Citations": (".signatures", "Citations"),
+    "Code": (".signatures", "Code"),
     "Completions": (".modules", "Completions"),
     "Confidence": (".signatures", "Confidence"),
+    "Document": (".signatures", "Document"),
     "DspexError": (".errors", "DspexError"),
+    "Embedder": (".lm", "Embedder"),
     "Embedding": (".signatures", "Embedding"),
     "Evaluate": (".evaluate", "Evaluate"),
     "Example": (".modules", "Example"),
+    "File": (".signatures", "File"),
     "Flow": (".flows", "Flow"),
+    "GEPA": (".optimizers", "GEPA"),
     "History": (".signatures", "History"),
+    "Image": (".signatures", "Image"),
     "InputField": (".signatures", "InputField"),
     "JSONAdapter": (".adapters", "JSONAdapter"),
+    "KNNFewShot": (".optimizers", "KNNFewShot"),
     "LM": (".lm", "LM"),
     "LabeledFewShot": (".optimizers", "LabeledFewShot"),
+    "MIPROv2": (".optimizers", "MIPROv2"),
     "MemoryWatermarks": (".backpressure", "MemoryWatermarks"),
     "Module": (".modules", "Module"),
     "MultiChainComparison": (".modules", "MultiChainComparison"),
@@ -187,7 +233,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Suggest": (".modules", "Suggest"),
     "Timeouts": (".lm", "Timeouts"),
     "Tool": (".signatures", "Tool"),
+    "ToolCallResults": (".signatures", "ToolCallResults"),
     "ToolCalls": (".signatures", "ToolCalls"),
+    "asave_version": (".modules", "asave_version"),
     "configure": ("._context", "configure"),
     "configure_cache": (".lm", "configure_cache"),
     "context": ("._context", "context"),
@@ -202,9 +250,12 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "make_signature": (".signatures", "make_signature"),
     "metrics": (".evaluate.metrics", None),
     "ops": (".operators", None),
+    "save_version": (".modules", "save_version"),
     "sinks": (".sinks", None),
     "sources": (".sources", None),
+    "telemetry": (".telemetry", None),
     "tools": (".tools", None),
+    "traces": (".traces", None),
 }
 
 

@@ -66,3 +66,15 @@ def test_optimize_labeled_without_valset_prints_a_line(files: tuple[Path, Path, 
 def test_optimize_without_an_lm_exits_2(files: tuple[Path, Path, Path], tmp_path: Path) -> None:
     code, text = invoke(str(files[0]), str(files[1]), "--out", str(tmp_path / "x.json"))
     assert code == 2 and "no LM configured" in text
+
+
+@pytest.mark.parametrize("optimizer", ["copro", "gepa"])
+def test_optimize_finds_the_instruction(files: tuple[Path, Path, Path], server: FakeLLMServer,
+                                        tmp_path: Path, optimizer: str) -> None:
+    out = tmp_path / "compiled.json"
+    code, text = invoke(str(files[0]), str(files[1]), "--out", str(out), "--optimizer", optimizer,
+                        "--valset", str(files[2]), "--lm", "openai/student", "--api-base", server.url + "/v1",
+                        "--candidates", "4", "--json")
+    assert code == 0, text
+    assert json.loads(text)["scores"] == {"before": 0.0, "after": 100.0}
+    assert dx.load(out).signature.instructions == TASK.instruction

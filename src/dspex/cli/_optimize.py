@@ -1,10 +1,13 @@
 """``dspex optimize PROGRAM.json TRAIN.jsonl --out COMPILED.json``: compile a saved program.
 
 Loads a program saved with ``module.save``, reads a trainset (and optional
-valset) from JSON lines, runs ``LabeledFewShot``, ``BootstrapFewShot`` or
-``BootstrapFewShotWithRandomSearch``, saves the compiled program, and prints
-the valset score before and after (``--json``: one JSON object). Exit codes:
-0 done, 1 the optimization failed, 2 bad usage (files, metric, no LM).
+valset) from JSON lines, runs ``LabeledFewShot``, ``BootstrapFewShot``,
+``BootstrapFewShotWithRandomSearch``, ``MIPROv2`` or ``COPRO``, saves the
+compiled program, and prints the valset score before and after (``--json``:
+one JSON object). With ``--store``/``--name`` the compiled program is also
+saved as a version in the run store, with its score, the optimizer settings
+and its parent (``dspex inspect --store`` lists them). Exit codes: 0 done,
+1 the optimization failed, 2 bad usage (files, metric, no LM).
 """
 
 from __future__ import annotations
@@ -20,19 +23,58 @@ from ._eval import read_examples, resolve_metric
 
 __all__ = ["optimize_command"]
 
-_OPTIMIZERS = ("labeled", "bootstrap", "random-search")
+_OPTIMIZERS = ("labeled", "bootstrap", "random-search", "mipro", "copro", "gepa")
+# Optimizers that select on a valset (the others only learn from the trainset).
+_TAKES_VALSET = ("random-search", "mipro", "gepa")
 
 
-def _optimizer(name: str, metric: Any, demos: int, labeled: int, candidates: int, concurrency: int) -> Any:
-    from ..optimizers import BootstrapFewShot, BootstrapFewShotWithRandomSearch, LabeledFewShot
+def _with_feedback(metric: Any) -> Any:
+    """Return ``metric`` as a GEPA metric: five arguments, feedback naming the expected answer."""
+    from ..modules import Prediction
+
+    def gepa_metric(gold: Any, pred: Any, trace: Any = None, pred_name: Any = None, pred_trace: Any = None) -> Any:
+        result = metric(gold, pred)
+        score = float(getattr(result, "score", result))
+        wanted = {k: v for k, v in gold.items() if k not in gold.inputs().keys()}
+        return Prediction(score=score, feedback=f"This trajectory got a score of {score}. Expected: {wanted}.")
+
+    return gepa_metric
+
+
+def _optimizer(name: str, metric: Any, demos: int, labeled: int, candidates: int, concurrency: int,
+               seed: int) -> Any:
+    from ..optimizers import COPRO, BootstrapFewShot, BootstrapFewShotWithRandomSearch, LabeledFewShot, MIPROv2
 
     if name == "labeled":
         return LabeledFewShot(k=labeled)
     if name == "bootstrap":
         return BootstrapFewShot(metric=metric, max_bootstrapped_demos=demos, max_labeled_demos=labeled,
                                 concurrency=concurrency)
+    if name == "mipro":
+        return MIPROv2(metric=metric, max_bootstrapped_demos=demos, max_labeled_demos=labeled, auto=None,
+                       num_candidates=max(candidates, 2), seed=seed, concurrency=concurrency)
+    if name == "copro":
+        return COPRO(metric=metric, breadth=max(candidates, 2), depth=2, concurrency=concurrency)
+    if name == "gepa":
+        from .._context import get_setting
+        from ..optimizers import GEPA
+
+        return GEPA(metric=_with_feedback(metric), max_full_evals=max(candidates, 1), reflection_lm=get_setting("lm"),
+                    seed=seed, concurrency=concurrency)
     return BootstrapFewShotWithRandomSearch(metric=metric, max_bootstrapped_demos=demos, max_labeled_demos=labeled,
                                             num_candidate_programs=candidates, concurrency=concurrency)
+
+
+def _compile_args(name: str, val: Any, trials: int | None, candidates: int) -> dict[str, Any]:
+    """Return the extra ``compile`` arguments of optimizer ``name``."""
+    extra: dict[str, Any] = {"valset": val} if val is not None and name in _TAKES_VALSET else {}
+    if name == "mipro":
+        from ..optimizers._mipro import num_trials_for
+
+        size = len(val) if val is not None else 0
+        extra.update(num_trials=trials or num_trials_for(1, False, max(candidates, 2)),
+                     minibatch=size > 35, minibatch_size=min(35, max(size, 1)))
+    return extra
 
 
 @click.command("optimize")
@@ -48,13 +90,20 @@ def _optimizer(name: str, metric: Any, demos: int, labeled: int, candidates: int
 @click.option("--max-bootstrapped-demos", "demos", default=4, show_default=True, type=click.IntRange(min=0))
 @click.option("--max-labeled-demos", "labeled", default=16, show_default=True, type=click.IntRange(min=0))
 @click.option("--candidates", default=8, show_default=True, type=click.IntRange(min=0),
-              help="Random search: shuffled candidate programs.")
+              help="Random search: shuffled candidate programs; mipro: instruction and demo-set "
+                   "candidates; copro: instructions per round; gepa: full evaluations of budget.")
+@click.option("--trials", default=None, type=click.IntRange(min=1), help="mipro: search trials (default from candidates).")
+@click.option("--seed", default=9, show_default=True, type=int, help="mipro: seed of the search.")
+@click.option("--store", "store_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also save the compiled program as a version in this run store.")
+@click.option("--name", "version_name", default=None, help="The program's name in the run store (with --store).")
 @click.option("--lm", "model", default=None, help="LM to use, e.g. openai/gpt-4o-mini (else the saved one).")
 @click.option("--api-base", default=None, help="Base URL of an OpenAI-compatible endpoint.")
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def optimize_command(program_path: Path, train_path: Path, out_path: Path, name: str, metric: str,
-                     val_path: Path | None, demos: int, labeled: int, candidates: int, model: str | None,
+                     val_path: Path | None, demos: int, labeled: int, candidates: int, trials: int | None,
+                     seed: int, store_path: Path | None, version_name: str | None, model: str | None,
                      api_base: str | None, concurrency: int, as_json: bool) -> None:
     """Compile a saved program on TRAIN.jsonl and save it to --out."""
     from .._context import context
@@ -70,15 +119,16 @@ def optimize_command(program_path: Path, train_path: Path, out_path: Path, name:
         inputs = list(dict.fromkeys(n for p in program.predictors() for n in p.signature.input_fields))
         train = read_examples(train_path, inputs)
         val = read_examples(val_path, inputs) if val_path else None
-        optimizer = _optimizer(name, scorer, demos, labeled, candidates, concurrency)
         with context(lm=lm):
-            extra = {"valset": val} if val is not None and name == "random-search" else {}
-            compiled = optimizer.compile(program, trainset=train, **extra)
+            optimizer = _optimizer(name, scorer, demos, labeled, candidates, concurrency, seed)
+            compiled = optimizer.compile(program, trainset=train, **_compile_args(name, val, trials, candidates))
             scores = None
             if val is not None:
                 evaluate = Evaluate(devset=val, metric=scorer, concurrency=concurrency)
                 scores = {"before": evaluate(program).score, "after": evaluate(compiled).score}
         compiled.save(out_path)
+        version = _save_version(compiled, program, optimizer, store_path, version_name or program_path.stem,
+                                scores)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -86,10 +136,27 @@ def optimize_command(program_path: Path, train_path: Path, out_path: Path, name:
         click.echo(f"error: optimization failed: {exc}", err=True)
         sys.exit(1)
     summary = {"optimizer": name, "out": str(out_path), "train": len(train), "scores": scores,
-               "demos": {n: len(p.demos) for n, p in compiled.named_predictors()}}
+               "demos": {n: len(p.demos) for n, p in compiled.named_predictors()}, "version": version}
     if as_json:
         click.echo(json.dumps(summary))
         return
     click.echo(f"saved {out_path} ({name}; demos per predictor: {summary['demos']})")
     if scores is not None:
         click.echo(f"valset score: {scores['before']}% -> {scores['after']}%")
+    if version is not None:
+        click.echo(f"saved version {version['version']} of {version['name']!r} in {store_path}")
+
+
+def _save_version(compiled: Any, program: Any, optimizer: Any, store_path: Path | None, name: str,
+                  scores: dict[str, float] | None) -> dict[str, Any] | None:
+    """Save the student (once, as the parent) and the compiled program as versions; None without a store."""
+    if store_path is None:
+        return None
+    from ..modules import save_version
+
+    if getattr(program, "dspex_version", None) is None:  # the student becomes the parent version
+        save_version(program, name, store=store_path, score=scores["before"] if scores else None)
+    compiled.dspex_version = program.dspex_version
+    number = save_version(compiled, name, store=store_path, score=scores["after"] if scores else None,
+                          optimizer=optimizer)
+    return {"name": name, "version": number}

@@ -4,11 +4,12 @@ A *source task* pulls records from a :class:`~dspex.sources.Source` (wrapped
 in ``aclosing``), wraps them in items and sends them downstream in chunks. It
 stops pulling while the memory monitor has the sources paused and while the
 run's in-flight limit is reached, and sends a partial chunk when it would
-wait, or after ``linger_s`` (so a slow source still delivers promptly); a
-helper task sends that lingering chunk, and it is stopped only once it holds
-no items (see :meth:`SourceTask.flush`). In a checkpointed run each chunk is
-keyed against the run store's index on its way out (done records dropped,
-bad and repeated ones dead-lettered under their position key). A *sink task* writes whole chunks
+wait, or after ``linger_s`` on the run's clock (so a slow source still
+delivers promptly); a helper task sends that lingering chunk, and it is
+stopped only once it holds no items (see :meth:`SourceTask.flush`). In a
+checkpointed run each chunk is keyed against the run store's index on its way
+out (done records dropped, bad and repeated ones dead-lettered under their
+position key). A *sink task* writes whole chunks
 (coalescing whatever else is already queued) to its sinks. Dead letters and
 module events each go through one bounded channel to one task that writes
 them.
@@ -170,7 +171,7 @@ class SourceTask:
                     await self._bad_record(item, record.error)
                 else:
                     if not self.pending:
-                        self.started = time.monotonic()
+                        self.started = self.ctx.clock.now()
                         self.have_pending.set()
                     self.pending.append(item)
                     if len(self.pending) >= chunk:
@@ -188,11 +189,14 @@ class SourceTask:
             await dead_letter(DeadLetter(item, error, self.ctx.name))
 
     async def _linger(self) -> None:
+        # Timed on the run's clock, so a FakeClock run flushes only when the
+        # test advances time (or the source waits or ends), never by accident.
+        clock = self.ctx.clock
         while True:
             await self.have_pending.wait()
-            wait = self.started + self.linger_s - time.monotonic()
+            wait = self.started + self.linger_s - clock.now()
             if wait > 0:
-                await anyio.sleep(wait)
+                await clock.sleep(wait)
             elif self.pending:
                 await self.flush()
             else:

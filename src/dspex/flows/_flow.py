@@ -62,7 +62,7 @@ class NodeHandle:
     def map(
         self, fn: Any, concurrency: int = 1, ordered: bool = True, on_error: Any = "raise",
         name: str | None = None, *, timeout: float | None = None,
-        buffer: BufferPolicy | int | None = None,
+        buffer: BufferPolicy | int | None = None, executor: str = "inline",
     ) -> NodeHandle:
         """Apply ``fn`` (function, async function or Module) to every record.
 
@@ -70,23 +70,32 @@ class NodeHandle:
         record flowing on is the input plus the prediction's outputs. At most
         ``concurrency`` items are in flight in this node; ``ordered`` keeps
         input order through a reorder buffer bounded by ``concurrency``.
+        ``executor`` says where a sync ``fn`` runs: ``"inline"`` on the event
+        loop (default; cheap Python), ``"threads"`` (it blocks) or
+        ``"processes"`` (CPU-bound; ``fn`` and records must pickle), in
+        batches of records to at most ``concurrency`` workers.
         """
-        op = ops.map(fn, concurrency=concurrency, ordered=ordered, timeout=timeout, name=name)
+        op = ops.map(fn, concurrency=concurrency, ordered=ordered, timeout=timeout, name=name,
+                     executor=executor)
         return self.then(op, on_error=on_error, buffer=buffer)
 
     def flat_map(
         self, fn: Any, concurrency: int = 1, ordered: bool = True, on_error: Any = "raise",
         name: str | None = None, *, buffer: BufferPolicy | int | None = None,
+        executor: str = "inline",
     ) -> NodeHandle:
-        """Map each record to an iterable of records, flattened."""
-        op = ops.flat_map(fn, concurrency=concurrency, ordered=ordered, name=name)
+        """Map each record to an iterable of records, flattened (``executor`` as for ``map``)."""
+        op = ops.flat_map(fn, concurrency=concurrency, ordered=ordered, name=name,
+                          executor=executor)
         return self.then(op, on_error=on_error, buffer=buffer)
 
     def filter(
-        self, fn: Callable[[Any], Any], *, on_error: Any = "raise", name: str | None = None
+        self, fn: Callable[[Any], Any], *, on_error: Any = "raise", name: str | None = None,
+        concurrency: int = 1, ordered: bool = True, executor: str = "inline",
     ) -> NodeHandle:
-        """Keep only records for which ``fn(record)`` is true."""
-        return self.then(ops.filter(fn, name=name), on_error=on_error)
+        """Keep only records for which ``fn(record)`` is true (``executor`` as for ``map``)."""
+        op = ops.filter(fn, name=name, concurrency=concurrency, ordered=ordered, executor=executor)
+        return self.then(op, on_error=on_error)
 
     def validate(
         self, fn: Callable[[Any], Any], msg: str | Callable[[Any], str] = "validation failed",
@@ -299,7 +308,8 @@ class Flow:
         clock: Any = None, memory: Any = None, buffer: BufferPolicy | None = None,
         max_in_flight: int | None = None, checkpoint_every: int = 1000,
         checkpoint_interval_s: float = 5.0, sink_timeout_s: float = 30.0,
-        max_failure_rate: float | None = None, on_duplicate: str = "dead_letter", **settings: Any,
+        max_failure_rate: float | None = None, on_duplicate: str = "dead_letter",
+        progress_every_s: float = 10.0, **settings: Any,
     ) -> RunReport:
         """Run the flow to the end and return its report.
 
@@ -307,7 +317,8 @@ class Flow:
             run_id: Names the run; with a keyed source, progress is committed
                 to the run store and re-running with the same id resumes.
             store: A ``RunStore`` or a path (default ``./.dspex/store.sqlite``).
-            progress: ``None`` (bar on a TTY, log lines otherwise), ``True``,
+            progress: ``None`` (bar on a TTY, otherwise a line on stderr every
+                ``progress_every_s`` seconds and at the end), ``True`` (bar),
                 or ``False`` (silent).
             clock: Clock for time-based operators (default: real time).
             memory: :class:`~dspex.backpressure.MemoryWatermarks` to pause the
@@ -344,7 +355,7 @@ class Flow:
             buffer=buffer or self.buffer, max_in_flight=max_in_flight or self.max_in_flight,
             checkpoint_every=checkpoint_every, checkpoint_interval_s=checkpoint_interval_s,
             sink_timeout_s=sink_timeout_s, max_failure_rate=max_failure_rate,
-            on_duplicate=on_duplicate,
+            on_duplicate=on_duplicate, progress_every_s=progress_every_s,
         )
         runner = Runner(self.name, self.check(), self.dead_letter_sink, options)
         with settings_context(**settings):

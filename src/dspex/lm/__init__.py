@@ -8,6 +8,7 @@ from ._breaker import CircuitBreakerPolicy as CircuitBreakerPolicy
 from ._cache import CacheDisabledWarning as CacheDisabledWarning
 from ._cache import LMCache as LMCache
 from ._cache import configure_cache as configure_cache
+from ._embedder import Embedder as Embedder
 from ._fallback import FallbackLM as FallbackLM
 from ._history import inspect_history as inspect_history
 from ._lm import LM as LM
@@ -27,6 +28,7 @@ __all__ = [
     "BaseLM",
     "CacheDisabledWarning",
     "CircuitBreakerPolicy",
+    "Embedder",
     "FallbackLM",
     "LM",
     "LMCache",

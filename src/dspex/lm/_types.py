@@ -64,6 +64,9 @@ class LMResponse(BaseModel):
     usage: LMUsage = Field(default_factory=LMUsage)
     tool_calls: list[list[NativeToolCall]] = Field(default_factory=list)
     finish_reasons: list[str | None] = Field(default_factory=list)
+    #: The model's own reasoning per completion, where the provider returns it
+    #: (OpenAI-compatible ``reasoning_content``); empty otherwise.
+    reasoning: list[str | None] = Field(default_factory=list)
     structured_output: str | None = None
     """The ``response_format`` rung the server took (``json_schema``, ``json_object``,
     ``prompt``), or None when the call asked for no structured output."""
@@ -75,7 +78,7 @@ class LMChunk(BaseModel):
     """One piece of a streamed completion.
 
     ``text`` is the new text (may be empty); the last chunk has ``done=True``
-    and carries ``usage`` (and any native ``tool_calls``).
+    and carries ``usage`` (and any native ``tool_calls``, and the ``model`` that answered).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -85,6 +88,7 @@ class LMChunk(BaseModel):
     usage: LMUsage | None = None
     finish_reason: str | None = None
     tool_calls: list[NativeToolCall] = Field(default_factory=list)
+    model: str = ""  # the model that answered (final chunk only)
 
 
 @runtime_checkable

@@ -16,9 +16,11 @@ from ._prediction import Prediction as Prediction
 from ._react import ReAct as ReAct
 from ._refine import BestOfN as BestOfN
 from ._refine import Refine as Refine
-from ._state import load as load
 from ._state import load_dspy_state as load_dspy_state
 from ._stream import ModuleStream as ModuleStream
+from ._versions import asave_version as asave_version
+from ._versions import load as load
+from ._versions import save_version as save_version
 
 __all__ = [
     "Assert",
@@ -36,7 +38,9 @@ __all__ = [
     "ReAct",
     "Refine",
     "Suggest",
+    "asave_version",
     "load",
     "load_dspy_state",
     "majority",
+    "save_version",
 ]

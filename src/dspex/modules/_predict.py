@@ -13,6 +13,8 @@ kept in a bounded version history.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -27,9 +29,11 @@ from ..adapters._chat import ChatAdapter
 from ..errors import ConfigError, InputError, LMNotConfiguredError
 from ..lm._types import LMUsage
 from ..signatures import InputField, Signature, Tool, ToolCalls, ensure_signature
+from ..telemetry._observe import observer
 from ._call import complete_with_retries
 from ._module import USAGE, Module
 from ._prediction import Prediction
+from ._inputs import check_inputs
 from ._state import jsonable_config, register_loadable, signature_from_spec, signature_spec
 from ._stream import EMITTER
 
@@ -108,6 +112,24 @@ class _Settings:
 
 
 _HINTED: dict[type[Signature], _SigInfo] = {}
+
+
+def _missing_inputs(info: _SigInfo, kwargs: dict[str, Any]) -> InputError:
+    """Name the missing inputs, and the given names that look like misspellings of them."""
+    missing = [n for n in info.required if n not in kwargs]
+    unknown = [k for k in kwargs if k not in info.inputs]
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, missing, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{name!r} is not an input; did you mean {close[0]!r}?")
+    hint = f" ({' '.join(hints)})" if hints else (f"; got unknown input(s) {', '.join(map(repr, unknown))}"
+                                                  if unknown else "")
+    return InputError(
+        f"missing required input(s) {', '.join(map(repr, missing))} for Predict"
+        f"({info.signature.signature}); expected inputs: {', '.join(info.inputs)}{hint}",
+        field=missing[0],
+    )
 
 
 def _hinted(info: _SigInfo) -> _SigInfo:
@@ -235,10 +257,11 @@ class Predict(Module):
     # -- calling ------------------------------------------------------------------
     def _positional_error(self, args: tuple[Any, ...]) -> InputError:
         names = list(self._info.inputs)
-        example = f"{names[0]}=..." if names else "..."
-        return InputError(
-            f"Predict takes keyword arguments only, got {len(args)} positional argument(s); "
-            f"pass the signature's input fields by name: {', '.join(names) or '(none)'}, e.g. predict({example})"
+        example = names[0] if names else "field"
+        return InputError(  # DSPy's text (tests match it), naming dspex
+            "Positional arguments are not allowed when calling `dspex.Predict`, must use keyword arguments "
+            f"that match your signature input fields: '{', '.join(names)}'. For example: "
+            f"`predict({example}=input_value, ...)`."
         )
 
     def _resolve_lm(self, lm: Any, settings: _Settings) -> Any:
@@ -259,10 +282,17 @@ class Predict(Module):
         """Run the LM call (same as ``acall``)."""
         return await self.acall(**kwargs)
 
-    async def acall(self, *args: Any, **kwargs: Any) -> Prediction:  # noqa: C901 - hot path, kept flat
+    async def acall(self, *args: Any, **kwargs: Any) -> Prediction:
         """Format, call the LM, parse; return the prediction (see the class doc)."""
         if args:
             raise self._positional_error(args)
+        watching = observer(self)
+        if watching is None:
+            return await self._acall(kwargs)
+        telemetry, callbacks = watching
+        return await telemetry.module_call(callbacks, self, kwargs, functools.partial(self._acall, kwargs))
+
+    async def _acall(self, kwargs: dict[str, Any]) -> Prediction:  # noqa: C901 - hot path, kept flat
         settings = _Settings()
         lm = self._resolve_lm(kwargs.pop("lm", None), settings)
         config = self.config
@@ -281,14 +311,7 @@ class Predict(Module):
         for name, (default, factory) in info.defaults.items():
             if name not in kwargs:
                 kwargs[name] = default() if factory else default
-        for name in info.required:
-            if name not in kwargs:
-                missing = [n for n in info.required if n not in kwargs]
-                raise InputError(
-                    f"missing required input(s) {', '.join(map(repr, missing))} for Predict"
-                    f"({info.signature.signature}); expected inputs: {', '.join(info.inputs)}",
-                    field=missing[0],
-                )
+        check_inputs(info.signature, kwargs, info.required, settings.get, lambda: _missing_inputs(info, kwargs))
         n = config.get("n") or 1
         if n > 1:
             temperature = config.get("temperature")

@@ -9,18 +9,22 @@ nodes, each getting its own copy. ``merge`` joins several upstreams into one
 stream (fan-in through cloned send ends of one bounded edge). ``ab_split``
 sends a stable ``fraction`` of items (by hash of the item id, so a resumed run
 splits identically) to ``variant_b`` and the rest to ``variant_a``, and
-reports counts, failures, busy time, usage and an optional metric per variant.
+reports counts, failures, busy time, usage and an optional metric per variant
+(in ``RunReport.nodes[name].extra["variants"]``): a compiled program can be
+tried on a fraction of live traffic and compared with the current one.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 import zlib
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, InputError
 from ..flows._report import UsageTotals
+from ..modules import Example
 from ._base import Operator
 from ._callables import RecordCall
 from ._map import MapOperator
@@ -130,7 +134,11 @@ class ABSplitOperator(MapOperator):
         fraction: Share of items (0..1) sent to ``variant_b``.
         variant_a: Function or Module for the other items.
         variant_b: Function or Module for ``fraction`` of the items.
-        metric: Optional ``record -> float`` on outputs, averaged per variant.
+        metric: Optional score of each output, averaged per variant: either
+            ``metric(output)`` or DSPy-style ``metric(example, prediction)``
+            (the input record as an ``Example``), sync or async, returning a
+            bool, a number or a score with feedback. A metric that raises
+            is counted in the variant's ``metric_errors``; the item goes on.
         tag: Field set on dict outputs to ``"a"``/``"b"`` (None: no tag).
         concurrency, ordered, name: As for ``map``.
     """
@@ -149,6 +157,7 @@ class ABSplitOperator(MapOperator):
         self.calls = {"a": self.call, "b": RecordCall(variant_b, what="ab_split")}
         self.call.sync = False  # never take the chunk fast path: counts are per variant
         self.metric = metric
+        self._metric_pair = metric is not None and _positional_arity(metric) >= 2
         self.tag = tag
 
     def input_fields(self) -> dict[str, Any] | None:
@@ -183,11 +192,37 @@ class ABSplitOperator(MapOperator):
         finally:
             stats["busy_s"] += time.perf_counter() - start
         if self.metric is not None:
-            stats["metric_sum"] += float(self.metric(result))
-            stats["metric_n"] += 1
+            await self._score(stats, record, result)
         if self.tag is not None and isinstance(result, dict):
             result[self.tag] = name
         return result
+
+
+    async def _score(self, stats: dict[str, Any], record: Any, result: Any) -> None:
+        assert self.metric is not None
+        try:
+            if self._metric_pair:
+                example = Example(record) if isinstance(record, Mapping) else record
+                value = self.metric(example, result)  # type: ignore[call-arg]
+            else:
+                value = self.metric(result)
+            if inspect.isawaitable(value):
+                value = await value
+            stats["metric_sum"] += float(getattr(value, "score", value))
+            stats["metric_n"] += 1
+        except Exception:  # noqa: BLE001 - a metric failure is counted; the item still goes on
+            stats["metric_errors"] += 1
+
+
+def _positional_arity(fn: Callable[..., Any]) -> int:
+    """Return how many positional arguments ``fn`` takes (2 for ``*args``); 1 when unknown."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 2
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in params)
 
 
 def _variant_stats(ctx: NodeContext, name: str) -> dict[str, Any]:
@@ -195,7 +230,7 @@ def _variant_stats(ctx: NodeContext, name: str) -> dict[str, Any]:
     stats = variants.get(name)
     if stats is None:
         stats = variants[name] = _VariantDict(
-            items=0, failed=0, busy_s=0.0, metric_sum=0.0, metric_n=0, _usage=UsageTotals()
+            items=0, failed=0, busy_s=0.0, metric_sum=0.0, metric_n=0, metric_errors=0, _usage=UsageTotals()
         )
     return stats
 
@@ -210,5 +245,6 @@ class _VariantDict(dict[str, Any]):
             "failed": self["failed"],
             "busy_s": round(self["busy_s"], 6),
             "metric": (self["metric_sum"] / n) if n else None,
+            "metric_errors": self["metric_errors"],
             "usage": self["_usage"].to_dict(),
         }

@@ -5,8 +5,13 @@ builtins, ``typing`` names, a few stdlib value types (``datetime``,
 ``Decimal``, ``UUID`` …), the dspex ML types, and whatever the caller passes
 explicitly as ``types={"Name": obj}``. There is no frame inspection: an unknown
 name is a :class:`~dspex.errors.SignatureError` telling the caller to pass it
-in ``types=``. Every error names the signature string, the field and what was
-expected.
+in ``types=``. Only names, ``[...]`` subscripts of classes and ``typing``
+forms, and ``|`` unions are evaluated; an attribute (``a.b``) is read only as
+a dotted ``types=`` key, a public class of a module passed in ``types=``, or
+an enum member inside ``Literal[...]`` — never by walking ``getattr`` (so
+``str.mro`` is an error, not a "type"). Any text gives a signature or a
+``SignatureError``; every error names the signature string, the field and
+what was expected.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import decimal
 import enum
 import keyword
 import re
+import types
 import typing
 import uuid
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +58,9 @@ def base_type_names() -> dict[str, Any]:
     """Return the names every signature string may use (a fresh dict)."""
     global _BASE_NAMES
     if _BASE_NAMES is None:
+        from ._code import Code
+        from ._documents import Citations, Document
+        from ._media import Audio, File, Image
         from ._types import ML_TYPES
 
         names: dict[str, Any] = dict(_BUILTINS)
@@ -59,6 +69,8 @@ def base_type_names() -> dict[str, Any]:
         names["NoneType"] = type(None)
         names["None"] = type(None)
         names.update(ML_TYPES)
+        names.update({"Image": Image, "Audio": Audio, "File": File, "Code": Code, "Document": Document,
+                      "Citations": Citations})
         _BASE_NAMES = names
     return dict(_BASE_NAMES)
 
@@ -126,8 +138,10 @@ def _parse_side(text: str, spec: str, names: Mapping[str, Any], side: str) -> li
         "comma-separated 'name' or 'name: type' entries, like 'context: list[str], question'"
     )
     try:
-        tree = ast.parse(f"def f({text}): pass")
-    except SyntaxError:
+        with warnings.catch_warnings():  # e.g. "invalid decimal literal": the error says it all
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(f"def f({text}): pass")
+    except (SyntaxError, ValueError):  # ValueError: a NUL character
         raise bad from None
     fn = tree.body[0] if len(tree.body) == 1 else None
     if not isinstance(fn, ast.FunctionDef) or fn.decorator_list or fn.returns or len(fn.body) != 1:
@@ -168,7 +182,8 @@ def _unknown(name: str, spec: str, field: str) -> SignatureError:
     return SignatureError(
         f"unknown type {name!r} for field {field!r} in signature {spec!r}; expected a builtin or "
         "typing type (str, int, list[...], Literal[...], Optional[...]), a dspex type (Reasoning, "
-        f"Confidence, ...), or pass it explicitly: types={{{name!r}: {name}}}",
+        f"Confidence, ...), or pass it explicitly: types={{{name!r}: {name}}} "
+        "(DSPy's custom_types= works too; resolve_caller_types=True looks it up in the caller)",
         field=field,
     )
 
@@ -179,13 +194,7 @@ def _eval_type(node: ast.expr, names: Mapping[str, Any], spec: str, field: str) 
             return names[node.id]
         raise _unknown(node.id, spec, field)
     if isinstance(node, ast.Attribute):
-        dotted = ast.unparse(node)
-        if dotted in names:
-            return names[dotted]
-        base = _eval_type(node.value, names, spec, field)
-        if hasattr(base, node.attr):
-            return getattr(base, node.attr)
-        raise _unknown(dotted, spec, field)
+        return _eval_attribute(node, names, spec, field)
     if isinstance(node, ast.Subscript):
         return _eval_subscript(node, names, spec, field)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
@@ -193,12 +202,31 @@ def _eval_type(node: ast.expr, names: Mapping[str, Any], spec: str, field: str) 
         right = _eval_type(node.right, names, spec, field)
         try:
             return typing.Union[left, right]  # noqa: UP007
-        except TypeError as exc:
-            raise _invalid(node, spec, field, str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - whatever the operands' hooks raise
+            raise _invalid(node, spec, field, str(exc) or type(exc).__name__) from None
     if isinstance(node, ast.Constant) and node.value is None:
         return type(None)
     raise _invalid(node, spec, field, "use a class signature for anything beyond names, "
                    "[...] generics and '|' unions")
+
+
+def _eval_attribute(node: ast.Attribute, names: Mapping[str, Any], spec: str, field: str) -> Any:
+    """Resolve ``a.b`` without walking arbitrary attributes (no ``str.mro``).
+
+    Allowed: a dotted name given as such in ``types=`` (``{"mod.Color": Color}``),
+    or a public class of a module passed in ``types=`` (``{"mod": mod}``).
+    """
+    dotted = ast.unparse(node)
+    if dotted in names:
+        return names[dotted]
+    base = _eval_type(node.value, names, spec, field)
+    if isinstance(base, types.ModuleType) and not node.attr.startswith("_"):
+        value = getattr(base, node.attr, None)
+        if isinstance(value, type):
+            return value
+        raise _unknown(dotted, spec, field)
+    raise _invalid(node, spec, field, "attributes of types are not followed; expected a type "
+                   f"name, or pass it explicitly: types={{{dotted!r}: ...}}")
 
 
 def _invalid(node: ast.expr, spec: str, field: str, why: str) -> SignatureError:
@@ -211,6 +239,10 @@ def _invalid(node: ast.expr, spec: str, field: str, why: str) -> SignatureError:
 def _eval_subscript(node: ast.Subscript, names: Mapping[str, Any], spec: str, field: str) -> Any:
     base = _eval_type(node.value, names, spec, field)
     elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    if not elts:
+        raise _invalid(node, spec, field, "expected at least one argument inside [...]")
+    if not _is_generic(base):
+        raise _invalid(node, spec, field, f"{ast.unparse(node.value)} is not a generic type")
     if base is typing.Literal:
         args = tuple(_eval_literal(e, names, spec, field) for e in elts)
     else:
@@ -220,11 +252,20 @@ def _eval_subscript(node: ast.Subscript, names: Mapping[str, Any], spec: str, fi
             if len(args) != 1:
                 raise TypeError("Optional takes exactly one type")
             return typing.Optional[args[0]]  # noqa: UP045
-        if not hasattr(base, "__class_getitem__") and not hasattr(base, "__getitem__"):
-            raise TypeError(f"{ast.unparse(node.value)} is not generic")
         return base[args if len(args) > 1 else args[0]]
-    except TypeError as exc:
-        raise _invalid(node, spec, field, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a class's __class_getitem__ may raise anything
+        raise _invalid(node, spec, field, str(exc) or type(exc).__name__) from None
+
+
+def _is_generic(base: Any) -> bool:
+    """Return True for a class or a ``typing`` form (``List``, ``Optional``, ``list[int]`` …).
+
+    A plain object with ``__getitem__`` (a dict, a tuple) is not a type: it is
+    never indexed.
+    """
+    if isinstance(base, type):
+        return hasattr(base, "__class_getitem__")
+    return type(base).__module__ == "typing" or isinstance(base, types.GenericAlias)
 
 
 def _eval_literal(node: ast.expr, names: Mapping[str, Any], spec: str, field: str) -> Any:
@@ -239,10 +280,19 @@ def _eval_literal(node: ast.expr, names: Mapping[str, Any], spec: str, field: st
     ):
         return -node.operand.value
     if isinstance(node, ast.Attribute):
-        value = _eval_type(node, names, spec, field)
+        dotted = ast.unparse(node)
+        value = names.get(dotted) if dotted in names else _enum_member(node, names, spec, field)
         if isinstance(value, enum.Enum):
             return value
     raise _invalid(node, spec, field, "Literal[...] takes str, int, bool, None or enum member values")
+
+
+def _enum_member(node: ast.Attribute, names: Mapping[str, Any], spec: str, field: str) -> Any:
+    """Return ``Enum.MEMBER`` by looking in ``__members__`` (never ``getattr``)."""
+    owner = _eval_type(node.value, names, spec, field)
+    if isinstance(owner, enum.EnumMeta):
+        return owner.__members__.get(node.attr)
+    return None
 
 
 def _eval_arg(node: ast.expr, names: Mapping[str, Any], spec: str, field: str) -> Any:

@@ -16,6 +16,8 @@ from ._simple import collect as collect
 from ._simple import stdout as stdout
 from ._sqlite import SqliteSink as SqliteSink
 from ._sqlite import sqlite as sqlite
+from ._traces import TraceSink as TraceSink
+from ._traces import trace_store as trace_store
 
 from ._ws_client import WebSocketClientSink as WebSocketClientSink
 from ._ws_client import websocket_client as websocket_client
@@ -32,6 +34,7 @@ __all__ = [
     "Sink",
     "SqliteSink",
     "StdoutSink",
+    "TraceSink",
     "WebSocketClientSink",
     "WebSocketSink",
     "callback",
@@ -41,6 +44,7 @@ __all__ = [
     "parquet",
     "sqlite",
     "stdout",
+    "trace_store",
     "websocket",
     "websocket_client",
 ]

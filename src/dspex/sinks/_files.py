@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv as _csv
 import io
+import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -254,8 +255,8 @@ class CsvSink(FileSink):
             self.fieldnames = header
 
     def _cell(self, key: str, value: Any) -> Any:
-        if value is None:
-            return ""
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return ""  # NaN and infinities are written as a missing value, like None
         if isinstance(value, str | int | float):
             return value
         try:

@@ -10,7 +10,6 @@ and line, for the engine's dead letters. With ``id_field`` a source is keyed
 
 from __future__ import annotations
 
-import csv as _csv
 import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -18,8 +17,9 @@ from typing import IO, Any
 
 import anyio.to_thread
 
-from ..errors import SourceError
+from ..errors import ConfigError, SourceError
 from ._base import SkipFn, Source, SourceRecord
+from ._csv import CsvRows
 from ._lines import LineChunker, parse_lines
 
 __all__ = ["CsvSource", "JsonlSource", "TextDirSource", "csv", "jsonl", "text_dir"]
@@ -96,14 +96,20 @@ class CsvSource(Source):
 
     Values are strings, as with ``csv.DictReader``. A row with the wrong
     number of columns, undecodable bytes, a CSV syntax error or no id is
-    yielded as a bad record naming the line where it starts.
+    yielded as a bad record naming the line where it starts. The reader is
+    strict (``strict=True`` unless given) and a quoted field may span at most
+    ``max_field_lines`` lines: a quote left open is one bad record naming the
+    field and its line span (``line``, ``end_line``), and reading resumes on
+    the next line, so later rows are kept.
     """
 
     def __init__(
         self, path: PathLike, *, id_field: str | None = None, delimiter: str = ",",
         fieldnames: Sequence[str] | None = None, encoding: str = "utf-8",
-        batch_rows: int = 2000, **fmtparams: Any,
+        batch_rows: int = 2000, max_field_lines: int = 1000, **fmtparams: Any,
     ) -> None:
+        if not isinstance(max_field_lines, int) or max_field_lines < 1:
+            raise ConfigError(f"max_field_lines must be an int >= 1, got {max_field_lines!r}")
         self.path = os.fspath(path)
         self.id_field = id_field
         self.name = f"csv:{self.path}"
@@ -111,6 +117,7 @@ class CsvSource(Source):
         self.fieldnames = list(fieldnames) if fieldnames is not None else None
         self.encoding = encoding
         self.batch_rows = batch_rows
+        self.max_field_lines = max_field_lines
         self.fmtparams = fmtparams
         self.max_chunk_records = 0
 
@@ -128,7 +135,7 @@ class CsvSource(Source):
         """Yield one record per data row; see :meth:`Source.records`."""
         f = await anyio.to_thread.run_sync(self._open)
         try:
-            state = _CsvState(self, f)
+            state = CsvRows(self, f)
             while not state.eof:
                 batch = await anyio.to_thread.run_sync(state.next_batch)
                 self.max_chunk_records = max(self.max_chunk_records, len(batch))
@@ -136,69 +143,6 @@ class CsvSource(Source):
                     yield record
         finally:
             f.close()
-
-
-class _CsvState:
-    """The reader state carried across thread hops for one pass over a CSV file."""
-
-    def __init__(self, source: CsvSource, f: IO[str]) -> None:
-        self.src = source
-        self.reader = _csv.reader(f, delimiter=source.delimiter, **source.fmtparams)
-        self.header = source.fieldnames
-        self.eof = False
-        self.last_line = 0
-
-    def _bad(
-        self, row: list[str] | None, line: int, message: str, field: str | None = None
-    ) -> SourceRecord:
-        raw = self.src.delimiter.join(row or ())
-        raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        path = self.src.path
-        err = SourceError(f"{path}:{line}: {message}", path=path, line=line, field=field)
-        return SourceRecord(raw, None, err)
-
-    def next_batch(self) -> list[SourceRecord]:
-        out: list[SourceRecord] = []
-        while len(out) < self.src.batch_rows:
-            start = self.last_line + 1
-            try:
-                row = next(self.reader)
-            except StopIteration:
-                self.eof = True
-                break
-            except _csv.Error as exc:
-                self.last_line = self.reader.line_num
-                out.append(self._bad(None, start, f"CSV syntax error ({exc})"))
-                continue
-            self.last_line = self.reader.line_num
-            if not row:
-                continue
-            record = self._row(row, start)
-            if record is not None:
-                out.append(record)
-        return out
-
-    def _row(self, row: list[str], line: int) -> SourceRecord | None:
-        try:
-            "\x1f".join(row).encode("utf-8")
-        except UnicodeEncodeError:
-            return self._bad(row, line, f"undecodable bytes; expected {self.src.encoding} text")
-        if self.header is None:
-            self.header = row
-            return None
-        if len(row) != len(self.header):
-            return self._bad(
-                row, line, f"{len(row)} columns; expected {len(self.header)} as in the header"
-            )
-        data = dict(zip(self.header, row, strict=True))
-        id_field = self.src.id_field
-        if id_field is None:
-            return SourceRecord(data)
-        key = data.get(id_field)
-        if key is None or key == "":
-            return self._bad(row, line, f"missing id field {id_field!r}; expected a value",
-                             id_field)
-        return SourceRecord(data, key)
 
 
 class TextDirSource(Source):
@@ -273,7 +217,8 @@ def jsonl(path: PathLike, id_field: str | None = None, *, chunk_bytes: int = 1 <
 
 def csv(
     path: PathLike, id_field: str | None = None, *, delimiter: str = ",",
-    fieldnames: Sequence[str] | None = None, encoding: str = "utf-8", **fmtparams: Any,
+    fieldnames: Sequence[str] | None = None, encoding: str = "utf-8",
+    max_field_lines: int = 1000, **fmtparams: Any,
 ) -> CsvSource:
     """Return a source streaming a CSV file (``dx.sources.csv``).
 
@@ -283,10 +228,14 @@ def csv(
         delimiter: The field separator.
         fieldnames: Column names when the file has no header row.
         encoding: The text encoding.
-        **fmtparams: Passed to :func:`csv.reader` (``quotechar``, ...).
+        max_field_lines: The most lines one quoted field may span; a quote
+            left open longer (or to the end of the file) is reported as one
+            bad record and reading resumes on the line after it.
+        **fmtparams: Passed to :func:`csv.reader` (``quotechar``, ...);
+            ``strict`` defaults to True.
     """
     return CsvSource(path, id_field=id_field, delimiter=delimiter, fieldnames=fieldnames,
-                     encoding=encoding, **fmtparams)
+                     encoding=encoding, max_field_lines=max_field_lines, **fmtparams)
 
 
 def text_dir(

@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS sink_positions (
     PRIMARY KEY (run_id, sink)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS program_versions (
     name TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL, score REAL,
-    created REAL NOT NULL, PRIMARY KEY (name, version));
+    created REAL NOT NULL, meta TEXT, PRIMARY KEY (name, version));
 CREATE TABLE IF NOT EXISTS traces (
     id INTEGER PRIMARY KEY, program TEXT NOT NULL, run_id TEXT, inputs TEXT NOT NULL,
     outputs TEXT NOT NULL, score REAL, created REAL NOT NULL);
@@ -126,6 +126,7 @@ class RunStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(_SCHEMA)
+                _add_meta_column(conn)
             except BaseException:
                 conn.close()
                 raise
@@ -287,8 +288,13 @@ class RunStore:
 
     # -- program versions and traces ----------------------------------------------
 
-    async def save_version(self, name: str, state_json: str, score: float | None = None) -> int:
-        """Store a new version of program ``name``; return its number (1, 2, ...)."""
+    async def save_version(self, name: str, state_json: str, score: float | None = None, *,
+                           meta: Mapping[str, Any] | None = None) -> int:
+        """Store a new version of program ``name``; return its number (1, 2, ...).
+
+        ``meta`` is any JSON-able mapping kept with it (optimizer settings, parent).
+        """
+        meta_json = json.dumps(dict(meta), default=repr) if meta is not None else None
 
         def save(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
@@ -296,8 +302,9 @@ class RunStore:
                 "SELECT coalesce(max(version), 0) FROM program_versions WHERE name=?", (name,)
             ).fetchone()
             conn.execute(
-                "INSERT INTO program_versions VALUES (?, ?, ?, ?, ?)",
-                (name, last + 1, state_json, score, time.time()),
+                "INSERT INTO program_versions (name, version, state, score, created, meta) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, last + 1, state_json, score, time.time(), meta_json),
             )
             conn.execute("COMMIT")
             return int(last) + 1
@@ -307,17 +314,33 @@ class RunStore:
     async def versions(self, name: str) -> list[dict[str, Any]]:
         """Return the versions of program ``name``, oldest first.
 
-        Each is a dict with ``version``, ``state`` (the JSON text), ``score``
-        and ``created``.
+        Each is a dict with ``version``, ``state`` (the JSON text), ``score``,
+        ``created`` and ``meta`` (a dict, empty when none was saved).
         """
 
         def load(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = conn.execute(
-                "SELECT version, state, score, created FROM program_versions "
+                "SELECT version, state, score, created, meta FROM program_versions "
                 "WHERE name=? ORDER BY version",
                 (name,),
             )
-            names = ("version", "state", "score", "created")
+            names = ("version", "state", "score", "created", "meta")
+            found = [dict(zip(names, row, strict=True)) for row in rows]
+            for row in found:
+                row["meta"] = json.loads(row["meta"]) if row["meta"] else {}
+            return found
+
+        return await self._run(load)
+
+    async def programs(self) -> list[dict[str, Any]]:
+        """Return every saved program: ``name``, ``versions`` (count), ``best_score``, ``updated``."""
+
+        def load(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                "SELECT name, count(*), max(score), max(created) FROM program_versions "
+                "GROUP BY name ORDER BY name"
+            )
+            names = ("name", "versions", "best_score", "updated")
             return [dict(zip(names, row, strict=True)) for row in rows]
 
         return await self._run(load)
@@ -350,12 +373,25 @@ class RunStore:
 
         await self._run(write)
 
-    async def traces(self, program: str, *, min_score: float | None = None) -> list[dict[str, Any]]:
-        """Return recorded traces of ``program`` (with ``score >= min_score``), oldest first."""
+    async def traces(self, program: str | None = None, *, run_id: str | None = None,
+                     min_score: float | None = None) -> list[dict[str, Any]]:
+        """Return recorded traces of ``program`` and/or ``run_id`` (``score >= min_score``), oldest first.
+
+        Each is a dict with ``inputs``, ``outputs``, ``score`` and ``run_id``.
+
+        Raises:
+            StoreError: Neither ``program`` nor ``run_id`` was given.
+        """
+        if program is None and run_id is None:
+            raise StoreError("traces() needs program= or run_id= to select traces", path=self.path)
 
         def load(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            sql = "SELECT inputs, outputs, score, run_id FROM traces WHERE program=?"
-            args: tuple[Any, ...] = (program,)
+            sql = "SELECT inputs, outputs, score, run_id FROM traces WHERE 1=1"
+            args: tuple[Any, ...] = ()
+            for column, value in (("program", program), ("run_id", run_id)):
+                if value is not None:
+                    sql += f" AND {column}=?"
+                    args += (value,)
             if min_score is not None:
                 sql += " AND score >= ?"
                 args += (min_score,)
@@ -366,6 +402,13 @@ class RunStore:
             ]
 
         return await self._run(load)
+
+
+def _add_meta_column(conn: sqlite3.Connection) -> None:
+    """Give a store made before versions carried metadata its ``meta`` column."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(program_versions)")}
+    if "meta" not in columns:
+        conn.execute("ALTER TABLE program_versions ADD COLUMN meta TEXT")
 
 
 def _explain(exc: BaseException, path: str) -> str:

@@ -62,7 +62,12 @@ class FakeClock:
             return
         event = anyio.Event()
         heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), event))
-        await event.wait()
+        try:
+            await event.wait()
+        finally:
+            # A cancelled sleep is done too: ``sleeping`` and ``next_deadline``
+            # (hence ``autojump``) must not count it (e.g. a flow's linger timer).
+            event.set()
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds`` and wake the sleeps now due.

@@ -15,10 +15,13 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 from ._fake_answers import split_tokens
 
-__all__ = ["BadRequest", "ChatCall", "Choice", "error_body", "parse_call", "render", "stream"]
+__all__ = [
+    "BadRequest", "ChatCall", "Choice", "error_body", "fault_frame", "parse_call", "render", "route", "stream",
+]
 
 Frame = tuple[bytes, int]  # SSE bytes, tokens of text they carry (for pacing)
 
@@ -45,6 +48,8 @@ class ChatCall:
     tool_descs: dict[str, str] = field(default_factory=dict)
     forced_tool: str | None = None
     tool_results: bool = False
+    #: Non-text content parts received, provider-neutral (see ``media_parts``).
+    media: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -67,6 +72,45 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def _uri(mime: str, data: str) -> str:
+    return f"data:{mime};base64,{data}"
+
+
+def _neutral_part(part: dict[str, Any]) -> dict[str, Any] | None:
+    """Map one OpenAI, Anthropic or Gemini media part to ``{"type": image|audio|file, ...}``."""
+    kind = part.get("type")
+    if kind == "image_url":
+        return {"type": "image", "url": (part.get("image_url") or {}).get("url", "")}
+    if kind == "input_audio":
+        audio = part.get("input_audio") or {}
+        return {"type": "audio", "url": _uri(f"audio/{audio.get('format', '')}", audio.get("data", ""))}
+    if kind == "file":
+        file = part.get("file") or {}
+        return {"type": "file", "url": file.get("file_data") or file.get("file_id", "")}
+    if kind in ("image", "document"):  # Anthropic
+        src = part.get("source") or {}
+        url = _uri(src.get("media_type", ""), src.get("data", "")) if src.get("type") == "base64" else (
+            src.get("url") or src.get("file_id", ""))
+        return {"type": "image" if kind == "image" else "file", "url": url}
+    blob = part.get("inlineData") or part.get("fileData")  # Gemini
+    if isinstance(blob, dict):
+        mime = str(blob.get("mimeType", ""))
+        kind = "image" if mime.startswith("image/") else "audio" if mime.startswith("audio/") else "file"
+        return {"type": kind, "url": _uri(mime, blob.get("data", "")) if "data" in blob else blob.get("fileUri", "")}
+    return None
+
+
+def media_parts(content: Any) -> list[dict[str, Any]]:
+    """Return the media parts of a message content, as ``{"type", "url"}`` (data URI or URL).
+
+    The same image sent through any provider's format gives the same dict,
+    so tests can check what each provider client put on the wire.
+    """
+    if not isinstance(content, list):
+        return []
+    return [n for p in content if isinstance(p, dict) and (n := _neutral_part(p)) is not None]
+
+
 def _need(body: dict[str, Any], key: str, kind: type) -> Any:
     value = body.get(key)
     if not isinstance(value, kind):
@@ -81,6 +125,7 @@ def _openai(body: dict[str, Any], model: str) -> ChatCall:
         if not isinstance(m, dict):
             raise BadRequest("'messages' must be a list of objects")
         text = _text_of(m.get("content"))
+        call.media.extend(media_parts(m.get("content")))
         if m.get("role") in ("system", "developer"):
             call.system += text
         call.tool_results |= m.get("role") == "tool"
@@ -115,6 +160,7 @@ def _anthropic(body: dict[str, Any], model: str) -> ChatCall:
     for m in messages:
         content = m.get("content") if isinstance(m, dict) else None
         call.texts.append(_text_of(content))
+        call.media.extend(media_parts(content))
         if isinstance(content, list):
             call.tool_results |= any(
                 isinstance(p, dict) and p.get("type") == "tool_result" for p in content
@@ -143,6 +189,7 @@ def _gemini(body: dict[str, Any], model: str, stream: bool) -> ChatCall:
     for c in contents:
         parts = c.get("parts") if isinstance(c, dict) else None
         call.texts.append(_text_of(parts))
+        call.media.extend(media_parts(parts))
         if isinstance(parts, list):
             call.tool_results |= any(isinstance(p, dict) and "functionResponse" in p for p in parts)
     cfg = body.get("generationConfig") or {}
@@ -276,6 +323,25 @@ def _groups(text: str, per_chunk: int) -> Iterator[tuple[str, int]]:
         yield "".join(group), len(group)
 
 
+def fault_frame(frames: list[Frame], fault: str | None, after_tokens: int | None) -> int | None:
+    """Return the index of the frame a stream ``fault`` strikes before, or None.
+
+    With ``after_tokens`` None, truncation and malformed chunks strike halfway
+    (reset and hang strike before the response). Otherwise every stream fault
+    strikes once ``after_tokens`` tokens went out; the last frame never does.
+    """
+    if fault not in ("reset", "hang", "truncate", "malformed"):
+        return None
+    if after_tokens is None:
+        return len(frames) // 2 if fault in ("truncate", "malformed") else None
+    sent = 0
+    for i, (_, tokens) in enumerate(frames[:-1]):
+        if sent >= after_tokens:
+            return i
+        sent += tokens
+    return len(frames) - 1
+
+
 def stream(
     call: ChatCall, choices: list[Choice], rid: str, prompt_tokens: int, per_chunk: int
 ) -> Iterator[Frame]:
@@ -396,3 +462,20 @@ def error_body(provider: str, status: int, message: str) -> dict[str, Any]:
     if status < 429:
         kind = "invalid_request_error"
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def route(target: str) -> tuple[str, str, bool, dict[str, list[str]]] | None:
+    """Return (provider, model, stream-by-path, query) for a request target."""
+    path, _, query = target.partition("?")
+    qs = parse_qs(query)
+    for prefix in ("/v1", ""):
+        if path == f"{prefix}/chat/completions":
+            return "openai", "", False, qs
+        if path == f"{prefix}/messages":
+            return "anthropic", "", False, qs
+    for prefix in ("/v1beta/models/", "/v1/models/", "/models/"):
+        if path.startswith(prefix) and ":" in path:
+            model, _, method = unquote(path[len(prefix) :]).rpartition(":")
+            if method in ("generateContent", "streamGenerateContent"):
+                return "gemini", model, method == "streamGenerateContent", qs
+    return None

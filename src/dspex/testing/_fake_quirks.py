@@ -31,9 +31,13 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import anyio
+
 from ..errors import ConfigError
 
-__all__ = ["QUIRKS", "check_quirks", "quirk_frames", "quirk_payload", "quirk_refusal", "text_error"]
+__all__ = [
+    "QUIRKS", "check_quirks", "quirk_frames", "quirk_payload", "quirk_refusal", "send_response", "text_error",
+]
 
 QUIRKS = frozenset({
     "refuse_json_schema_500", "refuse_json_schema_400", "refuse_json_object", "refuse_stream_options",
@@ -72,6 +76,16 @@ def quirk_refusal(quirks: frozenset[str], body: dict[str, Any]) -> tuple[int, st
         if body.get(name) is not None and f"refuse_{name}" in quirks:
             return 400, f"Unrecognized request argument supplied: {name}"
     return None
+
+
+async def send_response(stream: Any, head: bytes, body: bytes, quirks: frozenset[str]) -> None:
+    """Send a response's ``head`` and ``body``: one packet, or two with ``split_head_body``."""
+    if "split_head_body" in quirks and body:  # uvicorn: the head and the body in two packets
+        await stream.send(head)
+        await anyio.sleep(0.005)
+        await stream.send(body)
+        return
+    await stream.send(head + body)
 
 
 def text_error(status: int, message: str) -> bytes:

@@ -10,11 +10,21 @@ phrase in the system prompt. Otherwise it answers the word unchanged, which
 is wrong. Everything is a pure function of the prompt, so it is
 deterministic: a correct optimizer (one that puts good demos or the right
 instruction into the prompt) visibly lifts the dev score, offline.
+
+Asked to *propose an instruction* (a prompt with a ``proposed_instruction``
+output field, as COPRO's and MIPROv2's proposers send), the student proposes
+the teaching phrase when the prompt shows it a solved example of the task (a
+``Question: <rule> <word>`` line followed by ``Answer: <right answer>``, as
+MIPROv2's fewshot-aware proposer does); otherwise one phrasing from
+:attr:`StudentTask.proposals`, picked by a hash of the prompt and the
+completion's index. Either way an optimizer must find the phrase by scoring.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -49,6 +59,8 @@ _WORDS = (
 )
 _QUESTION = re.compile(r"\[\[ ## question ## \]\]\n(\w+) (\w+)")
 _ANSWER = re.compile(r"\[\[ ## answer ## \]\]\n(.*)")
+_ASKED = re.compile(r"\b(\w+) (\w+)\b")
+_SOLVED = re.compile(r"Question: (\w+ \w+)\nAnswer: (\w+)")
 
 
 class StudentTask:
@@ -76,6 +88,9 @@ class StudentTask:
             raise ConfigError(f"StudentTask rules must be a non-empty subset of {sorted(RULES)}, got {chosen!r}")
         self.rules = chosen
         self.instruction = instruction
+        #: What the student proposes as instructions: only the first one teaches.
+        self.proposals = [instruction, "Answer the question.", "Repeat the word that follows the rule name.",
+                          "Read the question carefully and reply with one word."]
 
     def answer(self, question: str) -> str:
         """Return the correct answer of a question such as ``"mirror lantern"``.
@@ -111,15 +126,60 @@ class StudentTask:
                 return True
         return False
 
-    def complete(self, system: str, texts: Sequence[str]) -> str | None:
+    def propose(self, system: str, texts: Sequence[str], key: str) -> str | None:
+        """Return a completion for an instruction-proposing prompt, else None.
+
+        Every output field gets a short text; the instruction field
+        (``proposed_instruction``, or GEPA's ``new_instruction``) gets the
+        teaching phrase when a solved example (or, for GEPA, feedback naming
+        a right answer) is shown, else one of :attr:`proposals` chosen by the
+        SHA-256 of the prompt and ``key``. JSON-adapter prompts get JSON.
+        """
+        found = fields_from_prompt(system)
+        names = [spec.name for spec in found[0]] if found else []
+        field = next((n for n in ("proposed_instruction", "new_instruction") if n in names), None)
+        if field is None:
+            return None
+        digest = hashlib.sha256("\n".join([system, *texts, key]).encode("utf-8", "replace")).digest()
+        pick = self.proposals[int.from_bytes(digest[:4], "big") % len(self.proposals)]
+        shown = self._solved_shown if field == "proposed_instruction" else self._answer_revealed
+        if any(shown(text) for text in texts):
+            pick = self.instruction
+        values = {name: pick if name == field else "Answer:" for name in names}
+        if found and found[1] == "json":
+            return json.dumps(values)
+        return "\n\n".join([*(f"[[ ## {n} ## ]]\n{v}" for n, v in values.items()), "[[ ## completed ## ]]"])
+
+    @staticmethod
+    def _answer_revealed(text: str) -> bool:
+        """Return whether ``text`` asks a ``<rule> <word>`` question and also holds its right answer."""
+        for rule, word in _ASKED.findall(text):
+            if rule in RULES and RULES[rule](word) != word and RULES[rule](word) in text.replace(f"{rule} {word}", ""):
+                return True
+        return False
+
+    @staticmethod
+    def _solved_shown(text: str) -> bool:
+        for asked, shown in _SOLVED.findall(text):
+            rule, _, word = asked.partition(" ")
+            if rule in RULES and word and RULES[rule](word) == shown.strip():
+                return True
+        return False
+
+    def complete(self, system: str, texts: Sequence[str], key: str = "") -> str | None:
         """Return the student's completion, or None when the prompt is not one of its questions.
 
         Args:
             system: The system prompt.
             texts: Every message's text in order (the last is the question).
+            key: The completion's identity (its choice index: the same prompt gets the same answers
+                from any client, whatever else its request carries).
         """
         if not texts:
             return None
+        proposal = self.propose(system, texts, key)
+        if proposal is not None:
+            return proposal
         asked = _QUESTION.search(texts[-1])
         if asked is None or asked.group(1) not in RULES:
             return None

@@ -5,8 +5,9 @@ with the same httptools/h11 layer as the client pool, and answers chat calls
 deterministically (see ``_fake_answers.py``) in each provider's wire format
 (``_fake_providers.py``), streamed as SSE when asked. Latency, per-token
 delays and faults drawn from a seeded RNG (429 with ``Retry-After``, 500, 503,
-hang, connection reset, truncated body, malformed JSON) make it a test target
-for retries, timeouts and streaming, and a cheap load target for benchmarks:
+hang, connection reset, truncated body, malformed JSON; mid-answer with
+``fault_after_tokens``) make it a test target for retries, timeouts and
+streaming, and a cheap load target for benchmarks:
 each connection is one task and waits are sleeps, so thousands of keep-alive
 connections cost little. ``stats`` counts requests, faults, connections and
 the usage it reported. Use ``async with`` inside a running loop (either
@@ -23,10 +24,8 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote
 
 import anyio
 import anyio.lowlevel
@@ -35,9 +34,12 @@ from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 from ..errors import ConfigError
 from ..lm._h1 import HTTPProtocolError, ParsedRequest, make_request_parser
 from . import _fake_providers as fp
-from ._fake_quirks import check_quirks, quirk_frames, quirk_payload, quirk_refusal, text_error
+from ._server_stats import ServerStats
+from ._fake_quirks import check_quirks, quirk_frames, quirk_payload, quirk_refusal, send_response, text_error
 from ._fake_agent import choose_step, native_tool
-from ._fake_answers import count_tokens_cached, fake_completion, fields_from_prompt, split_tokens, value_for_schema
+from ._fake_answers import count_tokens_cached, fake_completion, fields_from_prompt, media_echo, split_tokens
+from ._fake_answers import value_for_schema
+from ._fake_embeddings import embeddings_response
 
 if TYPE_CHECKING:
     from ._fake_student import StudentTask
@@ -50,25 +52,6 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"
 _FAULTS = ("429", "500", "503", "hang", "reset", "truncate", "malformed")
 
 
-@dataclass
-class ServerStats:
-    """What the server saw and said; compare these totals in tests."""
-
-    requests: int = 0
-    connections_opened: int = 0
-    connections_closed: int = 0
-    statuses: dict[int, int] = field(default_factory=dict)
-    faults: dict[str, int] = field(default_factory=dict)
-    by_provider: dict[str, int] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def active_connections(self) -> int:
-        """Connections open right now."""
-        return self.connections_opened - self.connections_closed
-
-
 class _ConnState:
     __slots__ = ("busy", "closed", "drop", "idle_scope")
 
@@ -77,23 +60,6 @@ class _ConnState:
         self.busy = False
         self.drop = False
         self.closed = anyio.Event()
-
-
-def _route(target: str) -> tuple[str, str, bool, dict[str, list[str]]] | None:
-    """Return (provider, model, stream-by-path, query) for a request target."""
-    path, _, query = target.partition("?")
-    qs = parse_qs(query)
-    for prefix in ("/v1", ""):
-        if path == f"{prefix}/chat/completions":
-            return "openai", "", False, qs
-        if path == f"{prefix}/messages":
-            return "anthropic", "", False, qs
-    for prefix in ("/v1beta/models/", "/v1/models/", "/models/"):
-        if path.startswith(prefix) and ":" in path:
-            model, _, method = unquote(path[len(prefix) :]).rpartition(":")
-            if method in ("generateContent", "streamGenerateContent"):
-                return "gemini", model, method == "streamGenerateContent", qs
-    return None
 
 
 class FakeLLMServer:
@@ -130,6 +96,10 @@ class FakeLLMServer:
         student: A :class:`~dspex.testing.StudentTask`: its questions are
             answered right only when the prompt teaches the rule (see
             ``_fake_student.py``); other prompts are answered as usual.
+        fault_after_tokens: Make a stream's reset, hang, truncate and malformed
+            faults strike after this many tokens went out, as a provider failing
+            mid-answer does (default None: reset and hang before any byte, the
+            others halfway); non-streamed responses are unaffected.
     """
 
     def __init__(
@@ -157,9 +127,12 @@ class FakeLLMServer:
         max_requests_per_connection: int | None = None,
         quirks: frozenset[str] | set[str] | tuple[str, ...] = frozenset(),
         student: StudentTask | None = None,
+        fault_after_tokens: int | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise ConfigError(f"FakeLLMServer binds loopback only; host={host!r} is not loopback")
+        if fault_after_tokens is not None and (type(fault_after_tokens) is not int or fault_after_tokens < 0):
+            raise ConfigError(f"fault_after_tokens must be None or an int >= 0, got {fault_after_tokens!r}")
         if tokens_per_chunk < 1:
             raise ConfigError(f"tokens_per_chunk must be >= 1, got {tokens_per_chunk!r}")
         probs = dict(p_429=p_429, p_500=p_500, p_503=p_503, p_hang=p_hang, p_reset=p_reset,
@@ -182,6 +155,7 @@ class FakeLLMServer:
         self.max_requests_per_connection = max_requests_per_connection
         self.quirks = check_quirks(quirks)
         self.student = student
+        self.fault_after_tokens = fault_after_tokens
         self.stats = ServerStats()
         self._rng = random.Random(seed)
         self._conns: set[_ConnState] = set()
@@ -354,12 +328,7 @@ class FakeLLMServer:
         if not keep:
             lines.append("connection: close\r\n")
         lines.append("\r\n")
-        if "split_head_body" in self.quirks and body:  # uvicorn: the head and the body in two packets
-            await stream.send("".join(lines).encode("latin-1"))
-            await anyio.sleep(0.005)
-            await stream.send(body)
-            return
-        await stream.send("".join(lines).encode("latin-1") + body)
+        await send_response(stream, "".join(lines).encode("latin-1"), body, self.quirks)
 
     async def _error(
         self, stream: SocketStream, provider: str, status: int, msg: str, keep: bool, **kw: Any
@@ -401,12 +370,9 @@ class FakeLLMServer:
         ready_at = anyio.current_time() + self.latency_ms / 1000
         self.stats.requests += 1
         keep = req.keep_alive
-        route = _route(req.target)
+        route = fp.route(req.target)
         if route is None:
-            if req.method == "GET" and req.target.split("?")[0] in ("/", "/health"):
-                await self._send(stream, 200, b'{"status":"ok"}', keep=keep)
-                return keep
-            return await self._error(stream, "openai", 404, f"no route {req.target}", keep)
+            return await self._unrouted(stream, req, keep)
         provider, model, path_stream, qs = route
         self.stats.by_provider[provider] = self.stats.by_provider.get(provider, 0) + 1
         if req.method != "POST":
@@ -424,9 +390,14 @@ class FakeLLMServer:
         refusal = quirk_refusal(self.quirks, body) if provider == "openai" and self.quirks else None
         if refusal is not None:
             return await self._error(stream, provider, refusal[0], refusal[1], keep)
+        if call.media:
+            self.stats.last_media = call.media
+            self.stats.media_parts += len(call.media)
         fault = self._draw_fault()
-        if fault in ("429", "500", "503", "hang", "reset"):  # answered without a completion
-            await anyio.sleep_until(ready_at)
+        streamed = call.stream and not (provider == "gemini" and "sse" not in qs.get("alt", []))
+        mid_stream = streamed and self.fault_after_tokens is not None  # hang/reset strike in _stream
+        if fault in ("429", "500", "503") or (fault in ("hang", "reset") and not mid_stream):
+            await anyio.sleep_until(ready_at)  # answered without a completion
         if fault in ("429", "500", "503"):
             status = int(fault)  # type: ignore[arg-type]
             extra = ()
@@ -435,10 +406,10 @@ class FakeLLMServer:
                          ("retry-after-ms", str(int(self.retry_after * 1000))))  # fmt: skip
             return await self._error(stream, provider, status, f"injected {fault}", keep,
                                      extra=extra)  # fmt: skip
-        if fault == "hang":
+        if fault == "hang" and not mid_stream:
             await self._hang(stream)
             return False
-        if fault == "reset":
+        if fault == "reset" and not mid_stream:
             _linger_zero(stream)
             return False
         # Streaming or not, the same request gets the same answer.
@@ -449,7 +420,7 @@ class FakeLLMServer:
         digest = full_digest[:24]
         # tokens never span the "\n" joining the texts, so per-text counts add up
         prompt_tokens = sum(count_tokens_cached(t) for t in call.texts)
-        if call.stream and not (provider == "gemini" and "sse" not in qs.get("alt", [])):
+        if streamed:
             return await self._stream(stream, call, choices, digest, prompt_tokens, fault, keep, ready_at)
         payload: Any = fp.render(call, choices, digest, prompt_tokens)
         if provider == "openai" and self.quirks:
@@ -466,6 +437,28 @@ class FakeLLMServer:
             return keep
         self._count_usage(prompt_tokens, choices)
         await self._send(stream, 200, data, keep=keep)
+        return keep
+
+    async def _unrouted(self, stream: SocketStream, req: ParsedRequest, keep: bool) -> bool:
+        """Answer what is not a chat call: embeddings, the health check, else 404."""
+        path = req.target.split("?")[0]
+        if req.method == "POST" and path in ("/v1/embeddings", "/embeddings"):
+            return await self._embeddings(stream, req, keep)
+        if req.method == "GET" and path in ("/", "/health"):
+            await self._send(stream, 200, b'{"status":"ok"}', keep=keep)
+            return keep
+        return await self._error(stream, "openai", 404, f"no route {req.target}", keep)
+
+    async def _embeddings(self, stream: SocketStream, req: ParsedRequest, keep: bool) -> bool:
+        """Answer an OpenAI ``/v1/embeddings`` call with :func:`fake_embedding` vectors."""
+        if not self._authorized("openai", req, {}):
+            return await self._error(stream, "openai", 401, "invalid or missing API key", keep)
+        try:
+            payload = embeddings_response(req.body, self.model)
+        except ValueError as exc:
+            return await self._error(stream, "openai", 400, f"bad request: {exc}", keep)
+        await anyio.sleep(self.latency_ms / 1000)
+        await self._send(stream, 200, json.dumps(payload).encode(), keep=keep)
         return keep
 
     def _count_usage(self, prompt_tokens: int, choices: list[fp.Choice]) -> None:
@@ -489,11 +482,12 @@ class FakeLLMServer:
             if self.responder is not None:
                 result = self.responder(body)
                 text = str(await result if inspect.isawaitable(result) else result)
-            elif self.student is not None and (taught := self.student.complete(call.system, call.texts)):
+            elif self.student is not None and (taught := self.student.complete(call.system, call.texts, str(i))):
                 text = taught
             else:
                 text = fake_completion(call.system, key, json_schema=call.json_schema,
-                                       json_mode=call.json_mode, user=call.texts[-1] if call.texts else "")  # fmt: skip
+                                       json_mode=call.json_mode, user=call.texts[-1] if call.texts else "",
+                                       overrides=media_echo(call.media, call.system))  # fmt: skip
             tokens = split_tokens(text)
             finish = "stop"
             if call.max_tokens is not None and len(tokens) > call.max_tokens:
@@ -546,14 +540,15 @@ class FakeLLMServer:
         frames = list(fp.stream(call, choices, rid, prompt_tokens, self.tokens_per_chunk))
         if call.provider == "openai" and self.quirks:
             frames = quirk_frames(self.quirks, frames)
-        if fault == "malformed":
-            frames.insert(len(frames) // 2, (b"data: {not json\n\n", 0))
+        cut = fp.fault_frame(frames, fault, self.fault_after_tokens)
+        if fault == "malformed" and cut is not None:
+            frames.insert(cut, (b"data: {not json\n\n", 0))
+            cut = None
         await anyio.sleep_until(ready_at)
         self.stats.statuses[200] = self.stats.statuses.get(200, 0) + 1
         head = ("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
                 "transfer-encoding: chunked\r\n" + ("" if keep else "connection: close\r\n")
                 + "\r\n").encode()  # fmt: skip
-        cut = len(frames) // 2 if fault == "truncate" else None
         delay = self.token_delay_ms / 1000
         counted = fault != "malformed" and (call.include_usage or call.provider != "openai")
         if not delay and cut is None:
@@ -565,6 +560,10 @@ class FakeLLMServer:
         await stream.send(head)
         for i, (data, tokens) in enumerate(frames):
             if i == cut:
+                if fault == "reset":
+                    _linger_zero(stream)
+                elif fault == "hang":
+                    await self._hang(stream)
                 return False
             if delay and tokens:
                 await anyio.sleep(delay * tokens)

@@ -1,0 +1,101 @@
+"""``dx.sinks.trace_store``: record a flow's results as traces (inputs, outputs, score) in the run store.
+
+Production traffic becomes training data: each record's input fields, output
+fields and a score (a field of the record, or a reference-free metric of
+the inputs and outputs) go to the run store's ``traces`` table under a
+program name and run id, and ``dx.traces.to_trainset(run_id=..., min_score=...)``
+turns them into ``Example``s. Traces are appended when each batch is
+written; a resumed run may record an item it had already recorded before a
+crash (at-least-once), which a trainset tolerates.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..errors import ConfigError
+from ..store._sqlite import DEFAULT_STORE_PATH, RunStore
+from ._base import Sink
+
+__all__ = ["TraceSink", "trace_store"]
+
+
+def _as_score(value: Any) -> float | None:
+    """Return a metric result as a float: bool/number, or an object's ``.score``; None stays None."""
+    if value is None:
+        return None
+    if hasattr(value, "score") and not isinstance(value, int | float):
+        value = value.score
+    return float(value)
+
+
+class TraceSink(Sink):
+    """Append each record's inputs, outputs and score to the run store's traces.
+
+    Args:
+        program: The program name the traces belong to.
+        inputs: Record fields that are the program's inputs.
+        outputs: Record fields that are its outputs.
+        score: The record field holding the score (ignored with ``metric``).
+        metric: ``metric(inputs, outputs) -> bool | float | score`` (sync or
+            async), for a reference-free score (e.g. an LM judge).
+        store: A ``RunStore`` or its path.
+        run_id: Groups the traces (give the flow's ``run_id``); default a fresh id in ``self.run_id``.
+
+    Raises:
+        ConfigError: Empty ``program`` or no input/output fields.
+    """
+
+    def __init__(self, program: str, *, inputs: Sequence[str], outputs: Sequence[str], score: str | None = "score",
+                 metric: Callable[..., Any] | None = None, store: RunStore | str | os.PathLike[str] = DEFAULT_STORE_PATH,
+                 run_id: str | None = None) -> None:
+        if not isinstance(program, str) or not program:
+            raise ConfigError(f"trace_store needs a program name, got {program!r}")
+        if not inputs or not outputs:
+            raise ConfigError(f"trace_store needs input and output field names, got inputs={inputs!r}, "
+                              f"outputs={outputs!r}")
+        self.program = program
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.score = score
+        self.metric = metric
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.name = f"traces:{program}"
+        self._given = store if isinstance(store, RunStore) else None
+        self._store = self._given or RunStore(store)
+        self.recorded = 0
+
+    async def open(self) -> None:
+        await self._store.open()
+
+    async def _score(self, record: Mapping[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> Any:
+        if self.metric is None:
+            return _as_score(record.get(self.score)) if self.score else None
+        result = self.metric(inputs, outputs)
+        if inspect.isawaitable(result):
+            result = await result
+        return _as_score(result)
+
+    async def write(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Record one trace per record (missing fields are left out)."""
+        traces = []
+        for record in records:
+            inputs = {k: record[k] for k in self.inputs if k in record}
+            outputs = {k: record[k] for k in self.outputs if k in record}
+            traces.append({"inputs": inputs, "outputs": outputs, "score": await self._score(record, inputs, outputs)})
+        if traces:
+            await self._store.add_traces(self.program, traces, run_id=self.run_id)
+            self.recorded += len(traces)
+
+    async def aclose(self) -> None:
+        if self._given is None:
+            await self._store.aclose()
+
+
+def trace_store(program: str, **kwargs: Any) -> TraceSink:
+    """Return a sink recording traces in the run store (``dx.sinks.trace_store``); see :class:`TraceSink`."""
+    return TraceSink(program, **kwargs)

@@ -1,0 +1,61 @@
+"""dx.sinks.trace_store records a flow's traces; dx.traces.to_trainset turns them into Examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dspex as dx
+from dspex.errors import ConfigError, StoreError
+
+
+def answer(record: dict[str, Any]) -> dict[str, Any]:
+    question = record["question"]
+    return {**record, "answer": question.upper() if len(question) > 4 else "?"}
+
+
+async def test_flow_traces_become_a_trainset(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    questions = ["sky", "grass", "snow", "coal", "banana"]
+    flow = dx.Flow("answers")
+    flow.source(dx.sources.iterable({"question": q} for q in questions)).map(answer).sink(
+        dx.sinks.trace_store("qa", inputs=["question"], outputs=["answer"], store=path, run_id="r1",
+                             metric=lambda inputs, outputs: outputs["answer"] != "?"))
+    await flow.run()
+    train = await dx.traces.ato_trainset(run_id="r1", min_score=1.0, store=path)
+    assert sorted(e.question for e in train) == ["banana", "grass"]
+    assert all(e.answer == e.question.upper() and e.inputs().keys() == ["question"] for e in train)
+    everything = dx.traces.to_trainset(program="qa", store=path)
+    assert len(everything) == 5
+
+
+async def test_score_from_a_record_field_and_async_metric(tmp_path: Path) -> None:
+    store = dx.RunStore(tmp_path / "s.sqlite")
+    async with store:
+        sink = dx.sinks.trace_store("qa", inputs=["q"], outputs=["a"], store=store)
+        async with sink:
+            await sink.write([{"q": "x", "a": "1", "score": 0.25}, {"q": "y", "a": "2", "score": True}])
+
+        async def judge(inputs: dict[str, Any], outputs: dict[str, Any]) -> float:
+            return 0.5
+
+        judged = dx.sinks.trace_store("qa", inputs=["q"], outputs=["a"], store=store, metric=judge, run_id="j")
+        async with judged:
+            await judged.write([{"q": "z", "a": "3"}])
+        scores = [t["score"] for t in await store.traces("qa")]
+        assert scores == [0.25, 1.0, 0.5] and sink.recorded == 2
+        assert [e.q for e in await dx.traces.ato_trainset(run_id=sink.run_id, store=store)] == ["x", "y"]
+
+
+async def test_bad_arguments_are_typed_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="program name"):
+        dx.sinks.trace_store("", inputs=["q"], outputs=["a"])
+    with pytest.raises(ConfigError, match="input and output"):
+        dx.sinks.trace_store("qa", inputs=[], outputs=["a"])
+    with pytest.raises(ConfigError, match="run_id= or program="):
+        await dx.traces.ato_trainset(store=tmp_path / "s.sqlite")
+    async with dx.RunStore(tmp_path / "s.sqlite") as store:
+        with pytest.raises(StoreError, match="program= or run_id="):
+            await store.traces()
