@@ -1,4 +1,4 @@
-"""Test doubles: ``ScriptedLM`` (in-process) and ``FakeLLMServer`` (loopback HTTP).
+"""Test doubles: ScriptedLM, FakeLLMServer (loopback HTTP) and LlamaServer (real model).
 
 Names are imported lazily (PEP 562) so that importing ``dspex.testing`` does
 not import the HTTP server machinery.
@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from ._conformance import check_sink as check_sink
     from ._conformance import check_source as check_source
     from ._conformance import sample_records as sample_records
+    from ._llama_server import LlamaServer as LlamaServer
+    from ._llama_server import local_model_path as local_model_path
     from ._scripted_lm import ScriptedLM as ScriptedLM
     from ._fake_student import StudentTask as StudentTask
     from ._server import FakeLLMServer as FakeLLMServer
@@ -21,10 +23,12 @@ if TYPE_CHECKING:
 __all__ = [
     "FakeClock",
     "FakeLLMServer",
+    "LlamaServer",
     "ScriptedLM",
     "StudentTask",
     "check_sink",
     "check_source",
+    "local_model_path",
     "sample_records",
 ]
 
@@ -37,6 +41,8 @@ _LAZY: dict[str, str] = {
     "check_source": "._conformance",
     "check_sink": "._conformance",
     "sample_records": "._conformance",
+    "LlamaServer": "._llama_server",
+    "local_model_path": "._llama_server",
 }
 
 
