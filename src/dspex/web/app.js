@@ -89,6 +89,16 @@
     return row;
   }
 
+  // The client contract of a `retry` event: the retried call streams its fields
+  // again from the start, so drop what that predictor (or, with no predictor,
+  // the whole item) streamed so far instead of appending to it.
+  function discardPartial(node, predictor) {
+    node.querySelectorAll(".field").forEach(function (row) {
+      if (!predictor || row.dataset.predictor === predictor) { row.remove(); }
+    });
+    node.querySelector(".raw").textContent = "";
+  }
+
   function setField(node, name, text, final) {
     var row = field(node, name);
     row.querySelector(".ftext").textContent = text;
@@ -223,11 +233,16 @@
     field_delta: function (msg) {
       var node = card(msg.item_id);
       var row = field(node, msg.field);
+      if (msg.predictor) { row.dataset.predictor = msg.predictor; }
       row.querySelector(".ftext").textContent += msg.text;
       node.querySelector(".raw").hidden = true;
       streamed(node, msg.text);
     },
-    field_done: function (msg) { setField(card(msg.item_id), msg.field, fmt(msg.value), true); },
+    field_done: function (msg) {
+      var node = card(msg.item_id);
+      setField(node, msg.field, fmt(msg.value), true);
+      if (msg.predictor) { field(node, msg.field).dataset.predictor = msg.predictor; }
+    },
     prediction_done: function (msg) {
       state.sawPredictions = true;
       var node = card(msg.item_id);
@@ -250,7 +265,11 @@
       note(node, msg.error_type + ": " + msg.message, "error");
       finish(node, "error", "error");
     },
-    retry: function (msg) { note(card(msg.item_id), "retry " + msg.attempt + ": " + msg.reason, "retry"); },
+    retry: function (msg) {
+      var node = card(msg.item_id);
+      discardPartial(node, msg.predictor);
+      note(node, "retry " + msg.attempt + ": " + msg.reason, "retry");
+    },
     validation_failed: function (msg) { note(card(msg.item_id), "validation: " + msg.message, "retry"); },
     tool_call: function (msg) { toolStep(card(msg.item_id), msg); },
     tool_result: function (msg) {
