@@ -48,13 +48,11 @@ def _run_block(code: str, filename: str, namespace: dict[str, Any], backend: str
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("page", PAGES)
-def test_guide_code_runs(page: str, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_guide_code_runs(page: str, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": f"docs_{page[:-3].replace('-', '_')}"}
     for line, code, runs in _blocks(page):
         if runs:
             # Padding keeps tracebacks' line numbers those of the Markdown file.
             _run_block("\n" * (line - 1) + code, str(DOCS / page), namespace, backend)
-    capsys.readouterr()
 
