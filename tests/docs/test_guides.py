@@ -56,3 +56,12 @@ def test_guide_code_runs(page: str, backend: str, tmp_path: Path, monkeypatch: p
             # Padding keeps tracebacks' line numbers those of the Markdown file.
             _run_block("\n" * (line - 1) + code, str(DOCS / page), namespace, backend)
 
+
+
+def test_guides_have_code_and_few_skipped_blocks() -> None:
+    blocks = {page: _blocks(page) for page in PAGES}
+    without_code = [p for p, bs in blocks.items() if not any(runs for _, _, runs in bs)]
+    assert [p for p in without_code if p != "index.md"] == [], "guides without a runnable block"
+    skipped = sum(not runs for bs in blocks.values() for _, _, runs in bs)
+    total = sum(len(bs) for bs in blocks.values())
+    assert skipped <= total // 4, f"{skipped} of {total} blocks are marked no-run"
