@@ -71,15 +71,22 @@ if TYPE_CHECKING:
     from .optimizers import KNNFewShot as KNNFewShot
     from .optimizers import LabeledFewShot as LabeledFewShot
     from .optimizers import MIPROv2 as MIPROv2
+    from .signatures import Audio as Audio
     from .signatures import Citation as Citation
+    from .signatures import Citations as Citations
+    from .signatures import Code as Code
     from .signatures import Confidence as Confidence
+    from .signatures import Document as Document
     from .signatures import Embedding as Embedding
+    from .signatures import File as File
     from .signatures import History as History
+    from .signatures import Image as Image
     from .signatures import InputField as InputField
     from .signatures import OutputField as OutputField
     from .signatures import Reasoning as Reasoning
     from .signatures import Signature as Signature
     from .signatures import Tool as Tool
+    from .signatures import ToolCallResults as ToolCallResults
     from .signatures import ToolCalls as ToolCalls
     from .signatures import ensure_signature as ensure_signature
     from .signatures import make_signature as make_signature
@@ -92,6 +99,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Adapter",
     "Assert",
+    "Audio",
     "BaseLM",
     "BestOfN",
     "BootstrapFewShot",
@@ -102,16 +110,21 @@ __all__ = [
     "ChatAdapter",
     "CircuitBreakerPolicy",
     "Citation",
+    "Citations",
+    "Code",
     "Completions",
     "Confidence",
+    "Document",
     "DspexError",
     "Embedder",
     "Embedding",
     "Evaluate",
     "Example",
+    "File",
     "Flow",
     "GEPA",
     "History",
+    "Image",
     "InputField",
     "JSONAdapter",
     "KNNFewShot",
@@ -136,6 +149,7 @@ __all__ = [
     "Suggest",
     "Timeouts",
     "Tool",
+    "ToolCallResults",
     "ToolCalls",
     "__version__",
     "asave_version",
@@ -164,6 +178,7 @@ __all__ = [
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Adapter": (".adapters", "Adapter"),
     "Assert": (".modules", "Assert"),
+    "Audio": (".signatures", "Audio"),
     "BaseLM": (".lm", "BaseLM"),
     "BestOfN": (".modules", "BestOfN"),
     "BootstrapFewShot": (".optimizers", "BootstrapFewShot"),
@@ -174,16 +189,21 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ChatAdapter": (".adapters", "ChatAdapter"),
     "CircuitBreakerPolicy": (".lm", "CircuitBreakerPolicy"),
     "Citation": (".signatures", "Citation"),
+    "Citations": (".signatures", "Citations"),
+    "Code": (".signatures", "Code"),
     "Completions": (".modules", "Completions"),
     "Confidence": (".signatures", "Confidence"),
+    "Document": (".signatures", "Document"),
     "DspexError": (".errors", "DspexError"),
     "Embedder": (".lm", "Embedder"),
     "Embedding": (".signatures", "Embedding"),
     "Evaluate": (".evaluate", "Evaluate"),
     "Example": (".modules", "Example"),
+    "File": (".signatures", "File"),
     "Flow": (".flows", "Flow"),
     "GEPA": (".optimizers", "GEPA"),
     "History": (".signatures", "History"),
+    "Image": (".signatures", "Image"),
     "InputField": (".signatures", "InputField"),
     "JSONAdapter": (".adapters", "JSONAdapter"),
     "KNNFewShot": (".optimizers", "KNNFewShot"),
@@ -208,6 +228,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Suggest": (".modules", "Suggest"),
     "Timeouts": (".lm", "Timeouts"),
     "Tool": (".signatures", "Tool"),
+    "ToolCallResults": (".signatures", "ToolCallResults"),
     "ToolCalls": (".signatures", "ToolCalls"),
     "asave_version": (".modules", "asave_version"),
     "configure": ("._context", "configure"),

@@ -26,13 +26,19 @@ KNOWN_SETTINGS: Mapping[str, Any] = MappingProxyType(
         "lm": None,
         "adapter": None,
         "cache": True,
-        "trace": None,
+        # DSPy starts with an empty trace that every Predict call appends to (bounded by
+        # max_trace_size; oldest dropped); dx.configure(trace=None) switches tracing off.
+        "trace": [],
         "max_trace_size": 10_000,
         "callbacks": (),
         "track_usage": True,
         "max_history_size": 10_000,
         "disable_history": False,
         "parse_retries": 1,
+        # DSPy's input checks (modules/_inputs.py): log mistyped inputs; a
+        # missing required input raises ("raise") or is logged ("warn", DSPy's way).
+        "warn_on_type_mismatch": True,
+        "missing_inputs": "raise",
         # Validation feedback (flows' validate retries): lines a Predict appends
         # to its final user message. A tuple of strings.
         "feedback": (),

@@ -13,7 +13,8 @@ The tree::
     │   ├── SignatureError
     │   ├── GraphError
     │   ├── FlowSpecError
-    │   └── LMNotConfiguredError
+    │   ├── LMNotConfiguredError
+    │   └── StateMismatchError (also a KeyError)
     ├── InputError
     ├── LMError
     │   ├── LMTransportError
@@ -67,6 +68,7 @@ __all__ = [
     "SignatureError",
     "SinkError",
     "SourceError",
+    "StateMismatchError",
     "StoreError",
     "ToolError",
     "is_retryable",
@@ -160,6 +162,15 @@ class FlowSpecError(ConfigError):
 
 class LMNotConfiguredError(ConfigError):
     """No LM was given as an argument, on the module, or in the settings."""
+
+
+class StateMismatchError(ConfigError, KeyError):
+    """A saved program state has no entry for one of the module's predictors.
+
+    Also a ``KeyError``, which is what DSPy's ``load_state`` raises here.
+    """
+
+    __str__ = DspexError.__str__  # not KeyError's repr-quoting
 
 
 class InputError(DspexError, ValueError):

@@ -69,7 +69,7 @@ def test_load_is_all_or_nothing_and_names_missing_predictors(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="field"):
         dx.Predict("question, context -> answer").load(path)
     with pytest.raises(ConfigError, match=r"\.json"):
-        single.save(tmp_path / "x.pkl")
+        single.save(tmp_path / "x.txt")
     with pytest.raises(ConfigError, match="no saved program"):
         single.load(tmp_path / "missing.json")
 

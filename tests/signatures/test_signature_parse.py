@@ -9,6 +9,7 @@ import keyword
 import typing
 from typing import Any, Literal, Optional
 
+import pydantic
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -182,3 +183,26 @@ def test_rendered_signature_round_trips(fields: list[tuple[str, tuple[str, Any] 
     assert list(sig.output_fields) == [n for n, _ in outputs]
     for name, tp in fields:
         assert sig.fields[name].annotation == (str if tp is None else tp[1]), text
+
+
+class _CallerAnswer(pydantic.BaseModel):
+    text: str
+
+
+def test_custom_types_is_dspys_name_for_types() -> None:
+    sig = dx.Signature("q -> a: Answer", custom_types={"Answer": _CallerAnswer})
+    assert sig.output_fields["a"].annotation is _CallerAnswer
+    both = dx.Signature("q: Other -> a: Answer", custom_types={"Answer": _CallerAnswer}, types={"Other": int})
+    assert both.input_fields["q"].annotation is int
+
+
+def test_caller_types_resolve_only_when_asked() -> None:
+    class LocalModel(pydantic.BaseModel):
+        x: int
+
+    with pytest.raises(SignatureError, match="resolve_caller_types=True"):
+        dx.Signature("q: LocalModel -> a: _CallerAnswer")
+    sig = dx.Signature("q: LocalModel -> a: _CallerAnswer", resolve_caller_types=True)
+    assert sig.input_fields["q"].annotation is LocalModel
+    assert sig.output_fields["a"].annotation is _CallerAnswer
+    assert dx.Signature("q: list[str] -> a", resolve_caller_types=True).input_fields["q"].annotation == list[str]

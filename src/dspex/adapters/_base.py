@@ -16,6 +16,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._util._sync import run_sync
+from ._invoke import invoke
+
 if TYPE_CHECKING:
     from ..events import Event
     from ..lm._types import Message
@@ -89,6 +92,31 @@ class Adapter(ABC):
         self.callbacks = tuple(callbacks or ())
         self.use_native_function_calling = bool(use_native_function_calling)
         self.parallel_tool_calls = parallel_tool_calls
+
+    async def acall(self, lm: Any, lm_kwargs: Mapping[str, Any], signature: type[Signature],
+                    demos: Sequence[Any], inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Format, call ``lm`` once and parse every completion (DSPy's ``Adapter.acall``).
+
+        In text mode the ``tools``, ``tool_choice`` and ``parallel_tool_calls``
+        kwargs are dropped (the prompt describes the tools), as in DSPy.
+
+        Returns:
+            One dict of outputs per completion.
+
+        Raises:
+            ParseError: No completion parses, with this adapter or its fallback.
+            LMError: The LM call failed.
+        """
+        return await invoke(self, lm, lm_kwargs, signature, demos, inputs)
+
+    def __call__(self, lm: Any, lm_kwargs: Mapping[str, Any], signature: type[Signature],
+                 demos: Sequence[Any], inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Blocking :meth:`acall` (DSPy's ``adapter(lm, lm_kwargs, signature, demos, inputs)``).
+
+        Runs the call on an event loop; do not call it from async code (use
+        ``await adapter.acall(...)``).
+        """
+        return run_sync(invoke, self, lm, lm_kwargs, signature, demos, inputs, reuse_loop=True)
 
     @property
     def name(self) -> str:

@@ -20,13 +20,14 @@ from ..errors import ConfigError, ParseError
 from ..signatures._coerce import annotation_name, parse_field
 from ..signatures._types import ToolCalls
 from ._base import Adapter, IncrementalParser
+from ._history import history_messages
+from ._parts import split_content_parts
 from ._fmt import (
     apply_output_defaults,
     field_descriptions,
     format_field_value,
     history_field,
     split_demos,
-    to_mapping,
     type_note,
 )
 
@@ -266,15 +267,21 @@ class ChatAdapter(Adapter):
 
     def format_history(self, signature: type[Signature], turns: Sequence[Any]) -> list[Message]:
         """Return ``History`` turns as user/assistant pairs (``signature`` without the history field)."""
-        messages: list[Message] = []
-        for raw in turns:
-            turn = to_mapping(raw)
-            has_input = any(n in turn for n in signature.input_fields)
-            user = self.format_user_message_content(signature, turn, main_request=has_input)
-            if user:
-                messages.append({"role": "user", "content": user})
-            messages.append({"role": "assistant", "content": self.format_assistant_message_content(signature, turn)})
-        return messages
+        return history_messages(self, signature, turns)
+
+    def format_conversation_history(self, signature: type[Signature], history_field_name: str,
+                                    inputs: dict[str, Any]) -> list[Message]:
+        """Return the ``History`` turns as messages and remove the field from ``inputs``.
+
+        DSPy's override point: ``signature`` is the signature without the
+        history field; ``inputs`` is the call's (copied) inputs dict, from
+        which the history value is deleted.
+        """
+        value = inputs.pop(history_field_name, None)
+        turns = getattr(value, "messages", None) if value is not None else None
+        if isinstance(value, Mapping):
+            turns = value.get("messages")
+        return self.format_history(signature, turns or [])
 
     def format(self, signature: type[Signature], demos: Sequence[Mapping[str, Any]] = (),
                inputs: Mapping[str, Any] | None = None) -> list[Message]:
@@ -285,15 +292,12 @@ class ChatAdapter(Adapter):
         hist = history_field(signature.input_fields)
         if hist is not None:
             request_sig = signature.delete(hist)
-            value = inputs.pop(hist, None)
-            turns = getattr(value, "messages", None) if value is not None else None
-            if isinstance(value, Mapping):
-                turns = value.get("messages")
-            messages.extend(self.format_history(request_sig, turns or []))
+            messages.extend(self.format_conversation_history(request_sig, hist, inputs))
         content = self.format_user_message_content(request_sig, inputs, main_request=True)
         if content:
             messages.append({"role": "user", "content": content})
-        return messages
+        # Image/Audio/File values became marked text above; DSPy sends them as content parts.
+        return split_content_parts(messages)
 
     # ----- parsing --------------------------------------------------------
     def parse(self, signature: type[Signature], completion: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 from pydantic.fields import FieldInfo
 
 from ..errors import InputError
+from ..signatures._code import Code
 from ..signatures._coerce import annotation_allows_none, annotation_name, type_adapter
 from ..signatures._fields import field_kind
 from ..signatures._types import History, Reasoning, _Model
@@ -106,6 +107,8 @@ def type_note(name: str, field: FieldInfo) -> str:
         desc = "must be one of: " + "; ".join(str(m.value) for m in tp)  # type: ignore[union-attr]
     elif get_origin(tp) is Literal:
         desc = "must exactly match (no extra characters) one of: " + "; ".join(str(a) for a in tp.__args__)  # type: ignore[union-attr]
+    elif _is_subclass(tp, Code) and tp.description():  # type: ignore[union-attr]
+        desc = ""  # its type description already says how to write it (DSPy skips the schema too)
     else:
         desc = "must adhere to the JSON schema: " + json.dumps(json_schema(tp), ensure_ascii=False)
     note = " " * 8 + f"# note: the value you produce {desc}" if desc else ""

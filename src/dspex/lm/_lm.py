@@ -84,6 +84,9 @@ class LM:
         proxy: Proxy URL (uses the httpx transport).
         http_client: A user-owned ``httpx.AsyncClient`` to send requests through.
         clock: Time source for backoff and limits (tests pass a virtual clock).
+        supports_reasoning: Whether the model reasons natively (a ``dx.Reasoning``
+            output is then requested as ``reasoning_effort``, as DSPy does);
+            None guesses from the provider and model name.
         **params: Default request parameters (``temperature``, ``max_tokens``, ...).
 
     Raises:
@@ -115,6 +118,7 @@ class LM:
         proxy: str | None = None,
         http_client: Any = None,
         clock: Clock | None = None,
+        supports_reasoning: bool | None = None,
         **params: Any,
     ) -> None:
         provider, name = split_model(model)
@@ -137,7 +141,7 @@ class LM:
             "retry": retry, "rate_limit": rate_limit, "circuit_breaker": circuit_breaker,
             "max_concurrency": max_concurrency, "adaptive_concurrency": adaptive_concurrency,
             "prices": prices, "transport": transport, "proxy": proxy, "http_client": http_client,
-            "clock": clock,
+            "clock": clock, "supports_reasoning": supports_reasoning,
         }
         self._endpoint = self._make_endpoint(cls(name, base, key), clock or default_clock())
 
@@ -164,6 +168,18 @@ class LM:
                         http_client=init["http_client"])
 
     # -- public API -------------------------------------------------------
+
+    @property
+    def supports_reasoning(self) -> bool:
+        """True when the model reasons natively (a ``dx.Reasoning`` output then goes native).
+
+        ``LM(..., supports_reasoning=True/False)`` overrides the provider's
+        guess (OpenAI's o-series and gpt-5; False elsewhere).
+        """
+        flag = self._init.get("supports_reasoning")
+        if flag is not None:
+            return bool(flag)
+        return bool(getattr(self._endpoint.provider, "supports_reasoning", False))
 
     @property
     def endpoint(self) -> Endpoint:

@@ -61,6 +61,9 @@ class LMResponse(BaseModel):
     usage: LMUsage = Field(default_factory=LMUsage)
     tool_calls: list[list[NativeToolCall]] = Field(default_factory=list)
     finish_reasons: list[str | None] = Field(default_factory=list)
+    #: The model's own reasoning per completion, where the provider returns it
+    #: (OpenAI-compatible ``reasoning_content``); empty otherwise.
+    reasoning: list[str | None] = Field(default_factory=list)
 
 
 class LMChunk(BaseModel):

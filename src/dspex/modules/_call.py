@@ -35,6 +35,8 @@ from .._context import get_setting
 from .._util._clock import Clock, default_clock
 from ..adapters._callbacks import notify_end, notify_start, parse_notified
 from ..adapters._native import NativePlan, native_plan, native_tools, native_values
+from ..adapters._parts import split_content_parts, split_message
+from ..adapters._reasoning import ReasoningCapture, reasoning_plan, with_reasoning
 from ..errors import LMError, ParseError, is_retryable
 from ..events import FieldDone, Retry, TokenDelta, Usage
 from ..lm._engine import RETRY_LISTENER, Endpoint
@@ -134,13 +136,14 @@ def _format_messages(
         if hit is None:
             prefix = [{"role": "system", "content": adapter.format_system_message(signature)}]  # type: ignore[attr-defined]
             prefix.extend(adapter.format_demos(signature, demos))  # type: ignore[attr-defined]
+            prefix = split_content_parts(prefix)  # images in demos go as content parts, as in format()
             if len(_PREFIX) >= _CACHE_MAX:
                 _PREFIX.clear()
             hit = _PREFIX[key] = (prefix, tuple(demos))  # demos kept alive so their ids stay unique
         messages = list(hit[0])
         content = adapter.format_user_message_content(signature, inputs, main_request=True)  # type: ignore[attr-defined]
         if content:
-            messages.append({"role": "user", "content": content})
+            messages.append(split_message({"role": "user", "content": content}))
     feedback = get_setting("feedback", ())
     if feedback:
         messages = _with_feedback(messages, feedback)
@@ -152,8 +155,12 @@ def _with_feedback(messages: list[Message], feedback: Sequence[str]) -> list[Mes
     note = "\n".join(f"Your previous response was rejected: {line}" for line in feedback)
     messages = list(messages)
     for i in range(len(messages) - 1, -1, -1):
-        if messages[i].get("role") == "user" and isinstance(messages[i].get("content"), str):
-            messages[i] = {**messages[i], "content": f"{messages[i]['content']}\n\n{note}"}
+        content = messages[i].get("content")
+        if messages[i].get("role") == "user" and isinstance(content, str):
+            messages[i] = {**messages[i], "content": f"{content}\n\n{note}"}
+            return messages
+        if messages[i].get("role") == "user" and isinstance(content, list):  # content parts (images …)
+            messages[i] = {**messages[i], "content": [*content, {"type": "text", "text": f"\n\n{note}"}]}
             return messages
     messages.append({"role": "user", "content": note})
     return messages
@@ -360,6 +367,15 @@ async def complete_with_retries(
         LMError: The LM call failed (after the LM's retries and, for a stream
             cut after its first token, the restarts).
     """
+    thinking = reasoning_plan(signature, lm, config)
+    if thinking is not None:  # a dx.Reasoning output filled by the model's native reasoning
+        capture = ReasoningCapture(lm)
+        result = await complete_with_retries(capture, adapter, thinking.render, demos, inputs,
+                                             {**config, "reasoning_effort": thinking.effort}, emitter, name)
+        texts = capture.reasoning
+        result.values = [with_reasoning(signature, thinking, v, texts[i] if i < len(texts) else None)
+                         for i, v in enumerate(result.values)]
+        return result
     plan = native_plan(adapter, signature, lm)
     if plan is not None:
         return await _complete_native(lm, adapter, plan, signature, demos, inputs, config, emitter, name)

@@ -119,6 +119,10 @@ class Example:
         return sum(1 for k in self._store if not k.startswith("dspy_"))
 
     def __eq__(self, other: object) -> bool:
+        # A plain dict with the same fields is equal too: DSPy keeps loaded
+        # demos as the saved dicts, and programs compare them that way.
+        if isinstance(other, dict):
+            return self._store == other
         return isinstance(other, Example) and self._store == other._store
 
     def __hash__(self) -> int:

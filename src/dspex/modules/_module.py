@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -28,6 +29,7 @@ from ..errors import ConfigError, InputError
 from ..lm._types import LMUsage
 from ._assertions import call_with_backtracks, call_with_backtracks_sync
 from ._parallel import Parallel
+from ._pickle import read_pickled_state, save_pickled
 from ._prediction import Prediction
 from ._stream import ModuleStream
 
@@ -40,6 +42,7 @@ __all__ = ["USAGE", "Module"]
 USAGE: ContextVar[list[LMUsage] | None] = ContextVar("dspex_usage", default=None)
 
 _KIND: dict[type, str] = {}
+logger = logging.getLogger("dspex.modules")
 
 
 def _call_kind(cls: type) -> str:
@@ -54,6 +57,64 @@ def _call_kind(cls: type) -> str:
             kind = "none"
         _KIND[cls] = kind
     return kind
+
+
+#: The module whose ``forward`` may run without a warning: set by __call__/acall
+#: for the module they run, and by a running ``forward`` for its own instance
+#: (so ``super().forward(...)`` is quiet, as in DSPy).
+_VIA_CALL: ContextVar[object | None] = ContextVar("dspex_forward_via_call", default=None)
+
+
+def _guard_forward(fn: Any) -> Any:
+    """Wrap a subclass's ``forward`` to log DSPy's warning when it is called directly.
+
+    Inside the body only this instance is allowed, so a ``forward`` calling
+    another module's ``forward`` directly is warned about too, as in DSPy.
+    """
+    def check(self: Any) -> Any:
+        if _VIA_CALL.get() is not self:
+            logger.warning("Calling module.forward(...) on %s directly is discouraged. Please use module(...) "
+                           "instead.", type(self).__name__)
+        return _VIA_CALL.set(self)
+
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def guarded_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            token = check(self)
+            try:
+                return await fn(self, *args, **kwargs)
+            finally:
+                _VIA_CALL.reset(token)
+
+        return guarded_async
+
+    @functools.wraps(fn)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        token = check(self)
+        try:
+            return fn(self, *args, **kwargs)
+        finally:
+            _VIA_CALL.reset(token)
+
+    return guarded
+
+
+def _forward_via_call(module: Any, inputs: dict[str, Any]) -> Any:
+    """Call ``module.forward(**inputs)`` as ``__call__`` does (no direct-call warning)."""
+    token = _VIA_CALL.set(module)
+    try:
+        return module.forward(**inputs)
+    finally:
+        _VIA_CALL.reset(token)
+
+
+async def _aforward_via_call(module: Any, inputs: dict[str, Any]) -> Any:
+    """Await an async ``module.forward(**inputs)`` as ``acall`` does."""
+    token = _VIA_CALL.set(module)
+    try:
+        return await module.forward(**inputs)
+    finally:
+        _VIA_CALL.reset(token)
 
 
 def _is_lm(value: Any) -> bool:
@@ -89,6 +150,12 @@ class Module:
     """
 
     _compiled: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("forward")
+        if callable(fn):  # DSPy warns when forward() is called instead of module(...)
+            cls.forward = _guard_forward(fn)  # type: ignore[method-assign]
 
     def __init__(self, callbacks: list[Any] | None = None) -> None:
         self.callbacks: list[Any] = list(callbacks or [])
@@ -137,8 +204,11 @@ class Module:
         try:
             name = type(self).__name__
             if kind == "async":
-                method = self.aforward if type(self).aforward is not Module.aforward else self.forward
-                result = await call_with_backtracks(name, functools.partial(method, **inputs))
+                if type(self).aforward is not Module.aforward:
+                    method = functools.partial(self.aforward, **inputs)
+                else:  # an async forward: marked as called through acall (no direct-call warning)
+                    method = functools.partial(_aforward_via_call, self, inputs)
+                result = await call_with_backtracks(name, method)
             else:
                 result = await call_with_backtracks(name, functools.partial(self._dispatch, kind, inputs))
         finally:
@@ -149,9 +219,11 @@ class Module:
 
     async def _dispatch(self, kind: str, inputs: dict[str, Any]) -> Any:
         if kind == "async":
-            method = self.aforward if type(self).aforward is not Module.aforward else self.forward
-            return await method(**inputs)
-        return await anyio.to_thread.run_sync(functools.partial(self.forward, **inputs))
+            if type(self).aforward is not Module.aforward:
+                return await self.aforward(**inputs)
+            return await _aforward_via_call(self, inputs)
+        # The worker thread runs in a copy of this context, flag included.
+        return await anyio.to_thread.run_sync(_forward_via_call, self, inputs)
 
     @staticmethod
     def _account(result: Any, spent: list[LMUsage], parent: list[LMUsage] | None) -> Any:
@@ -181,7 +253,7 @@ class Module:
         spent: list[LMUsage] = []
         token = USAGE.set(spent)
         try:
-            call = functools.partial(self.forward, **inputs)
+            call = functools.partial(_forward_via_call, self, inputs)
             if lm is not None:
                 with context(lm=lm):
                     result = call_with_backtracks_sync(type(self).__name__, call)
@@ -296,13 +368,39 @@ class Module:
 
     # -- copies and LMs -----------------------------------------------------------
     def deepcopy(self) -> Any:
-        """Return a deep copy; LM objects (and other clients) are shared, not copied."""
+        """Return a deep copy; LM objects (and other clients) are shared, not copied.
+
+        As in DSPy, an attribute that cannot be deep-copied (a lock, a client,
+        an open file) is copied shallowly instead, or shared if even that
+        fails; a warning names it. Sub-modules are copied the same way.
+        """
         memo: dict[int, Any] = {}
         for _, module in self.named_sub_modules():
             for value in vars(module).values():
                 if _is_lm(value):
                     memo[id(value)] = value
-        return copy.deepcopy(self, memo)
+        try:
+            return copy.deepcopy(self, memo)
+        except Exception:  # noqa: BLE001 - any attribute's failure: fall back attribute by attribute
+            return self._copy_by_attribute(memo)
+
+    def _copy_by_attribute(self, memo: dict[int, Any]) -> Any:
+        new = type(self).__new__(type(self))
+        for attr, value in vars(self).items():
+            if isinstance(value, Module):
+                copied = value.deepcopy()
+            else:
+                try:
+                    copied = copy.deepcopy(value, memo)
+                except Exception:  # noqa: BLE001 - DSPy's fallback: shallow copy, else the same object
+                    logger.warning("Failed to deep copy attribute %r of %s, falling back to shallow copy or "
+                                   "reference copy.", attr, type(self).__name__)
+                    try:
+                        copied = copy.copy(value)
+                    except Exception:  # noqa: BLE001
+                        copied = value
+            new.__dict__[attr] = copied
+        return new
 
     def reset_copy(self) -> Any:
         """Return a deep copy whose predictors are reset (no demos, no LM)."""
@@ -355,29 +453,41 @@ class Module:
         apply_state(self, state, load_lm=load_lm)
         return self
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, save_program: bool = False) -> None:
         """Write the program state (demos, instructions, LM settings) as JSON.
 
         The file is DSPy-compatible and also records how to rebuild built-in
         modules, so ``dx.load(path)`` works for them. API keys are never
-        written.
+        written. As in DSPy, a ``.pkl`` path pickles the state instead, and
+        ``save_program=True`` pickles the whole program into the directory
+        ``path`` (both log DSPy's warning about untrusted pickles).
 
         Raises:
-            ConfigError: ``path`` does not end with ``.json``.
+            ConfigError: ``path`` does not end with ``.json`` or ``.pkl`` (or
+                has a suffix with ``save_program=True``), or the pickle fails.
         """
-        from ._state import save_program
+        from ._state import save_program as save_json
 
-        save_program(self, path)
+        if save_program or Path(path).suffix == ".pkl":
+            save_pickled(self, path, save_program)
+        else:
+            save_json(self, path)
 
-    def load(self, path: str | Path, *, load_lm: bool = True) -> Module:
-        """Load state written by :meth:`save` into this module; return self.
+    def load(self, path: str | Path, *, load_lm: bool = True, allow_pickle: bool = False) -> Module:
+        """Load state written by :meth:`save` (or by DSPy) into this module; return self.
+
+        All-or-nothing: a file that does not fit leaves the module unchanged.
 
         Raises:
-            ConfigError: The file is missing, not JSON, or does not match
-                this module's predictors.
+            ConfigError: The file is missing or unreadable, or a ``.pkl`` file
+                without ``allow_pickle=True``.
+            StateMismatchError: A predictor has no entry (also a ``KeyError``,
+                as DSPy raises).
         """
         from ._state import read_state
 
+        if Path(path).suffix == ".pkl":
+            return self.load_state(read_pickled_state(path, allow_pickle), load_lm=load_lm)
         return self.load_state(read_state(path), load_lm=load_lm)
 
     def __repr__(self) -> str:

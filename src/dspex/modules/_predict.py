@@ -31,6 +31,7 @@ from ..signatures import InputField, Signature, Tool, ToolCalls, ensure_signatur
 from ._call import complete_with_retries
 from ._module import USAGE, Module
 from ._prediction import Prediction
+from ._inputs import check_inputs
 from ._state import jsonable_config, register_loadable, signature_from_spec, signature_spec
 from ._stream import EMITTER
 
@@ -254,10 +255,11 @@ class Predict(Module):
     # -- calling ------------------------------------------------------------------
     def _positional_error(self, args: tuple[Any, ...]) -> InputError:
         names = list(self._info.inputs)
-        example = f"{names[0]}=..." if names else "..."
-        return InputError(
-            f"Predict takes keyword arguments only, got {len(args)} positional argument(s); "
-            f"pass the signature's input fields by name: {', '.join(names) or '(none)'}, e.g. predict({example})"
+        example = names[0] if names else "field"
+        return InputError(  # DSPy's text (tests match it), naming dspex
+            "Positional arguments are not allowed when calling `dspex.Predict`, must use keyword arguments "
+            f"that match your signature input fields: '{', '.join(names)}'. For example: "
+            f"`predict({example}=input_value, ...)`."
         )
 
     def _resolve_lm(self, lm: Any, settings: _Settings) -> Any:
@@ -300,9 +302,7 @@ class Predict(Module):
         for name, (default, factory) in info.defaults.items():
             if name not in kwargs:
                 kwargs[name] = default() if factory else default
-        for name in info.required:
-            if name not in kwargs:
-                raise _missing_inputs(info, kwargs)
+        check_inputs(info.signature, kwargs, info.required, settings.get, lambda: _missing_inputs(info, kwargs))
         n = config.get("n") or 1
         if n > 1:
             temperature = config.get("temperature")

@@ -26,10 +26,11 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from .._version import __version__
-from ..errors import ConfigError, DspexError
+from ..errors import ConfigError, DspexError, StateMismatchError
 from ..signatures import Signature, make_signature
 from ..signatures._fields import TYPE_UNDEFINED_KEY
 from ._example import Example
+from ._pickle import load_program_dir
 
 if TYPE_CHECKING:
     from ._module import Module
@@ -166,7 +167,7 @@ def apply_state(
     missing = [name for name, _ in named if name not in state]
     if missing and strict:
         available = [k for k in state if k != "metadata"]
-        raise ConfigError(
+        raise StateMismatchError(
             f"saved state has no entry for predictor(s) {missing}; it has {available}. "
             "Is it the state of a different program?"
         )
@@ -288,21 +289,30 @@ def read_state(path_or_state: str | Path | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load(path: str | Path | Mapping[str, Any], *, types: Mapping[str, Any] | None = None,
-         load_lm: bool = True) -> Module:
+         load_lm: bool = True, allow_pickle: bool = False) -> Module:
     """Load a program saved with ``module.save(path)`` (or its state dict).
 
     Rebuilds built-in modules (``Predict``, ``ChainOfThought`` …) from the
-    file and applies their state.
+    file and applies their state. A directory written with
+    ``save_program=True`` is unpickled whole (any module class), which,
+    as in DSPy, needs ``allow_pickle=True``.
 
     Args:
-        path: A ``.json`` file written by ``save``.
+        path: A ``.json`` file written by ``save`` (or its state dict), or a
+            ``save_program`` directory.
         types: Custom types named in the saved signatures.
         load_lm: Also rebuild saved LM settings (without API keys).
+        allow_pickle: Allow unpickling a ``save_program`` directory (runs
+            code from the file: only for trusted files).
 
     Raises:
-        ConfigError: The file is unreadable, or it holds a custom module
-            (construct it, then call ``module.load(path)``).
+        ConfigError: The file is unreadable, it holds a custom module
+            (construct it, then call ``module.load(path)``), or it is a
+            pickle and ``allow_pickle`` is False.
     """
+    if not isinstance(path, Mapping) and Path(path).is_dir():
+        program: Module = load_program_dir(path, allow_pickle)
+        return program
     state = read_state(path)
     spec = (state.get("metadata") or {}).get("program")
     if not isinstance(spec, Mapping) or spec.get("class") not in _LOADABLE:

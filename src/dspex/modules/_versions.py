@@ -131,19 +131,22 @@ async def aload_version(name: str, version: int | None = None, *, store: StoreLi
 
 
 def load(path: str | Path | Mapping[str, Any], *, store: StoreLike | None = None, version: int | None = None,
-         types: Mapping[str, Any] | None = None, load_lm: bool = True) -> Module:
+         types: Mapping[str, Any] | None = None, load_lm: bool = True, allow_pickle: bool = False) -> Module:
     """Load a saved program: from a JSON file, or version ``version`` of a program in ``store``.
 
     With ``store`` (or ``version``), ``path`` is the program's name in the
     run store (default store path when ``store`` is None); otherwise it is a
-    file written by ``module.save`` (or the state dict).
+    file written by ``module.save`` (or the state dict), or a directory
+    written by ``module.save(dir, save_program=True)``, which is unpickled
+    only with ``allow_pickle=True`` (as in DSPy).
 
     Raises:
-        ConfigError: Unreadable file, unknown program or version, or a custom
-            module class (construct it, then ``module.load_state``).
+        ConfigError: Unreadable file, unknown program or version, a custom
+            module class (construct it, then ``module.load_state``), or a
+            pickled program without ``allow_pickle=True``.
     """
     if store is None and version is None:
-        return load_state_file(path, types=types, load_lm=load_lm)
+        return load_state_file(path, types=types, load_lm=load_lm, allow_pickle=allow_pickle)
     if not isinstance(path, str):
         raise ConfigError(f"with store= or version=, load takes the program's name, got {path!r}")
     target: StoreLike = store if store is not None else DEFAULT_STORE_PATH

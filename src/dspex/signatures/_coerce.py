@@ -24,7 +24,7 @@ from pydantic import TypeAdapter
 from pydantic.fields import FieldInfo
 
 from ..errors import ParseError
-from ._types import Reasoning
+from ._types import Reasoning, _Model
 
 __all__ = [
     "annotation_allows_none",
@@ -155,7 +155,16 @@ def _parse(value: Any, annotation: Any) -> Any:
             candidate = ast.literal_eval(value)
         except Exception:  # SyntaxError, ValueError, TypeError, RecursionError …
             candidate = value
-    return type_adapter(annotation).validate_python(candidate)
+    try:
+        return type_adapter(annotation).validate_python(candidate)
+    except pydantic.ValidationError:
+        # An ML type (Code …) gets a second chance on the raw text, as DSPy gives its custom types.
+        if isinstance(annotation, type) and issubclass(annotation, _Model):
+            try:
+                return type_adapter(annotation).validate_python(value)
+            except pydantic.ValidationError:
+                pass
+        raise
 
 
 def _shown(value: Any) -> str:

@@ -10,6 +10,9 @@ a lock (safe from any thread).
 
 from __future__ import annotations
 
+import re
+import sys
+
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -43,6 +46,8 @@ def make_signature(
     signature_name: str = "StringSignature",
     *,
     types: Mapping[str, Any] | None = None,
+    custom_types: Mapping[str, Any] | None = None,
+    resolve_caller_types: bool = False,
 ) -> type[Signature]:
     """Build a signature class from a string or a ``{name: (type, field)}`` dict.
 
@@ -52,8 +57,13 @@ def make_signature(
             (or to a bare field, typed by its ``annotation`` or ``str``).
         instructions: The task description; DSPy's default sentence if None.
         signature_name: The class name.
-        types: Extra names the string may use, ``{"Answer": Answer}``. There
-            is no frame inspection: custom types must be passed here.
+        types: Extra names the string may use, ``{"Answer": Answer}``. By
+            default there is no frame inspection: custom types are passed here.
+        custom_types: DSPy's name for ``types`` (both may be given; merged).
+        resolve_caller_types: Opt in to DSPy's lookup of names the string
+            uses but nothing else defines in the calling module's globals
+            and the calling function's locals (frame inspection, as DSPy;
+            off by default because it makes the result depend on who calls).
 
     Returns:
         A ``Signature`` subclass. For strings the result is cached: the same
@@ -63,6 +73,12 @@ def make_signature(
         SignatureError: The string is malformed, a type is unknown, a name
             repeats, or a dict value is not ``(type, InputField/OutputField)``.
     """
+    if custom_types:
+        types = {**custom_types, **(types or {})}
+    if resolve_caller_types and isinstance(signature, str):
+        used, known = set(re.findall(r"[A-Za-z_]\w*", signature)), base_type_names()
+        found = {k: v for k, v in caller_names().items() if k in used and k not in known}
+        types = {**found, **(types or {})}
     if isinstance(signature, str):
         key = _cache_key(signature, instructions, signature_name, types)
         if key is not None:
@@ -87,6 +103,25 @@ def make_signature(
         "expected a signature string like 'question -> answer' or a dict of "
         f"{{name: (type, dx.InputField())}}, got {type(signature).__name__} {signature!r}"
     )
+
+
+def caller_names() -> dict[str, Any]:
+    """Return the globals and locals of the first frame outside dspex (locals win).
+
+    Only used when ``resolve_caller_types=True``; the frame reference is
+    dropped before returning so no reference cycle keeps it alive.
+    """
+    frame = sys._getframe(1)
+    try:
+        while frame is not None and frame.f_globals.get("__name__", "").startswith("dspex"):
+            frame = frame.f_back  # type: ignore[assignment]
+        if frame is None:
+            return {}
+        names = {k: v for k, v in frame.f_globals.items() if isinstance(v, type)}
+        names.update({k: v for k, v in frame.f_locals.items() if isinstance(v, type)})
+        return names
+    finally:
+        del frame
 
 
 def _cache_key(text: str, instructions: Any, name: Any, types: Mapping[str, Any] | None) -> Any:

@@ -58,6 +58,9 @@ def base_type_names() -> dict[str, Any]:
     """Return the names every signature string may use (a fresh dict)."""
     global _BASE_NAMES
     if _BASE_NAMES is None:
+        from ._code import Code
+        from ._documents import Citations, Document
+        from ._media import Audio, File, Image
         from ._types import ML_TYPES
 
         names: dict[str, Any] = dict(_BUILTINS)
@@ -66,6 +69,8 @@ def base_type_names() -> dict[str, Any]:
         names["NoneType"] = type(None)
         names["None"] = type(None)
         names.update(ML_TYPES)
+        names.update({"Image": Image, "Audio": Audio, "File": File, "Code": Code, "Document": Document,
+                      "Citations": Citations})
         _BASE_NAMES = names
     return dict(_BASE_NAMES)
 
@@ -177,7 +182,8 @@ def _unknown(name: str, spec: str, field: str) -> SignatureError:
     return SignatureError(
         f"unknown type {name!r} for field {field!r} in signature {spec!r}; expected a builtin or "
         "typing type (str, int, list[...], Literal[...], Optional[...]), a dspex type (Reasoning, "
-        f"Confidence, ...), or pass it explicitly: types={{{name!r}: {name}}}",
+        f"Confidence, ...), or pass it explicitly: types={{{name!r}: {name}}} "
+        "(DSPy's custom_types= works too; resolve_caller_types=True looks it up in the caller)",
         field=field,
     )
 

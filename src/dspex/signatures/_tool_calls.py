@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
-from pydantic import Field, PrivateAttr, model_serializer, model_validator
+from pydantic import Field, PrivateAttr, TypeAdapter, model_serializer, model_validator
 
 from ._types import _Model, _shown
 
@@ -122,6 +122,14 @@ class ToolCalls(_Model):
     ToolCall: ClassVar[type[ToolCall]] = ToolCall
 
     tool_calls: list[ToolCall]
+    #: What the calls returned (a ``ToolCallResults``), for replaying a conversation; never in the schema.
+    tool_call_results: Any | None = None
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
+        out = super().__get_pydantic_json_schema__(schema, handler)
+        out.get("properties", {}).pop("tool_call_results", None)
+        return out
 
     @classmethod
     def description(cls) -> str:
@@ -144,7 +152,10 @@ class ToolCalls(_Model):
         if isinstance(data, str):
             data = _loads(data) if data.strip() else None
         if isinstance(data, Mapping) and isinstance(data.get("tool_calls"), list):
-            return {"tool_calls": [_normalise_call(c) for c in data["tool_calls"]]}
+            out: dict[str, Any] = {"tool_calls": [_normalise_call(c) for c in data["tool_calls"]]}
+            if data.get("tool_call_results") is not None:
+                out["tool_call_results"] = data["tool_call_results"]
+            return out
         if isinstance(data, Mapping) and ("name" in data or "function" in data):
             return {"tool_calls": [_normalise_call(data)]}
         if isinstance(data, list):
@@ -156,7 +167,11 @@ class ToolCalls(_Model):
 
     @model_serializer(mode="plain")
     def _serialise(self) -> dict[str, Any]:
-        return self.format()
+        data = self.format()
+        if self.tool_call_results is not None:  # kept in saved demos/history, as DSPy does
+            data["tool_call_results"] = TypeAdapter(type(self.tool_call_results)).dump_python(
+                self.tool_call_results, mode="json")
+        return data
 
     def format(self) -> dict[str, Any]:
         """Return ``{"tool_calls": [{"name": ..., "args": {...}}, ...]}``."""

@@ -25,6 +25,7 @@ __all__ = [
     "count_tokens",
     "fake_completion",
     "fields_from_prompt",
+    "media_echo",
     "split_tokens",
     "value_for_schema",
 ]
@@ -240,6 +241,21 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def media_echo(media: list[dict[str, Any]], system: str) -> dict[str, Any] | None:
+    """Return the echo of a request's media parts for its first text output field, if any.
+
+    ``"Received image https://…; file data:application/pdf;base64"``: each
+    part's type and URL (data URIs cut to their header), so a test can check
+    what reached the fake server through the whole stack.
+    """
+    found = fields_from_prompt(system) if media else None
+    field = next((s.name for s in found[0] if s.kind == "str"), None) if found else None
+    if field is None:
+        return None
+    shown = [f"{m['type']} {m['url'].split(',', 1)[0] if m['url'].startswith('data:') else m['url']}" for m in media]
+    return {field: "Received " + "; ".join(shown)}
 
 
 def fake_completion(

@@ -48,6 +48,8 @@ class ChatCall:
     tool_descs: dict[str, str] = field(default_factory=dict)
     forced_tool: str | None = None
     tool_results: bool = False
+    #: Non-text content parts received, provider-neutral (see ``media_parts``).
+    media: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -70,6 +72,45 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def _uri(mime: str, data: str) -> str:
+    return f"data:{mime};base64,{data}"
+
+
+def _neutral_part(part: dict[str, Any]) -> dict[str, Any] | None:
+    """Map one OpenAI, Anthropic or Gemini media part to ``{"type": image|audio|file, ...}``."""
+    kind = part.get("type")
+    if kind == "image_url":
+        return {"type": "image", "url": (part.get("image_url") or {}).get("url", "")}
+    if kind == "input_audio":
+        audio = part.get("input_audio") or {}
+        return {"type": "audio", "url": _uri(f"audio/{audio.get('format', '')}", audio.get("data", ""))}
+    if kind == "file":
+        file = part.get("file") or {}
+        return {"type": "file", "url": file.get("file_data") or file.get("file_id", "")}
+    if kind in ("image", "document"):  # Anthropic
+        src = part.get("source") or {}
+        url = _uri(src.get("media_type", ""), src.get("data", "")) if src.get("type") == "base64" else (
+            src.get("url") or src.get("file_id", ""))
+        return {"type": "image" if kind == "image" else "file", "url": url}
+    blob = part.get("inlineData") or part.get("fileData")  # Gemini
+    if isinstance(blob, dict):
+        mime = str(blob.get("mimeType", ""))
+        kind = "image" if mime.startswith("image/") else "audio" if mime.startswith("audio/") else "file"
+        return {"type": kind, "url": _uri(mime, blob.get("data", "")) if "data" in blob else blob.get("fileUri", "")}
+    return None
+
+
+def media_parts(content: Any) -> list[dict[str, Any]]:
+    """Return the media parts of a message content, as ``{"type", "url"}`` (data URI or URL).
+
+    The same image sent through any provider's format gives the same dict,
+    so tests can check what each provider client put on the wire.
+    """
+    if not isinstance(content, list):
+        return []
+    return [n for p in content if isinstance(p, dict) and (n := _neutral_part(p)) is not None]
+
+
 def _need(body: dict[str, Any], key: str, kind: type) -> Any:
     value = body.get(key)
     if not isinstance(value, kind):
@@ -84,6 +125,7 @@ def _openai(body: dict[str, Any], model: str) -> ChatCall:
         if not isinstance(m, dict):
             raise BadRequest("'messages' must be a list of objects")
         text = _text_of(m.get("content"))
+        call.media.extend(media_parts(m.get("content")))
         if m.get("role") in ("system", "developer"):
             call.system += text
         call.tool_results |= m.get("role") == "tool"
@@ -118,6 +160,7 @@ def _anthropic(body: dict[str, Any], model: str) -> ChatCall:
     for m in messages:
         content = m.get("content") if isinstance(m, dict) else None
         call.texts.append(_text_of(content))
+        call.media.extend(media_parts(content))
         if isinstance(content, list):
             call.tool_results |= any(
                 isinstance(p, dict) and p.get("type") == "tool_result" for p in content
@@ -146,6 +189,7 @@ def _gemini(body: dict[str, Any], model: str, stream: bool) -> ChatCall:
     for c in contents:
         parts = c.get("parts") if isinstance(c, dict) else None
         call.texts.append(_text_of(parts))
+        call.media.extend(media_parts(parts))
         if isinstance(parts, list):
             call.tool_results |= any(isinstance(p, dict) and "functionResponse" in p for p in parts)
     cfg = body.get("generationConfig") or {}

@@ -36,7 +36,8 @@ from ..errors import ConfigError
 from ..lm._h1 import HTTPProtocolError, ParsedRequest, make_request_parser
 from . import _fake_providers as fp
 from ._fake_agent import choose_step, native_tool
-from ._fake_answers import count_tokens_cached, fake_completion, fields_from_prompt, split_tokens, value_for_schema
+from ._fake_answers import count_tokens_cached, fake_completion, fields_from_prompt, media_echo, split_tokens
+from ._fake_answers import value_for_schema
 from ._fake_embeddings import embeddings_response
 
 if TYPE_CHECKING:
@@ -62,6 +63,10 @@ class ServerStats:
     by_provider: dict[str, int] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Media parts (images, audio, files) of the last request that had any,
+    #: provider-neutral: ``[{"type": "image", "url": ...}, ...]``.
+    last_media: list[dict[str, Any]] = field(default_factory=list)
+    media_parts: int = 0
 
     @property
     def active_connections(self) -> int:
@@ -401,6 +406,9 @@ class FakeLLMServer:
             call = fp.parse_call(provider, body, model or self.model, path_stream)
         except (ValueError, fp.BadRequest) as exc:
             return await self._error(stream, provider, 400, f"bad request: {exc}", keep)
+        if call.media:
+            self.stats.last_media = call.media
+            self.stats.media_parts += len(call.media)
         fault = self._draw_fault()
         streamed = call.stream and not (provider == "gemini" and "sse" not in qs.get("alt", []))
         mid_stream = streamed and self.fault_after_tokens is not None  # hang/reset strike in _stream
@@ -492,7 +500,8 @@ class FakeLLMServer:
                 text = taught
             else:
                 text = fake_completion(call.system, key, json_schema=call.json_schema,
-                                       json_mode=call.json_mode, user=call.texts[-1] if call.texts else "")  # fmt: skip
+                                       json_mode=call.json_mode, user=call.texts[-1] if call.texts else "",
+                                       overrides=media_echo(call.media, call.system))  # fmt: skip
             tokens = split_tokens(text)
             finish = "stop"
             if call.max_tokens is not None and len(tokens) > call.max_tokens:

@@ -10,7 +10,8 @@ and ``parse(...)`` results for the cases in ``golden_cases.py``; and
 ``react.json``: for each case of ``react_cases.py``, the messages of every LM
 call ``dspy.ReAct`` makes under ``DummyLM`` and the final trajectory and
 outputs; ``react_state.json``: what ``dspy.ReAct.save`` writes; and ``custom_types.json``: the system message of signatures with
-custom-typed fields (the "Type description of ..." lines).
+custom-typed fields (the "Type description of ..." lines); ``media.json``: both adapters' messages for the
+Image/Audio/File/Code cases of ``media_cases.py`` (content parts).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import dspy
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import golden_cases as cases  # noqa: E402
-import react_cases  # noqa: E402
+import golden_cases as cases
+import media_cases
+import react_cases
 
 
 def encode(value: Any) -> dict[str, str]:
@@ -97,6 +99,60 @@ def custom_types_fixture() -> dict[str, Any]:
     return out
 
 
+def media_fixture() -> dict[str, Any]:
+    """Return DSPy's messages for the content-part cases (both adapters) and Code parses."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from dspy.experimental import Document
+    from PIL import Image as PILImage
+
+    ns = SimpleNamespace(**{k: getattr(dspy, k) for k in dir(dspy) if not k.startswith("_")}, Document=Document)
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, sig_name, demos, inputs in media_cases.format_cases(ns, Path(tmp), PILImage):
+            sig = media_cases.SIGNATURES[sig_name](ns)
+            for kind, adapter in (("chat", dspy.ChatAdapter()), ("json", dspy.JSONAdapter())):
+                out[f"{kind}-{case}"] = adapter.format(sig, demos, inputs)
+            if case in media_cases.NATIVE:
+                native = dspy.ChatAdapter(use_native_function_calling=True)
+                out[f"native-{case}"] = native.format(sig, demos, inputs)
+    out["parse"] = [
+        {"signature": name, "completion": text,
+         "result": {k: encode(v) for k, v in dspy.ChatAdapter().parse(media_cases.SIGNATURES[name](dspy), text).items()}}
+        for name, text in media_cases.CODE_PARSE
+    ]
+    return out
+
+
+PROVIDER_CASES = ["image_url", "image_data_uri", "image_list", "image_demo", "file_data", "file_path", "audio"]
+
+
+def provider_fixture(media: dict[str, Any]) -> dict[str, Any]:
+    """Return litellm's Anthropic messages and Gemini contents for DSPy's media messages.
+
+    DSPy sends every request through litellm, so these are the provider
+    bodies DSPy 3.4.1 produces for the chat adapter's content parts.
+    """
+    import os
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network
+    from litellm.llms.anthropic.chat.transformation import AnthropicConfig
+    from litellm.llms.vertex_ai.gemini.transformation import _gemini_convert_messages_with_history
+
+    out: dict[str, Any] = {}
+    for case in PROVIDER_CASES:
+        messages = json.loads(json.dumps(media[f"chat-{case}"]))
+        rest = [m for m in messages if m["role"] != "system"]
+        if case != "audio":  # Anthropic takes no audio input
+            body = AnthropicConfig().transform_request(
+                model="claude-sonnet-4-5", messages=json.loads(json.dumps(messages)),
+                optional_params={"max_tokens": 16}, litellm_params={}, headers={})
+            out[f"anthropic-{case}"] = body["messages"]
+        out[f"gemini-{case}"] = _gemini_convert_messages_with_history(messages=json.loads(json.dumps(rest)))
+    return out
+
+
 def main() -> None:
     assert dspy.__version__ == "3.4.1", dspy.__version__
     chat, js = dspy.ChatAdapter(), dspy.JSONAdapter()
@@ -108,7 +164,9 @@ def main() -> None:
         "react.json": react_fixture(),
         "custom_types.json": custom_types_fixture(),
         "react_state.json": react_state_fixture(),
+        "media.json": media_fixture(),
     }
+    files["provider_parts.json"] = provider_fixture(files["media.json"])
     for name, data in files.items():
         (HERE / name).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
         print(f"wrote {name}: {len(data)} cases")

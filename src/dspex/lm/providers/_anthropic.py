@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ...errors import ConfigError
 from .._types import LMResponse, LMUsage, Message, NativeToolCall
 from ._base import (
     RESERVED_PARAMS,
@@ -51,6 +52,14 @@ def _usage(raw: Any, previous: LMUsage | None = None) -> LMUsage:
     )
 
 
+def _document(file: dict[str, Any]) -> dict[str, Any]:
+    """Return a ``dx.File`` part as a ``document`` block (base64 data, or a file id)."""
+    data = parse_data_url(str(file.get("file_data") or ""))
+    if data:
+        return {"type": "document", "source": {"type": "base64", "media_type": data[0], "data": data[1]}}
+    return {"type": "document", "source": {"type": "file", "file_id": file.get("file_id", "")}}
+
+
 def _blocks(content: Any) -> Any:
     if isinstance(content, str) or content is None:
         return content or ""
@@ -68,6 +77,11 @@ def _blocks(content: Any) -> Any:
                 else {"type": "url", "url": url}
             )
             blocks.append({"type": "image", "source": source})
+        elif kind == "file":
+            blocks.append(_document(part.get("file") or {}))
+        elif kind == "input_audio":
+            raise ConfigError("Anthropic models take no audio input (a dx.Audio value); expected text, images, "
+                              "documents or files")
         elif isinstance(part, dict):
             blocks.append(part)  # already an Anthropic block
     return blocks

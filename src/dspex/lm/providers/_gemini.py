@@ -15,6 +15,7 @@ into ``nullable``).
 from __future__ import annotations
 
 import json
+import mimetypes
 from typing import Any
 
 from .._types import LMResponse, LMUsage, Message, NativeToolCall
@@ -101,7 +102,18 @@ def _parts(content: Any) -> list[dict[str, Any]]:
             parts.append(
                 {"inlineData": {"mimeType": data[0], "data": data[1]}}
                 if data
-                else {"fileData": {"mimeType": "image/*", "fileUri": url}}
+                else {"fileData": {"mimeType": mimetypes.guess_type(url)[0] or "image/*", "fileUri": url}}
+            )
+        elif kind == "input_audio":
+            audio = part.get("input_audio") or {}
+            parts.append({"inlineData": {"mimeType": f"audio/{audio.get('format', 'wav')}", "data": audio.get("data", "")}})
+        elif kind == "file":
+            file = part.get("file") or {}
+            data = parse_data_url(str(file.get("file_data") or ""))
+            parts.append(
+                {"inlineData": {"mimeType": data[0], "data": data[1]}}
+                if data
+                else {"fileData": {"mimeType": "application/octet-stream", "fileUri": file.get("file_id", "")}}
             )
         elif isinstance(part, dict):
             parts.append(part)

@@ -91,24 +91,31 @@ class OpenAIProvider(Provider):
             headers["authorization"] = f"Bearer {self.api_key}"
         return ProviderRequest(f"{self.api_base}/chat/completions", headers, body)
 
+    @property
+    def supports_reasoning(self) -> bool:
+        """True for OpenAI's reasoning models (o1, o3, o4, gpt-5)."""
+        return bool(_REASONING.match(self.model_name))
+
     def _reasoning_model(self) -> bool:
         return self.api_base == self.default_base and bool(_REASONING.match(self.model_name))
 
     def parse_response(self, data: Any) -> LMResponse:
         """Return the ``choices`` of a chat-completion object."""
         choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
-        outputs, calls, reasons = [], [], []
+        outputs, calls, reasons, thoughts = [], [], [], []
         for choice in choices:
             message = choice.get("message") or {}
             outputs.append(message.get("content") or "")
             calls.append(_tool_calls(message.get("tool_calls")))
             reasons.append(choice.get("finish_reason"))
+            thoughts.append(message.get("reasoning_content") or message.get("reasoning") or None)
         return LMResponse(
             outputs=outputs,
             model=str(data.get("model") or self.model_name),
             usage=_usage(data.get("usage")),
             tool_calls=calls,
             finish_reasons=reasons,
+            reasoning=thoughts if any(thoughts) else [],
         )
 
     def parse_stream_event(self, state: StreamState, event: str | None, data: str) -> str:

@@ -1,0 +1,67 @@
+"""Image/Audio/File/Code inputs format exactly as DSPy 3.4.1 (golden/media.json, from make_golden.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import dspex
+from dspex.adapters import ChatAdapter, JSONAdapter
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+NS = SimpleNamespace(
+    Signature=dspex.Signature, InputField=dspex.InputField, OutputField=dspex.OutputField, History=dspex.History,
+    Image=dspex.Image, Audio=dspex.Audio, File=dspex.File, Code=dspex.Code, Document=dspex.Document,
+    ToolCalls=dspex.ToolCalls, ToolCallResults=dspex.ToolCallResults,
+)
+ADAPTERS = {"chat": ChatAdapter, "json": JSONAdapter,
+            "native": lambda: ChatAdapter(use_native_function_calling=True)}
+
+
+def _load_cases() -> Any:
+    spec = importlib.util.spec_from_file_location("dspex_media_golden_cases", GOLDEN / "media_cases.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+cases = _load_cases()
+FIXTURE = json.loads((GOLDEN / "media.json").read_text())
+
+
+def _pil() -> Any:
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    return Image
+
+
+@pytest.mark.parametrize("key", sorted(k for k in FIXTURE if k != "parse"))
+def test_media_format_matches_dspy(key: str, tmp_path: Path) -> None:
+    kind, case = key.split("-", 1)
+    pil = _pil()
+    if case in cases.NEEDS_PIL and pil is None:
+        pytest.skip("Pillow is not installed (pip install 'dspex[images]')")
+    built = {c: (s, d, i) for c, s, d, i in cases.format_cases(NS, tmp_path, pil)}
+    sig_name, demos, inputs = built[case]
+    signature = cases.SIGNATURES[sig_name](NS)
+    assert ADAPTERS[kind]().format(signature, demos, inputs) == FIXTURE[key]
+
+
+@pytest.mark.parametrize("entry", FIXTURE["parse"], ids=lambda e: e["completion"][:30])
+def test_code_output_parses_like_dspy(entry: dict[str, Any]) -> None:
+    signature = cases.SIGNATURES[entry["signature"]](NS)
+    parsed = ChatAdapter().parse(signature, entry["completion"])
+    expected = entry["result"]
+    assert {k: type(v).__name__ for k, v in parsed.items()} == {k: v["type"] for k, v in expected.items()}
+    assert {k: v.code for k, v in parsed.items()} == {"code": expected["code"]["repr"].split("code='")[1][:-2]
+                                                       .encode().decode("unicode_escape")}
