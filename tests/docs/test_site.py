@@ -82,6 +82,8 @@ def test_reference_index_lists_exactly_dspex_all() -> None:
     text = (REFERENCE / "index.md").read_text()
     listed = re.findall(r"^\| `dx\.(\w+)` \| \[`([\w.]+)`\]\[([\w.]+)\] \|$", text, re.M)
     names = [name for name, _, _ in listed]
-    assert sorted(names) == sorted(n for n in dspex.__all__ if n != "__version__")
+    assert sorted(names) == sorted(n for n in dspex.__all__ if n != "__version__"), (
+        "docs/reference/index.md is out of date with dspex.__all__: run scripts/docs_reference_index.py"
+    )
     for name, shown, target in listed:
         assert shown == target == _documented_path(name), f"index row for {name} points at {target}"
