@@ -17,7 +17,7 @@ import dspex
 
 INDEX = Path(__file__).resolve().parent.parent / "docs" / "reference" / "index.md"
 PAGES = ("signatures", "adapters", "modules", "lm", "flows", "operators", "backpressure", "sources", "sinks",
-         "store", "tools", "evaluate", "optimizers", "traces", "events", "errors", "testing")  # fmt: skip
+         "store", "tools", "evaluate", "optimizers", "traces", "events", "telemetry", "errors", "testing")  # fmt: skip
 
 
 def target(name: str) -> str:

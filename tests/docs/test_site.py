@@ -18,8 +18,8 @@ REFERENCE = ROOT / "docs" / "reference"
 # The public subpackages and modules, each with its own reference page.
 PUBLIC_MODULES = (
     "adapters", "backpressure", "errors", "evaluate", "evaluate.metrics", "events", "flows", "lm",
-    "modules", "operators", "optimizers", "signatures", "sinks", "sources", "store", "testing",
-    "tools", "traces",
+    "modules", "operators", "optimizers", "signatures", "sinks", "sources", "store", "telemetry",
+    "testing", "tools", "traces",
 )  # fmt: skip
 
 
