@@ -78,8 +78,13 @@ class FakeLLMServer:
             (the server's own work on the answer happens within it).
         token_delay_ms: Delay per streamed token.
         tokens_per_chunk: Tokens per streamed delta event.
-        p_429, p_500, p_503, p_hang, p_reset, p_truncate, p_malformed: Fault
-            probabilities in [0, 1].
+        p_429: Probability in [0, 1] of a 429 response.
+        p_500: Probability in [0, 1] of a 500 response.
+        p_503: Probability in [0, 1] of a 503 response.
+        p_hang: Probability in [0, 1] of a request that is never answered.
+        p_reset: Probability in [0, 1] of a reset connection.
+        p_truncate: Probability in [0, 1] of a truncated response.
+        p_malformed: Probability in [0, 1] of a malformed response body.
         retry_after: Seconds sent in ``Retry-After`` on 429 responses.
         seed: Seed of the fault RNG.
         require_api_key: When set, requests must carry this key the way their
