@@ -116,6 +116,23 @@ def _micro(table: Table, micro: dict[str, Any]) -> None:
                       DASH, _ratio(dspy.get(key), dx.get(key)))
 
 
+def records_table(rows: list[dict[str, Any]]) -> Table:
+    """Return the table of ``bench_records`` rows: each case's time against the plain loop's."""
+    table = Table(title="Records through map → JSONL: dspex executors vs plain Python (each case its own process)")
+    for name in ("function", "case", "concurrency", "records", "wall", "× plain", "records/s", "CPU", "CPU × plain",
+                 "peak RSS"):
+        table.add_column(name, justify="left" if name in ("function", "case") else "right", no_wrap=True)
+    for r in rows:
+        cpu = r["cpu_s"] + r.get("children_cpu_s", 0.0)
+        rss = f"{r['peak_rss_mb']:.0f} MB"
+        if r.get("children_cpu_s", 0.0) > 0.5:
+            rss += f" + {r['children_peak_rss_mb']:.0f} MB/worker"
+        table.add_row(r["fn"], r["side"], DASH if r["concurrency"] is None else str(r["concurrency"]),
+                      f"{r['records']:,}", f"{r['wall_s']:.2f} s", f"{r['x_plain']:.2f}",
+                      f"{r['records_per_s'] / 1000:.0f}k", f"{cpu:.2f} s", f"{r['cpu_x_plain']:.2f}", rss)
+    return table
+
+
 def render(results: dict[str, Any], console: Console | None = None) -> Table:
     """Print the results as one table (and the machine line) and return the table."""
     console = console or Console(width=max(Console().width, 132))
@@ -141,6 +158,8 @@ def render(results: dict[str, Any], console: Console | None = None) -> Table:
     if "micro" in results:
         _micro(table, results["micro"])
     console.print(table)
+    if "records" in results:
+        console.print(records_table(results["records"]))
     for problem in results.get("problems", []):
         console.print(f"[red]problem:[/] {problem}")
     return table

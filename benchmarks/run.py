@@ -11,7 +11,8 @@ and writes ``benchmarks/results/<UTC timestamp>.json`` with the machine's
 description. Sections: micro (signature parse, adapter format and parse),
 import, cpu (framework CPU per call at latency 0), stream (time to the first
 field delta vs the server's first byte), throughput (N calls at 50 ms latency
-and several concurrencies), memory (peak RSS). ``--quick`` shrinks every size
+and several concurrencies), memory (peak RSS), records (1M JSONL records
+through ``map`` with each executor vs a plain loop; ``bench_records.py``). ``--quick`` shrinks every size
 for a smoke test and saves nothing unless ``--out`` is given.
 """
 
@@ -31,6 +32,7 @@ from typing import Any
 
 import bench_flow
 import bench_import
+import bench_records
 from _env import DSPY_ENV_VARS, HERE, ensure_dspy_venv, load_average, machine
 from _procs import Server, checked, run_side
 from _report import render
@@ -39,11 +41,11 @@ PY = sys.executable
 FULL = dict(n=2000, latency_ms=50.0, concurrencies=[16, 64, 256], trio_concurrency=64, cpu_calls=1000,
             cpu_sync_calls=500, dspy_cpu_calls=300, cpu_repeat=3, stream_samples=20, token_delay_ms=5.0, memory_items=20_000,
             memory_concurrency=64, jsonl_records=[20_000, 1_000_000], micro_number=2000, import_runs=7,
-            ws_clients=[10, 200], ws_items=24)
+            ws_clients=[10, 200], ws_items=24, records=1_000_000, cpu_records=50_000)
 QUICK = dict(FULL, n=200, cpu_repeat=1, cpu_calls=100, cpu_sync_calls=50, dspy_cpu_calls=50, stream_samples=5,
              memory_items=1000, jsonl_records=[2000, 20_000], micro_number=300, import_runs=3,
-             ws_clients=[10], ws_items=4)
-SECTIONS = ("micro", "import", "cpu", "stream", "throughput", "memory")
+             ws_clients=[10], ws_items=4, records=20_000, cpu_records=2000)
+SECTIONS = ("micro", "import", "cpu", "stream", "throughput", "memory", "records")
 
 
 def say(text: str) -> None:
@@ -150,8 +152,14 @@ def memory(cfg: dict[str, Any], dspy: Path) -> dict[str, Any]:
     return out
 
 
+def records(cfg: dict[str, Any], dspy: Path) -> list[dict[str, Any]]:
+    """dspex's CPU path: N JSONL records through map (each executor) vs a plain loop (bench_records)."""
+    return bench_records.bench(cfg["records"], cfg["cpu_records"], repeat=cfg["repeat"])
+
+
 SECTION_FNS: dict[str, Callable[[dict[str, Any], Path], Any]] = {
-    "micro": micro, "import": imports, "cpu": cpu, "stream": stream, "throughput": throughput, "memory": memory}
+    "micro": micro, "import": imports, "cpu": cpu, "stream": stream, "throughput": throughput, "memory": memory,
+    "records": records}
 
 
 def wait_for_load(limit: float, max_s: float) -> None:

@@ -60,7 +60,22 @@ async def test_concurrency_is_bounded_and_order_kept(ordered: bool) -> None:
     assert report.nodes["map-2"].items_out == 200
 
 
-async def test_sync_function_with_concurrency_runs_in_threads() -> None:
+async def test_sync_function_runs_inline_by_default_at_any_concurrency() -> None:
+    threads: set[int] = set()
+
+    def cheap(r: dict[str, int]) -> dict[str, int]:
+        threads.add(threading.get_ident())
+        return {"x": r["x"] * 10}
+
+    out = collect()
+    flow = fl.Flow("inline")
+    flow.source([{"x": i} for i in range(20)]).map(cheap, concurrency=4).sink(out)
+    await flow.run(progress=False)
+    assert [r["x"] for r in out.items] == [10 * i for i in range(20)]
+    assert threads == {threading.get_ident()}  # no thread trip per record
+
+
+async def test_sync_function_with_threads_executor_runs_in_threads() -> None:
     threads: set[int] = set()
 
     def blocking(r: dict[str, int]) -> dict[str, int]:
@@ -69,10 +84,10 @@ async def test_sync_function_with_concurrency_runs_in_threads() -> None:
 
     out = collect()
     flow = fl.Flow("threads")
-    flow.source([{"x": i} for i in range(20)]).map(blocking, concurrency=4).sink(out)
+    flow.source([{"x": i} for i in range(20)]).map(blocking, concurrency=4, executor="threads").sink(out)
     await flow.run(progress=False)
     assert [r["x"] for r in out.items] == [10 * i for i in range(20)]
-    assert threading.get_ident() not in threads
+    assert threads and threading.get_ident() not in threads
 
 
 async def test_function_returning_awaitable_is_awaited() -> None:

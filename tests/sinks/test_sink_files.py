@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pydantic
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dspex import sinks
 from dspex.errors import ConfigError, SinkError
+from dspex.sinks._encode import encode_jsonl, to_plain
 
 
 def jsonl_lines(path: Path) -> list[dict]:
@@ -189,3 +192,28 @@ async def test_overlapping_writes_keep_records_whole(tmp_path: Path) -> None:
         assert await sink.checkpoint() == p.stat().st_size
     recs = jsonl_lines(p)
     assert sorted((r["t"], r["i"]) for r in recs) == [(t, i) for t in range(8) for i in range(20)]
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=6) | st.datetimes() | st.frozensets(st.integers(), max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=4), _VALUES, max_size=4), max_size=5))
+def test_encode_jsonl_writes_what_json_dumps_writes(records: list[dict[str, object]]) -> None:
+    expected = "".join(json.dumps(r, ensure_ascii=False, default=to_plain) + "\n" for r in records)
+    try:
+        expected_bytes = expected.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: the ASCII-escaped fallback
+        expected_bytes = "".join(json.dumps(r, default=to_plain) + "\n" for r in records).encode()
+    assert encode_jsonl(records, sink="t") == expected_bytes
+
+
+def test_encode_jsonl_recovers_after_an_unencodable_record() -> None:
+    shared = {"k": 1}
+    with pytest.raises(SinkError, match="field 'bad'"):
+        encode_jsonl([{"a": shared, "bad": object()}], sink="t")
+    assert encode_jsonl([{"a": shared}, {"b": shared}], sink="t") == b'{"a": {"k": 1}}\n{"b": {"k": 1}}\n'

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 from contextlib import aclosing
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dspex import sources
 from dspex.errors import SourceError
 from dspex.sources import SourceRecord
+from dspex.sources._lines import LineChunker, parse_lines
 
 
 async def read(src: sources.Source, skip=None) -> list[SourceRecord]:
@@ -102,6 +106,84 @@ async def test_jsonl_oversize_line_is_reported_not_buffered(tmp_path: Path) -> N
     (bad,) = [r for r in recs if r.error is not None]
     assert bad.error.line == 2 and "longer than 1000 bytes" in str(bad.error)
     assert src.max_buffered_bytes < 1400
+
+
+def _all_lines(chunker: LineChunker) -> list[tuple[int, bytes | None]]:
+    lines: list[tuple[int, bytes | None]] = []
+    while not chunker.eof:
+        lines.extend(chunker.next_lines())
+    return lines
+
+
+def test_very_long_line_is_joined_once_not_quadratically() -> None:
+    line = b'{"x": "' + b"a" * (50 << 20) + b'"}'  # 50 MB: 51 reads of 1 MiB
+    chunker = LineChunker(io.BytesIO(line + b'\n{"y": 1}').read, chunk_bytes=1 << 20)
+    lines = _all_lines(chunker)
+    assert [n for n, _ in lines] == [1, 2]
+    assert lines[0][1] == line and lines[1][1] == b'{"y": 1}'
+    # One join of the held chunks plus the chunk ending the line; growing the
+    # tail by concatenation would copy about 51 * 25 MB = 1.3 GB.
+    assert chunker.bytes_joined <= len(line) + (1 << 20)
+
+
+def test_oversize_line_spanning_reads_is_dropped_and_counted() -> None:
+    data = b"ok\n" + b"z" * 10_000 + b"\nafter\n"
+    chunker = LineChunker(io.BytesIO(data).read, chunk_bytes=100, max_line_bytes=1000)
+    assert _all_lines(chunker) == [(1, b"ok"), (2, None), (3, b"after")]
+    assert chunker.max_buffered <= 1100
+    assert chunker.bytes_joined < 300
+
+
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=20),
+       st.integers(min_value=1, max_value=17), st.booleans())
+def test_line_chunker_splits_like_bytes_split(lines: list[bytes], chunk: int, final_newline: bool) -> None:
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = b"x" + data
+    got = _all_lines(LineChunker(io.BytesIO(data).read, chunk_bytes=chunk))
+    expected = data.split(b"\n")
+    if expected[-1] == b"":
+        expected.pop()
+    assert got == list(enumerate(expected, start=1))
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+_LINE = st.one_of(
+    st.tuples(st.sampled_from(["", " ", "\t", "\r"]), _JSON.map(json.dumps),
+              st.sampled_from(["", " ", "\r", " x", ",", "}"])).map("".join),
+    st.text(max_size=12),
+)
+
+
+@given(st.lists(_LINE, max_size=8))
+def test_parse_lines_agrees_with_json_loads_line_by_line(texts: list[str]) -> None:
+    lines = [(i, t.encode("utf-8", "surrogatepass")) for i, t in enumerate(texts, start=1)]
+    got = parse_lines(lines, path="p.jsonl", id_field=None)
+    expected: list[tuple[object, int | None]] = []
+    for i, text in enumerate(texts, start=1):
+        try:
+            data = json.loads(text.encode("utf-8", "surrogatepass").decode())
+        except ValueError:
+            if text.encode("utf-8", "surrogatepass").strip():  # blank lines are skipped
+                expected.append((None, i))
+            continue
+        expected.append((data, None) if type(data) is dict else (None, i))
+    assert [(r.data if r.error is None else None, r.error and r.error.line) for r in got] == expected
+
+
+def test_parsed_records_are_ordinary_frozen_source_records() -> None:
+    import dataclasses
+
+    good = parse_lines([(1, b'{"a": 1}')], path="p", id_field=None)[0]
+    keyed = parse_lines([(2, b'{"id": 7}')], path="p", id_field="id")[0]
+    assert type(good) is SourceRecord and good == SourceRecord({"a": 1})
+    assert keyed == SourceRecord({"id": 7}, "7") and keyed.error is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        good.key = "x"  # type: ignore[misc]
 
 
 async def test_jsonl_missing_file_raises_source_error(tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ class NodeHandle:
     def map(
         self, fn: Any, concurrency: int = 1, ordered: bool = True, on_error: Any = "raise",
         name: str | None = None, *, timeout: float | None = None,
-        buffer: BufferPolicy | int | None = None,
+        buffer: BufferPolicy | int | None = None, executor: str = "inline",
     ) -> NodeHandle:
         """Apply ``fn`` (function, async function or Module) to every record.
 
@@ -70,23 +70,32 @@ class NodeHandle:
         record flowing on is the input plus the prediction's outputs. At most
         ``concurrency`` items are in flight in this node; ``ordered`` keeps
         input order through a reorder buffer bounded by ``concurrency``.
+        ``executor`` says where a sync ``fn`` runs: ``"inline"`` on the event
+        loop (default; cheap Python), ``"threads"`` (it blocks) or
+        ``"processes"`` (CPU-bound; ``fn`` and records must pickle), in
+        batches of records to at most ``concurrency`` workers.
         """
-        op = ops.map(fn, concurrency=concurrency, ordered=ordered, timeout=timeout, name=name)
+        op = ops.map(fn, concurrency=concurrency, ordered=ordered, timeout=timeout, name=name,
+                     executor=executor)
         return self.then(op, on_error=on_error, buffer=buffer)
 
     def flat_map(
         self, fn: Any, concurrency: int = 1, ordered: bool = True, on_error: Any = "raise",
         name: str | None = None, *, buffer: BufferPolicy | int | None = None,
+        executor: str = "inline",
     ) -> NodeHandle:
-        """Map each record to an iterable of records, flattened."""
-        op = ops.flat_map(fn, concurrency=concurrency, ordered=ordered, name=name)
+        """Map each record to an iterable of records, flattened (``executor`` as for ``map``)."""
+        op = ops.flat_map(fn, concurrency=concurrency, ordered=ordered, name=name,
+                          executor=executor)
         return self.then(op, on_error=on_error, buffer=buffer)
 
     def filter(
-        self, fn: Callable[[Any], Any], *, on_error: Any = "raise", name: str | None = None
+        self, fn: Callable[[Any], Any], *, on_error: Any = "raise", name: str | None = None,
+        concurrency: int = 1, ordered: bool = True, executor: str = "inline",
     ) -> NodeHandle:
-        """Keep only records for which ``fn(record)`` is true."""
-        return self.then(ops.filter(fn, name=name), on_error=on_error)
+        """Keep only records for which ``fn(record)`` is true (``executor`` as for ``map``)."""
+        op = ops.filter(fn, name=name, concurrency=concurrency, ordered=ordered, executor=executor)
+        return self.then(op, on_error=on_error)
 
     def validate(
         self, fn: Callable[[Any], Any], msg: str | Callable[[Any], str] = "validation failed",

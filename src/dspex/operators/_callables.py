@@ -78,7 +78,7 @@ def _as_mapping(record: Any, node: str) -> Mapping[str, Any]:
 class RecordCall:
     """One callable applied to records: sync, async, or a module."""
 
-    __slots__ = ("fn", "inputs", "mode", "outputs", "sync", "threads", "usage")
+    __slots__ = ("fn", "inputs", "mode", "offload", "outputs", "sync", "usage")
 
     def __init__(self, fn: Any, *, what: str = "map") -> None:
         if not callable(fn) and not is_module(fn):
@@ -99,7 +99,8 @@ class RecordCall:
         else:
             self.mode = "sync"
         self.sync = self.mode == "sync"
-        self.threads: Any = None  # a CapacityLimiter: run sync functions in threads
+        # ``async (record) -> result``: runs a sync function off the loop (an executor)
+        self.offload: Any = None
         self.usage: Any = None  # extra UsageTotals to add module usage to (ab_split)
 
     async def __call__(
@@ -112,10 +113,8 @@ class RecordCall:
         with scope:
             if self.mode == "module":
                 return await self._call_module(record, ctx, item)
-            if self.threads is not None and self.sync:
-                import anyio.to_thread
-
-                return await anyio.to_thread.run_sync(self.fn, record, limiter=self.threads)
+            if self.offload is not None and self.sync:
+                return await self.offload(record)
             result = self.fn(record)
             if self.mode == "async" or inspect.isawaitable(result):
                 result = await result

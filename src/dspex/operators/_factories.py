@@ -37,24 +37,31 @@ __all__ = [
 
 def map(  # noqa: A001 - the operator's name
     fn: Any, *, concurrency: int = 1, ordered: bool = True, timeout: float | None = None,
-    name: str | None = None,
+    name: str | None = None, executor: str = "inline",
 ) -> MapOperator:
-    """Return a ``map`` operator (function, async function or Module)."""
-    return MapOperator(fn, concurrency=concurrency, ordered=ordered, timeout=timeout, name=name)
+    """Return a ``map`` operator (function, async function or Module).
+
+    ``executor`` places a sync ``fn``: ``"inline"``, ``"threads"`` or
+    ``"processes"`` (see :class:`~dspex.operators.MapOperator`).
+    """
+    return MapOperator(fn, concurrency=concurrency, ordered=ordered, timeout=timeout, name=name,
+                       executor=executor)
 
 
 def flat_map(
-    fn: Any, *, concurrency: int = 1, ordered: bool = True, name: str | None = None
+    fn: Any, *, concurrency: int = 1, ordered: bool = True, name: str | None = None,
+    executor: str = "inline",
 ) -> FlatMapOperator:
     """Return a ``flat_map`` operator (``record -> iterable of records``)."""
-    return FlatMapOperator(fn, concurrency=concurrency, ordered=ordered, name=name)
+    return FlatMapOperator(fn, concurrency=concurrency, ordered=ordered, name=name, executor=executor)
 
 
 def filter(  # noqa: A001 - the operator's name
-    fn: Callable[[Any], Any], *, name: str | None = None
+    fn: Callable[[Any], Any], *, name: str | None = None, concurrency: int = 1,
+    ordered: bool = True, executor: str = "inline",
 ) -> FilterOperator:
     """Return a ``filter`` operator (keep records where ``fn`` is true)."""
-    return FilterOperator(fn, name=name)
+    return FilterOperator(fn, name=name, concurrency=concurrency, ordered=ordered, executor=executor)
 
 
 def validate(

@@ -1,10 +1,13 @@
 """``map``, ``flat_map`` and ``filter``: one callable applied to every record.
 
-With ``concurrency=1`` a node processes items in its own task, one after the
-other, and a plain (sync) function runs over a whole chunk with no per-item
-await. With ``concurrency=N`` the node runs ``N`` long-lived worker tasks that
-take items one at a time from the node's input (no task per item); sync
-functions then run in worker threads.
+A plain (sync) function runs where ``executor=`` says (see ``_executors``):
+``"inline"`` (the default) calls it over a whole chunk on the event loop with
+no per-item await, whatever the concurrency, since running cheap Python in
+threads only adds trips; ``"threads"`` and ``"processes"`` send batches of
+records to at most ``concurrency`` workers (``_batches``). Async functions and
+modules run on the loop: with ``concurrency=1`` one item after the other in
+the node's task, with ``concurrency=N`` in ``N`` long-lived worker tasks that
+take items one at a time from the node's input (no task per item).
 ``ordered=True`` emits results in input order through a reorder buffer that is
 bounded by ``concurrency`` (a slot is freed only when its item is emitted);
 ``ordered=False`` emits each result as soon as it is ready; at most
@@ -20,20 +23,26 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ..errors import ConfigError, ItemFailed
 from ._base import Operator
+from ._batches import call_one, run_batches
 from ._callables import RecordCall
+from ._executors import ProcessExecutor, ThreadExecutor, check_executor
 
 if TYPE_CHECKING:
     from ..backpressure._edge import EdgeReceiver
     from ..flows._item import Item
     from ._base import NodeContext, Outputs
+    from ._executors import Outcome
     from ._validate import Check
+
+    Rerun = Callable[[list[Any]], Awaitable[list[Outcome]]]
 
 __all__ = ["FilterOperator", "FlatMapOperator", "MapOperator", "NodeFailure"]
 
@@ -57,13 +66,23 @@ class MapOperator(Operator):
         ordered: Emit in input order (bounded reorder buffer) or as ready.
         timeout: Per-item deadline in seconds (``None``: none).
         name: Node name (default ``"map-<n>"``).
+        executor: Where a sync ``fn`` runs: ``"inline"`` (on the event loop,
+            chunk by chunk; the default, fastest for cheap functions),
+            ``"threads"`` (functions that block: batches of records in up to
+            ``concurrency`` threads) or ``"processes"`` (CPU-bound functions:
+            a pool of ``concurrency`` processes; ``fn``, records and results
+            must pickle). Async functions and modules need ``"inline"``.
+
+    Raises:
+        ConfigError: A bad ``concurrency``, ``timeout`` or ``executor``, or
+            ``executor="processes"`` with a function that cannot be pickled.
     """
 
     kind = "map"
 
     def __init__(
         self, fn: Any, *, concurrency: int = 1, ordered: bool = True,
-        timeout: float | None = None, name: str | None = None,
+        timeout: float | None = None, name: str | None = None, executor: str = "inline",
     ) -> None:
         super().__init__(name=name)
         if not isinstance(concurrency, int) or concurrency < 1:
@@ -71,6 +90,8 @@ class MapOperator(Operator):
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"{self.kind} timeout must be > 0 seconds, got {timeout!r}")
         self.call = RecordCall(fn, what=self.kind)
+        check_executor(executor, fn, mode=self.call.mode, what=self.kind)
+        self.executor = executor
         self.concurrency = concurrency
         self.ordered = ordered
         self.timeout = timeout
@@ -163,26 +184,62 @@ class MapOperator(Operator):
             await owner.fail(item, error)
             return []
 
+    async def settle(
+        self, item: Item, error: BaseException, ctx: NodeContext, rerun: Rerun
+    ) -> list[Item]:
+        """Retry a failed ``item`` per the policy (``rerun`` re-applies the function), else fail it.
+
+        Raises:
+            ItemFailed: The policy is ``"raise"`` and every attempt failed.
+        """
+        for attempt in range(1, ctx.policy.retries + 1):
+            await _backoff(ctx, item, error, attempt)
+            ok, value = (await rerun([item.data]))[0]
+            if ok:
+                try:
+                    return self.finish(item, value, ctx)
+                except Exception as exc:  # noqa: BLE001 - counts as a failed attempt
+                    value = exc
+            error = value
+        await ctx.fail(item, error)
+        return []
+
     # -- driving ------------------------------------------------------------
-    def _fast(self, ctx: NodeContext) -> bool:
-        return (
-            self.call.sync and self.concurrency == 1 and not self.checks
-            and self.timeout is None and ctx.policy.retries == 0
-        )
+    def _fast(self) -> bool:
+        return self.call.sync and not self.checks and self.timeout is None
 
     async def run(self, receive: EdgeReceiver, out: Outputs, ctx: NodeContext) -> None:
-        if self._fast(ctx):
+        if self.executor != "inline" and self.call.sync:
+            await self._run_offloaded(receive, out, ctx)
+        elif self._fast():  # inline sync: concurrency would only add overhead
             await self._run_chunks(receive, out, ctx)
         elif self.concurrency == 1:
             await self._run_sequential(receive, out, ctx)
         else:
             await self._run_concurrent(receive, out, ctx)
 
+    async def _run_offloaded(self, receive: EdgeReceiver, out: Outputs, ctx: NodeContext) -> None:
+        kind = ThreadExecutor if self.executor == "threads" else ProcessExecutor
+        async with kind(self.call.fn, self.concurrency, ctx.name) as executor:
+            if self._fast():
+                await run_batches(self, executor, receive, out, ctx)
+                return
+            # fused validate/timeout: items one at a time, each call on the executor
+            self.call.offload = partial(call_one, executor)
+            try:
+                if self.concurrency == 1:
+                    await self._run_sequential(receive, out, ctx)
+                else:
+                    await self._run_concurrent(receive, out, ctx)
+            finally:
+                self.call.offload = None
+
     async def _run_chunks(self, receive: EdgeReceiver, out: Outputs, ctx: NodeContext) -> None:
         fn = self.call.fn
         stats = ctx.stats
         finish = self.finish
         for_map = type(self).finish is MapOperator.finish
+        rerun = partial(_rerun_inline, fn)
         async for chunk in receive:
             start = time.perf_counter()
             stats.items_in += len(chunk)
@@ -196,9 +253,11 @@ class MapOperator(Operator):
                         item.data = result
                         emitted.append(item)
                     else:
+                        if isinstance(result, AsyncIterable):  # flat_map: an async generator
+                            result = [x async for x in result]
                         emitted.extend(finish(item, result, ctx))
                 except Exception as exc:
-                    await ctx.fail(item, exc)
+                    emitted.extend(await self.settle(item, exc, ctx, rerun))
             stats.busy_s += time.perf_counter() - start
             await out.send(emitted)
 
@@ -213,8 +272,6 @@ class MapOperator(Operator):
                 await out.send(emitted)
 
     async def _run_concurrent(self, receive: EdgeReceiver, out: Outputs, ctx: NodeContext) -> None:
-        if self.call.sync:
-            self.call.threads = anyio.CapacityLimiter(self.concurrency)
         feed = _Feed()
         if self.ordered:
             worker = _OrderedEmitter(self, out, ctx, feed, anyio.Semaphore(self.concurrency)).worker
@@ -423,6 +480,17 @@ class _OrderedEmitter:
                         self.slots.release()
         finally:
             self.draining = False
+
+
+async def _rerun_inline(fn: Callable[[Any], Any], records: list[Any]) -> list[Outcome]:
+    """Apply ``fn`` again on the event loop (a retry on the inline path)."""
+    try:
+        result = fn(records[0])
+        if hasattr(result, "__await__"):
+            result = await result
+    except Exception as exc:  # noqa: BLE001 - the node's error policy decides
+        return [(False, exc)]
+    return [(True, result)]
 
 
 async def _backoff(ctx: NodeContext, item: Item, error: BaseException, attempt: int) -> None:

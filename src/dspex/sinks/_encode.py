@@ -24,7 +24,8 @@ import enum
 import json
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from json import encoder as _json_encoder
 from pathlib import PurePath
 from typing import Any
 
@@ -114,6 +115,28 @@ def dumps(value: Any, *, ascii_only: bool = False) -> str:
         return safe.encode(finite(value))
 
 
+def _record_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """Return ``value -> JSON text`` with ``encoder``'s settings, minus its per-call set-up.
+
+    ``JSONEncoder.encode`` builds a new C encoder for every value; building it
+    once per batch makes each record one C call (about 2x faster, same text).
+    Not reused across batches: after an error the C encoder may keep stale
+    circular-reference markers.
+    """
+    make = _json_encoder.c_make_encoder
+    if make is None or encoder.indent is not None:
+        return encoder.encode
+    quote = (_json_encoder.encode_basestring_ascii if encoder.ensure_ascii
+             else _json_encoder.encode_basestring)
+    chunks = make(
+        {} if encoder.check_circular else None, encoder.default, quote, None,
+        encoder.key_separator, encoder.item_separator, encoder.sort_keys, encoder.skipkeys,
+        encoder.allow_nan,
+    )
+    join = "".join
+    return lambda value: join(chunks(value, 0))
+
+
 def _blame(record: Mapping[str, Any], sink: str, exc: Exception) -> SinkError:
     if isinstance(record, Mapping):
         for key, value in record.items():
@@ -140,7 +163,8 @@ def encode_jsonl(records: Sequence[Mapping[str, Any]], *, sink: str) -> bytes:
         SinkError: A value cannot be encoded; ``field`` names it.
     """
     parts = []
-    encode = _ENCODER.encode  # the fast path; dumps() only for a refused record
+    # the fast path; dumps() only for a refused record (NaN, stale markers)
+    encode = _record_encoder(_ENCODER)
     for record in records:
         try:
             parts.append(encode(record))
