@@ -97,7 +97,7 @@ class _PartitionPickler(cloudpickle.Pickler):
         self._source, self._part, self._index = source, part, index
 
     def reducer_override(self, obj: Any) -> Any:
-        if obj is self._source:
+        if obj is self._source and obj is not self._part:
             return _same, (self._part,)
         if isinstance(obj, LM):
             rebuild, (model, _key, *rest) = obj.__reduce__()
