@@ -7,6 +7,11 @@
 The venv lives in ``.venv`` next to this repository and is reused; the install
 step is skipped when pyproject.toml has not changed since the last one.
 Extra arguments are passed through (``test -k signature``, ``demo --help``).
+
+``test`` also runs the browser tests (tests/browser), which need chromium: when
+it is missing and ``apt-get`` exists, it is installed with ``apt-get install
+--no-install-recommends chromium`` (via ``sudo -n`` unless root), after saying
+so. Set ``DSPEX_BROWSER_TESTS=0`` to skip that install and those tests.
 """
 
 from __future__ import annotations
@@ -46,9 +51,11 @@ def ensure_chromium() -> None:
     if shutil.which("chromium") or not shutil.which("apt-get"):
         return
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    print("chromium is missing: installing it with apt-get for the browser tests "
+          "(set DSPEX_BROWSER_TESTS=0 to skip them and this install)", flush=True)
     try:
         run(*sudo, "apt-get", "update", "-qq")
-        run(*sudo, "apt-get", "install", "-y", "-qq", "chromium", env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        run(*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
     except (subprocess.CalledProcessError, FileNotFoundError) as exc:
         print(f"warning: could not install chromium ({exc}); browser tests will be skipped", flush=True)
 
@@ -62,7 +69,9 @@ def main(argv: list[str]) -> int:
     if cmd == "demo":
         return subprocess.call([str(BIN / "dspex"), "demo", *rest], cwd=ROOT)
     if cmd == "test":
-        if os.environ.get("DSPEX_BROWSER_TESTS", "1") == "1" and (ROOT / "tests" / "browser").exists():
+        if os.environ.get("DSPEX_BROWSER_TESTS", "1") != "1":
+            rest = ["--ignore=tests/browser", *rest]
+        elif (ROOT / "tests" / "browser").exists():
             ensure_chromium()
         return subprocess.call([str(PY), "-m", "pytest", "-q", *rest], cwd=ROOT)
     return subprocess.call([str(PY), str(ROOT / "benchmarks" / "run.py"), *rest], cwd=ROOT)

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import pytest
+
+# Tests must not touch the home directory: the LM disk cache (default
+# ~/.dspex/cache) goes to a temporary directory for this session, inherited by
+# the subprocesses tests start (examples, CLI runs).
+_CACHE_DIR = tempfile.mkdtemp(prefix="dspex-test-cache-")
+os.environ["DSPEX_CACHE_DIR"] = _CACHE_DIR
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_CACHE_DIR, ignore_errors=True)
 
 
 @pytest.fixture(params=["asyncio", "trio"])

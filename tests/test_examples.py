@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,36 @@ def test_optimize_search_offline_finds_the_instruction() -> None:
         "KNNFewShot: 100.0%",
         "saved qa v2; v1 reloads at 0.0%",
     ]
+
+
+def test_qa_jsonl_yaml_flow_through_dspex_run(tmp_path: Path) -> None:
+    # a copy, so the flow's relative out/ folder lands in tmp_path, not in the repository
+    shutil.copy(ROOT / "examples" / "qa_jsonl.yaml", tmp_path)
+    shutil.copytree(ROOT / "examples" / "data", tmp_path / "data")
+    lines = _run("examples/qa_jsonl.py", str(tmp_path / "qa_jsonl.yaml")).splitlines()
+    assert lines[0].startswith("completed: 12 out / 12 in, 0 failed")
+    assert lines[1] == "12/12 answers match the answer key"
+    assert (tmp_path / "out" / "qa_failed.jsonl").read_text() == ""
+
+
+def test_rag_offline_retrieves_the_right_passages() -> None:
+    lines = _run("examples/rag_offline.py").splitlines()
+    assert lines[0] == "What is the capital of Kenya? -> Nairobi  [p02]"
+    assert lines[1] == "Who painted the Mona Lisa? -> Leonardo da Vinci  [p14]"
+    assert lines[-1] == "6/6 right; completed"
+
+
+def test_research_agents_two_react_agents_and_a_judge() -> None:
+    lines = _run("examples/research_agents.py").splitlines()
+    assert lines[0] == ("What is 6 times 7? -> 42  (judge: calculator; calculator said '42', "
+                        "encyclopedia said 'no entry')")
+    assert lines[1].startswith("Tell me about Norway. -> Oslo is the capital of Norway.  (judge: encyclopedia;")
+    assert lines[2].startswith("What is 19 plus 23? -> 42  (judge: calculator;")
+    assert lines[4] == "4/4 researched, completed"
+
+
+def test_live_dashboard_feed_as_a_client_sees_it() -> None:
+    lines = _run("examples/live_dashboard.py", "--port", "0", "--watch").splitlines()
+    assert lines[0].startswith("live page: http://127.0.0.1:") and "/?token=" in lines[0]
+    assert lines[1] == "completed: 12/12 answered"
+    assert lines[2] == "dashboard saw 12 records, 12 predictions, token deltas, metrics, run completed"

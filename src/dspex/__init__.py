@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .errors import DspexError as DspexError
     from .evaluate import Evaluate as Evaluate
     from .evaluate import metrics as metrics
+    from . import engines as engines
     from . import errors as errors
     from . import events as events
     from .flows import Flow as Flow
@@ -142,6 +143,7 @@ __all__ = [
     "configure",
     "configure_cache",
     "context",
+    "engines",
     "ensure_signature",
     "errors",
     "events",
@@ -214,6 +216,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "configure_cache": (".lm", "configure_cache"),
     "context": ("._context", "context"),
     "ensure_signature": (".signatures", "ensure_signature"),
+    "engines": (".engines", None),
     "errors": (".errors", None),
     "events": (".events", None),
     "flows": (".flows", None),

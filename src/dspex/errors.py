@@ -148,7 +148,14 @@ class GraphError(ConfigError):
 
 
 class FlowSpecError(ConfigError):
-    """A declarative (YAML) flow spec is invalid."""
+    """A declarative (YAML) flow spec is invalid.
+
+    The message already starts with ``file:line:column``, so ``str()`` is the
+    message alone; ``path``, ``line`` and ``extra["column"]`` carry the same.
+    """
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class LMNotConfiguredError(ConfigError):
@@ -205,15 +212,24 @@ class ParseError(DspexError):
         message: What was wrong and what was expected.
         raw: The raw completion text, kept whole for dead letters and retries.
         adapter: The name of the adapter that failed.
+        attempts: For the final error of a predictor call, one
+            ``(adapter, reason, raw)`` per failed attempt, first to last.
         **context: As for :class:`DspexError`.
     """
 
     def __init__(
-        self, message: str = "", *, raw: str | None = None, adapter: str | None = None, **context: Any
+        self,
+        message: str = "",
+        *,
+        raw: str | None = None,
+        adapter: str | None = None,
+        attempts: list[tuple[str, str, str | None]] | None = None,
+        **context: Any,
     ) -> None:
         super().__init__(message, **context)
         self.raw = raw
         self.adapter = adapter
+        self.attempts = attempts or []
 
 
 class AssertionFailed(DspexError):

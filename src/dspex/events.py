@@ -95,12 +95,20 @@ class ToolResult(Event):
 
 
 class Retry(Event):
-    """A call is being retried; ``reason`` says why, ``attempt`` counts from 1."""
+    """A call is being retried; ``reason`` says why, ``attempt`` counts from 1.
+
+    Client contract: a ``retry`` event means *discard the partial fields* of
+    that item (of ``predictor``, when set): the retried attempt streams its
+    token and field events again from the start, so text received before the
+    ``retry`` must not be kept or concatenated. Sent when a streamed LM call is
+    cut after its first token and restarted, and before a parse retry.
+    """
 
     type: Literal["retry"] = "retry"
     attempt: int
     reason: str
     delay_s: float = 0.0
+    predictor: str | None = None
 
 
 class ValidationFailed(Event):

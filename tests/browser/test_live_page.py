@@ -33,10 +33,15 @@ SNAPSHOT = """JSON.stringify({
   status: document.getElementById('status').dataset.state,
   done: document.getElementById('m-done').textContent,
   tokens: document.getElementById('m-tokens').textContent,
+  inflight: document.getElementById('m-inflight').textContent,
   cards: Array.from(document.querySelectorAll('.card')).map(function (c) {
-    var fields = {};
-    c.querySelectorAll('.field').forEach(function (f) { fields[f.dataset.field] = f.querySelector('.ftext').textContent; });
-    return {id: c.dataset.itemId, state: c.dataset.state, streamed: Number(c.dataset.streamed), fields: fields};
+    var fields = {}, order = [], raw = c.querySelector('.raw');
+    c.querySelectorAll('.field').forEach(function (f) {
+      fields[f.dataset.field] = f.querySelector('.ftext').textContent;
+      order.push(f.dataset.field);
+    });
+    return {id: c.dataset.itemId, state: c.dataset.state, streamed: Number(c.dataset.streamed), fields: fields,
+            order: order, raw: raw && !raw.hidden ? raw.textContent : ''};
   })
 })"""
 
@@ -143,4 +148,8 @@ async def test_live_page_streams_answers(tmp_path: Path) -> None:
     streaming = [c for snap in snapshots for c in snap["cards"] if c["state"] == "streaming" and c["streamed"]]
     assert streaming, "the page never showed an answer while it was being typed"
     assert final["done"] == str(N) and int(final["tokens"]) > 0
+    # no adapter markers in what a card shows, fields in the signature's order, no call left in flight
+    assert not [c["raw"] for snap in snapshots for c in snap["cards"] if "[[" in c["raw"]]
+    assert all(card["order"] == ["reasoning", "answer"] for card in final["cards"])
+    assert final["inflight"] == "0"
     assert (tmp_path / "page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -256,3 +256,11 @@ def test_named_predictors_of_a_predict_is_self() -> None:
     predict = dx.Predict("a -> b")
     assert predict.named_predictors() == [("self", predict)]
     assert repr(predict) == "Predict(a -> b)"
+
+
+def test_a_misspelled_input_is_named_with_the_likely_field() -> None:
+    predict = dx.Predict("question -> answer")
+    with pytest.raises(InputError, match=r"'questoin' is not an input; did you mean 'question'\?"):
+        predict(questoin="Capital of France?", lm=ScriptedLM([{"answer": "Paris"}]))
+    with pytest.raises(InputError, match=r"got unknown input\(s\) 'zzz'"):
+        predict(zzz="?", lm=ScriptedLM([{"answer": "Paris"}]))

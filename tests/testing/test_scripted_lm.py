@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+import dspex as dx
+
 from dspex.errors import ConfigError
 from dspex.lm._types import BaseLM, LMChunk
 from dspex.testing import ScriptedLM
@@ -49,7 +51,15 @@ async def test_dict_mode_matches_substring_of_last_message() -> None:
     assert (await lm.acall(spain)).outputs == ["[[ ## answer ## ]]\nMadrid"]
     assert (await lm.acall(USER)).outputs == ["[[ ## answer ## ]]\nParis"]
     other = [{"role": "user", "content": "Capital of Peru?"}]
-    assert (await lm.acall(other)).outputs == ["[[ ## answer ## ]]\nNo more responses"]
+    with pytest.raises(ConfigError, match=r"no script key occurs in the last message \(keys: 'France', "
+                       r"'Spain'\); the message ends with 'Capital of Peru\?'"):
+        await lm.acall(other)
+
+
+def test_no_matching_key_is_named_through_a_module_call() -> None:
+    lm = ScriptedLM({"France": {"reasoning": "r", "answer": "Paris"}})
+    with pytest.raises(ConfigError, match="no script key occurs"):
+        dx.ChainOfThought("question -> answer")(question="Capital of Peru?", lm=lm)
 
 
 async def test_follow_examples_answers_with_the_matching_demo() -> None:

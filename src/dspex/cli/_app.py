@@ -26,7 +26,8 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--serve", is_flag=True, help="Also serve the live page and WebSocket feed.")
-@click.option("-n", "--items", "n", default=None, type=int, help="How many bundled questions to run.")
+@click.option("-n", "--items", "n", default=None, type=click.IntRange(min=1),
+              help="How many bundled questions to run (at least 1; default: all).")
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Where the JSONL answers go (demo_answers.jsonl, or demo_agent_answers.jsonl with --agent).")
 @click.option("--question", default=None, help="Stream one ChainOfThought answer for this question and stop.")

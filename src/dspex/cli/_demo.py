@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,12 @@ def make_responder(rows: list[dict[str, Any]]) -> Any:
 
 
 def _free(port: int) -> int:
+    """Return ``port`` if a listener can bind it now, else 0 (any free port)."""
     with socket.socket() as probe:
+        # as the real listener does: a port whose old connections linger in
+        # TIME_WAIT is free to listen on, not busy
+        if hasattr(socket, "SO_REUSEADDR") and sys.platform != "win32":
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -102,11 +108,15 @@ async def _demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port:
     live = websocket(port=_free(port), replay=300, token=token) if serve else None
     sinks = [jsonl(out_path, mode="w"), *([live] if live else [])]
 
+    waited = [0.0]
+
     async def questions() -> Any:
         if live is not None:
+            start = anyio.current_time()
             with anyio.move_on_after(wait_s):  # give the page a chance to see the first token
                 while not live.server.sessions:
                     await anyio.sleep(0.05)
+            waited[0] = anyio.current_time() - start
         for row in rows:
             yield row
 
@@ -128,7 +138,7 @@ async def _demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port:
             with anyio.CancelScope(shield=True):
                 await lm.aclose()
             tg.cancel_scope.cancel()
-    _summary(report, out_path)
+    _summary(report, out_path, waited[0])
     return 0 if report.status == "completed" else 1
 
 
@@ -140,7 +150,8 @@ async def _announce(live: Any, wait_s: float) -> None:
     click.echo(f"open it in a browser; the run starts when it connects (or in {wait_s:g} s)")
 
 
-def _summary(report: Any, out_path: Path) -> None:
+def _summary(report: Any, out_path: Path, waited_s: float = 0.0) -> None:
+    """Print the report; time spent waiting for a page is not counted in duration or items/s."""
     right = total = 0
     with out_path.open(encoding="utf-8") as answers:
         for line in answers:
@@ -148,9 +159,11 @@ def _summary(report: Any, out_path: Path) -> None:
             total += 1
             right += str(record.get("answer", "")).strip().lower() == str(record.get("expected", "")).lower()
     usage = report.usage or {}
+    duration = max(report.duration_s - waited_s, 1e-9)
+    waited = f" (+ {waited_s:.1f} s waiting for the page)" if waited_s >= 0.05 else ""
     click.echo(
-        f"\n{report.status}: {report.items_out}/{report.items_in} items in {report.duration_s:.2f} s "
-        f"({report.items_per_s:.1f} items/s), {report.items_failed} failed\n"
+        f"\n{report.status}: {report.items_out}/{report.items_in} items in {duration:.2f} s{waited} "
+        f"({report.items_out / duration:.1f} items/s), {report.items_failed} failed\n"
         f"tokens: {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out, "
         f"cost ${report.cost:.4f}\n"
         f"exact match vs the answer key: {right}/{total} ({100 * right / max(total, 1):.1f} %; the fake LM\n"

@@ -2,11 +2,16 @@
 
 ``FLOW`` is a Python file that defines ``flow`` (a :class:`~dspex.flows.Flow`)
 and optionally ``lm`` (passed to the run) or ``settings`` (a dict of run
-settings), or a YAML flow spec when the YAML loader is available. If the flow
+settings), or a YAML flow spec (``.yaml``/``.yml``, see :mod:`dspex.flows._yaml`). If the flow
 has no WebSocket sink, one is attached to its first sink node (or to every
 terminal node when it has none). The command prints the page URL, runs the flow
 and prints its report; exit code 0 on success, 1 if the run failed, 2 for a bad
 flow file.
+
+``--wait-for-viewer S`` holds the sources until a page connects (at most S
+seconds) and ``--linger S`` (default 30) keeps the page served after the run
+while a viewer is connected (up to S seconds; with no viewer the command ends
+a second after the run), so a short run can still be watched to its end.
 
 The feed is never open by default: without ``--token`` (or ``DSPEX_WS_TOKEN``)
 a random token is generated and the printed page URL carries it
@@ -47,15 +52,27 @@ def page_link(live: WebSocketSink, token: str | None) -> str:
 
 
 def load_flow(path: Path) -> tuple[Flow, dict[str, Any]]:
-    """Load ``flow`` (and run settings) from a Python file or YAML spec.
+    """Load ``flow`` (and run settings) from a Python file or a YAML spec.
+
+    Returns:
+        The flow and the keyword arguments for its ``run`` (context settings
+        such as ``lm``, and run options such as ``max_failure_rate``).
 
     Raises:
-        click.UsageError: The file defines no flow or cannot be loaded.
+        click.UsageError: The file defines no flow or cannot be loaded; for
+            YAML the message starts with ``file:line:column``.
     """
     from ..flows import Flow
 
     if path.suffix in (".yaml", ".yml"):
-        return _load_yaml(path), {}
+        from ..errors import FlowSpecError
+        from ..flows._yaml import load_yaml
+
+        try:
+            loaded = load_yaml(path)
+        except FlowSpecError as exc:
+            raise click.UsageError(str(exc)) from None
+        return loaded.flow, {**loaded.settings, **loaded.run_options}
     try:
         namespace = runpy.run_path(str(path), run_name="__dspex_flow__")
     except Exception as exc:
@@ -67,21 +84,6 @@ def load_flow(path: Path) -> tuple[Flow, dict[str, Any]]:
     if "lm" in namespace and "lm" not in settings:
         settings["lm"] = namespace["lm"]
     return flow, settings
-
-
-def _load_yaml(path: Path) -> Flow:
-    import importlib
-
-    try:
-        module = importlib.import_module("dspex.flows._yaml")
-    except ImportError:
-        raise click.UsageError("YAML flows are not available in this build; use a Python flow file") from None
-    for name in ("load_flow", "load", "from_yaml", "flow_from_yaml"):
-        loader = getattr(module, name, None)
-        if callable(loader):
-            flow: Flow = loader(path)
-            return flow
-    raise click.UsageError("the YAML flow loader has no load function")
 
 
 def attach_websocket(flow: Flow, **options: Any) -> WebSocketSink:
@@ -113,8 +115,12 @@ def attach_websocket(flow: Flow, **options: Any) -> WebSocketSink:
               help="Bearer token clients must send (default: a random one, printed in the page URL).")
 @click.option("--no-auth", is_flag=True, help="Serve the feed without a token (anyone reaching the port reads it).")
 @click.option("--run-id", default=None, help="Run id (resume with a keyed source).")
+@click.option("--wait-for-viewer", "wait_s", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds to wait for a page to connect before the sources start.")
+@click.option("--linger", "linger_s", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              help="After the run, keep serving up to this long while a page is connected.")
 def serve_command(flow_path: Path, host: str, port: int, ws_path: str, token: str | None,
-                  no_auth: bool, run_id: str | None) -> None:
+                  no_auth: bool, run_id: str | None, wait_s: float, linger_s: float) -> None:
     """Run FLOW with its tokens, results and metrics live on a web page."""
     import sys
 
@@ -131,6 +137,9 @@ def serve_command(flow_path: Path, host: str, port: int, ws_path: str, token: st
         raise click.UsageError(str(exc)) from exc
     if live.server.token != generated:  # the flow brought its own sink: its settings stand
         generated = None
+    live.wait_for_client_s, live.linger_s = wait_s, linger_s
+    # closing the sink includes the linger: give it room beyond the flush deadline
+    settings["sink_timeout_s"] = max(float(settings.get("sink_timeout_s", 30.0)), 30.0 + linger_s)
     code = run_sync(_serve, flow, live, settings, run_id, generated)
     sys.exit(code)
 
@@ -147,6 +156,8 @@ async def _serve(flow: Flow, live: WebSocketSink, settings: dict[str, Any], run_
         chosen = live.server.token is not None and generated is None
         hint = "  (add ?token=<your token>)" if chosen else ""
         click.echo(f"live page: {page_link(live, generated)}{hint}\nWebSocket feed: {live.url}")
+        if live.wait_for_client_s:
+            click.echo(f"the run starts when a page connects (or in {live.wait_for_client_s:g} s)")
         if live.server.token is None:
             click.echo(NO_AUTH_WARNING, err=True)
 
@@ -159,8 +170,11 @@ async def _serve(flow: Flow, live: WebSocketSink, settings: dict[str, Any], run_
             return 1
         finally:
             tg.cancel_scope.cancel()
+    # the report's duration includes waiting for and lingering with the viewer: say how much
+    extra = live.waited_s + live.lingered_s
+    around = f" (incl. {extra:.1f} s waiting for or lingering with the page)" if extra >= 0.05 else ""
     click.echo(
         f"{report.status}: {report.items_out} out / {report.items_in} in, {report.items_failed} failed, "
-        f"{report.duration_s:.2f} s, cost ${report.cost:.4f}"
+        f"{report.duration_s:.2f} s{around}, cost ${report.cost:.4f}"
     )
     return 0 if report.status == "completed" else 1

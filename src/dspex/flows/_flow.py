@@ -309,8 +309,9 @@ class Flow:
         max_in_flight: int | None = None, checkpoint_every: int = 1000,
         checkpoint_interval_s: float = 5.0, sink_timeout_s: float = 30.0,
         max_failure_rate: float | None = None, on_duplicate: str = "dead_letter",
-        engine: str | Any = "local", workers: int | None = None, address: str | None = None,
-        partitions: int | None = None, backend: str | None = None, **settings: Any,
+        progress_every_s: float = 10.0, engine: str | Any = "local", workers: int | None = None,
+        address: str | None = None, partitions: int | None = None, backend: str | None = None,
+        **settings: Any,
     ) -> RunReport:
         """Run the flow to the end and return its report.
 
@@ -318,7 +319,8 @@ class Flow:
             run_id: Names the run; with a keyed source, progress is committed
                 to the run store and re-running with the same id resumes.
             store: A ``RunStore`` or a path (default ``./.dspex/store.sqlite``).
-            progress: ``None`` (bar on a TTY, log lines otherwise), ``True``,
+            progress: ``None`` (bar on a TTY, otherwise a line on stderr every
+                ``progress_every_s`` seconds and at the end), ``True`` (bar),
                 or ``False`` (silent).
             clock: Clock for time-based operators (default: real time).
             memory: :class:`~dspex.backpressure.MemoryWatermarks` to pause the
@@ -372,7 +374,7 @@ class Flow:
             buffer=buffer or self.buffer, max_in_flight=max_in_flight or self.max_in_flight,
             checkpoint_every=checkpoint_every, checkpoint_interval_s=checkpoint_interval_s,
             sink_timeout_s=sink_timeout_s, max_failure_rate=max_failure_rate,
-            on_duplicate=on_duplicate,
+            on_duplicate=on_duplicate, progress_every_s=progress_every_s,
         )
         runner = Runner(self.name, self.check(), self.dead_letter_sink, options)
         with settings_context(**settings):

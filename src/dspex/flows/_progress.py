@@ -1,20 +1,21 @@
-"""Run progress: a live bar on a terminal, periodic log lines otherwise.
+"""Run progress: a live bar on a terminal, periodic lines on stderr otherwise.
 
 On a TTY (stderr) a ``rich`` live line shows items in and out, items/s, items
 in flight, errors, tokens and cost, refreshed a few times a second. When
-stderr is not a terminal a line is logged to the ``dspex.flows`` logger every
-``log_every_s`` seconds. ``progress=False`` turns both off; ``True`` forces
-the live bar. Progress only reads counters; it never slows the flow down.
+stderr is not a terminal (a redirected or piped run, CI, a container) a plain
+line is written to stderr every ``every_s`` seconds and once at the end, with
+the failure count and, when every source knows its length, an ETA; the same
+line goes to the ``dspex.flows`` logger at DEBUG for log collectors.
+``progress=False`` turns both off; ``True`` forces the live bar. Progress
+only reads counters and sleeps on the run's clock; it never slows the flow.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-import time
-from typing import TYPE_CHECKING, Any
-
-import anyio
+from collections.abc import Sized
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._runner import Runner
@@ -24,51 +25,102 @@ __all__ = ["Progress", "progress_line"]
 log = logging.getLogger("dspex.flows")
 
 
-def progress_line(runner: Runner, elapsed: float) -> str:
-    """Return the one-line summary of a running flow."""
+def _total(runner: Runner) -> int | None:
+    """Return how many records the sources hold, when every source knows."""
+    total = 0
+    for node in runner.plan.nodes:
+        if node.source is None:
+            continue
+        items = getattr(node.source, "items", None)
+        if not isinstance(items, Sized):
+            return None
+        total += len(items)
+    return total
+
+
+def _eta(remaining: int, rate: float) -> str:
+    if rate <= 0:
+        return "ETA ?"
+    seconds = int(remaining / rate)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"ETA {hours}:{minutes:02d}:{seconds:02d}" if hours else f"ETA {minutes}:{seconds:02d}"
+
+
+def progress_line(runner: Runner, elapsed: float, total: int | None = None) -> str:
+    """Return the one-line summary of a running flow.
+
+    Args:
+        runner: The running flow.
+        elapsed: Seconds since the run started (on the run's clock).
+        total: Records the sources hold, if known (adds ``done/total`` and an ETA).
+    """
     report = runner.report("running")
-    rate = report.items_out / elapsed if elapsed > 0 else 0.0
+    done = report.items_out + report.items_failed
+    rate = done / elapsed if elapsed > 0 else 0.0
     services = getattr(runner, "services", None)
     in_flight = services.limiter.in_flight if services is not None else 0
     tokens = report.usage.get("input_tokens", 0) + report.usage.get("output_tokens", 0)
-    return (
-        f"{runner.name}: {report.items_in} in, {report.items_out} out, "
-        f"{rate:,.0f} items/s, {in_flight} in flight, {report.items_failed} errors, "
+    head = f"{runner.name}: {report.items_in} in, {report.items_out} out"
+    if total is not None:
+        head = f"{runner.name}: {done}/{total} done, {report.items_out} out"
+    line = (
+        f"{head}, {rate:,.1f} items/s, {in_flight} in flight, {report.items_failed} failed, "
         f"{tokens:,} tokens, ${report.cost:.4f}"
     )
+    return f"{line}, {_eta(total - done, rate)}" if total is not None and done < total else line
 
 
 class Progress:
     """Show a run's progress until cancelled (a helper task of the runner).
 
     Args:
-        runner: The running flow.
-        mode: ``None`` (live bar on a TTY, log lines otherwise) or ``True``
+        runner: The running flow (its ``clock`` times the lines).
+        mode: ``None`` (live bar on a TTY, lines otherwise) or ``True``
             (live bar).
-        log_every_s: Interval of the log lines.
+        every_s: Interval of the plain lines.
+        stream: Where plain lines go (default: ``sys.stderr`` at run time).
     """
 
-    def __init__(self, runner: Runner, mode: bool | None, log_every_s: float = 10.0) -> None:
+    def __init__(self, runner: Runner, mode: bool | None, every_s: float = 10.0,
+                 stream: IO[str] | None = None) -> None:
         self.runner = runner
-        self.live = mode is True or (mode is None and sys.stderr.isatty())
-        self.log_every_s = log_every_s
+        self.stream = stream
+        out = stream if stream is not None else sys.stderr
+        self.live = mode is True or (mode is None and out.isatty())
+        self.every_s = every_s
+
+    def _emit(self, line: str) -> None:
+        out = self.stream if self.stream is not None else sys.stderr
+        print(line, file=out, flush=True)
+        log.debug("%s", line)
 
     async def run(self) -> None:
         """Refresh until cancelled; print a last line on the way out."""
-        start = time.perf_counter()
+        clock = self.runner.clock
+        start = clock.now()
+        total = _total(self.runner)
         if not self.live:
-            while True:
-                await anyio.sleep(self.log_every_s)
-                log.info("%s", progress_line(self.runner, time.perf_counter() - start))
+            try:
+                while True:
+                    await clock.sleep(self.every_s)
+                    self._emit(progress_line(self.runner, clock.now() - start, total))
+            finally:
+                # a final line so short runs and redirected logs say how it ended
+                self._emit(progress_line(self.runner, clock.now() - start, total))
+        await self._live(start, total)
+
+    async def _live(self, start: float, total: int | None) -> None:
         from rich.console import Console
         from rich.live import Live
 
+        clock = self.runner.clock
         console = Console(stderr=True)
         live: Any = Live("", console=console, refresh_per_second=4, transient=False)
         with live:
             try:
                 while True:
-                    live.update(progress_line(self.runner, time.perf_counter() - start))
-                    await anyio.sleep(0.25)
+                    live.update(progress_line(self.runner, clock.now() - start, total))
+                    await clock.sleep(0.25)
             finally:
-                live.update(progress_line(self.runner, time.perf_counter() - start))
+                live.update(progress_line(self.runner, clock.now() - start, total))

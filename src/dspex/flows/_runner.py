@@ -58,6 +58,7 @@ class RunOptions:
     run_id: str | None = None
     store: Any = None
     progress: bool | None = None
+    progress_every_s: float = 10.0
     clock: Any = None
     memory: MemoryWatermarks | None = None
     buffer: BufferPolicy | None = None
@@ -84,6 +85,9 @@ class RunOptions:
                 f"on_duplicate must be one of {', '.join(map(repr, DUPLICATE_POLICIES))}, "
                 f"got {self.on_duplicate!r}"
             )
+        every = self.progress_every_s
+        if isinstance(every, bool) or not isinstance(every, int | float) or not every > 0:
+            raise ConfigError(f"progress_every_s must be a number > 0, got {every!r}")
 
 
 class Runner:
@@ -305,7 +309,7 @@ class Runner:
         if self.options.progress is not False:
             from ._progress import Progress
 
-            tg.start_soon(Progress(self, self.options.progress).run)
+            tg.start_soon(Progress(self, self.options.progress, self.options.progress_every_s).run)
 
     def _task(
         self, node: NodeSpec, ctx: NodeContext, receivers: dict[NodeSpec, EdgeReceiver],

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from ..errors import LMTimeoutError, LMTransportError
 from ._conn import MAX_STALE_RETRIES, RECV_SIZE, default_ssl_context, head_bytes, keepalive_hint, whole_response
 from ._h1 import HTTPProtocolError, ResponseParser
-from ._transport import HTTPResponse, Timeouts
+from ._transport import HTTPResponse, Timeouts, describe_io_error
 
 if TYPE_CHECKING:
     import ssl
@@ -90,7 +90,7 @@ class BlockingConnections:
         except TimeoutError:
             raise LMTimeoutError(f"connect timeout ({timeouts.connect}s) talking to {target.origin}") from None
         except OSError as exc:
-            raise LMTransportError(f"could not connect to {target.origin}: {exc}") from None
+            raise LMTransportError(f"could not connect to {target.origin}: {describe_io_error(exc)}") from None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if target.tls:
@@ -100,7 +100,7 @@ class BlockingConnections:
             raise LMTimeoutError(f"connect timeout ({timeouts.connect}s) talking to {target.origin}") from None
         except OSError as exc:
             sock.close()
-            raise LMTransportError(f"could not connect to {target.origin}: {exc}") from None
+            raise LMTransportError(f"could not connect to {target.origin}: {describe_io_error(exc)}") from None
         self.opened += 1
         return sock
 
@@ -154,7 +154,7 @@ class BlockingConnections:
         except HTTPProtocolError as exc:
             raise LMTransportError(f"{exc} (from {target.origin})") from None
         except OSError as exc:
-            raise LMTransportError(f"connection to {target.origin} failed: {exc!r}") from None
+            raise LMTransportError(f"{describe_io_error(exc)} talking to {target.origin}") from None
 
     def _keep(self, target: Target, sock: socket.socket, parser: ResponseParser) -> None:
         hint = keepalive_hint(parser.headers)

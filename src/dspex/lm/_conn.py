@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from ..errors import ConfigError, LMTimeoutError, LMTransportError
-from ._transport import HTTPResponse, redact_url
+from ._transport import HTTPResponse, describe_io_error, redact_url
 
 if TYPE_CHECKING:
     import ssl
@@ -195,7 +195,7 @@ async def recv(conn: Conn, origin: str) -> bytes:
     except anyio.EndOfStream:
         return b""
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-        raise LMTransportError(f"connection to {origin} failed: {exc!r}") from None
+        raise LMTransportError(f"{describe_io_error(exc)} while reading the response from {origin}") from None
 
 
 def keepalive_hint(headers: list[tuple[str, str]]) -> float | None:

@@ -14,7 +14,7 @@ import json
 import random
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,15 +44,24 @@ RETRY_LISTENER: ContextVar[Callable[[int, BaseException, float], None] | None] =
 
 
 def timeouts_from(timeout: float | Timeouts | None) -> tuple[Timeouts, float | None]:
-    """Return per-phase timeouts and the per-attempt deadline for ``timeout=``."""
+    """Return the timeouts and the per-attempt deadline (``Timeouts.attempt``) for ``timeout=``.
+
+    ``None`` gives the documented defaults; a number of seconds caps both the
+    per-read wait and the whole attempt at that many seconds.
+
+    Raises:
+        ConfigError: ``timeout`` is neither ``None``, a positive number nor a ``Timeouts``.
+    """
     if timeout is None:
-        return Timeouts(), None
-    if isinstance(timeout, Timeouts):
-        return timeout, None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        timeouts = Timeouts()
+    elif isinstance(timeout, Timeouts):
+        timeouts = timeout
+    elif isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigError(f"invalid timeout {timeout!r}: expected seconds > 0 or a dx.Timeouts")
-    t = float(timeout)
-    return Timeouts(connect=min(t, 10.0), read=t, pool=min(t, 30.0), write=min(t, 30.0)), t
+    else:
+        t = float(timeout)
+        timeouts = Timeouts(connect=min(t, 10.0), read=t, pool=min(t, 30.0), write=min(t, 30.0), attempt=t)
+    return timeouts, timeouts.attempt
 
 
 @dataclass
@@ -167,51 +176,57 @@ class Endpoint:
             return self.provider.parse_response(data)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise LMTransportError(
-                f"unexpected {self.provider.name} response shape: {type(exc).__name__}: {exc}",
+                f"unexpected {self.provider.name} response shape: {_shape_reason(exc)}",
                 provider=self.provider.name,
                 model=self.provider.model_name,
             ) from None
 
     def _plain(self) -> bool:
-        """True when no limiter, breaker or deadline wraps an attempt."""
+        """True when no limiter, breaker or concurrency limit wraps an attempt."""
         c = self.config
-        return (
-            c.rate_limiter is None and c.breaker is None and c.adaptive is None
-            and c.max_concurrency is None and c.deadline is None
+        return c.rate_limiter is None and c.breaker is None and c.adaptive is None and c.max_concurrency is None
+
+    def _annotate(self, exc: LMError) -> None:
+        """Name this endpoint's model and provider on ``exc`` where it names none."""
+        # context keys are plain attributes set by DspexError.__init__; __str__ reads them
+        if getattr(exc, "model", None) is None:
+            setattr(exc, "model", self.provider.model_name)  # noqa: B010
+        if getattr(exc, "provider", None) is None:
+            setattr(exc, "provider", self.provider.name)  # noqa: B010
+
+    def _deadline_error(self) -> LMTimeoutError:
+        return LMTimeoutError(
+            f"the {self.provider.name} call exceeded the {self.config.deadline}s timeout per attempt "
+            "(Timeouts.attempt)",
+            provider=self.provider.name, model=self.provider.model_name,
         )
 
-    async def _attempt_plain(self, request: ProviderRequest, body: bytes) -> LMResponse:
-        """One attempt with nothing around it (the common configuration)."""
-        resp = await self.transport.request(
-            request.method, request.url, headers=request.headers, body=body,
-            timeouts=self.config.timeouts,
-        )
-        if resp.status >= 400:
-            raise await self._error_for(resp)
-        return self._parse(self._decode(await resp.aread()))
+    async def _send(self, request: ProviderRequest, body: bytes) -> LMResponse:
+        """Send once and parse the answer, within the attempt deadline."""
+        limit = self.config.deadline
+        with _Within(anyio.current_time() + limit, self._deadline_error) if limit else nullcontext():
+            resp = await self.transport.request(
+                request.method, request.url, headers=request.headers, body=body,
+                timeouts=self.config.timeouts,
+            )
+            if resp.status >= 400:
+                raise await self._error_for(resp)
+            return self._parse(self._decode(await resp.aread()))
 
     async def _attempt(self, request: ProviderRequest, body: bytes, estimate: int) -> LMResponse:
-        if self._plain():
-            return await self._attempt_plain(request, body)
+        try:
+            if self._plain():
+                return await self._send(request, body)
+            return await self._attempt_limited(request, body, estimate)
+        except LMError as exc:
+            self._annotate(exc)
+            raise
+
+    async def _attempt_limited(self, request: ProviderRequest, body: bytes, estimate: int) -> LMResponse:
         await self._admit(estimate)
         async with self._slot() as generation:
             try:
-                deadline = self.config.deadline
-                with anyio.fail_after(deadline) if deadline else nullcontext():
-                    resp = await self.transport.request(
-                        request.method, request.url, headers=request.headers, body=body,
-                        timeouts=self.config.timeouts,
-                    )
-                    if resp.status >= 400:
-                        raise await self._error_for(resp)
-                    response = self._parse(self._decode(await resp.aread()))
-            except TimeoutError:
-                exc = LMTimeoutError(
-                    f"{self.provider.name} call exceeded the {self.config.deadline}s timeout",
-                    provider=self.provider.name, model=self.provider.model_name,
-                )
-                self._failed(exc, generation)
-                raise exc from None
+                response = await self._send(request, body)
             except LMError as exc:
                 self._failed(exc, generation)
                 raise
@@ -254,9 +269,10 @@ class Endpoint:
         while True:
             emitted = False
             try:
-                async for item in self._stream_once(request, body, estimate):
-                    emitted = emitted or isinstance(item, str)
-                    yield item
+                async with aclosing(self._stream_once(request, body, estimate)) as items:
+                    async for item in items:
+                        emitted = emitted or isinstance(item, str)
+                        yield item
                 return
             except Exception as exc:
                 if emitted or not is_retryable(exc) or attempt >= self.config.retry.max_retries:
@@ -272,35 +288,66 @@ class Endpoint:
     async def _stream_once(
         self, request: ProviderRequest, body: bytes, estimate: int
     ) -> AsyncIterator[str | LMResponse]:
-        from ._sse import SSEDecoder
-
-        await self._admit(estimate)
         state = StreamState()
-        async with self._slot() as generation:
-            try:
-                async with self.transport.stream(
-                    request.method, request.url, headers=request.headers, body=body,
-                    timeouts=self.config.timeouts,
-                ) as resp:
-                    if resp.status >= 400:
-                        raise await self._error_for(resp)
-                    decoder = SSEDecoder()
-                    async for chunk in resp.aiter_bytes():
-                        for event in decoder.feed(chunk):
-                            text = self._fold(state, event)
-                            if text:
-                                yield text
-                if not state.done:
-                    raise LMTransportError(
-                        f"the {self.provider.name} stream ended before completion (truncated)",
-                        provider=self.provider.name, model=self.provider.model_name,
-                    )
-            except LMError as exc:
-                self._failed(exc, generation)
-                raise
+        try:
+            await self._admit(estimate)
+            async with self._slot() as generation:
+                try:
+                    async with aclosing(self._stream_texts(request, body, state)) as texts:
+                        async for text in texts:  # closed here, in this task, even if we stop early
+                            yield text
+                    if not state.done:
+                        raise LMTransportError(
+                            f"the {self.provider.name} stream ended before completion (truncated)"
+                        )
+                except LMError as exc:
+                    self._failed(exc, generation)
+                    raise
+        except LMError as exc:
+            self._annotate(exc)
+            raise
         response = state.to_response(self.provider.model_name)
         self._succeeded(estimate, response)
         yield response
+
+    async def _stream_texts(self, request: ProviderRequest, body: bytes, state: StreamState) -> AsyncIterator[str]:
+        """Open the stream and yield its text deltas, within the attempt deadline.
+
+        The deadline is applied around each wait rather than by one cancel
+        scope around the whole stream: a scope must not stay open across a yield.
+        """
+        from ._sse import SSEDecoder
+
+        deadline = self._stream_deadline()
+        async with AsyncExitStack() as stack:
+            with self._within(deadline):
+                resp = await stack.enter_async_context(self.transport.stream(
+                    request.method, request.url, headers=request.headers, body=body,
+                    timeouts=self.config.timeouts,
+                ))
+                if resp.status >= 400:
+                    raise await self._error_for(resp)
+            decoder = SSEDecoder()
+            chunks = resp.aiter_bytes()
+            while True:
+                with self._within(deadline):
+                    chunk = await anext(chunks, None)
+                if chunk is None:
+                    return
+                for event in decoder.feed(chunk):
+                    text = self._fold(state, event)
+                    if text:
+                        yield text
+
+    def _stream_deadline(self) -> float | None:
+        limit = self.config.deadline
+        return anyio.current_time() + limit if limit else None
+
+    def _within(self, deadline: float | None) -> Any:
+        """A scope raising ``LMTimeoutError`` at ``deadline`` (``None``: no limit)."""
+        if deadline is None:
+            return nullcontext()
+        return _Within(deadline, self._deadline_error)
 
     def _fold(self, state: StreamState, event: Any) -> str:
         if state.done or not (event.data or "").strip():
@@ -309,6 +356,36 @@ class Endpoint:
             return self.provider.parse_stream_event(state, event.event, event.data)
         except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
             raise LMTransportError(
-                f"malformed {self.provider.name} stream event: {type(exc).__name__}: {exc}",
+                f"malformed {self.provider.name} stream event: {_shape_reason(exc)}",
                 provider=self.provider.name, model=self.provider.model_name,
             ) from None
+
+
+def _shape_reason(exc: Exception) -> str:
+    """Say in words why a provider payload could not be read (no bare class names)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON ({exc})"
+    if isinstance(exc, KeyError):
+        return f"missing key {exc}"
+    if isinstance(exc, AttributeError | TypeError):
+        return f"a value has the wrong type ({exc})"
+    return str(exc) or "invalid value"
+
+
+class _Within:
+    """``with``: cancel the body at an absolute deadline and raise ``error()`` instead."""
+
+    __slots__ = ("_error", "_scope")
+
+    def __init__(self, deadline: float, error: Callable[[], Exception]) -> None:
+        self._scope = anyio.CancelScope(deadline=deadline)
+        self._error = error
+
+    def __enter__(self) -> None:
+        self._scope.__enter__()
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        suppressed = self._scope.__exit__(*exc_info)
+        if self._scope.cancelled_caught:
+            raise self._error() from None
+        return bool(suppressed)

@@ -22,7 +22,7 @@ import anyio
 import anyio.lowlevel
 
 from ..errors import LMTimeoutError, LMTransportError
-from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport, redact_url
+from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport, describe_io_error, redact_url
 
 if TYPE_CHECKING:
     import httpx
@@ -37,9 +37,19 @@ def _map_error(exc: BaseException, url: str) -> Exception | None:
 
     shown = redact_url(url)
     if isinstance(exc, httpx.TimeoutException):
-        return LMTimeoutError(f"request to {shown} timed out: {type(exc).__name__}")
+        phase = {httpx.ConnectTimeout: "connect timeout", httpx.ReadTimeout: "read timeout",
+                 httpx.WriteTimeout: "write timeout", httpx.PoolTimeout: "pool timeout (no free connection)"}
+        return LMTimeoutError(f"{phase.get(type(exc), 'timeout')} talking to {shown}")
+    if isinstance(exc, httpx.ConnectError):
+        return LMTransportError(f"could not connect to {shown}: {describe_io_error(exc)}")
+    if isinstance(exc, httpx.ReadError):
+        return LMTransportError(f"{describe_io_error(exc)} while reading the response from {shown}")
+    if isinstance(exc, httpx.WriteError):
+        return LMTransportError(f"{describe_io_error(exc)} while sending the request to {shown}")
     if isinstance(exc, httpx.TransportError | httpx.StreamError):
-        return LMTransportError(f"request to {shown} failed: {type(exc).__name__}: {exc}")
+        # protocol errors carry a readable message (e.g. "peer closed connection
+        # without sending complete message body"); the class name adds nothing
+        return LMTransportError(f"request to {shown} failed: {exc or describe_io_error(exc)}")
     return None
 
 

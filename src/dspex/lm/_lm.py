@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -24,7 +25,7 @@ from .._util._clock import Clock, default_clock
 from .._util._hashing import stable_hash
 from .._util._redact import redact_obj
 from .._util._sync import run_sync
-from ..errors import AuthError, ConfigError, InputError
+from ..errors import AuthError, ConfigError, InputError, LMError
 from ._adaptive import AdaptiveConcurrency
 from ._breaker import CircuitBreaker, CircuitBreakerPolicy
 from ._cache import LMCache, SingleFlight, default_cache
@@ -67,7 +68,12 @@ class LM:
             ``ANTHROPIC_API_KEY`` or ``GEMINI_API_KEY``/``GOOGLE_API_KEY``.
         cache: ``False`` disables caching for this LM; an :class:`LMCache` uses it.
         num_retries: Retries of transport errors, timeouts, 429 and 5xx (default 3).
-        timeout: Seconds per attempt, or a :class:`Timeouts` per phase.
+        timeout: A :class:`Timeouts`, or seconds capping both the per-read
+            wait and the whole attempt. Default: 120 s per read (a
+            non-streamed answer must arrive within it; a stream must send a
+            chunk at least that often) and 300 s per attempt, streamed or not.
+            A timed-out attempt is retried like a transport error, so a hung
+            request costs a batch run minutes at most, not ten.
         retry: Full :class:`RetryPolicy` (``num_retries`` overrides its count).
         rate_limit: Client-side :class:`RateLimit` (requests and tokens per minute).
         circuit_breaker: A :class:`CircuitBreakerPolicy` (default: none).
@@ -169,7 +175,8 @@ class LM:
 
         Served from the cache when allowed (usage zeroed, ``cache_hit=True``);
         concurrent identical calls share one HTTP request. Transport errors,
-        timeouts, 429 and 5xx are retried per the policy.
+        timeouts, 429 and 5xx are retried per the policy. Each attempt is
+        bounded by the ``timeout`` (120 s per read, 300 s in all by default).
 
         Raises:
             InputError: ``messages`` is malformed.
@@ -225,7 +232,10 @@ class LM:
 
         The final chunk carries ``usage`` (with cost), ``finish_reason`` and
         any native ``tool_calls``. A cache hit yields the whole text at once.
-        Errors before the first delta are retried; after it they propagate.
+        Errors before the first delta are retried; after it they propagate
+        (a ``Predict`` streaming under ``Module.stream`` or an event-aware
+        sink then restarts the whole call, see ``dx.events.Retry``). Each
+        read waits at most ``Timeouts.read``, the attempt ``Timeouts.attempt``.
 
         Raises:
             InputError: ``messages`` is malformed or ``n`` > 1.
@@ -245,11 +255,12 @@ class LM:
             yield _final_chunk(hit)
             return
         response: LMResponse | None = None
-        async for item in self._endpoint.stream(msgs, self._wire_params(merged)):
-            if isinstance(item, str):
-                yield LMChunk(text=item)
-            else:
-                response = item
+        async with aclosing(self._endpoint.stream(msgs, self._wire_params(merged))) as items:
+            async for item in items:  # closed in this task when the caller stops early
+                if isinstance(item, str):
+                    yield LMChunk(text=item)
+                else:
+                    response = item
         assert response is not None  # the endpoint always ends with the response
         response = self._priced(response)
         if use_cache:
@@ -352,9 +363,16 @@ class LM:
         async def run(i: int) -> None:
             results[i] = await self._endpoint.complete(messages, one)
 
-        async with anyio.create_task_group() as tg:
-            for i in range(n):
-                tg.start_soon(run, i)
+        try:
+            async with anyio.create_task_group() as tg:
+                for i in range(n):
+                    tg.start_soon(run, i)
+        except BaseExceptionGroup as group:
+            # callers (and is_retryable) expect the LMError itself, not a group of them
+            lm_errors, rest = group.split(LMError)
+            if rest is not None or lm_errors is None:
+                raise
+            raise lm_errors.exceptions[0] from None
         return self._priced(_merge([r for r in results if r is not None]))
 
     def _priced(self, response: LMResponse) -> LMResponse:

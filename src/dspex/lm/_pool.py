@@ -54,7 +54,7 @@ from ._h1 import (
     default_impl,
     make_response_parser,
 )
-from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport
+from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport, describe_io_error
 
 if TYPE_CHECKING:
     import ssl
@@ -274,7 +274,7 @@ class ConnectionPool(Transport):
             else:
                 stream = await anyio.connect_tcp(target.host, target.port)
         except (OSError, anyio.BrokenResourceError) as exc:
-            raise LMTransportError(f"could not connect to {target.origin}: {exc}") from None
+            raise LMTransportError(f"could not connect to {target.origin}: {describe_io_error(exc)}") from None
         self._connections_opened += 1
         return Conn(stream, state.generation)
 
@@ -337,7 +337,7 @@ class ConnectionPool(Transport):
                     await conn.stream.send(payload)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
                     raise LMTransportError(
-                        f"connection to {target.origin} failed while sending: {exc!r}"
+                        f"{describe_io_error(exc)} while sending the request to {target.origin}"
                     ) from None
                 if big:
                     timer.arm("read timeout", timeouts.read)

@@ -6,7 +6,9 @@ otherwise a uniform draw in ``[0, min(max_delay, base * multiplier**(k-1))]``,
 the "full jitter" of the AWS backoff study); :func:`parse_retry_after` reads
 the header in either of its forms (delta-seconds or an HTTP-date), plus
 OpenAI's ``retry-after-ms``. Only errors that :func:`dspex.errors.is_retryable`
-accepts are retried, and never after streamed output was emitted.
+accepts are retried, and ``LM.stream`` never retries after it yielded text; a
+streaming ``Predict`` then restarts the whole call under the same policy
+(``modules/_call.py``).
 
 Why not ``stamina``: it sleeps through a hard-wired ``asyncio``/``trio`` switch
 (via sniffio) with no injectable clock, so backoff could not run in virtual

@@ -21,36 +21,55 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import anyio
+
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["HTTPResponse", "Timeouts", "Transport", "get_transport", "redact_url"]
+__all__ = ["HTTPResponse", "Timeouts", "Transport", "describe_io_error", "get_transport", "redact_url"]
 
 _PROXY_VARS = ("https_proxy", "http_proxy", "all_proxy")
 
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Per-phase time limits in seconds for one HTTP exchange.
+    """Time limits in seconds for one attempt of an LM call.
+
+    The defaults suit batch work: a hung request costs at most ``read``
+    seconds (non-streamed) or ``attempt`` seconds (anything), then fails with
+    ``LMTimeoutError``, which the LM's retry policy retries like any transport
+    error. Pass ``dx.LM(..., timeout=dx.Timeouts(read=..., attempt=...))`` to
+    change them, or ``timeout=seconds`` to cap ``read`` and ``attempt`` at once.
 
     Attributes:
-        connect: Opening the TCP connection and the TLS handshake.
-        read: The longest wait for the next bytes of the response (per read,
-            so a slow stream that keeps sending is never cut).
-        pool: Waiting for a free connection slot when the per-host limit is hit.
-        write: Sending the request head and body.
+        connect: Opening the TCP connection and the TLS handshake (10 s).
+        read: The longest wait for the next bytes of the response, per read
+            (120 s). A non-streamed call receives nothing until the model has
+            finished, so this bounds the whole generation; a streamed call
+            restarts it on each chunk, so a long stream that keeps sending is
+            only bounded by ``attempt``.
+        pool: Waiting for a free connection slot when the per-host limit is hit (30 s).
+        write: Sending the request head and body (30 s).
+        attempt: Total time of one attempt, from asking for a connection to
+            the last byte, streamed or not (300 s); ``None`` for no limit.
+            Enforced by the LM's endpoint (a cancel scope), not by the
+            transport; a sync call that has its loop to itself exchanges on a
+            blocking socket, which only ``read`` interrupts.
     """
 
     connect: float = 10.0
-    read: float = 600.0
+    read: float = 120.0
     pool: float = 30.0
     write: float = 30.0
+    attempt: float | None = 300.0
 
     def __post_init__(self) -> None:
-        for name in ("connect", "read", "pool", "write"):
+        for name in ("connect", "read", "pool", "write", "attempt"):
             value = getattr(self, name)
+            if name == "attempt" and value is None:
+                continue
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(
                     f"Timeouts.{name} must be a positive number of seconds, got {value!r}"
@@ -215,6 +234,55 @@ def redact_url(url: str) -> str:
     if sep and "@" in rest.split("/", 1)[0]:
         rest = rest.split("@", 1)[1]
     return f"{scheme}{sep}{rest}"
+
+
+_OS_ERRORS: tuple[tuple[type[OSError], str], ...] = (
+    (ConnectionResetError, "connection reset by peer"),
+    (BrokenPipeError, "broken pipe (the server closed the connection)"),
+    (ConnectionAbortedError, "connection aborted"),
+    (ConnectionRefusedError, "connection refused"),
+    (TimeoutError, "the operating system timed the connection out"),
+)
+
+
+def _os_cause(exc: BaseException) -> BaseException | None:
+    """Return the most specific ``OSError`` behind ``exc`` (``exc`` itself if it is one), or None."""
+    found: BaseException | None = None
+    cause: BaseException | None = exc
+    for _ in range(8):  # the OS error, if any, is a few links down (anyio, httpcore, httpx)
+        if cause is None:
+            break
+        if isinstance(cause, BaseExceptionGroup):  # anyio's happy eyeballs: one per address
+            cause = cause.exceptions[0]
+            continue
+        if isinstance(cause, OSError):
+            found = cause
+            if type(cause) is not OSError or cause.errno is not None:
+                return cause
+        cause = cause.__cause__ or cause.__context__
+    return found
+
+
+def describe_io_error(exc: BaseException) -> str:
+    """Return a plain-words reason for a socket failure, never a bare class name.
+
+    anyio raises ``BrokenResourceError()``/``ClosedResourceError()`` with no
+    message (the OS error, if any, is the ``__cause__``); those names mean
+    nothing to a user reading a dead letter, so they are translated here.
+    """
+    cause = _os_cause(exc)
+    if isinstance(cause, OSError):
+        for cls, words in _OS_ERRORS:
+            if isinstance(cause, cls):
+                return words
+        return cause.strerror or str(cause) or "the connection failed"
+    if isinstance(exc, anyio.EndOfStream):
+        return "the server closed the connection"
+    if isinstance(exc, anyio.BrokenResourceError):
+        return "the connection broke (reset or closed by the server)"
+    if isinstance(exc, anyio.ClosedResourceError):
+        return "the connection was already closed"
+    return str(exc) or "the connection failed"
 
 
 def _env_proxy_for(url: str | None) -> bool:

@@ -6,21 +6,39 @@ adapter's incremental parser when an emitter is listening, in one response
 otherwise) and parses the completions. A :class:`~dspex.errors.ParseError`
 leads to ``parse_retries`` more calls with the error fed back
 (``adapter.feedback_messages``), then one call formatted by the adapter's
-``fallback``, then a final ``ParseError`` carrying the raw completion. Each
-retry is announced with a ``Retry`` event when streaming.
+``fallback``, then a final ``ParseError`` carrying every attempt's reason and
+raw completion. Each retry is announced with a ``Retry`` event when streaming.
+
+A streamed call that fails with a retryable LM error (reset, truncation,
+malformed chunk, timeout) *after* its first token — which the LM itself no
+longer retries, its output having been seen — is restarted from scratch here,
+within the LM's retry policy (``max_retries`` restarts per predictor call,
+with its backoff, on its clock). Before the new attempt a ``Retry`` event
+(``attempt``, ``reason``, ``delay_s``, ``predictor``) tells clients to discard
+the partial token and field events of that predictor for that item: the new
+attempt streams every field again from the start. The interrupted attempt's
+usage is not counted (providers report usage only in a stream's last chunk,
+which never came; a provider may still bill the partial output), and nothing
+of it reaches the cache or the history. The LM's own retries before a
+stream's first chunk are announced too, as ``Retry`` events sent just before
+that chunk (there are no partial fields to discard then).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from .._context import get_setting
+from .._util._clock import Clock, default_clock
 from ..adapters._callbacks import notify_end, notify_start, parse_notified
 from ..adapters._native import NativePlan, native_plan, native_tools, native_values
-from ..errors import ParseError
+from ..errors import LMError, ParseError, is_retryable
 from ..events import FieldDone, Retry, TokenDelta, Usage
+from ..lm._engine import RETRY_LISTENER, Endpoint
+from ..lm._retry import RetryPolicy, retry_delay
 from ..lm._types import LMUsage, Message
 from ..signatures import History
 
@@ -159,6 +177,55 @@ async def _once(
 
 
 
+class _Attempts:
+    """The retry count of one predictor call, and its budget for restarting streams.
+
+    ``number`` numbers the ``Retry`` events of the call (parse retries and
+    stream restarts alike); ``restarts`` is bounded by the LM's retry policy.
+    """
+
+    __slots__ = ("clock", "endpoint", "number", "policy", "restarts", "rng")
+
+    def __init__(self, lm: Any) -> None:
+        endpoint = getattr(lm, "endpoint", None)
+        self.endpoint = endpoint if isinstance(endpoint, Endpoint) else None
+        self.policy: RetryPolicy = self.endpoint.config.retry if self.endpoint else RetryPolicy()
+        self.clock: Clock = self.endpoint.clock if self.endpoint else default_clock()
+        self.rng: random.Random = self.endpoint.rng if self.endpoint else random.Random()
+        self.number = 0
+        self.restarts = 0
+
+    def next(self) -> int:
+        """Return the number of the coming retry."""
+        self.number += 1
+        return self.number
+
+    def listener(self, pending: list[Retry]) -> Callable[[int, BaseException, float], None]:
+        """Return a ``RETRY_LISTENER`` queueing a ``Retry`` per LM retry (and calling any outer one)."""
+        outer = RETRY_LISTENER.get()
+
+        def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
+            if outer is not None:
+                outer(attempt, exc, delay)
+            reason = f"LM call failed before any output, retrying: {type(exc).__name__}: {exc}"
+            pending.append(Retry(attempt=self.next(), reason=reason, delay_s=delay))
+
+        return on_retry
+
+    async def restart(self, exc: LMError, emitter: Emitter, name: str | None) -> bool:
+        """Announce and wait out a restart after ``exc``; False when it is not allowed."""
+        if not is_retryable(exc) or self.restarts >= self.policy.max_retries:
+            return False
+        self.restarts += 1
+        if self.endpoint is not None:
+            self.endpoint.retries += 1
+        delay = retry_delay(self.policy, self.restarts, getattr(exc, "retry_after", None), self.rng)
+        reason = f"stream interrupted after output, restarting: {type(exc).__name__}: {exc}"
+        await emitter.emit(Retry(attempt=self.next(), reason=reason, delay_s=delay), name)
+        await self.clock.sleep(delay)
+        return True
+
+
 async def _streamed(
     lm: Any,
     adapter: Adapter,
@@ -167,21 +234,17 @@ async def _streamed(
     params: dict[str, Any],
     emitter: Emitter,
     name: str | None,
+    attempts: _Attempts,
 ) -> tuple[list[dict[str, Any]], list[str], LMUsage, ParseError | None]:
-    parser = adapter.parse_stream(signature)
-    usage: LMUsage | None = None
-    chunks = lm.stream(messages, **params)
-    if not hasattr(chunks, "aclose"):
-        chunks = _closable(chunks)
-    async with aclosing(chunks) as stream:
-        async for chunk in stream:
-            if chunk.text:
-                await emitter.emit(TokenDelta(text=chunk.text), name)
-                for event in parser.feed(chunk.text):
-                    await emitter.emit(event, name)
-            if chunk.usage is not None:
-                usage = chunk.usage
-    usage = usage or LMUsage()
+    while True:
+        parser = adapter.parse_stream(signature)
+        try:
+            usage = await _stream_into(lm, parser, messages, params, emitter, name, attempts)
+            break
+        except LMError as exc:
+            # before the first token the LM retried by itself; after it, restart here
+            if not parser.text or not await attempts.restart(exc, emitter, name):
+                raise
     call_id = notify_start(adapter, "parse", {"signature": signature, "completion": parser.text}) \
         if adapter.callbacks else None
     try:
@@ -197,6 +260,43 @@ async def _streamed(
         await emitter.emit(event, name)
     await _emit_usage(emitter, lm, usage)
     return [dict(parser.values)], [parser.text], usage, None
+
+
+async def _stream_into(
+    lm: Any,
+    parser: Any,
+    messages: list[Message],
+    params: dict[str, Any],
+    emitter: Emitter,
+    name: str | None,
+    attempts: _Attempts,
+) -> LMUsage:
+    """Stream one attempt through ``parser``, emitting its events; return its usage.
+
+    The LM's own retries before the first chunk (429, 5xx, resets) are sent
+    as ``Retry`` events just before that chunk: the LM reports them through a
+    synchronous listener, where nothing can be awaited.
+    """
+    usage: LMUsage | None = None
+    pending: list[Retry] = []
+    token = RETRY_LISTENER.set(attempts.listener(pending))
+    try:
+        chunks = lm.stream(messages, **params)
+        if not hasattr(chunks, "aclose"):
+            chunks = _closable(chunks)
+        async with aclosing(chunks) as stream:
+            async for chunk in stream:
+                while pending:
+                    await emitter.emit(pending.pop(0), name)
+                if chunk.text:
+                    await emitter.emit(TokenDelta(text=chunk.text), name)
+                    for event in parser.feed(chunk.text):
+                        await emitter.emit(event, name)
+                if chunk.usage is not None:
+                    usage = chunk.usage
+    finally:
+        RETRY_LISTENER.reset(token)
+    return usage or LMUsage()
 
 
 async def _closable(iterable: Any) -> Any:
@@ -225,11 +325,12 @@ async def _attempt(
     params: dict[str, Any],
     emitter: Emitter | None,
     name: str | None,
+    attempts: _Attempts,
 ) -> tuple[list[dict[str, Any]], list[str], LMUsage, ParseError | None]:
     if emitter is None:
         return await _once(lm, adapter, signature, messages, params)
     if (params.get("n") or 1) == 1:
-        return await _streamed(lm, adapter, signature, messages, params, emitter, name)
+        return await _streamed(lm, adapter, signature, messages, params, emitter, name, attempts)
     values, raws, usage, err = await _once(lm, adapter, signature, messages, params)
     await _emit_usage(emitter, lm, usage)
     if err is None:
@@ -251,50 +352,49 @@ async def complete_with_retries(
     """Call ``lm`` for ``inputs`` and parse, retrying as the module doc says.
 
     Raises:
-        ParseError: Every attempt failed to parse; ``.raw`` is the last
-            completion and the message names the attempts and the cause.
+        ParseError: Every attempt failed to parse. The message lists each
+            attempt's adapter and reason; ``.raw`` is the last completion,
+            ``.attempts`` holds ``(adapter, reason, raw)`` per attempt, and the
+            error is chained (``__cause__``) to the last attempt's error, each
+            attempt's error to the one before it.
+        LMError: The LM call failed (after the LM's retries and, for a stream
+            cut after its first token, the restarts).
     """
     plan = native_plan(adapter, signature, lm)
     if plan is not None:
         return await _complete_native(lm, adapter, plan, signature, demos, inputs, config, emitter, name)
+    attempts = _Attempts(lm)
     messages = format_messages(adapter, signature, demos, inputs)
     params = _lm_params(adapter, signature, lm, config)
-    values, raws, usage, err = await _attempt(lm, adapter, signature, messages, params, emitter, name)
+    values, raws, usage, err = await _attempt(lm, adapter, signature, messages, params, emitter, name, attempts)
     if err is None:
         return CallResult(values, raws, usage, messages)
+    failures = [(adapter.name, err, raws)]
     total = usage
-    attempt = 0
     for _ in range(int(get_setting("parse_retries", 1) or 0)):
-        attempt += 1
         if emitter is not None:
-            await emitter.emit(Retry(attempt=attempt, reason=f"parse error: {err.message}"))
+            await emitter.emit(Retry(attempt=attempts.next(), reason=f"parse error: {err.message}"), name)
         retry_messages = [*messages, *adapter.feedback_messages(signature, raws[0], err)]
-        values, raws, usage, err = await _attempt(lm, adapter, signature, retry_messages, params, emitter, name)
+        values, raws, usage, err = await _attempt(
+            lm, adapter, signature, retry_messages, params, emitter, name, attempts
+        )
         total = total + usage
         if err is None:
             return CallResult(values, raws, total, retry_messages)
-    used = adapter
+        failures.append((adapter.name, err, raws))
     fallback = adapter.fallback
     if fallback is not None:
-        attempt += 1
         if emitter is not None:
-            await emitter.emit(Retry(attempt=attempt, reason=f"falling back to {fallback.name}: {err.message}"))
+            reason = f"falling back to {fallback.name}: {err.message}"
+            await emitter.emit(Retry(attempt=attempts.next(), reason=reason), name)
         messages = format_messages(fallback, signature, demos, inputs)
         params = _lm_params(fallback, signature, lm, config)
-        values, raws, usage, err = await _attempt(lm, fallback, signature, messages, params, emitter, name)
+        values, raws, usage, err = await _attempt(lm, fallback, signature, messages, params, emitter, name, attempts)
         total = total + usage
-        used = fallback
         if err is None:
             return CallResult(values, raws, total, messages)
-    assert err is not None
-    raise ParseError(
-        f"{name or 'Predict'}({signature.signature}): could not parse the LM output after {attempt + 1} "
-        f"attempt(s) (last by {used.name}): {err.message}",
-        raw=raws[0] if raws else err.raw,
-        adapter=used.name,
-        field=getattr(err, "field", None),
-        model=getattr(lm, "model", None),
-    ) from err
+        failures.append((fallback.name, err, raws))
+    raise _final_parse_error(failures, name, signature, lm)
 
 
 async def _native_response(
@@ -358,3 +458,30 @@ async def _complete_native(
         for field, value in values[0].items():
             await emitter.emit(FieldDone(field=field, value=value), name)
     return CallResult(values, texts, usage, messages)
+
+
+def _final_parse_error(
+    failures: list[tuple[str, ParseError, list[str]]], name: str | None, signature: type[Signature], lm: Any
+) -> ParseError:
+    """Return the error naming every failed attempt, chained through their errors."""
+    for (_, before, _), (_, after, _) in zip(failures, failures[1:], strict=False):
+        if after is not before and after.__cause__ is None:
+            after.__cause__ = before  # the traceback then shows every attempt, first to last
+    reasons = "; ".join(f"{i}. {used}: {_reason(err).rstrip('.')}" for i, (used, err, _) in enumerate(failures, 1))
+    used, last, raws = failures[-1]
+    error = ParseError(
+        f"{name or 'Predict'}({signature.signature}): could not parse the LM output after "
+        f"{len(failures)} attempt(s): {reasons}",
+        raw=raws[0] if raws else last.raw,
+        adapter=used,
+        field=getattr(last, "field", None),
+        model=getattr(lm, "model", None),
+        attempts=[(a, _reason(err), r[0] if r else err.raw) for a, err, r in failures],
+    )
+    error.__cause__ = last
+    return error
+
+
+def _reason(err: ParseError) -> str:
+    """Return the first line of a parse error (the rest repeats the raw completion)."""
+    return err.message.strip().split("\n", 1)[0]

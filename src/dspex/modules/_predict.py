@@ -13,6 +13,7 @@ kept in a bounded version history.
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -108,6 +109,24 @@ class _Settings:
 
 
 _HINTED: dict[type[Signature], _SigInfo] = {}
+
+
+def _missing_inputs(info: _SigInfo, kwargs: dict[str, Any]) -> InputError:
+    """Name the missing inputs, and the given names that look like misspellings of them."""
+    missing = [n for n in info.required if n not in kwargs]
+    unknown = [k for k in kwargs if k not in info.inputs]
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, missing, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{name!r} is not an input; did you mean {close[0]!r}?")
+    hint = f" ({' '.join(hints)})" if hints else (f"; got unknown input(s) {', '.join(map(repr, unknown))}"
+                                                  if unknown else "")
+    return InputError(
+        f"missing required input(s) {', '.join(map(repr, missing))} for Predict"
+        f"({info.signature.signature}); expected inputs: {', '.join(info.inputs)}{hint}",
+        field=missing[0],
+    )
 
 
 def _hinted(info: _SigInfo) -> _SigInfo:
@@ -283,12 +302,7 @@ class Predict(Module):
                 kwargs[name] = default() if factory else default
         for name in info.required:
             if name not in kwargs:
-                missing = [n for n in info.required if n not in kwargs]
-                raise InputError(
-                    f"missing required input(s) {', '.join(map(repr, missing))} for Predict"
-                    f"({info.signature.signature}); expected inputs: {', '.join(info.inputs)}",
-                    field=missing[0],
-                )
+                raise _missing_inputs(info, kwargs)
         n = config.get("n") or 1
         if n > 1:
             temperature = config.get("temperature")

@@ -69,7 +69,15 @@ class WebSocketSink(Sink):
         max_handshakes: int = 64,
         page: bool = True,
         name: str | None = None,
+        wait_for_client_s: float = 0.0,
+        linger_s: float = 0.0,
     ) -> None:
+        for key, value in (("wait_for_client_s", wait_for_client_s), ("linger_s", linger_s)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"websocket sink: {key} must be a number of seconds >= 0, got {value!r}")
+        self.wait_for_client_s = float(wait_for_client_s)
+        self.linger_s = float(linger_s)
+        self.waited_s = self.lingered_s = 0.0  # time the last run spent on either, for reports
         options = SessionOptions(
             queue_size=queue_size,
             slow_client_limit_s=slow_client_limit_s,
@@ -124,17 +132,34 @@ class WebSocketSink(Sink):
         ``open()`` to ``aclose()``, so both must be called by the same task,
         nested like a context manager.
         """
-        if self._serving or self._stack is not None:
-            return
-        stack = AsyncExitStack()
-        try:
-            tg = await stack.enter_async_context(anyio.create_task_group())
-            stack.callback(tg.cancel_scope.cancel)
-            await tg.start(self.serve)
-        except OSError as exc:
-            await stack.aclose()
-            raise SinkError(f"{self.name}: cannot listen on {self.server.host}: {exc}") from exc
-        self._stack = stack
+        if not (self._serving or self._stack is not None):
+            stack = AsyncExitStack()
+            try:
+                tg = await stack.enter_async_context(anyio.create_task_group())
+                stack.callback(tg.cancel_scope.cancel)
+                await tg.start(self.serve)
+            except OSError as exc:
+                await stack.aclose()
+                raise SinkError(f"{self.name}: cannot listen on {self.server.host}: {exc}") from exc
+            self._stack = stack
+        if self.wait_for_client_s:
+            # the flow opens its sinks before its sources start: holding here lets
+            # a viewer see the run from its first token
+            start = anyio.current_time()
+            with anyio.move_on_after(self.wait_for_client_s):
+                while not self.server.sessions:
+                    await anyio.sleep(0.05)
+            self.waited_s = anyio.current_time() - start
+
+    async def _linger(self) -> None:
+        """Keep serving up to ``linger_s`` after the last event, while any viewer stays."""
+        start = anyio.current_time()
+        with anyio.move_on_after(self.linger_s):
+            while True:
+                await anyio.sleep(0.1)
+                if not self.server.sessions and anyio.current_time() - start >= 1.0:
+                    break  # everyone left (a second's grace for a page still connecting)
+        self.lingered_s = anyio.current_time() - start
 
     async def write_event(self, event: Event) -> None:
         """Queue one event for every client. Never blocks or suspends."""
@@ -182,6 +207,8 @@ class WebSocketSink(Sink):
         """Send a last metrics event, drain every client and close them with 1001."""
         if not self._serving:
             return
+        if self.linger_s:
+            await self._linger()
         stack, self._stack = self._stack, None
         self._serving = False
         self.started = anyio.Event()
@@ -293,7 +320,11 @@ def websocket(
             (20 s, None disables), ``ping_timeout`` (20 s), ``close_timeout``
             (5 s), ``metrics_interval`` (1 s, None disables),
             ``handshake_timeout`` (10 s), ``max_handshakes`` (64), ``page``
-            (True), ``name``.
+            (True), ``name``, ``wait_for_client_s`` (0: when opened, wait up
+            to this long for a first client, so the sources start once a page
+            watches), ``linger_s`` (0: when closing, keep serving up to this
+            long while a client is connected, so the page shows the finished
+            run; raise ``Flow.run``'s ``sink_timeout_s`` above it).
 
     Returns:
         The sink; add it with ``node.sink(...)``.
@@ -313,5 +344,5 @@ def websocket(
 _OPTIONS = frozenset({
     "max_message_size", "queue_size", "slow_client_limit_s", "replay", "ping_interval",
     "ping_timeout", "close_timeout", "metrics_interval", "handshake_timeout", "max_handshakes",
-    "page", "name",
+    "page", "name", "wait_for_client_s", "linger_s",
 })

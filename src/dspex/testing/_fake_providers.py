@@ -15,10 +15,13 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 from ._fake_answers import split_tokens
 
-__all__ = ["BadRequest", "ChatCall", "Choice", "error_body", "parse_call", "render", "stream"]
+__all__ = [
+    "BadRequest", "ChatCall", "Choice", "error_body", "fault_frame", "parse_call", "render", "route", "stream",
+]
 
 Frame = tuple[bytes, int]  # SSE bytes, tokens of text they carry (for pacing)
 
@@ -276,6 +279,25 @@ def _groups(text: str, per_chunk: int) -> Iterator[tuple[str, int]]:
         yield "".join(group), len(group)
 
 
+def fault_frame(frames: list[Frame], fault: str | None, after_tokens: int | None) -> int | None:
+    """Return the index of the frame a stream ``fault`` strikes before, or None.
+
+    With ``after_tokens`` None, truncation and malformed chunks strike halfway
+    (reset and hang strike before the response). Otherwise every stream fault
+    strikes once ``after_tokens`` tokens went out; the last frame never does.
+    """
+    if fault not in ("reset", "hang", "truncate", "malformed"):
+        return None
+    if after_tokens is None:
+        return len(frames) // 2 if fault in ("truncate", "malformed") else None
+    sent = 0
+    for i, (_, tokens) in enumerate(frames[:-1]):
+        if sent >= after_tokens:
+            return i
+        sent += tokens
+    return len(frames) - 1
+
+
 def stream(
     call: ChatCall, choices: list[Choice], rid: str, prompt_tokens: int, per_chunk: int
 ) -> Iterator[Frame]:
@@ -396,3 +418,20 @@ def error_body(provider: str, status: int, message: str) -> dict[str, Any]:
     if status < 429:
         kind = "invalid_request_error"
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def route(target: str) -> tuple[str, str, bool, dict[str, list[str]]] | None:
+    """Return (provider, model, stream-by-path, query) for a request target."""
+    path, _, query = target.partition("?")
+    qs = parse_qs(query)
+    for prefix in ("/v1", ""):
+        if path == f"{prefix}/chat/completions":
+            return "openai", "", False, qs
+        if path == f"{prefix}/messages":
+            return "anthropic", "", False, qs
+    for prefix in ("/v1beta/models/", "/v1/models/", "/models/"):
+        if path.startswith(prefix) and ":" in path:
+            model, _, method = unquote(path[len(prefix) :]).rpartition(":")
+            if method in ("generateContent", "streamGenerateContent"):
+                return "gemini", model, method == "streamGenerateContent", qs
+    return None

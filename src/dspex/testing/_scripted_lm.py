@@ -82,7 +82,8 @@ class ScriptedLM:
         answers: A list of answers used one per completion, in order (then
             ``{"answer": "No more responses"}`` forever, as DSPy's DummyLM); or
             a dict ``{substring: answer}`` where the first key found in the
-            last message's content wins. An answer is a dict of output fields
+            last message's content wins (no key found raises ``ConfigError``
+            naming the keys and the message, rather than a made-up answer). An answer is a dict of output fields
             (rendered for ``adapter``) or a string returned verbatim.
         follow_examples: Answer with the demo (prior assistant turn) whose
             user turn contains the current request's first input block; fall
@@ -171,8 +172,17 @@ class ScriptedLM:
             for key, answer in self._by_key.items():
                 if key in last:
                     return self.render(answer)
-            return self.render(_EXHAUSTED)
+            raise self._no_match(last)
         return self.render(self._script.popleft() if self._script else _EXHAUSTED)
+
+    def _no_match(self, last: str) -> ConfigError:
+        # Say so here: a made-up answer would surface later as a confusing ParseError
+        keys = ", ".join(repr(k) for k in list(self._by_key or ())[:10])
+        tail = " ".join(last.split())[-160:]
+        return ConfigError(
+            f"ScriptedLM: no script key occurs in the last message (keys: {keys}); the message "
+            f"ends with {tail!r}. Add a key that is a substring of the prompt, or script a list of answers"
+        )
 
     def _usage(self, messages: Sequence[Message], outputs: Sequence[str]) -> LMUsage:
         return LMUsage(

@@ -5,8 +5,9 @@ with the same httptools/h11 layer as the client pool, and answers chat calls
 deterministically (see ``_fake_answers.py``) in each provider's wire format
 (``_fake_providers.py``), streamed as SSE when asked. Latency, per-token
 delays and faults drawn from a seeded RNG (429 with ``Retry-After``, 500, 503,
-hang, connection reset, truncated body, malformed JSON) make it a test target
-for retries, timeouts and streaming, and a cheap load target for benchmarks:
+hang, connection reset, truncated body, malformed JSON; mid-answer with
+``fault_after_tokens``) make it a test target for retries, timeouts and
+streaming, and a cheap load target for benchmarks:
 each connection is one task and waits are sleeps, so thousands of keep-alive
 connections cost little. ``stats`` counts requests, faults, connections and
 the usage it reported. Use ``async with`` inside a running loop (either
@@ -26,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote
 
 import anyio
 import anyio.lowlevel
@@ -79,23 +79,6 @@ class _ConnState:
         self.closed = anyio.Event()
 
 
-def _route(target: str) -> tuple[str, str, bool, dict[str, list[str]]] | None:
-    """Return (provider, model, stream-by-path, query) for a request target."""
-    path, _, query = target.partition("?")
-    qs = parse_qs(query)
-    for prefix in ("/v1", ""):
-        if path == f"{prefix}/chat/completions":
-            return "openai", "", False, qs
-        if path == f"{prefix}/messages":
-            return "anthropic", "", False, qs
-    for prefix in ("/v1beta/models/", "/v1/models/", "/models/"):
-        if path.startswith(prefix) and ":" in path:
-            model, _, method = unquote(path[len(prefix) :]).rpartition(":")
-            if method in ("generateContent", "streamGenerateContent"):
-                return "gemini", model, method == "streamGenerateContent", qs
-    return None
-
-
 class FakeLLMServer:
     """A deterministic LM HTTP server on loopback with latency and fault injection.
 
@@ -127,6 +110,10 @@ class FakeLLMServer:
         student: A :class:`~dspex.testing.StudentTask`: its questions are
             answered right only when the prompt teaches the rule (see
             ``_fake_student.py``); other prompts are answered as usual.
+        fault_after_tokens: Make a stream's reset, hang, truncate and malformed
+            faults strike after this many tokens went out, as a provider failing
+            mid-answer does (default None: reset and hang before any byte, the
+            others halfway); non-streamed responses are unaffected.
     """
 
     def __init__(
@@ -153,9 +140,12 @@ class FakeLLMServer:
         parser: str | None = None,
         max_requests_per_connection: int | None = None,
         student: StudentTask | None = None,
+        fault_after_tokens: int | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise ConfigError(f"FakeLLMServer binds loopback only; host={host!r} is not loopback")
+        if fault_after_tokens is not None and (type(fault_after_tokens) is not int or fault_after_tokens < 0):
+            raise ConfigError(f"fault_after_tokens must be None or an int >= 0, got {fault_after_tokens!r}")
         if tokens_per_chunk < 1:
             raise ConfigError(f"tokens_per_chunk must be >= 1, got {tokens_per_chunk!r}")
         probs = dict(p_429=p_429, p_500=p_500, p_503=p_503, p_hang=p_hang, p_reset=p_reset,
@@ -177,6 +167,7 @@ class FakeLLMServer:
         self.parser = parser
         self.max_requests_per_connection = max_requests_per_connection
         self.student = student
+        self.fault_after_tokens = fault_after_tokens
         self.stats = ServerStats()
         self._rng = random.Random(seed)
         self._conns: set[_ConnState] = set()
@@ -388,7 +379,7 @@ class FakeLLMServer:
         ready_at = anyio.current_time() + self.latency_ms / 1000
         self.stats.requests += 1
         keep = req.keep_alive
-        route = _route(req.target)
+        route = fp.route(req.target)
         if route is None:
             return await self._unrouted(stream, req, keep)
         provider, model, path_stream, qs = route
@@ -406,8 +397,10 @@ class FakeLLMServer:
         except (ValueError, fp.BadRequest) as exc:
             return await self._error(stream, provider, 400, f"bad request: {exc}", keep)
         fault = self._draw_fault()
-        if fault in ("429", "500", "503", "hang", "reset"):  # answered without a completion
-            await anyio.sleep_until(ready_at)
+        streamed = call.stream and not (provider == "gemini" and "sse" not in qs.get("alt", []))
+        mid_stream = streamed and self.fault_after_tokens is not None  # hang/reset strike in _stream
+        if fault in ("429", "500", "503") or (fault in ("hang", "reset") and not mid_stream):
+            await anyio.sleep_until(ready_at)  # answered without a completion
         if fault in ("429", "500", "503"):
             status = int(fault)  # type: ignore[arg-type]
             extra = ()
@@ -416,10 +409,10 @@ class FakeLLMServer:
                          ("retry-after-ms", str(int(self.retry_after * 1000))))  # fmt: skip
             return await self._error(stream, provider, status, f"injected {fault}", keep,
                                      extra=extra)  # fmt: skip
-        if fault == "hang":
+        if fault == "hang" and not mid_stream:
             await self._hang(stream)
             return False
-        if fault == "reset":
+        if fault == "reset" and not mid_stream:
             _linger_zero(stream)
             return False
         # Streaming or not, the same request gets the same answer.
@@ -430,7 +423,7 @@ class FakeLLMServer:
         digest = full_digest[:24]
         # tokens never span the "\n" joining the texts, so per-text counts add up
         prompt_tokens = sum(count_tokens_cached(t) for t in call.texts)
-        if call.stream and not (provider == "gemini" and "sse" not in qs.get("alt", [])):
+        if streamed:
             return await self._stream(stream, call, choices, digest, prompt_tokens, fault, keep, ready_at)
         payload: Any = fp.render(call, choices, digest, prompt_tokens)
         if provider == "gemini" and call.stream:
@@ -545,14 +538,15 @@ class FakeLLMServer:
         ready_at: float,
     ) -> bool:
         frames = list(fp.stream(call, choices, rid, prompt_tokens, self.tokens_per_chunk))
-        if fault == "malformed":
-            frames.insert(len(frames) // 2, (b"data: {not json\n\n", 0))
+        cut = fp.fault_frame(frames, fault, self.fault_after_tokens)
+        if fault == "malformed" and cut is not None:
+            frames.insert(cut, (b"data: {not json\n\n", 0))
+            cut = None
         await anyio.sleep_until(ready_at)
         self.stats.statuses[200] = self.stats.statuses.get(200, 0) + 1
         head = ("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
                 "transfer-encoding: chunked\r\n" + ("" if keep else "connection: close\r\n")
                 + "\r\n").encode()  # fmt: skip
-        cut = len(frames) // 2 if fault == "truncate" else None
         delay = self.token_delay_ms / 1000
         counted = fault != "malformed" and (call.include_usage or call.provider != "openai")
         if not delay and cut is None:
@@ -564,6 +558,10 @@ class FakeLLMServer:
         await stream.send(head)
         for i, (data, tokens) in enumerate(frames):
             if i == cut:
+                if fault == "reset":
+                    _linger_zero(stream)
+                elif fault == "hang":
+                    await self._hang(stream)
                 return False
             if delay and tokens:
                 await anyio.sleep(delay * tokens)

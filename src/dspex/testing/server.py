@@ -17,21 +17,41 @@ if TYPE_CHECKING:
 __all__ = ["main", "student_task"]
 
 
+_DESCRIPTION = """\
+Start the fake OpenAI/Anthropic/Gemini-compatible LM server on loopback, print
+its base URL on one line (flushed, so a parent process can read it) and serve
+until interrupted. Faults are drawn per request with the given probabilities.
+"""
+_EPILOG = "example: python -m dspex.testing.server --port 8000 --latency-ms 50 --p-429 0.05"
+_FAULTS = {
+    "429": "answer HTTP 429 with Retry-After",
+    "500": "answer HTTP 500",
+    "503": "answer HTTP 503",
+    "hang": "accept the request and never answer",
+    "reset": "reset the connection",
+    "truncate": "cut a streamed answer short",
+    "malformed": "answer with invalid JSON",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dspex.testing.server", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m dspex.testing.server", description=_DESCRIPTION,
+                                epilog=_EPILOG, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     p.add_argument("--port", type=int, default=0, help="port (0 = any free port)")
-    p.add_argument("--latency-ms", type=float, default=0.0)
-    p.add_argument("--token-delay-ms", type=float, default=0.0)
-    p.add_argument("--tokens-per-chunk", type=int, default=1)
-    for fault in ("429", "500", "503", "hang", "reset", "truncate", "malformed"):
-        p.add_argument(f"--p-{fault}", type=float, default=0.0, help=f"probability of {fault}")
-    p.add_argument("--retry-after", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--require-api-key", default=None)
-    p.add_argument("--model", default="fake-model")
-    p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
-    p.add_argument("--parser", choices=("httptools", "h11"), default=None)
+    p.add_argument("--latency-ms", type=float, default=0.0, help="delay before each response starts")
+    p.add_argument("--token-delay-ms", type=float, default=0.0, help="delay between streamed chunks")
+    p.add_argument("--tokens-per-chunk", type=int, default=1, help="tokens per streamed chunk")
+    for fault, what in _FAULTS.items():
+        p.add_argument(f"--p-{fault}", type=float, default=0.0, help=f"probability to {what}")
+    p.add_argument("--retry-after", type=float, default=1.0, help="seconds in the Retry-After header of a 429")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fault draws (same seed, same faults)")
+    p.add_argument("--require-api-key", default=None, metavar="KEY",
+                   help="refuse requests without this key (401); default: any key")
+    p.add_argument("--model", default="fake-model", help="model name reported in responses")
+    p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to serve on")
+    p.add_argument("--parser", choices=("httptools", "h11"), default=None,
+                   help="HTTP parser (default: httptools when installed, else h11)")
     p.add_argument("--student", default=None, metavar="RULES",
                    help="answer StudentTask questions as the fake student: 'all' or rule names, comma-separated")
     return p

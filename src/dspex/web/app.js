@@ -89,6 +89,16 @@
     return row;
   }
 
+  // The client contract of a `retry` event: the retried call streams its fields
+  // again from the start, so drop what that predictor (or, with no predictor,
+  // the whole item) streamed so far instead of appending to it.
+  function discardPartial(node, predictor) {
+    node.querySelectorAll(".field").forEach(function (row) {
+      if (!predictor || row.dataset.predictor === predictor) { row.remove(); }
+    });
+    node.querySelector(".raw").textContent = "";
+  }
+
   function setField(node, name, text, final) {
     var row = field(node, name);
     row.querySelector(".ftext").textContent = text;
@@ -149,6 +159,18 @@
     return null;
   }
 
+  // Raw tokens are shown only until the first field is recognised: without the
+  // adapter's [[ ## field ## ]] markers (nor a marker still being typed).
+  function readable(text) {
+    return text.replace(/\[\[ ## [^\]]*## \]\]\s*/g, "").replace(/\[\[[^\]]*$/, "");
+  }
+
+  // Fields in the signature's order (the prediction's keys), whatever order they streamed in.
+  function orderFields(node, names) {
+    var box = node.querySelector(".fields");
+    names.forEach(function (name) { box.appendChild(field(node, name)); });
+  }
+
   function streamed(node, text) {
     node.dataset.streamed = String(Number(node.dataset.streamed) + text.length);
   }
@@ -203,18 +225,24 @@
     token_delta: function (msg) {
       var node = card(msg.item_id);
       var raw = node.querySelector(".raw");
-      raw.textContent += msg.text;
+      node.dataset.rawText = (node.dataset.rawText || "") + msg.text;
+      raw.textContent = readable(node.dataset.rawText);
       streamed(node, msg.text);
       if (!node.querySelector(".field")) { raw.hidden = false; }
     },
     field_delta: function (msg) {
       var node = card(msg.item_id);
       var row = field(node, msg.field);
+      if (msg.predictor) { row.dataset.predictor = msg.predictor; }
       row.querySelector(".ftext").textContent += msg.text;
       node.querySelector(".raw").hidden = true;
       streamed(node, msg.text);
     },
-    field_done: function (msg) { setField(card(msg.item_id), msg.field, fmt(msg.value), true); },
+    field_done: function (msg) {
+      var node = card(msg.item_id);
+      setField(node, msg.field, fmt(msg.value), true);
+      if (msg.predictor) { field(node, msg.field).dataset.predictor = msg.predictor; }
+    },
     prediction_done: function (msg) {
       state.sawPredictions = true;
       var node = card(msg.item_id);
@@ -222,6 +250,7 @@
       Object.keys(msg.outputs || {}).forEach(function (name) {
         setField(node, name, fmt(msg.outputs[name]), true);
       });
+      orderFields(node, Object.keys(msg.outputs || {}));
       node.querySelector(".raw").hidden = true;
       finish(node, "done", "done");
       settleRecords();
@@ -236,7 +265,11 @@
       note(node, msg.error_type + ": " + msg.message, "error");
       finish(node, "error", "error");
     },
-    retry: function (msg) { note(card(msg.item_id), "retry " + msg.attempt + ": " + msg.reason, "retry"); },
+    retry: function (msg) {
+      var node = card(msg.item_id);
+      discardPartial(node, msg.predictor);
+      note(node, "retry " + msg.attempt + ": " + msg.reason, "retry");
+    },
     validation_failed: function (msg) { note(card(msg.item_id), "validation: " + msg.message, "retry"); },
     tool_call: function (msg) { toolStep(card(msg.item_id), msg); },
     tool_result: function (msg) {
@@ -301,9 +334,11 @@
     $("m-rate").textContent = (serverRate !== undefined ? Number(serverRate) : rate()).toFixed(1);
     $("m-done").textContent = String(Math.max(state.done, Number(pick(["items_done", "items_out"]) || 0)));
     $("m-failed").textContent = String(Math.max(state.failed, Number(pick(["items_failed"]) || 0)));
-    var inflight = pick(["in_flight"]);
-    if (inflight === undefined) { inflight = document.querySelectorAll(".card.streaming").length; }
-    $("m-inflight").textContent = String(inflight);
+    // in flight = calls in progress (cards still streaming); the engine's in_flight
+    // counts items admitted by the sources and not done, queued ones included
+    var admitted = pick(["in_flight"]);
+    $("m-inflight").textContent = String(document.querySelectorAll(".card.streaming").length);
+    $("m-inflight").title = admitted === undefined ? "" : admitted + " items admitted and not done yet";
     $("m-tokens").textContent = String(Math.max(state.tokens, Number(pick(["tokens"]) || 0)));
     $("m-cost").textContent = "$" + Math.max(state.cost, Number(pick(["cost"]) || 0)).toFixed(4);
     var clients = pick(["ws_clients", "clients"]);
