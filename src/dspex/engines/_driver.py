@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -136,17 +137,22 @@ def merge_reports(flow_name: str, run_id: str, results: Sequence[PartitionResult
         report.committed_keys += p.committed_keys
         report.validation_failures += p.validation_failures
         report.resumed = report.resumed or p.resumed
+    peaks: dict[str, float] = {}
+    for r in results:  # one figure per worker process: its largest
+        peaks[str(r.pid)] = max(peaks.get(str(r.pid), 0.0), r.peak_rss_mb)
+    report.memory["worker_peak_rss_mb"] = peaks
     report.status = next((s for s in ("failed", "cancelled") if s in statuses), "completed")
     return report
 
 
 async def run_partitioned(
     flow: Any, engine: Engine, *, run_id: str | None, store: Any, partitions: int | None,
-    backend: str, options: dict[str, Any],
+    backend: str, options: dict[str, Any], progress: bool | None = None,
 ) -> RunReport:
     """Split ``flow``'s source, run the partitions on ``engine``, merge the reports.
 
-    Blocks until every partition finished. Raises what a partition raised
+    Blocks until every partition finished; unless ``progress`` is False, one
+    line per finished partition goes to stderr as it finishes. Raises what a partition raised
     (``FlowFailed`` with that partition's report, ``RunLeaseError``, ...) or
     ``ConfigError`` for a flow that cannot be partitioned or pickled.
     """
@@ -165,9 +171,12 @@ async def run_partitioned(
                                path, backend)
                  for i, part in enumerate(parts) if i not in finished]
 
-        def on_done(result: PartitionResult) -> None:
-            log.info("partition %d/%d done: %d in, %d out", result.index + 1, len(parts),
-                     result.report.items_in, result.report.items_out)
+        def on_done(result: PartitionResult) -> None:  # called from the engine's thread
+            line = (f"{flow.name}: partition {result.index + 1}/{len(parts)} done on pid "
+                    f"{result.pid}: {result.report.items_in} in, {result.report.items_out} out")
+            log.info(line)
+            if progress is not False:
+                print(line, file=sys.stderr, flush=True)
 
         results = await engine.run_partitions(tasks, on_done) if tasks else []
         await rs.commit(run_id, [f"@part:{r.index}" for r in results], {})

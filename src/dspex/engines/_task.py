@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import io
 import os
+import resource
+import sys
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -69,6 +71,7 @@ class PartitionResult:
     collected: dict[str, list[Any]] = field(default_factory=dict)
     files: dict[str, int] = field(default_factory=dict)  # part file path -> bytes
     pid: int = 0
+    peak_rss_mb: float = 0.0  # the worker process's peak so far (ru_maxrss)
 
 
 def part_path(path: str, index: int) -> str:
@@ -142,7 +145,8 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     flow, options = cloudpickle.loads(task.payload)
     run = partial(flow.run, run_id=task.run_id, store=task.store, progress=False, **options)
     report = run_sync(run, backend=task.backend)
-    result = PartitionResult(task.index, report, pid=os.getpid())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20 if sys.platform == "darwin" else 1 << 10)
+    result = PartitionResult(task.index, report, pid=os.getpid(), peak_rss_mb=round(peak, 1))
     for node in flow.nodes:
         for sink in node.sinks:
             if type(sink) is CollectSink:

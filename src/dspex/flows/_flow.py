@@ -365,7 +365,7 @@ class Flow:
         check_settings(settings)
         if engine != "local":
             return await self._run_on(engine, workers, address, partitions, backend, dict(
-                run_id=run_id, store=store, clock=clock, memory=memory, buffer=buffer,
+                run_id=run_id, store=store, progress=progress, clock=clock, memory=memory, buffer=buffer,
                 max_in_flight=max_in_flight, checkpoint_every=checkpoint_every,
                 checkpoint_interval_s=checkpoint_interval_s, sink_timeout_s=sink_timeout_s,
                 max_failure_rate=max_failure_rate, on_duplicate=on_duplicate, **settings))
@@ -390,10 +390,10 @@ class Flow:
             engine = engines.get_engine(engine, workers=workers, address=address)
         elif not isinstance(engine, engines.Engine):
             raise ConfigError(f"engine must be a name or an Engine, got {engine!r}")
-        run_id, store = kw.pop("run_id"), kw.pop("store")
+        run_id, store, progress = kw.pop("run_id"), kw.pop("store"), kw.pop("progress")
         return await engines.run_partitioned(
             self, engine, run_id=run_id, store=store, partitions=partitions,
-            backend=backend or "asyncio", options=kw)
+            backend=backend or "asyncio", options=kw, progress=progress)
 
     def run_sync(self, **kwargs: Any) -> RunReport:
         """Run the flow from synchronous code (see :meth:`run`)."""
