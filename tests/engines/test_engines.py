@@ -143,7 +143,6 @@ async def test_relaunch_resumes_only_missing_partitions_and_keeps_the_plan(
     store = tmp_path / "s.sqlite"
     first = await flow.run(engine="processes", workers=2, partitions=3, run_id="r", store=store,
                            progress=False, backend=anyio_backend)
-    # a part file lost after the run does not come back: its partition is done
     assert first.items_in == 100
     second = await flow.run(engine=ProcessesEngine(workers=1), partitions=5, run_id="r",
                             store=store, progress=False, backend=anyio_backend)

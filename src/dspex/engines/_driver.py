@@ -74,7 +74,8 @@ async def _plan(store: RunStore, run_id: str, partitions: int) -> tuple[int, set
     if plan is None:
         await store.commit(run_id, [], {"@plan": {"partitions": partitions}})
         return partitions, set(), False
-    done = {int(k.split(":", 1)[1]) for k in ck.done if k.startswith("@part:")}  # type: ignore[union-attr]
+    assert ck is not None  # a plan was found in it
+    done = {int(k.split(":", 1)[1]) for k in ck.done if k.startswith("@part:")}
     return int(plan["partitions"]), done, True
 
 

@@ -75,7 +75,7 @@ class PartitionResult:
 
 
 def part_path(path: str, index: int) -> str:
-    """Return the file of partition ``index`` for sink ``path`` (``a.jsonl`` -> ``a.part-00007.jsonl``)."""
+    """Return partition ``index``'s file for sink ``path`` (``a.jsonl`` -> ``a.part-00007.jsonl``)."""
     stem, ext = os.path.splitext(path)
     return f"{stem}.part-{index:05d}{ext}"
 
@@ -145,12 +145,14 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     flow, options = cloudpickle.loads(task.payload)
     run = partial(flow.run, run_id=task.run_id, store=task.store, progress=False, **options)
     report = run_sync(run, backend=task.backend)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20 if sys.platform == "darwin" else 1 << 10)
+    rss_unit = 1 << 20 if sys.platform == "darwin" else 1 << 10  # bytes on macOS, KiB on Linux
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / rss_unit
     result = PartitionResult(task.index, report, pid=os.getpid(), peak_rss_mb=round(peak, 1))
     for node in flow.nodes:
         for sink in node.sinks:
             if type(sink) is CollectSink:
                 result.collected[sink.name] = list(sink.items)
             elif isinstance(sink, FileSink):
-                result.files[sink.path] = os.path.getsize(sink.path) if os.path.exists(sink.path) else 0
+                exists = os.path.exists(sink.path)
+                result.files[sink.path] = os.path.getsize(sink.path) if exists else 0
     return result
