@@ -10,6 +10,7 @@ import json
 import os
 import signal
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,27 @@ def test_bad_engine_settings_are_config_errors(tmp_path: Path) -> None:
     flow.source([{"id": 1}]).sink(dx.sinks.collect())
     with pytest.raises(ConfigError, match="run store file"):
         flow.run_sync(engine="processes", store=":memory:", progress=False)
+
+
+@pytest.mark.reliability
+async def test_cancelled_processes_run_resumes_exactly_once(tmp_path: Path, anyio_backend: str) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    src = _input(tmp_path, extra={"marks": str(marks)})
+    out = tmp_path / "out.jsonl"
+    flow, _ = _flow(src, out, slow_marking)
+    store = tmp_path / "s.sqlite"
+    kw: dict[str, Any] = dict(engine="processes", workers=2, partitions=4, run_id="c", store=store,
+                              progress=False, backend=anyio_backend, checkpoint_every=5)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(partial(flow.run, **kw))
+        with anyio.fail_after(60):  # record 40 of partition 0: partitions 2 and 3 not started
+            while not (marks / "pid").exists():
+                await anyio.sleep(0.02)
+        (marks / "killed").write_text("")
+        tg.cancel_scope.cancel()
+    assert not out.with_suffix(".manifest.json").exists()  # the run did not finish
+    report = await flow.run(**kw)  # the lease of a terminated worker is taken over at once
+    assert report.status == "completed" and report.resumed
+    expected = [(i, i * i) for i in range(N) if (i * i) % 3 != 1]
+    assert _key(_outputs(out)) == expected

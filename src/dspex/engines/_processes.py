@@ -48,9 +48,9 @@ class ProcessesEngine(Engine):
     ) -> list[PartitionResult]:
         """Run the tasks on the pool; see :meth:`Engine.run_partitions`.
 
-        Cancelling the caller stops waiting at once and shuts the pool down
-        (tasks not started are dropped; running ones finish in the background
-        and commit to the run store, so a resume does not repeat them).
+        Cancelling the caller stops waiting at once (within ``_POLL_S``, in the
+        background) and terminates the pool's processes; a resume with the same
+        run id continues each partition from its last commit.
         """
         stop = threading.Event()
         try:
@@ -93,7 +93,24 @@ class ProcessesEngine(Engine):
                     del pending[index]
                     on_done(result)
         finally:
+            if stop.is_set():
+                _terminate(pool)
             pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool's processes now (a cancelled run must not keep partitions running).
+
+    What they wrote but had not committed is cut back when the run resumes.
+    ``ProcessPoolExecutor`` has no public way to do this before Python 3.14
+    (``terminate_workers``), hence its ``_processes`` map.
+    """
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
 
 
 register_engine("processes", ProcessesEngine)

@@ -19,6 +19,7 @@ import io
 import os
 import resource
 import sys
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from .._util._sync import run_sync
-from ..errors import ConfigError
+from ..errors import ConfigError, RunLeaseError
 from ..lm._lm import LM
 from ..sinks._files import CsvSink, FileSink, JsonlSink
 from ..sinks._simple import CollectSink
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
     from ..flows._report import RunReport
     from ..sources._base import Source
 
-__all__ = ["PartitionResult", "PartitionTask", "pack", "part_path", "run_partition"]
+__all__ = ["LEASE_WAIT_S", "PartitionResult", "PartitionTask", "pack", "part_path", "run_partition"]
+
+LEASE_WAIT_S = 45.0  # the run store's lease lives 30 s; an abandoned one has expired by then
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +142,22 @@ def run_partition(task: PartitionTask) -> PartitionResult:
 
     Resumes from the run store when the partition ran before (a killed worker,
     a retried task): its done keys are skipped and its sink files are cut back
-    to the committed positions. Raises what ``Flow.run`` raises
-    (``FlowFailed``, ``RunLeaseError``, ...).
+    to the committed positions. While an earlier attempt still holds the
+    partition's lease (a worker presumed dead that is still running), waits
+    for it, at most ``LEASE_WAIT_S`` seconds (longer than a lease lives), then
+    raises ``RunLeaseError``. Raises what ``Flow.run`` raises (``FlowFailed``, ...).
     """
     flow, options = cloudpickle.loads(task.payload)
     run = partial(flow.run, run_id=task.run_id, store=task.store, progress=False, **options)
-    report = run_sync(run, backend=task.backend)
+    deadline = time.monotonic() + LEASE_WAIT_S
+    while True:
+        try:
+            report = run_sync(run, backend=task.backend)
+            break
+        except RunLeaseError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)  # a worker thread or process of its own: blocking is fine
     rss_unit = 1 << 20 if sys.platform == "darwin" else 1 << 10  # bytes on macOS, KiB on Linux
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / rss_unit
     result = PartitionResult(task.index, report, pid=os.getpid(), peak_rss_mb=round(peak, 1))
