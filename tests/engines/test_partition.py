@@ -64,3 +64,23 @@ def test_unpartitionable_source_and_bad_count() -> None:
         split_source(dx.sources.iterable(iter([{"id": 1}]), id_field="id"), 2)
     with pytest.raises(ConfigError, match="partitions must be a positive int"):
         split_source(dx.sources.iterable([{"id": 1}]), 0)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 9])
+async def test_csv_ranges_keep_quoted_newlines_whole(tmp_path: Path, parts: int) -> None:
+    path = tmp_path / "in.csv"
+    rows = ["id,text"]
+    for i in range(60):
+        text = f'"line one of {i}\nline two, ""quoted""\n"' if i % 4 == 0 else f"plain {i}"
+        rows.append(f"{i},{text}")
+    rows.insert(30, "bad,row,with,too,many,columns")
+    path.write_text("\n".join(rows) + "\n")
+    whole = await _read(dx.sources.csv(path, id_field="id"))
+    split = split_source(dx.sources.csv(path, id_field="id"), parts)
+    assert 1 <= len(split) <= parts and (len(split) > 1) == (parts > 1)
+    got = [r for part in split for r in await _read(part)]
+    assert [(r.key, r.data) for r in got if r.error is None] == [
+        (r.key, r.data) for r in whole if r.error is None]
+    assert len([r for r in got if r.error is None]) == 60
+    # the bad row keeps its line number in the whole file
+    assert [r.error.line for r in got if r.error] == [r.error.line for r in whole if r.error]

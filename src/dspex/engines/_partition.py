@@ -4,7 +4,9 @@ A partition is itself a :class:`~dspex.sources.Source`, so each worker runs
 the flow's local engine on it unchanged. JSONL files split by byte range,
 each boundary moved forward to the byte after a newline (a line belongs to the
 partition where it starts), so no line is cut or read twice; line numbers stay
-those of the whole file. Parquet splits by row group, lists and tuples by
+those of the whole file. CSV files split the same way, but only at a newline
+outside quotes (an even number of quote characters since the data began), so
+a quoted field spanning lines stays whole; every partition gets the header. Parquet splits by row group, lists and tuples by
 contiguous chunk. Partitions depend only on the input and their count, so a
 re-launched run with the same count sees the same partitions (the driver
 records the count in the run store and reuses it).
@@ -12,6 +14,8 @@ records the count in the run store and reuses it).
 
 from __future__ import annotations
 
+import _csv
+import io
 import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -20,12 +24,13 @@ import anyio
 
 from ..errors import ConfigError, SourceError
 from ..sources._base import SkipFn, Source, SourceRecord
-from ..sources._files import JsonlSource, _emit, _open_binary
+from ..sources._csv import CsvRows
+from ..sources._files import CsvSource, JsonlSource, _emit, _open_binary
 from ..sources._iterable import IterableSource
 from ..sources._lines import LineChunker, parse_lines
 from ..sources._parquet import ParquetSource, import_pyarrow
 
-__all__ = ["JsonlRangeSource", "ParquetGroupsSource", "split_source"]
+__all__ = ["CsvRangeSource", "JsonlRangeSource", "ParquetGroupsSource", "split_source"]
 
 _SCAN = 1 << 20
 
@@ -84,6 +89,91 @@ class JsonlRangeSource(JsonlSource):
                     yield record
         finally:
             f.close()
+
+
+class _RangeReader(io.RawIOBase):
+    """The bytes ``[start, end)`` of a file, as a raw stream."""
+
+    def __init__(self, path: str, start: int, end: int) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 - closed with this stream
+        self._f.seek(start)
+        self._left = end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._f.readinto(memoryview(buffer)[: max(0, min(len(buffer), self._left))])
+        self._left -= n or 0
+        return n or 0
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+class CsvRangeSource(CsvSource):
+    """The CSV records that start in ``[start, end)``, named by ``header``.
+
+    Args:
+        source: The whole file's source (path, dialect, id field, limits).
+        start: A record start after the header (see :func:`split_source`).
+        end: A record start at or after ``start`` (or the file size).
+        first_line: The 1-based line number at ``start`` in the whole file.
+        header: The field names from the file's header row.
+    """
+
+    def __init__(self, source: CsvSource, start: int, end: int, first_line: int,
+                 header: list[str]) -> None:
+        super().__init__(source.path, id_field=source.id_field, delimiter=source.delimiter,
+                         fieldnames=header, encoding=source.encoding, batch_rows=source.batch_rows,
+                         max_field_lines=source.max_field_lines, **source.fmtparams)
+        self.start, self.end, self.first_line = start, end, first_line
+        self.name = f"csv:{self.path}[{start}:{end}]"
+
+    def _open(self) -> Any:
+        try:
+            raw = _RangeReader(self.path, self.start, self.end)
+        except OSError as exc:
+            raise SourceError(f"cannot open CSV file {self.path!r}: {exc.strerror}",
+                              path=self.path) from exc
+        return io.TextIOWrapper(io.BufferedReader(raw), encoding=self.encoding,
+                                errors="surrogateescape", newline="")
+
+    async def records(self, *, skip: SkipFn | None = None) -> AsyncIterator[SourceRecord]:
+        """Yield one record per data row of the range; see :meth:`Source.records`."""
+        f = await anyio.to_thread.run_sync(self._open)
+        try:
+            state = CsvRows(self, f)
+            state.lines_read = self.first_line - 1  # numbers as in the whole file
+            while not state.eof:
+                for record in _emit(await anyio.to_thread.run_sync(state.next_batch), skip):
+                    yield record
+        finally:
+            f.close()
+
+
+def _csv_bounds(source: CsvSource, n: int) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """Return the header and ``(start, end, first_line)`` of up to ``n`` record-aligned ranges."""
+    quote = (source.fmtparams.get("quotechar") or '"').encode(source.encoding)
+    size = os.path.getsize(source.path)
+    with open(source.path, "rb") as f:
+        head = f.readline()
+        # decoded as CsvSource decodes it (a BOM stays: same field names on every engine)
+        text = head.decode(source.encoding, "surrogateescape")
+        header = source.fieldnames or next(_csv.reader([text], delimiter=source.delimiter))
+        pos, line, quotes = f.tell(), 2, 0
+        ranges, start, first = [], pos, 2
+        step = max(1, (size - pos) // n)
+        for raw in f:  # one pass: a cut is a line start with the quotes balanced
+            pos += len(raw)
+            line += 1
+            quotes += raw.count(quote)
+            if quotes % 2 == 0 and pos - start >= step and len(ranges) < n - 1:
+                ranges.append((start, pos, first))
+                start, first = pos, line
+        ranges.append((start, size, first))
+    return header, [r for r in ranges if r[1] > r[0]] or [(start, start, first)]
 
 
 class ParquetGroupsSource(ParquetSource):
@@ -180,6 +270,9 @@ def split_source(source: Source, n: int) -> list[Source]:
         return [JsonlRangeSource(source.path, a, b, line, id_field=source.id_field,
                                  chunk_bytes=source.chunk_bytes)
                 for a, b, line in _jsonl_bounds(source.path, n)]
+    if type(source) is CsvSource and source.fieldnames is None:
+        header, bounds = _csv_bounds(source, n)
+        return [CsvRangeSource(source, a, b, line, header) for a, b, line in bounds]
     if type(source) is ParquetSource:
         return _split_parquet(source, n)
     if isinstance(source, IterableSource) and isinstance(source.items, list | tuple):
@@ -188,5 +281,6 @@ def split_source(source: Source, n: int) -> list[Source]:
                 for a, b in _chunks(len(items), n)]
     raise ConfigError(
         f"cannot partition source {source.name!r} ({type(source).__name__}) for a multi-process "
-        "engine; expected a JSONL file (dx.sources.jsonl), Parquet, or a list/tuple of records"
+        "engine; expected a JSONL file (dx.sources.jsonl), a CSV file with a header row, Parquet, "
+        "or a list/tuple of records"
     )
