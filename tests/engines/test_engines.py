@@ -75,13 +75,15 @@ async def test_local_processes_and_dask_give_identical_output_sets(
 ) -> None:
     src = _input(tmp_path)
     expected = [(i, i * i) for i in range(N) if (i * i) % 3 != 1]
-    runs = {"local": {}, "processes": {"workers": 2}, "dask": {"address": cluster.scheduler_address}}
+    runs: dict[str, dict[str, Any]] = {
+        "local": {}, "processes": {"workers": 2, "partitions": 4, "backend": anyio_backend},
+        "dask": {"address": cluster.scheduler_address, "partitions": 4, "backend": anyio_backend}}
     for engine, kw in runs.items():
         out = tmp_path / engine / "out.jsonl"
         out.parent.mkdir()
         flow, got = _flow(src, out)
         report = await flow.run(engine=engine, run_id=f"same-{engine}", store=tmp_path / "s.sqlite",
-                                progress=False, backend=anyio_backend, partitions=4, **kw)
+                                progress=False, **kw)
         assert report.status == "completed", engine
         assert (report.items_in, report.items_out) == (N, 2 * len(expected)), engine
         assert report.nodes["map-2"].items_in == N
@@ -199,6 +201,10 @@ def test_bad_engine_settings_are_config_errors(tmp_path: Path) -> None:
     flow.source([{"id": 1}]).sink(dx.sinks.collect())
     with pytest.raises(ConfigError, match="run store file"):
         flow.run_sync(engine="processes", store=":memory:", progress=False)
+    with pytest.raises(ConfigError, match="not the local engine"):
+        flow.run_sync(workers=2, progress=False)
+    with pytest.raises(ConfigError, match="backend must be"):
+        flow.run_sync(engine="processes", backend="curio", progress=False)
 
 
 @pytest.mark.reliability

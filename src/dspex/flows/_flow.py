@@ -363,6 +363,9 @@ class Flow:
         from ._runner import RunOptions, Runner
 
         check_settings(settings)
+        if engine == "local" and (workers, address, partitions, backend) != (None,) * 4:
+            raise ConfigError("workers, address, partitions and backend apply to "
+                              "engine='processes' or 'dask', not the local engine")
         if engine != "local":
             return await self._run_on(engine, workers, address, partitions, backend, dict(
                 run_id=run_id, store=store, progress=progress, clock=clock, memory=memory, buffer=buffer,
@@ -386,6 +389,8 @@ class Flow:
         # engines (it pulls in cloudpickle and, for dask, distributed)
         from .. import engines
 
+        if backend not in (None, "asyncio", "trio"):
+            raise ConfigError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
         if isinstance(engine, str):
             engine = engines.get_engine(engine, workers=workers, address=address)
         elif not isinstance(engine, engines.Engine):
