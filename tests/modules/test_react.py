@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -191,34 +191,31 @@ async def test_truncation_of_a_single_step_raises() -> None:
         await dx.ReAct("question -> answer", tools=[double]).acall(question="q", lm=lm)
 
 
-_TOOL_STARTED = threading.Event()
-_LOOP_RAN = threading.Event()
-
-
-def waits_for_the_loop(x: int) -> int:
-    """Block this thread until the event loop has run another task meanwhile."""
-    _TOOL_STARTED.set()
-    if not _LOOP_RAN.wait(timeout=30):  # run on the loop's own thread, it would never be set
-        raise RuntimeError("the event loop was blocked while the tool ran")
+def sleepy(x: int) -> int:
+    """Block the calling thread for 200 ms."""
+    time.sleep(0.2)
     return x
 
 
 async def test_sync_tool_never_blocks_the_event_loop() -> None:
-    # Deterministic, no timing: the tool only returns once a task on the loop has run
-    # while it blocks; a tool run on the loop's thread would time out instead.
-    _TOOL_STARTED.clear()
-    _LOOP_RAN.clear()
+    ticks = 0
 
-    async def other_task() -> None:
-        while not _TOOL_STARTED.is_set():
-            await anyio.sleep(0.001)
-        _LOOP_RAN.set()
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
 
-    lm = ScriptedLM(_steps(("waits_for_the_loop", {"x": 1})))
+    lm = ScriptedLM(_steps(("sleepy", {"x": 1})))
     async with anyio.create_task_group() as tg:
-        tg.start_soon(other_task)
-        pred = await dx.ReAct("question -> answer", tools=[waits_for_the_loop]).acall(question="q", lm=lm)
+        tg.start_soon(ticker)
+        before = ticks
+        pred = await dx.ReAct("question -> answer", tools=[sleepy]).acall(question="q", lm=lm)
+        during = ticks - before
+        tg.cancel_scope.cancel()
     assert pred.trajectory["observation_0"] == 1
+    # A blocked loop would tick 0-1 times; a free one ~20 times in 200 ms.
+    assert during >= 10
 
 
 async def test_stream_emits_tool_call_and_result_events() -> None:
