@@ -38,9 +38,10 @@ def cli() -> None:
 def demo(serve: bool, n: int | None, out_path: Path | None, question: str | None, agent: bool,
          no_auth: bool, port: int) -> None:
     """Run the demo flow on the built-in local LM server (no API key needed)."""
-    if agent and question is not None:
-        raise click.UsageError("--question streams one ChainOfThought answer; it does not combine with --agent")
     if agent:
+        if question is not None:
+            raise click.UsageError(
+                "--question streams one ChainOfThought answer; it does not combine with --agent")
         agent_mod = importlib.import_module("dspex.cli._agent_demo")
         code = agent_mod.run_agent_demo(serve=serve, n=n, out_path=out_path or "demo_agent_answers.jsonl",
                                         auth=not no_auth, port=port)
