@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 import dspex as dx
@@ -14,7 +16,7 @@ ANSWER = "[[ ## answer ## ]]\nParis\n\n[[ ## completed ## ]]"
 def _flow(module: dx.Module, sink: dx.sinks.CollectSink | None = None) -> tuple[dx.Flow, list[int]]:
     pulled: list[int] = []
 
-    def records():  # type: ignore[no-untyped-def]
+    def records() -> Iterator[dict[str, str]]:
         for i in range(3):
             pulled.append(i)
             yield {"question": f"q{i}"}
