@@ -106,6 +106,24 @@ def test_bad_lm_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown provider 'nosuch'" in result.output
 
 
+def test_no_lm_anywhere_exits_2_naming_the_node_before_running(tmp_path: Path) -> None:
+    flow = _files(tmp_path, ["one", "two"])
+    result = invoke(None, str(flow), "--store", str(tmp_path / "s.sqlite"))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: node 'answer': no LM configured for predictor 'self'")
+    assert "--lm" in result.stderr
+    assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "s.sqlite").exists()  # nothing ran
+
+
+def test_a_node_lm_in_the_yaml_satisfies_the_pre_flight_check(tmp_path: Path, server: FakeLLMServer) -> None:
+    flow = _files(tmp_path, ["one"])
+    node_lm = f"lm: {{model: openai/fake, api_base: '{server.url}/v1', cache: false}}"
+    flow.write_text(FLOW.replace("concurrency: 4", f"concurrency: 4\n    {node_lm}"))
+    result = invoke(None, str(flow), "--json", "--quiet", "--store", str(tmp_path / "s.sqlite"))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["items_out"] == 1
+
+
 def test_progress_lines_go_to_stderr_without_a_tty(tmp_path: Path, server: FakeLLMServer) -> None:
     flow = _files(tmp_path, ["one", "two"])
     result = invoke(server, str(flow), "--store", str(tmp_path / "s.sqlite"))

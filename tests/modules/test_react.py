@@ -240,6 +240,21 @@ async def test_stream_emits_tool_call_and_result_events() -> None:
     assert event_from_wire(results[1].to_wire()) == results[1]
 
 
+async def test_tool_result_event_error_has_no_traceback_but_the_lm_sees_dspys_text() -> None:
+    lm = ScriptedLM(_steps(("boom", {"x": 2})))
+    agent = dx.ReAct("question -> answer", tools=[boom])
+    events = [ev async for ev in agent.stream(question="q", lm=lm)]
+    failed = next(e for e in events if isinstance(e, ToolResult) and e.name == "boom")
+    # the event goes to clients (WebSocket): type and message only, no server paths
+    assert failed.error == "RuntimeError: boom 2"
+    wire = json.dumps(failed.to_wire())
+    assert "Traceback" not in wire and "test_react.py" not in wire and "boom 2" in wire
+    # the observation fed back to the LM keeps DSPy's traceback summary
+    obs = events[-1].outputs["trajectory"]["observation_0"]
+    assert obs.startswith("Execution error in boom: \nTraceback (most recent call last):")
+    assert obs.endswith("RuntimeError: boom 2")
+
+
 def test_bad_tools_are_rejected_at_construction() -> None:
     with pytest.raises(ToolError, match="expects a callable"):
         dx.ReAct("question -> answer", tools=[42])  # type: ignore[list-item]

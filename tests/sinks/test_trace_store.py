@@ -59,3 +59,34 @@ async def test_bad_arguments_are_typed_errors(tmp_path: Path) -> None:
     async with dx.RunStore(tmp_path / "s.sqlite") as store:
         with pytest.raises(StoreError, match="program= or run_id="):
             await store.traces()
+
+
+async def test_the_sink_takes_the_flows_run_id(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    sink = dx.sinks.trace_store("qa", inputs=["question"], outputs=["answer"], store=path)
+    flow = dx.Flow("answers")
+    flow.source(dx.sources.iterable({"question": q} for q in ["sky", "banana"])).map(answer).sink(sink)
+    await flow.run(run_id="r1")
+    assert sink.run_id == "r1"
+    train = await dx.traces.ato_trainset(run_id="r1", store=path)
+    assert sorted(e.question for e in train) == ["banana", "sky"]
+
+
+async def test_an_explicit_sink_run_id_overrides_the_flows(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    flow = dx.Flow("answers")
+    flow.source(dx.sources.iterable([{"question": "grass"}])).map(answer).sink(
+        dx.sinks.trace_store("qa", inputs=["question"], outputs=["answer"], store=path, run_id="mine"))
+    await flow.run(run_id="r1")
+    assert [e.question for e in await dx.traces.ato_trainset(run_id="mine", store=path)] == ["grass"]
+    assert await dx.traces.ato_trainset(run_id="r1", store=path) == []
+
+
+async def test_without_a_run_id_the_traces_share_the_reports_run_id(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    sink = dx.sinks.trace_store("qa", inputs=["question"], outputs=["answer"], store=path)
+    flow = dx.Flow("answers")
+    flow.source(dx.sources.iterable([{"question": "snow"}])).map(answer).sink(sink)
+    report = await flow.run()
+    assert sink.run_id == report.run_id
+    assert [e.question for e in await dx.traces.ato_trainset(run_id=report.run_id, store=path)] == ["snow"]

@@ -21,6 +21,7 @@ from ..errors import ConfigError, GraphError
 from ..operators import _factories as ops
 from ._graph import NodeSpec, Plan, plan
 from ._policy import ErrorPolicy, as_policy
+from ._preflight import require_lms
 
 if TYPE_CHECKING:
     from ..backpressure._edge import BufferPolicy
@@ -357,6 +358,8 @@ class Flow:
         Raises:
             GraphError: The graph is invalid (before anything runs).
             ConfigError: An unknown setting.
+            LMNotConfiguredError: A module node's predictor has no LM (node,
+                run settings or context); nothing ran.
             FlowFailed: The run failed; ``.report`` holds the partial report.
             RunLeaseError: Another live runner holds ``run_id`` (nothing ran).
         """
@@ -366,6 +369,8 @@ class Flow:
         if engine == "local" and (workers, address, partitions, backend) != (None,) * 4:
             raise ConfigError("workers, address, partitions and backend apply to "
                               "engine='processes' or 'dask', not the local engine")
+        with settings_context(**settings):
+            require_lms(self.check())  # fail before any source is read
         if engine != "local":
             return await self._run_on(engine, workers, address, partitions, backend, dict(
                 run_id=run_id, store=store, progress=progress, clock=clock, memory=memory, buffer=buffer,

@@ -200,7 +200,7 @@ class Runner:
         self.checkpointing = ck
         status = "failed"
         try:
-            opened = _sinks_opened(self.sinks, self.options.sink_timeout_s)
+            opened = _sinks_opened(self.sinks, self.options.sink_timeout_s, self.run_id)
             if ck is not None:
                 opened.extra.append(ck.heartbeat)
             async with opened:
@@ -464,15 +464,17 @@ class Runner:
 class _sinks_opened:  # noqa: N801 - used as a context manager
     """Open every sink; close them all under a shield with a deadline.
 
-    A sink with background work (a WebSocket server or client) defines
+    Each sink is first bound to the run (``Sink.bind_run``). A sink with
+    background work (a WebSocket server or client) defines
     ``async def serve(*, task_status)``: it is started here, before the sink
     is opened, in a task group that outlives ``aclose()`` and is cancelled
     after every sink is closed.
     """
 
-    def __init__(self, sinks: list[Sink], timeout_s: float) -> None:
+    def __init__(self, sinks: list[Sink], timeout_s: float, run_id: str) -> None:
         self.extra: list[Any] = []  # more background tasks (the lease heartbeat)
         self.sinks = sinks
+        self.run_id = run_id
         self.timeout_s = timeout_s
         self.opened: list[Sink] = []
         self.background = anyio.create_task_group()
@@ -483,6 +485,7 @@ class _sinks_opened:  # noqa: N801 - used as a context manager
             for task in self.extra:
                 await self.background.start(task)
             for sink in self.sinks:
+                sink.bind_run(self.run_id)
                 serve = getattr(sink, "serve", None)
                 if serve is not None:
                     await self.background.start(serve)

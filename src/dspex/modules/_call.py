@@ -261,15 +261,8 @@ async def _streamed(
     name: str | None,
     attempts: _Attempts,
 ) -> tuple[list[dict[str, Any]], list[str], LMUsage, ParseError | None]:
-    while True:
-        parser = adapter.parse_stream(signature)
-        try:
-            usage = await _stream_into(lm, parser, messages, params, emitter, name, attempts)
-            break
-        except LMError as exc:
-            # before the first token the LM retried by itself; after it, restart here
-            if not parser.text or not await attempts.restart(exc, emitter, name):
-                raise
+    parser, usage = await _restarting(lm, lambda: adapter.parse_stream(signature), messages, params, emitter,
+                                      name, attempts)
     call_id = notify_start(adapter, "parse", {"signature": signature, "completion": parser.text}) \
         if adapter_callbacks(adapter) else None
     try:
@@ -287,6 +280,50 @@ async def _streamed(
     return [dict(parser.values)], [parser.text], usage, None
 
 
+async def _restarting(
+    lm: Any,
+    new_parser: Callable[[], Any],
+    messages: list[Message],
+    params: dict[str, Any],
+    emitter: Emitter,
+    name: str | None,
+    attempts: _Attempts,
+    calls: list[Any] | None = None,
+) -> tuple[Any, LMUsage]:
+    """Stream into a fresh parser, restarting a stream cut after its first output; return it and the usage.
+
+    ``calls``, when given, collects the native tool calls of the attempt that
+    completed. Raises the LM's error when restarting is not allowed.
+    """
+    while True:
+        parser = new_parser()
+        if calls is not None:
+            calls.clear()
+        try:
+            return parser, await _stream_into(lm, parser, messages, params, emitter, name, attempts, calls)
+        except LMError as exc:
+            # before the first output the LM retried by itself; after it, restart here
+            if not (parser.text or calls) or not await attempts.restart(exc, emitter, name):
+                raise
+
+
+class _TextOnly:
+    """The parser of a native tool-calling stream: it keeps the text (parsed once complete)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def feed(self, text: str) -> tuple[()]:
+        self.parts.append(text)
+        return ()
+
+
 async def _stream_into(
     lm: Any,
     parser: Any,
@@ -295,12 +332,14 @@ async def _stream_into(
     emitter: Emitter,
     name: str | None,
     attempts: _Attempts,
+    calls: list[Any] | None = None,
 ) -> LMUsage:
     """Stream one attempt through ``parser``, emitting its events; return its usage.
 
-    The LM's own retries before the first chunk (429, 5xx, resets) are sent
-    as ``Retry`` events just before that chunk: the LM reports them through a
-    synchronous listener, where nothing can be awaited.
+    Native tool calls go to ``calls`` when given. The LM's own retries before
+    the first chunk (429, 5xx, resets) are sent as ``Retry`` events just
+    before that chunk: the LM reports them through a synchronous listener,
+    where nothing can be awaited.
     """
     usage: LMUsage | None = None
     pending: list[Retry] = []
@@ -317,6 +356,8 @@ async def _stream_into(
                     await emitter.emit(TokenDelta(text=chunk.text), name)
                     for event in parser.feed(chunk.text):
                         await emitter.emit(event, name)
+                if calls is not None:
+                    calls.extend(chunk.tool_calls)
                 if chunk.usage is not None:
                     usage = chunk.usage
     finally:
@@ -433,28 +474,21 @@ async def complete_with_retries(
 
 
 async def _native_response(
-    lm: Any, messages: list[Message], params: dict[str, Any], emitter: Emitter | None, name: str | None
+    lm: Any, messages: list[Message], params: dict[str, Any], emitter: Emitter | None, name: str | None,
+    attempts: _Attempts,
 ) -> tuple[list[str], list[list[Any]], LMUsage]:
-    """Return the texts, native tool calls and usage of one LM call (streamed if listened to)."""
+    """Return the texts, native tool calls and usage of one LM call.
+
+    Streamed when listened to, with the restarts of :func:`_restarting` (a
+    stream cut after its first output starts again after a ``Retry`` event).
+    """
     if emitter is None or (params.get("n") or 1) != 1:
         response = await lm.acall(messages, **params)
         calls = list(response.tool_calls) + [[]] * (len(response.outputs) - len(response.tool_calls))
         return list(response.outputs), calls, response.usage
-    parts: list[str] = []
     found: list[Any] = []
-    usage: LMUsage | None = None
-    chunks = lm.stream(messages, **params)
-    if not hasattr(chunks, "aclose"):
-        chunks = _closable(chunks)
-    async with aclosing(chunks) as stream:
-        async for chunk in stream:
-            if chunk.text:
-                parts.append(chunk.text)
-                await emitter.emit(TokenDelta(text=chunk.text), name)
-            found.extend(chunk.tool_calls)
-            if chunk.usage is not None:
-                usage = chunk.usage
-    return ["".join(parts)], [found], usage or LMUsage()
+    parser, usage = await _restarting(lm, _TextOnly, messages, params, emitter, name, attempts, found)
+    return [parser.text], [found], usage
 
 
 async def _complete_native(
@@ -479,7 +513,7 @@ async def _complete_native(
     params = {**_lm_params(adapter, plan.render, lm, config), "tools": native_tools(plan, inputs)}
     if adapter.parallel_tool_calls is not None:
         params.setdefault("parallel_tool_calls", adapter.parallel_tool_calls)
-    texts, calls, usage = await _native_response(lm, messages, params, emitter, name)
+    texts, calls, usage = await _native_response(lm, messages, params, emitter, name, _Attempts(lm))
     try:
         values = [native_values(adapter, plan, signature, t, c) for t, c in zip(texts, calls, strict=True)]
     except ParseError as err:

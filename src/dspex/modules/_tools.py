@@ -8,7 +8,9 @@ exception raised by the tool and a timeout all become the observation text
 summary DSPy feeds back), never an exception. Cancellation is not caught.
 When the call runs under ``Module.stream`` (or a flow node), a ``ToolCall``
 event goes out before the tool runs and a ``ToolResult`` (result or error,
-duration) after it.
+duration) after it. The event's ``error`` is only ``ExceptionType: message``:
+events travel to clients (WebSocket), and a traceback would show them the
+server's file paths and code.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class ToolOutcome:
 
     Attributes:
         observation: The tool's return value, or the error text fed to the LM.
-        error: The error text when the call failed, else None.
+        error: ``"ExceptionType: message"`` when the call failed (no
+            traceback: it goes out in the ``ToolResult`` event), else None.
         duration_s: Seconds from the start of validation to the result.
     """
 
@@ -53,6 +56,12 @@ def format_error_for_lm(error: BaseException, *, traceback_frames: int = 5) -> s
     return "\n" + "".join(
         traceback.format_exception(type(error), error, error.__traceback__, limit=traceback_frames)
     ).strip()
+
+
+def _error_summary(error: BaseException) -> str:
+    """Return ``"ExceptionType: message"`` (just the type when the message is empty)."""
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def tool_map(tools: Iterable[Any]) -> dict[str, Tool]:
@@ -126,8 +135,8 @@ async def _run_tool(
             raise ToolError(f"{what}; expected one of: {', '.join(tools)}")
         observation = await tool.arun(args)
     except Exception as exc:  # the LM sees the failure and carries on (cancellation is not an Exception)
-        error = format_error_for_lm(exc)
-        observation = f"Execution error in {name}: {error}"
+        error = _error_summary(exc)
+        observation = f"Execution error in {name}: {format_error_for_lm(exc)}"
     duration = max(0.0, clock.now() - start)
     if emitter is not None:
         result = None if error is not None else _jsonable(observation)

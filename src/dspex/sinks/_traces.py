@@ -44,7 +44,10 @@ class TraceSink(Sink):
         metric: ``metric(inputs, outputs) -> bool | float | score`` (sync or
             async), for a reference-free score (e.g. an LM judge).
         store: A ``RunStore`` or its path.
-        run_id: Groups the traces (give the flow's ``run_id``); default a fresh id in ``self.run_id``.
+        run_id: Groups the traces. Default: the run id of the flow writing to
+            the sink (``flow.run(run_id=...)``, or the flow's fresh id), or a
+            fresh id in ``self.run_id`` when used outside a flow. Given, it
+            overrides the flow's.
 
     Raises:
         ConfigError: Empty ``program`` or no input/output fields.
@@ -64,10 +67,16 @@ class TraceSink(Sink):
         self.score = score
         self.metric = metric
         self.run_id = run_id or uuid.uuid4().hex[:12]
+        self._run_id_given = bool(run_id)
         self.name = f"traces:{program}"
         self._given = store if isinstance(store, RunStore) else None
         self._store = self._given or RunStore(store)
         self.recorded = 0
+
+    def bind_run(self, run_id: str) -> None:
+        """Group the traces under the flow's run id, unless ``run_id`` was given to the sink."""
+        if not self._run_id_given:
+            self.run_id = run_id
 
     async def open(self) -> None:
         await self._store.open()
