@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import typing
 import uuid
 from typing import Any, Literal, Optional
 
@@ -265,3 +266,12 @@ def test_tool_schema_errors() -> None:
         tool_json_schema(Tool(lambda x: x, name="echo"), "gemini")
     untyped = tool_json_schema(Tool(lambda x: x, name="echo"), "openai")["function"]
     assert untyped["strict"] is False and untyped["parameters"]["properties"] == {"x": {}}
+
+
+def test_union_order_is_the_written_order_whatever_was_built_before() -> None:
+    # typing caches Union[...] by arguments that compare equal in any order: a pairwise
+    # build of `int | str | None` returned an earlier `str | int | None` (a flaky Gemini test).
+    first = dx.Signature("q -> w: str | int | None")
+    second = dx.Signature("q -> v: int | str | None")
+    assert typing.get_args(first.output_fields["w"].annotation) == (str, int, type(None))
+    assert typing.get_args(second.output_fields["v"].annotation) == (int, str, type(None))

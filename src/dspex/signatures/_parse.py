@@ -198,16 +198,28 @@ def _eval_type(node: ast.expr, names: Mapping[str, Any], spec: str, field: str) 
     if isinstance(node, ast.Subscript):
         return _eval_subscript(node, names, spec, field)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        left = _eval_type(node.left, names, spec, field)
-        right = _eval_type(node.right, names, spec, field)
+        # One Union over the whole flattened chain, in source order: typing caches
+        # Union[...] by its arguments, and a nested Union compares equal whatever its
+        # order, so building `a | b | c` pairwise could hand back an earlier `b | a | c`.
+        members: list[Any] = []
+        for part in _union_operands(node):
+            member = _eval_type(part, names, spec, field)
+            members.extend(typing.get_args(member) if typing.get_origin(member) is typing.Union else (member,))
         try:
-            return typing.Union[left, right]  # noqa: UP007
+            return typing.Union[tuple(members)]  # noqa: UP007
         except Exception as exc:  # noqa: BLE001 - whatever the operands' hooks raise
             raise _invalid(node, spec, field, str(exc) or type(exc).__name__) from None
     if isinstance(node, ast.Constant) and node.value is None:
         return type(None)
     raise _invalid(node, spec, field, "use a class signature for anything beyond names, "
                    "[...] generics and '|' unions")
+
+
+def _union_operands(node: ast.expr) -> list[ast.expr]:
+    """The operands of an ``a | b | c`` chain, left to right."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return [*_union_operands(node.left), *_union_operands(node.right)]
+    return [node]
 
 
 def _eval_attribute(node: ast.Attribute, names: Mapping[str, Any], spec: str, field: str) -> Any:
