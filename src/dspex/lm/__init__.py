@@ -16,7 +16,7 @@ from ._pricing import Price as Price
 from ._pricing import set_prices as set_prices
 from ._ratelimit import RateLimit as RateLimit
 from ._retry import RetryPolicy as RetryPolicy
-from ._transport import Timeouts as Timeouts
+from .._http._transport import Timeouts as Timeouts
 from ._types import BaseLM as BaseLM
 from ._types import LMChunk as LMChunk
 from ._types import LMResponse as LMResponse

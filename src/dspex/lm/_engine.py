@@ -23,12 +23,12 @@ from anyio.lowlevel import RunVar
 
 from .._util._clock import Clock
 from ..errors import ConfigError, LMError, LMTimeoutError, LMTransportError, is_retryable
-from . import _pool  # noqa: F401  # the lean pool: imported with the LM, not on its first call
+from .._http import _pool  # noqa: F401  # the lean pool: imported with the LM, not on its first call
 from ._adaptive import AdaptiveConcurrency
 from ._breaker import CircuitBreaker
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, parse_retry_after, retry_call, retry_delay
-from ._transport import HTTPResponse, Timeouts, Transport, get_transport
+from .._http._transport import HTTPResponse, Timeouts, Transport, get_transport
 from ._types import LMResponse, Message
 from .providers._base import Provider, ProviderRequest, StreamState
 
@@ -316,7 +316,7 @@ class Endpoint:
         The deadline is applied around each wait rather than by one cancel
         scope around the whole stream: a scope must not stay open across a yield.
         """
-        from ._sse import SSEDecoder
+        from .._http._sse import SSEDecoder
 
         deadline = self._stream_deadline()
         async with AsyncExitStack() as stack:

@@ -34,7 +34,7 @@ from ._history import History, LazyEntry, record
 from ._pricing import cost_of, normalize_prices
 from ._ratelimit import RateLimit, RateLimiter
 from ._retry import RetryPolicy
-from ._transport import Timeouts, Transport
+from .._http._transport import Timeouts, Transport
 from ._types import LMChunk, LMResponse, LMUsage, Message
 from .providers._registry import COMPATIBLE_BASES, provider_class, split_model
 

@@ -33,7 +33,7 @@ import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 
 from ..errors import ConfigError
-from ..lm._h1 import HTTPProtocolError, ParsedRequest, make_request_parser
+from .._http._h1 import HTTPProtocolError, ParsedRequest, make_request_parser
 from . import _fake_providers as fp
 from ._fake_agent import choose_step, native_tool
 from ._fake_answers import count_tokens_cached, fake_completion, fields_from_prompt, media_echo, split_tokens
@@ -190,10 +190,10 @@ class FakeLLMServer:
     # -- lifecycle ----------------------------------------------------------------
 
     async def _serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
-        from ..lm._aio import asyncio_loop
+        from .._http._aio import asyncio_loop
 
         loop = asyncio_loop(anyio.lowlevel.current_token().native_token)
-        if loop is not None:  # asyncio: plain Protocol connections (lm/_aio.py), a lot cheaper
+        if loop is not None:  # asyncio: plain Protocol connections (_http/_aio.py), a lot cheaper
             await self._serve_asyncio(loop, task_status)
             return
         listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
@@ -206,7 +206,7 @@ class FakeLLMServer:
                     await listener.serve(self._handle, task_group=tg)
 
     async def _serve_asyncio(self, loop: Any, task_status: TaskStatus[int]) -> None:
-        from ..lm._aio import start_server
+        from .._http._aio import start_server
 
         with anyio.CancelScope() as scope:
             self._scope = scope

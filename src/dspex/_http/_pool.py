@@ -1,7 +1,7 @@
 """The default LM transport: a lean keep-alive HTTP/1.1 connection pool on anyio.
 
 Connections are anyio byte streams (TCP, or TLS with SNI through the default
-SSL context) parsed by ``lm/_h1.py``. Each event loop gets its own idle lists
+SSL context) parsed by ``_http/_h1.py``. Each event loop gets its own idle lists
 and per-host slot semaphores, because a connection belongs to the loop that
 opened it: a sync call that starts a fresh loop never sees another loop's
 sockets, and when a loop shuts down its idle connections are closed (the pool

@@ -4,8 +4,8 @@ Providers build a request (method, URL, headers, JSON body) and hand it to a
 :class:`Transport`; the transport returns an :class:`HTTPResponse` whose body is
 either already read (:meth:`Transport.request`) or still arriving
 (:meth:`Transport.stream`, used for SSE). Two transports implement the seam: the
-default lean keep-alive HTTP/1.1 pool on anyio streams (``lm/_pool.py``) and an
-``httpx.AsyncClient`` wrapper (``lm/_httpx_transport.py``) for proxies, HTTP/2 and
+default lean keep-alive HTTP/1.1 pool on anyio streams (``_http/_pool.py``) and an
+``httpx.AsyncClient`` wrapper (``_http/_httpx_transport.py``) for proxies, HTTP/2 and
 user-supplied clients. :func:`get_transport` chooses between them. Whatever the
 transport, failures surface only as :class:`~dspex.errors.LMTransportError`
 (refused, reset, EOF, truncated, malformed) or :class:`~dspex.errors.LMTimeoutError`.

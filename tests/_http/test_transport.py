@@ -17,10 +17,10 @@ from anyio.abc import SocketStream
 from anyio.streams.tls import TLSListener
 
 from dspex.errors import ConfigError, LMTimeoutError, LMTransportError
-from dspex.lm import _h1
-from dspex.lm._pool import ConnectionPool
-from dspex.lm._sse import SSEDecoder
-from dspex.lm._transport import Timeouts
+from dspex._http import _h1
+from dspex._http._pool import ConnectionPool
+from dspex._http._sse import SSEDecoder
+from dspex._http._transport import Timeouts
 from dspex.testing import FakeLLMServer
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -420,7 +420,7 @@ def test_h11_is_used_when_httptools_is_missing(monkeypatch: pytest.MonkeyPatch) 
 def test_import_without_httptools_falls_back_to_h11() -> None:
     code = (
         "import sys; sys.modules['httptools'] = None\n"
-        "from dspex.lm import _h1, _pool\n"
+        "from dspex._http import _h1, _pool\n"
         "assert _h1.httptools is None and _h1.default_impl() == 'h11'\n"
         "_pool.ConnectionPool()\n"
         "print('ok')\n"
