@@ -47,13 +47,8 @@ from ._conn import (
     recv,
     whole_response,
 )
-from ._h1 import (
-    HTTPProtocolError,
-    HttptoolsResponseParser,
-    ResponseParser,
-    default_impl,
-    make_response_parser,
-)
+from ._h1 import HTTPProtocolError, HttptoolsResponseParser, ResponseParser
+from ._parsers import default_impl, make_response_parser
 from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport, describe_io_error
 
 if TYPE_CHECKING:

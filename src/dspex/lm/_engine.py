@@ -21,14 +21,14 @@ from typing import Any
 import anyio
 from anyio.lowlevel import RunVar
 
+from .._http._factory import get_transport  # imports the lean pool with the LM, not on its first call
+from .._http._transport import HTTPResponse, Timeouts, Transport
 from .._util._clock import Clock
 from ..errors import ConfigError, LMError, LMTimeoutError, LMTransportError, is_retryable
-from .._http import _pool  # noqa: F401  # the lean pool: imported with the LM, not on its first call
 from ._adaptive import AdaptiveConcurrency
 from ._breaker import CircuitBreaker
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, parse_retry_after, retry_call, retry_delay
-from .._http._transport import HTTPResponse, Timeouts, Transport, get_transport
 from ._types import LMResponse, Message
 from .providers._base import Provider, ProviderRequest, StreamState
 

@@ -33,7 +33,8 @@ import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 
 from ..errors import ConfigError
-from .._http._h1 import HTTPProtocolError, ParsedRequest, make_request_parser
+from .._http._h1 import HTTPProtocolError, ParsedRequest
+from .._http._parsers import make_request_parser
 from . import _fake_providers as fp
 from ._fake_agent import choose_step, native_tool
 from ._fake_answers import count_tokens_cached, fake_completion, fields_from_prompt, media_echo, split_tokens
