@@ -27,7 +27,7 @@ from weakref import WeakKeyDictionary
 import anyio
 import anyio.lowlevel
 
-from .._util._aio_runner import alone
+from .._util._may_block import may_block
 from ..errors import ConfigError, LMTimeoutError, LMTransportError
 from ._blocking import BlockingConnections
 from ._conn import (
@@ -365,7 +365,7 @@ class ConnectionPool(Transport):
         """Send a request and return the response with its whole body read."""
         target = self._target(url)
         state = self._current_state() or await self._state()
-        if state.aio is not None and alone(state.aio):  # a sync call with the loop to itself
+        if state.aio is not None and may_block(state.aio):  # a sync call with the loop to itself
             return self._blocking.request(method, target, headers, body, timeouts)
         host = self._host(state, target)
         try:
@@ -419,7 +419,7 @@ class ConnectionPool(Transport):
             token = anyio.lowlevel.current_token().native_token
         except RuntimeError:
             return
-        if alone(token):  # the main thread's sync loop: its blocking sockets too
+        if may_block(token):  # the main thread's sync loop: its blocking sockets too
             self._blocking.close_idle()
         state = self._states.get(token)
         if state is not None:

@@ -10,7 +10,8 @@ loop, survive between calls. Ctrl-C cancels the running call. Only the main
 thread gets such a loop: one in a worker thread could not be closed when the
 thread ends. After a fork the child makes its own. At interpreter exit the
 loop is closed (``atexit``). The loop's task factory tracks its live tasks, so
-:func:`alone` can tell when the one sync call has the loop to itself (the LM
+:func:`alone` can tell when the one sync call has the loop to itself (the sync
+bridge hands that check to the HTTP pool through ``_util/_may_block.py``; the
 pool then exchanges on a blocking socket: ``_http/_blocking.py``).
 """
 
