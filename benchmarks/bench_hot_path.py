@@ -25,7 +25,13 @@ the event loop). For each backend (asyncio, trio):
 3. Sequential ChainOfThought calls, sync ``__call__`` and ``acall`` (how the
    DSPy comparison measures framework CPU per call).
 
-Run: ``.venv/bin/python benchmarks/bench_hot_path.py [--backend asyncio]
+With ``--otel``, the CPU table is measured twice in one process: first with
+no OpenTelemetry SDK provider (what every row above means), then after
+installing SDK tracer and meter providers globally (a ``BatchSpanProcessor``
+into an in-memory exporter, and an in-memory metric reader), printed side by
+side with the ratio.
+
+Run: ``.venv/bin/python benchmarks/bench_hot_path.py [--backend asyncio] [--otel]
 [--skip-throughput] [--profile cot [--profiler cprofile]]`` (``--profile LAYER``
 prints a profile of one layer instead of the table: pyinstrument's sampled call
 tree by default, or cProfile's tables).
@@ -244,6 +250,56 @@ def profile_layer(url: str, layer: str, calls: int, concurrency: int, backend: s
     anyio.run(main, backend=backend)
 
 
+def install_sdk() -> Any:
+    """Install SDK tracer and meter providers globally; return the span exporter.
+
+    Spans go through a ``BatchSpanProcessor`` (its worker thread's CPU counts:
+    ``process_time`` covers every thread) to an exporter that counts and drops
+    them, as a network exporter would after sending.
+    """
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class CountingExporter(SpanExporter):
+        def __init__(self) -> None:
+            self.exported = 0
+
+        def export(self, spans: Any) -> SpanExportResult:
+            self.exported += len(spans)
+            return SpanExportResult.SUCCESS
+
+    exporter = CountingExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    return exporter
+
+
+def cpu_with_otel(args: argparse.Namespace, backends: list[str], layers: list[str]) -> None:
+    """Print the CPU rows with no SDK provider, then with SDK providers installed."""
+    with fake_server(0) as url:
+        off = {b: anyio.run(measure_layers, url, layers, args.calls, args.concurrency, args.repeats, backend=b)
+               for b in backends}
+        exporter = install_sdk()
+        on = {b: anyio.run(measure_layers, url, layers, args.calls, args.concurrency, args.repeats, backend=b)
+              for b in backends}
+    print(f"CPU per call, µs (concurrency {args.concurrency}, 0 ms server in another process, "
+          f"best of {args.repeats} x {args.calls}): no OTel SDK | OTel SDK (batch exporter) | ratio")
+    print(f"{'layer':<16}" + "".join(f"{b + ' off':>14}{b + ' on':>12}{'x':>7}" for b in backends))
+    for layer in layers:
+        cells = "".join(f"{off[b][layer]:>14.0f}{on[b][layer]:>12.0f}{on[b][layer] / off[b][layer]:>7.2f}"
+                        for b in backends)
+        print(f"{LABELS[layer]:<16}" + cells, flush=True)
+    from opentelemetry import trace
+
+    trace.get_tracer_provider().force_flush()  # type: ignore[attr-defined]
+    print(f"spans exported: {exporter.exported}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", action="append", choices=["asyncio", "trio"])
@@ -256,6 +312,7 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--profile", choices=LAYERS)
+    parser.add_argument("--otel", action="store_true", help="CPU rows without, then with, an OTel SDK")
     parser.add_argument("--profiler", choices=["pyinstrument", "cprofile"], default="pyinstrument")
     args = parser.parse_args()
     backends = args.backend or ["asyncio", "trio"]
@@ -264,7 +321,9 @@ def main() -> None:
         with fake_server(0) as url:
             profile_layer(url, args.profile, args.calls, args.concurrency, backends[0], args.profiler)
         return
-    if not args.skip_cpu:
+    if args.otel and not args.skip_cpu:
+        cpu_with_otel(args, backends, layers)
+    elif not args.skip_cpu:
         with fake_server(0) as url:
             rows = {b: anyio.run(measure_layers, url, layers, args.calls, args.concurrency, args.repeats, backend=b)
                     for b in backends}

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._context import context as context
     from .adapters import Adapter as Adapter
     from .adapters import ChatAdapter as ChatAdapter
+    from .telemetry import Callback as Callback
     from .adapters import JSONAdapter as JSONAdapter
     from .backpressure import BufferPolicy as BufferPolicy
     from .backpressure import MemoryWatermarks as MemoryWatermarks
@@ -93,6 +94,7 @@ if TYPE_CHECKING:
     from . import sinks as sinks
     from . import sources as sources
     from .store import RunStore as RunStore
+    from . import telemetry as telemetry
     from . import tools as tools
     from . import traces as traces
 
@@ -106,6 +108,7 @@ __all__ = [
     "BootstrapFewShotWithRandomSearch",
     "BufferPolicy",
     "COPRO",
+    "Callback",
     "ChainOfThought",
     "ChatAdapter",
     "CircuitBreakerPolicy",
@@ -170,6 +173,7 @@ __all__ = [
     "save_version",
     "sinks",
     "sources",
+    "telemetry",
     "tools",
     "traces",
 ]
@@ -185,6 +189,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "BootstrapFewShotWithRandomSearch": (".optimizers", "BootstrapFewShotWithRandomSearch"),
     "BufferPolicy": (".backpressure", "BufferPolicy"),
     "COPRO": (".optimizers", "COPRO"),
+    "Callback": (".telemetry", "Callback"),
     "ChainOfThought": (".modules", "ChainOfThought"),
     "ChatAdapter": (".adapters", "ChatAdapter"),
     "CircuitBreakerPolicy": (".lm", "CircuitBreakerPolicy"),
@@ -248,6 +253,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "save_version": (".modules", "save_version"),
     "sinks": (".sinks", None),
     "sources": (".sources", None),
+    "telemetry": (".telemetry", None),
     "tools": (".tools", None),
     "traces": (".traces", None),
 }

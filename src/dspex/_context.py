@@ -48,6 +48,11 @@ KNOWN_SETTINGS: Mapping[str, Any] = MappingProxyType(
         # dx.Assert / dx.Suggest: how many times a module call is re-run with
         # the failed condition's message as feedback.
         "max_backtracks": 2,
+        # OpenTelemetry: explicit providers (None: OpenTelemetry's global
+        # ones), and whether prompts/completions/tool arguments go on spans.
+        "tracer_provider": None,
+        "meter_provider": None,
+        "capture_content": False,
     }
 )
 

@@ -42,6 +42,8 @@ class Event(BaseModel):
     node: str | None = None
     item_id: str | None = None
     seq: int = 0
+    #: The item's OpenTelemetry trace id (32 hex digits) when the run is traced.
+    trace_id: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """Return the JSON-ready dict sent over WebSocket and to event logs."""

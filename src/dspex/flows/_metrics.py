@@ -7,7 +7,9 @@ and puts one run-level :class:`~dspex.events.Metrics`
 event on the event bus. Its ``values`` use the names the live page reads:
 ``items_in``, ``items_done`` (records written by the sinks), ``items_failed``,
 ``items_per_s`` (over the last interval), ``in_flight``, ``queue_depths``
-(items waiting on each node's input edge), ``tokens`` and ``cost``. Sampling
+(items waiting on each node's input edge), ``tokens``, ``cost``, ``retries``,
+``cache_hits`` and ``memory_pauses``; with an OpenTelemetry meter provider
+the same sample feeds the metric instruments (no bus needed then). Sampling
 only reads counters, and the event is dropped rather than waited for when the
 bus is full, so metrics never slow the flow down.
 """
@@ -15,6 +17,7 @@ bus is full, so metrics never slow the flow down.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -35,13 +38,18 @@ class LiveMetrics:
 
     Args:
         runner: The running flow (its node stats, limiter and usage totals).
-        send: The event bus's send end.
+        send: The event bus's send end (None: no event-aware sink).
         interval_s: Seconds between two events.
+        recorder: Also given each sample (the OpenTelemetry instruments).
     """
 
-    def __init__(self, runner: Runner, send: ObjectSendStream[Event], interval_s: float = 0.5) -> None:
+    def __init__(
+        self, runner: Runner, send: ObjectSendStream[Event] | None, interval_s: float = 0.5,
+        recorder: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.runner = runner
         self.send = send
+        self.recorder = recorder
         self.interval_s = interval_s
         self.published = 0
         # the run's clock times the interval and the rate (FakeClock in tests)
@@ -77,14 +85,22 @@ class LiveMetrics:
             "tokens": usage.tokens,
             "cost": round(usage.cost, 6),
             "elapsed_s": round(time.perf_counter() - runner.started, 3),
+            "retries": sum(s.extra.get("retries", 0) for s in runner.stats.values()),
+            "cache_hits": usage.cache_hits,
+            "memory_pauses": runner.monitor.pauses if runner.monitor is not None else 0,
         }
 
     def publish(self) -> bool:
         """Put one ``Metrics`` event on the bus now; False if it was full or closed."""
         from ..events import Metrics
 
+        values = self.values()
+        if self.recorder is not None:
+            self.recorder(values)
+        if self.send is None:
+            return False
         services = self.runner.services
-        event = Metrics(values=self.values(), run=self.runner.run_id, seq=next(services.seq))
+        event = Metrics(values=values, run=self.runner.run_id, seq=next(services.seq))
         try:
             self.send.send_nowait(event)
         except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):

@@ -34,6 +34,8 @@ from ..backpressure._limits import InFlightLimiter, SourceGate
 from ..errors import ConfigError, DspexError, FlowFailed, RunLeaseError
 from ..operators._base import NodeContext, Outputs, RunServices
 from ..operators._window import BatchOperator, WindowOperator
+from ..telemetry import _semconv as sc
+from ..telemetry._spans import ACTIVE, Telemetry, resolve
 from ._endpoints import SourceTask, run_dead_letters, run_events, run_sink
 from ._metrics import LiveMetrics
 from ._report import NodeStats, RunReport, UsageTotals
@@ -114,6 +116,7 @@ class Runner:
         self.metrics: LiveMetrics | None = None
         self.started = 0.0
         self.failure = ""
+        self.telemetry: Telemetry | None = None
 
     # -- setup ----------------------------------------------------------------
     def _limiter(self) -> InFlightLimiter:
@@ -161,9 +164,29 @@ class Runner:
     async def run(self) -> RunReport:
         """Run the flow to completion and return its report.
 
+        Whether OpenTelemetry listens is decided once, here: with an SDK
+        provider the run is a ``flow`` span (node, item, module and LM spans
+        nest under it) and its live counters feed the metric instruments;
+        without one no span work happens anywhere in the run.
+
         Raises:
             FlowFailed: A node, source or sink failed (chained from the group).
         """
+        telemetry = self.telemetry = resolve()
+        token = ACTIVE.set(telemetry)  # every task of the run inherits it
+        try:
+            if telemetry is None or telemetry.tracer is None:
+                return await self._run()
+            attributes = {sc.DSPEX_FLOW: self.name, sc.DSPEX_RUN_ID: self.run_id}
+            with telemetry.span(f"flow {self.name}", attributes) as span:
+                report = await self._run()
+                if span is not None:
+                    span.set_attribute(sc.DSPEX_STATUS, report.status)
+                return report
+        finally:
+            ACTIVE.reset(token)
+
+    async def _run(self) -> RunReport:
         self.started = time.perf_counter()
         for node in self.plan.fused.values():
             node.op.checks = []  # type: ignore[union-attr]
@@ -253,6 +276,7 @@ class Runner:
             self.run_id, self.clock, limiter, self.usage, tracker=tracker,
             dead_letter=dl_send.send, event_send=ev_send if routes else None,
         )
+        services.telemetry = self.telemetry
         self.services = services
         contexts = self._contexts(services, event_nodes)
         receivers, senders = self._edges()
@@ -260,8 +284,12 @@ class Runner:
         dl_ctx = NodeContext("dead_letter", self.dl_stats, contexts[self.plan.nodes[0]].policy, services)
         async with anyio.create_task_group() as helpers:
             self._start_helpers(helpers, gate, limiter, ev_send)
-            if routes and self.options.metrics_interval_s:
-                self.metrics = LiveMetrics(self, ev_send, self.options.metrics_interval_s)
+            instruments = self.telemetry.instruments if self.telemetry is not None else None
+            recorder = instruments.run_recorder(self.name) if instruments is not None else None
+            if (routes or recorder is not None) and self.options.metrics_interval_s:
+                self.metrics = LiveMetrics(
+                    self, ev_send if routes else None, self.options.metrics_interval_s, recorder
+                )
                 helpers.start_soon(self.metrics.run)
             async with anyio.create_task_group() as drain:
                 drain.start_soon(partial(
@@ -345,8 +373,13 @@ class Runner:
         return guarded
 
     async def _guard(self, node: NodeSpec, task: Any) -> None:
+        telemetry = self.telemetry
         try:
-            await task()
+            if telemetry is None or telemetry.tracer is None:
+                await task()
+                return
+            with telemetry.span(f"node {node.name}", {sc.DSPEX_NODE: node.name, sc.DSPEX_NODE_KIND: node.kind}):
+                await task()
         except Exception as exc:
             self.failed_in.setdefault(id(exc), node.name)
             raise

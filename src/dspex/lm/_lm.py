@@ -428,6 +428,7 @@ def _final_chunk(response: LMResponse) -> LMChunk:
         usage=response.usage,
         finish_reason=response.finish_reasons[0] if response.finish_reasons else None,
         tool_calls=response.tool_calls[0] if response.tool_calls else [],
+        model=response.model,
     )
 
 

@@ -70,7 +70,7 @@ class LMChunk(BaseModel):
     """One piece of a streamed completion.
 
     ``text`` is the new text (may be empty); the last chunk has ``done=True``
-    and carries ``usage`` (and any native ``tool_calls``).
+    and carries ``usage`` (and any native ``tool_calls``, and the ``model`` that answered).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -80,6 +80,7 @@ class LMChunk(BaseModel):
     usage: LMUsage | None = None
     finish_reason: str | None = None
     tool_calls: list[NativeToolCall] = Field(default_factory=list)
+    model: str = ""  # the model that answered (final chunk only)
 
 
 @runtime_checkable

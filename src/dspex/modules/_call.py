@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._context import get_setting
 from .._util._clock import Clock, default_clock
-from ..adapters._callbacks import notify_end, notify_start, parse_notified
+from ..adapters._callbacks import adapter_callbacks, notify_end, notify_start, parse_notified
 from ..adapters._native import NativePlan, native_plan, native_tools, native_values
 from ..adapters._parts import split_content_parts, split_message
 from ..adapters._reasoning import ReasoningCapture, reasoning_plan, with_reasoning
@@ -43,6 +43,7 @@ from ..lm._engine import RETRY_LISTENER, Endpoint
 from ..lm._retry import RetryPolicy, retry_delay
 from ..lm._types import LMUsage, Message
 from ..signatures import History
+from ..telemetry._observe import observed_lm
 
 if TYPE_CHECKING:
     from ..adapters._base import Adapter
@@ -113,7 +114,7 @@ def format_messages(
     place after use are not noticed: assign a new list instead. Adapter
     callbacks, if any, see the call.
     """
-    if adapter.callbacks:
+    if adapter_callbacks(adapter):
         call_id = notify_start(adapter, "format", {"signature": signature, "demos": demos, "inputs": inputs})
         try:
             messages = _format_messages(adapter, signature, demos, inputs)
@@ -253,7 +254,7 @@ async def _streamed(
             if not parser.text or not await attempts.restart(exc, emitter, name):
                 raise
     call_id = notify_start(adapter, "parse", {"signature": signature, "completion": parser.text}) \
-        if adapter.callbacks else None
+        if adapter_callbacks(adapter) else None
     try:
         tail = parser.finish()
     except ParseError as err:
@@ -376,6 +377,7 @@ async def complete_with_retries(
         result.values = [with_reasoning(signature, thinking, v, texts[i] if i < len(texts) else None)
                          for i, v in enumerate(result.values)]
         return result
+    lm = observed_lm(lm)  # the LM span and callbacks (lm itself when nothing watches)
     plan = native_plan(adapter, signature, lm)
     if plan is not None:
         return await _complete_native(lm, adapter, plan, signature, demos, inputs, config, emitter, name)

@@ -27,6 +27,7 @@ from .._context import context, get_setting
 from .._util._sync import run_sync
 from ..errors import ConfigError, InputError
 from ..lm._types import LMUsage
+from ..telemetry._observe import observer
 from ._assertions import call_with_backtracks, call_with_backtracks_sync
 from ._parallel import Parallel
 from ._pickle import read_pickled_state, save_pickled
@@ -184,12 +185,23 @@ class Module:
         ``lm=`` applies to every predictor inside that has no LM of its own,
         for this call only. ``prediction.usage`` sums every LM call made.
 
+        With an OpenTelemetry SDK provider the call is a ``module`` span, and
+        callbacks (the ``callbacks`` setting, then ``self.callbacks``) see
+        ``on_module_start``/``on_module_end``.
+
         Raises:
             InputError: Positional arguments were given.
             NotImplementedError: The class defines neither forward nor aforward.
         """
         if args:
             raise self._positional_error(args)
+        watching = observer(self)
+        if watching is None:
+            return await self._acall(lm, inputs)
+        telemetry, callbacks = watching
+        return await telemetry.module_call(callbacks, self, inputs, functools.partial(self._acall, lm, inputs))
+
+    async def _acall(self, lm: Any, inputs: dict[str, Any]) -> Any:
         kind = _call_kind(type(self))
         if kind == "none":
             raise NotImplementedError(f"{type(self).__name__} must define forward(**inputs) or aforward(**inputs)")
@@ -248,6 +260,13 @@ class Module:
             raise self._positional_error(args)
         if _call_kind(type(self)) != "sync":
             return run_sync(functools.partial(self.acall, **inputs), reuse_loop=True)
+        watching = observer(self)
+        if watching is None:
+            return self._call_sync(inputs)
+        telemetry, callbacks = watching
+        return telemetry.module_call_sync(callbacks, self, inputs, functools.partial(self._call_sync, dict(inputs)))
+
+    def _call_sync(self, inputs: dict[str, Any]) -> Any:
         lm = inputs.pop("lm", None)
         parent = USAGE.get()
         spent: list[LMUsage] = []

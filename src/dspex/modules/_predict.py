@@ -14,6 +14,7 @@ kept in a bounded version history.
 from __future__ import annotations
 
 import difflib
+import functools
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from ..adapters._chat import ChatAdapter
 from ..errors import ConfigError, InputError, LMNotConfiguredError
 from ..lm._types import LMUsage
 from ..signatures import InputField, Signature, Tool, ToolCalls, ensure_signature
+from ..telemetry._observe import observer
 from ._call import complete_with_retries
 from ._module import USAGE, Module
 from ._prediction import Prediction
@@ -280,10 +282,17 @@ class Predict(Module):
         """Run the LM call (same as ``acall``)."""
         return await self.acall(**kwargs)
 
-    async def acall(self, *args: Any, **kwargs: Any) -> Prediction:  # noqa: C901 - hot path, kept flat
+    async def acall(self, *args: Any, **kwargs: Any) -> Prediction:
         """Format, call the LM, parse; return the prediction (see the class doc)."""
         if args:
             raise self._positional_error(args)
+        watching = observer(self)
+        if watching is None:
+            return await self._acall(kwargs)
+        telemetry, callbacks = watching
+        return await telemetry.module_call(callbacks, self, kwargs, functools.partial(self._acall, kwargs))
+
+    async def _acall(self, kwargs: dict[str, Any]) -> Prediction:  # noqa: C901 - hot path, kept flat
         settings = _Settings()
         lm = self._resolve_lm(kwargs.pop("lm", None), settings)
         config = self.config

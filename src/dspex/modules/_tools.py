@@ -13,6 +13,7 @@ duration) after it.
 
 from __future__ import annotations
 
+import functools
 import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from .._util._clock import Clock, default_clock
 from ..errors import ToolError
 from ..events import ToolCall, ToolResult
 from ..signatures._tool import Tool
+from ..telemetry._observe import observer
 from ._stream import EMITTER
 
 __all__ = ["ToolOutcome", "format_error_for_lm", "run_tool", "tool_map"]
@@ -87,10 +89,27 @@ async def run_tool(
     ``timeout``, so the event loop is never blocked. Only tools in ``tools``
     can run: any other name yields an observation listing the valid names.
 
+    With an OpenTelemetry SDK provider the call is an ``execute_tool`` span
+    (a failed tool marks it with ``error.type``), and callbacks see
+    ``on_tool_start``/``on_tool_end``.
+
     Returns:
         The outcome; on failure ``observation`` is
         ``"Execution error in {name}: <traceback summary>"``.
     """
+    watching = observer(tools.get(name))
+    if watching is None:
+        return await _run_tool(tools, name, args, call_id, clock)
+    telemetry, callbacks = watching
+    return await telemetry.tool_call(  # type: ignore[no-any-return]
+        callbacks, tools.get(name), name, args, call_id,
+        functools.partial(_run_tool, tools, name, args, call_id, clock),
+    )
+
+
+async def _run_tool(
+    tools: Mapping[str, Tool], name: str, args: Any, call_id: str | None, clock: Clock | None
+) -> ToolOutcome:
     clock = clock or default_clock()
     emitter = EMITTER.get()
     if emitter is not None and not emitter.usable():

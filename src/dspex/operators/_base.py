@@ -41,6 +41,7 @@ class RunServices:
         limiter: The global in-flight limit.
         tracker: Resume-key tracker, or None when not checkpointing.
         usage: LM usage totals of the run.
+        telemetry: The run's OpenTelemetry hooks, or None (nothing listens).
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class RunServices:
         self.event_send = event_send
         self.seq = itertools.count(1)
         self.validation_failures = 0
+        self.telemetry: Any = None  # the run's Telemetry when OpenTelemetry listens
 
 
 class NodeContext:
@@ -135,6 +137,8 @@ class NodeContext:
                 item_id=item.id,
             ) from error
         self.stats.items_failed += 1
+        if self.services.telemetry is not None:
+            self.services.telemetry.item_failed(item, error)
         if action == "skip":
             self.drop([item])
             return
@@ -147,7 +151,7 @@ class NodeContext:
         await sink(DeadLetter(item, error, name))
 
     async def emit(self, event: Event, item: Item | None) -> None:
-        """Stamp ``event`` with run, node, item id and seq and forward it.
+        """Stamp ``event`` with run, node, item id, seq (and trace id) and forward it.
 
         Waits only while the event bus is full: events emitted back to back
         (a token and the field text it completes) reach the bus together, so
@@ -156,14 +160,15 @@ class NodeContext:
         send = self.services.event_send
         if send is None:
             return
-        stamped = event.model_copy(
-            update={
-                "run": self.services.run_id,
-                "node": self.name,
-                "item_id": item.id if item is not None else event.item_id,
-                "seq": next(self.services.seq),
-            }
-        )
+        update: dict[str, Any] = {
+            "run": self.services.run_id,
+            "node": self.name,
+            "item_id": item.id if item is not None else event.item_id,
+            "seq": next(self.services.seq),
+        }
+        if item is not None and item.trace is not None:  # an OpenTelemetry SpanContext
+            update["trace_id"] = f"{item.trace.trace_id:032x}"
+        stamped = event.model_copy(update=update)
         try:
             send.send_nowait(stamped)
         except anyio.WouldBlock:

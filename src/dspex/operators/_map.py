@@ -158,7 +158,17 @@ class MapOperator(Operator):
             feedback = (*feedback, retry_with)
 
     async def process(self, item: Item, ctx: NodeContext) -> list[Item]:
-        """Apply the callable with retries and policy; return items to emit."""
+        """Apply the callable with retries and policy; return items to emit.
+
+        When the run is traced, this is the item's span in this node.
+        """
+        telemetry = ctx.services.telemetry
+        if telemetry is None:
+            return await self._process(item, ctx)
+        with telemetry.item(ctx.name, item):
+            return await self._process(item, ctx)
+
+    async def _process(self, item: Item, ctx: NodeContext) -> list[Item]:
         attempts: dict[int, int] = {}
         cls = type(self)
         plain = (
