@@ -35,7 +35,7 @@ def test_a_sync_call_alone_on_the_main_loop_may_block_it_but_not_with_company() 
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(other)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             with_company = may_block(token)
         return alone, with_company and all(seen)
 

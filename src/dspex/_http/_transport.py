@@ -179,7 +179,13 @@ class _BodyIterator:
 
 
 class Transport(ABC):
-    """Send HTTP requests for LM providers.
+    """Send HTTP requests for LM providers (public as ``dx.lm.Transport``).
+
+    Pass one as ``dx.LM(..., transport=...)`` to route an LM's requests through
+    your own code; :class:`dspex.testing.MockTransport` is a ready one for tests.
+    A subclass implements :meth:`request`, :meth:`stream` and :meth:`aclose`,
+    returning :class:`HTTPResponse` objects (``content=`` for a whole body,
+    ``chunks=`` for one still arriving).
 
     Implementations must be safe to share between tasks, and between event
     loops used one after the other (a sync call runs a fresh loop each time).

@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import AsyncIterator, Callable
-from contextvars import ContextVar
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from anyio.lowlevel import RunVar
 
-from .._http._factory import get_transport  # imports the lean pool with the LM, not on its first call
+from .._http._factory import get_transport  # with the LM, not on its first call: the lean pool
+from .._http._sse import SSEDecoder
 from .._http._transport import HTTPResponse, Timeouts, Transport
 from .._util._clock import Clock
 from ..errors import ConfigError, LMError, LMTimeoutError, LMTransportError, is_retryable
@@ -316,8 +317,6 @@ class Endpoint:
         The deadline is applied around each wait rather than by one cancel
         scope around the whole stream: a scope must not stay open across a yield.
         """
-        from .._http._sse import SSEDecoder
-
         deadline = self._stream_deadline()
         async with AsyncExitStack() as stack:
             with self._within(deadline):

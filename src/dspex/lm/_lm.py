@@ -121,6 +121,10 @@ class LM:
         supports_reasoning: bool | None = None,
         **params: Any,
     ) -> None:
+        if transport is not None and not isinstance(transport, Transport):
+            raise ConfigError(
+                f"transport must be a dx.lm.Transport (request, stream, aclose), got {type(transport).__name__}"
+            )
         provider, name = split_model(model)
         cls = provider_class(provider)
         base = api_base or COMPATIBLE_BASES.get(provider)

@@ -1,4 +1,4 @@
-"""Test doubles: ``ScriptedLM`` (in-process) and ``FakeLLMServer`` (loopback HTTP).
+"""Test doubles: ``ScriptedLM`` (in-process), ``MockTransport`` (an LM's HTTP, offline) and ``FakeLLMServer`` (loopback HTTP).
 
 Names are imported lazily (PEP 562) so that importing ``dspex.testing`` does
 not import the HTTP server machinery.
@@ -14,13 +14,19 @@ if TYPE_CHECKING:
     from ._conformance import check_sink as check_sink
     from ._conformance import check_source as check_source
     from ._conformance import sample_records as sample_records
-    from ._scripted_lm import ScriptedLM as ScriptedLM
     from ._fake_student import StudentTask as StudentTask
+    from ._mock_transport import MockRequest as MockRequest
+    from ._mock_transport import MockResponse as MockResponse
+    from ._mock_transport import MockTransport as MockTransport
+    from ._scripted_lm import ScriptedLM as ScriptedLM
     from ._server import FakeLLMServer as FakeLLMServer
 
 __all__ = [
     "FakeClock",
     "FakeLLMServer",
+    "MockRequest",
+    "MockResponse",
+    "MockTransport",
     "ScriptedLM",
     "StudentTask",
     "check_sink",
@@ -34,6 +40,9 @@ _LAZY: dict[str, str] = {
     "FakeLLMServer": "._server",
     "FakeClock": "._clock",
     "StudentTask": "._fake_student",
+    "MockRequest": "._mock_transport",
+    "MockResponse": "._mock_transport",
+    "MockTransport": "._mock_transport",
     "check_source": "._conformance",
     "check_sink": "._conformance",
     "sample_records": "._conformance",
