@@ -1,11 +1,13 @@
 """Token latency through the WebSocket sink: fake LM server byte -> browser-side client.
 
-    python benchmarks/bench_ws_latency.py [--clients 10 200] [--items 24] [--backend asyncio]
+    python benchmarks/bench_ws_latency.py [--clients 10 200] [--items 24] [--backend asyncio] [--raw]
 
 For each client count, one process runs the fake OpenAI-compatible server,
 a flow (``ChainOfThought`` over the server, concurrency 4) and the WebSocket
-sink; a second process holds the WebSocket clients (``websockets``' asyncio
-client), so the two sides do not share an event loop. Every streamed token is
+sink; other processes hold the WebSocket clients (``websockets``' asyncio
+client, 50 a process; with ``--raw`` all of them in one process on raw
+sockets and one epoll loop, so that on a small box the clients' own CPU does
+not dominate), so the two sides do not share an event loop. Every streamed token is
 unique (``w<item>_<k>``); the server records ``time.perf_counter()`` right
 before it writes the SSE chunk holding a token, each client when its
 ``token_delta`` arrives (CLOCK_MONOTONIC, the same clock in both processes on
@@ -62,6 +64,88 @@ async def _clients(url: str, n: int) -> None:
     sys.stdout.write(json.dumps({"token": received, "field": fields}) + "\n")
 
 
+def _raw_clients(url: str, n: int) -> None:
+    """All ``n`` clients in one thread: raw sockets, one epoll loop, minimal framing.
+
+    Much cheaper per message than ``websockets``' asyncio client, so on a small
+    box the measured latency is the sink's, not the clients' CPU. The server
+    sends unmasked, unfragmented text frames (no extensions are negotiated), so
+    a frame is a 2/4/10-byte header and the JSON payload.
+    """
+    import base64
+    import os
+    import selectors
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+    sel = selectors.DefaultSelector()
+    buffers: dict[socket.socket, bytearray] = {}
+    upgraded: set[socket.socket] = set()
+    for _ in range(n):
+        sock = socket.create_connection((parts.hostname, parts.port))
+        sock.sendall(request)
+        sock.setblocking(False)
+        buffers[sock] = bytearray()
+        sel.register(sock, selectors.EVENT_READ)
+    received: dict[str, list[float]] = {}
+    fields: dict[str, list[float]] = {}
+    seen: dict[socket.socket, set[bytes]] = {sock: set() for sock in buffers}
+    while buffers:
+        for key_, _ in sel.select():
+            sock = key_.fileobj
+            data = sock.recv(1 << 20)
+            now = time.perf_counter()
+            if not data:
+                sel.unregister(sock)
+                sock.close()
+                del buffers[sock]
+                continue
+            buf = buffers[sock]
+            buf += data
+            if sock not in upgraded:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    continue
+                del buf[: end + 4]
+                upgraded.add(sock)
+            _frames(sock, buf, now, received, fields, seen[sock])
+    sys.stdout.write(json.dumps({"token": received, "field": fields}) + "\n")
+
+
+def _frames(sock: Any, buf: bytearray, now: float, received: dict[str, list[float]],
+            fields: dict[str, list[float]], seen: set[bytes]) -> None:
+    """Consume whole frames from ``buf``; record token arrivals; answer a close."""
+    while len(buf) >= 2:
+        opcode, size, start = buf[0] & 0x0F, buf[1] & 0x7F, 2
+        if size == 126:
+            size, start = int.from_bytes(buf[2:4], "big"), 4
+        elif size == 127:
+            size, start = int.from_bytes(buf[2:10], "big"), 10
+        if len(buf) < start + size:
+            return
+        payload = bytes(buf[start : start + size])
+        del buf[: start + size]
+        if opcode == 8:  # close: echo it (masked, empty payload) and let the server hang up
+            try:
+                sock.send(b"\x88\x80\x00\x00\x00\x00")
+            except OSError:
+                pass
+        elif opcode == 9:  # ping: pong with the same payload (short, masked with zeros)
+            sock.send(bytes([0x8A, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload)
+        elif b'"token_delta"' in payload:
+            for token in TOKEN.findall(payload):
+                received.setdefault(token.decode(), []).append(now)
+        elif b'"field_delta"' in payload:
+            for token in TOKEN.findall(payload):
+                if token not in seen:
+                    seen.add(token)
+                    fields.setdefault(token.decode(), []).append(now)
+
+
 # -- the server process -------------------------------------------------------
 def _server_class() -> Any:
     from dspex.testing import FakeLLMServer
@@ -93,7 +177,9 @@ def _responder(request: dict[str, Any]) -> str:
     return f"[[ ## reasoning ## ]]\n{words}\n\n[[ ## answer ## ]]\nw{item}_99\n\n[[ ## completed ## ]]"
 
 
-async def _run(n_clients: int, items: int, per_process: int = 50) -> dict[str, float]:
+async def _run(
+    n_clients: int, items: int, per_process: int = 50, raw: bool = False, flush: float | None = None,
+) -> dict[str, float]:
     import anyio
 
     import dspex as dx
@@ -103,7 +189,7 @@ async def _run(n_clients: int, items: int, per_process: int = 50) -> dict[str, f
 
     server = _server_class()(responder=_responder, token_delay_ms=4, latency_ms=5)
     server.emitted = {}
-    sink = websocket(queue_size=10_000, metrics_interval=None)
+    sink = websocket(queue_size=10_000, metrics_interval=None, **({} if flush is None else {"flush_interval": flush}))
     ready = anyio.Event()
 
     async def questions() -> Any:
@@ -140,7 +226,7 @@ async def _run(n_clients: int, items: int, per_process: int = 50) -> dict[str, f
 
         async def clients(n: int) -> None:
             await sink.started.wait()
-            cmd = [sys.executable, __file__, "--client", sink.url, "--n", str(n)]
+            cmd = [sys.executable, __file__, "--client", sink.url, "--n", str(n), *(["--raw"] if raw else [])]
             chunks: list[bytes] = []
             async with await anyio.open_process(cmd) as proc:
                 assert proc.stdout is not None
@@ -199,17 +285,25 @@ def main() -> None:
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--flush-interval", type=float, default=None,
+                        help="the sink's flush_interval in seconds (default: the sink's default)")
+    parser.add_argument("--raw", action="store_true",
+                        help="clients on raw sockets, all in one process (default: websockets, 50 a process)")
     args = parser.parse_args()
     if args.client:
         import asyncio
 
-        asyncio.run(_clients(args.client, args.n))
+        if args.raw:
+            _raw_clients(args.client, args.n)
+        else:
+            asyncio.run(_clients(args.client, args.n))
         return
     import anyio
 
     for n in args.clients:
-        r = anyio.run(_run, n, args.items, backend=args.backend)
-        print(f"{args.backend:7} {r['clients']:4} clients  token->client latency: median "
+        per_process = n if args.raw else 50
+        r = anyio.run(_run, n, args.items, per_process, args.raw, args.flush_interval, backend=args.backend)
+        print(f"{args.backend:7} {r['clients']:4} {'raw' if args.raw else 'websockets'} clients  token->client latency: median "
               f"{r['median_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  max {r['max_ms']:.2f} ms  "
               f"({r['samples']} samples; server byte -> sink.write_event: median "
               f"{r['to_sink_median_ms']:.2f} ms, p99 {r['to_sink_p99_ms']:.2f} ms; sink.write_event -> "

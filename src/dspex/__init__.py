@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .errors import DspexError as DspexError
     from .evaluate import Evaluate as Evaluate
     from .evaluate import metrics as metrics
+    from . import engines as engines
     from . import errors as errors
     from . import events as events
     from .flows import Flow as Flow
@@ -159,6 +160,7 @@ __all__ = [
     "configure",
     "configure_cache",
     "context",
+    "engines",
     "ensure_signature",
     "errors",
     "events",
@@ -240,6 +242,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "configure_cache": (".lm", "configure_cache"),
     "context": ("._context", "context"),
     "ensure_signature": (".signatures", "ensure_signature"),
+    "engines": (".engines", None),
     "errors": (".errors", None),
     "events": (".events", None),
     "flows": (".flows", None),

@@ -24,8 +24,10 @@ The tree::
     │       ├── RateLimitError
     │       ├── AuthError
     │       ├── ContextWindowExceededError
+    │       ├── UnsupportedParameterError (the server refused an optional parameter)
     │       └── ServerError
     ├── ParseError            (keeps the raw completion)
+    │   └── TruncatedOutputError (the completion hit max_tokens)
     ├── AssertionFailed
     ├── ToolError
     ├── SourceError           (with line numbers)
@@ -71,6 +73,8 @@ __all__ = [
     "StateMismatchError",
     "StoreError",
     "ToolError",
+    "TruncatedOutputError",
+    "UnsupportedParameterError",
     "is_retryable",
 ]
 
@@ -216,6 +220,21 @@ class ServerError(LMProviderError):
     """The provider failed on its side (HTTP 5xx)."""
 
 
+class UnsupportedParameterError(LMProviderError):
+    """The server refused an optional request parameter; ``parameter`` names it.
+
+    Raised when a server answers a request that carried ``response_format``,
+    ``tools``, ``tool_choice``, ``parallel_tool_calls`` or ``stream_options``
+    with a 400/422, or a 5xx whose body names the parameter. Not retryable as
+    such: the LM negotiates a request without it instead (see ``dx.LM``), and
+    raises this only when no fallback is left (``tools`` has none).
+    """
+
+    def __init__(self, message: str = "", *, parameter: str = "", **context: Any) -> None:
+        super().__init__(message, **context)
+        self.parameter = parameter
+
+
 class ParseError(DspexError):
     """An LM completion could not be parsed into the signature's outputs.
 
@@ -241,6 +260,14 @@ class ParseError(DspexError):
         self.raw = raw
         self.adapter = adapter
         self.attempts = attempts or []
+
+
+class TruncatedOutputError(ParseError):
+    """The completion stopped at ``max_tokens`` (``finish_reason: length``) unparsed.
+
+    A parse failure of a truncated completion: raising ``max_tokens`` (or
+    asking for less) is the fix, not another identical attempt.
+    """
 
 
 class AssertionFailed(DspexError):

@@ -179,6 +179,7 @@ AnyEvent = Annotated[
     | RunDone,
     Field(discriminator="type"),
 ]
+"""Any event, discriminated by ``type``: what ``event_from_wire`` returns."""
 
 _WIRE: TypeAdapter[Any] | None = None
 

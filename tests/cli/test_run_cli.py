@@ -136,3 +136,24 @@ def test_run_takes_a_python_flow_file_too(tmp_path: Path) -> None:
     result = invoke(None, str(flow), "--json", "--quiet")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["items_out"] == 2
+
+
+def test_run_on_the_processes_engine_writes_part_files_and_a_manifest(
+    tmp_path: Path, server: FakeLLMServer
+) -> None:
+    flow = _files(tmp_path, ["one", "two", "three", "four", "five", "six"])
+    result = invoke(server, str(flow), "--json", "--quiet", "--store", str(tmp_path / "s.sqlite"),
+                    "--engine", "processes", "--workers", "2", "--partitions", "3")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["status"], report["items_in"], report["items_out"]) == ("completed", 6, 6)
+    manifest = json.loads((tmp_path / "out.manifest.json").read_text())
+    rows = [json.loads(line) for part in manifest["parts"]
+            for line in Path(part["path"]).read_text().splitlines()]
+    assert sorted(r["answer"] for r in rows) == ["FIVE", "FOUR", "ONE", "SIX", "THREE", "TWO"]
+
+
+def test_engine_flags_that_do_not_fit_are_usage_errors(tmp_path: Path) -> None:
+    flow = _files(tmp_path, ["one"])
+    assert invoke(None, str(flow), "--address", "tcp://127.0.0.1:1").exit_code == 2
+    assert invoke(None, str(flow), "--workers", "3").exit_code == 2

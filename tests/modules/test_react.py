@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -191,13 +191,18 @@ async def test_truncation_of_a_single_step_raises() -> None:
         await dx.ReAct("question -> answer", tools=[double]).acall(question="q", lm=lm)
 
 
+_LOOP_TICKED = threading.Event()
+
+
 def sleepy(x: int) -> int:
-    """Block the calling thread for 200 ms."""
-    time.sleep(0.2)
-    return x
+    """Block the calling thread until the event loop has ticked 3 times (10 s at most)."""
+    return x if _LOOP_TICKED.wait(10) else -1
 
 
 async def test_sync_tool_never_blocks_the_event_loop() -> None:
+    # The sync tool blocks its thread until the loop's ticker has run 3 times: a tool run on
+    # the loop itself would starve the ticker and return -1 after 10 s, whatever the load.
+    _LOOP_TICKED.clear()
     ticks = 0
 
     async def ticker() -> None:
@@ -205,17 +210,16 @@ async def test_sync_tool_never_blocks_the_event_loop() -> None:
         while True:
             await anyio.sleep(0.01)
             ticks += 1
+            if ticks == 3:
+                _LOOP_TICKED.set()
 
     lm = ScriptedLM(_steps(("sleepy", {"x": 1})))
     async with anyio.create_task_group() as tg:
         tg.start_soon(ticker)
-        before = ticks
         pred = await dx.ReAct("question -> answer", tools=[sleepy]).acall(question="q", lm=lm)
-        during = ticks - before
         tg.cancel_scope.cancel()
     assert pred.trajectory["observation_0"] == 1
-    # A blocked loop would tick 0-1 times; a free one ~20 times in 200 ms.
-    assert during >= 10
+    assert ticks >= 3
 
 
 async def test_stream_emits_tool_call_and_result_events() -> None:

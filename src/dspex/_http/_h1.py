@@ -52,10 +52,13 @@ class ResponseParser:
         self.received_any = False
 
     def take_body(self) -> list[bytes]:
-        """Return the body pieces parsed since the last call."""
+        """Return the body pieces parsed since the last call (a list the parser no longer holds)."""
         body = self.body
-        if body:
-            self.body = []
+        if not body:
+            # never hand out the parser's own list: a caller that keeps it and
+            # extends it with later pieces would see every later piece twice
+            return []
+        self.body = []
         return body
 
     def feed(self, data: bytes) -> None:  # pragma: no cover - abstract

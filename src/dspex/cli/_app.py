@@ -35,9 +35,15 @@ def cli() -> None:
 @click.option("--no-auth", is_flag=True, help="With --serve: no bearer token (default: a random one, in the URL).")
 @click.option("--port", default=8765, show_default=True, type=int,
               help="With --serve: port to try first (a free one if taken; 0 picks one).")
+@click.option("--model", "model", type=click.Choice(["fake", "local"]), default="fake", show_default=True,
+              help="fake: the embedded server answering placeholder text from the answer key; local: a real "
+                   "SmolLM2-135M on llama-cpp-python's server (needs the 'local' extra).")
 def demo(serve: bool, n: int | None, out_path: Path | None, question: str | None, agent: bool,
-         no_auth: bool, port: int) -> None:
-    """Run the demo flow on the built-in local LM server (no API key needed)."""
+         no_auth: bool, port: int, model: str) -> None:
+    """Run the demo flow on a local LM server (no API key, no network)."""
+    if model == "local":
+        demo_mod = importlib.import_module("dspex.cli._demo")
+        sys.exit(demo_mod.run_local_demo(n=20 if n is None else n, out_path=out_path or "demo_answers.jsonl") or 0)
     if agent:
         agent_mod = importlib.import_module("dspex.cli._agent_demo")
         code = agent_mod.run_agent_demo(serve=serve, n=n, out_path=out_path or "demo_agent_answers.jsonl",

@@ -37,15 +37,27 @@ __all__ = ["run_command"]
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @click.option("--progress-every", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Seconds between progress lines when stderr is not a terminal.")
+@click.option("--engine", type=click.Choice(["local", "processes", "dask"]), default="local",
+              show_default=True, help="Where the flow runs: this process, local worker processes, or Dask.")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Worker processes for --engine processes/dask (default 2).")
+@click.option("--address", default=None, help="With --engine dask: the scheduler, e.g. tcp://10.0.0.5:8786.")
+@click.option("--partitions", default=None, type=click.IntRange(min=1),
+              help="Partitions of the source for --engine processes/dask (default 2 x workers).")
 def run_command(flow_path: Path, run_id: str | None, store: Path | None, as_json: bool, model: str | None,
                 api_base: str | None, max_failure_rate: float | None, quiet: bool,
-                progress_every: float) -> None:
+                progress_every: float, engine: str, workers: int | None, address: str | None,
+                partitions: int | None) -> None:
     """Run FLOW (YAML or Python) and print its report."""
     from .._util._sync import run_sync
     from ..errors import ConfigError, DspexError, FlowFailed, RunLeaseError
 
     if api_base and not model:
         raise click.UsageError("--api-base needs --lm (the model served there)")
+    if address and engine != "dask":
+        raise click.UsageError("--address needs --engine dask")
+    if engine == "local" and (workers or partitions):
+        raise click.UsageError("--workers and --partitions need --engine processes or dask")
     try:
         flow, options = load_flow(flow_path)
         if model is not None:
@@ -60,6 +72,8 @@ def run_command(flow_path: Path, run_id: str | None, store: Path | None, as_json
         options["store"] = store
     options["progress"] = False if quiet else None
     options["progress_every_s"] = progress_every
+    if engine != "local":
+        options.update(engine=engine, workers=workers, address=address, partitions=partitions)
     try:
         report = run_sync(_run, flow, run_id, options)
     except FlowFailed as exc:

@@ -124,6 +124,7 @@ def answer_exact_match(example: Any, pred: Any, trace: Any = None, frac: float =
 
 
 exact_match = answer_exact_match
+"""Alias of ``answer_exact_match`` (DSPy's ``dspy.evaluate.answer_exact_match``)."""
 
 
 def f1(example: Any, pred: Any, trace: Any = None) -> float:

@@ -309,7 +309,9 @@ class Flow:
         max_in_flight: int | None = None, checkpoint_every: int = 1000,
         checkpoint_interval_s: float = 5.0, sink_timeout_s: float = 30.0,
         max_failure_rate: float | None = None, on_duplicate: str = "dead_letter",
-        progress_every_s: float = 10.0, **settings: Any,
+        progress_every_s: float = 10.0, engine: str | Any = "local", workers: int | None = None,
+        address: str | None = None, partitions: int | None = None, backend: str | None = None,
+        **settings: Any,
     ) -> RunReport:
         """Run the flow to the end and return its report.
 
@@ -338,6 +340,17 @@ class Flow:
                 does (ids compare as strings: ``7`` and ``"7"`` are one id):
                 ``"dead_letter"`` (the repeat becomes a ``DuplicateKeyError``
                 dead letter, the first copy is kept) or ``"raise"``.
+            engine: ``"local"`` (this process), ``"processes"`` (``workers``
+                local processes) or ``"dask"`` (a Dask cluster: ``address``,
+                or a LocalCluster of ``workers``), or an ``Engine``. The
+                other engines split the one keyed source into ``partitions``
+                (default ``2 * workers``), run each on the local engine in a
+                worker and merge the reports; file sinks write one file per
+                partition plus a manifest (see ``dspex.engines``).
+            workers: Worker processes for ``"processes"``/``"dask"`` (default 2).
+            address: A Dask scheduler address (``engine="dask"``).
+            partitions: How many partitions (fixed for a run id at its start).
+            backend: The workers' event loop, ``"asyncio"`` (default) or ``"trio"``.
             **settings: ``dx.context`` settings (``lm=``, ``adapter=``, ...)
                 applied for the run.
 
@@ -350,6 +363,15 @@ class Flow:
         from ._runner import RunOptions, Runner
 
         check_settings(settings)
+        if engine == "local" and (workers, address, partitions, backend) != (None,) * 4:
+            raise ConfigError("workers, address, partitions and backend apply to "
+                              "engine='processes' or 'dask', not the local engine")
+        if engine != "local":
+            return await self._run_on(engine, workers, address, partitions, backend, dict(
+                run_id=run_id, store=store, progress=progress, clock=clock, memory=memory, buffer=buffer,
+                max_in_flight=max_in_flight, checkpoint_every=checkpoint_every,
+                checkpoint_interval_s=checkpoint_interval_s, sink_timeout_s=sink_timeout_s,
+                max_failure_rate=max_failure_rate, on_duplicate=on_duplicate, **settings))
         options = RunOptions(
             run_id=run_id, store=store, progress=progress, clock=clock, memory=memory,
             buffer=buffer or self.buffer, max_in_flight=max_in_flight or self.max_in_flight,
@@ -360,6 +382,23 @@ class Flow:
         runner = Runner(self.name, self.check(), self.dead_letter_sink, options)
         with settings_context(**settings):
             return await runner.run()
+
+    async def _run_on(self, engine: Any, workers: int | None, address: str | None,
+                      partitions: int | None, backend: str | None, kw: dict[str, Any]) -> RunReport:
+        # dspex.engines imports the flows package; it is loaded only for these
+        # engines (it pulls in cloudpickle and, for dask, distributed)
+        from .. import engines
+
+        if backend not in (None, "asyncio", "trio"):
+            raise ConfigError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
+        if isinstance(engine, str):
+            engine = engines.get_engine(engine, workers=workers, address=address)
+        elif not isinstance(engine, engines.Engine):
+            raise ConfigError(f"engine must be a name or an Engine, got {engine!r}")
+        run_id, store, progress = kw.pop("run_id"), kw.pop("store"), kw.pop("progress")
+        return await engines.run_partitioned(
+            self, engine, run_id=run_id, store=store, partitions=partitions,
+            backend=backend or "asyncio", options=kw, progress=progress)
 
     def run_sync(self, **kwargs: Any) -> RunReport:
         """Run the flow from synchronous code (see :meth:`run`)."""

@@ -25,9 +25,22 @@ from .._http._factory import get_transport  # with the LM, not on its first call
 from .._http._sse import SSEDecoder
 from .._http._transport import HTTPResponse, Timeouts, Transport
 from .._util._clock import Clock
-from ..errors import ConfigError, LMError, LMTimeoutError, LMTransportError, is_retryable
+from ..errors import (
+    AuthError,
+    ConfigError,
+    ContextWindowExceededError,
+    LMError,
+    LMProviderError,
+    LMTimeoutError,
+    LMTransportError,
+    RateLimitError,
+    UnsupportedParameterError,
+    is_retryable,
+)
 from ._adaptive import AdaptiveConcurrency
 from ._breaker import CircuitBreaker
+from ._capabilities import NEGOTIABLE, Capabilities, Trial, refused_parameter
+from ._estimate import estimate_usage
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, parse_retry_after, retry_call, retry_delay
 from ._types import LMResponse, Message
@@ -100,6 +113,7 @@ class Endpoint:
         self._http_client = http_client
         self._fixed: RunVar[anyio.CapacityLimiter] = RunVar(f"dspex_endpoint_{id(self)}")
         self.retries = 0
+        self.capabilities = Capabilities()
 
     @property
     def transport(self) -> Transport:
@@ -157,10 +171,22 @@ class Endpoint:
         if self.config.rate_limiter is not None:
             await self.config.rate_limiter.acquire(estimate)
 
-    async def _error_for(self, resp: HTTPResponse) -> Exception:
+    async def _error_for(self, resp: HTTPResponse, request: ProviderRequest) -> Exception:
         body = await resp.aread()
         retry_after = parse_retry_after(resp.header("retry-after"), ms_value=resp.header("retry-after-ms"))
-        return self.provider.map_error(resp.status, dict(resp.headers), body, retry_after)
+        exc = self.provider.map_error(resp.status, dict(resp.headers), body, retry_after)
+        if not isinstance(exc, LMProviderError) or isinstance(
+            exc, AuthError | RateLimitError | ContextWindowExceededError
+        ):
+            return exc
+        # A refused optional parameter is negotiated away, never retried as a 5xx.
+        name = refused_parameter(resp.status, exc.message, request.body)
+        if name is None:
+            return exc
+        return UnsupportedParameterError(
+            f"the server at {self.provider.api_base} refused {name}: {exc.message}",
+            parameter=name, status=resp.status, provider=self.provider.name, model=self.provider.model_name,
+        )
 
     def _decode(self, raw: bytes) -> Any:
         try:
@@ -211,7 +237,7 @@ class Endpoint:
                 timeouts=self.config.timeouts,
             )
             if resp.status >= 400:
-                raise await self._error_for(resp)
+                raise await self._error_for(resp, request)
             return self._parse(self._decode(await resp.aread()))
 
     async def _attempt(self, request: ProviderRequest, body: bytes, estimate: int) -> LMResponse:
@@ -235,7 +261,29 @@ class Endpoint:
         return response
 
     async def complete(self, messages: list[Message], params: dict[str, Any]) -> LMResponse:
-        """Return the provider's response, retrying per the policy."""
+        """Return the provider's response, retrying per the policy.
+
+        Optional parameters the server refuses (``response_format``,
+        ``tool_choice``, ...) are negotiated down (see
+        :mod:`dspex.lm._capabilities`) without using the retry budget.
+
+        Raises:
+            UnsupportedParameterError: A refused parameter has no fallback.
+            LMError: The call failed after its retries.
+        """
+        caps = self.capabilities
+        if not (caps.refused or caps.refused_formats) and not any(k in params for k in NEGOTIABLE):
+            return _estimated(await self._complete(messages, params), messages)
+        trial = caps.trial(params)
+        while True:
+            try:
+                response = await self._complete(messages, trial.params)
+            except UnsupportedParameterError as exc:
+                trial.step_down(exc)
+                continue
+            return _negotiated(_estimated(response, messages), trial)
+
+    async def _complete(self, messages: list[Message], params: dict[str, Any]) -> LMResponse:
         request = self.provider.build_request(messages, params, stream=False)
         body = _encode_json(request.body).encode()
         estimate = self._estimate(body, params)
@@ -261,9 +309,27 @@ class Endpoint:
         """Yield text deltas, then the final :class:`LMResponse`.
 
         Errors before the first delta are retried per the policy; after it,
-        they propagate (the caller already saw partial output).
+        they propagate (the caller already saw partial output). A refused
+        optional parameter (answered before any delta) is negotiated down as
+        in :meth:`complete`; a stream without usage gets estimated usage.
         """
+        trial = self.capabilities.trial(params)
+        while True:
+            try:
+                async with aclosing(self._stream(messages, trial)) as items:
+                    async for item in items:
+                        if isinstance(item, LMResponse):
+                            item = _negotiated(_estimated(item, messages), trial)
+                        yield item
+                return
+            except UnsupportedParameterError as exc:
+                trial.step_down(exc)
+
+    async def _stream(self, messages: list[Message], trial: Trial) -> AsyncIterator[str | LMResponse]:
+        params = trial.params
         request = self.provider.build_request(messages, params, stream=True)
+        if trial.drop_stream_options:
+            request.body.pop("stream_options", None)
         body = _encode_json(request.body).encode()
         estimate = self._estimate(body, params)
         attempt = 0
@@ -325,7 +391,7 @@ class Endpoint:
                     timeouts=self.config.timeouts,
                 ))
                 if resp.status >= 400:
-                    raise await self._error_for(resp)
+                    raise await self._error_for(resp, request)
             decoder = SSEDecoder()
             chunks = resp.aiter_bytes()
             while True:
@@ -358,6 +424,22 @@ class Endpoint:
                 f"malformed {self.provider.name} stream event: {_shape_reason(exc)}",
                 provider=self.provider.name, model=self.provider.model_name,
             ) from None
+
+
+def _estimated(response: LMResponse, messages: list[Message]) -> LMResponse:
+    """Return ``response`` with locally counted usage when the server sent none."""
+    usage = response.usage
+    if usage.input_tokens or usage.output_tokens or not any(response.outputs):
+        return response
+    return response.model_copy(update={"usage": estimate_usage({"messages": messages}, response.outputs)})
+
+
+def _negotiated(response: LMResponse, trial: Trial) -> LMResponse:
+    """Return ``response`` noting the structured-output rung and dropped parameters."""
+    info = trial.succeeded()
+    if info["structured_output"] is None and not info["dropped_params"]:
+        return response
+    return response.model_copy(update=info)
 
 
 def _shape_reason(exc: Exception) -> str:

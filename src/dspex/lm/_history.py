@@ -158,6 +158,8 @@ def make_entry(
         "usage": response.usage.model_dump(),
         "cost": response.usage.cost,
         "cache_hit": response.usage.cache_hit,
+        "structured_output": response.structured_output,
+        "dropped_params": list(response.dropped_params),
         "retries": retries,
         "duration_s": time.monotonic() - started if duration is None else duration,
     }

@@ -190,6 +190,15 @@ class LM:
         """The request engine (retry counters, breaker and limiter state)."""
         return self._endpoint
 
+    @property
+    def capabilities(self) -> dict[str, Any]:
+        """What the server was found to refuse, and the structured-output rung it takes.
+
+        Learned per endpoint (this LM and its copies) as calls negotiate; see
+        :class:`~dspex.errors.UnsupportedParameterError`.
+        """
+        return self._endpoint.capabilities.snapshot()
+
     async def acall(self, messages: list[Message] | str, **params: Any) -> LMResponse:
         """Return the completions for ``messages`` (``n`` in params, default 1).
 

@@ -30,6 +30,8 @@ class LMUsage(BaseModel):
     cached_tokens: int = 0
     cost: float = 0.0
     cache_hit: bool = False
+    estimated: bool = False
+    """True when the server reported no usage and dspex counted it locally."""
 
     def __add__(self, other: LMUsage) -> LMUsage:
         return LMUsage(
@@ -38,6 +40,7 @@ class LMUsage(BaseModel):
             cached_tokens=self.cached_tokens + other.cached_tokens,
             cost=self.cost + other.cost,
             cache_hit=self.cache_hit and other.cache_hit,
+            estimated=self.estimated or other.estimated,
         )
 
 
@@ -64,6 +67,11 @@ class LMResponse(BaseModel):
     #: The model's own reasoning per completion, where the provider returns it
     #: (OpenAI-compatible ``reasoning_content``); empty otherwise.
     reasoning: list[str | None] = Field(default_factory=list)
+    structured_output: str | None = None
+    """The ``response_format`` rung the server took (``json_schema``, ``json_object``,
+    ``prompt``), or None when the call asked for no structured output."""
+    dropped_params: list[str] = Field(default_factory=list)
+    """Optional parameters left out because the server refused them."""
 
 
 class LMChunk(BaseModel):

@@ -37,7 +37,7 @@ from ..adapters._callbacks import adapter_callbacks, notify_end, notify_start, p
 from ..adapters._native import NativePlan, native_plan, native_tools, native_values
 from ..adapters._parts import split_content_parts, split_message
 from ..adapters._reasoning import ReasoningCapture, reasoning_plan, with_reasoning
-from ..errors import LMError, ParseError, is_retryable
+from ..errors import LMError, ParseError, TruncatedOutputError, is_retryable
 from ..events import FieldDone, Retry, TokenDelta, Usage
 from ..lm._engine import RETRY_LISTENER, Endpoint
 from ..lm._retry import RetryPolicy, retry_delay
@@ -176,13 +176,30 @@ async def _once(
         err = ParseError("the LM returned no completion", raw="", adapter=adapter.name)
         return [], [""], response.usage, err
     values = []
-    for text in outputs:
+    reasons = response.finish_reasons
+    for i, text in enumerate(outputs):
         try:
             values.append(parse_notified(adapter, signature, text))
         except ParseError as err:
-            return [], [text], response.usage, err
+            finish = reasons[i] if i < len(reasons) else None
+            return [], [text], response.usage, _truncated(err, finish, params, lm)
     return values, list(outputs), response.usage, None
 
+
+def _truncated(err: ParseError, finish_reason: str | None, params: Mapping[str, Any], lm: Any) -> ParseError:
+    """Return ``err`` as a :class:`TruncatedOutputError` when the LM stopped at ``max_tokens``."""
+    if finish_reason != "length" or isinstance(err, TruncatedOutputError):
+        return err
+    defaults = getattr(lm, "kwargs", None)
+    merged = {**defaults, **params} if isinstance(defaults, dict) else params
+    limit = merged.get("max_tokens") or merged.get("max_completion_tokens")
+    out = TruncatedOutputError(
+        f"the completion was cut off at max_tokens={limit} (finish_reason 'length') before it parsed; "
+        f"raise max_tokens or ask for shorter outputs: {err.message}",
+        raw=err.raw, adapter=err.adapter, field=err.field,
+    )
+    out.feedback = getattr(err, "feedback", err.message)  # type: ignore[attr-defined]
+    return out
 
 
 class _Attempts:
@@ -487,7 +504,8 @@ def _final_parse_error(
             after.__cause__ = before  # the traceback then shows every attempt, first to last
     reasons = "; ".join(f"{i}. {used}: {_reason(err).rstrip('.')}" for i, (used, err, _) in enumerate(failures, 1))
     used, last, raws = failures[-1]
-    error = ParseError(
+    # a truncated last attempt keeps its type: the caller's fix is max_tokens
+    error = (TruncatedOutputError if isinstance(last, TruncatedOutputError) else ParseError)(
         f"{name or 'Predict'}({signature.signature}): could not parse the LM output after "
         f"{len(failures)} attempt(s): {reasons}",
         raw=raws[0] if raws else last.raw,

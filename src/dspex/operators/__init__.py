@@ -7,6 +7,8 @@ from ._control import DedupeOperator as DedupeOperator
 from ._control import RateLimitOperator as RateLimitOperator
 from ._control import TapOperator as TapOperator
 from ._control import TimeoutOperator as TimeoutOperator
+from ._dspy import DSPyModule as DSPyModule
+from ._dspy import from_dspy as from_dspy
 from ._factories import ab_split as ab_split
 from ._factories import batch as batch
 from ._factories import branch as branch
@@ -36,6 +38,7 @@ __all__ = [
     "ABSplitOperator",
     "BatchOperator",
     "BranchOperator",
+    "DSPyModule",
     "DedupeOperator",
     "FilterOperator",
     "FlatMapOperator",
@@ -56,6 +59,7 @@ __all__ = [
     "dedupe",
     "filter",
     "flat_map",
+    "from_dspy",
     "map",
     "merge",
     "rate_limit",

@@ -140,7 +140,9 @@ class ABSplitOperator(MapOperator):
             bool, a number or a score with feedback. A metric that raises
             is counted in the variant's ``metric_errors``; the item goes on.
         tag: Field set on dict outputs to ``"a"``/``"b"`` (None: no tag).
-        concurrency, ordered, name: As for ``map``.
+        concurrency: As for ``map``.
+        ordered: As for ``map``.
+        name: As for ``map``.
     """
 
     kind = "ab_split"

@@ -58,15 +58,25 @@ class GEPA(Optimizer):
     Args:
         metric: ``metric(gold, pred, trace=None, pred_name=None, pred_trace=None)``
             returning a number or a score with ``feedback`` text.
-        auto, max_full_evals, max_metric_calls: The budget; exactly one is set.
+        auto: The budget as ``"light"``/``"medium"``/``"heavy"``; exactly one
+            of ``auto``, ``max_full_evals`` and ``max_metric_calls`` is set.
+        max_full_evals: The budget in full evaluations.
+        max_metric_calls: The budget in metric calls.
         reflection_minibatch_size: Examples reflected on per mutation.
         candidate_selection_strategy: ``"pareto"`` or ``"current_best"``.
         reflection_lm: The LM proposing instructions (required unless
             ``instruction_proposer`` is given).
-        skip_perfect_score, perfect_score, use_merge, max_merge_invocations,
-        component_selector, failure_score, log_dir, track_stats,
-        track_best_outputs, seed, gepa_kwargs: As in DSPy (``log_dir`` makes
-            the run resumable).
+        skip_perfect_score: As in DSPy.
+        perfect_score: As in DSPy.
+        use_merge: As in DSPy.
+        max_merge_invocations: As in DSPy.
+        component_selector: As in DSPy.
+        failure_score: As in DSPy.
+        log_dir: As in DSPy; it makes the run resumable.
+        track_stats: As in DSPy.
+        track_best_outputs: As in DSPy.
+        seed: As in DSPy.
+        gepa_kwargs: As in DSPy.
         instruction_proposer: A custom sync ``ProposalFn``.
         num_threads: Alias of ``concurrency``.
         concurrency: Most LM calls in flight per evaluation.

@@ -65,8 +65,11 @@ class MIPROv2(Optimizer):
         metric: ``metric(example, pred, trace=None)``.
         prompt_model: The LM that proposes instructions (default: the context's LM).
         task_model: The LM the program runs on (default: the context's LM).
-        teacher_settings, max_bootstrapped_demos, max_labeled_demos,
-        max_errors, metric_threshold: As ``BootstrapFewShot``.
+        teacher_settings: As ``BootstrapFewShot``.
+        max_bootstrapped_demos: As ``BootstrapFewShot``.
+        max_labeled_demos: As ``BootstrapFewShot``.
+        max_errors: As ``BootstrapFewShot``.
+        metric_threshold: As ``BootstrapFewShot``.
         auto: ``"light"``/``"medium"``/``"heavy"`` (n = 6/12/18 candidates,
             valset sampled to 100/300/1000) or None (then ``num_candidates``
             here and ``num_trials`` in ``compile`` are required).

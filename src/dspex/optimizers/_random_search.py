@@ -33,9 +33,13 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
     Args:
         metric: ``metric(example, pred, trace=None)`` used to bootstrap and
             to score candidates.
-        teacher_settings, max_bootstrapped_demos, max_labeled_demos,
-        max_rounds, metric_threshold, max_errors: As ``BootstrapFewShot``
-            (each candidate keeps between 1 and ``max_bootstrapped_demos``).
+        teacher_settings: As ``BootstrapFewShot``.
+        max_bootstrapped_demos: As ``BootstrapFewShot`` (each candidate keeps
+            between 1 and ``max_bootstrapped_demos``).
+        max_labeled_demos: As ``BootstrapFewShot``.
+        max_rounds: As ``BootstrapFewShot``.
+        metric_threshold: As ``BootstrapFewShot``.
+        max_errors: As ``BootstrapFewShot``.
         num_candidate_programs: Shuffled candidates (seeds 0..N-1), on top of
             the three fixed ones.
         stop_at_score: Keep only candidates up to the first (in seed order)

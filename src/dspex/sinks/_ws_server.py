@@ -42,6 +42,7 @@ from ._ws_clients import (
     FINAL,
     SLOW_CODE,
     ClientSession,
+    FlushTick,
     SessionOptions,
     encode,
     server_frame,
@@ -119,6 +120,9 @@ class WebSocketServer:
         _check(max_handshakes >= 1, f"max_handshakes {max_handshakes!r} must be >= 1")
         self.options = options or SessionOptions()
         _check(self.options.queue_size >= 1, f"queue_size {self.options.queue_size!r} must be >= 1")
+        interval = self.options.flush_interval
+        _check(0 <= interval <= 1, f"flush_interval {interval!r} must be in 0..1 seconds")
+        self._tick = FlushTick(interval, lambda: len(self.sessions))
         self.host, self.path, self.token = host, path, token
         self.origins = () if origins is None else (origins,) if isinstance(origins, str) else tuple(origins)
         self.max_message_size = max_message_size
@@ -379,7 +383,7 @@ class WebSocketServer:
         if routed is None or not routed.upgrade:
             await conn.aclose()
             return
-        session = ClientSession(conn, self.options, self._on_text)
+        session = ClientSession(conn, self.options, self._on_text, self._tick)
         hello = {"type": "hello", "server": "dspex", "version": __version__, "protocol": 1}
         session.send(encode({**hello, **self.hello, "replay_available": len(self._replay)}), FINAL)
         if routed.replay:

@@ -34,6 +34,7 @@ from ._lease import LEASE_SCHEMA, Lease
 __all__ = ["DEFAULT_STORE_PATH", "Checkpoint", "RunStore"]
 
 DEFAULT_STORE_PATH = ".dspex/store.sqlite"
+"""Where a ``RunStore`` lives when no path is given (relative to the working directory)."""
 T = TypeVar("T")
 
 _SCHEMA = """

@@ -1,4 +1,4 @@
-"""Test doubles: ``ScriptedLM`` (in-process), ``MockTransport`` (an LM's HTTP, offline) and ``FakeLLMServer`` (loopback HTTP).
+"""Test doubles: ScriptedLM, MockTransport (an LM's HTTP, offline), FakeLLMServer (loopback HTTP) and LlamaServer (real model).
 
 Names are imported lazily (PEP 562) so that importing ``dspex.testing`` does
 not import the HTTP server machinery.
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from ._conformance import check_source as check_source
     from ._conformance import sample_records as sample_records
     from ._fake_student import StudentTask as StudentTask
+    from ._llama_server import LlamaServer as LlamaServer
+    from ._llama_server import local_model_path as local_model_path
     from ._mock_transport import MockRequest as MockRequest
     from ._mock_transport import MockResponse as MockResponse
     from ._mock_transport import MockTransport as MockTransport
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FakeClock",
     "FakeLLMServer",
+    "LlamaServer",
     "MockRequest",
     "MockResponse",
     "MockTransport",
@@ -31,6 +34,7 @@ __all__ = [
     "StudentTask",
     "check_sink",
     "check_source",
+    "local_model_path",
     "sample_records",
 ]
 
@@ -46,6 +50,8 @@ _LAZY: dict[str, str] = {
     "check_source": "._conformance",
     "check_sink": "._conformance",
     "sample_records": "._conformance",
+    "LlamaServer": "._llama_server",
+    "local_model_path": "._llama_server",
 }
 
 

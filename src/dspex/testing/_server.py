@@ -24,7 +24,6 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,8 @@ from ..errors import ConfigError
 from .._http._h1 import HTTPProtocolError, ParsedRequest
 from .._http._parsers import make_request_parser
 from . import _fake_providers as fp
+from ._server_stats import ServerStats
+from ._fake_quirks import check_quirks, quirk_frames, quirk_payload, quirk_refusal, send_response, text_error
 from ._fake_agent import choose_step, native_tool
 from ._fake_answers import count_tokens_cached, fake_completion, fields_from_prompt, media_echo, split_tokens
 from ._fake_answers import value_for_schema
@@ -50,29 +51,6 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"
             404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
             500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
 _FAULTS = ("429", "500", "503", "hang", "reset", "truncate", "malformed")
-
-
-@dataclass
-class ServerStats:
-    """What the server saw and said; compare these totals in tests."""
-
-    requests: int = 0
-    connections_opened: int = 0
-    connections_closed: int = 0
-    statuses: dict[int, int] = field(default_factory=dict)
-    faults: dict[str, int] = field(default_factory=dict)
-    by_provider: dict[str, int] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    #: Media parts (images, audio, files) of the last request that had any,
-    #: provider-neutral: ``[{"type": "image", "url": ...}, ...]``.
-    last_media: list[dict[str, Any]] = field(default_factory=list)
-    media_parts: int = 0
-
-    @property
-    def active_connections(self) -> int:
-        """Connections open right now."""
-        return self.connections_opened - self.connections_closed
 
 
 class _ConnState:
@@ -101,8 +79,13 @@ class FakeLLMServer:
             (the server's own work on the answer happens within it).
         token_delay_ms: Delay per streamed token.
         tokens_per_chunk: Tokens per streamed delta event.
-        p_429, p_500, p_503, p_hang, p_reset, p_truncate, p_malformed: Fault
-            probabilities in [0, 1].
+        p_429: Probability in [0, 1] of a 429 response.
+        p_500: Probability in [0, 1] of a 500 response.
+        p_503: Probability in [0, 1] of a 503 response.
+        p_hang: Probability in [0, 1] of a request that is never answered.
+        p_reset: Probability in [0, 1] of a reset connection.
+        p_truncate: Probability in [0, 1] of a truncated response.
+        p_malformed: Probability in [0, 1] of a malformed response body.
         retry_after: Seconds sent in ``Retry-After`` on 429 responses.
         seed: Seed of the fault RNG.
         require_api_key: When set, requests must carry this key the way their
@@ -113,6 +96,9 @@ class FakeLLMServer:
         parser: Force ``"httptools"`` or ``"h11"`` request parsing.
         max_requests_per_connection: Close a connection silently (no
             ``Connection: close``) after this many requests.
+        quirks: Real servers' quirks to reproduce on OpenAI-style requests
+            (names in ``_fake_quirks.QUIRKS``: ``refuse_json_schema_500``,
+            ``no_stream_usage``, ``keepalive_comments``, ...).
         student: A :class:`~dspex.testing.StudentTask`: its questions are
             answered right only when the prompt teaches the rule (see
             ``_fake_student.py``); other prompts are answered as usual.
@@ -145,6 +131,7 @@ class FakeLLMServer:
         backend: str = "asyncio",
         parser: str | None = None,
         max_requests_per_connection: int | None = None,
+        quirks: frozenset[str] | set[str] | tuple[str, ...] = frozenset(),
         student: StudentTask | None = None,
         fault_after_tokens: int | None = None,
     ) -> None:
@@ -172,6 +159,7 @@ class FakeLLMServer:
         self.backend = backend
         self.parser = parser
         self.max_requests_per_connection = max_requests_per_connection
+        self.quirks = check_quirks(quirks)
         self.student = student
         self.fault_after_tokens = fault_after_tokens
         self.stats = ServerStats()
@@ -346,11 +334,14 @@ class FakeLLMServer:
         if not keep:
             lines.append("connection: close\r\n")
         lines.append("\r\n")
-        await stream.send("".join(lines).encode("latin-1") + body)
+        await send_response(stream, "".join(lines).encode("latin-1"), body, self.quirks)
 
     async def _error(
         self, stream: SocketStream, provider: str, status: int, msg: str, keep: bool, **kw: Any
     ) -> bool:
+        if "text_errors" in self.quirks:
+            await self._send(stream, status, text_error(status, msg), ctype="text/html", keep=keep, **kw)
+            return keep
         body = json.dumps(fp.error_body(provider, status, msg)).encode()
         await self._send(stream, status, body, keep=keep, **kw)
         return keep
@@ -402,6 +393,9 @@ class FakeLLMServer:
             call = fp.parse_call(provider, body, model or self.model, path_stream)
         except (ValueError, fp.BadRequest) as exc:
             return await self._error(stream, provider, 400, f"bad request: {exc}", keep)
+        refusal = quirk_refusal(self.quirks, body) if provider == "openai" and self.quirks else None
+        if refusal is not None:
+            return await self._error(stream, provider, refusal[0], refusal[1], keep)
         if call.media:
             self.stats.last_media = call.media
             self.stats.media_parts += len(call.media)
@@ -435,6 +429,8 @@ class FakeLLMServer:
         if streamed:
             return await self._stream(stream, call, choices, digest, prompt_tokens, fault, keep, ready_at)
         payload: Any = fp.render(call, choices, digest, prompt_tokens)
+        if provider == "openai" and self.quirks:
+            payload = quirk_payload(self.quirks, payload)
         if provider == "gemini" and call.stream:
             payload = [payload]
         data = json.dumps(payload, ensure_ascii=False).encode()
@@ -548,6 +544,8 @@ class FakeLLMServer:
         ready_at: float,
     ) -> bool:
         frames = list(fp.stream(call, choices, rid, prompt_tokens, self.tokens_per_chunk))
+        if call.provider == "openai" and self.quirks:
+            frames = quirk_frames(self.quirks, frames)
         cut = fp.fault_frame(frames, fault, self.fault_after_tokens)
         if fault == "malformed" and cut is not None:
             frames.insert(cut, (b"data: {not json\n\n", 0))

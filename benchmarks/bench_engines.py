@@ -1,0 +1,133 @@
+"""Engines side by side: local vs processes vs Dask LocalCluster (2 workers).
+
+Two workloads, each case in its own process (so peak RSS is that run's):
+
+* records: N JSONL records (default 200,000) through ``map`` (no LM) into a
+  JSONL sink, keyed and checkpointed (``run_id``) on every engine;
+* cot: M questions (default 20,000) through ``ChainOfThought`` against the
+  fake LM server (50 ms) at total concurrency C (default 256; a multi-process
+  engine gives each of its W workers C / W), next to the bare-client floor
+  (``dspex_side.py throughput-raw``: the same requests, no framework).
+
+Throughput is items/s over the whole run (start-up of worker processes or the
+cluster included); peak RSS is per process (the driver, and each worker)::
+
+    python benchmarks/bench_engines.py [--records 200000] [--cot 20000]
+        [--concurrency 256] [--workers 2] [--backend asyncio] [--only records,cot]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import dspex as dx
+from _common import SIGNATURE, emit, peak_rss_mb, questions
+from _procs import Server, checked, run_side
+
+ENGINES = ("local", "processes", "dask")
+
+
+def square(r: dict[str, Any]) -> dict[str, Any]:
+    return {"id": r["id"], "y": r["x"] * r["x"], "tag": r["tag"].upper()}
+
+
+def _engine_kw(engine: str, workers: int) -> dict[str, Any]:
+    return {} if engine == "local" else {"engine": engine, "workers": workers,
+                                         "partitions": workers * 2}
+
+
+def case_records(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-engines-"))
+    src = tmp / "in.jsonl"
+    with src.open("w") as f:
+        for i in range(args.n):
+            f.write(json.dumps({"id": i, "x": i, "tag": f"rec-{i % 97}"}) + "\n")
+    flow = dx.Flow("records")
+    flow.source(dx.sources.jsonl(src, id_field="id")).map(square).sink(dx.sinks.jsonl(tmp / "out.jsonl"))
+    start = time.perf_counter()
+    report = flow.run_sync(run_id="bench", store=tmp / "s.sqlite", progress=False,
+                           backend=args.backend, **_engine_kw(args.engine, args.workers))
+    wall = time.perf_counter() - start
+    return {"engine": args.engine, "items_out": report.items_out, "wall_s": round(wall, 3),
+            "items_per_s": round(report.items_out / wall), "driver_rss_mb": round(peak_rss_mb(), 1),
+            "worker_rss_mb": report.memory.get("worker_peak_rss_mb", {})}
+
+
+def case_cot(args: argparse.Namespace) -> dict[str, Any]:
+    lm = dx.LM("openai/fake-model", api_base=args.url.rstrip("/") + "/v1", cache=False)
+    items = [{"id": i, **q} for i, q in enumerate(questions(args.n))]
+    per_worker = args.concurrency if args.engine == "local" else args.concurrency // args.workers
+    got = dx.sinks.collect()
+    flow = dx.Flow("cot")
+    flow.source(dx.sources.iterable(items, id_field="id")).map(
+        dx.ChainOfThought(SIGNATURE), concurrency=per_worker, ordered=False).sink(got)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-engines-"))
+    start = time.perf_counter()
+    report = flow.run_sync(run_id="bench", store=tmp / "s.sqlite", progress=False, lm=lm,
+                           backend=args.backend, **_engine_kw(args.engine, args.workers))
+    wall = time.perf_counter() - start
+    return {"engine": args.engine, "items_out": report.items_out, "wall_s": round(wall, 3),
+            "items_per_s": round(report.items_out / wall, 1), "per_worker_concurrency": per_worker,
+            "ok": sum(1 for r in got.items if r.get("answer")),
+            "driver_rss_mb": round(peak_rss_mb(), 1),
+            "worker_rss_mb": report.memory.get("worker_peak_rss_mb", {})}
+
+
+def drive(args: argparse.Namespace) -> None:
+    here = Path(__file__).resolve().parent
+    env = {**__import__("os").environ, "OPENAI_API_KEY": "sk-bench"}
+    rows: list[dict[str, Any]] = []
+    only = set(args.only.split(","))
+    if "records" in only:
+        for engine in ENGINES:
+            rows.append({"bench": "records", **run_side(
+                sys.executable, "bench_engines.py", "case-records", env=env, engine=engine,
+                n=args.records, workers=args.workers, backend=args.backend)})
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    if "cot" in only:
+        with Server(latency_ms=50) as server:
+            floor = checked(server, args.cot, sys.executable, "dspex_side.py", "throughput-raw",
+                            n=args.cot, concurrency=args.concurrency, program="cot")
+            floor_rate = args.cot / floor["wall_s"]
+            rows.append({"bench": "cot", "engine": "floor", "items_per_s": round(floor_rate, 1),
+                         "wall_s": floor["wall_s"], "ok": floor["ok"]})
+            print(json.dumps(rows[-1]), file=sys.stderr)
+            for engine in ENGINES:
+                out = checked(server, args.cot, sys.executable, "bench_engines.py", "case-cot", env=env,
+                              engine=engine, n=args.cot, concurrency=args.concurrency,
+                              workers=args.workers, backend=args.backend)
+                out["of_floor"] = round(out["items_per_s"] / floor_rate, 3)
+                rows.append({"bench": "cot", **out})
+                print(json.dumps(rows[-1]), file=sys.stderr)
+    results = here / "results" / f"engines-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    results.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
+    emit({"rows": rows, "saved": str(results)})
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", nargs="?", default="drive", choices=["drive", "case-records", "case-cot"])
+    p.add_argument("--engine", choices=ENGINES, default="local")
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--url", default="")
+    p.add_argument("--records", type=int, default=200_000)
+    p.add_argument("--cot", type=int, default=20_000)
+    p.add_argument("--concurrency", type=int, default=256)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    p.add_argument("--only", default="records,cot")
+    args = p.parse_args()
+    if args.mode == "drive":
+        drive(args)
+    else:
+        emit((case_records if args.mode == "case-records" else case_cot)(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""The engine interface and registry: where a flow's partitions run.
+
+An :class:`Engine` only has to run a list of :class:`PartitionTask` (each a
+plain picklable object whose work is :func:`run_partition`) and hand back
+their :class:`PartitionResult`; partitioning, the run store, sink files,
+manifests and the merged report are the driver's. A new backend (Ray, say)
+is one subclass with :meth:`Engine.run_partitions` plus
+``register_engine("ray", RayEngine)``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import ConfigError
+from ._task import PartitionResult, PartitionTask
+
+__all__ = ["Engine", "OnDone", "engine_names", "get_engine", "register_engine"]
+
+OnDone = Callable[[PartitionResult], None]
+"""Called once per finished partition, in completion order (from any thread)."""
+
+
+class Engine(ABC):
+    """Runs partition tasks somewhere (worker processes, a cluster).
+
+    Args:
+        workers: How many partitions run at once (processes or cluster workers).
+        address: A cluster's address, for engines that connect to one.
+    """
+
+    name = "engine"
+
+    def __init__(self, *, workers: int | None = None, address: str | None = None) -> None:
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                    or workers < 1):
+            raise ConfigError(f"workers must be a positive int or None, got {workers!r}")
+        self.workers = workers or 2
+        self.address = address
+
+    @abstractmethod
+    async def run_partitions(
+        self, tasks: Sequence[PartitionTask], on_done: OnDone
+    ) -> list[PartitionResult]:
+        """Run every task (each at least once, retried if its worker dies) and return the results.
+
+        Blocks until all tasks finished; the first task that raises makes this
+        raise that error once the others were stopped. A task may run twice
+        (a worker died after writing): the run store makes that harmless.
+        """
+
+
+_ENGINES: dict[str, Callable[..., Engine]] = {}
+
+
+def register_engine(name: str, factory: Callable[..., Engine]) -> None:
+    """Make ``flow.run(engine=name)`` build its engine with ``factory(workers=, address=)``."""
+    _ENGINES[name] = factory
+
+
+def engine_names() -> list[str]:
+    """Return the registered engine names, plus ``"local"``."""
+    return ["local", *sorted(_ENGINES)]
+
+
+def get_engine(name: str, **kwargs: Any) -> Engine:
+    """Return a new engine by name.
+
+    Raises:
+        ConfigError: No engine has that name.
+    """
+    factory = _ENGINES.get(name)
+    if factory is None:
+        raise ConfigError(f"unknown engine {name!r}; expected one of {engine_names()}")
+    return factory(**kwargs)

@@ -1,0 +1,118 @@
+"""``engine="dask"``: partitions as tasks on a Dask distributed cluster.
+
+With ``address=None`` a ``distributed.LocalCluster`` is started for the run
+(``workers`` worker processes, one thread each, listening on 127.0.0.1, no
+dashboard) and closed after it; with ``address="tcp://host:8786"`` the run
+connects to that scheduler. Each partition is one task running
+:func:`run_partition`, submitted with ``pure=False`` and a unique key. Dask
+reschedules a task whose worker died (up to the scheduler's
+``allowed-failures``) and retries a failing one ``retries`` times; either
+way the partition resumes from the run store, so the run stays exactly
+once. Dask's client is driven from one anyio worker thread (its async API
+is asyncio-only), so the engine works under asyncio and trio alike. The
+task payload holds no API key (see ``_task``); task keys name only the run
+and partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+from ..errors import ConfigError
+from ._base import Engine, OnDone, register_engine
+from ._task import PartitionResult, PartitionTask, run_partition
+
+__all__ = ["DaskEngine"]
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ConfigError(
+            "engine='dask' needs the dask extra: pip install 'dspex[dask]'"
+        ) from exc
+    return distributed
+
+
+class DaskEngine(Engine):
+    """Run partitions on a Dask cluster (see the module docstring).
+
+    Args:
+        workers: Workers of the LocalCluster started when ``address`` is None.
+        address: A running scheduler's address (``"tcp://10.0.0.5:8786"``).
+        retries: Extra attempts for a task that raised.
+    """
+
+    name = "dask"
+
+    def __init__(self, *, workers: int | None = None, address: str | None = None,
+                 retries: int = 2) -> None:
+        super().__init__(workers=workers, address=address)
+        self.retries = retries
+        self.last_cluster: Any = None  # the LocalCluster of the current run (tests kill workers)
+
+    async def run_partitions(
+        self, tasks: Sequence[PartitionTask], on_done: OnDone
+    ) -> list[PartitionResult]:
+        """Run the tasks on the cluster; see :meth:`Engine.run_partitions`.
+
+        Cancelling the caller cancels the tasks not finished (a running one
+        may still finish on its worker and commit to the run store).
+        """
+        stop = threading.Event()
+        try:
+            return await anyio.to_thread.run_sync(self._run_all, list(tasks), on_done, stop,
+                                                  abandon_on_cancel=True)
+        finally:
+            stop.set()
+
+    def _cluster(self) -> Any:
+        distributed = _distributed()
+        return distributed.LocalCluster(
+            n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, silence_logs=logging.ERROR,
+        )
+
+    def _run_all(self, tasks: list[PartitionTask], on_done: OnDone,
+                 stop: threading.Event) -> list[PartitionResult]:
+        distributed = _distributed()
+        cluster = self._cluster() if self.address is None else None
+        self.last_cluster = cluster
+        try:
+            with distributed.Client(self.address or cluster, set_as_default=False) as client:
+                return self._submit(client, distributed, tasks, on_done, stop)
+        finally:
+            self.last_cluster = None
+            if cluster is not None:
+                cluster.close()
+
+    def _submit(self, client: Any, distributed: Any, tasks: list[PartitionTask], on_done: OnDone,
+                stop: threading.Event) -> list[PartitionResult]:
+        token = uuid.uuid4().hex[:8]
+        futures = [
+            client.submit(run_partition, task, key=f"dspex-part-{task.index:05d}-{token}",
+                          pure=False, retries=self.retries)
+            for task in tasks
+        ]
+        results: dict[int, PartitionResult] = {}
+        try:
+            for future in distributed.as_completed(futures, loop=client.loop):
+                if stop.is_set():
+                    break
+                result = future.result()
+                results[result.index] = result
+                on_done(result)
+        finally:
+            if len(results) < len(tasks):
+                client.cancel(futures)
+        return [results[i] for i in sorted(results)]
+
+
+register_engine("dask", DaskEngine)

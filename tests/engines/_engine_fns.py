@@ -1,0 +1,22 @@
+"""Record functions for the engine tests (pickled by value into worker processes)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+def square(r: dict[str, Any]) -> dict[str, Any]:
+    return {"id": r["id"], "y": r["x"] * r["x"]}
+
+
+def slow_marking(r: dict[str, Any]) -> dict[str, Any]:
+    """Square slowly; the worker on record 40 writes its pid where the test waits for it."""
+    marks = Path(r["marks"])
+    if r["id"] == 40 and not (marks / "killed").exists():
+        (marks / "pid.tmp").write_text(str(os.getpid()))
+        (marks / "pid.tmp").rename(marks / "pid")
+    time.sleep(0.005)
+    return {"id": r["id"], "y": r["x"] * r["x"]}
