@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from dspex.cli._app import _register_optional, cli
+from dspex.testing import FakeLLMServer
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -104,3 +109,19 @@ def test_live_dashboard_feed_as_a_client_sees_it() -> None:
     assert lines[0].startswith("live page: http://127.0.0.1:") and "/?token=" in lines[0]
     assert lines[1] == "completed: 12/12 answered"
     assert lines[2] == "dashboard saw 12 records, 12 predictions, token deltas, metrics, run completed"
+
+
+def test_qa_jsonl_yaml_resumes_with_the_same_run_id(tmp_path: Path) -> None:
+    # The flow's header promises `--run-id NAME` resumes; a sink in mode 'w' truncated its
+    # file on reopening and the resume failed. The second run has nothing left to do.
+    shutil.copy(ROOT / "examples" / "qa_jsonl.yaml", tmp_path)
+    shutil.copytree(ROOT / "examples" / "data", tmp_path / "data")
+    _register_optional()
+    with FakeLLMServer() as server:
+        args = ["run", str(tmp_path / "qa_jsonl.yaml"), "--lm", "openai/fake", "--api-base", f"{server.url}/v1",
+                "--run-id", "r1", "--store", str(tmp_path / "store.sqlite"), "--quiet", "--json"]
+        reports = [CliRunner().invoke(cli, args) for _ in range(2)]
+    assert [r.exit_code for r in reports] == [0, 0], reports[1].output
+    assert [json.loads(r.output)["items_out"] for r in reports] == [12, 0]
+    answers = (tmp_path / "out" / "qa_answers.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["id"] for line in answers) == list(range(1, 13))

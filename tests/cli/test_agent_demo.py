@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,16 @@ def test_cli_flag_runs_the_agent_demo(tmp_path: Path) -> None:
     )
     assert "ReAct(lookup, calculate)" in done.stdout and "exact match vs the answer key: 8/8" in done.stdout
     assert len(out.read_text().splitlines()) == 8
+
+
+async def test_served_agent_demo_leaves_the_wait_for_a_page_out_of_its_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No page connects: the run starts after wait_s, and the summary says so instead of
+    # counting that wait in duration and items/s (as the ChainOfThought demo already did).
+    out = tmp_path / "agent.jsonl"
+    assert await _agent_demo(True, 1, out, 0.2, 0) == 0
+    printed = capsys.readouterr().out
+    assert "live page: http://127.0.0.1:" in printed
+    summary = next(line for line in printed.splitlines() if line.startswith("completed: 1/1 items in "))
+    assert re.search(r" s \(\+ 0\.\d s waiting for the page\) \(", summary), summary

@@ -15,7 +15,8 @@ def test_help_lists_commands() -> None:
     _register_optional()
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    assert "demo" in result.output
+    listed = {line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()}
+    assert listed == {"demo", "eval", "inspect", "optimize", "run", "serve"}
 
 
 def test_version() -> None:
@@ -41,3 +42,9 @@ def test_demo_streams_one_answer_over_http() -> None:
 def test_unknown_command_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["nope"])
     assert result.exit_code == 2
+
+
+def test_demo_agent_with_question_is_a_usage_error() -> None:
+    # --question streams one ChainOfThought answer; with --agent it used to be ignored silently
+    result = CliRunner().invoke(cli, ["demo", "--agent", "--question", "What is 2 + 2?"])
+    assert result.exit_code == 2 and "does not combine with --agent" in result.output

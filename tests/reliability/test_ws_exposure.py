@@ -201,7 +201,8 @@ async def test_serve_generates_a_token_and_prints_the_page_url(anyio_backend: st
         records.extend(await _read_records(conn))
 
     code, _, errors = await _run_child(
-        ["serve", str(tmp_path / "flow.py"), "--port", "0"], {"DSPEX_TEST_GO": str(go)}, check
+        # --linger 0: the feed closes when the run ends (else it stays 30 s for the connected reader)
+        ["serve", str(tmp_path / "flow.py"), "--port", "0", "--linger", "0"], {"DSPEX_TEST_GO": str(go)}, check
     )
     assert code == 0, errors
     assert seen["without"] == 401 and seen["wrong"] == 401
@@ -225,7 +226,8 @@ async def test_serve_no_auth_serves_without_a_token(anyio_backend: str, tmp_path
         records.extend(await _read_records(conn))
 
     code, _, errors = await _run_child(
-        ["serve", str(tmp_path / "flow.py"), "--port", "0", "--no-auth"], {"DSPEX_TEST_GO": str(go)}, check
+        ["serve", str(tmp_path / "flow.py"), "--port", "0", "--no-auth", "--linger", "0"],
+        {"DSPEX_TEST_GO": str(go)}, check,
     )
     assert code == 0, errors
     assert "?token=" not in pages[0] and "--no-auth" in errors  # warned on stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pydantic
@@ -45,15 +46,15 @@ def test_image_from_path_reads_a_data_uri(tmp_path: Path) -> None:
         dx.Image.from_path(odd)
 
 
-def test_image_bytes_need_pillow_or_encode_through_it() -> None:
-    try:
-        import PIL  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match="Pillow"):
-            dx.Image(b"\x89PNG")
-        return
+def test_image_bytes_encode_through_pillow() -> None:
     with pytest.raises(InputError, match="identified as an image"):
         dx.Image(b"not an image")
+
+
+def test_image_bytes_without_pillow_raise_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now raises ImportError
+    with pytest.raises(ConfigError, match="Pillow"):
+        dx.Image(b"\x89PNG")
 
 
 def test_image_serialises_to_marked_parts_and_validates_from_a_string() -> None:

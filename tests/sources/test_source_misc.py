@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
 
+import pyarrow as pa  # a dev dependency: the Parquet tests must run in CI, not skip
+import pyarrow.parquet as pq
 import pytest
 
 from dspex import sources
@@ -73,8 +75,6 @@ def test_stdin_rejects_bad_options() -> None:
 
 
 def _write_parquet(path: Path, rows: list[dict], row_group_size: int) -> None:
-    pa = pytest.importorskip("pyarrow")
-    pq = pytest.importorskip("pyarrow.parquet")
     pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=row_group_size)
 
 
@@ -101,7 +101,6 @@ async def test_parquet_reads_a_directory_in_name_order(tmp_path: Path) -> None:
 
 
 async def test_parquet_errors_name_the_path(tmp_path: Path) -> None:
-    pytest.importorskip("pyarrow")
     with pytest.raises(SourceError, match="no Parquet file"):
         await read(sources.parquet(tmp_path / "missing.parquet"))
     bad = tmp_path / "bad.parquet"

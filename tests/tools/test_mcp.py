@@ -11,16 +11,14 @@ from typing import Any
 
 import anyio
 import pytest
+from mcp import ClientSession  # a dev dependency: these tests must run in CI, not skip
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 import dspex as dx
 from dspex.errors import ToolError
 from dspex.testing import ScriptedLM
 
-pytest.importorskip("mcp")
-
-from mcp import ClientSession  # noqa: E402
-from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
-from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 SERVER = '''
 import sys

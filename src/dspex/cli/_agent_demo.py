@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from .._util._sync import run_sync
-from ._demo import _PORT, _announce, _free, _summary, load_questions
+from ._demo import _PORT, _free, load_questions, run_on_server, viewer_first
 from ._serve import new_token
 
 __all__ = ["agent_tools", "run_agent_demo"]
@@ -74,11 +74,7 @@ def run_agent_demo(serve: bool = False, n: int | None = None, out_path: Path | s
 
 async def _agent_demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port: int = _PORT,
                       token: str | None = None) -> int:
-    import anyio
-
-    from ..errors import FlowFailed
     from ..flows import Flow
-    from ..lm._lm import LM
     from ..modules import ReAct
     from ..sinks import jsonl, websocket
     from ..testing import FakeLLMServer
@@ -88,32 +84,10 @@ async def _agent_demo(serve: bool, n: int | None, out_path: Path, wait_s: float,
     server = FakeLLMServer(**speed)
     live = websocket(port=_free(port), replay=600, token=token) if serve else None
     sinks = [jsonl(out_path, mode="w"), *([live] if live else [])]
-
-    async def questions() -> Any:
-        if live is not None:
-            with anyio.move_on_after(wait_s):  # give the page a chance to see the first step
-                while not live.server.sessions:
-                    await anyio.sleep(0.05)
-        for row in rows:
-            yield row
-
+    waited = [0.0]
     agent = ReAct("question -> answer", tools=agent_tools(rows), max_iters=5)
     flow = Flow("demo-agent")
-    flow.source(questions()).map(agent, concurrency=6 if serve else 32, on_error="dead_letter").sink(*sinks)
+    flow.source(viewer_first(rows, live, wait_s, waited)).map(
+        agent, concurrency=6 if serve else 32, on_error="dead_letter").sink(*sinks)
     click.echo(f"dspex demo --agent: {len(rows)} questions -> ReAct(lookup, calculate) -> {out_path}")
-    async with server, anyio.create_task_group() as tg:
-        if live is not None:
-            tg.start_soon(_announce, live, wait_s)
-        lm = LM("openai/demo-model", api_base=f"{server.url}/v1", api_key="demo", cache=False,
-                prices={"demo-model": {"input": 0.15, "output": 0.6}})  # per 1M tokens, illustrative
-        try:
-            report = await flow.run(lm=lm)
-        except FlowFailed as exc:
-            click.echo(f"demo failed: {exc}", err=True)
-            return 1
-        finally:
-            with anyio.CancelScope(shield=True):
-                await lm.aclose()
-            tg.cancel_scope.cancel()
-    _summary(report, out_path)
-    return 0 if report.status == "completed" else 1
+    return await run_on_server(flow, server, live, wait_s, out_path, waited)

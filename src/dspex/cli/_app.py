@@ -45,34 +45,34 @@ def demo(serve: bool, n: int | None, out_path: Path | None, question: str | None
         demo_mod = importlib.import_module("dspex.cli._demo")
         sys.exit(demo_mod.run_local_demo(n=20 if n is None else n, out_path=out_path or "demo_answers.jsonl") or 0)
     if agent:
+        if question is not None:
+            raise click.UsageError(
+                "--question streams one ChainOfThought answer; it does not combine with --agent")
         agent_mod = importlib.import_module("dspex.cli._agent_demo")
         code = agent_mod.run_agent_demo(serve=serve, n=n, out_path=out_path or "demo_agent_answers.jsonl",
                                         auth=not no_auth, port=port)
         sys.exit(code or 0)
     out_path = out_path or Path("demo_answers.jsonl")
-    if question is not None or not _has("dspex.cli._demo"):
+    if question is not None:
         from ._stream_demo import stream_one
 
-        stream_one(question or "What is the capital of France?")
+        stream_one(question)
         return
     demo_mod = importlib.import_module("dspex.cli._demo")
     code = demo_mod.run_demo_flow(serve=serve, n=n, out_path=out_path, auth=not no_auth, port=port)
     sys.exit(code or 0)
 
 
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
 def _register_optional() -> None:
-    """Attach commands whose modules exist (serve, run, inspect, eval, optimize)."""
+    """Attach the commands defined in their own modules (serve, run, inspect, eval, optimize).
+
+    Each module is imported here, not at the top, so that importing ``_app``
+    stays light; a module that fails to import raises (no command is hidden).
+    """
     for module, attr in (("dspex.cli._serve", "serve_command"), ("dspex.cli._run", "run_command"),
                          ("dspex.cli._inspect", "inspect_command"), ("dspex.cli._eval", "eval_command"),
                          ("dspex.cli._optimize", "optimize_command")):
-        if _has(module):
-            cli.add_command(getattr(importlib.import_module(module), attr))
+        cli.add_command(getattr(importlib.import_module(module), attr))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -239,10 +239,12 @@ class Module:
 
     @staticmethod
     def _account(result: Any, spent: list[LMUsage], parent: list[LMUsage] | None) -> Any:
-        if len(spent) == 1 and not spent[0].cache_hit:
-            total = spent[0]  # == LMUsage() + spent[0], without building it
-        else:
-            total = sum(spent, LMUsage()) if spent else LMUsage()
+        if not spent:
+            total = LMUsage()
+        elif len(spent) == 1:
+            total = spent[0]
+        else:  # started from the first call, not LMUsage(): a cache hit stays one only if every call was
+            total = sum(spent[1:], spent[0])
         if parent is not None and spent:
             parent.append(total)
         if isinstance(result, Prediction) and (spent or result._usage is None):

@@ -10,14 +10,16 @@ blocking form for sync code (safe inside a running loop, like ``Module``).
 from __future__ import annotations
 
 import functools
+import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._util._sync import run_sync
 from ..errors import ConfigError
 from ..modules import Module
 
-__all__ = ["Optimizer", "check_student"]
+__all__ = ["Optimizer", "check_student", "reject_unknown"]
 
 
 def check_student(student: Any, what: str) -> Module:
@@ -31,6 +33,26 @@ def check_student(student: Any, what: str) -> Module:
     if not student.predictors():
         raise ConfigError(f"{what}: the student {type(student).__name__} has no predictors to optimize")
     return student
+
+
+def reject_unknown(method: Callable[..., Any], unknown: Mapping[str, Any]) -> None:
+    """Raise if ``unknown`` (the ``**kwargs`` a method caught) holds any name.
+
+    Optimizers take DSPy's keyword arguments by name; a misspelled or foreign
+    one (``valset=`` where the optimizer has no valset) would otherwise be
+    dropped without a word and the user would believe it was used.
+
+    Raises:
+        ConfigError: ``unknown`` is not empty; the message names the unknown
+            arguments and the ones ``method`` accepts.
+    """
+    if not unknown:
+        return
+    accepted = [name for name, param in inspect.signature(method).parameters.items()
+                if param.kind is param.KEYWORD_ONLY or (param.kind is param.POSITIONAL_OR_KEYWORD and name != "self")]
+    owner = getattr(method, "__qualname__", repr(method)).replace(".acompile", ".compile").replace(".__init__", "")
+    names = ", ".join(repr(k) for k in sorted(unknown))
+    raise ConfigError(f"{owner} got unknown argument(s) {names}; it accepts: {', '.join(accepted)}")
 
 
 class Optimizer(ABC):

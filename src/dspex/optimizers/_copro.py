@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..evaluate._batch import check_concurrency
 from ..modules import Module, Predict
 from ..signatures import InputField, OutputField, Signature
-from ._base import Optimizer, check_student
+from ._base import Optimizer, check_student, reject_unknown
 from ._scoring import percent, score_programs
 
 __all__ = ["COPRO"]
@@ -82,12 +82,14 @@ class COPRO(Optimizer):
     ``total_calls`` (candidates scored).
 
     Raises:
-        ConfigError: ``breadth <= 1``, no metric, or a bad concurrency.
+        ConfigError: ``breadth <= 1``, no metric, a bad concurrency, or an
+            unknown argument (a misspelling would otherwise be ignored).
     """
 
     def __init__(self, prompt_model: Any = None, metric: Callable[..., Any] | None = None, breadth: int = 10,
                  depth: int = 3, init_temperature: float = 1.4, track_stats: bool = False,
-                 concurrency: int = 16, failure_score: float = 0.0, **_kwargs: Any) -> None:
+                 concurrency: int = 16, failure_score: float = 0.0, **unknown: Any) -> None:
+        reject_unknown(COPRO.__init__, unknown)
         if isinstance(breadth, bool) or not isinstance(breadth, int) or breadth <= 1:
             raise ConfigError(f"COPRO breadth must be an int > 1, got {breadth!r}")
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
@@ -112,12 +114,13 @@ class COPRO(Optimizer):
                         strict=True))
 
     async def acompile(self, student: Any, *, trainset: Sequence[Any], eval_kwargs: dict[str, Any] | None = None,
-                       **_: Any) -> Any:
+                       **unknown: Any) -> Any:
         """Return the best program found (see the class doc).
 
         ``eval_kwargs`` are DSPy's ``Evaluate`` arguments: ``num_threads`` (or
         ``concurrency``) bounds the scoring calls of this run; others are ignored.
         """
+        reject_unknown(self.acompile, unknown)
         extra = eval_kwargs or {}
         limit = extra.get("concurrency", extra.get("num_threads"))
         limit = self.concurrency if limit is None else check_concurrency(limit, "COPRO eval_kwargs num_threads")

@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from ..evaluate._batch import check_concurrency, run_batch
 from ..evaluate._evaluate import call_metric, call_program, split_score
 from ..modules import Example, Module
-from ._base import Optimizer, check_student
+from ._base import Optimizer, check_student, reject_unknown
 
 __all__ = ["BootstrapFewShot", "LabeledFewShot"]
 
@@ -57,8 +57,9 @@ class LabeledFewShot(Optimizer):
         self.k = k
 
     async def acompile(self, student: Any, *, trainset: Sequence[Any], sample: bool = True,
-                       **_: Any) -> Any:
+                       **unknown: Any) -> Any:
         """Return a reset copy of ``student`` whose predictors carry labeled demos."""
+        reject_unknown(self.acompile, unknown)
         program = check_student(student, "LabeledFewShot").reset_copy()
         train = list(trainset)
         if not train:
@@ -138,8 +139,9 @@ class BootstrapFewShot(Optimizer):
         self._shared_limit: anyio.CapacityLimiter | None = None
 
     async def acompile(self, student: Any, *, trainset: Sequence[Any], teacher: Any = None,
-                       **_: Any) -> Any:
+                       **unknown: Any) -> Any:
         """Return a compiled copy of ``student``: traced demos, then labeled ones."""
+        reject_unknown(self.acompile, unknown)
         check_student(student, "BootstrapFewShot")
         train = list(trainset)
         program = student.reset_copy()

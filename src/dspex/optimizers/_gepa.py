@@ -26,7 +26,7 @@ import anyio.to_thread
 from .._context import get_setting
 from ..errors import ConfigError
 from ..evaluate._batch import check_concurrency
-from ._base import Optimizer, check_student
+from ._base import Optimizer, check_student, reject_unknown
 from ._gepa_adapter import DspexGEPAAdapter
 
 __all__ = ["GEPA"]
@@ -143,12 +143,14 @@ class GEPA(Optimizer):
         return self.max_metric_calls
 
     async def acompile(self, student: Any, *, trainset: Sequence[Any], teacher: Any = None,
-                       valset: Sequence[Any] | None = None, **_: Any) -> Any:
+                       valset: Sequence[Any] | None = None, **unknown: Any) -> Any:
         """Return the best candidate program (a new one; the student is untouched).
 
         Raises:
-            ConfigError: Empty trainset, a teacher given, or the ``gepa`` package missing.
+            ConfigError: Empty trainset, a teacher given, an unknown argument,
+                or the ``gepa`` package missing.
         """
+        reject_unknown(self.acompile, unknown)
         try:
             import gepa  # the optional extra: imported when GEPA runs, not with dspex
         except ImportError as exc:

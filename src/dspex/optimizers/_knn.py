@@ -19,7 +19,7 @@ import anyio
 
 from ..errors import ConfigError
 from ..modules import Module
-from ._base import Optimizer, check_student
+from ._base import Optimizer, check_student, reject_unknown
 from ._fewshot import BootstrapFewShot
 
 __all__ = ["KNN", "KNNFewShot"]
@@ -122,8 +122,9 @@ class KNNFewShot(Optimizer):
         self.few_shot_bootstrap_args = dict(few_shot_bootstrap_args)
 
     async def acompile(self, student: Any, *, trainset: Sequence[Any] | None = None, teacher: Any = None,
-                       **_: Any) -> Any:
+                       **unknown: Any) -> Any:
         """Return the retrieving program; ``trainset`` is ignored (given to the constructor)."""
+        reject_unknown(self.acompile, unknown)
         check_student(student, "KNNFewShot")
         return _KNNProgram(student.reset_copy(), self.KNN, teacher, self.few_shot_bootstrap_args)
 

@@ -29,7 +29,7 @@ from .._context import context, get_setting
 from ..errors import ConfigError
 from ..evaluate._batch import check_concurrency
 from ..modules import Module
-from ._base import Optimizer, check_student
+from ._base import Optimizer, check_student, reject_unknown
 from ._fewshot import BootstrapFewShot, LabeledFewShot
 from ._proposer import GroundedProposer
 from ._scoring import percent, score_programs
@@ -156,7 +156,7 @@ class MIPROv2(Optimizer):
         max_labeled_demos: int | None = None, seed: int | None = None, minibatch: bool = True,
         minibatch_size: int = 35, minibatch_full_eval_steps: int = 5, program_aware_proposer: bool = True,
         data_aware_proposer: bool = True, view_data_batch_size: int = 10, tip_aware_proposer: bool = True,
-        fewshot_aware_proposer: bool = True, **_: Any,
+        fewshot_aware_proposer: bool = True, **unknown: Any,
     ) -> Any:
         """Return the best program found (a new one; the student is untouched).
 
@@ -164,6 +164,7 @@ class MIPROv2(Optimizer):
             ConfigError: Inconsistent sizes (see the class doc), a minibatch
                 larger than the valset, no LM, or optuna missing.
         """
+        reject_unknown(self.acompile, unknown)
         check_student(student, "MIPROv2")
         task_model = self.task_model if self.task_model is not None else get_setting("lm")
         prompt_model = self.prompt_model if self.prompt_model is not None else get_setting("lm")

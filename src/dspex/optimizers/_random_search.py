@@ -21,7 +21,7 @@ import anyio
 from ..errors import ConfigError
 from ..evaluate._batch import check_concurrency, run_batch
 from ..evaluate._evaluate import call_metric, call_program, split_score
-from ._base import Optimizer, check_student
+from ._base import Optimizer, check_student, reject_unknown
 from ._fewshot import BootstrapFewShot, LabeledFewShot
 
 __all__ = ["BootstrapFewShotWithRandomSearch"]
@@ -110,8 +110,9 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
 
     async def acompile(self, student: Any, *, trainset: Sequence[Any], teacher: Any = None,
                        valset: Sequence[Any] | None = None, restrict: Sequence[int] | None = None,
-                       labeled_sample: bool = True, **_: Any) -> Any:
+                       labeled_sample: bool = True, **unknown: Any) -> Any:
         """Return the best candidate (first best in seed order), a new program."""
+        reject_unknown(self.acompile, unknown)
         check_student(student, "BootstrapFewShotWithRandomSearch")
         train = list(trainset)
         val = list(valset) if valset else train
