@@ -109,7 +109,7 @@ async def _flow_cpu(module: Any, lm: Any, n: int, concurrency: int) -> tuple[flo
 
 def _callers(url: str) -> dict[str, Callable[[int], Awaitable[Any]]]:
     import dspex as dx
-    from dspex.lm._transport import get_transport
+    from dspex._http._factory import get_transport
 
     lm = dx.LM("openai/fake", api_base=url + "/v1", api_key="sk-bench-key", cache=False)
     predict = dx.Predict("question -> answer")

@@ -23,10 +23,10 @@ from typing import Any
 
 import anyio
 
-from dspex.lm._httpx_transport import HttpxTransport
-from dspex.lm._pool import ConnectionPool
-from dspex.lm._sse import SSEDecoder
-from dspex.lm._transport import Transport
+from dspex._http._httpx_transport import HttpxTransport
+from dspex._http._pool import ConnectionPool
+from dspex._http._sse import SSEDecoder
+from dspex._http._transport import Transport
 
 SYSTEM = (
     "Your input fields are:\n1. `question` (str):\nYour output fields are:\n"

@@ -19,7 +19,7 @@ from dspex.errors import (
     ServerError,
 )
 from dspex.lm import LM, BaseLM, CircuitBreakerPolicy, LMCache, RateLimit
-from dspex.lm._transport import Transport
+from dspex._http._transport import Transport
 
 from _lm_fakes import FakeTransport, Reply, fixture_bytes, fixture_json, sequence
 

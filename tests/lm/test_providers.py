@@ -15,7 +15,7 @@ from dspex.errors import (
     RateLimitError,
     ServerError,
 )
-from dspex.lm._sse import SSEDecoder
+from dspex._http._sse import SSEDecoder
 from dspex.lm.providers import AnthropicProvider, GeminiProvider, OpenAIProvider, StreamState
 from dspex.lm.providers._gemini import gemini_schema
 

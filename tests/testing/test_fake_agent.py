@@ -10,7 +10,7 @@ import pytest
 
 import dspex as dx
 from dspex.events import PredictionDone, ToolCall, ToolResult
-from dspex.lm._pool import ConnectionPool
+from dspex._http._pool import ConnectionPool
 from dspex.testing import FakeLLMServer
 from dspex.testing._fake_agent import choose_step, extract_answer, tools_from_prompt
 

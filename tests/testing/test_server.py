@@ -11,9 +11,9 @@ import anyio
 import pytest
 
 from dspex.errors import ConfigError, LMTimeoutError, LMTransportError
-from dspex.lm._pool import ConnectionPool
-from dspex.lm._sse import SSEDecoder, SSEEvent
-from dspex.lm._transport import Timeouts
+from dspex._http._pool import ConnectionPool
+from dspex._http._sse import SSEDecoder, SSEEvent
+from dspex._http._transport import Timeouts
 from dspex.testing import FakeLLMServer
 from dspex.testing._fake_answers import fields_from_prompt
 

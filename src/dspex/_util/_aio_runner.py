@@ -10,8 +10,9 @@ loop, survive between calls. Ctrl-C cancels the running call. Only the main
 thread gets such a loop: one in a worker thread could not be closed when the
 thread ends. After a fork the child makes its own. At interpreter exit the
 loop is closed (``atexit``). The loop's task factory tracks its live tasks, so
-:func:`alone` can tell when the one sync call has the loop to itself (the LM
-pool then exchanges on a blocking socket: ``lm/_blocking.py``).
+:func:`alone` can tell when the one sync call has the loop to itself (the sync
+bridge hands that check to the HTTP pool through ``_util/_may_block.py``; the
+pool then exchanges on a blocking socket: ``_http/_blocking.py``).
 """
 
 # asyncio-only: anyio has no loop that stays open between anyio.run() calls, so this adapter
@@ -58,7 +59,7 @@ def alone(loop: object) -> bool:
     """Whether ``loop`` is the main thread's sync loop running one task and nothing else.
 
     Then the one call it runs may block the loop on I/O: no other task waits
-    for a turn (the LM pool uses blocking sockets then, ``lm/_blocking.py``).
+    for a turn (the LM pool uses blocking sockets then, ``_http/_blocking.py``).
     """
     return loop is _loop and len(_live) == 1
 

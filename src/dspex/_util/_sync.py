@@ -33,6 +33,7 @@ import anyio.from_thread
 import anyio.lowlevel
 
 from . import _aio_runner
+from ._may_block import allow_blocking
 
 T = TypeVar("T")
 
@@ -149,6 +150,9 @@ def run_sync(
 
     if not _in_event_loop():
         if reuse_loop and chosen == "asyncio" and _aio_runner.usable():
+            # While the call is alone on that loop it may block it: the HTTP pool then
+            # exchanges on a blocking socket (``_util/_may_block.py``).
+            allow_blocking(ctx, _aio_runner.alone)
             return _aio_runner.run_on_main_loop(main(), ctx)
         started = False
 

@@ -1,9 +1,13 @@
 """LM clients: ``LM`` over OpenAI-compatible, Anthropic and Gemini APIs.
 
 Only re-exports; see ``_lm.py`` for the front and ``providers/`` for the wire
-formats.
+formats. ``Transport`` (with ``HTTPResponse``) is the seam ``LM(transport=...)``
+takes; the HTTP client behind it lives in ``dspex._http``.
 """
 
+from .._http._transport import HTTPResponse as HTTPResponse
+from .._http._transport import Timeouts as Timeouts
+from .._http._transport import Transport as Transport
 from ._breaker import CircuitBreakerPolicy as CircuitBreakerPolicy
 from ._cache import CacheDisabledWarning as CacheDisabledWarning
 from ._cache import LMCache as LMCache
@@ -16,7 +20,6 @@ from ._pricing import Price as Price
 from ._pricing import set_prices as set_prices
 from ._ratelimit import RateLimit as RateLimit
 from ._retry import RetryPolicy as RetryPolicy
-from ._transport import Timeouts as Timeouts
 from ._types import BaseLM as BaseLM
 from ._types import LMChunk as LMChunk
 from ._types import LMResponse as LMResponse
@@ -25,12 +28,13 @@ from ._types import Message as Message
 from ._types import NativeToolCall as NativeToolCall
 
 __all__ = [
+    "LM",
     "BaseLM",
     "CacheDisabledWarning",
     "CircuitBreakerPolicy",
     "Embedder",
     "FallbackLM",
-    "LM",
+    "HTTPResponse",
     "LMCache",
     "LMChunk",
     "LMResponse",
@@ -41,6 +45,7 @@ __all__ = [
     "RateLimit",
     "RetryPolicy",
     "Timeouts",
+    "Transport",
     "configure_cache",
     "inspect_history",
     "set_prices",

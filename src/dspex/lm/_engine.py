@@ -13,14 +13,17 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import AsyncIterator, Callable
-from contextvars import ContextVar
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from anyio.lowlevel import RunVar
 
+from .._http._factory import get_transport  # with the LM, not on its first call: the lean pool
+from .._http._sse import SSEDecoder
+from .._http._transport import HTTPResponse, Timeouts, Transport
 from .._util._clock import Clock
 from ..errors import (
     AuthError,
@@ -34,14 +37,12 @@ from ..errors import (
     UnsupportedParameterError,
     is_retryable,
 )
-from . import _pool  # noqa: F401  # the lean pool: imported with the LM, not on its first call
 from ._adaptive import AdaptiveConcurrency
 from ._breaker import CircuitBreaker
 from ._capabilities import NEGOTIABLE, Capabilities, Trial, refused_parameter
 from ._estimate import estimate_usage
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, parse_retry_after, retry_call, retry_delay
-from ._transport import HTTPResponse, Timeouts, Transport, get_transport
 from ._types import LMResponse, Message
 from .providers._base import Provider, ProviderRequest, StreamState
 
@@ -382,8 +383,6 @@ class Endpoint:
         The deadline is applied around each wait rather than by one cancel
         scope around the whole stream: a scope must not stay open across a yield.
         """
-        from ._sse import SSEDecoder
-
         deadline = self._stream_deadline()
         async with AsyncExitStack() as stack:
             with self._within(deadline):

@@ -34,7 +34,7 @@ from ._history import History, LazyEntry, record
 from ._pricing import cost_of, normalize_prices
 from ._ratelimit import RateLimit, RateLimiter
 from ._retry import RetryPolicy
-from ._transport import Timeouts, Transport
+from .._http._transport import Timeouts, Transport
 from ._types import LMChunk, LMResponse, LMUsage, Message
 from .providers._registry import COMPATIBLE_BASES, provider_class, split_model
 
@@ -121,6 +121,10 @@ class LM:
         supports_reasoning: bool | None = None,
         **params: Any,
     ) -> None:
+        if transport is not None and not isinstance(transport, Transport):
+            raise ConfigError(
+                f"transport must be a dx.lm.Transport (request, stream, aclose), got {type(transport).__name__}"
+            )
         provider, name = split_model(model)
         cls = provider_class(provider)
         base = api_base or COMPATIBLE_BASES.get(provider)

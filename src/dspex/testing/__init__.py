@@ -1,4 +1,4 @@
-"""Test doubles: ScriptedLM, FakeLLMServer (loopback HTTP) and LlamaServer (real model).
+"""Test doubles: ScriptedLM, MockTransport (an LM's HTTP, offline), FakeLLMServer (loopback HTTP) and LlamaServer (real model).
 
 Names are imported lazily (PEP 562) so that importing ``dspex.testing`` does
 not import the HTTP server machinery.
@@ -14,16 +14,22 @@ if TYPE_CHECKING:
     from ._conformance import check_sink as check_sink
     from ._conformance import check_source as check_source
     from ._conformance import sample_records as sample_records
+    from ._fake_student import StudentTask as StudentTask
     from ._llama_server import LlamaServer as LlamaServer
     from ._llama_server import local_model_path as local_model_path
+    from ._mock_transport import MockRequest as MockRequest
+    from ._mock_transport import MockResponse as MockResponse
+    from ._mock_transport import MockTransport as MockTransport
     from ._scripted_lm import ScriptedLM as ScriptedLM
-    from ._fake_student import StudentTask as StudentTask
     from ._server import FakeLLMServer as FakeLLMServer
 
 __all__ = [
     "FakeClock",
     "FakeLLMServer",
     "LlamaServer",
+    "MockRequest",
+    "MockResponse",
+    "MockTransport",
     "ScriptedLM",
     "StudentTask",
     "check_sink",
@@ -38,6 +44,9 @@ _LAZY: dict[str, str] = {
     "FakeLLMServer": "._server",
     "FakeClock": "._clock",
     "StudentTask": "._fake_student",
+    "MockRequest": "._mock_transport",
+    "MockResponse": "._mock_transport",
+    "MockTransport": "._mock_transport",
     "check_source": "._conformance",
     "check_sink": "._conformance",
     "sample_records": "._conformance",

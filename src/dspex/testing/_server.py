@@ -32,7 +32,8 @@ import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 
 from ..errors import ConfigError
-from ..lm._h1 import HTTPProtocolError, ParsedRequest, make_request_parser
+from .._http._h1 import HTTPProtocolError, ParsedRequest
+from .._http._parsers import make_request_parser
 from . import _fake_providers as fp
 from ._server_stats import ServerStats
 from ._fake_quirks import check_quirks, quirk_frames, quirk_payload, quirk_refusal, send_response, text_error
@@ -178,10 +179,10 @@ class FakeLLMServer:
     # -- lifecycle ----------------------------------------------------------------
 
     async def _serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
-        from ..lm._aio import asyncio_loop
+        from .._http._aio import asyncio_loop
 
         loop = asyncio_loop(anyio.lowlevel.current_token().native_token)
-        if loop is not None:  # asyncio: plain Protocol connections (lm/_aio.py), a lot cheaper
+        if loop is not None:  # asyncio: plain Protocol connections (_http/_aio.py), a lot cheaper
             await self._serve_asyncio(loop, task_status)
             return
         listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
@@ -194,7 +195,7 @@ class FakeLLMServer:
                     await listener.serve(self._handle, task_group=tg)
 
     async def _serve_asyncio(self, loop: Any, task_status: TaskStatus[int]) -> None:
-        from ..lm._aio import start_server
+        from .._http._aio import start_server
 
         with anyio.CancelScope() as scope:
             self._scope = scope

@@ -4,34 +4,26 @@ Providers build a request (method, URL, headers, JSON body) and hand it to a
 :class:`Transport`; the transport returns an :class:`HTTPResponse` whose body is
 either already read (:meth:`Transport.request`) or still arriving
 (:meth:`Transport.stream`, used for SSE). Two transports implement the seam: the
-default lean keep-alive HTTP/1.1 pool on anyio streams (``lm/_pool.py``) and an
-``httpx.AsyncClient`` wrapper (``lm/_httpx_transport.py``) for proxies, HTTP/2 and
-user-supplied clients. :func:`get_transport` chooses between them. Whatever the
+default lean keep-alive HTTP/1.1 pool on anyio streams (``_http/_pool.py``) and an
+``httpx.AsyncClient`` wrapper (``_http/_httpx_transport.py``) for proxies, HTTP/2 and
+user-supplied clients; ``_http/_factory.py`` chooses between them (this module
+imports neither, so the implementations depend on it one way). Whatever the
 transport, failures surface only as :class:`~dspex.errors.LMTransportError`
 (refused, reset, EOF, truncated, malformed) or :class:`~dspex.errors.LMTimeoutError`.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import anyio
 
 from ..errors import ConfigError
 
-if TYPE_CHECKING:
-    import httpx
-
-__all__ = ["HTTPResponse", "Timeouts", "Transport", "describe_io_error", "get_transport", "redact_url"]
-
-_PROXY_VARS = ("https_proxy", "http_proxy", "all_proxy")
-
+__all__ = ["HTTPResponse", "Timeouts", "Transport", "describe_io_error", "redact_url"]
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -187,7 +179,13 @@ class _BodyIterator:
 
 
 class Transport(ABC):
-    """Send HTTP requests for LM providers.
+    """Send HTTP requests for LM providers (public as ``dx.lm.Transport``).
+
+    Pass one as ``dx.LM(..., transport=...)`` to route an LM's requests through
+    your own code; :class:`dspex.testing.MockTransport` is a ready one for tests.
+    A subclass implements :meth:`request`, :meth:`stream` and :meth:`aclose`,
+    returning :class:`HTTPResponse` objects (``content=`` for a whole body,
+    ``chunks=`` for one still arriving).
 
     Implementations must be safe to share between tasks, and between event
     loops used one after the other (a sync call runs a fresh loop each time).
@@ -283,77 +281,3 @@ def describe_io_error(exc: BaseException) -> str:
     if isinstance(exc, anyio.ClosedResourceError):
         return "the connection was already closed"
     return str(exc) or "the connection failed"
-
-
-def _env_proxy_for(url: str | None) -> bool:
-    """Return True if proxy environment variables apply to ``url`` (or any URL)."""
-    if not any(os.environ.get(v) or os.environ.get(v.upper()) for v in _PROXY_VARS):
-        return False
-    if url is None:
-        return True
-    import urllib.parse
-    import urllib.request
-
-    host = urllib.parse.urlsplit(url).hostname or ""
-    proxies = urllib.request.getproxies_environment()
-    return not urllib.request.proxy_bypass_environment(host, proxies)
-
-
-_shared_lock = threading.Lock()
-_shared_pools: dict[tuple[int, float], Transport] = {}
-
-
-def get_transport(
-    *,
-    proxy: str | None = None,
-    client: httpx.AsyncClient | None = None,
-    max_connections_per_host: int = 256,
-    keepalive_expiry: float = 30.0,
-    url: str | None = None,
-) -> Transport:
-    """Return the transport for an LM: the lean pool, or httpx when needed.
-
-    The httpx transport is chosen when ``client`` is given (it is used as is and
-    never closed by dspex), when ``proxy`` is given, or when ``HTTPS_PROXY`` /
-    ``HTTP_PROXY`` / ``ALL_PROXY`` is set in the environment (then httpx reads
-    them, with ``NO_PROXY``). Pass the provider's base ``url`` to let
-    ``NO_PROXY`` exempt it (e.g. a loopback server), which keeps the lean pool.
-    Otherwise the lean keep-alive pool is returned; pools with the same limits
-    are shared process-wide, so LMs talking to one host share connections.
-
-    Args:
-        proxy: A proxy URL such as ``"http://proxy:3128"``.
-        client: A user-owned ``httpx.AsyncClient`` to send requests through.
-        max_connections_per_host: Open connections allowed per (scheme, host, port).
-        keepalive_expiry: Seconds an idle connection is kept before closing.
-        url: The base URL the transport will mostly serve (for ``NO_PROXY``).
-
-    Raises:
-        ConfigError: A limit is not positive.
-    """
-    if not isinstance(max_connections_per_host, int) or max_connections_per_host < 1:
-        raise ConfigError(
-            f"max_connections_per_host must be a positive int, got {max_connections_per_host!r}"
-        )
-    if keepalive_expiry <= 0:
-        raise ConfigError(f"keepalive_expiry must be > 0 seconds, got {keepalive_expiry!r}")
-    if client is not None or proxy is not None or _env_proxy_for(url):
-        from ._httpx_transport import HttpxTransport
-
-        return HttpxTransport(
-            client=client,
-            proxy=proxy,
-            max_connections=max_connections_per_host,
-            keepalive_expiry=keepalive_expiry,
-        )
-    from ._pool import ConnectionPool
-
-    key = (max_connections_per_host, float(keepalive_expiry))
-    with _shared_lock:
-        pool = _shared_pools.get(key)
-        if pool is None:
-            pool = _shared_pools[key] = ConnectionPool(
-                max_connections_per_host=max_connections_per_host,
-                keepalive_expiry=keepalive_expiry,
-            )
-    return pool

@@ -17,10 +17,10 @@ from anyio.abc import SocketStream
 from anyio.streams.tls import TLSListener
 
 from dspex.errors import ConfigError, LMTimeoutError, LMTransportError
-from dspex.lm import _h1
-from dspex.lm._pool import ConnectionPool
-from dspex.lm._sse import SSEDecoder
-from dspex.lm._transport import Timeouts
+from dspex._http import _h1, _parsers
+from dspex._http._pool import ConnectionPool
+from dspex._http._sse import SSEDecoder
+from dspex._http._transport import Timeouts
 from dspex.testing import FakeLLMServer
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -409,19 +409,19 @@ def test_pool_is_safe_across_successive_event_loops(backend: str) -> None:
 
 def test_h11_is_used_when_httptools_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_h1, "httptools", None)
-    assert _h1.default_impl() == "h11"
-    parser = _h1.make_response_parser("GET", "/", "h")
+    assert _parsers.default_impl() == "h11"
+    parser = _parsers.make_response_parser("GET", "/", "h")
     parser.feed(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi")
     assert (parser.status, parser.take_body(), parser.complete) == (200, [b"hi"], True)
     with pytest.raises(ValueError, match="not installed"):
-        _h1.make_response_parser("GET", "/", "h", impl="httptools")
+        _parsers.make_response_parser("GET", "/", "h", impl="httptools")
 
 
 def test_import_without_httptools_falls_back_to_h11() -> None:
     code = (
         "import sys; sys.modules['httptools'] = None\n"
-        "from dspex.lm import _h1, _pool\n"
-        "assert _h1.httptools is None and _h1.default_impl() == 'h11'\n"
+        "from dspex._http import _h1, _parsers, _pool\n"
+        "assert _h1.httptools is None and _parsers.default_impl() == 'h11'\n"
         "_pool.ConnectionPool()\n"
         "print('ok')\n"
     )

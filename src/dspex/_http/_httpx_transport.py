@@ -1,6 +1,6 @@
 """An LM transport on ``httpx.AsyncClient``: proxies, HTTP/2, user-supplied clients.
 
-:func:`~dspex.lm._transport.get_transport` picks this transport when a proxy is
+:func:`~dspex._http._factory.get_transport` picks this transport when a proxy is
 configured or the user passes a client. httpx is imported only when one is
 built. httpx's errors are mapped to ``LMTransportError``/``LMTimeoutError``
 so callers see the same errors as with the lean pool. A client passed in by

@@ -1,9 +1,10 @@
 """Sans-I/O HTTP/1.1 message parsers: httptools (C) first, h11 as pure-Python fallback.
 
 The lean pool parses responses and the fake LM server parses requests through
-the small interfaces here, so neither cares which parser runs. ``httptools``
-(llhttp) is used when it imports; otherwise, or when ``impl="h11"`` is asked
-for, h11 does the same job more slowly. Parsers are fed raw bytes and expose
+the small interfaces here, so neither cares which parser runs; ``_parsers.py``
+picks the implementation: these ``httptools`` (llhttp) ones when it imports,
+otherwise (or when ``impl="h11"`` is asked for) the h11 ones in ``_h1_h11.py``,
+which do the same job more slowly. Parsers are fed raw bytes and expose
 what they found as plain attributes; protocol violations raise
 :class:`HTTPProtocolError`.
 """
@@ -20,32 +21,16 @@ except ImportError:  # pragma: no cover - exercised by forcing the fallback
 
 __all__ = [
     "HTTPProtocolError",
+    "HttptoolsRequestParser",
     "HttptoolsResponseParser",
     "ParsedRequest",
     "RequestParser",
     "ResponseParser",
-    "default_impl",
-    "make_request_parser",
-    "make_response_parser",
 ]
 
 
 class HTTPProtocolError(Exception):
     """The peer sent bytes that are not valid HTTP/1.1."""
-
-
-def default_impl() -> str:
-    """Return ``"httptools"`` when it imported, else ``"h11"``."""
-    return "httptools" if httptools is not None else "h11"
-
-
-def _check_impl(impl: str | None) -> str:
-    chosen = impl or default_impl()
-    if chosen not in ("httptools", "h11"):
-        raise ValueError(f"HTTP parser must be 'httptools' or 'h11', got {impl!r}")
-    if chosen == "httptools" and httptools is None:
-        raise ValueError("HTTP parser 'httptools' was asked for but httptools is not installed")
-    return chosen
 
 
 class ResponseParser:
@@ -145,17 +130,6 @@ class HttptoolsResponseParser(ResponseParser):
         raise HTTPProtocolError("connection closed before the response was complete")
 
 
-def make_response_parser(
-    method: str, target: str, host: str, impl: str | None = None
-) -> ResponseParser:
-    """Return a parser for the response to ``method target`` (``impl`` forces one)."""
-    if _check_impl(impl) == "httptools":
-        return HttptoolsResponseParser(head_only=method == "HEAD")
-    from ._h1_h11 import H11ResponseParser  # the fallback: imported only when used
-
-    return H11ResponseParser(method, target, host)
-
-
 @dataclass
 class ParsedRequest:
     """One complete HTTP request as the fake server sees it."""
@@ -179,7 +153,7 @@ class RequestParser:
         raise NotImplementedError
 
 
-class _HttptoolsRequestParser(RequestParser):
+class HttptoolsRequestParser(RequestParser):
     def __init__(self) -> None:
         self._parser: Any = httptools.HttpRequestParser(self)
         self._done: list[ParsedRequest] = []
@@ -219,12 +193,3 @@ class _HttptoolsRequestParser(RequestParser):
             raise HTTPProtocolError(f"malformed HTTP request: {exc}") from None
         done, self._done = self._done, []
         return done
-
-
-def make_request_parser(impl: str | None = None) -> RequestParser:
-    """Return a server-side request parser (``impl`` forces one)."""
-    if _check_impl(impl) == "httptools":
-        return _HttptoolsRequestParser()
-    from ._h1_h11 import H11RequestParser
-
-    return H11RequestParser()

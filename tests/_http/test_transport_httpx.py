@@ -9,10 +9,11 @@ import httpx
 import pytest
 
 from dspex.errors import ConfigError, LMTimeoutError, LMTransportError
-from dspex.lm._httpx_transport import HttpxTransport
-from dspex.lm._pool import ConnectionPool
-from dspex.lm._sse import SSEDecoder
-from dspex.lm._transport import Timeouts, get_transport, redact_url
+from dspex._http._httpx_transport import HttpxTransport
+from dspex._http._pool import ConnectionPool
+from dspex._http._sse import SSEDecoder
+from dspex._http._factory import get_transport
+from dspex._http._transport import Timeouts, redact_url
 from dspex.testing import FakeLLMServer
 
 PROXY_VARS = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"]

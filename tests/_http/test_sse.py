@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dspex.lm._sse import SSEDecoder, SSEEvent
+from dspex._http._sse import SSEDecoder, SSEEvent
 
 
 def decode_all(data: bytes) -> list[SSEEvent]:

@@ -1,7 +1,7 @@
 """The h11 (pure-Python) HTTP/1.1 parsers: the fallback when httptools is missing.
 
 Imported only when ``make_response_parser``/``make_request_parser`` in
-``_h1`` choose h11 (httptools absent, or ``impl="h11"`` asked for), so the
+``_parsers`` choose h11 (httptools absent, or ``impl="h11"`` asked for), so the
 usual path never pays for importing h11.
 """
 

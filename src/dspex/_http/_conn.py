@@ -119,7 +119,7 @@ class LoopState:
         self.hosts: dict[tuple[str, str, int], Host] = {}
         self.generation = 0
         self.sentinel: Any = None
-        self.aio = aio  # the asyncio loop (connections then use ``lm/_aio.py``), else None
+        self.aio = aio  # the asyncio loop (connections then use ``_http/_aio.py``), else None
         self.clock: Any = aio.time if aio is not None else anyio.current_time  # same clock, fewer hops
 
     async def close_idle(self) -> None:
@@ -151,7 +151,7 @@ class Timer:
     """Move one deadline through the phases of an exchange.
 
     The deadline lives on a cancel scope, or — for the asyncio streams of
-    ``lm/_aio.py``, which can time their own waits — on the stream itself
+    ``_http/_aio.py``, which can time their own waits — on the stream itself
     (``scope=None``, then :meth:`bind` the stream), which spares a cancel
     scope per request. A stream that expires raises :class:`Expired`.
     """

@@ -18,8 +18,8 @@ import pytest
 import dspex as dx
 from dspex._util._sync import run_sync
 from dspex.errors import LMTimeoutError, LMTransportError
-from dspex.lm._pool import ConnectionPool
-from dspex.lm._transport import HTTPResponse, Timeouts
+from dspex._http._pool import ConnectionPool
+from dspex._http._transport import HTTPResponse, Timeouts
 from dspex.testing import FakeLLMServer
 
 CHAT = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()

@@ -1,7 +1,7 @@
 """The default LM transport: a lean keep-alive HTTP/1.1 connection pool on anyio.
 
 Connections are anyio byte streams (TCP, or TLS with SNI through the default
-SSL context) parsed by ``lm/_h1.py``. Each event loop gets its own idle lists
+SSL context) parsed by ``_http/_h1.py``. Each event loop gets its own idle lists
 and per-host slot semaphores, because a connection belongs to the loop that
 opened it: a sync call that starts a fresh loop never sees another loop's
 sockets, and when a loop shuts down its idle connections are closed (the pool
@@ -27,7 +27,7 @@ from weakref import WeakKeyDictionary
 import anyio
 import anyio.lowlevel
 
-from .._util._aio_runner import alone
+from .._util._may_block import may_block
 from ..errors import ConfigError, LMTimeoutError, LMTransportError
 from ._blocking import BlockingConnections
 from ._conn import (
@@ -47,13 +47,8 @@ from ._conn import (
     recv,
     whole_response,
 )
-from ._h1 import (
-    HTTPProtocolError,
-    HttptoolsResponseParser,
-    ResponseParser,
-    default_impl,
-    make_response_parser,
-)
+from ._h1 import HTTPProtocolError, HttptoolsResponseParser, ResponseParser
+from ._parsers import default_impl, make_response_parser
 from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport, describe_io_error
 
 if TYPE_CHECKING:
@@ -370,7 +365,7 @@ class ConnectionPool(Transport):
         """Send a request and return the response with its whole body read."""
         target = self._target(url)
         state = self._current_state() or await self._state()
-        if state.aio is not None and alone(state.aio):  # a sync call with the loop to itself
+        if state.aio is not None and may_block(state.aio):  # a sync call with the loop to itself
             return self._blocking.request(method, target, headers, body, timeouts)
         host = self._host(state, target)
         try:
@@ -424,7 +419,7 @@ class ConnectionPool(Transport):
             token = anyio.lowlevel.current_token().native_token
         except RuntimeError:
             return
-        if alone(token):  # the main thread's sync loop: its blocking sockets too
+        if may_block(token):  # the main thread's sync loop: its blocking sockets too
             self._blocking.close_idle()
         state = self._states.get(token)
         if state is not None:

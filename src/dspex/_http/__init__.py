@@ -1,0 +1,10 @@
+"""The HTTP/1.1 client under the LM providers (private).
+
+A keep-alive connection pool on anyio streams (``_pool.py``) with an asyncio
+fast path (``_aio.py``) and a blocking-socket path for a sync call that has its
+loop to itself (``_blocking.py``); the connection, request head and body
+reading (``_conn.py``), the HTTP/1.1 parsers (``_h1.py``, h11 fallback in
+``_h1_h11.py``), the SSE decoder (``_sse.py``), an httpx-backed transport for
+proxies and user clients (``_httpx_transport.py``) and the transport interface
+(``_transport.py``). Nothing here imports ``dspex.lm``: the dependency is one-way.
+"""

@@ -1,0 +1,179 @@
+"""No import cycles in the packages made clean so far, function-level imports included.
+
+The graph is built from the source with ``ast`` (nothing is imported): an edge
+``a -> b`` for every ``import``/``from ... import`` in module ``a`` that names
+dspex module ``b``, at module level or inside a function; imports under
+``if TYPE_CHECKING:`` never run, so they are left out. A cycle is a strongly
+connected component of more than one module.
+
+Scope: ``dspex._http``, ``dspex.lm`` and ``dspex._util`` must take part in no
+cycle, and ``dspex._http`` must not reach ``dspex.lm`` at all (the dependency
+is one-way). Cycles elsewhere are for a later change; widen ``CLEAN`` as they go.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+CLEAN = ("dspex._http", "dspex.lm", "dspex._util")
+
+
+def _module_name(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _import_nodes(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement that can run: any depth, minus ``if TYPE_CHECKING:`` bodies."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                todo.extend(child.orelse)
+                continue
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                found.append(child)
+            todo.append(child)
+    return found
+
+
+def _targets(node: ast.Import | ast.ImportFrom, package: str, modules: set[str]) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names if alias.name in modules}
+    if node.level:
+        base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+        target = ".".join(base + ([node.module] if node.module else []))
+    else:
+        target = node.module or ""
+    out: set[str] = set()
+    for alias in node.names:
+        sub = f"{target}.{alias.name}"  # ``from pkg import submodule``
+        if sub in modules:
+            out.add(sub)
+        elif target in modules:
+            out.add(target)
+    return out
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Map each module under ``root`` to the modules under ``root`` it imports."""
+    paths = {_module_name(root, p): p for p in sorted(root.rglob("*.py"))}
+    modules = set(paths)
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+            edges |= _targets(node, package, modules)
+        edges.discard(name)
+        graph[name] = edges
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return the strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component: list[str] = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def _in_scope(module: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in CLEAN)
+
+
+def test_no_import_cycle_touches_the_clean_packages() -> None:
+    bad = [c for c in cycles(import_graph(SRC)) if any(_in_scope(m) for m in c)]
+    assert not bad, f"import cycles (function-level imports count): {bad}"
+
+
+def test_the_http_client_never_reaches_lm() -> None:
+    graph = import_graph(SRC)
+    seen: set[str] = set()
+    todo = [m for m in graph if m.startswith("dspex._http")]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(graph[module])
+    assert not [m for m in seen if m.startswith("dspex.lm")]
+    assert "dspex._http._pool" in seen  # the walk did cover the package
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def test_the_graph_finds_function_level_cycles_and_skips_type_checking(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "from .b import x\n",
+            "pkg/b.py": "def f():\n    from . import a\n    return a\nx = 1\n",
+            "pkg/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .d import y\n",
+            "pkg/d.py": "from pkg.c import TYPE_CHECKING as y\n",
+            "pkg/sub/__init__.py": "from .. import e\n",
+            "pkg/e.py": "import pkg.sub\n",
+        },
+    )
+    graph = import_graph(tmp_path)
+    assert graph["pkg.b"] == {"pkg.a"} and graph["pkg.c"] == set()
+    assert cycles(graph) == [["pkg.a", "pkg.b"], ["pkg.e", "pkg.sub"]]
+
+
+@pytest.mark.parametrize("package", CLEAN)
+def test_each_clean_package_is_in_the_graph(package: str) -> None:
+    assert any(m.startswith(package + ".") for m in import_graph(SRC))
