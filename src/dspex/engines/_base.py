@@ -10,17 +10,41 @@ is one subclass with :meth:`Engine.run_partitions` plus
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import anyio
+
 from ..errors import ConfigError
 from ._task import PartitionResult, PartitionTask
 
-__all__ = ["Engine", "OnDone", "engine_names", "get_engine", "register_engine"]
+__all__ = [
+    "Engine", "OnDone", "RunAll", "engine_names", "get_engine", "register_engine", "run_in_thread",
+]
 
 OnDone = Callable[[PartitionResult], None]
 """Called once per finished partition, in completion order (from any thread)."""
+
+RunAll = Callable[[list[PartitionTask], OnDone, threading.Event], list[PartitionResult]]
+"""A blocking driver: runs the tasks and returns their results, stopping when the event is set."""
+
+
+async def run_in_thread(
+    run_all: RunAll, tasks: Sequence[PartitionTask], on_done: OnDone
+) -> list[PartitionResult]:
+    """Run a blocking ``run_all`` in a worker thread; cancelling the caller sets its stop event.
+
+    The thread is abandoned on cancellation (it notices the event within its
+    own polling interval), so the caller never waits on a pool or a cluster.
+    """
+    stop = threading.Event()
+    try:
+        return await anyio.to_thread.run_sync(run_all, list(tasks), on_done, stop,
+                                              abandon_on_cancel=True)
+    finally:
+        stop.set()
 
 
 class Engine(ABC):

@@ -22,10 +22,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import anyio
 
 from ..errors import ConfigError
-from ._base import Engine, OnDone, register_engine
+from ._base import Engine, OnDone, register_engine, run_in_thread
 from ._task import PartitionResult, PartitionTask, run_partition
 
 __all__ = ["DaskEngine"]
@@ -66,12 +65,7 @@ class DaskEngine(Engine):
         Cancelling the caller cancels the tasks not finished (a running one
         may still finish on its worker and commit to the run store).
         """
-        stop = threading.Event()
-        try:
-            return await anyio.to_thread.run_sync(self._run_all, list(tasks), on_done, stop,
-                                                  abandon_on_cancel=True)
-        finally:
-            stop.set()
+        return await run_in_thread(self._run_all, tasks, on_done)
 
     def _cluster(self) -> Any:
         distributed = _distributed()

@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-import anyio
 
 from ..errors import DspexError
-from ._base import Engine, OnDone, register_engine
+from ._base import Engine, OnDone, register_engine, run_in_thread
 from ._task import PartitionResult, PartitionTask, run_partition
 
 __all__ = ["ProcessesEngine"]
@@ -52,12 +51,7 @@ class ProcessesEngine(Engine):
         background) and terminates the pool's processes; a resume with the same
         run id continues each partition from its last commit.
         """
-        stop = threading.Event()
-        try:
-            return await anyio.to_thread.run_sync(self._run_all, list(tasks), on_done, stop,
-                                                  abandon_on_cancel=True)
-        finally:
-            stop.set()
+        return await run_in_thread(self._run_all, tasks, on_done)
 
     def _run_all(self, tasks: list[PartitionTask], on_done: OnDone,
                  stop: threading.Event) -> list[PartitionResult]:
