@@ -13,8 +13,10 @@ import json
 import resource
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: The program under test: ``Predict(SIGNATURE)`` or ``ChainOfThought(SIGNATURE)``.
 SIGNATURE = "question -> answer"

@@ -9,12 +9,14 @@ on demand so the driver can check that each client really sent its requests.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import os
+    from types import TracebackType
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,7 +42,8 @@ class Server:
 
     def stats(self) -> dict[str, Any]:
         """Return the server's counters (``requests``...) and its process CPU time ``cpu_s``."""
-        assert self._proc.stdin is not None and self._proc.stdout is not None
+        assert self._proc.stdin is not None
+        assert self._proc.stdout is not None
         self._proc.stdin.write("stats\n")
         self._proc.stdin.flush()
         return json.loads(self._proc.stdout.readline())  # type: ignore[no-any-return]

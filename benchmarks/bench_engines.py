@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import dspex as dx
 from _common import SIGNATURE, emit, peak_rss_mb, questions
 from _procs import Server, checked, run_side
+
+import dspex as dx
 
 ENGINES = ("local", "processes", "dask")
 

@@ -45,10 +45,13 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
 
 LAYERS = ("noop", "transport", "lm", "predict", "cot", "flow")
 LABELS = {
@@ -120,7 +123,7 @@ def _callers(url: str) -> dict[str, Callable[[int], Awaitable[Any]]]:
     headers = {"content-type": "application/json", "authorization": "Bearer sk-bench-key"}
 
     async def noop(i: int) -> None:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
 
     async def raw(i: int) -> None:
         response = await transport.request("POST", url + "/v1/chat/completions", headers=headers, body=body)

@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import TOOL_PAUSE_S, Clock, LagMonitor, emit, peak_rss_mb, react_questions  # noqa: E402
+from _common import TOOL_PAUSE_S, Clock, LagMonitor, emit, peak_rss_mb, react_questions
 
 
 def _tools() -> list[Any]:

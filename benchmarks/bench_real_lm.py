@@ -23,12 +23,13 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import SocketStream
-
 from _env import DSPY_ENV_VARS, ensure_dspy_venv
+
+if TYPE_CHECKING:
+    from anyio.abc import SocketStream
 
 QUESTIONS = [f"What is {i} + {i + 1}?" for i in range(200)]
 

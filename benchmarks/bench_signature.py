@@ -17,7 +17,10 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 CASES = {
     "simple": "question -> answer",

@@ -18,15 +18,18 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from dspex._http._httpx_transport import HttpxTransport
 from dspex._http._pool import ConnectionPool
 from dspex._http._sse import SSEDecoder
-from dspex._http._transport import Transport
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dspex._http._transport import Transport
 
 SYSTEM = (
     "Your input fields are:\n1. `question` (str):\nYour output fields are:\n"

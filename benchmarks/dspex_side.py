@@ -29,9 +29,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
+from _common import (
+    COMPLETION,
+    FORMAT_INPUTS,
+    SIGNATURE,
+    SIGNATURE_CASES,
+    Clock,
+    best_us,
+    emit,
+    peak_rss_mb,
+    questions,
+)
 
 import dspex as dx
-from _common import COMPLETION, FORMAT_INPUTS, SIGNATURE, SIGNATURE_CASES, Clock, best_us, emit, peak_rss_mb, questions
 
 
 def _program(kind: str) -> dx.Module:

@@ -24,7 +24,17 @@ import logging
 from typing import Any
 
 import dspy
-from _common import COMPLETION, FORMAT_INPUTS, SIGNATURE, SIGNATURE_CASES, Clock, best_us, emit, peak_rss_mb, questions
+from _common import (
+    COMPLETION,
+    FORMAT_INPUTS,
+    SIGNATURE,
+    SIGNATURE_CASES,
+    Clock,
+    best_us,
+    emit,
+    peak_rss_mb,
+    questions,
+)
 
 
 def _program(kind: str) -> dspy.Module:

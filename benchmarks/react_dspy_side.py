@@ -64,7 +64,7 @@ def run_async(args: argparse.Namespace) -> dict[str, Any]:
     async def main() -> list[Any]:
         try:  # the idle loop's lag first, as on the dspex side
             await asyncio.wait_for(idle.run(asyncio.sleep), 1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         sem = asyncio.Semaphore(args.concurrency)
         lag = asyncio.create_task(monitor.run(asyncio.sleep))

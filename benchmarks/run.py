@@ -26,9 +26,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bench_flow
 import bench_import
@@ -36,6 +35,9 @@ import bench_records
 from _env import DSPY_ENV_VARS, HERE, ensure_dspy_venv, load_average, machine
 from _procs import Server, checked, run_side
 from _report import render
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 PY = sys.executable
 FULL = dict(n=2000, latency_ms=50.0, concurrencies=[16, 64, 256], trio_concurrency=64, cpu_calls=1000,
@@ -210,7 +212,7 @@ def main() -> int:
         wait_for_load(args.wait_load, args.wait_max)
     cfg = {**(QUICK if args.quick else FULL), "repeat": args.repeat, "quick": args.quick}
     started = time.perf_counter()
-    results: dict[str, Any] = {"started_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    results: dict[str, Any] = {"started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                                "machine": machine(), "config": cfg, "load_average_by_section": {}}
     say(f"load average {results['machine']['load_average_start']}; sections: {', '.join(only)}")
     for section in SECTIONS:
@@ -225,7 +227,7 @@ def main() -> int:
     if args.out or not args.quick:
         out_dir = Path(args.out) if args.out else HERE / "results"
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
+        path = out_dir / f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
         path.write_text(json.dumps(results, indent=1) + "\n")
         say(f"results written to {path} ({results['duration_s']:.0f} s)")
     return 1 if results["problems"] else 0

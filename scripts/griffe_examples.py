@@ -28,7 +28,7 @@ def _role(match: re.Match[str]) -> str:
 class ExampleSections(griffe.Extension):
     """Rename ``Example:`` headings to ``Examples:`` and turn Sphinx roles into code spans."""
 
-    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:  # noqa: ARG002
+    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         if obj.docstring is not None:
             value = _EXAMPLE.sub(r"\1Examples:", obj.docstring.value)
             obj.docstring.value = _ROLE.sub(_role, value)

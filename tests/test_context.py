@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import dspex as dx
@@ -18,7 +19,8 @@ def test_context_overrides_and_restores() -> None:
     with dx.context(parse_retries=3):
         assert get_setting("parse_retries") == 3
         with dx.context(parse_retries=0, max_trace_size=5):
-            assert settings_snapshot()["parse_retries"] == 0 and get_setting("max_trace_size") == 5
+            assert settings_snapshot()["parse_retries"] == 0
+            assert get_setting("max_trace_size") == 5
         assert get_setting("parse_retries") == 3
     assert get_setting("parse_retries") == 1
 
@@ -53,7 +55,7 @@ async def test_concurrent_tasks_see_their_own_context() -> None:
     async def worker(name: str, value: int) -> None:
         with dx.context(parse_retries=value):
             for _ in range(5):
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
                 seen[name].append(get_setting("parse_retries"))
 
     async with anyio.create_task_group() as tg:
@@ -89,14 +91,15 @@ def test_configure_from_another_thread_is_allowed() -> None:
     t.start()
     t.join()
     try:
-        assert not errors and get_setting("max_trace_size") == 42
+        assert not errors
+        assert get_setting("max_trace_size") == 42
     finally:
         dx.configure(max_trace_size=before)
 
 
 def test_run_sync_carries_context_and_works_inside_a_loop() -> None:
     async def read() -> object:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         return get_setting("parse_retries")
 
     with dx.context(parse_retries=5):

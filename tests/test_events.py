@@ -44,7 +44,8 @@ def test_wire_names_are_snake_case() -> None:
 def test_prediction_done_carries_outputs_and_item_id_but_not_the_object() -> None:
     done = ev.PredictionDone(outputs={"answer": "Paris"}, item_id="q1", prediction=object())
     wire = done.to_wire()
-    assert wire["outputs"] == {"answer": "Paris"} and wire["item_id"] == "q1"
+    assert wire["outputs"] == {"answer": "Paris"}
+    assert wire["item_id"] == "q1"
     assert "prediction" not in wire
 
 

@@ -106,7 +106,8 @@ def test_research_agents_two_react_agents_and_a_judge() -> None:
 
 def test_live_dashboard_feed_as_a_client_sees_it() -> None:
     lines = _run("examples/live_dashboard.py", "--port", "0", "--watch").splitlines()
-    assert lines[0].startswith("live page: http://127.0.0.1:") and "/?token=" in lines[0]
+    assert lines[0].startswith("live page: http://127.0.0.1:")
+    assert "/?token=" in lines[0]
     assert lines[1] == "completed: 12/12 answered"
     assert lines[2] == "dashboard saw 12 records, 12 predictions, token deltas, metrics, run completed"
 

@@ -170,7 +170,8 @@ def test_the_graph_finds_function_level_cycles_and_skips_type_checking(tmp_path:
         },
     )
     graph = import_graph(tmp_path)
-    assert graph["pkg.b"] == {"pkg.a"} and graph["pkg.c"] == set()
+    assert graph["pkg.b"] == {"pkg.a"}
+    assert graph["pkg.c"] == set()
     assert cycles(graph) == [["pkg.a", "pkg.b"], ["pkg.e", "pkg.sub"]]
 
 

@@ -16,4 +16,5 @@ def test_license_is_an_spdx_string() -> None:
 def test_build_requires_a_setuptools_that_reads_spdx_licenses() -> None:
     (pin,) = [r for r in PYPROJECT["build-system"]["requires"] if r.startswith("setuptools")]
     match = re.fullmatch(r"setuptools>=(\d+)(?:\.\d+)*", pin)
-    assert match is not None and int(match.group(1)) >= 77
+    assert match is not None
+    assert int(match.group(1)) >= 77

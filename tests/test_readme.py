@@ -14,10 +14,11 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def test_thirty_second_example_runs(capsys: Any) -> None:
     block = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
     namespace: dict[str, Any] = {}
-    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    exec(compile(block, "README.md", "exec"), namespace)
     anyio.run(namespace["watch"])
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Paris is France's capital. Paris"
     types = [line.split(" ", 1)[0] for line in out[1:]]
-    assert "field_delta" in types and types[-1] == "prediction_done"
+    assert "field_delta" in types
+    assert types[-1] == "prediction_done"
     assert types.index("field_delta") < types.index("prediction_done")

@@ -21,27 +21,32 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
+    from . import engines as engines
+    from . import errors as errors
+    from . import events as events
+    from . import flows as flows
+    from . import operators as ops
+    from . import sinks as sinks
+    from . import sources as sources
+    from . import telemetry as telemetry
+    from . import tools as tools
+    from . import traces as traces
     from ._context import configure as configure
     from ._context import context as context
     from .adapters import Adapter as Adapter
     from .adapters import ChatAdapter as ChatAdapter
-    from .telemetry import Callback as Callback
     from .adapters import JSONAdapter as JSONAdapter
     from .backpressure import BufferPolicy as BufferPolicy
     from .backpressure import MemoryWatermarks as MemoryWatermarks
     from .errors import DspexError as DspexError
     from .evaluate import Evaluate as Evaluate
     from .evaluate import metrics as metrics
-    from . import engines as engines
-    from . import errors as errors
-    from . import events as events
     from .flows import Flow as Flow
     from .flows import RunReport as RunReport
-    from . import flows as flows
+    from .lm import LM as LM
     from .lm import BaseLM as BaseLM
     from .lm import CircuitBreakerPolicy as CircuitBreakerPolicy
     from .lm import Embedder as Embedder
-    from .lm import LM as LM
     from .lm import RateLimit as RateLimit
     from .lm import RetryPolicy as RetryPolicy
     from .lm import Timeouts as Timeouts
@@ -60,16 +65,15 @@ if TYPE_CHECKING:
     from .modules import ReAct as ReAct
     from .modules import Refine as Refine
     from .modules import Suggest as Suggest
-    from .modules import load as load
     from .modules import asave_version as asave_version
+    from .modules import load as load
     from .modules import load_dspy_state as load_dspy_state
     from .modules import majority as majority
     from .modules import save_version as save_version
-    from . import operators as ops
-    from .optimizers import BootstrapFewShot as BootstrapFewShot
-    from .optimizers import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
     from .optimizers import COPRO as COPRO
     from .optimizers import GEPA as GEPA
+    from .optimizers import BootstrapFewShot as BootstrapFewShot
+    from .optimizers import BootstrapFewShotWithRandomSearch as BootstrapFewShotWithRandomSearch
     from .optimizers import KNNFewShot as KNNFewShot
     from .optimizers import LabeledFewShot as LabeledFewShot
     from .optimizers import MIPROv2 as MIPROv2
@@ -92,14 +96,13 @@ if TYPE_CHECKING:
     from .signatures import ToolCalls as ToolCalls
     from .signatures import ensure_signature as ensure_signature
     from .signatures import make_signature as make_signature
-    from . import sinks as sinks
-    from . import sources as sources
     from .store import RunStore as RunStore
-    from . import telemetry as telemetry
-    from . import tools as tools
-    from . import traces as traces
+    from .telemetry import Callback as Callback
 
 __all__ = [
+    "COPRO",
+    "GEPA",
+    "LM",
     "Adapter",
     "Assert",
     "Audio",
@@ -108,7 +111,6 @@ __all__ = [
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "BufferPolicy",
-    "COPRO",
     "Callback",
     "ChainOfThought",
     "ChatAdapter",
@@ -126,13 +128,11 @@ __all__ = [
     "Example",
     "File",
     "Flow",
-    "GEPA",
     "History",
     "Image",
     "InputField",
     "JSONAdapter",
     "KNNFewShot",
-    "LM",
     "LabeledFewShot",
     "MIPROv2",
     "MemoryWatermarks",

@@ -10,13 +10,15 @@ Resolution order everywhere: argument > module > context > configure defaults.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
 
 __all__ = ["KNOWN_SETTINGS", "configure", "context", "get_setting", "settings_snapshot"]
 

@@ -9,13 +9,15 @@ the recorded inputs, ready for any optimizer.
 from __future__ import annotations
 
 import functools
-import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._util._sync import run_sync
 from .errors import ConfigError
 from .modules import Example
 from .store._sqlite import DEFAULT_STORE_PATH, RunStore
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ["ato_trainset", "to_trainset"]
 

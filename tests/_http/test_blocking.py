@@ -8,19 +8,21 @@ import json
 import signal
 import socket
 import threading
-from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 
 import dspex as dx
-from dspex._util._sync import run_sync
-from dspex.errors import LMTimeoutError, LMTransportError
 from dspex._http._pool import ConnectionPool
 from dspex._http._transport import HTTPResponse, Timeouts
+from dspex._util._sync import run_sync
+from dspex.errors import LMTimeoutError, LMTransportError
 from dspex.testing import FakeLLMServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 CHAT = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
 HEADERS = {"Content-Type": "application/json"}
@@ -46,8 +48,10 @@ def test_sequential_sync_requests_share_one_blocking_connection() -> None:
     with FakeLLMServer() as srv:
         for _ in range(3):
             assert sync_request(pool, srv.url).status == 200
-        assert srv.stats.requests == 3 and srv.stats.connections_opened == 1
-    assert pool._blocking.opened == 1 and pool.connections_opened == 1
+        assert srv.stats.requests == 3
+        assert srv.stats.connections_opened == 1
+    assert pool._blocking.opened == 1
+    assert pool.connections_opened == 1
 
 
 def test_a_sync_call_that_fans_out_uses_the_asyncio_connections() -> None:
@@ -78,7 +82,8 @@ def test_stale_blocking_connection_is_retried_once_on_a_fresh_one() -> None:
         sync_request(pool, srv.url)
         assert srv.drop_idle_connections() == 1
         assert sync_request(pool, srv.url).status == 200
-        assert srv.stats.requests == 2 and srv.stats.connections_opened == 2
+        assert srv.stats.requests == 2
+        assert srv.stats.connections_opened == 2
 
 
 def test_failure_after_response_bytes_is_not_retried() -> None:
@@ -188,5 +193,6 @@ def test_sync_predict_calls_use_the_blocking_path() -> None:
         predict = dx.Predict("question -> answer")
         assert all(predict(question=f"q{i}", lm=lm).answer for i in range(3))
         pool = lm._endpoint.transport
-        assert isinstance(pool, ConnectionPool) and pool._blocking.opened >= 1
+        assert isinstance(pool, ConnectionPool)
+        assert pool._blocking.opened >= 1
         assert srv.stats.requests == 3

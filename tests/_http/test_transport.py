@@ -8,20 +8,24 @@ import shutil
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
-from anyio.abc import SocketStream
 from anyio.streams.tls import TLSListener
 
-from dspex.errors import ConfigError, LMTimeoutError, LMTransportError
 from dspex._http import _h1, _parsers
 from dspex._http._pool import ConnectionPool
 from dspex._http._sse import SSEDecoder
 from dspex._http._transport import Timeouts
+from dspex.errors import ConfigError, LMTimeoutError, LMTransportError
 from dspex.testing import FakeLLMServer
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from anyio.abc import SocketStream
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 BODY = json.dumps(CHAT).encode()
@@ -467,7 +471,8 @@ async def test_https_with_sni_and_reuse(self_signed: tuple[str, str]) -> None:
         url = f"https://localhost:{port}/v1/x"
         assert await (await pool.request("GET", url, headers={})).aread() == b"secure 1"
         assert await (await pool.request("GET", url, headers={})).aread() == b"secure 2"
-        assert names == ["localhost"] and server.connections == 1
+        assert names == ["localhost"]
+        assert server.connections == 1
         await pool.aclose()
         tg.cancel_scope.cancel()
 

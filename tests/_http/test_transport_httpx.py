@@ -8,12 +8,12 @@ import anyio
 import httpx
 import pytest
 
-from dspex.errors import ConfigError, LMTimeoutError, LMTransportError
+from dspex._http._factory import get_transport
 from dspex._http._httpx_transport import HttpxTransport
 from dspex._http._pool import ConnectionPool
 from dspex._http._sse import SSEDecoder
-from dspex._http._factory import get_transport
 from dspex._http._transport import Timeouts, redact_url
+from dspex.errors import ConfigError, LMTimeoutError, LMTransportError
 from dspex.testing import FakeLLMServer
 
 PROXY_VARS = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"]

@@ -61,7 +61,9 @@ async def test_text_mode_strips_tool_kwargs_as_dspy_does() -> None:
     kwargs = {"tools": [{"type": "function"}], "tool_choice": "auto", "parallel_tool_calls": True, "top_p": 0.5}
     await ChatAdapter().acall(lm, kwargs, TOOLS_SIG, [], {"question": "q", "tools": [dx.Tool(lookup)]})
     params = lm.requests[0][1]
-    assert "tools" not in params and "tool_choice" not in params and "parallel_tool_calls" not in params
+    assert "tools" not in params
+    assert "tool_choice" not in params
+    assert "parallel_tool_calls" not in params
     assert params["top_p"] == 0.5
     assert kwargs["tools"] == [{"type": "function"}]  # the caller's dict is left alone
 
@@ -74,13 +76,15 @@ async def test_native_mode_sends_tools_and_fills_tool_calls() -> None:
     assert [(c.name, c.args) for c in out["calls"].tool_calls] == [("lookup", {"city": "Oslo"})]
     params = lm.requests[0][1]
     assert params["tools"][0]["function"]["name"] == "lookup"
-    assert params["parallel_tool_calls"] is False and params["tool_choice"] == "auto"
+    assert params["parallel_tool_calls"] is False
+    assert params["tool_choice"] == "auto"
 
 
 async def test_unparseable_chat_output_falls_back_to_json_adapter() -> None:
     lm = RecordingLM(['{"answer": "json"}'])
     assert await ChatAdapter().acall(lm, {}, QA, [], {"question": "q"}) == [{"answer": "json"}]
-    assert len(lm.requests) == 2 and "response_format" in lm.requests[1][1]
+    assert len(lm.requests) == 2
+    assert "response_format" in lm.requests[1][1]
 
 
 async def test_json_adapter_raises_when_nothing_parses() -> None:

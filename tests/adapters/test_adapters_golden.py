@@ -21,7 +21,8 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 def _load_cases() -> Any:
     spec = importlib.util.spec_from_file_location("dspex_adapter_golden_cases", GOLDEN / "golden_cases.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # pydantic resolves the models' annotations through it
     spec.loader.exec_module(module)

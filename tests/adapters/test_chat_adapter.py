@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 import pytest
@@ -13,6 +12,9 @@ import dspex as dx
 from dspex.adapters import ChatAdapter, JSONAdapter
 from dspex.errors import InputError, ParseError
 from dspex.signatures import History
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 class QA(dx.Signature):
@@ -96,7 +98,7 @@ class _ToDict:
     def __init__(self, **data: Any) -> None:
         self._data = data
 
-    def toDict(self) -> dict[str, Any]:  # noqa: N802 - DSPy's name
+    def toDict(self) -> dict[str, Any]:
         return dict(self._data)
 
 
@@ -171,7 +173,8 @@ def test_missing_required_output_names_field_and_type() -> None:
     with pytest.raises(ParseError) as info:
         ChatAdapter().parse(sig, completion)
     err = info.value
-    assert err.field == "confidence" and err.raw == completion
+    assert err.field == "confidence"
+    assert err.raw == completion
     assert "Missing output field(s): `confidence` (float)." in str(err)
     assert "Expected to find output fields in the LM response: [answer, confidence]" in str(err)
     assert "Actual output fields parsed from the LM response: [answer]" in str(err)
@@ -222,7 +225,8 @@ def test_parse_error_pickles_with_feedback() -> None:
     with pytest.raises(ParseError) as info:
         ChatAdapter().parse(QA, "nothing")
     clone = pickle.loads(pickle.dumps(info.value))
-    assert clone.raw == "nothing" and clone.field == "answer"
+    assert clone.raw == "nothing"
+    assert clone.field == "answer"
     assert clone.feedback == info.value.feedback  # type: ignore[attr-defined]
 
 

@@ -48,7 +48,8 @@ def test_lm_params_strict_schema() -> None:
     fmt = params["response_format"]
     assert fmt["type"] == "json_schema"
     inner = fmt["json_schema"]
-    assert inner["name"] == "DSPyProgramOutputs" and inner["strict"] is True
+    assert inner["name"] == "DSPyProgramOutputs"
+    assert inner["strict"] is True
     schema = inner["schema"]
     assert schema["additionalProperties"] is False
     assert schema["required"] == ["label", "score", "inner", "tags"]

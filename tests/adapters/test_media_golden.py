@@ -27,7 +27,8 @@ ADAPTERS = {"chat": ChatAdapter, "json": JSONAdapter,
 
 def _load_cases() -> Any:
     spec = importlib.util.spec_from_file_location("dspex_media_golden_cases", GOLDEN / "media_cases.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

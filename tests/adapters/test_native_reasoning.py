@@ -39,7 +39,9 @@ class ReasoningLM:
 async def test_predict_sends_reasoning_effort_and_fills_the_field() -> None:
     lm = ReasoningLM()
     pred = await dx.Predict(Think).acall(question="q", lm=lm)
-    assert isinstance(pred.thoughts, dx.Reasoning) and pred.thoughts == "I thought." and pred.answer == "42"
+    assert isinstance(pred.thoughts, dx.Reasoning)
+    assert pred.thoughts == "I thought."
+    assert pred.answer == "42"
     messages, params = lm.requests[0]
     assert params["reasoning_effort"] == "low"
     assert "[[ ## thoughts ## ]]" not in messages[0]["content"]  # the field left the prompt (not the instructions)
@@ -54,28 +56,33 @@ async def test_effort_comes_from_the_call_then_the_lm_and_none_switches_it_off()
     assert lm.requests[-1][1]["reasoning_effort"] == "medium"
     off = ReasoningLM(reasoning_effort=None)
     pred = await dx.Predict(Think).acall(question="q", lm=off)
-    assert pred.thoughts == "in text" and "reasoning_effort" not in off.requests[-1][1]
+    assert pred.thoughts == "in text"
+    assert "reasoning_effort" not in off.requests[-1][1]
 
 
 @pytest.mark.parametrize(("model", "supports"), [("openai/gpt-4o", False), ("openai/gpt-5-mini", True)])
 async def test_text_mode_without_support_and_for_gpt5_chat(model: str, supports: bool) -> None:
     lm = ReasoningLM(model=model, supports=supports)
     pred = await dx.Predict(Think).acall(question="q", lm=lm)
-    assert pred.thoughts == "in text" and "reasoning_effort" not in lm.requests[-1][1]
+    assert pred.thoughts == "in text"
+    assert "reasoning_effort" not in lm.requests[-1][1]
 
 
 async def test_missing_reasoning_content_leaves_the_field_none_and_str_fields_stay_text() -> None:
     pred = await dx.Predict(Think).acall(question="q", lm=ReasoningLM(reasoning=None))
-    assert pred.thoughts is None and pred.answer == "42"
+    assert pred.thoughts is None
+    assert pred.answer == "42"
     lm = ReasoningLM(text_field="reasoning")
     cot = await dx.ChainOfThought("question -> answer").acall(question="q", lm=lm)  # reasoning: str stays text
-    assert "reasoning_effort" not in lm.requests[-1][1] and cot.reasoning == "in text"
+    assert "reasoning_effort" not in lm.requests[-1][1]
+    assert cot.reasoning == "in text"
 
 
 async def test_adapter_acall_goes_native_too() -> None:
     lm = ReasoningLM()
     [out] = await ChatAdapter().acall(lm, {"reasoning_effort": "medium"}, Think, [], {"question": "q"})
-    assert out == {"thoughts": "I thought.", "answer": "42"} and list(out) == ["thoughts", "answer"]
+    assert out == {"thoughts": "I thought.", "answer": "42"}
+    assert list(out) == ["thoughts", "answer"]
     assert lm.requests[0][1]["reasoning_effort"] == "medium"
 
 
@@ -83,7 +90,8 @@ def test_lm_guesses_support_and_can_be_told() -> None:
     assert dx.LM("openai/o3-mini", api_key="sk-test-000000").supports_reasoning
     assert not dx.LM("openai/gpt-4o-mini", api_key="sk-test-000000").supports_reasoning
     told = dx.LM("vllm/deepseek-r1", api_base="http://127.0.0.1:9/v1", supports_reasoning=True)
-    assert told.supports_reasoning and "supports_reasoning" not in told.kwargs
+    assert told.supports_reasoning
+    assert "supports_reasoning" not in told.kwargs
 
 
 def test_openai_provider_reads_reasoning_content() -> None:

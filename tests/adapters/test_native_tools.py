@@ -16,7 +16,7 @@ from dspex.events import FieldDone, ToolCall, ToolResult
 from dspex.testing import ScriptedLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lm"))
-from _lm_fakes import FakeTransport, Reply, fixture_bytes, fixture_json  # noqa: E402
+from _lm_fakes import FakeTransport, Reply, fixture_bytes, fixture_json
 
 
 def get_current_weather(location: str, unit: str = "celsius") -> str:
@@ -76,7 +76,9 @@ async def test_native_request_and_response(provider: str) -> None:
     assert _tools_in_request(provider, body) == [func.__name__]
     text = json.dumps(body)  # the prompt sits in a provider-specific place; search it all
     # The tools input and the ToolCalls output left the prompt; the answer stays.
-    assert "[[ ## tools ## ]]" not in text and "[[ ## calls ## ]]" not in text and "[[ ## answer ## ]]" in text
+    assert "[[ ## tools ## ]]" not in text
+    assert "[[ ## calls ## ]]" not in text
+    assert "[[ ## answer ## ]]" in text
     call = pred.calls.tool_calls[0]
     assert call.name == func.__name__
     expected_args = {
@@ -97,7 +99,8 @@ async def test_openai_streamed_tool_calls_through_module_stream() -> None:
         events = [ev async for ev in pred_mod.stream(question="q", tools=[dx.Tool(get_weather)], lm=lm)]
     assert transport.sent[0].json["stream"] is True
     done = {e.field: e.value for e in events if isinstance(e, FieldDone)}
-    assert done["calls"].tool_calls[0].name == "get_weather" and done["calls"].tool_calls[0].args == {
+    assert done["calls"].tool_calls[0].name == "get_weather"
+    assert done["calls"].tool_calls[0].args == {
         "location": "Paris"
     }
     assert done["answer"] is None
@@ -107,7 +110,8 @@ async def test_text_mode_when_lm_has_no_native_tools() -> None:
     lm = ScriptedLM([{"answer": "a", "calls": {"tool_calls": [{"name": "get_weather", "args": {"location": "X"}}]}}])
     with dx.context(adapter=ChatAdapter(use_native_function_calling=True)):
         pred = await dx.Predict(SIG).acall(question="q", tools=[get_weather], lm=lm)
-    assert "[[ ## calls ## ]]" in lm.history[0]["messages"][0]["content"] and "tools" not in lm.history[0]["params"]
+    assert "[[ ## calls ## ]]" in lm.history[0]["messages"][0]["content"]
+    assert "tools" not in lm.history[0]["params"]
     assert pred.calls.tool_calls[0].execute() == "sunny in X (celsius)"
 
 
@@ -118,7 +122,8 @@ async def test_bound_calls_pickle_without_their_tools() -> None:
     pred = await dx.Predict(SIG).acall(question="q", tools=[lambda location: location], lm=lm)
     call = pred.calls.tool_calls[0]
     copy = pickle.loads(pickle.dumps(call))
-    assert copy == call and pred.calls == dx.ToolCalls.from_dict_list([{"name": "get_weather", "args": {"location": "X"}}])
+    assert copy == call
+    assert pred.calls == dx.ToolCalls.from_dict_list([{"name": "get_weather", "args": {"location": "X"}}])
     with pytest.raises(ToolError, match="has no tools to run"):
         copy.execute()
 
@@ -143,7 +148,9 @@ def test_adapter_constructor_keywords() -> None:
     assert JSONAdapter().use_native_function_calling is True
     adapter = ChatAdapter(callbacks=[print], use_native_function_calling=True, use_json_adapter_fallback=False,
                           parallel_tool_calls=False)
-    assert adapter.callbacks == (print,) and adapter.fallback is None and adapter.parallel_tool_calls is False
+    assert adapter.callbacks == (print,)
+    assert adapter.fallback is None
+    assert adapter.parallel_tool_calls is False
     with pytest.raises(ConfigError, match="native_response_types"):
         ChatAdapter(native_response_types=[dx.Citation])
 
@@ -153,9 +160,11 @@ def test_strict_schema_keeps_tool_call_arguments() -> None:
 
     sig = dx.Signature({"q": (str, dx.InputField()), "calls": (dx.ToolCalls, dx.OutputField())})
     fmt = response_format(sig)
-    assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
+    assert fmt["type"] == "json_schema"
+    assert fmt["json_schema"]["strict"] is True
     call = fmt["json_schema"]["schema"]["$defs"]["ToolCall"]
-    assert call["properties"]["args"]["type"] == "string" and call["additionalProperties"] is False
+    assert call["properties"]["args"]["type"] == "string"
+    assert call["additionalProperties"] is False
     # An answer in that schema carries its arguments through.
     parsed = JSONAdapter().parse(sig, json.dumps({"calls": {"tool_calls": [{"name": "s", "args": '{"k": 2}'}]}}))
     assert parsed["calls"].tool_calls[0].args == {"k": 2}
@@ -211,9 +220,11 @@ async def test_react_native_mode_openai(streamed: bool) -> None:
     assert [t["function"]["name"] for t in first["tools"]] == ["get_weather", "finish"]
     assert "next_tool_name" not in first["messages"][-1]["content"]
     assert pred.trajectory["thought_0"] == "I need the weather."
-    assert pred.trajectory["tool_name_0"] == "get_weather" and pred.trajectory["tool_args_0"] == {"location": "Paris"}
+    assert pred.trajectory["tool_name_0"] == "get_weather"
+    assert pred.trajectory["tool_args_0"] == {"location": "Paris"}
     assert pred.trajectory["observation_0"] == "sunny in Paris (celsius)"
-    assert pred.trajectory["tool_name_1"] == "finish" and pred.answer == "Sunny"
+    assert pred.trajectory["tool_name_1"] == "finish"
+    assert pred.answer == "Sunny"
     if streamed:
         assert [(e.name, e.call_id) for e in events if isinstance(e, ToolCall)] == [
             ("get_weather", "call_0"), ("finish", "call_0")
@@ -230,7 +241,8 @@ async def test_react_keeps_text_mode_with_jsonadapter_default() -> None:
     lm, transport = _lm("openai/gpt-4o-mini", replies)
     with dx.context(adapter=JSONAdapter()):
         pred = await dx.ReAct("question -> answer", tools=[get_weather]).acall(question="q", lm=lm)
-    assert pred.answer == "a" and pred.trajectory["tool_name_0"] == "finish"
+    assert pred.answer == "a"
+    assert pred.trajectory["tool_name_0"] == "finish"
     assert "tools" not in transport.sent[0].json
     assert "next_tool_name" in transport.sent[0].json["messages"][0]["content"]
 
@@ -269,7 +281,8 @@ async def test_react_native_mode_other_providers(provider: str) -> None:
     body = transport.sent[0].json
     assert _tools_in_request(provider, body) == ["get_weather", "finish"]
     assert pred.trajectory["thought_0"] == "Checking."
-    assert pred.trajectory["observation_0"] == "sunny in Oslo (celsius)" and pred.answer == "Sunny"
+    assert pred.trajectory["observation_0"] == "sunny in Oslo (celsius)"
+    assert pred.answer == "Sunny"
     assert "tools" not in transport.sent[2].json
 
 
@@ -288,10 +301,13 @@ async def test_react_truncates_on_a_real_provider_context_error() -> None:
                step("finish", {}), extract]
     lm, transport = _lm("openai/gpt-4o-mini", replies)
     pred = await dx.ReAct("question -> answer", tools=[get_weather]).acall(question="q", lm=lm)
-    assert pred.answer == "6" and len(transport.sent) == 5
+    assert pred.answer == "6"
+    assert len(transport.sent) == 5
     retried = transport.sent[3].json["messages"][-1]["content"]
-    assert "[[ ## thought_0 ## ]]" not in retried and "[[ ## thought_1 ## ]]" in retried
-    assert "thought_0" not in pred.trajectory and pred.trajectory["tool_name_2"] == "finish"
+    assert "[[ ## thought_0 ## ]]" not in retried
+    assert "[[ ## thought_1 ## ]]" in retried
+    assert "thought_0" not in pred.trajectory
+    assert pred.trajectory["tool_name_2"] == "finish"
 
 
 async def test_react_native_turn_without_a_tool_call_is_fed_back() -> None:
@@ -300,7 +316,8 @@ async def test_react_native_turn_without_a_tool_call_is_fed_back() -> None:
     lm, _ = _lm("openai/gpt-4o-mini", replies)
     with dx.context(adapter=ChatAdapter(use_native_function_calling=True)):
         pred = await dx.ReAct("question -> answer", tools=[get_weather]).acall(question="q", lm=lm)
-    assert pred.trajectory["thought_0"] == "Just thinking." and pred.trajectory["tool_name_0"] == ""
+    assert pred.trajectory["thought_0"] == "Just thinking."
+    assert pred.trajectory["tool_name_0"] == ""
     assert "no tool was named; expected one of: get_weather, finish" in pred.trajectory["observation_0"]
     assert pred.answer == "ok"
 

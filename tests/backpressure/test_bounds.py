@@ -10,10 +10,10 @@ wall-clock moments the test could not control; it now runs on the run's clock.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import dspex.flows as fl
@@ -21,6 +21,9 @@ from dspex.backpressure import BufferPolicy
 from dspex.sinks import Sink
 from dspex.sources import Source, SourceRecord
 from dspex.testing import FakeClock
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
 
 class GatedSink(Sink):
@@ -72,7 +75,7 @@ class StallingSink(Sink):
             await self.release.wait()
         else:
             for _ in range(self.delay):
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
         self.written += len(records)
 
 
@@ -84,7 +87,7 @@ async def test_unordered_map_holds_at_most_twice_its_concurrency(concurrency: in
     async def work(record: dict[str, int]) -> dict[str, int]:
         nonlocal started
         started += 1
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         return record
 
     # A slow first write lets results pile up behind the sending worker, then
@@ -100,7 +103,8 @@ async def test_unordered_map_holds_at_most_twice_its_concurrency(concurrency: in
         in_map = started - sink.written - sink.batches[-1]
         assert 0 < in_map <= 2 * concurrency
         sink.release.set()
-    assert sink.written == 300 and started == 300
+    assert sink.written == 300
+    assert started == 300
 
 
 @pytest.mark.reliability
@@ -130,6 +134,8 @@ async def test_a_cancelled_fake_clock_sleep_is_forgotten() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(clock.sleep, 5.0)
         await anyio.wait_all_tasks_blocked()
-        assert clock.sleeping == 1 and clock.next_deadline() == 5.0
+        assert clock.sleeping == 1
+        assert clock.next_deadline() == 5.0
         tg.cancel_scope.cancel()  # as a flow cancels its linger timer at the end
-    assert clock.sleeping == 0 and clock.next_deadline() is None
+    assert clock.sleeping == 0
+    assert clock.next_deadline() is None

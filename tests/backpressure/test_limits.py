@@ -29,7 +29,8 @@ async def test_edge_blocks_when_full_and_counts_high_water() -> None:
     assert await receive.__anext__() == [1, 2, 3]
     assert receive.receive_nowait() == [4]
     assert receive.receive_nowait() is None
-    assert send.edge.items_hwm == 4 and send.edge.chunks_hwm == 2
+    assert send.edge.items_hwm == 4
+    assert send.edge.chunks_hwm == 2
     send.close()
     with pytest.raises(StopAsyncIteration):
         await receive.__anext__()
@@ -62,11 +63,14 @@ async def test_limiter_waits_for_room_and_shrinks() -> None:
         await anyio.wait_all_tasks_blocked()
         assert not woke.is_set()
         limiter.release(1)
-    assert woke.is_set() and limiter.peak == 3
+    assert woke.is_set()
+    assert limiter.peak == 3
     limiter.shrink(0.1)
-    assert limiter.limit == 2 and limiter.full
+    assert limiter.limit == 2
+    assert limiter.full
     limiter.restore()
-    assert limiter.limit == 3 and not limiter.full
+    assert limiter.limit == 3
+    assert not limiter.full
 
 
 async def test_gate_pauses_and_resumes() -> None:
@@ -83,7 +87,8 @@ async def test_gate_pauses_and_resumes() -> None:
         await anyio.wait_all_tasks_blocked()
         assert not passed.is_set()
         gate.resume()
-    assert passed.is_set() and gate.pauses == 1
+    assert passed.is_set()
+    assert gate.pauses == 1
 
 
 async def test_monitor_hysteresis_with_fake_sampler() -> None:
@@ -101,7 +106,8 @@ async def test_monitor_hysteresis_with_fake_sampler() -> None:
         states.append((gate.paused, limiter.limit))
         clock.advance(1.0)
     assert states == [(False, 100), (True, 50), (True, 50), (True, 50), (False, 100), (True, 50)]
-    assert changes == [True, False, True] and monitor.pauses == 2
+    assert changes == [True, False, True]
+    assert monitor.pauses == 2
     assert monitor.stats()["paused_s"] == pytest.approx(3.0)
     assert monitor.stats()["peak_mb"] == 130
     limiter.release(10)
@@ -118,7 +124,8 @@ async def test_monitor_task_samples_on_the_clock_and_resumes_on_exit() -> None:
         tg.start_soon(monitor.run, clock)
         await clock.step(0.5)
         await clock.step(0.5)
-        assert gate.paused and monitor.samples == 3
+        assert gate.paused
+        assert monitor.samples == 3
         tg.cancel_scope.cancel()
     assert not gate.paused
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -19,6 +18,9 @@ from test_live_page import CHROMIUM, DevTools, _devtools_url, _free_port
 from dspex.cli._agent_demo import _agent_demo
 from dspex.cli._demo import load_questions
 from dspex.sinks._ws_io import open_connection
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 
@@ -83,9 +85,12 @@ async def test_agent_tool_calls_show_as_collapsible_steps(tmp_path: Path) -> Non
     assert {c["answer"] for c in final["cards"]} == expected
     for card in final["cards"]:
         steps = card["steps"]
-        assert [s["tag"] for s in steps] == ["DETAILS", "DETAILS"] and not any(s["open"] for s in steps)
-        assert steps[0]["tool"] in ("lookup", "calculate") and steps[1]["tool"] == "finish"
+        assert [s["tag"] for s in steps] == ["DETAILS", "DETAILS"]
+        assert not any(s["open"] for s in steps)
+        assert steps[0]["tool"] in ("lookup", "calculate")
+        assert steps[1]["tool"] == "finish"
         assert all(s["state"] == "ok" for s in steps)
-        assert card["answer"] in steps[0]["result"] and steps[0]["summary"].startswith("\u2192 " + steps[0]["tool"])
+        assert card["answer"] in steps[0]["result"]
+        assert steps[0]["summary"].startswith("\u2192 " + steps[0]["tool"])
     tools_used = {c["steps"][0]["tool"] for c in final["cards"]}
     assert tools_used == {"lookup", "calculate"}  # both the sync and the async tool ran

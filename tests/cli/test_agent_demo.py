@@ -6,12 +6,15 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from dspex.cli._agent_demo import _agent_demo, agent_tools, calculate
 from dspex.cli._demo import load_questions
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 async def test_agent_demo_answers_every_question_with_its_tool(tmp_path: Path) -> None:
@@ -26,11 +29,13 @@ async def test_agent_demo_answers_every_question_with_its_tool(tmp_path: Path) -
 
 
 async def test_the_demo_tools() -> None:
-    assert await calculate("What is 9 × 10?") == 90 and await calculate("7 / 2") == 3.5
+    assert await calculate("What is 9 × 10?") == 90
+    assert await calculate("7 / 2") == 3.5
     with pytest.raises(ValueError, match="no arithmetic"):
         await calculate("no numbers here")
     lookup, calc = agent_tools(load_questions(5), pause_s=0)
-    assert lookup("Who wrote The Trial?") == "Franz Kafka" and calc is calculate
+    assert lookup("Who wrote The Trial?") == "Franz Kafka"
+    assert calc is calculate
     assert lookup("Unknown?") == "No entry for that question."
 
 
@@ -40,7 +45,8 @@ def test_cli_flag_runs_the_agent_demo(tmp_path: Path) -> None:
         [sys.executable, "-m", "dspex", "demo", "--agent", "-n", "8", "--out", str(out)],
         capture_output=True, text=True, timeout=60, check=True,
     )
-    assert "ReAct(lookup, calculate)" in done.stdout and "exact match vs the answer key: 8/8" in done.stdout
+    assert "ReAct(lookup, calculate)" in done.stdout
+    assert "exact match vs the answer key: 8/8" in done.stdout
     assert len(out.read_text().splitlines()) == 8
 
 

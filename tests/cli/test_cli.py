@@ -21,7 +21,8 @@ def test_help_lists_commands() -> None:
 
 def test_version() -> None:
     result = CliRunner().invoke(cli, ["--version"])
-    assert result.exit_code == 0 and __version__ in result.output
+    assert result.exit_code == 0
+    assert __version__ in result.output
 
 
 def test_demo_streams_one_answer_over_http() -> None:
@@ -34,7 +35,8 @@ def test_demo_streams_one_answer_over_http() -> None:
     assert lines[0] == "question: Why is the sky blue?"
     reasoning = next(line for line in lines if line.startswith("reasoning: "))
     answer = next(line for line in lines if line.startswith("answer: "))
-    assert len(reasoning) > len("reasoning: ") and len(answer) > len("answer: ")
+    assert len(reasoning) > len("reasoning: ")
+    assert len(answer) > len("answer: ")
     done = next(line for line in lines if line.startswith("done: "))
     assert answer[len("answer: "):] in done  # the streamed text equals the final prediction
 
@@ -47,4 +49,5 @@ def test_unknown_command_is_a_usage_error() -> None:
 def test_demo_agent_with_question_is_a_usage_error() -> None:
     # --question streams one ChainOfThought answer; with --agent it used to be ignored silently
     result = CliRunner().invoke(cli, ["demo", "--agent", "--question", "What is 2 + 2?"])
-    assert result.exit_code == 2 and "does not combine with --agent" in result.output
+    assert result.exit_code == 2
+    assert "does not combine with --agent" in result.output

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
@@ -12,6 +11,10 @@ from click.testing import CliRunner
 import dspex as dx
 from dspex.cli._app import _register_optional, cli
 from dspex.testing import FakeLLMServer, StudentTask
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 TASK = StudentTask(rules=["mirror", "double"])
 
@@ -44,7 +47,9 @@ def test_eval_json_reports_score_and_results(files: tuple[Path, Path], server: F
                        "--api-base", server.url + "/v1", "--json")
     assert code == 0, out
     report = json.loads(out)
-    assert report["score"] == 50.0 and report["examples"] == 6 and report["errors"] == 0
+    assert report["score"] == 50.0
+    assert report["examples"] == 6
+    assert report["errors"] == 0
     by_rule = {r["inputs"]["question"].split()[0]: bool(r["score"]) for r in report["results"]}
     assert by_rule == {"mirror": True, "double": False}  # taught mirror only
 
@@ -53,14 +58,17 @@ def test_eval_prints_a_table(files: tuple[Path, Path], server: FakeLLMServer) ->
     code, out = invoke(str(files[0]), str(files[1]), "--lm", "openai/student", "--api-base",
                        server.url + "/v1", "--table", "3", "--metric", "f1")
     assert code == 0, out
-    assert "f1" in out and "3 more rows not shown" in out
+    assert "f1" in out
+    assert "3 more rows not shown" in out
     assert out.strip().splitlines()[-1] == "score: 50.0% over 6 examples (0 errors)"
 
 
 def test_eval_usage_errors_exit_2(files: tuple[Path, Path], tmp_path: Path) -> None:
     code, out = invoke(str(files[0]), str(files[1]), "--metric", "nope")
-    assert code == 2 and "unknown metric 'nope'" in out
+    assert code == 2
+    assert "unknown metric 'nope'" in out
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json}\n")
     code, out = invoke(str(files[0]), str(bad), "--lm", "openai/x", "--api-base", "http://127.0.0.1:9/v1")
-    assert code == 2 and "bad.jsonl:1: not JSON" in out
+    assert code == 2
+    assert "bad.jsonl:1: not JSON" in out

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
 
 from dspex.cli._app import cli
 from dspex.cli._demo import _free, _summary
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.mark.parametrize("n", ["-5", "0"])

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
@@ -12,6 +11,10 @@ from click.testing import CliRunner
 import dspex as dx
 from dspex.cli._app import _register_optional, cli
 from dspex.testing import FakeLLMServer, StudentTask
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 TASK = StudentTask(rules=["mirror", "double", "shift"])
 
@@ -50,7 +53,8 @@ def test_optimize_saves_a_better_program(files: tuple[Path, Path, Path], server:
                         "--max-labeled-demos", "6", "--candidates", "2", "--json")
     assert code == 0, text
     summary = json.loads(text)
-    assert summary["scores"]["before"] == 0.0 and summary["scores"]["after"] == 100.0
+    assert summary["scores"]["before"] == 0.0
+    assert summary["scores"]["after"] == 100.0
     assert dx.load(out).demos  # the saved program carries its demos
     assert summary["demos"] == {"self": len(dx.load(out).demos)}
 
@@ -65,7 +69,8 @@ def test_optimize_labeled_without_valset_prints_a_line(files: tuple[Path, Path, 
 
 def test_optimize_without_an_lm_exits_2(files: tuple[Path, Path, Path], tmp_path: Path) -> None:
     code, text = invoke(str(files[0]), str(files[1]), "--out", str(tmp_path / "x.json"))
-    assert code == 2 and "no LM configured" in text
+    assert code == 2
+    assert "no LM configured" in text
 
 
 @pytest.mark.parametrize("optimizer", ["copro", "gepa"])

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
 
 from dspex.cli._app import _register_optional, cli
 from dspex.testing import FakeLLMServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 FLOW = """
 name: shout
@@ -103,7 +105,8 @@ def test_bad_lm_exits_2(tmp_path: Path) -> None:
     flow = _files(tmp_path, ["one"])
     _register_optional()
     result = CliRunner().invoke(cli, ["run", str(flow), "--lm", "nosuch/model"])
-    assert result.exit_code == 2 and "unknown provider 'nosuch'" in result.output
+    assert result.exit_code == 2
+    assert "unknown provider 'nosuch'" in result.output
 
 
 def test_no_lm_anywhere_exits_2_naming_the_node_before_running(tmp_path: Path) -> None:
@@ -112,7 +115,8 @@ def test_no_lm_anywhere_exits_2_naming_the_node_before_running(tmp_path: Path) -
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: node 'answer': no LM configured for predictor 'self'")
     assert "--lm" in result.stderr
-    assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "s.sqlite").exists()  # nothing ran
+    assert not (tmp_path / "out.jsonl").exists()
+    assert not (tmp_path / "s.sqlite").exists()
 
 
 def test_a_node_lm_in_the_yaml_satisfies_the_pre_flight_check(tmp_path: Path, server: FakeLLMServer) -> None:

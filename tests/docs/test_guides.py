@@ -39,11 +39,11 @@ def _run_block(code: str, filename: str, namespace: dict[str, Any], backend: str
     if compiled.co_flags & inspect.CO_COROUTINE:
 
         async def main() -> None:
-            await eval(compiled, namespace)  # noqa: S307 - our own documentation
+            await eval(compiled, namespace)
 
         anyio.run(main, backend=backend)
     else:
-        exec(compiled, namespace)  # noqa: S102 - our own documentation
+        exec(compiled, namespace)
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])

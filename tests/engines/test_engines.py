@@ -9,22 +9,24 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import _engine_fns
 import anyio
 import cloudpickle
 import pytest
-
-import _engine_fns
-import dspex as dx
 from _engine_fns import slow_marking, square
+
+import dspex as dx
 from dspex.engines import ProcessesEngine, get_engine
 from dspex.engines._task import PartitionTask, pack
 from dspex.errors import ConfigError
 from dspex.testing import FakeLLMServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 cloudpickle.register_pickle_by_value(_engine_fns)
 pytestmark = pytest.mark.anyio
@@ -90,7 +92,8 @@ async def test_local_processes_and_dask_give_identical_output_sets(
         assert _key(_outputs(out)) == expected, engine
         assert _key(got.items) == expected, engine
     manifest = json.loads((tmp_path / "dask" / "out.manifest.json").read_text())
-    assert len(manifest["parts"]) == 4 and manifest["run_id"] == "same-dask"
+    assert len(manifest["parts"]) == 4
+    assert manifest["run_id"] == "same-dask"
 
 
 async def _kill_when_marked(marks: Path) -> int:
@@ -167,7 +170,8 @@ async def test_lm_in_workers_reads_its_key_from_the_environment(
             dx.ChainOfThought("question -> answer"), concurrency=4).sink(got)
         report = await flow.run(engine="processes", workers=2, partitions=3, lm=lm,
                                 store=tmp_path / "s.sqlite", progress=False, backend=anyio_backend)
-    assert report.status == "completed" and report.items_out == 12
+    assert report.status == "completed"
+    assert report.items_out == 12
     assert sorted(r["id"] for r in got.items) == list(range(12))
     assert all(r["answer"] and r["reasoning"] for r in got.items)
     assert report.usage["input_tokens"] > 0  # usage from every partition, summed
@@ -226,6 +230,7 @@ async def test_cancelled_processes_run_resumes_exactly_once(tmp_path: Path, anyi
         tg.cancel_scope.cancel()
     assert not out.with_suffix(".manifest.json").exists()  # the run did not finish
     report = await flow.run(**kw)  # the lease of a terminated worker is taken over at once
-    assert report.status == "completed" and report.resumed
+    assert report.status == "completed"
+    assert report.resumed
     expected = [(i, i * i) for i in range(N) if (i * i) % 3 != 1]
     assert _key(_outputs(out)) == expected

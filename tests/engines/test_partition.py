@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import dspex as dx
 from dspex.engines import split_source
 from dspex.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.anyio
 
@@ -77,7 +79,8 @@ async def test_csv_ranges_keep_quoted_newlines_whole(tmp_path: Path, parts: int)
     path.write_text("\n".join(rows) + "\n")
     whole = await _read(dx.sources.csv(path, id_field="id"))
     split = split_source(dx.sources.csv(path, id_field="id"), parts)
-    assert 1 <= len(split) <= parts and (len(split) > 1) == (parts > 1)
+    assert 1 <= len(split) <= parts
+    assert (len(split) > 1) == (parts > 1)
     got = [r for part in split for r in await _read(part)]
     assert [(r.key, r.data) for r in got if r.error is None] == [
         (r.key, r.data) for r in whole if r.error is None]

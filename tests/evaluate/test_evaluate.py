@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -13,6 +12,9 @@ import pytest
 import dspex as dx
 from dspex.errors import ConfigError, InputError
 from dspex.testing import ScriptedLM
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DEV = [dx.Example(question=q, answer=a).with_inputs("question")
        for q, a in [("sky", "blue"), ("grass", "green"), ("snow", "white"), ("coal", "black")]]
@@ -42,7 +44,8 @@ async def test_score_is_a_percentage_and_results_keep_devset_order() -> None:
     with dx.context(lm=scripted()):
         result = await dx.Evaluate(devset=DEV, metric=dx.metrics.exact_match, concurrency=3).acall(
             dx.Predict("question -> answer"))
-    assert result.score == 75.0 and float(result) == 75.0
+    assert result.score == 75.0
+    assert float(result) == 75.0
     assert [e.question for e, _, _ in result.results] == ["sky", "grass", "snow", "coal"]
     assert [s for _, _, s in result.results] == [True, False, True, True]
     assert result.errors == {}
@@ -67,12 +70,15 @@ async def test_metric_may_return_float_or_score_with_feedback_and_be_async() -> 
     result = await dx.Evaluate(devset=DEV, metric=graded).acall(Flaky(bad="none"))
     assert [s for _, _, s in result.results] == [1.0, 1.0, 0.0, 0.5]  # snow: KeyError -> failure_score
     assert result.feedback == ["right", "right", None, "expected black"]
-    assert 2 in result.errors and result.score == 62.5
+    assert 2 in result.errors
+    assert result.score == 62.5
 
 
 async def test_a_bad_metric_return_value_is_an_error_per_example() -> None:
     result = await dx.Evaluate(devset=DEV[:1], metric=lambda e, p: "yes").acall(Flaky())
-    assert result.score == 0.0 and "InputError" in result.errors[0] and "numeric .score" in result.errors[0]
+    assert result.score == 0.0
+    assert "InputError" in result.errors[0]
+    assert "numeric .score" in result.errors[0]
 
 
 async def test_at_most_concurrency_programs_run_at_once() -> None:
@@ -91,7 +97,8 @@ async def test_at_most_concurrency_programs_run_at_once() -> None:
 
     devset = [dx.Example(question=str(i), answer=str(i)).with_inputs("question") for i in range(9)]
     result = await dx.Evaluate(devset=devset, metric=dx.metrics.exact_match, concurrency=3).acall(program)
-    assert result.score == 100.0 and state["peak"] == 3
+    assert result.score == 100.0
+    assert state["peak"] == 3
 
 
 async def test_live_results_reach_extra_sinks() -> None:
@@ -101,7 +108,8 @@ async def test_live_results_reach_extra_sinks() -> None:
             dx.Predict("question -> answer"))
     records = sorted(out.items, key=lambda r: r["index"])
     assert [r["index"] for r in records] == [0, 1, 2, 3]
-    assert records[1]["score"] is False and records[1]["prediction"] == {"answer": "purple"}
+    assert records[1]["score"] is False
+    assert records[1]["prediction"] == {"answer": "purple"}
 
 
 async def test_resume_with_run_id_reads_finished_results_back(tmp_path: Path) -> None:
@@ -161,7 +169,9 @@ def test_sync_call_and_table(capsys: pytest.CaptureFixture[str]) -> None:
             dx.Predict("question -> answer"))
     assert result.score == 75.0
     shown = capsys.readouterr().out
-    assert "answer_exact_match" in shown and "purple" in shown and "2 more rows not shown" in shown
+    assert "answer_exact_match" in shown
+    assert "purple" in shown
+    assert "2 more rows not shown" in shown
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
@@ -207,7 +217,8 @@ async def test_a_websocket_client_watches_results_live(anyio_backend: str) -> No
             tg.start_soon(watch)
             result = await dx.Evaluate(devset=DEV, metric=dx.metrics.exact_match, sinks=[sink]).acall(program)
     records = [m for m in messages if m.get("type") == "record"]
-    assert result.score == 100.0 and len(records) == len(DEV)
+    assert result.score == 100.0
+    assert len(records) == len(DEV)
     assert sorted(m["data"]["index"] for m in records) == [0, 1, 2, 3]
     assert {m["data"]["prediction"]["answer"] for m in records} == {"blue", "green", "white", "black"}
     assert all(m["data"]["score"] is True and m["data"]["error"] is None for m in records)

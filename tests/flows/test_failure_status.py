@@ -29,7 +29,8 @@ def _flow(n: int, bad: set[int], on_error: str = "dead_letter") -> fl.Flow:
 @pytest.mark.parametrize("on_error", ["dead_letter", "skip"])
 async def test_every_item_failing_is_a_failed_run(on_error: str) -> None:
     report = await _flow(20, set(range(20)), on_error).run(progress=False)
-    assert report.status == "failed" and report.items_failed == report.items_in == 20
+    assert report.status == "failed"
+    assert report.items_failed == report.items_in == 20
     assert report.items_out == 0
 
 
@@ -38,7 +39,9 @@ async def test_some_failures_complete_by_default_and_fail_past_the_rate() -> Non
     assert (await _flow(20, bad).run(progress=False)).status == "completed"
     assert (await _flow(20, bad).run(progress=False, max_failure_rate=0.2)).status == "completed"
     failed = await _flow(20, bad).run(progress=False, max_failure_rate=0.1)
-    assert failed.status == "failed" and failed.dead_letter_count == 3 and failed.items_out == 17
+    assert failed.status == "failed"
+    assert failed.dead_letter_count == 3
+    assert failed.items_out == 17
     assert (await _flow(20, set()).run(progress=False, max_failure_rate=0)).status == "completed"
     assert (await _flow(0, set()).run(progress=False)).status == "completed"  # nothing read
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -14,6 +13,9 @@ from dspex.backpressure import BufferPolicy
 from dspex.errors import ConfigError, FlowFailed, GraphError, ItemFailed, SourceError
 from dspex.sinks import Sink, collect
 from dspex.sources import Source, SourceRecord
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
 
 class FlushTracking(Sink):
@@ -51,7 +53,8 @@ async def test_map_pipeline_and_report() -> None:
     assert [r["y"] for r in out.items] == [2 * i for i in range(100)]
     assert (report.items_in, report.items_out, report.items_failed) == (100, 100, 0)
     assert list(report.nodes) == ["source-1", "map-2", "sink-3"]
-    assert report.nodes["map-2"].items_in == 100 and report.nodes["map-2"].items_out == 100
+    assert report.nodes["map-2"].items_in == 100
+    assert report.nodes["map-2"].items_out == 100
     assert report.status == "completed"
     assert report.to_dict()["nodes"]["sink-3"]["items_out"] == 100
 
@@ -88,7 +91,8 @@ def test_run_sync() -> None:
     flow = fl.Flow("sync")
     flow.source(range(5)).map(lambda r: {"v": r}).sink(out)
     report = flow.run_sync(progress=False)
-    assert report.items_out == 5 and [r["v"] for r in out.items] == list(range(5))
+    assert report.items_out == 5
+    assert [r["v"] for r in out.items] == list(range(5))
 
 
 async def test_raise_policy_fails_the_run_naming_the_node() -> None:
@@ -103,12 +107,14 @@ async def test_raise_policy_fails_the_run_naming_the_node() -> None:
     with pytest.raises(FlowFailed) as info:
         await flow.run(progress=False)
     err = info.value
-    assert err.node == "parse" and "three is bad" in str(err)
+    assert err.node == "parse"
+    assert "three is bad" in str(err)
     assert isinstance(err.__cause__, BaseExceptionGroup)
     leaf = err.__cause__
     while isinstance(leaf, BaseExceptionGroup):
         leaf = leaf.exceptions[0]
-    assert isinstance(leaf, ItemFailed) and leaf.item_id == "4"
+    assert isinstance(leaf, ItemFailed)
+    assert leaf.item_id == "4"
     assert isinstance(leaf.__cause__, ValueError)
     assert sink.calls == ["open", "aclose"]
     assert err.report.status == "failed"
@@ -126,7 +132,8 @@ async def test_skip_and_dead_letter_policies(policy: str) -> None:
     flow.source([{"x": i} for i in range(10)]).map(odd_fails, on_error=policy).sink(out)
     report = await flow.run(progress=False)
     assert [r["x"] for r in out.items] == [0, 2, 4, 6, 8]
-    assert report.items_failed == 5 and report.nodes["map-2"].items_failed == 5
+    assert report.items_failed == 5
+    assert report.nodes["map-2"].items_failed == 5
     if policy == "dead_letter":
         assert report.dead_letter_count == 5
         assert sorted(dl.item.data["x"] for dl in report.dead_letters) == [1, 3, 5, 7, 9]
@@ -144,8 +151,10 @@ async def test_dead_letter_sink_gets_records_with_errors() -> None:
     assert out.items == [{"x": 1}]
     assert report.dead_letters == []  # they went to the sink
     (record,) = dead.items
-    assert record["error_type"] == "ZeroDivisionError" and record["node"] == "map-2"
-    assert record["data"] == {"x": 0} and record["id"] == "1"
+    assert record["error_type"] == "ZeroDivisionError"
+    assert record["node"] == "map-2"
+    assert record["data"] == {"x": 0}
+    assert record["id"] == "1"
 
 
 async def test_bad_source_record_goes_to_dead_letter_with_line() -> None:
@@ -154,8 +163,11 @@ async def test_bad_source_record_goes_to_dead_letter_with_line() -> None:
     flow.source(BadLines()).sink(out)
     report = await flow.run(progress=False)
     assert out.items == [{"x": 1}, {"x": 3}]
-    assert dead.items[0]["line"] == 2 and dead.items[0]["error_type"] == "SourceError"
-    assert report.items_in == 3 and report.items_failed == 1 and report.items_out == 2
+    assert dead.items[0]["line"] == 2
+    assert dead.items[0]["error_type"] == "SourceError"
+    assert report.items_in == 3
+    assert report.items_failed == 1
+    assert report.items_out == 2
 
 
 async def test_retry_policy_recovers_transient_failures() -> None:
@@ -171,14 +183,16 @@ async def test_retry_policy_recovers_transient_failures() -> None:
     flow = fl.Flow("retry")
     flow.source([{"x": i} for i in range(4)]).map(flaky, on_error=fl.retry(2)).sink(out)
     report = await flow.run(progress=False)
-    assert len(out.items) == 4 and set(attempts.values()) == {3}
+    assert len(out.items) == 4
+    assert set(attempts.values()) == {3}
     assert report.nodes["map-2"].extra["retries"] == 8
 
     attempts.clear()
     flow2 = fl.Flow("retry-then-dl")
     flow2.source([{"x": 1}]).map(flaky, on_error=("retry", 1, "dead_letter")).sink(collect())
     report2 = await flow2.run(progress=False)
-    assert report2.dead_letter_count == 1 and attempts[1] == 2
+    assert report2.dead_letter_count == 1
+    assert attempts[1] == 2
 
 
 async def test_cancellation_flushes_and_closes_sinks() -> None:

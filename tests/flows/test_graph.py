@@ -11,11 +11,8 @@ from dspex.errors import GraphError
 from dspex.flows._graph import NodeSpec, plan
 from dspex.flows._policy import ErrorPolicy
 from dspex.operators import MapOperator
-from dspex.signatures import Signature
 from dspex.sinks import collect
 from dspex.sources import iterable
-
-
 
 
 def _module(sig: str) -> Any:
@@ -80,7 +77,8 @@ def test_module_input_fields_checked_against_known_schema() -> None:
         .map(_module("answer, context -> summary"), name="sum").sink(collect())
     with pytest.raises(GraphError, match="'sum' needs input field\\(s\\) 'context'") as info:
         flow.check()
-    assert info.value.node == "sum" and info.value.field == "context"
+    assert info.value.node == "sum"
+    assert info.value.field == "context"
 
 
 def test_field_type_mismatch_named() -> None:

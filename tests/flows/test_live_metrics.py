@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 import dspex as dx
 from dspex.flows import Flow
-from dspex.flows._runner import RunOptions, Runner
+from dspex.flows._runner import Runner, RunOptions
 from dspex.sinks import Sink, collect
 from dspex.testing import ScriptedLM
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 N = 6
 
@@ -58,11 +60,14 @@ async def test_engine_publishes_metrics_while_running_and_at_the_end() -> None:
     runner = Runner("metrics", _flow(watcher, out).check(), None, RunOptions(progress=False, metrics_interval_s=0.02))
     with dx.context(lm=lm):
         report = await runner.run()
-    assert report.items_out == N and len(watcher.metrics) >= 2
+    assert report.items_out == N
+    assert len(watcher.metrics) >= 2
     early, final = watcher.metrics[0], watcher.metrics[-1]
     assert early["items_done"] < N  # published before the run ended
     assert final["items_in"] == report.items_in == N
-    assert final["items_done"] == N and final["items_failed"] == 0 and final["in_flight"] == 0
+    assert final["items_done"] == N
+    assert final["items_failed"] == 0
+    assert final["in_flight"] == 0
     assert final["tokens"] == report.usage["input_tokens"] + report.usage["output_tokens"]
     assert final["cost"] == round(report.cost, 6)
     assert set(final["queue_depths"]) == {name for name, node in report.nodes.items() if node.queue}
@@ -77,7 +82,8 @@ async def test_no_periodic_metrics_when_disabled() -> None:
     runner = Runner("metrics", _flow(watcher, out).check(), None, RunOptions(progress=False, metrics_interval_s=None))
     with dx.context(lm=lm):
         await runner.run()
-    assert watcher.metrics == [] and len(out.items) == N
+    assert watcher.metrics == []
+    assert len(out.items) == N
 
 
 async def test_websocket_sink_adds_only_client_figures_to_engine_metrics(anyio_backend: str) -> None:

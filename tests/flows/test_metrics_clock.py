@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -12,6 +11,9 @@ from dspex.flows import Flow
 from dspex.flows._runner import Runner, RunOptions
 from dspex.sinks import Sink
 from dspex.testing import FakeClock
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 
 class Watcher(Sink):
@@ -50,7 +52,8 @@ async def test_metrics_interval_and_rate_use_the_run_clock() -> None:
         await clock.step(0.0)  # the source's 4 items linger; no time has passed
         assert watcher.metrics == []
         await clock.step(1.0)  # past linger_s: the items are written; no tick yet
-        assert watcher.written == 4 and watcher.metrics == []
+        assert watcher.written == 4
+        assert watcher.metrics == []
         await clock.step(1.0)  # 2 s of virtual time: exactly one tick
         assert len(watcher.metrics) == 1
         assert watcher.metrics[0]["items_done"] == 4

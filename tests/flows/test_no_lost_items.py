@@ -15,8 +15,6 @@ unaccounted for fails instead of reporting ``completed``.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -32,6 +30,9 @@ from dspex.store import RunStore
 from dspex.testing import FakeClock
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping, Sequence
+    from pathlib import Path
+
     from dspex.backpressure._edge import EdgeReceiver
     from dspex.operators import NodeContext, Outputs
 
@@ -100,7 +101,8 @@ async def test_linger_chunk_in_flight_when_source_ends(tmp_path: Path, keyed: bo
     assert sorted(r["id"] for r in sink.items) == list(range(10))
     assert (report.items_in, report.items_out, report.status) == (10, 10, "completed")
     if keyed:
-        assert checkpoint is not None and checkpoint.done == {str(i) for i in range(10)}
+        assert checkpoint is not None
+        assert checkpoint.done == {str(i) for i in range(10)}
 
 
 def _held_source(n: int, end: anyio.Event, sink: HeldSink) -> Any:
@@ -186,6 +188,7 @@ async def test_items_lost_by_the_engine_fail_the_run_and_resume_redoes_them(tmp_
     assert info.value.report.status == "failed"
     assert info.value.report.committed_keys == 37  # the written ones only
     report = await build(set()).run(run_id="f", store=store, progress=False)
-    assert report.items_in == 3 and report.status == "completed"
+    assert report.items_in == 3
+    assert report.status == "completed"
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert sorted(ids) == list(range(40))

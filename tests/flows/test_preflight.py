@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 import dspex as dx
 from dspex.errors import LMNotConfiguredError
 from dspex.testing import ScriptedLM
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ANSWER = "[[ ## answer ## ]]\nParis\n\n[[ ## completed ## ]]"
 

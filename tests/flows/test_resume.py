@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -12,6 +11,9 @@ from dspex.errors import FlowFailed
 from dspex.sinks import collect, jsonl
 from dspex.sources import iterable
 from dspex.store import RunStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _failing_at(bad: set[int]) -> Any:
@@ -49,7 +51,8 @@ async def test_resume_after_failure_writes_each_input_once(
     assert report.items_in < 500  # done keys were skipped
     async with RunStore(store) as rs:
         checkpoint = await rs.load_checkpoint("r1")
-    assert checkpoint is not None and len(checkpoint.done) == 500
+    assert checkpoint is not None
+    assert len(checkpoint.done) == 500
 
 
 async def test_resume_with_jsonl_sink_and_dead_letters(tmp_path: Path) -> None:
@@ -64,13 +67,16 @@ async def test_resume_with_jsonl_sink_and_dead_letters(tmp_path: Path) -> None:
             .sink(jsonl(path))
         flow.dead_letter(dead := collect("dead"))
         report = await flow.run(run_id="j", store=store, progress=False, checkpoint_every=10)
-        assert report.committed_keys == 200 and report.dead_letter_count == 2
+        assert report.committed_keys == 200
+        assert report.dead_letter_count == 2
         again = await flow.run(run_id="j", store=store, progress=False)
-        assert again.items_in == 0 and again.resumed
+        assert again.items_in == 0
+        assert again.resumed
     finally:
         await store.aclose()
     lines = path.read_text().splitlines()
-    assert len(lines) == 197 and len(dead.items) == 2
+    assert len(lines) == 197
+    assert len(dead.items) == 2
 
 
 async def test_no_checkpoint_without_run_id_or_key(tmp_path: Path) -> None:
@@ -78,4 +84,5 @@ async def test_no_checkpoint_without_run_id_or_key(tmp_path: Path) -> None:
     flow = fl.Flow("plain")
     flow.source([{"id": 1}]).sink(out)
     report = await flow.run(run_id="x", store=tmp_path / "s.sqlite", progress=False)
-    assert report.committed_keys == 0 and not (tmp_path / "s.sqlite").exists()
+    assert report.committed_keys == 0
+    assert not (tmp_path / "s.sqlite").exists()

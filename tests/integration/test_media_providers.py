@@ -71,4 +71,5 @@ async def test_requests_without_media_record_none() -> None:
             await dx.Predict("question -> answer").acall(question="plain", lm=lm)
         finally:
             await lm.aclose()
-    assert server.stats.last_media == [] and server.stats.media_parts == 0
+    assert server.stats.last_media == []
+    assert server.stats.media_parts == 0

@@ -6,8 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -18,6 +17,9 @@ from dspex.backpressure._memory import MB
 from dspex.events import Event, Metrics
 from dspex.sinks import Sink
 from dspex.sources import Source, SourceRecord
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
 
 class Ledger:
@@ -78,9 +80,11 @@ async def test_fake_sampler_forces_pauses_and_holds_memory() -> None:
     marks = MemoryWatermarks(high_mb=100, low_mb=50, interval_s=0.0002, sampler=ledger.sample)
     report, sink = await _run(marks, ledger)
     assert report.items_out == 1500
-    assert report.memory_pauses >= 1 and report.memory["pauses"] == report.memory_pauses
+    assert report.memory_pauses >= 1
+    assert report.memory["pauses"] == report.memory_pauses
     assert ledger.peak < 300  # the unmonitored run keeps ~700+ items in flight (below)
-    assert sink.metrics and sink.metrics[0]["memory_paused"] is True
+    assert sink.metrics
+    assert sink.metrics[0]["memory_paused"] is True
     assert any(m["memory_paused"] is False for m in sink.metrics)
 
 
@@ -138,5 +142,6 @@ def test_real_rss_is_held_near_the_high_watermark() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["out"] == 800 and result["pauses"] >= 1
+    assert result["out"] == 800
+    assert result["pauses"] >= 1
     assert result["peak"] < result["base"] + 120  # unbounded, the blobs alone are 200 MiB

@@ -17,13 +17,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 
 from dspex.errors import RunLeaseError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.reliability
 
@@ -101,7 +103,8 @@ def test_kill9_resume_with_bad_lines_repeats_and_a_second_runner(
         return await child["build"](src, out, dead).run(run_id="e9", store=store, progress=False)
 
     report = anyio.run(resume, backend=backend)
-    assert report.resumed and report.status == "completed"
+    assert report.resumed
+    assert report.status == "completed"
     outputs = _lines(out)
     assert sorted(r["id"] for r in outputs) == list(range(N))  # each good id once
     assert all(r["copy"] == 1 for r in outputs)  # the first copy is the one kept

@@ -14,12 +14,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 
 from dspex.store import Checkpoint, RunStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 N = 3000
 
@@ -86,14 +89,16 @@ def test_kill9_then_resume_each_input_exactly_once(tmp_path: Path) -> None:
     (position,) = committed.positions.values()
     prefix = out.read_bytes()[:position]
     committed_ids = [str(json.loads(line)["id"]) for line in prefix.splitlines()]
-    assert (position == 0 or prefix.endswith(b"\n")) and len(committed_ids) == len(committed.done)
+    assert (position == 0 or prefix.endswith(b"\n"))
+    assert len(committed_ids) == len(committed.done)
     assert set(committed_ids) == committed.done
 
     second = _run(args)
     stdout, stderr = second.communicate(timeout=150)
     assert second.returncode == 0, stderr
     items_in, items_out, resumed = stdout.split()
-    assert resumed == "True" and 0 < int(items_in) < N
+    assert resumed == "True"
+    assert 0 < int(items_in) < N
     assert items_out == items_in  # nothing lost in flight
     assert int(items_in) == N - len(committed.done)
 

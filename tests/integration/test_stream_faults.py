@@ -60,12 +60,15 @@ async def test_streamed_items_survive_faults_after_the_first_token() -> None:
     faults = server.stats.faults
     mid_stream = faults.get("reset", 0) + faults.get("truncate", 0) + faults.get("malformed", 0)
     assert mid_stream >= 15, faults
-    assert duplicates == [] and sorted(results) == list(range(N)) and len(finals) == N
+    assert duplicates == []
+    assert sorted(results) == list(range(N))
+    assert len(finals) == N
     assert all(p.answer for p in results.values())
     # every mid-stream fault cost exactly one restart; 429s and 500s one LM retry before any text
     cut = [r for r in restarts if r.reason.startswith("stream interrupted after output, restarting: LMTransportError")]
     early = [r for r in restarts if r.reason.startswith("LM call failed before any output, retrying: ")]
-    assert len(cut) == mid_stream and len(early) == faults["429"] + faults["500"]
+    assert len(cut) == mid_stream
+    assert len(early) == faults["429"] + faults["500"]
     assert len(cut) + len(early) == len(restarts) == lm.endpoint.retries
     assert sum(p.usage.input_tokens for p in results.values()) == server.stats.prompt_tokens
     assert sum(p.usage.output_tokens for p in results.values()) == server.stats.completion_tokens

@@ -94,7 +94,8 @@ async def test_json_adapter_predict_parses_after_negotiation() -> None:
         async with make_lm(server) as lm:
             with dx.context(adapter=dx.JSONAdapter()):
                 pred = await dx.Predict("question -> answer").acall(question="What is 2 + 2?", lm=lm)
-    assert isinstance(pred.answer, str) and pred.answer
+    assert isinstance(pred.answer, str)
+    assert pred.answer
     assert server.stats.statuses == {500: 1, 200: 1}
 
 
@@ -112,7 +113,8 @@ async def test_refused_tools_raise_typed_error_after_one_request() -> None:
         async with make_lm(server) as lm:
             with pytest.raises(UnsupportedParameterError) as info:
                 await lm.acall(MSGS, tools=[tool()])
-    assert info.value.parameter == "tools" and info.value.status == 400
+    assert info.value.parameter == "tools"
+    assert info.value.status == 400
     assert server.stats.requests == 1
     assert lm.capabilities["refused_parameters"] == ["tools"]
 
@@ -133,10 +135,14 @@ async def test_refused_stream_options_streams_with_estimated_usage() -> None:
             again = [c async for c in lm.stream([{"role": "user", "content": "Once more"}])]
     assert "".join(c.text for c in chunks)
     final = chunks[-1]
-    assert final.done and final.usage is not None and final.usage.estimated
-    assert final.usage.input_tokens > 0 and final.usage.output_tokens > 0
+    assert final.done
+    assert final.usage is not None
+    assert final.usage.estimated
+    assert final.usage.input_tokens > 0
+    assert final.usage.output_tokens > 0
     assert lm.history[0]["dropped_params"] == ["stream_options"]
-    assert again[-1].usage is not None and again[-1].usage.estimated
+    assert again[-1].usage is not None
+    assert again[-1].usage.estimated
     assert server.stats.statuses == {400: 1, 200: 2}  # learned once
 
 
@@ -145,11 +151,14 @@ async def test_usage_less_streams_and_responses_are_counted_locally() -> None:
         async with make_lm(server) as lm:
             chunks = [c async for c in lm.stream(MSGS)]
     usage = chunks[-1].usage
-    assert usage is not None and usage.estimated and usage.output_tokens > 0
+    assert usage is not None
+    assert usage.estimated
+    assert usage.output_tokens > 0
     async with FakeLLMServer(quirks={"no_usage"}) as server:
         async with make_lm(server) as lm:
             response = await lm.acall(MSGS)
-    assert response.usage.estimated and response.usage.input_tokens > 0
+    assert response.usage.estimated
+    assert response.usage.input_tokens > 0
     assert lm.history[-1]["usage"]["estimated"] is True
 
 
@@ -158,7 +167,8 @@ async def test_reported_usage_is_not_marked_estimated() -> None:
         async with make_lm(server) as lm:
             chunks = [c async for c in lm.stream(MSGS)]
             response = await lm.acall(MSGS)
-    assert chunks[-1].usage is not None and not chunks[-1].usage.estimated
+    assert chunks[-1].usage is not None
+    assert not chunks[-1].usage.estimated
     assert not response.usage.estimated
     assert response.usage.output_tokens == server.stats.completion_tokens // 2
 
@@ -173,9 +183,11 @@ async def test_stream_quirks_give_the_same_text(quirk: str) -> None:
             streamed = [c async for c in lm_odd.stream(MSGS)]
             whole = await lm_odd.acall(MSGS)
     assert "".join(c.text for c in streamed) == expected == whole.outputs[0]
-    assert streamed[-1].finish_reason == "stop" and streamed[-1].usage is not None
+    assert streamed[-1].finish_reason == "stop"
+    assert streamed[-1].usage is not None
     if quirk == "odd_model_id":
-        assert whole.model == ODD_MODEL_ID and lm_odd.history[-1]["model"] == "openai/fake-model"
+        assert whole.model == ODD_MODEL_ID
+        assert lm_odd.history[-1]["model"] == "openai/fake-model"
 
 
 async def test_non_json_error_bodies_keep_their_text() -> None:
@@ -197,7 +209,8 @@ async def test_finish_reason_length_is_a_typed_truncation_error() -> None:
             assert response.finish_reasons == ["length"]
             with pytest.raises(TruncatedOutputError, match="max_tokens=3") as info:
                 await dx.Predict("question -> answer").acall(question="What is 2 + 2?", lm=lm)
-    assert isinstance(info.value, dx.errors.ParseError) and info.value.raw is not None
+    assert isinstance(info.value, dx.errors.ParseError)
+    assert info.value.raw is not None
 
 
 def test_unknown_quirk_is_a_config_error() -> None:
@@ -212,5 +225,6 @@ async def test_head_and_body_in_separate_packets_read_once() -> None:
         async with make_lm(server) as lm:
             for i in range(3):
                 response = await lm.acall([{"role": "user", "content": f"Question {i}?"}])
-                assert response.outputs[0] and response.usage.output_tokens > 0
+                assert response.outputs[0]
+                assert response.usage.output_tokens > 0
     assert server.stats.statuses == {200: 3}

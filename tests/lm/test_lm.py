@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+from _lm_fakes import FakeTransport, Reply, fixture_bytes, fixture_json, sequence
 
 from dspex._util._clock import SteppingClock
 from dspex.errors import (
@@ -19,9 +21,9 @@ from dspex.errors import (
     ServerError,
 )
 from dspex.lm import LM, BaseLM, CircuitBreakerPolicy, LMCache, RateLimit
-from dspex._http._transport import Transport
 
-from _lm_fakes import FakeTransport, Reply, fixture_bytes, fixture_json, sequence
+if TYPE_CHECKING:
+    from dspex._http._transport import Transport
 
 MSGS = [{"role": "user", "content": "Say hello"}]
 
@@ -39,10 +41,13 @@ def completion(text: str, prompt: int = 5, out: int = 2) -> Reply:
 async def test_acall_returns_outputs_usage_and_cost() -> None:
     fake = FakeTransport(sequence(Reply.json(fixture_json("openai_chat.json"))))
     lm = openai_lm(fake, temperature=0.0)
-    assert isinstance(lm, BaseLM) and lm.provider == "openai"
+    assert isinstance(lm, BaseLM)
+    assert lm.provider == "openai"
     r = await lm.acall(MSGS, max_tokens=20)
     assert r.outputs == ["Hello! How can I assist you today?"]
-    assert r.usage.input_tokens == 19 and r.usage.output_tokens == 10 and not r.usage.cache_hit
+    assert r.usage.input_tokens == 19
+    assert r.usage.output_tokens == 10
+    assert not r.usage.cache_hit
     assert r.usage.cost == pytest.approx((19 * 0.15 + 10 * 0.60) / 1e6)
     sent = fake.sent[0]
     assert sent.url == "https://api.openai.com/v1/chat/completions"
@@ -85,7 +90,8 @@ async def test_env_key_is_read_in_constructor(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("GEMINI_API_KEY")
     r = await lm.acall(MSGS, n=2)
     assert fake.sent[0].headers["x-goog-api-key"] == "AIzaSyEnvKey-000000000000000"
-    assert len(fake.sent) == 1 and fake.sent[0].json["generationConfig"]["candidateCount"] == 2  # native n
+    assert len(fake.sent) == 1
+    assert fake.sent[0].json["generationConfig"]["candidateCount"] == 2
     assert r.usage.cached_tokens == 2
 
 
@@ -101,8 +107,11 @@ async def test_n_without_native_support_fans_out_concurrently() -> None:
     fake = FakeTransport(handler)
     lm = LM("anthropic/claude-sonnet-4-5", api_key="sk-ant-x-000000", transport=fake, cache=False)
     r = await lm.acall(MSGS, n=3)
-    assert sorted(r.outputs) == ["a", "b", "c"] and len(fake.sent) == 3
-    assert r.usage.input_tokens == 60 and r.usage.output_tokens == 30 and len(r.finish_reasons) == 3
+    assert sorted(r.outputs) == ["a", "b", "c"]
+    assert len(fake.sent) == 3
+    assert r.usage.input_tokens == 60
+    assert r.usage.output_tokens == 30
+    assert len(r.finish_reasons) == 3
 
 
 async def test_retries_honour_retry_after_then_succeed() -> None:
@@ -116,8 +125,10 @@ async def test_retries_honour_retry_after_then_succeed() -> None:
     ))
     lm = LM("openai/gpt-4o-mini", api_key="sk-x-0000000", transport=fake, clock=clock, cache=False, num_retries=5)
     r = await lm.acall(MSGS)
-    assert r.outputs == ["finally"] and len(fake.sent) == 5
-    assert clock.sleeps[0] == 0.01 and len(clock.sleeps) == 4
+    assert r.outputs == ["finally"]
+    assert len(fake.sent) == 5
+    assert clock.sleeps[0] == 0.01
+    assert len(clock.sleeps) == 4
     assert lm.endpoint.retries == 4
 
 
@@ -126,7 +137,8 @@ async def test_retries_exhausted_and_non_retryable() -> None:
     lm = openai_lm(fake, num_retries=2)
     with pytest.raises(ServerError, match="server error 500") as info:
         await lm.acall(MSGS)
-    assert info.value.status == 500 and len(fake.sent) == 3
+    assert info.value.status == 500
+    assert len(fake.sent) == 3
     fake401 = FakeTransport(sequence(Reply.json({"error": {"message": "bad key"}}, 401)))
     with pytest.raises(AuthError):
         await openai_lm(fake401).acall(MSGS)
@@ -153,13 +165,17 @@ async def test_cache_hit_is_a_copy_with_zero_usage(tmp_path) -> None:
     first = await lm.acall(MSGS, temperature=0)
     first.outputs.append("mutated by caller")
     second = await lm.acall(MSGS, temperature=0)
-    assert second.outputs == ["cached answer"] and len(fake.sent) == 1
-    assert second.usage.cache_hit and second.usage.input_tokens == 0 and second.usage.cost == 0
+    assert second.outputs == ["cached answer"]
+    assert len(fake.sent) == 1
+    assert second.usage.cache_hit
+    assert second.usage.input_tokens == 0
+    assert second.usage.cost == 0
     second.outputs.clear()
     assert (await lm.acall(MSGS, temperature=0)).outputs == ["cached answer"]
     await lm.acall(MSGS, temperature=0, cache=False)
     await lm.acall(MSGS, temperature=0, rollout_id=1)
-    assert len(fake.sent) == 3 and "rollout_id" not in fake.sent[-1].json
+    assert len(fake.sent) == 3
+    assert "rollout_id" not in fake.sent[-1].json
     await lm.acall(MSGS, temperature=0, rollout_id=1)
     assert len(fake.sent) == 3
 
@@ -168,13 +184,15 @@ def test_sync_and_async_share_cache_keys(tmp_path) -> None:
     fake = FakeTransport(sequence(completion("sync")))
     lm = openai_lm(fake, cache=LMCache(tmp_path))
     assert lm("Say hello") == ["sync"]
-    assert lm(messages=MSGS) == ["sync"] and len(fake.sent) == 1
+    assert lm(messages=MSGS) == ["sync"]
+    assert len(fake.sent) == 1
     assert fake.closed == 0  # sync calls share one long-lived loop: connections stay open
 
     async def main() -> list[str]:
         return (await lm.acall(MSGS)).outputs
 
-    assert anyio.run(main) == ["sync"] and len(fake.sent) == 1
+    assert anyio.run(main) == ["sync"]
+    assert len(fake.sent) == 1
     with pytest.raises(InputError, match="exactly one"):
         lm()
 
@@ -201,7 +219,8 @@ async def test_concurrent_identical_calls_single_flight(tmp_path) -> None:
             tg.start_soon(call)
         await anyio.wait_all_tasks_blocked()
         gate.set()
-    assert calls == 1 and all(r.outputs == ["one"] for r in results)
+    assert calls == 1
+    assert all(r.outputs == ["one"] for r in results)
     assert sum(r.usage.input_tokens for r in results) == 10
     assert sum(not r.usage.cache_hit for r in results) == 1
 
@@ -212,10 +231,14 @@ async def test_stream_yields_deltas_then_usage(tmp_path) -> None:
     chunks = [c async for c in lm.stream(MSGS)]
     assert [c.text for c in chunks[:-1]] == ["Hello", " there"]
     last = chunks[-1]
-    assert last.done and last.usage.input_tokens == 9 and last.finish_reason == "stop"
-    assert fake.sent[0].stream and fake.sent[0].json["stream"] is True
+    assert last.done
+    assert last.usage.input_tokens == 9
+    assert last.finish_reason == "stop"
+    assert fake.sent[0].stream
+    assert fake.sent[0].json["stream"] is True
     hit = [c async for c in lm.stream(MSGS)]
-    assert [c.text for c in hit] == ["Hello there", ""] and hit[-1].usage.cache_hit
+    assert [c.text for c in hit] == ["Hello there", ""]
+    assert hit[-1].usage.cache_hit
     assert len(fake.sent) == 1
     assert (await lm.acall(MSGS)).outputs == ["Hello there"]  # streamed result is cached for acall too
     with pytest.raises(InputError, match="one completion"):
@@ -238,21 +261,25 @@ async def test_stream_retries_only_before_first_delta() -> None:
         Reply.sse(fixture_bytes("openai_stream.sse")),
     ))
     chunks = [c async for c in openai_lm(fake).stream(MSGS)]
-    assert "".join(c.text for c in chunks) == "Hello there" and len(fake.sent) == 2
+    assert "".join(c.text for c in chunks) == "Hello there"
+    assert len(fake.sent) == 2
     fake2 = FakeTransport(sequence(truncated, Reply.sse(fixture_bytes("openai_stream.sse"))))
     seen = []
     with pytest.raises(LMTransportError, match="truncated"):
         async for chunk in openai_lm(fake2).stream(MSGS):
             seen.append(chunk.text)
-    assert seen == ["Hello", " there"] and len(fake2.sent) == 1  # never retried after output
+    assert seen == ["Hello", " there"]
+    assert len(fake2.sent) == 1
 
 
 async def test_fallback_chain_acall_and_stream() -> None:
     down = FakeTransport(sequence(Reply.json({"error": {"message": "down"}}, 500)))
     up = FakeTransport(sequence(completion("from secondary")))
     chain = LM.fallback(openai_lm(down, num_retries=1), openai_lm(up))
-    assert isinstance(chain, BaseLM) and chain.model == "openai/gpt-4o-mini"
-    assert (await chain.acall(MSGS)).outputs == ["from secondary"] and len(down.sent) == 2
+    assert isinstance(chain, BaseLM)
+    assert chain.model == "openai/gpt-4o-mini"
+    assert (await chain.acall(MSGS)).outputs == ["from secondary"]
+    assert len(down.sent) == 2
     up_stream = FakeTransport(sequence(Reply.sse(fixture_bytes("openai_stream.sse"))))
     chain = LM.fallback(openai_lm(down, num_retries=0), openai_lm(up_stream))
     assert "".join([c.text async for c in chain.stream(MSGS)]) == "Hello there"
@@ -282,7 +309,8 @@ async def test_adaptive_concurrency_backs_off_on_429() -> None:
     lm = openai_lm(fake, adaptive_concurrency=True, max_concurrency=16, num_retries=5)
     await lm.acall(MSGS)
     aimd = lm.endpoint.config.adaptive
-    assert aimd.limit == 2 and aimd.decreases == 3
+    assert aimd.limit == 2
+    assert aimd.decreases == 3
 
 
 async def test_rate_limit_spaces_requests_in_virtual_time() -> None:
@@ -299,10 +327,14 @@ async def test_copy_keeps_endpoint_and_updates_params() -> None:
     fake = FakeTransport(sequence(completion("x")))
     lm = openai_lm(fake, temperature=0.0)
     other = lm.copy(rollout_id=5, temperature=1.0)
-    assert other.kwargs == {"temperature": 1.0, "rollout_id": 5} and lm.kwargs == {"temperature": 0.0}
-    assert other.endpoint is lm.endpoint and len(other.history) == 0
+    assert other.kwargs == {"temperature": 1.0, "rollout_id": 5}
+    assert lm.kwargs == {"temperature": 0.0}
+    assert other.endpoint is lm.endpoint
+    assert len(other.history) == 0
     await other.acall(MSGS)
-    assert fake.sent[0].json["temperature"] == 1.0 and len(lm.history) == 0 and len(other.history) == 1
+    assert fake.sent[0].json["temperature"] == 1.0
+    assert len(lm.history) == 0
+    assert len(other.history) == 1
 
 
 async def test_retry_listener_sees_each_retry() -> None:
@@ -320,4 +352,5 @@ async def test_retry_listener_sees_each_retry() -> None:
         assert "".join([c.text async for c in lm.stream(MSGS)]) == "Hello there"
     finally:
         RETRY_LISTENER.reset(token)
-    assert [s[:2] for s in seen] == [(1, "RateLimitError"), (2, "ServerError")] and seen[0][2] == 0.02
+    assert [s[:2] for s in seen] == [(1, "RateLimitError"), (2, "ServerError")]
+    assert seen[0][2] == 0.02

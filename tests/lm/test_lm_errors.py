@@ -14,9 +14,9 @@ import anyio
 import httpx
 import pytest
 
+from dspex._http._transport import describe_io_error
 from dspex.errors import LMError, LMTimeoutError, LMTransportError, ServerError
 from dspex.lm import LM, Timeouts
-from dspex._http._transport import describe_io_error
 from dspex.testing import FakeLLMServer
 
 # anyio/trio/httpx exception class names that used to leak into messages

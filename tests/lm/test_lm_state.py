@@ -10,18 +10,17 @@ import warnings
 
 import anyio
 import pytest
+from _lm_fakes import FakeTransport, Reply, fixture_json, sequence
 
+from dspex import _context
+from dspex._util._clock import SteppingClock
 from dspex._util._hashing import canonical_json, stable_hash
 from dspex._util._redact import REDACTED, redact, redact_obj
-from dspex._util._clock import SteppingClock
 from dspex.errors import AuthError
 from dspex.lm import LM, CacheDisabledWarning, LMCache, LMUsage, Price, inspect_history, set_prices
 from dspex.lm._cache import MemoryLRU, SingleFlight
 from dspex.lm._history import GLOBAL_HISTORY
 from dspex.lm._pricing import cost_of, get_price
-from dspex import _context
-
-from _lm_fakes import FakeTransport, Reply, fixture_json, sequence
 
 KEY = "sk-proj-SECRETkey0123456789abcdef"
 MSGS = [{"role": "user", "content": "What is 2+2?"}]
@@ -30,7 +29,10 @@ MSGS = [{"role": "user", "content": "What is 2+2?"}]
 def test_redact_configured_key_and_key_shapes() -> None:
     text = f"bad key {KEY}; also sk-ant-api03-xyzxyzxyz, AIzaSyA1234567890abcdefghijk and Bearer abc.def.ghi123"
     out = redact(text, ["custom-secret-value"])
-    assert KEY not in out and "sk-ant" not in out and "AIza" not in out and "abc.def" not in out
+    assert KEY not in out
+    assert "sk-ant" not in out
+    assert "AIza" not in out
+    assert "abc.def" not in out
     assert out.count(REDACTED) == 4
     assert redact("my custom-secret-value here", ["custom-secret-value", None, "ab"]) == f"my {REDACTED} here"
     assert redact_obj({"a": [KEY, 3], "b": {"c": "fine"}}) == {"a": [REDACTED, 3], "b": {"c": "fine"}}
@@ -83,9 +85,12 @@ def test_dump_state_and_from_state_roundtrip() -> None:
                      "num_retries": 5, "cache": False}
     assert lm.dump_state(include_api_base=True)["api_base"] == "http://10.0.0.1/v1"
     again = LM.from_state(state, api_key="k")
-    assert again.kwargs == lm.kwargs and again.model == lm.model and again.cache is False
+    assert again.kwargs == lm.kwargs
+    assert again.model == lm.model
+    assert again.cache is False
     clone = pickle.loads(pickle.dumps(lm))
-    assert clone.kwargs == lm.kwargs and clone.endpoint.config.retry.max_retries == 5
+    assert clone.kwargs == lm.kwargs
+    assert clone.endpoint.config.retry.max_retries == 5
 
 
 async def test_history_bounded_and_inspect(capsys) -> None:
@@ -96,16 +101,22 @@ async def test_history_bounded_and_inspect(capsys) -> None:
             await lm.acall([{"role": "system", "content": "Be nice."}, {"role": "user", "content": f"q{i}"}])
     assert len(lm.history) == 3
     entry = lm.history[-1]
-    assert entry["messages"][-1]["content"] == "q4" and entry["outputs"] == ["Hello! How can I assist you today?"]
-    assert entry["usage"]["input_tokens"] == 19 and entry["cost"] > 0 and entry["model"] == "openai/gpt-4o-mini"
+    assert entry["messages"][-1]["content"] == "q4"
+    assert entry["outputs"] == ["Hello! How can I assist you today?"]
+    assert entry["usage"]["input_tokens"] == 19
+    assert entry["cost"] > 0
+    assert entry["model"] == "openai/gpt-4o-mini"
     text = inspect_history(1)
     out = capsys.readouterr().out
     assert out == text
-    assert "System message:\n\nBe nice." in text and "User message:\n\nq4" in text
-    assert "Response:\n\nHello! How can I assist you today?" in text and "19 in, 10 out" in text
+    assert "System message:\n\nBe nice." in text
+    assert "User message:\n\nq4" in text
+    assert "Response:\n\nHello! How can I assist you today?" in text
+    assert "19 in, 10 out" in text
     with _context.context(disable_history=True):
         await lm.acall(MSGS)
-    assert len(lm.history) == 3 and lm.history[-1]["messages"][-1]["content"] == "q4"
+    assert len(lm.history) == 3
+    assert lm.history[-1]["messages"][-1]["content"] == "q4"
 
 
 def test_memory_lru_is_bounded_by_bytes() -> None:
@@ -114,9 +125,12 @@ def test_memory_lru_is_bounded_by_bytes() -> None:
     lru.put("b", b"y" * 40)
     assert lru.get("a") == b"x" * 40  # a is now most recent
     lru.put("c", b"z" * 40)
-    assert lru.get("b") is None and lru.get("a") is not None and lru.size_bytes <= 100
+    assert lru.get("b") is None
+    assert lru.get("a") is not None
+    assert lru.size_bytes <= 100
     lru.put("huge", b"h" * 500)
-    assert lru.get("huge") is None and len(lru) == 2
+    assert lru.get("huge") is None
+    assert len(lru) == 2
 
 
 async def test_disk_cache_is_lazy_and_survives_memory_loss(tmp_path) -> None:
@@ -127,10 +141,12 @@ async def test_disk_cache_is_lazy_and_survives_memory_loss(tmp_path) -> None:
     lm = LM("openai/gpt-4o-mini", api_key="sk-00000000", transport=fake, cache=cache)
     assert not directory.exists()
     await lm.acall(MSGS)
-    assert cache.disk_path is not None and cache.disk_path.exists()
+    assert cache.disk_path is not None
+    assert cache.disk_path.exists()
     cache.memory.clear()
     hit = await lm.acall(MSGS)
-    assert hit.usage.cache_hit and len(fake.sent) == 1
+    assert hit.usage.cache_hit
+    assert len(fake.sent) == 1
     cache.close()
 
 
@@ -187,7 +203,8 @@ async def test_single_flight_shares_errors_and_frees_key() -> None:
             tg.start_soon(call)
         await anyio.wait_all_tasks_blocked()
         gate.set()
-    assert runs == 1 and failures == ["shared failure"] * 3
+    assert runs == 1
+    assert failures == ["shared failure"] * 3
 
     async def ok() -> str:
         return "fresh"
@@ -222,7 +239,8 @@ async def test_stepping_clock_records_sleeps() -> None:
     clock = SteppingClock(5.0)
     await clock.sleep(1.5)
     clock.advance(0.5)
-    assert clock.now() == 7.0 and clock.sleeps == [1.5]
+    assert clock.now() == 7.0
+    assert clock.sleeps == [1.5]
     with pytest.raises(ValueError, match="backwards"):
         clock.advance(-1)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from _lm_fakes import fixture_bytes, fixture_json
 from pydantic import BaseModel
 
+from dspex._http._sse import SSEDecoder
 from dspex.errors import (
     AuthError,
     ContextWindowExceededError,
@@ -15,11 +17,8 @@ from dspex.errors import (
     RateLimitError,
     ServerError,
 )
-from dspex._http._sse import SSEDecoder
 from dspex.lm.providers import AnthropicProvider, GeminiProvider, OpenAIProvider, StreamState
 from dspex.lm.providers._gemini import gemini_schema
-
-from _lm_fakes import fixture_bytes, fixture_json
 
 TOOL = {
     "type": "function",
@@ -70,12 +69,16 @@ def test_openai_request_shape() -> None:
 def test_openai_stream_request_and_reasoning_models() -> None:
     p = OpenAIProvider("o3-mini", None, "k" * 10)
     req = p.build_request([{"role": "user", "content": "hi"}], {"max_tokens": 20}, stream=True)
-    assert req.body["stream"] is True and req.body["stream_options"] == {"include_usage": True}
-    assert req.body["max_completion_tokens"] == 20 and "max_tokens" not in req.body
+    assert req.body["stream"] is True
+    assert req.body["stream_options"] == {"include_usage": True}
+    assert req.body["max_completion_tokens"] == 20
+    assert "max_tokens" not in req.body
     local = OpenAIProvider("o3-mini", "http://127.0.0.1:8000/v1/", None)
     req = local.build_request([{"role": "user", "content": "hi"}], {"max_tokens": 20}, stream=False)
-    assert req.url == "http://127.0.0.1:8000/v1/chat/completions" and req.body["max_tokens"] == 20
-    assert "authorization" not in req.headers and not local.key_required
+    assert req.url == "http://127.0.0.1:8000/v1/chat/completions"
+    assert req.body["max_tokens"] == 20
+    assert "authorization" not in req.headers
+    assert not local.key_required
 
 
 def test_openai_tools_and_structured_output() -> None:
@@ -84,7 +87,8 @@ def test_openai_tools_and_structured_output() -> None:
     req = p.build_request(TOOL_TURNS, {"tools": [flat], "tool_choice": "auto", "response_format": Answer}, stream=False)
     assert req.body["tools"] == [TOOL]
     rf = req.body["response_format"]
-    assert rf["type"] == "json_schema" and rf["json_schema"]["name"] == "Answer"
+    assert rf["type"] == "json_schema"
+    assert rf["json_schema"]["name"] == "Answer"
     assert rf["json_schema"]["schema"]["properties"]["answer"] == {"title": "Answer", "type": "string"}
     assert req.body["messages"] == TOOL_TURNS
 
@@ -94,28 +98,36 @@ def test_openai_parse_response_and_tools() -> None:
     r = p.parse_response(fixture_json("openai_chat.json"))
     assert r.outputs == ["Hello! How can I assist you today?"]
     assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.cached_tokens) == (19, 10, 0)
-    assert r.finish_reasons == ["stop"] and r.model == "gpt-4o-mini-2024-07-18"
+    assert r.finish_reasons == ["stop"]
+    assert r.model == "gpt-4o-mini-2024-07-18"
     t = p.parse_response(fixture_json("openai_tools.json"))
-    assert t.outputs == [""] and t.finish_reasons == ["tool_calls"]
+    assert t.outputs == [""]
+    assert t.finish_reasons == ["tool_calls"]
     assert t.tool_calls[0][0].name == "get_current_weather"
-    assert t.tool_calls[0][0].args == {"location": "Boston, MA"} and t.tool_calls[0][0].id == "call_abc123"
+    assert t.tool_calls[0][0].args == {"location": "Boston, MA"}
+    assert t.tool_calls[0][0].id == "call_abc123"
     assert t.usage.cached_tokens == 64
     n2 = p.parse_response(fixture_json("openai_n2.json"))
-    assert n2.outputs == ["First.", "Second."] and n2.finish_reasons == ["stop", "length"]
+    assert n2.outputs == ["First.", "Second."]
+    assert n2.finish_reasons == ["stop", "length"]
 
 
 def test_openai_stream_text_and_usage() -> None:
     texts, state = stream_through(OpenAIProvider("gpt-4o-mini", None, None), "openai_stream.sse")
-    assert texts == ["Hello", " there"] and state.done
+    assert texts == ["Hello", " there"]
+    assert state.done
     r = state.to_response("x")
-    assert r.outputs == ["Hello there"] and r.usage.input_tokens == 9 and r.usage.output_tokens == 2
+    assert r.outputs == ["Hello there"]
+    assert r.usage.input_tokens == 9
+    assert r.usage.output_tokens == 2
     assert r.finish_reasons == ["stop"]
 
 
 def test_openai_stream_tool_calls() -> None:
     texts, state = stream_through(OpenAIProvider("gpt-4o-mini", None, None), "openai_stream_tools.sse")
     r = state.to_response("x")
-    assert texts == [] and r.finish_reasons == ["tool_calls"]
+    assert texts == []
+    assert r.finish_reasons == ["tool_calls"]
     assert r.tool_calls[0][0].model_dump() == {"name": "get_weather", "args": {"location": "Paris"}, "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA"}
     assert r.usage.output_tokens == 15
 
@@ -136,7 +148,8 @@ def test_openai_error_mapping(status, body, expected) -> None:
     raw = fixture_bytes("openai_error_context.json") if body is None else json.dumps(body).encode()
     err = p.map_error(status, {}, raw, 1.5)
     assert type(err) is expected
-    assert err.status == status and err.provider == "openai"
+    assert err.status == status
+    assert err.provider == "openai"
     assert "sk-abcdef123456" not in str(err)
     if expected is RateLimitError:
         assert err.retry_after == 1.5
@@ -149,10 +162,14 @@ def test_anthropic_request_converts_system_and_tools() -> None:
     p = AnthropicProvider("claude-sonnet-4-5", None, "sk-ant-api03-secret")
     req = p.build_request(TOOL_TURNS, {"tools": [TOOL], "tool_choice": "required", "stop": "END", "temperature": 0.5, "n": 1, "seed": 3}, stream=False)
     assert req.url == "https://api.anthropic.com/v1/messages"
-    assert req.headers["x-api-key"] == "sk-ant-api03-secret" and req.headers["anthropic-version"] == "2023-06-01"
+    assert req.headers["x-api-key"] == "sk-ant-api03-secret"
+    assert req.headers["anthropic-version"] == "2023-06-01"
     body = req.body
-    assert body["system"] == "Be brief." and body["max_tokens"] == 4096
-    assert body["stop_sequences"] == ["END"] and "n" not in body and "seed" not in body
+    assert body["system"] == "Be brief."
+    assert body["max_tokens"] == 4096
+    assert body["stop_sequences"] == ["END"]
+    assert "n" not in body
+    assert "seed" not in body
     assert body["tools"] == [{"name": "get_weather", "description": "Weather for a city", "input_schema": TOOL["function"]["parameters"]}]
     assert body["tool_choice"] == {"type": "any"}
     assert body["messages"] == [
@@ -166,18 +183,22 @@ def test_anthropic_structured_output_forces_tool() -> None:
     p = AnthropicProvider("claude-sonnet-4-5", "http://127.0.0.1:9/v1", None)
     rf = {"type": "json_schema", "json_schema": {"name": "Answer", "schema": Answer.model_json_schema()}}
     req = p.build_request([{"role": "user", "content": "Capital?"}], {"response_format": rf, "max_tokens": 100}, stream=True)
-    assert req.url == "http://127.0.0.1:9/v1/messages" and req.body["stream"] is True
+    assert req.url == "http://127.0.0.1:9/v1/messages"
+    assert req.body["stream"] is True
     assert req.body["tool_choice"] == {"type": "tool", "name": "structured_output"}
-    assert req.body["tools"][0]["input_schema"] == Answer.model_json_schema() and req.body["max_tokens"] == 100
+    assert req.body["tools"][0]["input_schema"] == Answer.model_json_schema()
+    assert req.body["max_tokens"] == 100
     r = p.parse_response(fixture_json("anthropic_structured.json"))
     assert json.loads(r.outputs[0]) == {"answer": "Paris", "confidence": 0.9}
-    assert r.tool_calls == [[]] and r.finish_reasons == ["stop"]
+    assert r.tool_calls == [[]]
+    assert r.finish_reasons == ["stop"]
 
 
 def test_anthropic_parse_message_and_tool_use() -> None:
     p = AnthropicProvider("claude-sonnet-4-5", None, None)
     r = p.parse_response(fixture_json("anthropic_message.json"))
-    assert r.outputs == ["Hello! How can I help you today?"] and r.finish_reasons == ["stop"]
+    assert r.outputs == ["Hello! How can I help you today?"]
+    assert r.finish_reasons == ["stop"]
     assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.cached_tokens) == (20, 10, 8)
     t = p.parse_response(fixture_json("anthropic_tool_use.json"))
     assert t.outputs == ["I'll check the current weather in San Francisco for you."]
@@ -189,12 +210,15 @@ def test_anthropic_stream_text_tools_and_errors() -> None:
     p = AnthropicProvider("claude-sonnet-4-5", None, None)
     texts, state = stream_through(p, "anthropic_stream.sse")
     r = state.to_response("x")
-    assert texts == ["Hello", "!"] and state.done and r.finish_reasons == ["stop"]
+    assert texts == ["Hello", "!"]
+    assert state.done
+    assert r.finish_reasons == ["stop"]
     assert (r.usage.input_tokens, r.usage.output_tokens) == (25, 15)
     texts, state = stream_through(p, "anthropic_stream_tools.sse")
     r = state.to_response("x")
     assert texts == ["Okay, let's check the weather."]
-    assert r.tool_calls[0][0].args == {"location": "San Francisco, CA"} and r.finish_reasons == ["tool_calls"]
+    assert r.tool_calls[0][0].args == {"location": "San Francisco, CA"}
+    assert r.finish_reasons == ["tool_calls"]
     assert r.usage.output_tokens == 89
     with pytest.raises(ServerError, match="Overloaded"):
         stream_through(p, "anthropic_error_overloaded.sse")
@@ -204,7 +228,8 @@ def test_anthropic_error_mapping() -> None:
     p = AnthropicProvider("claude-sonnet-4-5", None, None)
     assert type(p.map_error(400, {}, fixture_bytes("anthropic_error_context.json"), None)) is ContextWindowExceededError
     err = p.map_error(429, {}, fixture_bytes("anthropic_error_ratelimit.json"), 3.0)
-    assert type(err) is RateLimitError and err.retry_after == 3.0
+    assert type(err) is RateLimitError
+    assert err.retry_after == 3.0
     assert type(p.map_error(529, {}, b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}', None)) is ServerError
 
 
@@ -259,15 +284,19 @@ def test_gemini_schema_inlines_refs_and_drops_unsupported() -> None:
 def test_gemini_parse_and_stream() -> None:
     p = GeminiProvider("gemini-2.5-flash", None, None)
     r = p.parse_response(fixture_json("gemini_generate.json"))
-    assert r.outputs == ["AI learns patterns from data to make predictions."] and r.finish_reasons == ["stop"]
+    assert r.outputs == ["AI learns patterns from data to make predictions."]
+    assert r.finish_reasons == ["stop"]
     assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.cached_tokens) == (8, 21, 2)
     f = p.parse_response(fixture_json("gemini_function_call.json"))
-    assert f.tool_calls[0][0].name == "schedule_meeting" and f.tool_calls[0][0].args["attendees"] == ["Bob", "Alice"]
+    assert f.tool_calls[0][0].name == "schedule_meeting"
+    assert f.tool_calls[0][0].args["attendees"] == ["Bob", "Alice"]
     assert f.finish_reasons == ["tool_calls"]
     texts, state = stream_through(p, "gemini_stream.sse")
     s = state.to_response("x")
-    assert texts == ["The", " sky is blue", "."] and state.done
-    assert s.outputs == ["The sky is blue."] and (s.usage.input_tokens, s.usage.output_tokens) == (6, 4)
+    assert texts == ["The", " sky is blue", "."]
+    assert state.done
+    assert s.outputs == ["The sky is blue."]
+    assert (s.usage.input_tokens, s.usage.output_tokens) == (6, 4)
 
 
 def test_gemini_error_mapping() -> None:

@@ -26,7 +26,8 @@ from dspex.lm._retry import parse_retry_after, retry_call, retry_delay
 def test_parse_retry_after_forms() -> None:
     assert parse_retry_after("2") == 2.0
     assert parse_retry_after("0.25") == 0.25
-    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
     assert parse_retry_after("1", ms_value="150") == 0.15
     now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:05 GMT", now=lambda: now) == 5.0
@@ -38,7 +39,8 @@ def test_backoff_full_jitter_bounds_and_retry_after() -> None:
     rng = random.Random(7)
     for attempt, cap in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0), (9, 5.0)]:
         draws = [retry_delay(policy, attempt, None, rng) for _ in range(200)]
-        assert all(0.0 <= d <= cap for d in draws) and max(draws) > cap * 0.8
+        assert all(0.0 <= d <= cap for d in draws)
+        assert max(draws) > cap * 0.8
     assert retry_delay(policy, 1, 3.5, rng) == 3.5
     assert retry_delay(RetryPolicy(max_retry_after=2.0), 1, 30.0, rng) == 2.0
     assert retry_delay(RetryPolicy(jitter=False, base_delay=1.0), 3, None, rng) == 4.0
@@ -66,7 +68,8 @@ async def test_retry_call_retries_retryable_then_succeeds() -> None:
                               on_retry=lambda a, e, d: seen.append((a, type(e).__name__, d)))
     assert result == "ok"
     assert [s[:2] for s in seen] == [(1, "ServerError"), (2, "RateLimitError")]
-    assert 0 <= seen[0][2] <= 1.0 and seen[1][2] == 0.01
+    assert 0 <= seen[0][2] <= 1.0
+    assert seen[1][2] == 0.01
     assert clock.sleeps == [seen[0][2], 0.01]
 
 
@@ -81,7 +84,8 @@ async def test_retry_call_gives_up_and_skips_non_retryable() -> None:
 
     with pytest.raises(LMTransportError):
         await retry_call(flaky, policy=RetryPolicy(max_retries=2), clock=clock, rng=random.Random(0))
-    assert calls == 3 and len(clock.sleeps) == 2
+    assert calls == 3
+    assert len(clock.sleeps) == 2
 
     async def denied() -> None:
         raise AuthError("bad key", status=401)
@@ -111,7 +115,8 @@ async def test_rate_limiter_requests_and_tokens_per_minute() -> None:
     # request bucket: capacity 1, refill 1/s -> 4 s for 5 calls; token bucket: capacity 10, 10/s
     assert clock.now() == pytest.approx(4.0)
     limiter.settle(10, 40)  # the call used more than estimated: overdraft
-    assert limiter.tokens is not None and limiter.tokens.tokens < 0
+    assert limiter.tokens is not None
+    assert limiter.tokens.tokens < 0
     with pytest.raises(ConfigError, match="requests_per_minute"):
         RateLimit(requests_per_minute=0)
 
@@ -130,7 +135,8 @@ async def test_rate_limiter_is_fair_under_concurrency() -> None:
         for _ in range(30):
             tg.start_soon(one)
     assert done == 30
-    assert limiter.requests is not None and limiter.requests.tokens < 1.0
+    assert limiter.requests is not None
+    assert limiter.requests.tokens < 1.0
 
 
 def test_breaker_opens_half_opens_and_closes() -> None:
@@ -170,7 +176,8 @@ async def test_adaptive_concurrency_halves_once_per_generation_and_grows() -> No
     async with aimd.slot() as gen_a, aimd.slot() as gen_b:
         aimd.on_error(RateLimitError("429"), gen_a)
         aimd.on_error(RateLimitError("429"), gen_b)  # same burst: ignored
-    assert aimd.limit == 4 and aimd.decreases == 1
+    assert aimd.limit == 4
+    assert aimd.decreases == 1
     aimd.on_error(ServerError("500"), 1)  # only 429s shrink the limit
     assert aimd.limit == 4
     for _ in range(4):

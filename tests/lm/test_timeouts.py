@@ -34,9 +34,11 @@ def _lm(server: FakeLLMServer, **kw: Any) -> LM:
 def test_defaults_are_the_documented_ones() -> None:
     assert Timeouts() == Timeouts(connect=10.0, read=120.0, pool=30.0, write=30.0, attempt=300.0)
     lm = LM("openai/gpt-4o-mini", api_key="sk-x")
-    assert lm.endpoint.config.timeouts == Timeouts() and lm.endpoint.config.deadline == 300.0
+    assert lm.endpoint.config.timeouts == Timeouts()
+    assert lm.endpoint.config.deadline == 300.0
     for doc in (Timeouts.__doc__ or "", LM.__doc__ or ""):
-        assert "120 s" in doc and "300 s" in doc
+        assert "120 s" in doc
+        assert "300 s" in doc
     assert Timeouts(attempt=None).attempt is None  # the deadline can be switched off
     with pytest.raises(ConfigError, match="Timeouts.attempt must be a positive number"):
         Timeouts(attempt=0)
@@ -69,9 +71,11 @@ async def test_a_hung_request_times_out_and_is_retried(streamed: bool) -> None:
         finally:
             RETRY_LISTENER.reset(token)
         await lm.aclose()
-    assert text and server.stats.faults == {"hang": 1}
+    assert text
+    assert server.stats.faults == {"hang": 1}
     # one retry for the hang (a loaded box may time out a slow retry too: still timeouts only)
-    assert lm.endpoint.retries == len(seen) >= 1 and all(isinstance(e, LMTimeoutError) for e in seen)
+    assert lm.endpoint.retries == len(seen) >= 1
+    assert all(isinstance(e, LMTimeoutError) for e in seen)
     assert str(seen[0]).startswith("read timeout (1.0s) talking to http://127.0.0.1:")
 
 
@@ -120,7 +124,8 @@ async def test_rare_hangs_at_concurrency_64_do_not_stall_the_run() -> None:
     RETRY_LISTENER.reset(token)
     hangs = server.stats.faults.get("hang", 0)
     assert hangs >= 2, server.stats.faults
-    assert sorted(results) == list(range(n)) and all(results.values())
+    assert sorted(results) == list(range(n))
+    assert all(results.values())
     # each hung attempt timed out and was retried (a loaded box may time out a slow one too)
     assert lm.endpoint.retries == len(retried) >= hangs
     assert all(isinstance(e, LMTimeoutError) for e in retried)

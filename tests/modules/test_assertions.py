@@ -42,7 +42,8 @@ def _last_user(lm: ScriptedLM, i: int) -> str:
 async def test_assert_retries_with_the_message_as_feedback() -> None:
     lm = ScriptedLM([{"answer": "It is Paris"}, {"answer": "Paris"}])
     pred = await OneWord().acall(question="Capital?", lm=lm)
-    assert pred.answer == "Paris" and "_flags" not in pred
+    assert pred.answer == "Paris"
+    assert "_flags" not in pred
     assert REJECTED not in _last_user(lm, 0)
     assert _last_user(lm, 1).endswith(f"\n\n{REJECTED}answer 'It is Paris' in one word")
 
@@ -59,7 +60,8 @@ async def test_suggest_continues_and_flags_the_prediction() -> None:
     lm = ScriptedLM([{"answer": "a b"}, {"answer": "c d"}])
     with dx.context(max_backtracks=1):
         pred = await OneWord(hard=False).acall(question="Q", lm=lm)
-    assert pred.answer == "c d" and lm.calls == 2
+    assert pred.answer == "c d"
+    assert lm.calls == 2
     assert pred["_flags"] == [{"module": "OneWord", "message": "answer 'c d' in one word"}]
 
 
@@ -82,7 +84,8 @@ async def test_stream_emits_validation_failed_per_failure() -> None:
         events = [ev async for ev in OneWord().stream(question="Q")]
     failed = [ev for ev in events if isinstance(ev, ValidationFailed)]
     assert [(f.attempt, f.message) for f in failed] == [(1, "answer 'a b' in one word")]
-    assert isinstance(events[-1], PredictionDone) and events[-1].outputs["answer"] == "ok"
+    assert isinstance(events[-1], PredictionDone)
+    assert events[-1].outputs["answer"] == "ok"
 
 
 async def test_stream_announces_a_flagged_suggestion() -> None:

@@ -16,7 +16,7 @@ from dspex.testing import ScriptedLM
 GOLDEN = Path(__file__).parent / "golden"
 sys.path.insert(0, str(GOLDEN))
 
-import module_cases as cases  # noqa: E402
+import module_cases as cases
 
 GOLD = json.loads((GOLDEN / "modules_golden.json").read_text())
 
@@ -28,7 +28,8 @@ def _completions() -> list[dx.Prediction]:
 async def test_mcc_prompt_is_byte_identical_to_dspy() -> None:
     lm = ScriptedLM([cases.MCC_ANSWER])
     pred = await dx.MultiChainComparison("question -> answer", M=3).acall(_completions(), lm=lm, **cases.QUESTION)
-    assert pred.rationale == "Most attempts say Brussels." and pred.answer == "Brussels"
+    assert pred.rationale == "Most attempts say Brussels."
+    assert pred.answer == "Brussels"
     assert lm.history[0]["messages"] == GOLD["mcc"]["calls"][0]["messages"]
     assert lm.history[0]["params"]["temperature"] == 0.7
 
@@ -46,7 +47,8 @@ async def test_mcc_streams_the_inner_predictor() -> None:
     with dx.context(lm=ScriptedLM([cases.MCC_ANSWER])):
         events = [ev async for ev in mcc.stream(_completions(), **cases.QUESTION)]
     assert [ev.field for ev in events if isinstance(ev, FieldDone)] == ["rationale", "answer"]
-    assert isinstance(events[-1], PredictionDone) and events[-1].outputs["answer"] == "Brussels"
+    assert isinstance(events[-1], PredictionDone)
+    assert events[-1].outputs["answer"] == "Brussels"
 
 
 async def test_mcc_rejects_the_wrong_number_of_attempts() -> None:
@@ -63,7 +65,8 @@ def test_majority_votes_on_the_last_field_after_normalising() -> None:
          {"reasoning": "r3", "answer": "the paris"}, {"reasoning": "r4", "answer": "Lyon"}]
     )
     winner = dx.majority(pred)
-    assert winner.answer == "Paris." and winner.reasoning == "r1"  # tie 2-2: the earliest value wins
+    assert winner.answer == "Paris."
+    assert winner.reasoning == "r1"
     assert dx.majority(pred, field="reasoning").reasoning == "r1"
     assert dx.majority([{"a": "x"}, {"a": "y"}, {"a": "y"}]).a == "y"
 

@@ -86,8 +86,10 @@ def test_deepcopy_falls_back_to_shallow_copies(caplog: pytest.LogCaptureFixture)
         copied = prog.deepcopy()
     assert "Failed to deep copy attribute 'lock' of WithLock" in caplog.text
     assert copied.lock is prog.lock  # a lock cannot be copied at all: shared
-    assert copied.notes == prog.notes and copied.notes is not prog.notes
-    assert copied.predict is not prog.predict and copied.predict.demos == prog.predict.demos
+    assert copied.notes == prog.notes
+    assert copied.notes is not prog.notes
+    assert copied.predict is not prog.predict
+    assert copied.predict.demos == prog.predict.demos
     copied.predict.demos.append(dx.Example(question="q2", answer="b"))
     assert len(prog.predict.demos) == 1
     assert copied(question="x", lm=ScriptedLM([{"answer": "ok"}])).answer == "ok"
@@ -123,7 +125,8 @@ def test_calling_forward_directly_logs_dspys_warning(caplog: pytest.LogCaptureFi
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         Outer()(question="q", direct=True, lm=lm)  # a sub-module's forward called inside forward
-    assert "on WithLock directly" in caplog.text and "on Outer directly" not in caplog.text
+    assert "on WithLock directly" in caplog.text
+    assert "on Outer directly" not in caplog.text
 
 
 async def test_acall_does_not_warn_for_sync_or_async_forward(caplog: pytest.LogCaptureFixture) -> None:
@@ -148,7 +151,8 @@ async def test_trace_starts_as_a_list_and_is_bounded() -> None:
         for i in range(4):
             await predict.acall(question=f"q{i}", lm=ScriptedLM([{"answer": str(i)}]))
         assert len(trace) == 2
-    assert [entry[1]["question"] for entry in trace] == ["q2", "q3"] and trace[-1][0] is predict
+    assert [entry[1]["question"] for entry in trace] == ["q2", "q3"]
+    assert trace[-1][0] is predict
 
 
 class Refined(WithLock):

@@ -23,7 +23,8 @@ HERE = Path(__file__).with_name("fixtures") / "parity"
 
 def _cases() -> Any:
     spec = importlib.util.spec_from_file_location("dspex_parity_cases", HERE / "parity_cases.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

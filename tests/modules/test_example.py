@@ -23,7 +23,8 @@ def test_access_and_split() -> None:
     assert ex.values() == ["2+2?", "4"]
     assert ex.items() == [("question", "2+2?"), ("answer", "4")]
     assert len(ex) == 2
-    assert "answer" in ex and "missing" not in ex
+    assert "answer" in ex
+    assert "missing" not in ex
     assert ex.get("missing", "d") == "d"
     assert list(ex) == ["question", "answer", "dspy_uuid"]
     with pytest.raises(AttributeError, match="missing"):
@@ -41,7 +42,8 @@ def test_mutation_copy_without() -> None:
     ex["d"] = 4
     assert ex.toDict() == {"a": 1, "b": 2, "c": 3, "d": 4}
     copied = ex.copy(b=20)
-    assert copied.b == 20 and ex.b == 2
+    assert copied.b == 20
+    assert ex.b == 2
     assert copied.inputs().toDict() == {"a": 1}
     smaller = ex.without("c", "d", "nope")
     assert smaller.toDict() == {"a": 1, "b": 2}
@@ -49,15 +51,18 @@ def test_mutation_copy_without() -> None:
     del ex["d"]
     assert "d" not in ex
     base = dx.Example(ex)
-    assert base == ex and base.input_keys == ex.input_keys
+    assert base == ex
+    assert base.input_keys == ex.input_keys
 
 
 def test_equality_and_hash_including_unhashable_values() -> None:
     a = dx.Example(q="x", tags=["a", "b"], meta={"k": [1]})
     b = dx.Example(q="x", tags=["a", "b"], meta={"k": [1]})
-    assert a == b and hash(a) == hash(b)
+    assert a == b
+    assert hash(a) == hash(b)
     assert len({a, b}) == 1
-    assert a != dx.Example(q="y") and a != {"q": "x"}
+    assert a != dx.Example(q="y")
+    assert a != {"q": "x"}
 
 
 def test_to_dict_is_recursive() -> None:
@@ -68,7 +73,8 @@ def test_to_dict_is_recursive() -> None:
 def test_pickle_and_deepcopy_round_trip() -> None:
     ex = dx.Example(q="x", a=[1]).with_inputs("q")
     for clone in (pickle.loads(pickle.dumps(ex)), copy.deepcopy(ex), copy.copy(ex)):
-        assert clone == ex and clone.input_keys == ex.input_keys
+        assert clone == ex
+        assert clone.input_keys == ex.input_keys
 
 
 def test_prediction_completions_and_usage() -> None:
@@ -76,12 +82,13 @@ def test_prediction_completions_and_usage() -> None:
     assert pred.answer == "a1"
     assert pred.completions.answer == ["a1", "a2"]
     assert pred.completions["n"] == [1, 2]
-    assert pred.completions[1].answer == "a2" and pred.completions[-1].n == 2
+    assert pred.completions[1].answer == "a2"
+    assert pred.completions[-1].n == 2
     assert len(pred.completions) == 2
     assert [p.answer for p in pred.completions] == ["a1", "a2"]
     assert "answer" in pred.completions
     with pytest.raises(IndexError):
-        pred.completions[2]  # noqa: B018
+        pred.completions[2]
     with pytest.raises(AttributeError, match="fields are"):
         pred.completions.nope  # noqa: B018
     assert pred.usage == LMUsage()
@@ -108,12 +115,20 @@ def test_completions_from_dict_of_lists_and_length_mismatch() -> None:
 def test_prediction_numeric_ops_need_a_score() -> None:
     p, q = dx.Prediction(score=0.5), dx.Prediction(score=1.5)
     assert float(p) == 0.5
-    assert p + 1 == 1.5 and 1 + p == 1.5 and p + q == 2.0
+    assert p + 1 == 1.5
+    assert 1 + p == 1.5
+    assert p + q == 2.0
     assert sum([p, q]) == 2.0
-    assert q / 3 == 0.5 and 3 / q == 2.0 and q - p == 1.0 and 2 * p == 1.0
-    assert p < q and q > p and p <= 0.5 and q >= 1.5
+    assert q / 3 == 0.5
+    assert 3 / q == 2.0
+    assert q - p == 1.0
+    assert 2 * p == 1.0
+    assert p < q
+    assert q > p
+    assert p <= 0.5
+    assert q >= 1.5
     assert max([p, q]) is q
     with pytest.raises(InputError, match="score"):
         float(dx.Prediction(answer="x"))
     with pytest.raises(TypeError):
-        p + "x"  # noqa: B018
+        p + "x"

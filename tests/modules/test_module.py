@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import dspex as dx
@@ -47,7 +48,8 @@ async def test_async_composition_sums_usage() -> None:
 def test_sync_composition_from_sync_code() -> None:
     lm = _script()
     pred = SyncPipeline()(question="2+2?", lm=lm)
-    assert pred.verdict is True and lm.calls == 2
+    assert pred.verdict is True
+    assert lm.calls == 2
     assert pred.usage.output_tokens == sum(h["usage"].output_tokens for h in lm.history)
 
 
@@ -70,7 +72,7 @@ async def test_concurrent_modules_keep_their_own_context() -> None:
     async def run(name: str, verdict: bool) -> None:
         lm = ScriptedLM([{"answer": name}, {"reasoning": "r", "verdict": verdict}])
         with dx.context(lm=lm):
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             results[name] = (await SyncPipeline().acall(question=name)).verdict
 
     async with anyio.create_task_group() as tg:
@@ -111,7 +113,9 @@ def test_named_predictors_walks_attributes_lists_and_dicts() -> None:
     assert len(tree.predictors()) == 6
     assert tree.named_parameters() == tree.named_predictors()
     subs = [n for n, _ in tree.named_sub_modules()]
-    assert subs[0] == "self" and "self.inner.check" in subs and "self.steps[1]" in subs
+    assert subs[0] == "self"
+    assert "self.inner.check" in subs
+    assert "self.steps[1]" in subs
     assert "self.frozen.draft" not in [n for n, _ in tree.named_sub_modules(skip_compiled=True)]
 
 
@@ -124,7 +128,8 @@ def test_set_get_lm_and_map_named_predictors() -> None:
     with pytest.raises(ConfigError, match="different LMs"):
         prog.get_lm()
     prog.map_named_predictors(lambda p: dx.Predict(p.signature, temperature=0.5))
-    assert prog.draft.config == {"temperature": 0.5} and prog.check.predict.lm is None
+    assert prog.draft.config == {"temperature": 0.5}
+    assert prog.check.predict.lm is None
 
 
 def test_deepcopy_shares_lms_and_reset_copy_clears() -> None:
@@ -133,13 +138,15 @@ def test_deepcopy_shares_lms_and_reset_copy_clears() -> None:
     prog.set_lm(lm)
     prog.draft.demos = [dx.Example(question="q", answer="a")]
     clone = prog.deepcopy()
-    assert clone.draft is not prog.draft and clone.draft.lm is lm
+    assert clone.draft is not prog.draft
+    assert clone.draft.lm is lm
     assert clone.draft.demos == prog.draft.demos
     clone.draft.demos.append(dx.Example(question="x", answer="y"))
     assert len(prog.draft.demos) == 1
     fresh = prog.reset_copy()
     assert all(p.lm is None and p.demos == [] for p in fresh.predictors())
-    assert prog.draft.demos and prog.draft.lm is lm
+    assert prog.draft.demos
+    assert prog.draft.lm is lm
     prog.reset()
     assert all(p.lm is None and p.demos == [] for p in prog.predictors())
 
@@ -161,7 +168,8 @@ async def test_chain_of_thought_async_and_reasoning_type() -> None:
     assert cot.predict.signature.output_fields["reasoning"].annotation is dx.Reasoning
     assert cot.predict.config == {"temperature": 0.3}
     pred = await cot.acall(question="1+1?", lm=ScriptedLM([{"reasoning": "It is 2.", "answer": "2"}]))
-    assert pred.answer == "2" and pred.reasoning.steps == ["It is 2."]
+    assert pred.answer == "2"
+    assert pred.reasoning.steps == ["It is 2."]
 
 
 def test_chain_of_thought_custom_rationale_field() -> None:

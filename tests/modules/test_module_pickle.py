@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import dspex as dx
 from dspex.errors import ConfigError, StateMismatchError
 from dspex.testing import ScriptedLM
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class Pipeline(dx.Module):
@@ -49,7 +51,8 @@ def test_save_program_pickles_the_whole_module(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="allow_pickle=True"):
         dx.load(target)
     loaded = dx.load(target, allow_pickle=True)
-    assert type(loaded).__name__ == "Pipeline" and loaded.dump_state() == prog.dump_state()
+    assert type(loaded).__name__ == "Pipeline"
+    assert loaded.dump_state() == prog.dump_state()
     assert loaded(question="x", lm=ScriptedLM([{"answer": "y"}])).answer == "y"
 
 
@@ -81,6 +84,7 @@ def test_missing_predictor_entry_raises_what_dspy_raises(tmp_path: Path) -> None
     prog = Pipeline()
     with pytest.raises(KeyError) as info:
         prog.load(tmp_path / "one.json")
-    assert isinstance(info.value, StateMismatchError) and isinstance(info.value, ConfigError)
+    assert isinstance(info.value, StateMismatchError)
+    assert isinstance(info.value, ConfigError)
     assert str(info.value).startswith("saved state has no entry for predictor(s) ['draft'")
     assert prog.draft.demos == []

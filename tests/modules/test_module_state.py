@@ -123,12 +123,14 @@ def test_secrets_are_never_written(tmp_path: Path) -> None:
     path = tmp_path / "p.json"
     predict.save(path)
     text = path.read_text()
-    assert "sk-very-secret" not in text and "sk-config-secret" not in text
+    assert "sk-very-secret" not in text
+    assert "sk-config-secret" not in text
     state = json.loads(text)
     assert state["lm"]["model"] == "openai/gpt-4o-mini"
     assert state["lm"]["temperature"] == 0.3
     loaded = dx.load(path)
-    assert loaded.lm.model == "openai/gpt-4o-mini" and loaded.lm.kwargs["temperature"] == 0.3
+    assert loaded.lm.model == "openai/gpt-4o-mini"
+    assert loaded.lm.kwargs["temperature"] == 0.3
     assert dx.load(path, load_lm=False).lm is None
 
 
@@ -173,4 +175,5 @@ def test_load_dspy_state_accepts_a_dict_and_checks_structure() -> None:
             self.extra = dx.Predict("question -> answer")
 
     partial = dx.load_dspy_state(Partial(), state, strict=False)
-    assert len(partial.draft.demos) == 2 and partial.extra.demos == []
+    assert len(partial.draft.demos) == 2
+    assert partial.extra.demos == []

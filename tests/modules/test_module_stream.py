@@ -23,14 +23,17 @@ async def test_predict_stream_yields_deltas_then_prediction() -> None:
     assert kinds[-1] is PredictionDone
     assert kinds.index(FieldDelta) < kinds.index(PredictionDone)
     deltas = [ev for ev in events if isinstance(ev, FieldDelta)]
-    assert len(deltas) > 1 and {d.field for d in deltas} == {"answer"}
+    assert len(deltas) > 1
+    assert {d.field for d in deltas} == {"answer"}
     assert "".join(d.text for d in deltas) == "Paris is the capital of France"
     tokens = "".join(ev.text for ev in events if isinstance(ev, TokenDelta))
     assert tokens == "[[ ## answer ## ]]\nParis is the capital of France"
     done = [ev for ev in events if isinstance(ev, FieldDone)]
     assert [(d.field, d.value) for d in done] == [("answer", "Paris is the capital of France")]
     usage = [ev for ev in events if isinstance(ev, Usage)]
-    assert len(usage) == 1 and usage[0].model == "scripted" and usage[0].output_tokens > 0
+    assert len(usage) == 1
+    assert usage[0].model == "scripted"
+    assert usage[0].output_tokens > 0
     assert kinds.index(Usage) < kinds.index(PredictionDone)
     final = events[-1]
     assert final.outputs == {"answer": "Paris is the capital of France"}
@@ -82,7 +85,9 @@ async def test_retry_events_are_streamed() -> None:
     with dx.context(lm=lm):
         events = await _collect(dx.Predict("question -> answer").stream(question="q"))
     retries = [ev for ev in events if isinstance(ev, Retry)]
-    assert len(retries) == 1 and retries[0].attempt == 1 and "parse" in retries[0].reason
+    assert len(retries) == 1
+    assert retries[0].attempt == 1
+    assert "parse" in retries[0].reason
     assert events[-1].outputs == {"answer": "fixed"}
 
 

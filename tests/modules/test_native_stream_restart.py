@@ -56,20 +56,24 @@ async def test_native_stream_cut_after_output_restarts_with_a_retry_event() -> N
         events: list[Any] = []
         await _stream(lm, events)
         await lm.aclose()
-    assert server.stats.faults == {"truncate": 1} and server.stats.requests == 2
+    assert server.stats.faults == {"truncate": 1}
+    assert server.stats.requests == 2
     kinds = [type(ev).__name__ for ev in events]
     assert kinds.count("Retry") == 1
     retry_at = kinds.index("Retry")
     retry = events[retry_at]
-    assert retry.attempt == 1 and retry.reason.startswith("stream interrupted after output, restarting: ")
+    assert retry.attempt == 1
+    assert retry.reason.startswith("stream interrupted after output, restarting: ")
     assert "LMTransportError" in retry.reason
     assert any(isinstance(ev, TokenDelta) for ev in events[:retry_at])  # output was seen before the cut
     assert not any(isinstance(ev, FieldDone) for ev in events[:retry_at])
     done = events[-1]
     assert isinstance(done, PredictionDone)
     calls = done.outputs["calls"]["tool_calls"]  # the event carries the ToolCalls as JSON
-    assert [c["name"] for c in calls] == ["get_weather"] and set(calls[0]["args"]) == {"location"}
-    assert isinstance(done.outputs["answer"], str) and done.outputs["answer"]
+    assert [c["name"] for c in calls] == ["get_weather"]
+    assert set(calls[0]["args"]) == {"location"}
+    assert isinstance(done.outputs["answer"], str)
+    assert done.outputs["answer"]
     assert lm.endpoint.retries == 1
 
 

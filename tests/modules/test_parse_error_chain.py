@@ -27,9 +27,11 @@ async def test_final_parse_error_lists_every_attempt_and_chains_them() -> None:
         ("ChatAdapter", "garbage one"), ("ChatAdapter", "garbage two"), ("JSONAdapter", "still not json")
     ]
     chat_reason, json_reason = err.attempts[0][1], err.attempts[2][1]
-    assert "answer" in chat_reason and chat_reason != json_reason  # the chat cause is kept, not only JSON's
+    assert "answer" in chat_reason
+    assert chat_reason != json_reason
     assert "after 3 attempt(s): 1. ChatAdapter: " in err.message
-    assert f"3. JSONAdapter: {json_reason.rstrip('.')}" in err.message and chat_reason.rstrip(".") in err.message
+    assert f"3. JSONAdapter: {json_reason.rstrip('.')}" in err.message
+    assert chat_reason.rstrip(".") in err.message
     chain = []
     cause = err.__cause__
     while cause is not None:
@@ -37,9 +39,11 @@ async def test_final_parse_error_lists_every_attempt_and_chains_them() -> None:
         cause = cause.__cause__
     assert [c.raw for c in chain] == ["still not json", "garbage two", "garbage one"]
     assert all(isinstance(c, ParseError) for c in chain)
-    assert err.raw == "still not json" and err.adapter == "JSONAdapter"
+    assert err.raw == "still not json"
+    assert err.adapter == "JSONAdapter"
     copy = pickle.loads(pickle.dumps(err))  # dead letters travel between processes
-    assert copy.attempts == err.attempts and copy.message == err.message
+    assert copy.attempts == err.attempts
+    assert copy.message == err.message
 
 
 async def test_streamed_parse_retries_are_numbered_with_the_predictor() -> None:
@@ -48,6 +52,7 @@ async def test_streamed_parse_retries_are_numbered_with_the_predictor() -> None:
         events = [ev async for ev in dx.Predict("question -> answer").stream(question="q")]
     retries = [ev for ev in events if isinstance(ev, Retry)]
     assert [r.attempt for r in retries] == [1, 2]
-    assert retries[0].reason.startswith("parse error: ") and retries[1].reason.startswith("falling back to JSONAdapter")
+    assert retries[0].reason.startswith("parse error: ")
+    assert retries[1].reason.startswith("falling back to JSONAdapter")
     assert {r.predictor for r in retries} == {"self"}
     assert events[-1].outputs == {"answer": "rescued"}

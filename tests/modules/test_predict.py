@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import dspex as dx
@@ -16,7 +17,8 @@ def test_sync_call_returns_prediction_with_usage() -> None:
     lm = ScriptedLM([{"answer": "Paris"}])
     pred = dx.Predict("question -> answer")(question="Capital of France?", lm=lm)
     assert pred.answer == "Paris"
-    assert pred.usage.input_tokens > 0 and pred.usage.output_tokens == 6
+    assert pred.usage.input_tokens > 0
+    assert pred.usage.output_tokens == 6
     assert lm.history[0]["messages"][-1]["content"].startswith("[[ ## question ## ]]\nCapital of France?")
 
 
@@ -88,7 +90,9 @@ async def test_trace_is_bounded_and_none_stays_none() -> None:
         for i in range(10):
             await predict.acall(question=f"q{i}", lm=lm)
     assert len(trace) == 3
-    assert trace[-1][0] is predict and trace[-1][1] == {"question": "q9"} and trace[-1][2].answer == "9"
+    assert trace[-1][0] is predict
+    assert trace[-1][1] == {"question": "q9"}
+    assert trace[-1][2].answer == "9"
     with dx.context(trace=None):
         await predict.acall(question="q", lm=ScriptedLM([{"answer": "x"}]))
         assert dx._context.get_setting("trace") is None
@@ -169,7 +173,8 @@ async def test_parse_failure_retries_with_feedback_then_succeeds() -> None:
     assert pred.answer == 42
     retry_messages = lm.history[1]["messages"]
     assert retry_messages[-2] == {"role": "assistant", "content": "[[ ## answer ## ]]\nnot a number"}
-    assert retry_messages[-1]["role"] == "user" and "answer" in retry_messages[-1]["content"]
+    assert retry_messages[-1]["role"] == "user"
+    assert "answer" in retry_messages[-1]["content"]
     assert pred.usage.output_tokens == 8 + 6
 
 
@@ -211,7 +216,7 @@ async def test_context_isolation_between_concurrent_tasks() -> None:
     async def worker(name: str) -> None:
         with dx.context(lm=ScriptedLM([{"answer": name}] * 5)):
             for _ in range(5):
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
                 pred = await predict.acall(question=name)
                 assert pred.answer == name
             seen[name] = pred.answer
@@ -237,7 +242,8 @@ def test_parameter_versions_are_recorded_and_restorable() -> None:
     assert [v.instructions for v in predict.versions][-2:] == [first.instructions, "Be terse."]
     assert len(predict.versions[-1].demos) == 1
     predict.restore_version(first)
-    assert predict.signature.instructions == first.instructions and predict.demos == []
+    assert predict.signature.instructions == first.instructions
+    assert predict.demos == []
 
 
 def test_deepcopy_and_reset_copy() -> None:
@@ -246,10 +252,15 @@ def test_deepcopy_and_reset_copy() -> None:
     predict.lm = lm
     predict.demos = [dx.Example(question="a", answer="b")]
     clone = predict.deepcopy()
-    assert clone.lm is lm and clone.demos == predict.demos and clone.demos is not predict.demos
-    assert clone.config == predict.config and clone.config is not predict.config
+    assert clone.lm is lm
+    assert clone.demos == predict.demos
+    assert clone.demos is not predict.demos
+    assert clone.config == predict.config
+    assert clone.config is not predict.config
     fresh = predict.reset_copy()
-    assert fresh.lm is None and fresh.demos == [] and predict.demos
+    assert fresh.lm is None
+    assert fresh.demos == []
+    assert predict.demos
 
 
 def test_named_predictors_of_a_predict_is_self() -> None:

@@ -22,7 +22,8 @@ GOLDEN = Path(__file__).resolve().parents[1] / "adapters" / "golden"
 
 def _load(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(f"dspex_golden_{name}", GOLDEN / f"{name}.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -100,7 +101,8 @@ async def test_tool_exception_becomes_observation_and_run_continues() -> None:
     obs = pred.trajectory["observation_0"]
     assert obs.startswith("Execution error in boom: \nTraceback (most recent call last):")
     assert obs.endswith("RuntimeError: boom 3")
-    assert pred.trajectory["observation_1"] == 8 and pred.answer == "ok"
+    assert pred.trajectory["observation_1"] == 8
+    assert pred.answer == "ok"
 
 
 async def test_tool_timeout_becomes_observation() -> None:
@@ -109,7 +111,8 @@ async def test_tool_timeout_becomes_observation() -> None:
     with anyio.fail_after(10):
         pred = await dx.ReAct("question -> answer", tools=[tool, double]).acall(question="q", lm=lm)
     obs = pred.trajectory["observation_0"]
-    assert obs.startswith("Execution error in slow: ") and "timed out after 0.05 s" in obs
+    assert obs.startswith("Execution error in slow: ")
+    assert "timed out after 0.05 s" in obs
     assert pred.trajectory["observation_1"] == 4
 
 
@@ -118,7 +121,8 @@ async def test_bad_arguments_become_observation() -> None:
     pred = await dx.ReAct("question -> answer", tools=[double]).acall(question="q", lm=lm)
     assert "ToolError: tool 'double': argument 'x' is invalid" in pred.trajectory["observation_0"]
     assert "unknown argument 'y'" in pred.trajectory["observation_1"]
-    assert pred.trajectory["observation_2"] == 10 and pred.answer == "ok"
+    assert pred.trajectory["observation_2"] == 10
+    assert pred.answer == "ok"
 
 
 async def test_unknown_tool_name_becomes_observation_listing_valid_names() -> None:
@@ -128,10 +132,13 @@ async def test_unknown_tool_name_becomes_observation_listing_valid_names() -> No
     pred = await dx.ReAct("question -> answer", tools=[double]).acall(question="q", lm=lm)
     assert pred.trajectory["tool_name_0"] == "rm_rf"
     obs = pred.trajectory["observation_0"]
-    assert obs.startswith("Execution error in rm_rf: ") and "expected one of: double, finish" in obs
-    assert pred.trajectory["observation_1"] == 2 and pred.answer == "ok"
+    assert obs.startswith("Execution error in rm_rf: ")
+    assert "expected one of: double, finish" in obs
+    assert pred.trajectory["observation_1"] == 2
+    assert pred.answer == "ok"
     feedback = lm.history[1]["messages"][-1]["content"]
-    assert "next_tool_name" in feedback and "double" in feedback
+    assert "next_tool_name" in feedback
+    assert "double" in feedback
 
 
 async def test_unparseable_reply_raises_parse_error() -> None:
@@ -151,7 +158,8 @@ async def test_only_registered_tools_run() -> None:
                     + _steps())
     agent = dx.ReAct("question -> answer", tools=[double])
     pred = await agent.acall(question="q", lm=lm)
-    assert ran == [] and "unknown tool 'secret'" in pred.trajectory["observation_0"]
+    assert ran == []
+    assert "unknown tool 'secret'" in pred.trajectory["observation_0"]
     assert list(agent.tools) == ["double", "finish"]
 
 
@@ -182,7 +190,8 @@ async def test_trajectory_truncation_drops_oldest_steps() -> None:
     pred = await dx.ReAct("question -> answer", tools=[double]).acall(question="q", lm=lm)
     assert pred.answer == "ok"
     # Steps 0 and 1 were dropped to fit; the latest ones survive.
-    assert "thought_0" not in pred.trajectory and "observation_3" in pred.trajectory
+    assert "thought_0" not in pred.trajectory
+    assert "observation_3" in pred.trajectory
 
 
 async def test_truncation_of_a_single_step_raises() -> None:
@@ -229,14 +238,19 @@ async def test_stream_emits_tool_call_and_result_events() -> None:
     calls = [e for e in events if isinstance(e, ToolCall)]
     results = [e for e in events if isinstance(e, ToolResult)]
     assert [(c.name, c.args) for c in calls] == [("double", {"x": 4}), ("boom", {"x": 1}), ("finish", {})]
-    assert results[0].result == 8 and results[0].error is None and results[0].duration_s >= 0
-    assert results[1].result is None and results[1].error is not None and "boom 1" in results[1].error
+    assert results[0].result == 8
+    assert results[0].error is None
+    assert results[0].duration_s >= 0
+    assert results[1].result is None
+    assert results[1].error is not None
+    assert "boom 1" in results[1].error
     assert results[2].result == "Completed."
     seqs = [e.seq for e in events]
     assert seqs == sorted(seqs)
     # Each call precedes its result, and the stream still ends with the prediction.
     assert events.index(calls[0]) < events.index(results[0]) < events.index(calls[1])
-    assert isinstance(events[-1], PredictionDone) and events[-1].outputs["answer"] == "ok"
+    assert isinstance(events[-1], PredictionDone)
+    assert events[-1].outputs["answer"] == "ok"
     assert event_from_wire(results[1].to_wire()) == results[1]
 
 
@@ -248,7 +262,9 @@ async def test_tool_result_event_error_has_no_traceback_but_the_lm_sees_dspys_te
     # the event goes to clients (WebSocket): type and message only, no server paths
     assert failed.error == "RuntimeError: boom 2"
     wire = json.dumps(failed.to_wire())
-    assert "Traceback" not in wire and "test_react.py" not in wire and "boom 2" in wire
+    assert "Traceback" not in wire
+    assert "test_react.py" not in wire
+    assert "boom 2" in wire
     # the observation fed back to the LM keeps DSPy's traceback summary
     obs = events[-1].outputs["trajectory"]["observation_0"]
     assert obs.startswith("Execution error in boom: \nTraceback (most recent call last):")

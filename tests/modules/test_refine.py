@@ -18,7 +18,7 @@ from dspex.testing import ScriptedLM
 GOLDEN = Path(__file__).parent / "golden"
 sys.path.insert(0, str(GOLDEN))
 
-import module_cases as cases  # noqa: E402
+import module_cases as cases
 
 GOLD = json.loads((GOLDEN / "modules_golden.json").read_text())
 
@@ -49,7 +49,8 @@ async def test_best_of_n_prompts_match_dspy_and_stop_at_threshold() -> None:
     program, reward = cases.build_refine(dx)
     lm = ScriptedLM([*cases.BEST_OF_N_ANSWERS, {"reasoning": "never", "answer": "unused"}])
     pred = await dx.BestOfN(program, N=4, reward_fn=reward, threshold=1.0).acall(lm=lm, **cases.QUESTION)
-    assert pred.answer == "Brussels" and lm.calls == 3  # the 4th attempt never runs
+    assert pred.answer == "Brussels"
+    assert lm.calls == 3
     assert _messages(lm) == [c["messages"] for c in GOLD["best_of_n"]["calls"]]
 
 
@@ -57,7 +58,8 @@ async def test_best_of_n_returns_best_when_threshold_never_met() -> None:
     lm = ScriptedLM([{"answer": "a b c"}, {"answer": "a"}, {"answer": "a b"}])
     fewest = dx.BestOfN(dx.Predict("q -> answer"), N=3, reward_fn=lambda _, p: -len(p.answer.split()), threshold=0)
     pred = await fewest.acall(q="x", lm=lm)
-    assert pred.answer == "a" and lm.calls == 3
+    assert pred.answer == "a"
+    assert lm.calls == 3
 
 
 class _RecordingLM:
@@ -87,7 +89,8 @@ async def test_attempts_use_rollout_ids_from_the_lm_start_at_temperature_one() -
     best = dx.BestOfN(module, N=3, reward_fn=lambda _, p: float(p.answer == "yes"), threshold=1.0)
     assert (await best.acall(q="x")).answer == "yes"
     assert [(c["rollout_id"], c["temperature"]) for c in lm.log] == [(5, 1.0), (6, 1.0), (7, 1.0)]
-    assert module.lm is lm and lm.kwargs == {"rollout_id": 5, "temperature": 0.0}  # the original is untouched
+    assert module.lm is lm
+    assert lm.kwargs == {"rollout_id": 5, "temperature": 0.0}
 
 
 async def test_async_reward_and_trace_of_the_winner_is_appended() -> None:
@@ -99,7 +102,8 @@ async def test_async_reward_and_trace_of_the_winner_is_appended() -> None:
     with dx.context(trace=trace):
         pred = await dx.BestOfN(dx.Predict("q -> answer"), N=3, reward_fn=reward, threshold=1.0).acall(q="x", lm=lm)
     assert pred.answer == "good"
-    assert len(trace) == 1 and trace[0][2].answer == "good"
+    assert len(trace) == 1
+    assert trace[0][2].answer == "good"
 
 
 async def test_fail_count_tolerates_failures_then_raises() -> None:
@@ -139,7 +143,8 @@ async def test_stream_reports_each_new_attempt_as_retry() -> None:
     retries = [ev for ev in events if isinstance(ev, Retry)]
     assert [r.attempt for r in retries] == [2, 3]
     assert all(r.reason.startswith("Refine: reward 0.0 < threshold 1.0") for r in retries)
-    assert isinstance(events[-1], PredictionDone) and events[-1].outputs["answer"] == "Brussels"
+    assert isinstance(events[-1], PredictionDone)
+    assert events[-1].outputs["answer"] == "Brussels"
 
 
 def test_bad_arguments_are_config_errors() -> None:
@@ -152,7 +157,8 @@ def test_bad_arguments_are_config_errors() -> None:
 def test_best_of_n_sync_call() -> None:
     lm = ScriptedLM([{"answer": "a b"}, {"answer": "ok"}])
     best = dx.BestOfN(dx.Predict("q -> answer"), N=3, reward_fn=lambda _, p: float(p.answer == "ok"), threshold=1.0)
-    assert best(q="x", lm=lm).answer == "ok" and lm.calls == 2
+    assert best(q="x", lm=lm).answer == "ok"
+    assert lm.calls == 2
 
 
 async def test_best_of_n_streams_and_runs_as_a_flow_stage() -> None:
@@ -161,7 +167,8 @@ async def test_best_of_n_streams_and_runs_as_a_flow_stage() -> None:
     with dx.context(lm=ScriptedLM([{"answer": "a b"}, {"answer": "ok"}])):
         events = [ev async for ev in best.stream(question="q")]
     assert [ev.attempt for ev in events if isinstance(ev, Retry)] == [2]
-    assert isinstance(events[-1], PredictionDone) and events[-1].outputs == {"answer": "ok"}
+    assert isinstance(events[-1], PredictionDone)
+    assert events[-1].outputs == {"answer": "ok"}
     out = dx.sinks.collect()
     flow = dx.Flow("best")
     flow.source([{"id": 1, "question": "q1"}, {"id": 2, "question": "q2"}]).map(best).sink(out)

@@ -59,24 +59,34 @@ async def test_stream_yields_retry_then_a_full_correct_prediction(fault: str) ->
     kinds = [type(ev).__name__ for ev in events]
     retry_at = kinds.index("Retry")
     retry = events[retry_at]
-    assert kinds.count("Retry") == 1 and isinstance(retry, Retry)
-    assert retry.attempt == 1 and retry.predictor == "self"
-    assert "LMTransportError" in retry.reason and "[model='fake-model', provider='openai']" in retry.reason
+    assert kinds.count("Retry") == 1
+    assert isinstance(retry, Retry)
+    assert retry.attempt == 1
+    assert retry.predictor == "self"
+    assert "LMTransportError" in retry.reason
+    assert "[model='fake-model', provider='openai']" in retry.reason
     before = "".join(ev.text for ev in events[:retry_at] if isinstance(ev, TokenDelta))
     after = "".join(ev.text for ev in events[retry_at:] if isinstance(ev, TokenDelta))
-    assert before and COMPLETION.startswith(before) and before != COMPLETION  # partial output, then cut
+    assert before
+    assert COMPLETION.startswith(before)
+    assert before != COMPLETION
     assert after == COMPLETION  # the restart streams everything again
     assert not any(isinstance(ev, FieldDone | Usage) for ev in events[:retry_at])
     partial = "".join(ev.text for ev in events[:retry_at] if isinstance(ev, FieldDelta))
-    assert partial.strip() and ANSWER.startswith(partial.strip()) and partial.strip() != ANSWER
+    assert partial.strip()
+    assert ANSWER.startswith(partial.strip())
+    assert partial.strip() != ANSWER
     done = events[-1]
-    assert isinstance(done, PredictionDone) and done.outputs == {"answer": ANSWER}
+    assert isinstance(done, PredictionDone)
+    assert done.outputs == {"answer": ANSWER}
     assert [ev.value for ev in events if isinstance(ev, FieldDone)] == [ANSWER]
     # only the complete attempt's usage is counted, as the server counted it
     usage = [ev for ev in events if isinstance(ev, Usage)]
-    assert len(usage) == 1 and usage[0].output_tokens == server.stats.completion_tokens > 0
+    assert len(usage) == 1
+    assert usage[0].output_tokens == server.stats.completion_tokens > 0
     assert usage[0].input_tokens == server.stats.prompt_tokens
-    assert server.stats.requests == 2 and lm.endpoint.retries == 1
+    assert server.stats.requests == 2
+    assert lm.endpoint.retries == 1
     assert len(lm.history) == 1  # the interrupted attempt is not an LM call in the history
 
 
@@ -87,7 +97,8 @@ async def test_a_stall_after_the_first_token_times_out_and_restarts() -> None:
         await lm.aclose()
     retries = [ev for ev in events if isinstance(ev, Retry)]
     # one restart for the stall (a loaded box may cut a slow restart too: still timeouts only)
-    assert retries and all("LMTimeoutError: read timeout (1.0s)" in r.reason for r in retries)
+    assert retries
+    assert all("LMTimeoutError: read timeout (1.0s)" in r.reason for r in retries)
     assert retries[0].reason.startswith("stream interrupted after output, restarting: ")
     assert events[-1].outputs == {"answer": ANSWER}
 
@@ -100,7 +111,8 @@ async def test_restart_caches_only_the_complete_answer() -> None:
         again = await _events(lm)  # served from the cache: no request, no retry
         await lm.aclose()
     assert first[-1].outputs == again[-1].outputs == {"answer": ANSWER}
-    assert server.stats.requests == 2 and not any(isinstance(ev, Retry) for ev in again)
+    assert server.stats.requests == 2
+    assert not any(isinstance(ev, Retry) for ev in again)
     assert [ev.cache_hit for ev in again if isinstance(ev, Usage)] == [True]
 
 
@@ -127,9 +139,11 @@ async def test_lm_retries_before_the_first_token_are_announced() -> None:
         await lm.aclose()
     assert server.stats.faults == {"500": 1}
     kinds = [type(ev).__name__ for ev in events]
-    assert kinds.count("Retry") == 1 and kinds.index("Retry") < kinds.index("TokenDelta")
+    assert kinds.count("Retry") == 1
+    assert kinds.index("Retry") < kinds.index("TokenDelta")
     retry = events[kinds.index("Retry")]
-    assert retry.attempt == 1 and retry.predictor == "self"
+    assert retry.attempt == 1
+    assert retry.predictor == "self"
     assert retry.reason.startswith("LM call failed before any output, retrying: ServerError: openai server error 500")
     assert "".join(ev.text for ev in events if isinstance(ev, TokenDelta)) == COMPLETION
     assert events[-1].outputs == {"answer": ANSWER}

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import dspex as dx
 from dspex.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 TRAIN = [dx.Example(question=q, answer=a).with_inputs("question")
          for q, a in [("sky", "blue"), ("grass", "green"), ("snow", "white")]]
@@ -29,7 +32,9 @@ async def test_versions_keep_score_settings_and_parent(tmp_path: Path) -> None:
     assert versions[0]["meta"] == {}
     assert versions[1]["meta"] == {"optimizer": "LabeledFewShot", "settings": {"k": 2},
                                    "parent": {"name": "qa", "version": 1}}
-    assert programs[0]["name"] == "qa" and programs[0]["versions"] == 2 and programs[0]["best_score"] == 55.5
+    assert programs[0]["name"] == "qa"
+    assert programs[0]["versions"] == 2
+    assert programs[0]["best_score"] == 55.5
 
 
 def test_load_restores_any_version(tmp_path: Path) -> None:
@@ -41,8 +46,11 @@ def test_load_restores_any_version(tmp_path: Path) -> None:
     dx.save_version(second, "qa", store=path, score=1.0)
     latest = dx.load("qa", store=path)
     old = dx.load("qa", store=path, version=1)
-    assert latest.signature.instructions == "Name the colour." and len(latest.demos) == 2
-    assert latest.dspex_version == ("qa", 2) and old.dspex_version == ("qa", 1) and old.demos == []
+    assert latest.signature.instructions == "Name the colour."
+    assert len(latest.demos) == 2
+    assert latest.dspex_version == ("qa", 2)
+    assert old.dspex_version == ("qa", 1)
+    assert old.demos == []
     with pytest.raises(ConfigError, match=r"no version 7; expected one of \[1, 2\]"):
         dx.load("qa", store=path, version=7)
     with pytest.raises(ConfigError, match="no program named 'nope'"):

@@ -73,7 +73,8 @@ async def test_timeout_fails_slow_items_through_its_policy() -> None:
     report = await flow.run(progress=False)
     assert [r["i"] for r in out.items] == [0, 2]
     (dl,) = report.dead_letters
-    assert isinstance(dl.error, ItemFailed) and dl.node == "deadline"
+    assert isinstance(dl.error, ItemFailed)
+    assert dl.node == "deadline"
     assert "longer than 0.05 s" in str(dl.error)
 
 

@@ -96,7 +96,8 @@ async def test_dspy_lm_against_fake_server_reports_token_usage() -> None:
     assert sorted(r["answer"] for r in out.items) == ["A0", "A1", "A2", "A3"]
     assert {r["reasoning"] for r in out.items} == {"think 0", "think 1", "think 2", "think 3"}
     assert report.usage["calls"] == 4
-    assert report.usage["input_tokens"] > 0 and report.usage["output_tokens"] > 0
+    assert report.usage["input_tokens"] > 0
+    assert report.usage["output_tokens"] > 0
 
 
 class _Events(collect().__class__):  # type: ignore[misc]

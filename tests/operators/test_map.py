@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -14,6 +13,9 @@ import dspex.flows as fl
 from dspex.events import Event, PredictionDone, TokenDelta
 from dspex.sinks import Sink, collect
 from dspex.testing import ScriptedLM
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 
 class EventCollector(Sink):
@@ -87,7 +89,8 @@ async def test_sync_function_with_threads_executor_runs_in_threads() -> None:
     flow.source([{"x": i} for i in range(20)]).map(blocking, concurrency=4, executor="threads").sink(out)
     await flow.run(progress=False)
     assert [r["x"] for r in out.items] == [10 * i for i in range(20)]
-    assert threads and threading.get_ident() not in threads
+    assert threads
+    assert threading.get_ident() not in threads
 
 
 async def test_function_returning_awaitable_is_awaited() -> None:
@@ -136,7 +139,8 @@ async def test_module_node_merges_outputs_into_the_record(ordered: bool) -> None
     by_id = {r["id"]: r for r in out.items}
     assert by_id[1] == {"id": 1, "question": "Capital of France?", "answer": "Paris"}
     assert by_id[2]["answer"] == "Rome"
-    assert report.usage["input_tokens"] > 0 and report.usage["calls"] == 2
+    assert report.usage["input_tokens"] > 0
+    assert report.usage["calls"] == 2
 
 
 async def test_module_events_reach_event_aware_sinks_only() -> None:
@@ -155,7 +159,8 @@ async def test_module_events_reach_event_aware_sinks_only() -> None:
         ("qa", "1", {"answer": "Paris"}), ("qa", "2", {"answer": "Rome"})
     ]
     seqs = [e.seq for e in live.events]
-    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs)
     assert all(e.run == report.run_id for e in live.events)
     assert any(isinstance(e, TokenDelta) and e.item_id == "1" for e in live.events)
 

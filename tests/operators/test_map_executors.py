@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -18,6 +17,9 @@ from _executor_fns import double, flaky, fragile, keep_even, sleepy, twice
 import dspex.flows as fl
 from dspex.errors import ConfigError, FlowFailed
 from dspex.sinks import collect
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EXECUTORS = ["inline", "threads", "processes"]
 

@@ -19,8 +19,10 @@ async def test_branch_splits_by_predicate() -> None:
     no.map(lambda r: {**r, "odd": True}).sink(odds)
     report = await flow.run(progress=False)
     assert [r["i"] for r in evens.items] == [0, 2, 4, 6, 8]
-    assert [r["i"] for r in odds.items] == [1, 3, 5, 7, 9] and all(r["odd"] for r in odds.items)
-    assert report.items_out == 10 and report.nodes["branch-2"].items_out == 10
+    assert [r["i"] for r in odds.items] == [1, 3, 5, 7, 9]
+    assert all(r["odd"] for r in odds.items)
+    assert report.items_out == 10
+    assert report.nodes["branch-2"].items_out == 10
 
 
 async def test_route_by_key_with_default_and_unknown_keys() -> None:
@@ -55,7 +57,8 @@ async def test_broadcast_copies_records_to_every_consumer() -> None:
     report = await flow.run(progress=False)
     assert left.items == [{"i": 1, "touched": True}, {"i": 2, "touched": True}]
     assert right.items == [{"i": 1}, {"i": 2}]
-    assert report.items_in == 2 and report.items_out == 4
+    assert report.items_in == 2
+    assert report.items_out == 4
 
 
 async def test_merge_joins_branches() -> None:
@@ -88,11 +91,13 @@ async def test_ab_split_reports_per_variant(ordered: bool) -> None:
     variants = report.to_dict()["nodes"]["ab"]["extra"]["variants"]
     assert variants["a"]["items"] + variants["b"]["items"] == 400
     assert 60 < variants["b"]["items"] < 140
-    assert variants["a"]["metric"] == 0.0 and variants["b"]["metric"] == 1.0
+    assert variants["a"]["metric"] == 0.0
+    assert variants["b"]["metric"] == 1.0
     tags = {r["_variant"] for r in out.items}
     assert tags == {"a", "b"}
     failed_b = variants["b"]["failed"]
-    assert report.items_out == 400 - failed_b and report.items_failed == failed_b
+    assert report.items_out == 400 - failed_b
+    assert report.items_failed == failed_b
     again = fl.Flow("ab2")
     out2 = collect()
     again.source([{"i": i} for i in range(400)]).ab_split(

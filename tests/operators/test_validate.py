@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,6 +13,9 @@ from dspex.errors import AssertionFailed, FlowFailed
 from dspex.events import Event, ValidationFailed
 from dspex.sinks import Sink, collect
 from dspex.testing import ScriptedLM
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 
 class EventCollector(Sink):
@@ -53,7 +55,8 @@ async def test_assert_retries_with_feedback_then_passes() -> None:
     assert out.items[0]["answer"].split() == ["word"]
     node = report.nodes["validate-3"]
     assert (node.items_in, node.items_out, node.items_failed) == (1, 1, 0)
-    assert node.extra["validation_failures"] == 2 and report.validation_failures == 2
+    assert node.extra["validation_failures"] == 2
+    assert report.validation_failures == 2
 
 
 @pytest.mark.parametrize("policy", ["raise", "dead_letter"])
@@ -71,7 +74,8 @@ async def test_assert_gives_up_through_the_policy(policy: str) -> None:
     else:
         report = await flow.run(progress=False)
         (dl,) = report.dead_letters
-        assert isinstance(dl.error, AssertionFailed) and dl.node == "check"
+        assert isinstance(dl.error, AssertionFailed)
+        assert dl.node == "check"
         assert report.nodes["check"].items_failed == 1
     assert len(seen) == 2
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -14,6 +13,9 @@ from dspex.errors import ConfigError
 from dspex.sinks import collect
 from dspex.testing import FakeClock
 
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
 
 async def test_batch_by_size() -> None:
     out = collect()
@@ -21,7 +23,8 @@ async def test_batch_by_size() -> None:
     flow.source([{"i": i} for i in range(7)]).batch(size=3).sink(out)
     report = await flow.run(progress=False)
     assert [[r["i"] for r in b] for b in out.items] == [[0, 1, 2], [3, 4, 5], [6]]
-    assert report.items_in == 7 and report.items_out == 3
+    assert report.items_in == 7
+    assert report.items_out == 3
 
 
 def _held_source(first: int, release: anyio.Event, then: int = 1) -> Any:

@@ -25,8 +25,10 @@ async def test_ab_split_reports_a_dspy_metric_per_variant() -> None:
             report = await flow.run(progress=False)
         await lm.aclose()
     variants = report.to_dict()["nodes"]["ab"]["extra"]["variants"]
-    assert variants["a"]["items"] + variants["b"]["items"] == 60 and variants["b"]["items"] > 5
-    assert variants["a"]["metric"] == 0.0 and variants["b"]["metric"] == 1.0
+    assert variants["a"]["items"] + variants["b"]["items"] == 60
+    assert variants["b"]["items"] > 5
+    assert variants["a"]["metric"] == 0.0
+    assert variants["b"]["metric"] == 1.0
     assert variants["a"]["metric_errors"] == variants["b"]["metric_errors"] == 0
 
 
@@ -41,4 +43,6 @@ async def test_a_failing_or_async_metric_is_counted_not_fatal() -> None:
         dx.sinks.collect())
     report = await flow.run(progress=False)
     a = report.to_dict()["nodes"]["ab"]["extra"]["variants"]["a"]
-    assert report.items_out == 10 and a["metric_errors"] == 1 and a["metric"] == 5 / 9
+    assert report.items_out == 10
+    assert a["metric_errors"] == 1
+    assert a["metric"] == 5 / 9

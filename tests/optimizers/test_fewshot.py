@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 
 import dspex as dx
 from dspex.errors import ConfigError
-from dspex.lm._types import LMResponse
 from dspex.testing import ScriptedLM
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from dspex.lm._types import LMResponse
 
 PAIRS = [("sky", "blue"), ("grass", "green"), ("snow", "white"), ("coal", "black"), ("blood", "red"),
          ("banana", "yellow"), ("carrot", "orange"), ("violet", "purple")]
@@ -53,8 +56,12 @@ async def test_compile_returns_a_new_program_and_leaves_the_student_alone() -> N
     with dx.context(lm=lm):  # as in DSPy, copies are reset: they use the context's LM
         compiled = await dx.BootstrapFewShot(metric=dx.metrics.exact_match, max_bootstrapped_demos=2,
                                              max_labeled_demos=3).acompile(student, trainset=TRAIN)
-    assert compiled is not student and compiled._compiled and compiled.lm is None
-    assert student.demos == [TRAIN[0]] and student.lm is lm and not student._compiled
+    assert compiled is not student
+    assert compiled._compiled
+    assert compiled.lm is None
+    assert student.demos == [TRAIN[0]]
+    assert student.lm is lm
+    assert not student._compiled
     assert questions(compiled.demos)[:2] == [("sky", True), ("grass", True)]
 
 
@@ -62,7 +69,8 @@ def test_sync_compile_works_from_sync_code() -> None:
     with dx.context(lm=ScriptedLM(RIGHT)):
         compiled = dx.BootstrapFewShot(max_bootstrapped_demos=1, max_labeled_demos=2).compile(
             dx.Predict("question -> answer"), trainset=TRAIN)
-    assert len(compiled.demos) == 2 and compiled.demos[0].augmented is True
+    assert len(compiled.demos) == 2
+    assert compiled.demos[0].augmented is True
 
 
 async def test_same_seed_same_demos_whatever_the_completion_order() -> None:
@@ -107,7 +115,8 @@ async def test_a_failing_example_is_skipped_not_fatal() -> None:
     opt = dx.BootstrapFewShot(metric=metric, max_bootstrapped_demos=2, max_labeled_demos=0)
     with dx.context(lm=ScriptedLM(RIGHT)):
         compiled = await opt.acompile(dx.Predict("question -> answer"), trainset=TRAIN)
-    assert questions(compiled.demos) == [("grass", True), ("snow", True)] and opt.error_count == 1
+    assert questions(compiled.demos) == [("grass", True), ("snow", True)]
+    assert opt.error_count == 1
     strict = dx.BootstrapFewShot(metric=metric, max_bootstrapped_demos=2, max_labeled_demos=0, max_errors=1)
     with dx.context(lm=ScriptedLM(RIGHT)), pytest.raises(RuntimeError, match="metric bug"):
         await strict.acompile(dx.Predict("question -> answer"), trainset=TRAIN)
@@ -139,7 +148,8 @@ async def test_labeled_few_shot_with_empty_trainset_returns_a_reset_copy() -> No
     student = dx.Predict("question -> answer")
     student.demos = [TRAIN[0]]
     program = await dx.LabeledFewShot(k=2).acompile(student, trainset=[])
-    assert program.demos == [] and student.demos == [TRAIN[0]]
+    assert program.demos == []
+    assert student.demos == [TRAIN[0]]
 
 
 async def test_random_search_restrict_and_stop_at_score() -> None:

@@ -74,7 +74,8 @@ async def test_bootstrap_few_shot_picks_dspy_demos(case: dict[str, Any], concurr
     with dx.context(lm=scripted(cot)):
         compiled = await optimizer.acompile(student, trainset=examples(COLORS[: case["train"]]))
     assert demos(compiled) == case["demos"]
-    assert compiled._compiled and not student._compiled
+    assert compiled._compiled
+    assert not student._compiled
     assert all(not p.demos for p in student.predictors())
 
 

@@ -9,15 +9,18 @@ scoring its candidates.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import dspex as dx
 from dspex.errors import ConfigError
 from dspex.testing import FakeLLMServer, StudentTask
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
 
 TASK = StudentTask()
 TRAIN = TASK.examples(24, seed=1)
@@ -48,7 +51,9 @@ async def test_copro_finds_the_instruction_and_lifts_the_dev_score() -> None:
     assert after.score == 100.0  # stated margin: +100 points
     assert student.signature.instructions != TASK.instruction  # untouched
     scores = [c["score"] for c in compiled.candidate_programs]
-    assert scores == sorted(scores, reverse=True) and scores[0] == 100.0 and min(scores) == 0.0
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] == 100.0
+    assert min(scores) == 0.0
     assert compiled.total_calls == 4 + 4  # round 1: 3 proposed + the original; round 2: 4 new ones
 
 
@@ -83,10 +88,14 @@ async def test_mipro_finds_instruction_and_demos_and_lifts_the_dev_score() -> No
             after = await evaluate.acall(compiled)
     assert before.score == 0.0
     assert compiled.signature.instructions == TASK.instruction
-    assert after.score == 100.0 and compiled.score == 100.0  # stated margin: +100 points
-    assert student.signature.instructions != TASK.instruction and student.demos == []  # untouched
+    assert after.score == 100.0
+    assert compiled.score == 100.0
+    assert student.signature.instructions != TASK.instruction
+    assert student.demos == []
     full = [c["score"] for c in compiled.candidate_programs]
-    assert full[0] == 100.0 and full == sorted(full, reverse=True) and len(compiled.mb_candidate_programs) == 6
+    assert full[0] == 100.0
+    assert full == sorted(full, reverse=True)
+    assert len(compiled.mb_candidate_programs) == 6
 
 
 async def test_mipro_same_seed_same_result() -> None:
@@ -144,7 +153,8 @@ async def test_gepa_reflects_on_feedback_and_lifts_the_dev_score() -> None:
     assert after.score == 100.0  # stated margin: +100 points
     assert student.signature.instructions != TASK.instruction  # untouched
     details = compiled.detailed_results
-    assert details["val_aggregate_scores"][0] == 0.0 and max(details["val_aggregate_scores"]) == 1.0
+    assert details["val_aggregate_scores"][0] == 0.0
+    assert max(details["val_aggregate_scores"]) == 1.0
     assert details["parents"][details["best_idx"]] == [0]  # evolved from the seed candidate
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -14,6 +13,9 @@ import dspex as dx
 from dspex.errors import AuthError, ConfigError, InputError
 from dspex.testing import FakeLLMServer, StudentTask
 from dspex.testing._fake_embeddings import fake_embedding
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 TASK = StudentTask()
 TRAIN = TASK.examples(24, seed=1)
@@ -39,7 +41,8 @@ async def test_endpoint_embeddings_keep_input_order_across_batches_and_cache() -
         again = await embedder.acall(texts[:5])
         assert server.stats.requests == requests  # all cached
         single = await embedder.acall("shift lantern", caching=False)
-    assert vectors == [fake_embedding(t) for t in texts] and again == vectors[:5]
+    assert vectors == [fake_embedding(t) for t in texts]
+    assert again == vectors[:5]
     assert requests == 3  # 10 distinct texts in batches of 4
     assert single == fake_embedding("shift lantern")
     assert math.isclose(sum(v * v for v in single), 1.0)
@@ -89,7 +92,9 @@ async def test_knn_few_shot_lifts_the_dev_score_and_leaves_the_student_alone() -
             before = await evaluate.acall(student)
             compiled = await optimizer.acompile(student, trainset=TRAIN)
             after = await evaluate.acall(compiled)
-    assert compiled is not student and student.demos == [] and not student._compiled
+    assert compiled is not student
+    assert student.demos == []
+    assert not student._compiled
     assert before.score == 0.0
     assert after.score >= 80.0, after.score  # stated margin: +80 points
 
@@ -107,7 +112,8 @@ async def test_bad_embedding_requests_are_400s() -> None:
             bad = await client.post(server.url + "/v1/embeddings", json={"input": [1, 2]})
             missing = await client.post(server.url + "/v1/embeddings", content=b"{}")
             ok = await client.post(server.url + "/v1/embeddings", json={"input": "a b", "dimensions": 8})
-    assert bad.status_code == 400 and missing.status_code == 400
+    assert bad.status_code == 400
+    assert missing.status_code == 400
     assert ok.json()["data"][0]["embedding"] == fake_embedding("a b", 8)
 
 

@@ -7,11 +7,14 @@ program scores 0 % and a correct optimizer must put the right demos in.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import dspex as dx
 from dspex.testing import FakeLLMServer, StudentTask
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 TASK = StudentTask()
 TRAIN = TASK.examples(24, seed=1)
@@ -43,7 +46,8 @@ async def test_bootstrap_few_shot_lifts_the_dev_score() -> None:
     assert before.score == 0.0 == again.score  # the student itself is untouched
     assert after.score >= 80.0, after.score  # stated margin: +80 points
     augmented = [d for d in compiled.demos if d.get("augmented")]
-    assert len(augmented) == 4 and all(TASK.answer(d.question) == d.answer for d in augmented)
+    assert len(augmented) == 4
+    assert all(TASK.answer(d.question) == d.answer for d in augmented)
 
 
 async def test_bootstrapped_demos_alone_teach_their_rules_only() -> None:
@@ -74,7 +78,10 @@ async def test_random_search_lifts_the_dev_score_and_keeps_the_best() -> None:
                                             teacher=teacher)
             score = (await dx.Evaluate(devset=DEV, metric=dx.metrics.exact_match).acall(best)).score
     scores = [c["score"] for c in best.candidate_programs]
-    assert scores == sorted(scores, reverse=True) and len(scores) == 7
+    assert scores == sorted(scores, reverse=True)
+    assert len(scores) == 7
     assert best is best.candidate_programs[0]["program"] or scores[0] == scores[1]
     zero_shot = next(c for c in best.candidate_programs if c["seed"] == -3)
-    assert zero_shot["score"] == 0.0 and scores[0] >= 40.0 and score >= 40.0
+    assert zero_shot["score"] == 0.0
+    assert scores[0] >= 40.0
+    assert score >= 40.0

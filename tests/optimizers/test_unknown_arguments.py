@@ -5,13 +5,15 @@ No LM is needed: the check runs before any work, so each case raises at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import dspex as dx
 from dspex.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 TRAIN = [dx.Example(question="q", answer="a").with_inputs("question")]
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from dspex.lm import LM, RetryPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
 
 REQUIRED = os.environ.get("DSPEX_REQUIRE_REAL_LM") == "1"
 #: Small generations keep the tier fast on 2 cores; answers are not judged.

@@ -37,9 +37,12 @@ async def parsed_or_typed(module: Any, lm: Any, question: str) -> dx.Prediction 
 
 async def test_plain_call_and_stream_report_usage(real_lm: Any) -> None:
     response = await real_lm.acall("Say hello.")
-    assert response.outputs and response.usage.output_tokens > 0
+    assert response.outputs
+    assert response.usage.output_tokens > 0
     chunks = [c async for c in real_lm.stream("Say hello.")]
-    assert chunks[-1].done and chunks[-1].usage is not None and chunks[-1].usage.output_tokens > 0
+    assert chunks[-1].done
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.output_tokens > 0
     assert sum(1 for c in chunks if c.text) >= 2  # text arrives in several deltas
 
 
@@ -57,7 +60,8 @@ async def test_json_adapter_negotiates_structured_output(real_lm: Any) -> None:
         for q in QUESTIONS[:2]:
             await parsed_or_typed(dx.Predict("question -> answer"), real_lm, q)
     rungs = {e["structured_output"] for e in real_lm.history}
-    assert rungs <= {"json_schema", "json_object", "prompt"} and rungs
+    assert rungs <= {"json_schema", "json_object", "prompt"}
+    assert rungs
     # llama-cpp-python refuses json_schema (a 500): negotiated once, remembered, never retried
     assert real_lm.endpoint.retries == 0
     assert real_lm.capabilities["structured_output"] in ("json_schema", "json_object", "prompt")
@@ -72,8 +76,10 @@ async def test_streamed_predict_sends_deltas_before_the_end(real_lm: Any) -> Non
         except ParseError:
             kinds.append(ParseError)  # a typed parse failure after the deltas is allowed
     assert kinds[-1] in (PredictionDone, ParseError)
-    assert TokenDelta in kinds and FieldDelta in kinds
-    assert kinds.index(TokenDelta) < len(kinds) - 1 and kinds.index(FieldDelta) < len(kinds) - 1
+    assert TokenDelta in kinds
+    assert FieldDelta in kinds
+    assert kinds.index(TokenDelta) < len(kinds) - 1
+    assert kinds.index(FieldDelta) < len(kinds) - 1
 
 
 class _ChatOnly(dx.ChatAdapter):
@@ -94,7 +100,8 @@ async def test_flow_of_50_items_at_concurrency_4(real_lm: Any) -> None:
         # a 135M model often misses the format: parse failures are allowed, never other errors
         lm = real_lm.copy(max_tokens=32)
         report = await flow.run(lm=lm, progress=False, max_failure_rate=1.0)
-    assert report.items_in == 50 and report.status == "completed"
+    assert report.items_in == 50
+    assert report.status == "completed"
     assert report.items_out + report.items_failed == 50
     for letter in report.dead_letters:  # only parse failures, typed, never LM errors
         assert isinstance(letter.error, ParseError) and not isinstance(letter.error, LMError), letter.error

@@ -10,16 +10,18 @@ connection (the server's messages), on both backends.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-from anyio.abc import SocketStream
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from dspex.sinks import websocket
 from dspex.sinks._ws_io import ProtocolStream, WebSocketConnection, connect, open_connection
+
+if TYPE_CHECKING:
+    from anyio.abc import SocketStream
 
 pytestmark = pytest.mark.reliability
 

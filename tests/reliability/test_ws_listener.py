@@ -124,9 +124,11 @@ async def test_accept_faults_are_logged_and_survived(
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
             report = await _gated_flow(live).run(progress=False)
-    assert report.status == "completed" and report.items_out == N
+    assert report.status == "completed"
+    assert report.items_out == N
     assert sorted(r["id"] for r in received) == list(range(N))
-    assert wrappers[0].raised == len(faults) and live.statistics()["accept_errors"] == len(faults)
+    assert wrappers[0].raised == len(faults)
+    assert live.statistics()["accept_errors"] == len(faults)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("accept() failed" in m and os.strerror(errno.EMFILE) in m for m in warnings)
     assert any("accepting again after 5 failed" in m for m in warnings)  # 5 resource errors in a row
@@ -161,7 +163,8 @@ async def test_idle_connections_time_out_and_a_client_still_connects(anyio_backe
                 tg.start_soon(crowd_then_watch)
                 report = await _gated_flow(live).run(progress=False)
                 tg.cancel_scope.cancel()
-        assert report.status == "completed" and sorted(r["id"] for r in received) == list(range(N))
+        assert report.status == "completed"
+        assert sorted(r["id"] for r in received) == list(range(N))
         stats = live.statistics()
         assert 1 <= peak <= cap  # never more than the cap mid-handshake
         assert stats["handshake_timeouts"] >= idle_count - cap  # the idle ones were dropped
@@ -191,9 +194,11 @@ async def test_stale_handshakes_are_shed_for_newcomers(anyio_backend: str, monke
             async with anyio.create_task_group() as tg:
                 tg.start_soon(crowd_then_watch)
                 report = await _gated_flow(live).run(progress=False)
-        assert report.status == "completed" and sorted(r["id"] for r in received) == list(range(N))
+        assert report.status == "completed"
+        assert sorted(r["id"] for r in received) == list(range(N))
         stats = live.statistics()
-        assert stats["handshakes_shed"] >= idle_count - cap + 1 and stats["handshake_timeouts"] == 0
+        assert stats["handshakes_shed"] >= idle_count - cap + 1
+        assert stats["handshake_timeouts"] == 0
         for sock in idle:  # every idle socket was closed by the server (none leaked)
             with anyio.fail_after(10), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
                 await sock.receive()
@@ -247,7 +252,8 @@ async def test_descriptor_exhaustion_does_not_fail_the_flow(anyio_backend: str, 
     process = await anyio.open_process(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     idle: list[Any] = []
     try:
-        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout is not None
+        assert process.stderr is not None
         lines = _Lines(process.stdout)
         url = await lines.next(timeout=60)
         assert url.startswith("ws://127.0.0.1:"), url
@@ -268,7 +274,8 @@ async def test_descriptor_exhaustion_does_not_fail_the_flow(anyio_backend: str, 
             process.kill()
             await process.wait()
         await process.aclose()
-    assert result["status"] == "completed" and result["items_out"] == N
+    assert result["status"] == "completed"
+    assert result["items_out"] == N
     assert sorted(r["id"] for r in received) == list(range(N))
     assert result["accept_errors"] >= 1, result  # EMFILE really happened ...
     assert result["handshake_timeouts"] >= 1, result  # ... and the idle sockets were dropped

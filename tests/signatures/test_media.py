@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pydantic
 import pytest
@@ -12,6 +12,9 @@ import pytest
 import dspex as dx
 from dspex.adapters._parts import split_message
 from dspex.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PNG_URI = "data:image/png;base64,iVBORw0KGgo="
 
@@ -60,7 +63,8 @@ def test_image_bytes_without_pillow_raise_config_error(monkeypatch: pytest.Monke
 def test_image_serialises_to_marked_parts_and_validates_from_a_string() -> None:
     img = dx.Image(PNG_URI)
     dumped = img.model_dump()
-    assert dumped.startswith("<<CUSTOM-TYPE-START-IDENTIFIER>>") and dumped.endswith("<<CUSTOM-TYPE-END-IDENTIFIER>>")
+    assert dumped.startswith("<<CUSTOM-TYPE-START-IDENTIFIER>>")
+    assert dumped.endswith("<<CUSTOM-TYPE-END-IDENTIFIER>>")
     assert str(img) == dumped
     assert pydantic.TypeAdapter(dx.Image).validate_python("https://e.com/x.png").url == "https://e.com/x.png"
 
@@ -88,7 +92,8 @@ def test_audio_and_file_forms_and_errors() -> None:
 
 def test_code_language_classes_are_cached_and_strip_fences() -> None:
     assert dx.Code["rust"] is dx.Code["rust"]
-    assert dx.Code["rust"].__name__ == "Code_rust" and "Programming language: rust" in dx.Code["rust"].description()
+    assert dx.Code["rust"].__name__ == "Code_rust"
+    assert "Programming language: rust" in dx.Code["rust"].description()
     assert dx.Code.model_validate({"code": "```\nx = 1\n```"}).code == "x = 1"
     assert dx.Code.model_validate("print(2)").model_dump() == "print(2)"
     with pytest.raises(TypeError, match="language name"):
@@ -143,7 +148,9 @@ CITE = {"cited_text": "Water boils", "document_index": 0, "start_char_index": 0,
 @pytest.mark.parametrize("raw", [[CITE], {"citations": [CITE]}, CITE])
 def test_citations_accept_dspys_shapes(raw: object) -> None:
     cites = dx.Citations.model_validate(raw)
-    assert len(cites) == 1 and cites[0].cited_text == "Water boils" and next(iter(cites)).document_index == 0
+    assert len(cites) == 1
+    assert cites[0].cited_text == "Water boils"
+    assert next(iter(cites)).document_index == 0
     assert cites.format() == [{"type": "char_location", **CITE}]
     assert dx.Citations.from_dict_list([CITE]) == cites
     assert isinstance(cites[0], dx.Citations.Citation)
@@ -153,6 +160,7 @@ def test_citations_output_parses_from_a_completion_and_rejects_garbage() -> None
     sig = dx.Signature("documents: list[Document], question -> answer, citations: Citations")
     text = f'[[ ## answer ## ]]\n100C\n\n[[ ## citations ## ]]\n{json.dumps([CITE])}\n\n[[ ## completed ## ]]'
     parsed = dx.ChatAdapter().parse(sig, text)
-    assert parsed["answer"] == "100C" and parsed["citations"][0].end_char_index == 11
+    assert parsed["answer"] == "100C"
+    assert parsed["citations"][0].end_char_index == 11
     with pytest.raises(dx.errors.ParseError, match="citations"):
         dx.ChatAdapter().parse(sig, "[[ ## answer ## ]]\nx\n\n[[ ## citations ## ]]\nnone at all")

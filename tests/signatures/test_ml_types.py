@@ -31,7 +31,8 @@ def _error(tp: Any, value: Any) -> str:
 
 def test_reasoning_is_str_with_steps() -> None:
     r = _validate(Reasoning, "1. Paris is in France.\n2) France's capital is Paris.\n3. So: Paris.")
-    assert isinstance(r, str) and isinstance(r, Reasoning)
+    assert isinstance(r, str)
+    assert isinstance(r, Reasoning)
     assert r.steps == ["Paris is in France.", "France's capital is Paris.", "So: Paris."]
     assert r.content == str(r)
 
@@ -156,7 +157,8 @@ def test_history_is_dspy_compatible_and_immutable() -> None:
     assert len(h) == 1
     assert _validate(History, turns) == h
     longer = h.append({"question": "And Germany?", "answer": "Berlin"})
-    assert len(longer) == 2 and len(h) == 1
+    assert len(longer) == 2
+    assert len(h) == 1
     assert longer.last(1).messages == [{"question": "And Germany?", "answer": "Berlin"}]
     assert longer.last(0).messages == []
     with pytest.raises(pydantic.ValidationError):

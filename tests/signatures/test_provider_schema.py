@@ -81,7 +81,8 @@ def _walk(node: Any, path: str = "$") -> list[tuple[str, dict[str, Any]]]:
 
 
 def assert_openai_strict(schema: dict[str, Any]) -> None:
-    assert schema["type"] == "object" and "anyOf" not in schema
+    assert schema["type"] == "object"
+    assert "anyOf" not in schema
     for path, node in _walk(schema):
         assert not (_OPENAI_FORBIDDEN & node.keys()), (path, _OPENAI_FORBIDDEN & node.keys())
         if "$ref" in node:
@@ -148,8 +149,10 @@ def test_gemini_rules_hold() -> None:
     assert_gemini(schema)
     props = schema["properties"]
     assert schema["propertyOrdering"] == list(Extract.output_fields)
-    assert "note" not in schema["required"] and "when" not in schema["required"]
-    assert props["main"]["nullable"] is True and props["main"]["type"] == "OBJECT"
+    assert "note" not in schema["required"]
+    assert "when" not in schema["required"]
+    assert props["main"]["nullable"] is True
+    assert props["main"]["type"] == "OBJECT"
     assert props["when"] == {"type": "STRING", "format": "date-time", "nullable": True}
     assert props["stars"] == {"type": "INTEGER", "format": "enum", "enum": ["1", "2", "3"]}
     assert props["colour"] == {"type": "STRING", "format": "enum", "enum": ["red", "green"]}
@@ -172,7 +175,8 @@ def test_anthropic_input_schema_is_plain_json_schema() -> None:
     schema = output_json_schema(Extract, "anthropic")
     assert schema["type"] == "object"
     assert list(schema["properties"]) == list(Extract.output_fields)
-    assert "note" not in schema["required"] and "when" not in schema["required"]
+    assert "note" not in schema["required"]
+    assert "when" not in schema["required"]
     assert set(schema["required"]) <= set(schema["properties"])
     assert "$defs" in schema  # references are fine in plain JSON Schema
     dict_sig = dx.Signature("q -> counts: dict[str, int]")
@@ -198,7 +202,8 @@ def test_inexpressible_outputs_name_the_field(text: str, provider: str, fragment
     with pytest.raises(SignatureError) as info:
         output_json_schema(sig, provider)
     message = str(info.value)
-    assert fragment in message and provider in message
+    assert fragment in message
+    assert provider in message
     assert info.value.field == text.split("-> ")[1].split(":")[0]
 
 
@@ -208,7 +213,8 @@ def test_unknown_provider_and_caching() -> None:
     first = output_json_schema(Extract, "OpenAI")
     first["properties"].clear()
     again = output_json_schema(Extract, "openai")
-    assert again["properties"] and again == output_json_schema(Extract, "openai")
+    assert again["properties"]
+    assert again == output_json_schema(Extract, "openai")
 
 
 # -- tools --------------------------------------------------------------------------------------
@@ -233,7 +239,9 @@ def test_openai_tool_schemas() -> None:
     strict = tool_json_schema(Tool(locate), "openai")
     assert strict["type"] == "function"
     fn = strict["function"]
-    assert fn["name"] == "locate" and fn["description"] == "Locate an address." and fn["strict"] is True
+    assert fn["name"] == "locate"
+    assert fn["description"] == "Locate an address."
+    assert fn["strict"] is True
     assert_openai_strict(fn["parameters"])
     loose = tool_json_schema(Tool(search), "openai")["function"]
     assert loose["strict"] is False  # an optional argument cannot be strict without changing meaning
@@ -265,7 +273,8 @@ def test_tool_schema_errors() -> None:
     with pytest.raises(ToolError, match="argument 'x' cannot be declared to gemini"):
         tool_json_schema(Tool(lambda x: x, name="echo"), "gemini")
     untyped = tool_json_schema(Tool(lambda x: x, name="echo"), "openai")["function"]
-    assert untyped["strict"] is False and untyped["parameters"]["properties"] == {"x": {}}
+    assert untyped["strict"] is False
+    assert untyped["parameters"]["properties"] == {"x": {}}
 
 
 def test_union_order_is_the_written_order_whatever_was_built_before() -> None:

@@ -12,8 +12,13 @@ import pytest
 
 import dspex as dx
 from dspex.errors import ConfigError, SignatureError
-from dspex.signatures import clear_signature_cache, ensure_signature, infer_prefix, make_signature
-from dspex.signatures import _make
+from dspex.signatures import (
+    _make,
+    clear_signature_cache,
+    ensure_signature,
+    infer_prefix,
+    make_signature,
+)
 
 
 class QA(dx.Signature):
@@ -147,7 +152,7 @@ class Outer(pydantic.BaseModel):
         ("x: int | None -> y: str | int", {"x": Optional[int], "y": typing.Union[str, int]}),  # noqa: UP007
         ("x: Any -> y: list[Any]", {"x": Any, "y": list[Any]}),
         ("x: dict[str, list[Optional[int]]] -> y: tuple[int, ...]",
-         {"x": dict[str, list[Optional[int]]], "y": tuple[int, ...]}),
+         {"x": dict[str, list[int | None]], "y": tuple[int, ...]}),
         ("x: List[Dict[str, int]] -> y: Literal['a', 'b']",
          {"x": typing.List[typing.Dict[str, int]], "y": Literal["a", "b"]}),  # noqa: UP006
         ("x: Outer -> y: list[Inner]", {"x": Outer, "y": list[Inner]}),

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import dspex as dx
 from dspex.errors import SignatureError
-from dspex.signatures import Confidence, Embedding, Reasoning, ToolCalls, Tool
+from dspex.signatures import Confidence, Embedding, Reasoning, Tool, ToolCalls
 from dspex.signatures._make import signature_from_string
 
 

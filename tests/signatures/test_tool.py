@@ -8,6 +8,7 @@ import time
 from typing import Any, Literal
 
 import anyio
+import anyio.lowlevel
 import pydantic
 import pytest
 from pydantic import TypeAdapter
@@ -29,7 +30,7 @@ def add(a: int, b: int = 1) -> int:
 
 async def fetch(url: str, retries: int = 0) -> str:
     """Fetch a URL."""
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     return f"{url}#{retries}"
 
 
@@ -56,7 +57,8 @@ def test_tool_describes_a_function_like_dspy() -> None:
 
 def test_nested_models_are_inlined_and_overrides_apply() -> None:
     tool = Tool(distance, name="dist", desc="Manhattan distance.", arg_desc={"unit": "length unit"})
-    assert tool.name == "dist" and tool.desc == "Manhattan distance."
+    assert tool.name == "dist"
+    assert tool.desc == "Manhattan distance."
     assert tool.args["p"]["properties"] == {"x": {"title": "X", "type": "integer"}, "y": {"title": "Y", "type": "integer"}}
     assert "$ref" not in str(tool.args)
     assert tool.args["unit"] == {"enum": ["m", "km"], "type": "string", "default": "m", "description": "length unit"}
@@ -114,7 +116,8 @@ def test_callable_objects_partials_and_bad_input() -> None:
             return v * k
 
     scaled = Tool(Scaler())
-    assert scaled.name == "Scaler" and scaled.desc == "Scale a number."
+    assert scaled.name == "Scaler"
+    assert scaled.desc == "Scale a number."
     assert scaled(v="1.5") == 3.0
     partial = Tool(functools.partial(add, b=10))
     assert partial.name == "add"

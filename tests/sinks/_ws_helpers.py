@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import SocketStream
 from websockets.frames import Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from dspex.sinks._ws_io import ProtocolStream
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+    from anyio.abc import SocketStream
 
 
 def run_without_suspending(coro: Coroutine[Any, Any, Any]) -> Any:

@@ -12,8 +12,7 @@ import io
 import json
 import math
 import sqlite3
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pydantic
@@ -28,6 +27,9 @@ from dspex.flows import Flow
 from dspex.sinks._encode import dumps, encode_jsonl, finite
 from dspex.sinks._ws_sink import websocket
 from dspex.sources import iterable
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.reliability
 

@@ -6,8 +6,7 @@ import csv as pycsv
 import io
 import json
 import sqlite3
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq  # a dev dependency: the Parquet tests must run in CI, not skip
 import pytest
@@ -15,6 +14,9 @@ import pytest
 from dspex import sinks
 from dspex.errors import ConfigError, SinkError
 from dspex.testing._conformance import check_sink
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 async def test_collect_keeps_items_and_restores_by_count() -> None:
@@ -24,7 +26,8 @@ async def test_collect_keeps_items_and_restores_by_count() -> None:
         pos = await sink.checkpoint()
         await sink.write([{"a": 3}])
         await sink.restore(pos)
-    assert pos == 2 and sink.items == [{"a": 1}, {"a": 2}]
+    assert pos == 2
+    assert sink.items == [{"a": 1}, {"a": 2}]
 
 
 async def test_stdout_writes_json_lines(capsys: pytest.CaptureFixture[str]) -> None:

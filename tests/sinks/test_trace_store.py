@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import dspex as dx
 from dspex.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def answer(record: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +47,8 @@ async def test_score_from_a_record_field_and_async_metric(tmp_path: Path) -> Non
         async with judged:
             await judged.write([{"q": "z", "a": "3"}])
         scores = [t["score"] for t in await store.traces("qa")]
-        assert scores == [0.25, 1.0, 0.5] and sink.recorded == 2
+        assert scores == [0.25, 1.0, 0.5]
+        assert sink.recorded == 2
         assert [e.q for e in await dx.traces.ato_trainset(run_id=sink.run_id, store=store)] == ["x", "y"]
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from _ws_helpers import real_connect, run_without_suspending, wait_until
@@ -20,6 +19,9 @@ from dspex.sinks._base import Sink
 from dspex.sinks._ws_clients import DETAIL, TOKEN, _Entry, _frame_into, server_frame
 from dspex.sinks._ws_sink import websocket
 from dspex.testing import ScriptedLM
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def test_server_frame_is_what_websockets_sends() -> None:
@@ -116,4 +118,5 @@ async def test_engine_hands_events_to_both_kinds_of_sink() -> None:
         assert seqs == sorted(seqs)
     done = [e for e in flat if e.type == "prediction_done"]
     assert sorted(e.outputs["answer"] for e in done) == sorted(r["answer"] for r in batched.records)
-    assert len(done) == 5 and flat[-1].type == "run_done"
+    assert len(done) == 5
+    assert flat[-1].type == "run_done"

@@ -117,5 +117,6 @@ async def test_client_that_cannot_hold_final_results_is_closed_1008() -> None:
         while await conn.recv() is not None:
             pass
         assert conn.close_code == 1008
-        assert conn.close_reason is not None and "too slow" in conn.close_reason
+        assert conn.close_reason is not None
+        assert "too slow" in conn.close_reason
         await wait_until(lambda: sink.server.statistics()["kicked"] == 1)

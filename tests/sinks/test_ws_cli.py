@@ -29,7 +29,8 @@ def test_serve_runs_a_python_flow_with_a_live_page(tmp_path: Path) -> None:
     path.write_text(FLOW_FILE)
     result = CliRunner().invoke(serve_command, [str(path), "--port", "0", "--token", "s3cret"])
     assert result.exit_code == 0, result.output
-    assert "live page: http://127.0.0.1:" in result.output and "completed: 3 out / 3 in" in result.output
+    assert "live page: http://127.0.0.1:" in result.output
+    assert "completed: 3 out / 3 in" in result.output
     assert "s3cret" not in result.output  # the token is never printed
 
 
@@ -37,7 +38,8 @@ def test_serve_rejects_a_file_without_a_flow(tmp_path: Path) -> None:
     path = tmp_path / "empty.py"
     path.write_text("x = 1\n")
     result = CliRunner().invoke(serve_command, [str(path)])
-    assert result.exit_code == 2 and "must define `flow" in result.output
+    assert result.exit_code == 2
+    assert "must define `flow" in result.output
 
 
 def test_attach_websocket_reuses_or_adds_a_sink() -> None:
@@ -59,7 +61,8 @@ def test_demo_flow_answers_the_bundled_questions(tmp_path: Path) -> None:
     assert len(load_questions()) == 300
     assert run_demo_flow(serve=False, n=12, out_path=out) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 12 and all(r["answer"] == r["expected"] for r in rows)
+    assert len(rows) == 12
+    assert all(r["answer"] == r["expected"] for r in rows)
     assert {r["id"] for r in rows} == {q["id"] for q in load_questions(12)}
 
 

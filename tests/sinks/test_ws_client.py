@@ -37,7 +37,9 @@ async def test_pushes_events_and_records_with_push_ids() -> None:
     assert [m["type"] for m in receiver.messages[:2]] == ["token_delta", "prediction_done"]
     assert receiver.messages[-1] == {"type": "record", "data": {"id": 9, "answer": "x"}, "push_id": 7}
     stats = sink.statistics()
-    assert stats["acked"] == 4 and stats["unacked"] == 0 and stats["connections"] == 1
+    assert stats["acked"] == 4
+    assert stats["unacked"] == 0
+    assert stats["connections"] == 1
 
 
 async def test_reconnects_and_resends_unacknowledged_finals() -> None:
@@ -51,7 +53,8 @@ async def test_reconnects_and_resends_unacknowledged_finals() -> None:
             receiver.drop_after = None
         tg.cancel_scope.cancel()
     finals = _finals(receiver.messages)
-    assert receiver.connections > 1 and sink.statistics()["resent"] > 0
+    assert receiver.connections > 1
+    assert sink.statistics()["resent"] > 0
     assert sorted(set(finals), key=int) == [str(i) for i in range(20)]  # none lost
     first_seen = sorted({f: finals.index(f) for f in set(finals)}.items(), key=lambda kv: kv[1])
     assert [f for f, _ in first_seen] == [str(i) for i in range(20)]  # first arrivals in order
@@ -68,7 +71,8 @@ async def test_buffers_while_the_server_is_down() -> None:
         async with sink:
             await _push_items(sink, range(8))  # 8 finals into a buffer of 5
             stats = sink.statistics()
-            assert stats["evicted"] == 3 and stats["unsent"] == 5
+            assert stats["evicted"] == 3
+            assert stats["unsent"] == 5
             await tg.start(receiver.serve)  # the server comes back on the same port
             await receiver.wait_for(lambda: len(_finals(receiver.messages)) == 5)
         tg.cancel_scope.cancel()

@@ -58,9 +58,12 @@ async def test_clients_watch_a_running_flow(anyio_backend: str) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
             report = await _flow(out, sink, gate=client_connected).run(lm=_lm(), progress=False)
-    assert report.items_out == N and len(out.items) == N
+    assert report.items_out == N
+    assert len(out.items) == N
     kinds = [m["type"] for m in messages]
-    assert kinds[0] == "hello" and "run_done" in kinds and codes == [1001]
+    assert kinds[0] == "hello"
+    assert "run_done" in kinds
+    assert codes == [1001]
     finals = {m["item_id"]: m["outputs"] for m in messages if m["type"] == "prediction_done"}
     assert len(finals) == N
     records = [m["data"] for m in messages if m["type"] == "record"]
@@ -84,7 +87,9 @@ async def test_flow_pushes_to_a_remote_server() -> None:
         tg.cancel_scope.cancel()
     assert report.items_out == N
     kinds = [m["type"] for m in receiver.messages]
-    assert kinds.count("record") == N and kinds.count("prediction_done") == N and kinds[-1] == "run_done"
+    assert kinds.count("record") == N
+    assert kinds.count("prediction_done") == N
+    assert kinds[-1] == "run_done"
     assert client.statistics()["unacked"] == 0
 
 
@@ -131,12 +136,14 @@ async def test_react_tool_steps_reach_event_sinks_and_the_wire(anyio_backend: st
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
             report = await flow.run(lm=ScriptedLM(_agent_answers(3)), progress=False)
-    assert report.items_out == 3 and [r["answer"] for r in out.items] == ["0", "2", "4"]
+    assert report.items_out == 3
+    assert [r["answer"] for r in out.items] == ["0", "2", "4"]
     calls = [m for m in messages if m["type"] == "tool_call"]
     results = [m for m in messages if m["type"] == "tool_result"]
     args = {m["item_id"]: m["args"]["x"] for m in calls if m["name"] == "double"}
     doubled = {m["item_id"]: m["result"] for m in results if m["name"] == "double"}
-    assert len(args) == 3 and all(doubled[item] == 2 * x for item, x in args.items())
+    assert len(args) == 3
+    assert all(doubled[item] == 2 * x for item, x in args.items())
     assert sorted(args.values()) == [0, 1, 2]
     assert sorted(m["item_id"] for m in calls if m["name"] == "finish") == sorted(args)
     assert all(m["duration_s"] >= 0 and m["node"] for m in results)

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from _ws_helpers import real_connect, run_without_suspending, wait_until
 
@@ -49,7 +50,7 @@ async def test_broadcasts_within_one_interval_share_one_write(anyio_backend: str
         for i in range(20):  # the producer never waits, even with the writer held
             run_without_suspending(sink.write_event(ev.TokenDelta(text=f"t{i}", item_id="1", seq=i)))
             if i % 4 == 0:
-                await anyio.sleep(0)  # other tasks run; the interval (1 s) is far from over
+                await anyio.lowlevel.checkpoint()  # other tasks run; the interval (1 s) is far from over
         await wait_until(lambda: len(received) == 21)
         return writes[0]  # before the close frame
 

@@ -37,7 +37,8 @@ async def test_fifo_when_not_full() -> None:
         assert queue.push(_msg("token_delta", n), TOKEN)
     assert len(queue) == 5
     assert _decode(queue.pop_batch()) == [("token_delta", n) for n in range(5)]
-    assert len(queue) == 0 and queue.dropped == 0
+    assert len(queue) == 0
+    assert queue.dropped == 0
 
 
 async def test_full_queue_evicts_tokens_before_details_and_keeps_finals() -> None:

@@ -49,14 +49,17 @@ async def _recv_json(conn: Any) -> dict[str, Any]:
 async def test_events_arrive_as_wire_json_in_order(anyio_backend: str) -> None:
     async with _sink() as sink, real_connect(anyio_backend, sink.url) as client:
         hello = await _recv_json(client)
-        assert hello["type"] == "hello" and hello["records"] is True
+        assert hello["type"] == "hello"
+        assert hello["records"] is True
         for event in ALL_EVENTS:
             run_without_suspending(sink.write_event(event))
         received = [await _recv_json(client) for _ in ALL_EVENTS]
     assert received == [e.to_wire() for e in ALL_EVENTS]
     done = received[8]
-    assert done["type"] == "prediction_done" and done["outputs"] == {"answer": "Paris"}
-    assert done["item_id"] == "7" and "prediction" not in done
+    assert done["type"] == "prediction_done"
+    assert done["outputs"] == {"answer": "Paris"}
+    assert done["item_id"] == "7"
+    assert "prediction" not in done
     assert [ev.event_from_wire(m) for m in received][:8] == ALL_EVENTS[:8]
     schema_types = set(wire_schema()["$defs"])
     assert {m["type"] for m in received} <= schema_types
@@ -111,7 +114,8 @@ async def test_oversize_client_message_closes_1009(anyio_backend: str) -> None:
         with pytest.raises(ConnectionClosed) as info, anyio.fail_after(10):
             while True:
                 await client.recv()
-        assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 1009
 
 
 async def test_shutdown_delivers_queued_then_closes_1001(anyio_backend: str) -> None:
@@ -199,11 +203,13 @@ async def test_keepalive_drops_clients_that_never_answer_pings() -> None:
 async def test_live_page_and_schema_are_served_over_http() -> None:
     async with _sink(path="/feed") as sink, httpx.AsyncClient(base_url=sink.page_url) as http:
         page = await http.get("/")
-        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
         assert '<meta name="dspex-ws-path" content="/feed">' in page.text
         assert (await http.get("/index.html")).text == page.text
         script = await http.get("/app.js")
-        assert script.headers["content-type"].startswith("text/javascript") and "WebSocket" in script.text
+        assert script.headers["content-type"].startswith("text/javascript")
+        assert "WebSocket" in script.text
         assert (await http.get("/style.css")).status_code == 200
         schema = (await http.get("/events.schema.json")).json()
         assert {"token_delta", "prediction_done", "hello", "replay"} <= set(schema["$defs"])

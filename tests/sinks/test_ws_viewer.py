@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -14,6 +13,9 @@ import dspex as dx
 from dspex.cli._serve import serve_command
 from dspex.errors import ConfigError
 from dspex.sinks._ws_io import open_connection
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 TOKEN = "viewer-token-0123"
 
@@ -46,7 +48,8 @@ async def test_sources_wait_for_the_first_viewer_who_sees_every_record() -> None
             report = await flow.run(progress=False)
     records = [m["data"]["n"] for m in seen if m["type"] == "record"]
     assert records == [0, 2, 4, 6, 8]  # replay=0: only a viewer there from the start has them all
-    assert report.items_out == 5 and live.waited_s > 0
+    assert report.items_out == 5
+    assert live.waited_s > 0
 
 
 @pytest.mark.anyio

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from contextlib import aclosing
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given, settings
@@ -16,8 +16,12 @@ from hypothesis import strategies as st
 
 from dspex import sources
 from dspex.errors import ConfigError, SourceError
-from dspex.sources import SourceRecord
 from dspex.sources._csv import CsvRows
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dspex.sources import SourceRecord
 
 pytestmark = pytest.mark.reliability
 
@@ -49,10 +53,13 @@ async def test_open_quote_to_end_of_file_is_one_bad_record_and_later_rows_are_ke
     (bad,) = [r for r in recs if r.error is not None]
     err = bad.error
     assert isinstance(err, SourceError)
-    assert err.line == 4 and err.extra["end_line"] == 11 and err.field == "q"
+    assert err.line == 4
+    assert err.extra["end_line"] == 11
+    assert err.field == "q"
     assert err.path == str(p)
     assert "unterminated quoted field in column 2 ('q')" in str(err)
-    assert "the file ends first" in str(err) and "resumes at line 5" in str(err)
+    assert "the file ends first" in str(err)
+    assert "resumes at line 5" in str(err)
     assert bad.data == '3,"never closed'
 
 
@@ -62,7 +69,8 @@ def test_open_quote_stopped_by_a_later_quote_is_reported_and_both_rows_resync() 
     assert [r.data for r in recs if r.error is None] == [{"a": "2", "b": "y"}, {"a": "4", "b": "w"}]
     bad = [r.error for r in recs if r.error is not None]
     assert [(e.line, e.extra["end_line"]) for e in bad] == [(2, 4), (4, 5)]
-    assert "the CSV breaks first" in str(bad[0]) and "the file ends first" in str(bad[1])
+    assert "the CSV breaks first" in str(bad[0])
+    assert "the file ends first" in str(bad[1])
 
 
 def test_a_quoted_field_may_span_at_most_max_field_lines() -> None:
@@ -72,7 +80,8 @@ def test_a_quoted_field_may_span_at_most_max_field_lines() -> None:
     ]
     recs = rows_of(legit, max_field_lines=2)
     bad = [r.error for r in recs if r.error is not None]
-    assert bad[0].line == 2 and bad[0].extra["end_line"] == 4
+    assert bad[0].line == 2
+    assert bad[0].extra["end_line"] == 4
     assert "span over 2 lines" in str(bad[0])
     # reading resumed on line 3: the field's own lines are read as rows
     assert {"a": "2", "b": "ok"} in [r.data for r in recs if r.error is None]
@@ -82,7 +91,8 @@ def test_non_strict_reader_still_reports_an_open_quote_at_the_end() -> None:
     recs = rows_of('a,b\n1,"x\n2,y\n', strict=False)
     assert [r.data for r in recs if r.error is None] == [{"a": "2", "b": "y"}]
     (bad,) = [r.error for r in recs if r.error is not None]
-    assert bad.line == 2 and bad.extra["end_line"] == 3
+    assert bad.line == 2
+    assert bad.extra["end_line"] == 3
 
 
 def test_an_open_quote_on_the_last_line_spans_that_line_only() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from contextlib import aclosing
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
@@ -15,6 +15,9 @@ from dspex import sources
 from dspex.errors import SourceError
 from dspex.sources import SourceRecord
 from dspex.sources._lines import LineChunker, parse_lines
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 async def read(src: sources.Source, skip=None) -> list[SourceRecord]:
@@ -56,10 +59,13 @@ async def test_jsonl_bad_lines_become_error_records_with_line_numbers(tmp_path: 
     assert [r.error.line for r in bad] == [3, 4, 5, 6, 7]
     assert all(isinstance(r.error, SourceError) and r.error.path == str(p) for r in bad)
     assert all(r.key is None for r in bad)
-    assert bad[0].data == '{"id": 2' and "invalid JSON" in str(bad[0].error)
+    assert bad[0].data == '{"id": 2'
+    assert "invalid JSON" in str(bad[0].error)
     assert "expected a JSON object" in str(bad[1].error)
-    assert bad[2].error.field == "id" and "missing id field 'id'" in str(bad[2].error)
-    assert "undecodable" in str(bad[3].error) and bad[3].data.endswith("{}")
+    assert bad[2].error.field == "id"
+    assert "missing id field 'id'" in str(bad[2].error)
+    assert "undecodable" in str(bad[3].error)
+    assert bad[3].data.endswith("{}")
     assert f"{p}:6:" in str(bad[3].error)
 
 
@@ -104,7 +110,8 @@ async def test_jsonl_oversize_line_is_reported_not_buffered(tmp_path: Path) -> N
     recs = await read(src)
     assert [r.key for r in recs if r.error is None] == ["1", "2"]
     (bad,) = [r for r in recs if r.error is not None]
-    assert bad.error.line == 2 and "longer than 1000 bytes" in str(bad.error)
+    assert bad.error.line == 2
+    assert "longer than 1000 bytes" in str(bad.error)
     assert src.max_buffered_bytes < 1400
 
 
@@ -120,7 +127,8 @@ def test_very_long_line_is_joined_once_not_quadratically() -> None:
     chunker = LineChunker(io.BytesIO(line + b'\n{"y": 1}').read, chunk_bytes=1 << 20)
     lines = _all_lines(chunker)
     assert [n for n, _ in lines] == [1, 2]
-    assert lines[0][1] == line and lines[1][1] == b'{"y": 1}'
+    assert lines[0][1] == line
+    assert lines[1][1] == b'{"y": 1}'
     # One join of the held chunks plus the chunk ending the line; growing the
     # tail by concatenation would copy about 51 * 25 MB = 1.3 GB.
     assert chunker.bytes_joined <= len(line) + (1 << 20)
@@ -180,8 +188,10 @@ def test_parsed_records_are_ordinary_frozen_source_records() -> None:
 
     good = parse_lines([(1, b'{"a": 1}')], path="p", id_field=None)[0]
     keyed = parse_lines([(2, b'{"id": 7}')], path="p", id_field="id")[0]
-    assert type(good) is SourceRecord and good == SourceRecord({"a": 1})
-    assert keyed == SourceRecord({"id": 7}, "7") and keyed.error is None
+    assert type(good) is SourceRecord
+    assert good == SourceRecord({"a": 1})
+    assert keyed == SourceRecord({"id": 7}, "7")
+    assert keyed.error is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         good.key = "x"  # type: ignore[misc]
 
@@ -218,8 +228,10 @@ async def test_csv_bad_rows_carry_the_line_where_they_start(tmp_path: Path) -> N
     assert [r.key for r in recs if r.error is None] == ["1", "3", "6"]
     bad = {r.error.line: r for r in recs if r.error is not None}
     assert sorted(bad) == [4, 7, 8, 9]
-    assert "1 columns; expected 2" in str(bad[4].error) and bad[4].data == "2"
-    assert "undecodable" in str(bad[7].error) and "\ufffd" in bad[7].data
+    assert "1 columns; expected 2" in str(bad[4].error)
+    assert bad[4].data == "2"
+    assert "undecodable" in str(bad[7].error)
+    assert "\ufffd" in bad[7].data
     assert bad[8].error.field == "id"
     assert "3 columns" in str(bad[9].error)
 
@@ -246,7 +258,8 @@ async def test_text_dir_yields_one_record_per_file_keyed_by_path(tmp_path: Path)
     ]
     assert [r.key for r in good] == [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
     (bad,) = [r for r in recs if r.error is not None]
-    assert bad.error.path == str(tmp_path / "bad.txt") and "undecodable" in str(bad.error)
+    assert bad.error.path == str(tmp_path / "bad.txt")
+    assert "undecodable" in str(bad.error)
     again = await read(sources.text_dir(tmp_path, "*.md"), skip=lambda k: False)
     assert [r.data["text"] for r in again] == ["no"]
     skipped = await read(sources.text_dir(tmp_path), skip={str(tmp_path / "a.txt")}.__contains__)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator
 from contextlib import aclosing
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa  # a dev dependency: the Parquet tests must run in CI, not skip
 import pyarrow.parquet as pq
@@ -15,6 +14,10 @@ import pytest
 from dspex import sources
 from dspex.errors import ConfigError, SourceError
 from dspex.testing._conformance import check_source
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
 
 
 async def read(src: sources.Source, skip=None) -> list[sources.SourceRecord]:
@@ -29,7 +32,9 @@ async def test_iterable_sync_keyed_with_skip_and_missing_id() -> None:
         ("1", {"id": 1, "x": "a"}), ("2", {"id": 2, "x": "b"})
     ]
     (bad,) = [r for r in recs if r.error is not None]
-    assert bad.data == {"x": "no id"} and bad.error.line == 2 and bad.error.field == "id"
+    assert bad.data == {"x": "no id"}
+    assert bad.error.line == 2
+    assert bad.error.field == "id"
 
 
 async def test_iterable_async_is_closed_when_stopped_early() -> None:
@@ -62,7 +67,9 @@ async def test_stdin_jsonl_and_lines_from_a_stream() -> None:
     recs = await read(sources.stdin(id_field="id", stream=io.BytesIO(data)))
     assert [r.key for r in recs if r.error is None] == ["1", "2"]
     (bad,) = [r for r in recs if r.error is not None]
-    assert bad.error.line == 2 and bad.error.path == "stdin" and bad.data == "not json"
+    assert bad.error.line == 2
+    assert bad.error.path == "stdin"
+    assert bad.data == "not json"
     lines = await read(sources.stdin("lines", stream=io.BytesIO(b"a\r\n\nb")))
     assert [r.data for r in lines] == [{"text": "a"}, {"text": ""}, {"text": "b"}]
 
@@ -86,10 +93,13 @@ async def test_parquet_streams_by_batches_with_columns_and_keys(tmp_path: Path) 
     src = sources.parquet(p, id_field="id", columns=["q"], batch_size=64)
     recs = await read(src, skip={"0"}.__contains__)
     good = [r for r in recs if r.error is None]
-    assert good[0].data == {"q": "q1", "id": 1} and good[0].key == "1"
-    assert len(good) == 998 and src.max_chunk_records <= 64
+    assert good[0].data == {"q": "q1", "id": 1}
+    assert good[0].key == "1"
+    assert len(good) == 998
+    assert src.max_chunk_records <= 64
     (bad,) = [r for r in recs if r.error is not None]
-    assert bad.error.line == 6 and bad.error.field == "id"
+    assert bad.error.line == 6
+    assert bad.error.field == "id"
 
 
 async def test_parquet_reads_a_directory_in_name_order(tmp_path: Path) -> None:
@@ -142,7 +152,8 @@ async def test_conformance_files(tmp_path: Path) -> None:
     j = tmp_path / "r.jsonl"
     j.write_text("".join(json.dumps(r) + "\n" for r in ROWS) + "oops\n")
     recs = await check_source(sources.jsonl(j, id_field="id"), expect=ROWS)
-    assert recs[-1].error is not None and recs[-1].error.line == 8
+    assert recs[-1].error is not None
+    assert recs[-1].error.line == 8
     c = tmp_path / "r.csv"
     c.write_text("id,text\n" + "".join(f"{r['id']},{r['text']}\n" for r in ROWS))
     await check_source(sources.csv(c, id_field="id"), expect=ROWS)

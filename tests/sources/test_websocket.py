@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 from contextlib import aclosing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from dspex import events as ev
 from dspex.errors import ConfigError, SourceError
 from dspex.sinks._ws_server import open_websocket_server
 from dspex.sinks._ws_sink import websocket as websocket_sink
-from dspex.sources._base import SourceRecord
 from dspex.sources._websocket import websocket
+
+if TYPE_CHECKING:
+    from dspex.sources._base import SourceRecord
 
 
 async def _collect(source: Any, out: list[SourceRecord], skip: Any = None) -> None:
@@ -61,15 +64,18 @@ async def test_any_json_feed_prediction_outputs_and_bad_messages() -> None:
             ]:
                 server.broadcast(json.dumps(message).encode(), 2)
             server.broadcast(b"{not json", 2)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             await server.shutdown()  # the feed ends when the server closes
     assert [r.data for r in got[:3]] == [{"id": 1, "text": "plain"}, {"id": 2, "answer": "out"},
                                          {"type": "custom", "id": 3}]
     assert [r.key for r in got[:3]] == ["1", "2", "3"]
     missing, broken = got[3], got[4]
-    assert isinstance(missing.error, SourceError) and missing.error.field == "id"
-    assert isinstance(broken.error, SourceError) and "not JSON" in str(broken.error)
-    assert broken.data == "{not json" and broken.error.line == 7  # hello was message 1
+    assert isinstance(missing.error, SourceError)
+    assert missing.error.field == "id"
+    assert isinstance(broken.error, SourceError)
+    assert "not JSON" in str(broken.error)
+    assert broken.data == "{not json"
+    assert broken.error.line == 7
     assert len(got) == 5
 
 
@@ -81,7 +87,7 @@ async def test_skip_drops_done_keys() -> None:
             await _wait_for_clients(server)
             for k in range(5):
                 server.broadcast(json.dumps({"k": k}).encode(), 2)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             await server.shutdown()
     assert [r.key for r in got] == ["0", "2", "4"]
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dspex import sinks
 from dspex.store import Checkpointer, RunStore, sink_ids
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def lines(p: Path) -> list[dict]:
@@ -49,7 +52,8 @@ async def test_crash_between_write_and_commit_is_exactly_once(tmp_path: Path) ->
     await _run(store, out, dead, items, crash_after=8)  # 2 commits of 3, then 2 uncommitted
     assert len(lines(out)) + len(lines(dead)) == 8
     cp = await _run(store, out, dead, items, crash_after=None)
-    assert cp.resumed is not None and cp.resumed.done == {str(i) for i in range(6)}
+    assert cp.resumed is not None
+    assert cp.resumed.done == {str(i) for i in range(6)}
     ids = sorted(r["id"] for r in lines(out) + lines(dead))
     assert ids == items  # every input exactly once
     assert [r["id"] for r in lines(dead)] == [5, 15]
@@ -85,7 +89,9 @@ async def test_collect_sink_positions_and_duplicate_names(tmp_path: Path) -> Non
         b2.items.extend([{"i": 2}, {"i": 3}, {"i": "uncommitted"}])
         again = Checkpointer(store, "r", [a2, b2])
         skip = await again.resume()
-        assert skip("1") and not skip("2")
+        assert skip("1")
+        assert not skip("2")
         assert b2.items == []  # position 0 committed for the second sink
         checkpoint = await store.load_checkpoint("r")
-        assert checkpoint is not None and checkpoint.positions == {"collect": 1, "collect#1": 0}
+        assert checkpoint is not None
+        assert checkpoint.positions == {"collect": 1, "collect#1": 0}

@@ -6,12 +6,15 @@ import json
 import signal
 import sys
 import textwrap
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from dspex import sinks
 from dspex.store import Checkpointer, RunStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 N = 20_000
 
@@ -61,7 +64,8 @@ async def test_kill_9_mid_run_then_resume_is_exactly_once(tmp_path: Path) -> Non
     async with RunStore(store_path) as store, sink:
         cp = Checkpointer(store, "killed", [sink])
         skip = await cp.resume()
-        assert cp.resumed is not None and len(cp.resumed.done) >= 97 * 3
+        assert cp.resumed is not None
+        assert len(cp.resumed.done) >= 97 * 3
         todo = [i for i in range(N) if not skip(str(i))]
         for start in range(0, len(todo), 500):
             chunk = todo[start:start + 500]

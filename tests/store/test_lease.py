@@ -8,8 +8,7 @@ import sqlite3
 import sys
 import textwrap
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -21,24 +20,31 @@ from dspex.sinks import jsonl
 from dspex.sources import iterable
 from dspex.store import RunStore
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 pytestmark = pytest.mark.reliability
 
 
 async def test_second_owner_is_refused_until_the_lease_expires(tmp_path: Path) -> None:
     async with RunStore(tmp_path / "s.sqlite") as store:
         first = await store.acquire_lease("r", "owner-a", ttl_s=30, now=1000.0)
-        assert first.pass_no == 1 and not first.took_over
+        assert first.pass_no == 1
+        assert not first.took_over
         with pytest.raises(RunLeaseError, match=r"run 'r' is already running.*owner-a") as info:
             await store.acquire_lease("r", "owner-b", ttl_s=30, now=1020.0)
-        assert isinstance(info.value, StoreError) and info.value.extra["owner"] == "owner-a"
+        assert isinstance(info.value, StoreError)
+        assert info.value.extra["owner"] == "owner-a"
         second = await store.acquire_lease("r", "owner-b", ttl_s=30, now=1031.0)  # expired
-        assert second.took_over and second.pass_no == 2
+        assert second.took_over
+        assert second.pass_no == 2
         with pytest.raises(RunLeaseError, match="taken over"):
             await store.renew_lease(first, ttl_s=30, now=1032.0)
         await store.release_lease(first)  # a no-op for the old owner
         await store.release_lease(second)
         third = await store.acquire_lease("r", "owner-c", ttl_s=30, now=1033.0)
-        assert not third.took_over and third.pass_no == 3
+        assert not third.took_over
+        assert third.pass_no == 3
 
 
 async def test_live_lease_on_another_host_is_refused_until_expiry(tmp_path: Path) -> None:
@@ -86,7 +92,8 @@ async def test_two_concurrent_runs_with_one_run_id(tmp_path: Path) -> None:
     lines = out.read_text().splitlines()
     assert len(lines) == 400  # 200 from "same" once, 200 from "other"; never 600
     again = await flow_of(slow).run(run_id="same", store=store, progress=False)
-    assert again.resumed and again.items_in == 0  # the lease was released on exit
+    assert again.resumed
+    assert again.items_in == 0
 
 
 CHILD = textwrap.dedent("""
@@ -118,7 +125,8 @@ async def test_kill_9_runner_lease_is_taken_over(tmp_path: Path) -> None:
             await proc.wait()
     async with RunStore(path) as store:  # same host, pid gone: taken over at once
         lease = await store.acquire_lease("k9", "me")
-    assert lease.took_over and lease.pass_no == 2
+    assert lease.took_over
+    assert lease.pass_no == 2
 
 
 async def test_runner_that_lost_its_lease_fails_without_committing(tmp_path: Path) -> None:
@@ -150,7 +158,8 @@ async def test_runner_that_lost_its_lease_fails_without_committing(tmp_path: Pat
     assert thief.took_over
     async with RunStore(store) as rs:
         checkpoint = await rs.load_checkpoint("l")
-    assert checkpoint is not None and checkpoint.done == set()  # nothing after the loss
+    assert checkpoint is not None
+    assert checkpoint.done == set()
 
 
 async def test_a_corrupt_store_still_fails_the_run_as_flow_failed(tmp_path: Path) -> None:

@@ -8,8 +8,7 @@ or in the dead letters, never in both and never twice.
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -22,6 +21,9 @@ from dspex.sinks import callback, jsonl
 from dspex.sources import iterable, text_dir
 from dspex.sources import jsonl as jsonl_source
 from dspex.store import RunStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.reliability
 
@@ -85,7 +87,8 @@ async def test_repeated_id_is_dead_lettered_once_across_a_resume(
     assert sorted(int(r["id"]) for r in _lines(out)) == list(range(200))
     (dup,) = _lines(dead)
     assert dup["error_type"] == "DuplicateKeyError"
-    assert dup["data"] == {"id": "50", "copy": 2} and dup["key"] == "@pos:151"
+    assert dup["data"] == {"id": "50", "copy": 2}
+    assert dup["key"] == "@pos:151"
     assert "repeats id '50' of record 51" in dup["error"]
 
 
@@ -95,11 +98,14 @@ async def test_repeated_id_without_a_crash_and_an_unchanged_rerun(tmp_path: Path
     flow = _flow(iterable(rows, id_field="id"), _crashing({"on": False}), out, dead)
     store = tmp_path / "s.sqlite"
     report = await flow.run(run_id="d", store=store, progress=False)
-    assert report.items_out == 3 and report.dead_letter_count == 2
+    assert report.items_out == 3
+    assert report.dead_letter_count == 2
     assert [d["key"] for d in _lines(dead)] == ["@pos:3", "@pos:5"]
     again = await flow.run(run_id="d", store=store, progress=False)
-    assert again.items_in == 0 and again.dead_letter_count == 0
-    assert len(_lines(out)) == 3 and len(_lines(dead)) == 2
+    assert again.items_in == 0
+    assert again.dead_letter_count == 0
+    assert len(_lines(out)) == 3
+    assert len(_lines(dead)) == 2
 
 
 async def test_on_duplicate_raise_fails_the_run(tmp_path: Path) -> None:
@@ -109,7 +115,8 @@ async def test_on_duplicate_raise_fails_the_run(tmp_path: Path) -> None:
         await flow.run(run_id="x", store=tmp_path / "s.sqlite", progress=False,
                        on_duplicate="raise")
     assert isinstance(info.value.__cause__, BaseExceptionGroup)
-    assert "DuplicateKeyError" in str(info.value) and "'7'" in str(info.value)
+    assert "DuplicateKeyError" in str(info.value)
+    assert "'7'" in str(info.value)
 
 
 async def test_changed_input_order_is_not_a_duplicate(tmp_path: Path) -> None:
@@ -154,11 +161,13 @@ async def test_cancelled_run_commits_what_its_sinks_hold(tmp_path: Path) -> None
             tg.cancel_scope.cancel()
     async with RunStore(store) as rs:
         checkpoint = await rs.load_checkpoint("c")
-    assert checkpoint is not None and checkpoint.done == {str(i) for i in range(60)}
+    assert checkpoint is not None
+    assert checkpoint.done == {str(i) for i in range(60)}
     hang["at"] = 10**9
     calls.clear()
     report = await flow.run(**kwargs)
-    assert report.resumed and sorted(calls) == list(range(60, 100))
+    assert report.resumed
+    assert sorted(calls) == list(range(60, 100))
     assert sorted(r["id"] for r in _lines(out)) == list(range(100))
 
 
@@ -199,7 +208,8 @@ async def test_no_commit_after_a_torn_sink_write(tmp_path: Path) -> None:
         await flow.run(**kwargs)
     async with RunStore(store) as rs:
         checkpoint = await rs.load_checkpoint("t")
-    assert checkpoint is not None and checkpoint.done == set()  # no salvage after a torn write
+    assert checkpoint is not None
+    assert checkpoint.done == set()
     fail["at"] = -1
     await flow.run(**kwargs)
     assert sorted(r["id"] for r in _lines(out)) == list(range(50))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from dspex.errors import StoreError
 from dspex.store import RunStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 async def test_commit_and_load_checkpoint(tmp_path: Path) -> None:
@@ -25,7 +28,8 @@ async def test_commit_and_load_checkpoint(tmp_path: Path) -> None:
         assert cp.positions == {"jsonl:out": 25, "collect": 3}
         assert cp.commits == 2
         runs = {r["run_id"]: r for r in await store.runs()}
-        assert runs["r1"]["done"] == 3 and runs["r2"]["done"] == 1
+        assert runs["r1"]["done"] == 3
+        assert runs["r2"]["done"] == 1
         await store.delete_run("r1")
         assert await store.load_checkpoint("r1") is None
     conn = sqlite3.connect(path)
@@ -48,7 +52,9 @@ async def test_commit_is_all_or_nothing(tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="no such table"):
             await store._run(broken)
         cp = await store.load_checkpoint("r")
-        assert cp is not None and cp.done == {"a"} and cp.positions == {"sink": 1}
+        assert cp is not None
+        assert cp.done == {"a"}
+        assert cp.positions == {"sink": 1}
 
 
 async def test_corrupt_store_gives_a_clear_error(tmp_path: Path) -> None:
@@ -73,7 +79,8 @@ async def test_locked_store_gives_a_clear_error(tmp_path: Path) -> None:
             other.execute("ROLLBACK")
             other.close()
         cp = await store.load_checkpoint("r")
-        assert cp is not None and cp.done == {"a"}
+        assert cp is not None
+        assert cp.done == {"a"}
 
 
 async def test_program_versions_and_traces(tmp_path: Path) -> None:
@@ -100,6 +107,7 @@ async def test_memory_store_and_lazy_open() -> None:
     store = RunStore(":memory:")
     await store.commit("r", ["k"], {"s": [1, "x"]})  # opens on first use
     cp = await store.load_checkpoint("r")
-    assert cp is not None and cp.positions == {"s": [1, "x"]}
+    assert cp is not None
+    assert cp.positions == {"s": [1, "x"]}
     await store.aclose()
     await store.aclose()

@@ -27,7 +27,7 @@ def _value(any_value: Any) -> Any:
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         if self.path != "/v1/traces" or self.headers.get("content-type") != "application/x-protobuf":
             self.send_response(404)
@@ -54,7 +54,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep stderr quiet
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 

@@ -99,7 +99,8 @@ async def test_a_raising_callback_is_logged_not_fatal(caplog: pytest.LogCaptureF
     assert pred.answer == "ok"
     assert ("module_end", None) in recorder.seen  # the later callback still ran
     messages = " ".join(r.getMessage() for r in caplog.records)
-    assert "callback bug" in messages and "another callback bug" in messages
+    assert "callback bug" in messages
+    assert "another callback bug" in messages
 
 
 async def test_a_failing_call_reaches_end_hooks_with_the_exception() -> None:
@@ -110,7 +111,8 @@ async def test_a_failing_call_reaches_end_hooks_with_the_exception() -> None:
         with dx.context(callbacks=[recorder]), pytest.raises(dx.errors.AuthError):
             await dx.Predict("question -> answer").acall(question="q", lm=lm)
         await lm.aclose()
-    assert ("lm_end", "AuthError") in recorder.seen and ("module_end", "AuthError") in recorder.seen
+    assert ("lm_end", "AuthError") in recorder.seen
+    assert ("module_end", "AuthError") in recorder.seen
     assert recorder.open == {}
 
 
@@ -131,7 +133,8 @@ async def test_callbacks_see_tool_calls() -> None:
         pred = await react.acall(question="2+2?", lm=lm)
     assert pred.answer == "4"
     tools = [(hook, name) for hook, name in recorder.seen if hook.startswith("tool")]
-    assert tools[0] == ("tool_start", "Tool") and tools[1] == ("tool_end", None)
+    assert tools[0] == ("tool_start", "Tool")
+    assert tools[1] == ("tool_end", None)
     assert recorder.open == {}
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -23,6 +23,9 @@ import dspex as dx
 from dspex.flows import Flow
 from dspex.sinks import collect
 from dspex.testing import FakeLLMServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 RECEIVER = Path(__file__).with_name("_otlp_receiver.py")
 N = 4
@@ -64,8 +67,10 @@ async def test_flow_spans_reach_an_otlp_http_receiver(receiver: tuple[subprocess
     stdout, _ = proc.communicate(timeout=10)
     spans = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     names = [s["name"] for s in spans]
-    assert names.count("flow otlp") == 1 and names.count("node cot") == 1
-    assert names.count("item cot") == N and names.count("chat fake-model") == N
+    assert names.count("flow otlp") == 1
+    assert names.count("node cot") == 1
+    assert names.count("item cot") == N
+    assert names.count("chat fake-model") == N
     assert names.count("module ChainOfThought") == names.count("module Predict") == N
     assert {s["scope"] for s in spans} == {"dspex"}
     assert len({s["trace_id"] for s in spans}) == 1
@@ -74,6 +79,8 @@ async def test_flow_spans_reach_an_otlp_http_receiver(receiver: tuple[subprocess
         assert by_id[chat["parent_id"]]["name"] == "module Predict"
         assert chat["kind"] == 3  # SPAN_KIND_CLIENT
         attrs = chat["attributes"]
-        assert attrs["gen_ai.operation.name"] == "chat" and attrs["gen_ai.provider.name"] == "openai"
+        assert attrs["gen_ai.operation.name"] == "chat"
+        assert attrs["gen_ai.provider.name"] == "openai"
         assert attrs["gen_ai.request.model"] == attrs["gen_ai.response.model"] == "fake-model"
-        assert int(attrs["gen_ai.usage.input_tokens"]) > 0 and int(attrs["gen_ai.usage.output_tokens"]) > 0
+        assert int(attrs["gen_ai.usage.input_tokens"]) > 0
+        assert int(attrs["gen_ai.usage.output_tokens"]) > 0

@@ -8,8 +8,7 @@ GenAI attributes, and the item's trace id must reach the event-aware sink.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -24,6 +23,9 @@ from dspex.flows import Flow
 from dspex.sinks import Sink, collect
 from dspex.telemetry._spans import resolve
 from dspex.testing import FakeLLMServer
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 N = 3
 
@@ -78,7 +80,8 @@ async def _run_cot_flow(provider: TracerProvider, **settings: Any) -> tuple[Any,
 async def test_chain_of_thought_flow_span_tree_and_genai_attributes() -> None:
     provider, exporter = _provider()
     report, keeper, items = await _run_cot_flow(provider)
-    assert report.items_out == N and len(items) == N
+    assert report.items_out == N
+    assert len(items) == N
     spans = exporter.get_finished_spans()
     by_id = {s.context.span_id: s for s in spans}
     runs = [s for s in spans if s.name == "flow qa"]
@@ -91,7 +94,8 @@ async def test_chain_of_thought_flow_span_tree_and_genai_attributes() -> None:
     assert {s.context.trace_id for s in spans} == {run.context.trace_id}  # one trace per run
 
     node = next(s for s in spans if s.name == "node cot")
-    assert _parent(node, by_id) is run and node.attributes["dspex.node.kind"] == "map"
+    assert _parent(node, by_id) is run
+    assert node.attributes["dspex.node.kind"] == "map"
     item_spans = [s for s in spans if s.name == "item cot"]
     assert sorted(s.attributes["dspex.item.id"] for s in item_spans) == [str(i) for i in range(1, N + 1)]
     assert all(_parent(s, by_id) is node for s in item_spans)
@@ -110,17 +114,21 @@ async def test_chain_of_thought_flow_span_tree_and_genai_attributes() -> None:
         assert attrs["gen_ai.provider.name"] == "openai"
         assert attrs["gen_ai.request.model"] == "fake-model"
         assert attrs["gen_ai.response.model"] == "fake-model"
-        assert attrs["gen_ai.usage.input_tokens"] > 0 and attrs["gen_ai.usage.output_tokens"] > 0
-        assert "gen_ai.input.messages" not in attrs and "gen_ai.output.messages" not in attrs  # opt-in only
+        assert attrs["gen_ai.usage.input_tokens"] > 0
+        assert attrs["gen_ai.usage.output_tokens"] > 0
+        assert "gen_ai.input.messages" not in attrs
+        assert "gen_ai.output.messages" not in attrs
     # every span of an item's subtree ends inside its parent
     for span in spans:
         parent = _parent(span, by_id)
         if parent is not None:
-            assert parent.start_time <= span.start_time and span.end_time <= parent.end_time
+            assert parent.start_time <= span.start_time
+            assert span.end_time <= parent.end_time
 
     # the item's trace id rides on its events (the event-aware sink streams the module)
     item_events = [e for e in keeper.events if e.item_id is not None]
-    assert item_events and {e.trace_id for e in item_events} == {f"{run.context.trace_id:032x}"}
+    assert item_events
+    assert {e.trace_id for e in item_events} == {f"{run.context.trace_id:032x}"}
     assert all(e.to_wire()["trace_id"] == e.trace_id for e in item_events)
 
 
@@ -177,7 +185,8 @@ async def test_explicit_provider_wins_and_metrics_are_recorded() -> None:
     assert {p.attributes["gen_ai.token.type"] for p in tokens} == {"input", "output"}
     assert sum(p.count for p in points["dspex.item.duration"]) == N
     items = {p.attributes["dspex.status"]: p.value for p in points["dspex.items"]}
-    assert items["read"] == N and items["done"] == N
+    assert items["read"] == N
+    assert items["done"] == N
     assert {p.attributes["dspex.flow.name"] for p in points["dspex.in_flight"]} == {"qa"}
     assert "cot" in {p.attributes.get("dspex.node.name") for p in points["dspex.queue.depth"]}
     meters.shutdown()
@@ -209,8 +218,10 @@ async def test_react_tool_calls_are_execute_tool_spans() -> None:
     assert all(s.attributes["gen_ai.tool.name"] == "add" for s in tools)
     assert all(_parent(s, by_id).name == "module ReAct" for s in tools)
     ok, bad = sorted(tools, key=lambda s: s.start_time)
-    assert "error.type" not in ok.attributes and ok.status.status_code is not StatusCode.ERROR
-    assert bad.attributes["error.type"] == "ToolError" and bad.status.status_code is StatusCode.ERROR
+    assert "error.type" not in ok.attributes
+    assert ok.status.status_code is not StatusCode.ERROR
+    assert bad.attributes["error.type"] == "ToolError"
+    assert bad.status.status_code is StatusCode.ERROR
 
 
 async def test_trace_context_crosses_tasks_and_worker_threads() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import dspex as dx
-from dspex.events import PredictionDone, ToolCall, ToolResult
 from dspex._http._pool import ConnectionPool
+from dspex.events import PredictionDone, ToolCall, ToolResult
 from dspex.testing import FakeLLMServer
 from dspex.testing._fake_agent import choose_step, extract_answer, tools_from_prompt
 
@@ -40,10 +40,14 @@ async def test_react_solves_arithmetic_with_the_named_tool(model: str, native: b
         with dx.context(lm=_lm(model, srv), adapter=dx.ChatAdapter(use_native_function_calling=native)):
             summed = await agent.acall(question="What is 12 + 30?")
             product = await agent.acall(question="What is 6 * 7?")
-    assert summed.answer == 42 and product.answer == 42
-    assert summed.trajectory["tool_name_0"] == "add" and summed.trajectory["tool_args_0"] == {"a": 12, "b": 30}
-    assert product.trajectory["tool_name_0"] == "multiply" and product.trajectory["observation_0"] == 42
-    assert summed.trajectory["tool_name_1"] == "finish" and "tool_name_2" not in summed.trajectory
+    assert summed.answer == 42
+    assert product.answer == 42
+    assert summed.trajectory["tool_name_0"] == "add"
+    assert summed.trajectory["tool_args_0"] == {"a": 12, "b": 30}
+    assert product.trajectory["tool_name_0"] == "multiply"
+    assert product.trajectory["observation_0"] == 42
+    assert summed.trajectory["tool_name_1"] == "finish"
+    assert "tool_name_2" not in summed.trajectory
 
 
 @pytest.mark.parametrize("native", [False, True], ids=["text", "native"])
@@ -57,7 +61,8 @@ async def test_streamed_react_reports_tool_steps_and_the_answer(model: str, nati
     results = [(ev.name, ev.result) for ev in events if isinstance(ev, ToolResult)]
     assert calls == [("multiply", {"a": 3, "b": 5}), ("finish", {})]
     assert results[0] == ("multiply", 15)
-    assert isinstance(events[-1], PredictionDone) and events[-1].outputs["answer"] == "15"
+    assert isinstance(events[-1], PredictionDone)
+    assert events[-1].outputs["answer"] == "15"
 
 
 def test_sync_react_call_against_the_server() -> None:
@@ -80,7 +85,8 @@ async def test_plain_native_tool_request_then_tool_result() -> None:
             again = await _post(pool, url, {"model": "m", "messages": messages, "tools": tools})
             call = first["choices"][0]["message"]["tool_calls"][0]
             assert first == again  # deterministic
-            assert call["function"]["name"] == "add" and json.loads(call["function"]["arguments"]) == {"a": 4, "b": 9}
+            assert call["function"]["name"] == "add"
+            assert json.loads(call["function"]["arguments"]) == {"a": 4, "b": 9}
             messages += [first["choices"][0]["message"], {"role": "tool", "tool_call_id": call["id"], "content": "13"}]
             final = await _post(pool, url, {"model": "m", "messages": messages, "tools": tools})
     finally:

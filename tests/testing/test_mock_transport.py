@@ -61,7 +61,8 @@ async def test_an_lm_call_goes_to_the_handler_and_back() -> None:
 
     transport = MockTransport(handler)
     response = await _lm(transport).acall("Say hi")
-    assert response.outputs == ["hi there"] and response.usage.output_tokens == 7
+    assert response.outputs == ["hi there"]
+    assert response.usage.output_tokens == 7
     [sent] = transport.requests
     assert (sent.method, sent.url, sent.stream) == (
         "POST",
@@ -70,18 +71,23 @@ async def test_an_lm_call_goes_to_the_handler_and_back() -> None:
     )
     assert (
         sent.headers["authorization"] == f"Bearer {KEY}"
-        and sent.headers["content-type"] == "application/json"
+    )
+    assert (
+        sent.headers["content-type"] == "application/json"
     )
 
 
 async def test_an_async_handler_streams_sse_chunk_by_chunk() -> None:
     async def handler(request: MockRequest) -> MockResponse:
-        assert request.stream and request.json()["stream"] is True
+        assert request.stream
+        assert request.json()["stream"] is True
         return MockResponse(sse=_sse(["Hel", "lo", " world"]))
 
     chunks = [c async for c in _lm(MockTransport(handler)).stream("greet")]
     assert [c.text for c in chunks if not c.done] == ["Hel", "lo", " world"]
-    assert chunks[-1].done and chunks[-1].usage is not None and chunks[-1].usage.output_tokens == 7
+    assert chunks[-1].done
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.output_tokens == 7
 
 
 async def test_a_predict_runs_offline_plain_and_streamed() -> None:
@@ -101,7 +107,8 @@ async def test_a_predict_runs_offline_plain_and_streamed() -> None:
         ]
     assert prediction.answer == "Paris"
     assert "".join(ev.text for ev in events if isinstance(ev, FieldDelta)) == "Paris"
-    assert isinstance(events[-1], PredictionDone) and events[-1].prediction.answer == "Paris"
+    assert isinstance(events[-1], PredictionDone)
+    assert events[-1].prediction.answer == "Paris"
     assert [r.stream for r in transport.requests] == [False, True]
     assert "Capital of France?" in transport.requests[0].json()["messages"][-1]["content"]
 
@@ -118,7 +125,9 @@ async def test_transport_failures_and_5xx_are_retried_then_answered() -> None:
 
     transport = MockTransport(handler)
     response = await _lm(transport, num_retries=3).acall("hi")
-    assert response.outputs == ["late but fine"] and len(transport.requests) == 4 and not script
+    assert response.outputs == ["late but fine"]
+    assert len(transport.requests) == 4
+    assert not script
 
 
 async def test_a_client_error_is_not_retried_and_names_the_status() -> None:
@@ -127,7 +136,8 @@ async def test_a_client_error_is_not_retried_and_names_the_status() -> None:
     )
     with pytest.raises(LMError, match="bad field") as info:
         await _lm(transport, num_retries=3).acall("hi")
-    assert info.value.status == 400 and len(transport.requests) == 1
+    assert info.value.status == 400
+    assert len(transport.requests) == 1
 
 
 async def test_a_streamed_error_status_is_raised_before_any_chunk() -> None:
@@ -151,11 +161,14 @@ async def test_raw_content_and_headers_reach_the_response() -> None:
     assert (response.status, await response.aread()) == (200, b"plain")
     assert (
         response.header("x-trace") == "7"
-        and response.header("content-type") == "text/plain; charset=utf-8"
+    )
+    assert (
+        response.header("content-type") == "text/plain; charset=utf-8"
     )
     async with transport.stream("GET", "http://x/", headers={}) as streamed:
         assert b"".join([c async for c in streamed.aiter_bytes()]) == b"plain"
-    assert transport.requests[0].headers == {"accept": "*/*"} and transport.requests[0].body == b""
+    assert transport.requests[0].headers == {"accept": "*/*"}
+    assert transport.requests[0].body == b""
 
 
 def test_mock_response_and_transport_reject_bad_input() -> None:
@@ -177,5 +190,7 @@ def test_sse_events_are_framed_one_per_chunk() -> None:
 
 
 def test_the_public_names() -> None:
-    assert dx.lm.Transport is Transport and issubclass(MockTransport, dx.lm.Transport)
-    assert dx.lm.HTTPResponse is HTTPResponse and "Transport" in dx.lm.__all__
+    assert dx.lm.Transport is Transport
+    assert issubclass(MockTransport, dx.lm.Transport)
+    assert dx.lm.HTTPResponse is HTTPResponse
+    assert "Transport" in dx.lm.__all__

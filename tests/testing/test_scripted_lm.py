@@ -7,7 +7,6 @@ import json
 import pytest
 
 import dspex as dx
-
 from dspex.errors import ConfigError
 from dspex.lm._types import BaseLM, LMChunk
 from dspex.testing import ScriptedLM
@@ -87,7 +86,7 @@ async def test_usage_counts_words_and_history_is_bounded() -> None:
     resp = await lm.acall(USER, temperature=0.0)
     assert resp.model == "m1"
     assert resp.usage.input_tokens == 6
-    assert resp.usage.output_tokens == len("[[ ## answer ## ]]\nParis is nice".split())
+    assert resp.usage.output_tokens == len(["[[", "##", "answer", "##", "]]", "Paris", "is", "nice"])
     await lm.acall(USER)
     await lm.acall(USER)
     assert len(lm.history) == 2
@@ -99,7 +98,8 @@ async def test_usage_counts_words_and_history_is_bounded() -> None:
 async def test_stream_chunks_concatenate_to_the_completion(size: int | None) -> None:
     lm = ScriptedLM([{"answer": "Paris is the capital"}], stream_chunk_size=size)
     chunks: list[LMChunk] = [c async for c in lm.stream(USER)]
-    assert chunks[-1].done and chunks[-1].usage is not None
+    assert chunks[-1].done
+    assert chunks[-1].usage is not None
     text = "".join(c.text for c in chunks)
     assert text == "[[ ## answer ## ]]\nParis is the capital"
     pieces = [c.text for c in chunks[:-1]]

@@ -10,10 +10,10 @@ from typing import Any
 import anyio
 import pytest
 
-from dspex.errors import ConfigError, LMTimeoutError, LMTransportError
 from dspex._http._pool import ConnectionPool
 from dspex._http._sse import SSEDecoder, SSEEvent
 from dspex._http._transport import Timeouts
+from dspex.errors import ConfigError, LMTimeoutError, LMTransportError
 from dspex.testing import FakeLLMServer
 from dspex.testing._fake_answers import fields_from_prompt
 
@@ -142,7 +142,8 @@ async def test_json_adapter_prompt_gets_a_json_object(pool: ConnectionPool) -> N
     async with FakeLLMServer() as srv:
         _, reply, _ = await post(pool, srv.url + PATHS["openai"], body)
         value = json.loads(reply["choices"][0]["message"]["content"])
-        assert set(value) == {"answer", "score"} and isinstance(value["score"], float)
+        assert set(value) == {"answer", "score"}
+        assert isinstance(value["score"], float)
 
 
 async def test_response_format_json_schema_is_followed(pool: ConnectionPool) -> None:
@@ -153,7 +154,8 @@ async def test_response_format_json_schema_is_followed(pool: ConnectionPool) -> 
         _, reply, _ = await post(pool, srv.url + PATHS["openai"],
                                  request_body("openai", response_format=fmt))  # fmt: skip
         value = json.loads(reply["choices"][0]["message"]["content"])
-        assert isinstance(value["n"], int) and value["kind"] in ("a", "b")
+        assert isinstance(value["n"], int)
+        assert value["kind"] in ("a", "b")
 
 
 async def test_openai_reply_shape_n_and_usage(pool: ConnectionPool) -> None:
@@ -216,7 +218,8 @@ async def test_native_tool_calls(provider: str, pool: ConnectionPool) -> None:
         name, args = call["function"]["name"], json.loads(call["function"]["arguments"])
     elif provider == "anthropic":
         # a DSPy prompt gets its text fields first, then the tool use (as Claude answers)
-        assert [b["type"] for b in reply["content"]] == ["text", "tool_use"] and reply["stop_reason"] == "tool_use"
+        assert [b["type"] for b in reply["content"]] == ["text", "tool_use"]
+        assert reply["stop_reason"] == "tool_use"
         block = reply["content"][1]
         name, args = block["name"], block["input"]
     else:
@@ -224,7 +227,8 @@ async def test_native_tool_calls(provider: str, pool: ConnectionPool) -> None:
         assert "text" in parts[0]
         fc = parts[1]["functionCall"]
         name, args = fc["name"], fc["args"]
-    assert name == "weather" and isinstance(args["city"], str)
+    assert name == "weather"
+    assert isinstance(args["city"], str)
 
 
 # -- streaming --------------------------------------------------------------------------------
@@ -239,7 +243,8 @@ async def test_openai_stream_with_usage_chunk(pool: ConnectionPool) -> None:
     assert events[-1].data == "[DONE]"
     chunks = [json.loads(e.data) for e in events[:-1]]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
-    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == whole["usage"]
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"] == whole["usage"]
     assert all(c["usage"] is None for c in chunks[:-1])
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[:-1])
     assert text == text_of("openai", whole)
@@ -290,14 +295,16 @@ async def test_429_has_retry_after_and_provider_error_body(
         status, reply, resp = await post(pool, srv.url + PATHS[provider], request_body(provider))
         assert (status, resp.header("retry-after")) == (429, "2")
         assert kind in json.dumps(reply)
-        assert srv.stats.faults == {"429": 1} and srv.stats.statuses == {429: 1}
+        assert srv.stats.faults == {"429": 1}
+        assert srv.stats.statuses == {429: 1}
 
 
 @pytest.mark.parametrize("fault", ["500", "503"])
 async def test_server_errors(fault: str, pool: ConnectionPool) -> None:
     async with FakeLLMServer(**{f"p_{fault}": 1.0}) as srv:  # type: ignore[arg-type]
         status, reply, _ = await post(pool, srv.url + PATHS["openai"], request_body("openai"))
-        assert status == int(fault) and "error" in reply
+        assert status == int(fault)
+        assert "error" in reply
         assert srv.stats.prompt_tokens == 0
 
 
@@ -314,10 +321,12 @@ async def test_hang_reset_truncate_and_malformed(pool: ConnectionPool) -> None:
             await post(pool, srv.url + url_body[0], url_body[1])
     async with FakeLLMServer(p_malformed=1.0) as srv:
         status, reply, _ = await post(pool, srv.url + url_body[0], url_body[1])
-        assert status == 200 and isinstance(reply, bytes)
+        assert status == 200
+        assert isinstance(reply, bytes)
         events = await stream_events(pool, srv.url + url_body[0], {**url_body[1], "stream": True})
         assert any(e.data == "{not json" for e in events)
-        assert srv.stats.faults == {"malformed": 2} and srv.stats.completion_tokens == 0
+        assert srv.stats.faults == {"malformed": 2}
+        assert srv.stats.completion_tokens == 0
 
 
 async def test_truncated_stream_stops_before_the_end(pool: ConnectionPool) -> None:
@@ -330,7 +339,8 @@ async def test_truncated_stream_stops_before_the_end(pool: ConnectionPool) -> No
                 decoder = SSEDecoder()
                 async for chunk in resp.aiter_bytes():
                     seen += decoder.feed(chunk)
-        assert seen and seen[-1].event != "message_stop"
+        assert seen
+        assert seen[-1].event != "message_stop"
 
 
 def test_faults_follow_the_seed() -> None:
@@ -368,7 +378,8 @@ async def test_bad_requests(pool: ConnectionPool) -> None:
         assert (await post(pool, srv.url + "/nope", {}))[0] == 404
         assert (await post(pool, srv.url + PATHS["openai"], b"{not json"))[0] == 400
         status, reply, _ = await post(pool, srv.url + PATHS["anthropic"], {"messages": []})
-        assert status == 400 and reply["error"]["type"] == "invalid_request_error"
+        assert status == 400
+        assert reply["error"]["type"] == "invalid_request_error"
         resp = await pool.request("GET", srv.url + PATHS["openai"], headers={})
         assert resp.status == 405
         assert srv.stats.requests == 4

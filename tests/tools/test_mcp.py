@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -19,6 +17,9 @@ import dspex as dx
 from dspex.errors import ToolError
 from dspex.testing import ScriptedLM
 
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
 
 SERVER = '''
 import sys
@@ -124,8 +125,10 @@ async def test_server_tools_become_dx_tools(transport: str, server_script: Path)
         assert sorted(tools) == ["add", "fail", "search"]
         add = tools["add"]
         assert add.desc == "Add two integers."
-        assert add.args["a"]["type"] == "integer" and add.args["b"]["default"] == 1
-        assert await add.acall(a=2, b=3) == "5" and await add.acall(a=2) == "3"
+        assert add.args["a"]["type"] == "integer"
+        assert add.args["b"]["default"] == 1
+        assert await add.acall(a=2, b=3) == "5"
+        assert await add.acall(a=2) == "3"
         assert await tools["search"].acall(query="tea", tags=["green", "black"]) == ["tea:green", "tea:black"]
         with pytest.raises(ToolError, match="MCP tool 'fail' failed"):
             await tools["fail"].acall(reason="x")
@@ -150,10 +153,12 @@ async def test_react_runs_mcp_tools(transport: str, server_script: Path) -> None
         pred = await dx.ReAct("question -> answer", tools=tools).acall(question="20 + 22?", lm=lm)
     traj = pred.trajectory
     assert traj["observation_0"] == "42"
-    assert traj["observation_1"].startswith("Execution error in fail: ") and "MCP tool 'fail' failed" in traj[
+    assert traj["observation_1"].startswith("Execution error in fail: ")
+    assert "MCP tool 'fail' failed" in traj[
         "observation_1"
     ]
-    assert "argument 'a' is invalid" in traj["observation_2"] and pred.answer == "42"
+    assert "argument 'a' is invalid" in traj["observation_2"]
+    assert pred.answer == "42"
     # The MCP schema is what the LM is shown, as DSPy shows it.
     assert "(1) add, whose description is <desc>Add two integers.</desc>" in lm.history[0]["messages"][0]["content"]
 

@@ -7,6 +7,7 @@ import contextvars
 import threading
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import dspex as dx
@@ -18,7 +19,7 @@ VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset"
 
 
 async def _where() -> tuple[str, str]:
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     return threading.current_thread().name, VAR.get()
 
 

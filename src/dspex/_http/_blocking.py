@@ -20,16 +20,23 @@ from __future__ import annotations
 import os
 import socket
 import weakref
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ..errors import LMTimeoutError, LMTransportError
-from ._conn import MAX_STALE_RETRIES, RECV_SIZE, default_ssl_context, head_bytes, keepalive_hint, whole_response
+from ._conn import (
+    MAX_STALE_RETRIES,
+    RECV_SIZE,
+    default_ssl_context,
+    head_bytes,
+    keepalive_hint,
+    whole_response,
+)
 from ._h1 import HTTPProtocolError, ResponseParser
 from ._transport import HTTPResponse, Timeouts, describe_io_error
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Callable, Mapping
 
     from ._conn import Target
 

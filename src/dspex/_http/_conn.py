@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -25,16 +24,17 @@ from ._transport import HTTPResponse, describe_io_error, redact_url
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import AsyncIterator, Mapping
 
     from anyio.abc import ByteStream
 
 __all__ = [
+    "MAX_STALE_RETRIES",
+    "RECV_SIZE",
     "Conn",
     "Expired",
     "Host",
     "LoopState",
-    "MAX_STALE_RETRIES",
-    "RECV_SIZE",
     "Target",
     "Timer",
     "content_encoding",
@@ -143,7 +143,7 @@ async def loop_sentinel(state: LoopState) -> AsyncIterator[None]:
         await state.close_idle()
 
 
-class Expired(Exception):  # noqa: N818 - internal signal, never leaves the pool
+class Expired(Exception):
     """A stream's own deadline passed while it waited (see :meth:`Timer.bind`)."""
 
 

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from ._httpx_transport import HttpxTransport
 from ._pool import ConnectionPool
-from ._transport import Transport
 
 if TYPE_CHECKING:
     import httpx
+
+    from ._transport import Transport
 
 __all__ = ["get_transport"]
 

@@ -13,8 +13,6 @@ async generators make trio warn if they are collected half-way.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
@@ -22,9 +20,19 @@ import anyio
 import anyio.lowlevel
 
 from ..errors import LMTimeoutError, LMTransportError
-from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport, describe_io_error, redact_url
+from ._transport import (
+    _DEFAULT_TIMEOUTS,
+    HTTPResponse,
+    Timeouts,
+    Transport,
+    describe_io_error,
+    redact_url,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+    from types import TracebackType
+
     import httpx
 
 __all__ = ["HttpxTransport"]
@@ -215,7 +223,7 @@ class _HttpxStream:
                 elif not self._body.done:
                     async for _ in self._body:
                         pass
-        except Exception:  # noqa: BLE001 - a broken body changes nothing: we close it
+        except Exception:
             pass
         finally:
             with anyio.CancelScope(shield=True):

@@ -7,8 +7,12 @@ test can hide httptools by setting ``_h1.httptools = None``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import _h1
-from ._h1 import RequestParser, ResponseParser
+
+if TYPE_CHECKING:
+    from ._h1 import RequestParser, ResponseParser
 
 __all__ = ["default_impl", "make_request_parser", "make_response_parser"]
 

@@ -19,8 +19,6 @@ import time
 import weakref
 import zlib
 from collections import deque
-from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
@@ -53,8 +51,9 @@ from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport, de
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Mapping
+    from types import TracebackType
 
-    from anyio.abc import ByteStream
 
 __all__ = ["ConnectionPool"]
 
@@ -483,7 +482,8 @@ class _StreamContext:
         await self._pool._release(self._state, self._host, self._conn, self._parser)
 
     def _body(self) -> _PoolBody:
-        assert self._conn is not None and self._parser is not None
+        assert self._conn is not None
+        assert self._parser is not None
         return _PoolBody(self, self._conn, self._parser)
 
 

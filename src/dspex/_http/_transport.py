@@ -15,13 +15,16 @@ transport, failures surface only as :class:`~dspex.errors.LMTransportError`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+    from contextlib import AbstractAsyncContextManager
 
 __all__ = ["HTTPResponse", "Timeouts", "Transport", "describe_io_error", "redact_url"]
 

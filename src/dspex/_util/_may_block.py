@@ -11,8 +11,11 @@ it knows nothing of how the bridge runs its loops.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextvars import Context, ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["allow_blocking", "may_block"]
 

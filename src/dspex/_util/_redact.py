@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, MutableMapping
 
 __all__ = ["REDACTED", "RedactingLogger", "redact", "redact_obj", "strip_secret"]
 

@@ -25,8 +25,7 @@ import concurrent.futures
 import contextvars
 import os
 import threading
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -34,6 +33,9 @@ import anyio.lowlevel
 
 from . import _aio_runner
 from ._may_block import allow_blocking
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 T = TypeVar("T")
 

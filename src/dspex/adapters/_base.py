@@ -13,13 +13,14 @@ that asks the LM to fix a completion that failed to parse.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._util._sync import run_sync
 from ._invoke import invoke
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from ..events import Event
     from ..lm._types import Message
     from ..signatures import Signature

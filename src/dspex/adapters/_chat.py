@@ -20,8 +20,6 @@ from ..errors import ConfigError, ParseError
 from ..signatures._coerce import annotation_name, parse_field
 from ..signatures._types import ToolCalls
 from ._base import Adapter, IncrementalParser
-from ._history import history_messages
-from ._parts import split_content_parts
 from ._fmt import (
     apply_output_defaults,
     field_descriptions,
@@ -30,6 +28,8 @@ from ._fmt import (
     split_demos,
     type_note,
 )
+from ._history import history_messages
+from ._parts import split_content_parts
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo

@@ -14,16 +14,18 @@ import enum
 import inspect
 import json
 from collections.abc import Mapping
-from typing import Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from pydantic import TypeAdapter
-from pydantic.fields import FieldInfo
 
 from ..errors import InputError
 from ..signatures._code import Code
 from ..signatures._coerce import annotation_allows_none, annotation_name, type_adapter
 from ..signatures._fields import field_kind
 from ..signatures._types import History, Reasoning, _Model
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
 
 __all__ = [
     "apply_output_defaults",

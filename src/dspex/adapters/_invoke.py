@@ -12,7 +12,6 @@ DSPy's ChatAdapter does; there is no feedback turn here (that belongs to
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ParseError
@@ -21,6 +20,8 @@ from ._native import native_plan, native_tools, native_values
 from ._reasoning import ReasoningCapture, reasoning_plan, with_reasoning
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from ..lm._types import Message
     from ..signatures import Signature
     from ._base import Adapter

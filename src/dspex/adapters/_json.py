@@ -12,7 +12,6 @@ quotes, truncation), drops unknown keys and coerces each field.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..signatures._coerce import annotation_name
@@ -24,6 +23,8 @@ from ._json_repair import extract_object
 from ._structured import response_format
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from pydantic.fields import FieldInfo
 
     from ..signatures import Signature

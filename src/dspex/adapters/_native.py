@@ -15,7 +15,6 @@ assembles the outputs.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
@@ -26,6 +25,8 @@ from ..signatures._types import ToolCalls
 from ._callbacks import parse_notified
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from ..lm._types import NativeToolCall
     from ..signatures import Signature
     from ._base import Adapter

@@ -33,7 +33,7 @@ def _decode(payload: str) -> Any:
     for decode in (json.loads, lambda s: json.loads(json.loads(f'"{s}"')), json_repair.loads):
         try:
             return decode(payload)
-        except Exception:  # noqa: BLE001,PERF203 - any decoder failure means "try the next one"
+        except Exception:
             continue
     return None
 

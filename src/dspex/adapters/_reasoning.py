@@ -12,13 +12,14 @@ returned there), as DSPy does. :func:`reasoning_plan` decides;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..signatures._types import Reasoning
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ..lm._types import LMResponse, Message
     from ..signatures import Signature
 

@@ -12,11 +12,14 @@ counted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._limits import InFlightLimiter, SourceGate
 from ._memory import MB, MemoryWatermarks, Sampler, resolve_sampler
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._limits import InFlightLimiter, SourceGate
 
 __all__ = ["MemoryMonitor"]
 

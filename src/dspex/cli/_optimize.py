@@ -43,7 +43,13 @@ def _with_feedback(metric: Any) -> Any:
 
 def _optimizer(name: str, metric: Any, demos: int, labeled: int, candidates: int, concurrency: int,
                seed: int) -> Any:
-    from ..optimizers import COPRO, BootstrapFewShot, BootstrapFewShotWithRandomSearch, LabeledFewShot, MIPROv2
+    from ..optimizers import (
+        COPRO,
+        BootstrapFewShot,
+        BootstrapFewShotWithRandomSearch,
+        LabeledFewShot,
+        MIPROv2,
+    )
 
     if name == "labeled":
         return LabeledFewShot(k=labeled)

@@ -17,15 +17,16 @@ and partition.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
-from collections.abc import Sequence
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ._base import Engine, OnDone, register_engine, run_in_thread
 from ._task import PartitionResult, PartitionTask, run_partition
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Sequence
 
 __all__ = ["DaskEngine"]
 

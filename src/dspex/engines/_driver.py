@@ -27,7 +27,6 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._context import settings_snapshot
@@ -40,6 +39,8 @@ from ._partition import split_source
 from ._task import PartitionResult, PartitionTask, pack, part_path
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..sources._base import Source
     from ._base import Engine
 

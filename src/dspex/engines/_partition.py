@@ -17,8 +17,7 @@ from __future__ import annotations
 import _csv
 import io
 import os
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -29,6 +28,9 @@ from ..sources._files import CsvSource, JsonlSource, _emit, _open_binary
 from ..sources._iterable import IterableSource
 from ..sources._lines import LineChunker, parse_lines
 from ..sources._parquet import ParquetSource, import_pyarrow
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
 
 __all__ = ["CsvRangeSource", "JsonlRangeSource", "ParquetGroupsSource", "split_source"]
 

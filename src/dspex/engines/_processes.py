@@ -12,15 +12,17 @@ all, and each resumes from the run store without duplicates.
 from __future__ import annotations
 
 import multiprocessing
-import threading
-from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-
+from typing import TYPE_CHECKING
 
 from ..errors import DspexError
 from ._base import Engine, OnDone, register_engine, run_in_thread
 from ._task import PartitionResult, PartitionTask, run_partition
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Sequence
 
 __all__ = ["ProcessesEngine"]
 

@@ -128,7 +128,7 @@ def pack(flow: Any, options: dict[str, Any], source: Source, part: Source, index
     buf = io.BytesIO()
     try:
         _PartitionPickler(buf, source, part, index).dump((flow, options))
-    except Exception as exc:  # noqa: BLE001 - any pickling failure means the same
+    except Exception as exc:
         raise ConfigError(
             f"flow {flow.name!r} cannot be sent to a worker ({type(exc).__name__}: {exc}); "
             "expected functions, modules, sources and sinks that pickle (no open files, "

@@ -10,7 +10,6 @@ others. With ``run_id`` the source is keyed by index and the run can resume.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError
@@ -19,6 +18,8 @@ from ..sinks import collect
 from ..sources import iterable
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
     from ..sinks import Sink
 
 __all__ = ["check_concurrency", "run_batch"]

@@ -19,7 +19,6 @@ import functools
 import inspect
 import json
 import types
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,8 @@ from ..sinks import jsonl
 from ._batch import check_concurrency, run_batch
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from ..sinks import Sink
 
 __all__ = ["Evaluate", "EvaluationResult", "call_metric", "call_program", "split_score"]
@@ -248,7 +249,7 @@ class Evaluate:
         try:
             pred = await call_program(program, example)
             score, feedback = split_score(await call_metric(metric, example, pred))
-        except Exception as exc:  # noqa: BLE001 - one bad example scores failure_score; the rest go on
+        except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             score = self.failure_score
         live[index] = (pred, score, feedback)

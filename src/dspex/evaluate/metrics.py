@@ -17,8 +17,7 @@ import functools
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -27,6 +26,9 @@ from .._util._text import normalize_text
 from ..errors import InputError
 from ..modules import ChainOfThought, Module, Prediction
 from ..signatures import InputField, OutputField, Signature
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "EM",

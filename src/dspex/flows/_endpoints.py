@@ -18,7 +18,6 @@ them.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,8 @@ import anyio.lowlevel
 from ._item import DeadLetter, Item
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from anyio.abc import ObjectReceiveStream
 
     from ..backpressure._edge import BufferPolicy, EdgeReceiver

@@ -363,7 +363,7 @@ class Flow:
             FlowFailed: The run failed; ``.report`` holds the partial report.
             RunLeaseError: Another live runner holds ``run_id`` (nothing ran).
         """
-        from ._runner import RunOptions, Runner
+        from ._runner import Runner, RunOptions
 
         check_settings(settings)
         if engine == "local" and (workers, address, partitions, backend) != (None,) * 4:

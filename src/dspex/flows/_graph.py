@@ -189,7 +189,7 @@ def _schema_of_source(source: Any) -> dict[str, Any] | None:
         return None
     if isinstance(fields, Mapping):
         return dict(fields)
-    return {name: None for name in fields}
+    return dict.fromkeys(fields)
 
 
 def _compatible(have: Any, want: Any) -> bool:

@@ -17,7 +17,6 @@ bus is full, so metrics never slow the flow down.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -25,6 +24,8 @@ import anyio
 from .._util._clock import default_clock
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from anyio.abc import ObjectSendStream
 
     from ..events import Event

@@ -9,12 +9,15 @@ the YAML ``settings.lm``, the CLI's ``--lm``) and fails fast instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._context import get_setting
 from ..errors import LMNotConfiguredError
-from ._graph import Plan
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ._graph import Plan
 
 __all__ = ["require_lms"]
 

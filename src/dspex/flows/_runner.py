@@ -461,7 +461,7 @@ class Runner:
         )
 
 
-class _sinks_opened:  # noqa: N801 - used as a context manager
+class _sinks_opened:
     """Open every sink; close them all under a shield with a deadline.
 
     Each sink is first bound to the run (``Sink.bind_run``). A sink with

@@ -10,7 +10,6 @@ sees sink positions that contain exactly the outputs of the done keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -18,6 +17,8 @@ import anyio
 from ..errors import DuplicateKeyError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
     from ._item import Item
 
 __all__ = ["DUPLICATE_POLICIES", "KeyIndex", "KeyTracker", "WriteBarrier"]

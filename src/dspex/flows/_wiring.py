@@ -179,7 +179,7 @@ class Checkpointing:
         with anyio.move_on_after(timeout_s, shield=True) as scope:
             try:
                 await self.commit()
-            except Exception as exc:  # noqa: BLE001 - the run's own outcome wins
+            except Exception as exc:
                 log.warning("run %s: final commit failed: %s", self.lease.run_id, exc)
         if scope.cancelled_caught:
             log.warning("run %s: final commit timed out after %s s", self.lease.run_id, timeout_s)

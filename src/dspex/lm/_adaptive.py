@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import threading
 from contextlib import asynccontextmanager
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.lowlevel import RunVar
 
 from ..errors import ConfigError, RateLimitError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 __all__ = ["AdaptiveConcurrency"]
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from .._util._clock import Clock
 from ..errors import CircuitOpenError, ConfigError, LMTimeoutError, LMTransportError, ServerError
+
+if TYPE_CHECKING:
+    from .._util._clock import Clock
 
 __all__ = ["CircuitBreaker", "CircuitBreakerPolicy", "counts_as_failure"]
 

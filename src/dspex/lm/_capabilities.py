@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import UnsupportedParameterError
+if TYPE_CHECKING:
+    from ..errors import UnsupportedParameterError
 
 __all__ = ["NEGOTIABLE", "Capabilities", "Trial", "refused_parameter"]
 

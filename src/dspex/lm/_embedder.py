@@ -14,14 +14,16 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .._util._sync import run_sync
 from ..errors import AuthError, ConfigError, InputError, LMTransportError
 from ._lm import LM
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = ["Embedder"]
 

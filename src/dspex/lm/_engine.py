@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.lowlevel import RunVar
@@ -24,7 +23,6 @@ from anyio.lowlevel import RunVar
 from .._http._factory import get_transport  # with the LM, not on its first call: the lean pool
 from .._http._sse import SSEDecoder
 from .._http._transport import HTTPResponse, Timeouts, Transport
-from .._util._clock import Clock
 from ..errors import (
     AuthError,
     ConfigError,
@@ -37,14 +35,19 @@ from ..errors import (
     UnsupportedParameterError,
     is_retryable,
 )
-from ._adaptive import AdaptiveConcurrency
-from ._breaker import CircuitBreaker
 from ._capabilities import NEGOTIABLE, Capabilities, Trial, refused_parameter
 from ._estimate import estimate_usage
-from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, parse_retry_after, retry_call, retry_delay
 from ._types import LMResponse, Message
 from .providers._base import Provider, ProviderRequest, StreamState
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from .._util._clock import Clock
+    from ._adaptive import AdaptiveConcurrency
+    from ._breaker import CircuitBreaker
+    from ._ratelimit import RateLimiter
 
 __all__ = ["RETRY_LISTENER", "Endpoint", "EndpointConfig", "timeouts_from"]
 
@@ -465,7 +468,7 @@ class _Within:
     def __enter__(self) -> None:
         self._scope.__enter__()
 
-    def __exit__(self, *exc_info: Any) -> bool:
+    def __exit__(self, *exc_info: object) -> bool:
         suppressed = self._scope.__exit__(*exc_info)
         if self._scope.cancelled_caught:
             raise self._error() from None

@@ -9,11 +9,13 @@ produced no text; after that the error propagates.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, LMError
 from ._types import BaseLM, LMChunk, LMResponse, Message
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 __all__ = ["FallbackLM"]
 

@@ -17,13 +17,16 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import _context
 from .._context import get_setting
 from .._util._redact import strip_secret
-from ._types import LMResponse
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ._types import LMResponse
 
 __all__ = ["GLOBAL_HISTORY", "History", "LazyEntry", "format_history", "inspect_history", "make_entry", "record"]
 

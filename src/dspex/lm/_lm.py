@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 
 from .._context import get_setting
+from .._http._transport import Timeouts, Transport
 from .._util._clock import Clock, default_clock
 from .._util._hashing import stable_hash
 from .._util._redact import redact_obj
@@ -34,7 +35,6 @@ from ._history import History, LazyEntry, record
 from ._pricing import cost_of, normalize_prices
 from ._ratelimit import RateLimit, RateLimiter
 from ._retry import RetryPolicy
-from .._http._transport import Timeouts, Transport
 from ._types import LMChunk, LMResponse, LMUsage, Message
 from .providers._registry import COMPATIBLE_BASES, provider_class, split_model
 

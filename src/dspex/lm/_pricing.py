@@ -14,10 +14,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ._types import LMUsage
+
+if TYPE_CHECKING:
+    from ._types import LMUsage
 
 __all__ = ["Price", "cost_of", "get_price", "set_prices"]
 

@@ -14,9 +14,12 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .._util._clock import Clock
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .._util._clock import Clock
 
 __all__ = ["RateLimit", "RateLimiter", "TokenBucket"]
 

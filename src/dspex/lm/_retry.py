@@ -19,14 +19,17 @@ time under a virtual clock, and it would pull
 from __future__ import annotations
 
 import email.utils
-import random
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from .._util._clock import Clock
 from ..errors import ConfigError, is_retryable
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Awaitable, Callable
+
+    from .._util._clock import Clock
 
 __all__ = ["RetryPolicy", "parse_retry_after", "retry_call", "retry_delay"]
 

@@ -9,10 +9,12 @@ can stand in for a real provider.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 __all__ = ["BaseLM", "LMChunk", "LMResponse", "LMUsage", "Message", "NativeToolCall"]
 

@@ -25,14 +25,16 @@ keeps them with one contract, the same as the flow ``validate`` node:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._context import context, get_setting
 from ..errors import AssertionFailed
 from ..events import ValidationFailed
 from ._stream import EMITTER
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 __all__ = ["Assert", "Suggest", "call_with_backtracks", "call_with_backtracks_sync"]
 
@@ -74,7 +76,7 @@ def _check(condition: Any, msg: str, hard: bool) -> None:
     attempt.flags.append({"module": attempt.module, "message": message})
 
 
-def Assert(condition: Any, msg: str = "") -> None:  # noqa: N802 - DSPy's name
+def Assert(condition: Any, msg: str = "") -> None:
     """Require ``condition`` inside module code: retry with ``msg`` as feedback, then fail.
 
     Returns at once when ``condition`` is truthy. See the module doc for the
@@ -88,7 +90,7 @@ def Assert(condition: Any, msg: str = "") -> None:  # noqa: N802 - DSPy's name
     _check(condition, msg, hard=True)
 
 
-def Suggest(condition: Any, msg: str = "") -> None:  # noqa: N802 - DSPy's name
+def Suggest(condition: Any, msg: str = "") -> None:
     """Prefer ``condition`` inside module code: retry with ``msg`` as feedback, then flag.
 
     Returns at once when ``condition`` is truthy; on the last attempt a

@@ -27,7 +27,6 @@ that chunk (there are no partial fields to discard then).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +45,8 @@ from ..signatures import History
 from ..telemetry._observe import observed_lm
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
     from ..adapters._base import Adapter
     from ..signatures import Signature
     from ._stream import Emitter

@@ -9,15 +9,17 @@ into steps.
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic.fields import FieldInfo
+from typing import TYPE_CHECKING, Any
 
 from ..signatures import OutputField, Reasoning, Signature, ensure_signature
 from ._module import Module
 from ._predict import Predict
-from ._prediction import Prediction
 from ._state import jsonable_config, register_loadable, signature_from_spec, signature_spec
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
+    from ._prediction import Prediction
 
 __all__ = ["ChainOfThought"]
 

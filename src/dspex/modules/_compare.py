@@ -9,8 +9,7 @@ over completions on one field, after DSPy's text normalisation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._util._text import normalize_text
 from ..errors import InputError
@@ -18,7 +17,11 @@ from ..signatures import InputField, OutputField, Signature, ensure_signature
 from ._module import Module
 from ._predict import Predict
 from ._prediction import Completions, Prediction
-from ._stream import ModuleStream
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from ._stream import ModuleStream
 
 __all__ = ["MultiChainComparison", "majority", "normalize_text"]
 
@@ -88,7 +91,7 @@ class MultiChainComparison(Module):
             one lacks a rationale/reasoning or the answer field.
     """
 
-    def __init__(self, signature: str | type[Signature], M: int = 3, temperature: float = 0.7, **config: Any) -> None:  # noqa: N803
+    def __init__(self, signature: str | type[Signature], M: int = 3, temperature: float = 0.7, **config: Any) -> None:
         super().__init__()
         self.M = M
         sig = ensure_signature(signature)

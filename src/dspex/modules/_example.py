@@ -200,7 +200,7 @@ class Example:
             copied._store.pop(key, None)
         return copied
 
-    def toDict(self) -> dict[str, Any]:  # noqa: N802 - DSPy's name
+    def toDict(self) -> dict[str, Any]:
         """Return the fields as a plain dict; nested examples and models become dicts."""
         return {k: v if type(v) is str else _to_plain(v) for k, v in self._store.items()}
 

@@ -14,7 +14,6 @@ import copy
 import functools
 import inspect
 import logging
-from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from types import MappingProxyType
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from .. import _context
-from .._context import context, get_setting
+from .._context import context
 from .._util._sync import run_sync
 from ..errors import ConfigError, InputError
 from ..lm._types import LMUsage
@@ -35,6 +34,8 @@ from ._prediction import Prediction
 from ._stream import ModuleStream
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ._predict import Predict
 
 __all__ = ["USAGE", "Module"]
@@ -402,7 +403,7 @@ class Module:
                     memo[id(value)] = value
         try:
             return copy.deepcopy(self, memo)
-        except Exception:  # noqa: BLE001 - any attribute's failure: fall back attribute by attribute
+        except Exception:
             return self._copy_by_attribute(memo)
 
     def _copy_by_attribute(self, memo: dict[int, Any]) -> Any:
@@ -413,12 +414,12 @@ class Module:
             else:
                 try:
                     copied = copy.deepcopy(value, memo)
-                except Exception:  # noqa: BLE001 - DSPy's fallback: shallow copy, else the same object
+                except Exception:
                     logger.warning("Failed to deep copy attribute %r of %s, falling back to shallow copy or "
                                    "reference copy.", attr, type(self).__name__)
                     try:
                         copied = copy.copy(value)
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         copied = value
             new.__dict__[attr] = copied
         return new

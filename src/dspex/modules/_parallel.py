@@ -15,8 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -26,6 +25,9 @@ from .._util._clock import default_clock
 from .._util._sync import run_sync
 from ..errors import ConfigError, InputError, ParallelFailed
 from ._example import Example
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["Parallel"]
 

@@ -93,7 +93,7 @@ def save_pickled(module: Module, path: str | Path, save_program: bool) -> None:
 def _unpickle(target: Path) -> Any:
     try:
         with open(target, "rb") as fh:
-            return pickle.load(fh)  # noqa: S301 - only reached with allow_pickle=True
+            return pickle.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"The path '{target}' does not exist.", path=str(target)) from None
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:

@@ -17,7 +17,6 @@ import difflib
 import functools
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -27,17 +26,18 @@ from .. import _context
 from .._context import get_setting
 from ..adapters._chat import ChatAdapter
 from ..errors import ConfigError, InputError, LMNotConfiguredError
-from ..lm._types import LMUsage
 from ..signatures import InputField, Signature, Tool, ToolCalls, ensure_signature
 from ..telemetry._observe import observer
 from ._call import complete_with_retries
+from ._inputs import check_inputs
 from ._module import USAGE, Module
 from ._prediction import Prediction
-from ._inputs import check_inputs
 from ._state import jsonable_config, register_loadable, signature_from_spec, signature_spec
 from ._stream import EMITTER
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..adapters._base import Adapter
 
 __all__ = ["ParameterVersion", "Predict"]
@@ -292,7 +292,7 @@ class Predict(Module):
         telemetry, callbacks = watching
         return await telemetry.module_call(callbacks, self, kwargs, functools.partial(self._acall, kwargs))
 
-    async def _acall(self, kwargs: dict[str, Any]) -> Prediction:  # noqa: C901 - hot path, kept flat
+    async def _acall(self, kwargs: dict[str, Any]) -> Prediction:
         settings = _Settings()
         lm = self._resolve_lm(kwargs.pop("lm", None), settings)
         config = self.config

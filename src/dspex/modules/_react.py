@@ -17,18 +17,28 @@ the tool choice travels as a native tool call (OpenAI ``tools``, Anthropic
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._context import get_setting
 from ..adapters._native import supports_function_calling
 from ..errors import ContextWindowExceededError, ParseError
-from ..signatures import InputField, OutputField, Signature, Tool, ToolCalls, ensure_signature, make_signature
+from ..signatures import (
+    InputField,
+    OutputField,
+    Signature,
+    Tool,
+    ToolCalls,
+    ensure_signature,
+    make_signature,
+)
 from ._chain_of_thought import ChainOfThought
 from ._module import Module
 from ._predict import Predict, default_adapter
 from ._prediction import Prediction
 from ._tools import format_error_for_lm, run_tool, tool_map
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 __all__ = ["ReAct"]
 

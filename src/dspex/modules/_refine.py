@@ -135,7 +135,7 @@ class BestOfN(Module):
     _name = "BestOfN"
 
     def __init__(
-        self, module: Module, N: int, reward_fn: RewardFn, threshold: float,  # noqa: N803 - DSPy's name
+        self, module: Module, N: int, reward_fn: RewardFn, threshold: float,
         fail_count: int | None = None,
     ) -> None:
         super().__init__()
@@ -228,7 +228,7 @@ class Refine(BestOfN):
     _name = "Refine"
 
     def __init__(
-        self, module: Module, N: int, reward_fn: RewardFn, threshold: float,  # noqa: N803 - DSPy's name
+        self, module: Module, N: int, reward_fn: RewardFn, threshold: float,
         fail_count: int | None = None,
     ) -> None:
         super().__init__(module, N, reward_fn, threshold, fail_count)

@@ -16,7 +16,6 @@ token).
 from __future__ import annotations
 
 from contextvars import ContextVar
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -27,6 +26,7 @@ from ..events import Event, PredictionDone
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from types import TracebackType
 
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 

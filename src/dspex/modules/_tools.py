@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import functools
 import traceback
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
 
@@ -29,6 +28,9 @@ from ..events import ToolCall, ToolResult
 from ..signatures._tool import Tool
 from ..telemetry._observe import observer
 from ._stream import EMITTER
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 __all__ = ["ToolOutcome", "format_error_for_lm", "run_tool", "tool_map"]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -22,6 +21,8 @@ import anyio
 from ..errors import DspexError, ItemFailed
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..backpressure._edge import EdgeReceiver, EdgeSender
     from ..backpressure._limits import InFlightLimiter
     from ..events import Event

@@ -83,7 +83,7 @@ async def _one_batch(
             try:
                 emitted.extend(finish(item, value, ctx))
                 continue
-            except Exception as exc:  # noqa: BLE001 - e.g. flat_map got a non-iterable
+            except Exception as exc:
                 value = exc
         emitted.extend(await op.settle(item, value, ctx, executor.run))
     ctx.stats.busy_s += time.perf_counter() - start

@@ -31,7 +31,7 @@ def is_module(obj: Any) -> bool:
     try:
         from ..modules import Module
     except ImportError:  # modules not built yet: duck-type
-        Module = None  # type: ignore[assignment,misc]  # noqa: N806
+        Module = None  # type: ignore[assignment,misc]
     if Module is not None and isinstance(obj, Module):
         return True
     return (

@@ -27,14 +27,16 @@ import pickle
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 
 from ..errors import ConfigError, InputError, ItemFailed
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 __all__ = [
     "EXECUTORS",
@@ -81,7 +83,7 @@ def check_executor(executor: str, fn: Any, *, mode: str, what: str) -> None:
     if executor == "processes":
         try:
             pickle.dumps(fn, _PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - any pickling failure means the same
+        except Exception as exc:
             raise ConfigError(
                 f"{what} executor='processes' needs a picklable function; {_describe(fn)} "
                 f"cannot be pickled ({type(exc).__name__}: {exc}); define it at module level "
@@ -108,7 +110,7 @@ def apply_batch(
             if isinstance(result, Iterator):
                 result = list(result)
             append((True, result))
-        except Exception as exc:  # noqa: BLE001 - the node's error policy decides
+        except Exception as exc:
             append((False, exc))
     return out
 
@@ -146,7 +148,7 @@ def _portable(outcome: Outcome) -> Outcome:
     """Return ``outcome``, or an error outcome if it cannot cross back to the parent."""
     try:
         pickle.loads(pickle.dumps(outcome[1], _PROTOCOL))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         what = "result" if outcome[0] else f"error {type(outcome[1]).__name__}: {outcome[1]}"
         return (False, InputError(
             f"the function's {what} cannot be sent back from the worker process "
@@ -160,7 +162,7 @@ def _child_batch(fn: Callable[[Any], Any], payload: bytes) -> bytes:
     outcomes = apply_batch(fn, pickle.loads(payload))
     try:
         return pickle.dumps(outcomes, _PROTOCOL)
-    except Exception:  # noqa: BLE001 - find which outcomes cannot be pickled
+    except Exception:
         return pickle.dumps([_portable(o) for o in outcomes], _PROTOCOL)
 
 
@@ -216,7 +218,7 @@ class ProcessExecutor:
     def _run_blocking(self, records: list[Any]) -> list[Outcome]:
         try:
             payload = pickle.dumps(records, _PROTOCOL)
-        except Exception:  # noqa: BLE001 - blame the records one by one
+        except Exception:
             return self._run_picklable(records)
         return self._submit(payload)
 
@@ -226,7 +228,7 @@ class ProcessExecutor:
         for record in records:
             try:
                 pickle.dumps(record, _PROTOCOL)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 outcomes.append((False, InputError(
                     f"node {self.node!r}: record cannot be sent to a worker process "
                     f"({type(exc).__name__}: {exc}); executor='processes' needs picklable records"

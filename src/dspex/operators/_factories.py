@@ -8,14 +8,16 @@ shorthands for the same objects. ``merge`` and ``broadcast`` need no object:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._control import DedupeOperator, RateLimitOperator, TapOperator, TimeoutOperator
 from ._map import FilterOperator, FlatMapOperator, MapOperator
 from ._routing import ABSplitOperator, BranchOperator, MergeOperator, RouteOperator
 from ._validate import ValidateOperator
 from ._window import BatchOperator, WindowOperator
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable, Sequence
 
 __all__ = [
     "ab_split",
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 
-def map(  # noqa: A001 - the operator's name
+def map(
     fn: Any, *, concurrency: int = 1, ordered: bool = True, timeout: float | None = None,
     name: str | None = None, executor: str = "inline",
 ) -> MapOperator:
@@ -56,7 +58,7 @@ def flat_map(
     return FlatMapOperator(fn, concurrency=concurrency, ordered=ordered, name=name, executor=executor)
 
 
-def filter(  # noqa: A001 - the operator's name
+def filter(
     fn: Callable[[Any], Any], *, name: str | None = None, concurrency: int = 1,
     ordered: bool = True, executor: str = "inline",
 ) -> FilterOperator:

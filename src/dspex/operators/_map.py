@@ -208,7 +208,7 @@ class MapOperator(Operator):
             if ok:
                 try:
                     return self.finish(item, value, ctx)
-                except Exception as exc:  # noqa: BLE001 - counts as a failed attempt
+                except Exception as exc:
                     value = exc
             error = value
         await ctx.fail(item, error)
@@ -498,7 +498,7 @@ async def _rerun_inline(fn: Callable[[Any], Any], records: list[Any]) -> list[Ou
         result = fn(records[0])
         if hasattr(result, "__await__"):
             result = await result
-    except Exception as exc:  # noqa: BLE001 - the node's error policy decides
+    except Exception as exc:
         return [(False, exc)]
     return [(True, result)]
 

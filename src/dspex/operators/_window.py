@@ -15,7 +15,6 @@ node's final emit, which therefore waits for a timer send in flight).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -25,6 +24,8 @@ from ..flows._item import Item
 from ._base import Operator
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..backpressure._edge import EdgeReceiver
     from ._base import NodeContext, Outputs
 

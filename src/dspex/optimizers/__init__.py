@@ -11,9 +11,9 @@ from ._random_search import BootstrapFewShotWithRandomSearch as BootstrapFewShot
 
 __all__ = [
     "COPRO",
+    "GEPA",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
-    "GEPA",
     "KNNFewShot",
     "LabeledFewShot",
     "MIPROv2",

@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._util._sync import run_sync
 from ..errors import ConfigError
 from ..modules import Module
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 __all__ = ["Optimizer", "check_student", "reject_unknown"]
 

@@ -14,8 +14,7 @@ current best), so the outcome is the same.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._context import context
 from ..errors import ConfigError
@@ -25,11 +24,14 @@ from ..signatures import InputField, OutputField, Signature
 from ._base import Optimizer, check_student, reject_unknown
 from ._scoring import percent, score_programs
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
 __all__ = ["COPRO"]
 
 
 class BasicGenerateInstruction(Signature):
-    """You are an instruction optimizer for large language models. I will give you a ``signature`` of fields (inputs and outputs) in English. Your task is to propose an instruction that will lead a good language model to perform the task well. Don't be afraid to be creative."""  # noqa: E501
+    """You are an instruction optimizer for large language models. I will give you a ``signature`` of fields (inputs and outputs) in English. Your task is to propose an instruction that will lead a good language model to perform the task well. Don't be afraid to be creative."""
 
     basic_instruction = InputField(desc="The initial instructions before optimization")
     proposed_instruction = OutputField(desc="The improved instructions for the language model")
@@ -41,7 +43,7 @@ class BasicGenerateInstruction(Signature):
 class GenerateInstructionGivenAttempts(Signature):
     """You are an instruction optimizer for large language models. I will give some task instructions I've tried, along with their corresponding validation scores. The instructions are arranged in increasing order based on their scores, where higher scores indicate better quality.
 
-    Your task is to propose a new instruction that will lead a good language model to perform the task even better. Don't be afraid to be creative."""  # noqa: E501
+    Your task is to propose a new instruction that will lead a good language model to perform the task even better. Don't be afraid to be creative."""
 
     attempted_instructions = InputField()
     proposed_instruction = OutputField(desc="The improved instructions for the language model")

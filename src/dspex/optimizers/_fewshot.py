@@ -15,11 +15,8 @@ import hashlib
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import anyio
+from typing import TYPE_CHECKING, Any
 
 from .._context import context, get_setting
 from ..errors import ConfigError
@@ -27,6 +24,11 @@ from ..evaluate._batch import check_concurrency, run_batch
 from ..evaluate._evaluate import call_metric, call_program, split_score
 from ..modules import Example, Module
 from ._base import Optimizer, check_student, reject_unknown
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import anyio
 
 __all__ = ["BootstrapFewShot", "LabeledFewShot"]
 
@@ -231,7 +233,7 @@ class BootstrapFewShot(Optimizer):
             if self.metric is not None:
                 score, _ = split_score(await call_metric(self.metric, example, pred, trace))
                 success = bool(score >= self.metric_threshold if self.metric_threshold else score)
-        except Exception as exc:  # noqa: BLE001 - the example is not bootstrapped; the others go on
+        except Exception as exc:
             self._count_error(exc, example)
             return _Attempt(error=exc)
         return _Attempt(True, _collect_traces(trace, names)) if success else _Attempt()

@@ -18,8 +18,7 @@ import inspect
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
@@ -28,6 +27,9 @@ from ..errors import ConfigError
 from ..evaluate._batch import check_concurrency
 from ._base import Optimizer, check_student, reject_unknown
 from ._gepa_adapter import DspexGEPAAdapter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = ["GEPA"]
 
@@ -87,7 +89,7 @@ class GEPA(Optimizer):
             (wandb, mlflow, code proposer) switched on.
     """
 
-    def __init__(  # noqa: PLR0913 - DSPy's constructor arguments
+    def __init__(
         self, metric: Callable[..., Any], *, auto: str | None = None, max_full_evals: int | None = None,
         max_metric_calls: int | None = None, reflection_minibatch_size: int = 3,
         candidate_selection_strategy: str = "pareto", reflection_lm: Any = None, skip_perfect_score: bool = True,

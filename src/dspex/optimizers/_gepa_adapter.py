@@ -13,9 +13,7 @@ DSPy's.
 from __future__ import annotations
 
 import inspect
-import random
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.from_thread
 
@@ -25,6 +23,10 @@ from ..evaluate._batch import run_batch
 from ..evaluate._evaluate import call_program, split_score
 from ..modules import Module, Predict
 from ..signatures import InputField, OutputField, Signature
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable, Mapping, Sequence
 
 __all__ = ["DspexGEPAAdapter", "ProposeInstruction"]
 
@@ -36,7 +38,7 @@ class ProposeInstruction(Signature):
 
     Read the inputs carefully and identify the input format and infer detailed task description about the task I wish to solve with the assistant.
 
-    Read all the assistant responses and the corresponding feedback. Identify all niche and domain specific factual information about the task and include it in the instruction, as a lot of it may not be available to the assistant in the future. The assistant may have utilized a generalizable strategy to solve the task, if so, include that in the instruction as well."""  # noqa: E501
+    Read all the assistant responses and the corresponding feedback. Identify all niche and domain specific factual information about the task and include it in the instruction, as a lot of it may not be available to the assistant in the future. The assistant may have utilized a generalizable strategy to solve the task, if so, include that in the instruction as well."""
 
     current_instruction: str = InputField(desc="The instructions I provided to the assistant.")
     examples_with_feedback: list[dict[str, Any]] = InputField(
@@ -137,7 +139,7 @@ class DspexGEPAAdapter:
                     pred = await call_program(program, example)
                 score = split_score(await call_feedback_metric(self.metric, example, pred, trace))[0]
                 outputs[index], scores[index] = pred, float(score)
-            except Exception:  # noqa: BLE001 - a failing example scores failure_score; the batch goes on
+            except Exception:
                 pred = None
             trajectories[index] = {"example": example, "prediction": pred, "trace": trace, "score": scores[index]}
             return {}

@@ -12,8 +12,7 @@ optimizer can be built without a running endpoint.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -21,6 +20,9 @@ from ..errors import ConfigError
 from ..modules import Module
 from ._base import Optimizer, check_student, reject_unknown
 from ._fewshot import BootstrapFewShot
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = ["KNN", "KNNFewShot"]
 

@@ -19,20 +19,23 @@ import logging
 import math
 import random
 import warnings
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .._context import context, get_setting
 from ..errors import ConfigError
 from ..evaluate._batch import check_concurrency
-from ..modules import Module
 from ._base import Optimizer, check_student, reject_unknown
 from ._fewshot import BootstrapFewShot, LabeledFewShot
 from ._proposer import GroundedProposer
 from ._scoring import percent, score_programs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ..modules import Module
 
 __all__ = ["MIPROv2"]
 
@@ -150,7 +153,7 @@ class MIPROv2(Optimizer):
             raise ConfigError("MIPROv2 valset must have at least 1 example")
         return trainset, list(valset)
 
-    async def acompile(  # noqa: PLR0913 - DSPy's compile arguments
+    async def acompile(
         self, student: Any, *, trainset: Sequence[Any], teacher: Any = None, valset: Sequence[Any] | None = None,
         num_trials: int | None = None, max_bootstrapped_demos: int | None = None,
         max_labeled_demos: int | None = None, seed: int | None = None, minibatch: bool = True,

@@ -16,14 +16,16 @@ from __future__ import annotations
 import inspect
 import random
 import re
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._context import context, get_setting
 from ..errors import ConfigError
 from ..evaluate._batch import run_batch
 from ..modules import Module, Predict
 from ..signatures import InputField, OutputField, Signature
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["TIPS", "GroundedProposer", "dataset_summary", "program_source", "strip_prefix"]
 
@@ -38,29 +40,29 @@ TIPS = {
 
 
 class ObservationSummarizer(Signature):
-    """Given a series of observations I have made about my dataset, please summarize them into a brief 2-3 sentence summary which highlights only the most important details."""  # noqa: E501
+    """Given a series of observations I have made about my dataset, please summarize them into a brief 2-3 sentence summary which highlights only the most important details."""
 
     observations = InputField(desc="Observations I have made about my dataset")
-    summary = OutputField(desc="Two to Three sentence summary of only the most significant highlights of my observations")  # noqa: E501
+    summary = OutputField(desc="Two to Three sentence summary of only the most significant highlights of my observations")
 
 
 class DatasetDescriptor(Signature):
-    """Given several examples from a dataset please write observations about trends that hold for most or all of the samples. Some areas you may consider in your observations: topics, content, syntax, conciseness, etc. It will be useful to make an educated guess as to the nature of the task this dataset will enable. Don't be afraid to be creative"""  # noqa: E501
+    """Given several examples from a dataset please write observations about trends that hold for most or all of the samples. Some areas you may consider in your observations: topics, content, syntax, conciseness, etc. It will be useful to make an educated guess as to the nature of the task this dataset will enable. Don't be afraid to be creative"""
 
     examples = InputField(desc="Sample data points from the dataset")
     observations = OutputField(desc="Somethings that holds true for most or all of the data you observed")
 
 
 class DatasetDescriptorWithPriorObservations(Signature):
-    """Given several examples from a dataset please write observations about trends that hold for most or all of the samples. I will also provide you with a few observations I have already made.  Please add your own observations or if you feel the observations are comprehensive say 'COMPLETE' Some areas you may consider in your observations: topics, content, syntax, conciceness, etc. It will be useful to make an educated guess as to the nature of the task this dataset will enable. Don't be afraid to be creative"""  # noqa: E501
+    """Given several examples from a dataset please write observations about trends that hold for most or all of the samples. I will also provide you with a few observations I have already made.  Please add your own observations or if you feel the observations are comprehensive say 'COMPLETE' Some areas you may consider in your observations: topics, content, syntax, conciceness, etc. It will be useful to make an educated guess as to the nature of the task this dataset will enable. Don't be afraid to be creative"""
 
     examples = InputField(desc="Sample data points from the dataset")
     prior_observations = InputField(desc="Some prior observations I made about the data")
-    observations = OutputField(desc="Somethings that holds true for most or all of the data you observed or COMPLETE if you have nothing to add")  # noqa: E501
+    observations = OutputField(desc="Somethings that holds true for most or all of the data you observed or COMPLETE if you have nothing to add")
 
 
 class DescribeProgram(Signature):
-    """Below is some pseudo-code for a pipeline that solves tasks with calls to language models. Please describe what type of task this program appears to be designed to solve, and how it appears to work."""  # noqa: E501
+    """Below is some pseudo-code for a pipeline that solves tasks with calls to language models. Please describe what type of task this program appears to be designed to solve, and how it appears to work."""
 
     program_code = InputField(desc="Pseudocode for a language model program designed to solve a particular task.")
     program_example = InputField(desc="An example of the program in use.")
@@ -69,7 +71,7 @@ class DescribeProgram(Signature):
 
 
 class DescribeModule(Signature):
-    """Below is some pseudo-code for a pipeline that solves tasks with calls to language models. Please describe the purpose of one of the specified module in this pipeline."""  # noqa: E501
+    """Below is some pseudo-code for a pipeline that solves tasks with calls to language models. Please describe the purpose of one of the specified module in this pipeline."""
 
     program_code = InputField(desc="Pseudocode for a language model program designed to solve a particular task.")
     program_example = InputField(desc="An example of the program in use.")
@@ -83,7 +85,7 @@ def instruction_signature(use_dataset_summary: bool, program_aware: bool, use_ti
     """Return DSPy's ``GenerateSingleModuleInstruction`` with the chosen inputs (no history)."""
 
     class GenerateSingleModuleInstruction(Signature):
-        """Use the information below to learn about a task that we are trying to solve using calls to an LM, then generate a new instruction that will be used to prompt a Language Model to better solve the task."""  # noqa: E501
+        """Use the information below to learn about a task that we are trying to solve using calls to an LM, then generate a new instruction that will be used to prompt a Language Model to better solve the task."""
 
         if use_dataset_summary:
             dataset_description = InputField(desc="A description of the dataset that we are using.")
@@ -139,7 +141,7 @@ async def dataset_summary(trainset: Sequence[Any], view_data_batch_size: int, pr
         try:
             out = await _predict(DatasetDescriptorWithPriorObservations, prompt_model, summary=True,
                                  prior_observations=observations, examples=_order_input_keys(batch))
-        except Exception:  # noqa: BLE001 - DSPy keeps the observations so far and summarises them
+        except Exception:
             break
         if len(out["observations"]) >= 8 and out["observations"][:8].upper() == "COMPLETE":
             skips += 1
@@ -229,7 +231,7 @@ class GroundedProposer:
             try:
                 self.data_summary = await dataset_summary(self.trainset, self.view_data_batch_size,
                                                           self.prompt_model)
-            except Exception:  # noqa: BLE001 - DSPy runs without the data-aware part then
+            except Exception:
                 self.use_dataset_summary = False
 
     async def propose(self, demo_candidates: dict[int, list[list[Any]]] | None, n: int) -> dict[int, list[str]]:
@@ -281,7 +283,7 @@ class GroundedProposer:
                 module_description = (await _predict(
                     DescribeModule, lm, program_code=self.program_code, program_description=program_description,
                     program_example=demos, module=module_code)).module_description
-            except Exception:  # noqa: BLE001 - DSPy proposes without the program-aware part then
+            except Exception:
                 aware = False
         signature = instruction_signature(self.use_dataset_summary, aware, bool(tip))
         pred = await _predict(

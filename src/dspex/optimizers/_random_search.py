@@ -13,8 +13,7 @@ bound) and scores every (candidate, example) pair in one flow.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -23,6 +22,9 @@ from ..evaluate._batch import check_concurrency, run_batch
 from ..evaluate._evaluate import call_metric, call_program, split_score
 from ._base import Optimizer, check_student, reject_unknown
 from ._fewshot import BootstrapFewShot, LabeledFewShot
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = ["BootstrapFewShotWithRandomSearch"]
 
@@ -152,7 +154,7 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
             try:
                 pred = await call_program(programs[p], val[e])
                 scores[p][e] = split_score(await call_metric(self.metric, val[e], pred))[0]
-            except Exception:  # noqa: BLE001 - a failing example scores failure_score; the search goes on
+            except Exception:
                 scores[p][e] = self.failure_score
             return {}
 

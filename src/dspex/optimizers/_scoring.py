@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..evaluate._batch import run_batch
 from ..evaluate._evaluate import call_metric, call_program, split_score
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = ["percent", "score_programs"]
 
@@ -32,7 +34,7 @@ async def score_programs(programs: Sequence[Any], examples: Sequence[Any], metri
         try:
             pred = await call_program(programs[p], examples[e])
             scores[p][e] = float(split_score(await call_metric(metric, examples[e], pred))[0])
-        except Exception:  # noqa: BLE001 - a failing pair scores failure_score; the search goes on
+        except Exception:
             scores[p][e] = failure_score
         return {}
 

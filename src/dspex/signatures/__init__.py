@@ -6,12 +6,12 @@ from ._documents import Document as Document
 from ._fields import InputField as InputField
 from ._fields import OutputField as OutputField
 from ._fields import infer_prefix as infer_prefix
-from ._media import Audio as Audio
-from ._media import File as File
-from ._media import Image as Image
 from ._make import clear_signature_cache as clear_signature_cache
 from ._make import ensure_signature as ensure_signature
 from ._make import make_signature as make_signature
+from ._media import Audio as Audio
+from ._media import File as File
+from ._media import Image as Image
 from ._schema import output_json_schema as output_json_schema
 from ._schema import tool_json_schema as tool_json_schema
 from ._signature import Signature as Signature

@@ -17,14 +17,16 @@ import ast
 import enum
 import threading
 import types
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import pydantic
 from pydantic import TypeAdapter
-from pydantic.fields import FieldInfo
 
 from ..errors import ParseError
 from ._types import Reasoning, _Model
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
 
 __all__ = [
     "annotation_allows_none",

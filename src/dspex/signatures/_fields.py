@@ -14,12 +14,14 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
-from pydantic.fields import FieldInfo
 
 from ..errors import SignatureError
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
 
 __all__ = [
     "FIELD_TYPE_KEY",
@@ -88,7 +90,7 @@ def _make(kind: str, kwargs: dict[str, Any]) -> Any:
         raise SignatureError(f"invalid {kind} field arguments {sorted(pyd)}: {exc}") from None
 
 
-def InputField(*, desc: str | None = None, prefix: str | None = None, **kwargs: Any) -> Any:  # noqa: N802
+def InputField(*, desc: str | None = None, prefix: str | None = None, **kwargs: Any) -> Any:
     """Declare a signature input.
 
     Args:
@@ -103,7 +105,7 @@ def InputField(*, desc: str | None = None, prefix: str | None = None, **kwargs: 
     return _make("input", {"desc": desc, "prefix": prefix, **kwargs})
 
 
-def OutputField(*, desc: str | None = None, prefix: str | None = None, **kwargs: Any) -> Any:  # noqa: N802
+def OutputField(*, desc: str | None = None, prefix: str | None = None, **kwargs: Any) -> Any:
     """Declare a signature output.
 
     Args:

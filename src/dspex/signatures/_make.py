@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import sys
-
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping

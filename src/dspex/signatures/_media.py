@@ -134,7 +134,8 @@ def encode_image(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         if pil is None:
             raise ConfigError("image bytes need Pillow: pip install 'dspex[images]'")
-        from PIL import Image as PILImage, UnidentifiedImageError
+        from PIL import Image as PILImage
+        from PIL import UnidentifiedImageError
 
         try:
             opened = PILImage.open(io.BytesIO(bytes(value)))

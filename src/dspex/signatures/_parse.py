@@ -26,10 +26,12 @@ import types
 import typing
 import uuid
 import warnings
-from collections.abc import Mapping
 from typing import Any
 
 from ..errors import SignatureError
+
+if typing.TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["ParsedField", "base_type_names", "parse_fields"]
 
@@ -207,7 +209,7 @@ def _eval_type(node: ast.expr, names: Mapping[str, Any], spec: str, field: str) 
             members.extend(typing.get_args(member) if typing.get_origin(member) is typing.Union else (member,))
         try:
             return typing.Union[tuple(members)]  # noqa: UP007
-        except Exception as exc:  # noqa: BLE001 - whatever the operands' hooks raise
+        except Exception as exc:
             raise _invalid(node, spec, field, str(exc) or type(exc).__name__) from None
     if isinstance(node, ast.Constant) and node.value is None:
         return type(None)
@@ -265,7 +267,7 @@ def _eval_subscript(node: ast.Subscript, names: Mapping[str, Any], spec: str, fi
                 raise TypeError("Optional takes exactly one type")
             return typing.Optional[args[0]]  # noqa: UP045
         return base[args if len(args) > 1 else args[0]]
-    except Exception as exc:  # noqa: BLE001 - a class's __class_getitem__ may raise anything
+    except Exception as exc:
         raise _invalid(node, spec, field, str(exc) or type(exc).__name__) from None
 
 

@@ -280,7 +280,7 @@ class History(_Model):
         return History(messages=self.messages[-n:] if n > 0 else [])
 
 
-from ._tool_calls import ToolCall, ToolCalls  # noqa: E402  (needs _Model above)
+from ._tool_calls import ToolCall, ToolCalls
 
 
 def _ml_types() -> dict[str, Any]:

@@ -18,7 +18,6 @@ from ._sqlite import SqliteSink as SqliteSink
 from ._sqlite import sqlite as sqlite
 from ._traces import TraceSink as TraceSink
 from ._traces import trace_store as trace_store
-
 from ._ws_client import WebSocketClientSink as WebSocketClientSink
 from ._ws_client import websocket_client as websocket_client
 from ._ws_sink import WebSocketSink as WebSocketSink

@@ -17,11 +17,12 @@ then ``aclose()`` — called under ``CancelScope(shield=True)`` plus
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from types import TracebackType
+
     from ..events import Event
 
 __all__ = ["Sink"]

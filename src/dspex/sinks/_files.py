@@ -15,8 +15,7 @@ import io
 import math
 import os
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -24,6 +23,9 @@ import anyio.to_thread
 from ..errors import ConfigError, SinkError
 from ._base import Sink
 from ._encode import dumps, encode_jsonl
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["CsvSink", "FileSink", "JsonlSink", "csv", "jsonl"]
 

@@ -40,7 +40,7 @@ def _arrowable(value: Any) -> Any:
         return {str(k): _arrowable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_arrowable(v) for v in value]
-    import datetime as dt  # noqa: PLC0415
+    import datetime as dt
 
     if isinstance(value, dt.datetime | dt.date):
         return value
@@ -109,8 +109,8 @@ class ParquetSink(Sink):
     def _write_group_sync(self) -> None:
         if not self._rows:
             return
-        import pyarrow as pa  # noqa: PLC0415
-        import pyarrow.parquet as pq  # noqa: PLC0415
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
         rows, self._rows = self._rows, []
         table = pa.Table.from_pylist(rows)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import anyio.to_thread
 
 from ..errors import ConfigError, SinkError
 from ._base import Sink
 from ._encode import encode_jsonl
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 __all__ = ["CallbackSink", "CollectSink", "StdoutSink", "callback", "collect", "stdout"]
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -22,6 +21,9 @@ import anyio.to_thread
 from ..errors import ConfigError, SinkError
 from ._base import Sink
 from ._encode import dumps
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["SqliteSink", "sqlite"]
 

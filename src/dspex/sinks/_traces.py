@@ -12,14 +12,16 @@ crash (at-least-once), which a trainset tolerates.
 from __future__ import annotations
 
 import inspect
-import os
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..store._sqlite import DEFAULT_STORE_PATH, RunStore
 from ._base import Sink
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Mapping, Sequence
 
 __all__ = ["TraceSink", "trace_store"]
 

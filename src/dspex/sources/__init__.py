@@ -15,7 +15,6 @@ from ._parquet import ParquetSource as ParquetSource
 from ._parquet import parquet as parquet
 from ._stdin import StdinSource as StdinSource
 from ._stdin import stdin as stdin
-
 from ._websocket import WebSocketSource as WebSocketSource
 from ._websocket import websocket as websocket
 

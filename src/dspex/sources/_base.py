@@ -27,9 +27,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import SourceError
+if TYPE_CHECKING:
+    from ..errors import SourceError
 
 __all__ = ["SkipFn", "Source", "SourceRecord", "record_key"]
 

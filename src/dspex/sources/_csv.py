@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import csv as _csv
 from collections import deque
-from collections.abc import Iterator
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ..errors import SourceError
 from ._base import SourceRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["CsvRows", "CsvSettings"]
 

@@ -11,9 +11,8 @@ and line, for the engine's dead letters. With ``id_field`` a source is keyed
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import anyio.to_thread
 
@@ -22,6 +21,9 @@ from ._base import SkipFn, Source, SourceRecord
 from ._csv import CsvRows
 from ._lines import LineChunker, parse_lines
 
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
 __all__ = ["CsvSource", "JsonlSource", "TextDirSource", "csv", "jsonl", "text_dir"]
 
 PathLike = str | os.PathLike[str]
@@ -29,7 +31,7 @@ PathLike = str | os.PathLike[str]
 
 def _open_binary(path: str, what: str) -> IO[bytes]:
     try:
-        return open(path, "rb")  # noqa: SIM115 - closed by the generator
+        return open(path, "rb")
     except OSError as exc:
         raise SourceError(f"cannot open {what} file {path!r}: {exc.strerror}", path=path) from exc
 
@@ -123,7 +125,7 @@ class CsvSource(Source):
 
     def _open(self) -> IO[str]:
         try:
-            return open(  # noqa: SIM115 - closed by the generator
+            return open(
                 self.path, encoding=self.encoding, errors="surrogateescape", newline=""
             )
         except OSError as exc:

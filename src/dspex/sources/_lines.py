@@ -13,12 +13,14 @@ the event loop only sees whole parsed chunks.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from json.scanner import make_scanner
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import SourceError
 from ._base import SourceRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["LineChunker", "parse_lines"]
 
@@ -186,7 +188,7 @@ def parse_lines(
                 end = -1
             if end != len(text):
                 data = loads(text)
-        except Exception:  # noqa: BLE001 - every failure becomes a dead-letter record
+        except Exception:
             if raw is None or raw.strip():
                 append(_diagnose(raw, path, line, max_line_bytes))
             continue

@@ -10,14 +10,16 @@ without it a :class:`~dspex.errors.ConfigError` says what to install.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
 from ..errors import ConfigError, SourceError
 from ._base import SkipFn, Source, SourceRecord
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator, Sequence
 
 __all__ = ["ParquetSource", "import_pyarrow", "parquet"]
 
@@ -25,7 +27,7 @@ __all__ = ["ParquetSource", "import_pyarrow", "parquet"]
 def import_pyarrow() -> Any:
     """Import and return ``pyarrow.parquet``, or raise a ConfigError saying what to install."""
     try:
-        import pyarrow.parquet as pq  # noqa: PLC0415 - optional, heavy
+        import pyarrow.parquet as pq
     except ImportError as exc:
         raise ConfigError(
             "Parquet support needs pyarrow: pip install 'dspex[parquet]'"

@@ -10,14 +10,16 @@ become dead-letter records with their line number); ``format="lines"`` yields
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal
 
 import anyio.to_thread
 
 from ..errors import ConfigError
 from ._base import SkipFn, Source, SourceRecord
 from ._lines import LineChunker, parse_lines
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 __all__ = ["StdinSource", "stdin"]
 

@@ -12,10 +12,13 @@ once in the output.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from ..sinks._base import Sink
-from ._sqlite import Checkpoint, RunStore
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from ..sinks._base import Sink
+    from ._sqlite import Checkpoint, RunStore
 
 __all__ = ["Checkpointer", "sink_ids"]
 

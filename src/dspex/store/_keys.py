@@ -11,8 +11,11 @@ per chunk, so the cost per key is a few microseconds and memory stays flat.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Iterator, Sequence
 
 __all__ = ["SEEN_SCHEMA", "claim"]
 

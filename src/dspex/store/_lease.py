@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import RunLeaseError
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["LEASE_SCHEMA", "Lease", "acquire", "host_id", "pid_alive", "release", "renew"]
 

@@ -14,14 +14,12 @@ saved program versions with their scores (optimizers) and execution traces
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -30,6 +28,10 @@ from ..errors import StoreError
 from . import _keys, _lease
 from ._keys import SEEN_SCHEMA
 from ._lease import LEASE_SCHEMA, Lease
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Mapping, Sequence
 
 __all__ = ["DEFAULT_STORE_PATH", "Checkpoint", "RunStore"]
 
@@ -233,7 +235,7 @@ class RunStore:
         def delete(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             for table in ("runs", "done_keys", "sink_positions", "seen_keys", "leases"):
-                conn.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))  # noqa: S608
+                conn.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
             conn.execute("COMMIT")
 
         await self._run(delete)

@@ -12,12 +12,14 @@ and the ``on_lm_start``/``on_lm_end`` callbacks.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._callbacks import new_call_id, notify
 from ._spans import ACTIVE, UNPINNED, Telemetry, ambient
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 __all__ = ["ObservedLM", "observed_lm", "observer"]
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,8 @@ from ._callbacks import new_call_id, notify
 from ._metrics import Instruments
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator, Mapping
+
     from opentelemetry.trace import Span, Tracer
 
 __all__ = ["ACTIVE", "UNPINNED", "Telemetry", "ambient", "current", "resolve"]

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Sequence
 from contextlib import aclosing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ..errors import SourceError
-from ..sinks._base import Sink
 from ..sources._base import Source, SourceRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from ..sinks._base import Sink
 
 __all__ = ["check_sink", "check_source", "sample_records"]
 

@@ -30,11 +30,7 @@ __all__ = [
     "value_for_schema",
 ]
 
-_WORDS = (
-    "amber blue coral delta ember fable garnet harbor island jade kestrel lumen "
-    "meadow nova orchid pebble quartz river sierra tundra umber violet willow "
-    "xenon yarrow zephyr"
-).split()
+_WORDS = ["amber", "blue", "coral", "delta", "ember", "fable", "garnet", "harbor", "island", "jade", "kestrel", "lumen", "meadow", "nova", "orchid", "pebble", "quartz", "river", "sierra", "tundra", "umber", "violet", "willow", "xenon", "yarrow", "zephyr"]
 _FIELD_LINE = re.compile(r"^\s*\d+\. `(\w+)` \((.*?)\):")
 _NOTE_PREFIX = "# note: the value you produce "
 _TOKEN = re.compile(r"\s*\S+|\s+")
@@ -155,7 +151,7 @@ def fields_from_prompt(system: str) -> tuple[tuple[FieldSpec, ...], str] | None:
 
 def value_for_schema(schema: dict[str, Any], seed: int, depth: int = 0) -> Any:
     """Return a deterministic value that validates against a JSON schema subset."""
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][seed % len(schema["enum"])]
     if "const" in schema:
         return schema["const"]

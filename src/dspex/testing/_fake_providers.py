@@ -12,12 +12,14 @@ Gemini ``generateContent`` (``candidates``, ``usageMetadata``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 from ._fake_answers import split_tokens
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = [
     "BadRequest", "ChatCall", "Choice", "error_body", "fault_frame", "parse_call", "render", "route", "stream",

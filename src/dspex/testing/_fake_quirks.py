@@ -28,12 +28,14 @@ below the answer's length gets it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 __all__ = [
     "QUIRKS", "check_quirks", "quirk_frames", "quirk_payload", "quirk_refusal", "send_response", "text_error",

@@ -27,11 +27,14 @@ import itertools
 import json
 import random
 import re
-from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..modules import Example
 from ._fake_answers import fields_from_prompt
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = ["RULES", "StudentTask"]
 

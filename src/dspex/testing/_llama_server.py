@@ -21,10 +21,12 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, LMTransportError
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 __all__ = ["LlamaServer", "local_model_path"]
 

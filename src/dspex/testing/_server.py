@@ -20,29 +20,42 @@ import hashlib
 import inspect
 import json
 import random
-import socket
-import struct
 from collections import deque
-from collections.abc import Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 
-from ..errors import ConfigError
 from .._http._h1 import HTTPProtocolError, ParsedRequest
 from .._http._parsers import make_request_parser
+from ..errors import ConfigError
 from . import _fake_providers as fp
-from ._server_stats import ServerStats
-from ._fake_quirks import check_quirks, quirk_frames, quirk_payload, quirk_refusal, send_response, text_error
 from ._fake_agent import choose_step, native_tool
-from ._fake_answers import count_tokens_cached, fake_completion, fields_from_prompt, media_echo, split_tokens
-from ._fake_answers import value_for_schema
+from ._fake_answers import (
+    count_tokens_cached,
+    fake_completion,
+    fields_from_prompt,
+    media_echo,
+    split_tokens,
+    value_for_schema,
+)
 from ._fake_embeddings import embeddings_response
+from ._fake_faults import hang, reset_on_close
+from ._fake_quirks import (
+    check_quirks,
+    quirk_frames,
+    quirk_payload,
+    quirk_refusal,
+    send_response,
+    text_error,
+)
+from ._server_stats import ServerStats
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
     from ._fake_student import StudentTask
 
 __all__ = ["FakeLLMServer", "ServerStats"]
@@ -413,10 +426,10 @@ class FakeLLMServer:
             return await self._error(stream, provider, status, f"injected {fault}", keep,
                                      extra=extra)  # fmt: skip
         if fault == "hang" and not mid_stream:
-            await self._hang(stream)
+            await hang(stream)
             return False
         if fault == "reset" and not mid_stream:
-            _linger_zero(stream)
+            reset_on_close(stream)
             return False
         # Streaming or not, the same request gets the same answer.
         basis = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
@@ -567,9 +580,9 @@ class FakeLLMServer:
         for i, (data, tokens) in enumerate(frames):
             if i == cut:
                 if fault == "reset":
-                    _linger_zero(stream)
+                    reset_on_close(stream)
                 elif fault == "hang":
-                    await self._hang(stream)
+                    await hang(stream)
                 return False
             if delay and tokens:
                 await anyio.sleep(delay * tokens)
@@ -578,15 +591,3 @@ class FakeLLMServer:
             await stream.send(b"%x\r\n%s\r\n" % (len(data), data))
         await stream.send(b"0\r\n\r\n")
         return keep
-
-    @staticmethod
-    async def _hang(stream: SocketStream) -> None:
-        """Answer nothing; return when the client gives up and closes."""
-        while await stream.receive(65536):
-            pass
-
-
-def _linger_zero(stream: SocketStream) -> None:
-    """Make the coming close send a TCP reset instead of a clean FIN."""
-    sock = stream.extra(SocketAttribute.raw_socket)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

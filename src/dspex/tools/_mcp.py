@@ -20,11 +20,13 @@ collector, which warns; calls work).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ToolError
 from ..signatures._tool import Tool
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["from_mcp", "mcp_tool"]
 
@@ -138,7 +140,9 @@ async def from_mcp(session: Any, *, timeout: float | None = None) -> list[Tool]:
         if cursor is None:
             page = await session.list_tools()
         else:
-            from mcp.types import PaginatedRequestParams  # optional dependency, needed for page 2+ only
+            from mcp.types import (
+                PaginatedRequestParams,  # optional dependency, needed for page 2+ only
+            )
 
             page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor))
         tools.extend(mcp_tool(session, t, timeout=timeout) for t in _field(page, "tools") or [])

@@ -23,7 +23,7 @@ from dspy.utils.dummies import DummyLM
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import module_cases as cases  # noqa: E402
+import module_cases as cases
 
 
 def run(answers: list[dict[str, Any]], fn: Any) -> dict[str, Any]:

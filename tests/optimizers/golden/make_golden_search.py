@@ -31,7 +31,7 @@ from dspy.teleprompt.gepa import instruction_proposal as gepa_proposal
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2] / "src"))
-from dspex.testing._fake_embeddings import fake_embedding  # noqa: E402 - pure function, no dspex deps
+from dspex.testing._fake_embeddings import fake_embedding
 
 QUESTIONS = ["mirror lantern", "double harbor", "shift pepper", "rotate violin", "mirror marble",
              "sort canyon", "devowel falcon", "double meadow", "shift silver", "mirror thunder",

@@ -7,11 +7,15 @@ speak chat completions and need ``api_base`` (known hosted ones get a default).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ...errors import ConfigError
 from ._anthropic import AnthropicProvider
-from ._base import Provider
 from ._gemini import GeminiProvider
 from ._openai import OpenAIProvider
+
+if TYPE_CHECKING:
+    from ._base import Provider
 
 __all__ = ["COMPATIBLE_BASES", "PROVIDERS", "provider_class", "split_model"]
 
