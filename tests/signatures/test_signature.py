@@ -13,7 +13,7 @@ import pytest
 import dspex as dx
 from dspex.errors import ConfigError, SignatureError
 from dspex.signatures import (
-    _make,
+    _build,
     clear_signature_cache,
     ensure_signature,
     infer_prefix,
@@ -347,12 +347,12 @@ def test_cache_returns_same_object_per_definition() -> None:
 
 
 def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_make, "CACHE_SIZE", 3)
+    monkeypatch.setattr(_build, "CACHE_SIZE", 3)
     clear_signature_cache()
     first = dx.Signature("a0 -> b")
     for i in range(1, 6):
         dx.Signature(f"a{i} -> b")
-    assert len(_make._cache) == 3
+    assert len(_build._cache) == 3
     assert dx.Signature("a0 -> b") is not first  # evicted, rebuilt
     recent = dx.Signature("a5 -> b")
     assert dx.Signature("a5 -> b") is recent

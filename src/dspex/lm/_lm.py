@@ -31,6 +31,7 @@ from ._adaptive import AdaptiveConcurrency
 from ._breaker import CircuitBreaker, CircuitBreakerPolicy
 from ._cache import LMCache, SingleFlight, default_cache
 from ._engine import Endpoint, EndpointConfig, timeouts_from
+from ._fallback import FallbackLM
 from ._history import History, LazyEntry, record
 from ._pricing import cost_of, normalize_prices
 from ._ratelimit import RateLimit, RateLimiter
@@ -335,8 +336,6 @@ class LM:
     @staticmethod
     def fallback(primary: Any, *others: Any) -> Any:
         """Return an LM that tries ``primary``, then each of ``others``, on LM errors."""
-        from ._fallback import FallbackLM
-
         return FallbackLM(primary, *others)
 
     async def aclose(self) -> None:

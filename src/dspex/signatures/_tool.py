@@ -19,11 +19,14 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import anyio
 import pydantic
 from pydantic import GetCoreSchemaHandler, TypeAdapter
 from pydantic_core import core_schema, to_jsonable_python
 
+from .._util._sync import run_sync
 from ..errors import ToolError
+from ._tool_calls import _loads
 
 __all__ = ["Tool"]
 
@@ -117,8 +120,6 @@ class Tool:
         if args is None:
             args = {}
         if isinstance(args, str):
-            from ._tool_calls import _loads
-
             args = _loads(args) if args.strip() else {}
         if not isinstance(args, Mapping):
             raise ToolError(f"tool {self.name!r} expects its arguments as a JSON object, got {args!r}")
@@ -163,8 +164,6 @@ class Tool:
         """
         parsed = self.validate_args(kwargs)
         if self._is_async:
-            from .._util._sync import run_sync
-
             return run_sync(self._acall_parsed, parsed)
         return self._invoke(parsed)
 
@@ -193,8 +192,6 @@ class Tool:
         return await self._acall_parsed(self.validate_args(args))
 
     async def _acall_parsed(self, parsed: dict[str, Any]) -> Any:
-        import anyio
-
         with anyio.move_on_after(self.timeout):
             if self._is_async:
                 return await self._invoke(parsed)

@@ -13,9 +13,11 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
+import json_repair
 from pydantic import Field, PrivateAttr, TypeAdapter, model_serializer, model_validator
 
-from ._types import _Model, _shown
+from ..errors import ToolError
+from ._model import _Model, _shown
 
 __all__ = ["ToolCall", "ToolCalls"]
 
@@ -67,8 +69,6 @@ class ToolCall(_Model):
             ToolError: No function is called ``name``, or no tools were
                 given or bound.
         """
-        from ..errors import ToolError
-
         if functions is None:
             functions = self._registry
             if functions is None:
@@ -107,8 +107,6 @@ def _loads(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:
-        import json_repair
-
         return json_repair.loads(text)
 
 
