@@ -106,7 +106,8 @@ def assert_gemini(schema: dict[str, Any]) -> None:
         if "anyOf" not in node:
             assert node["type"] in _GEMINI_TYPES, path
         if "enum" in node:
-            assert node["format"] == "enum" and all(isinstance(v, str) for v in node["enum"]), path
+            assert node["format"] == "enum", path
+            assert all(isinstance(v, str) for v in node["enum"]), path
         if node.get("type") == "OBJECT":
             assert node["properties"], path
             assert node["propertyOrdering"] == list(node["properties"]), path

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Self
 
 import anyio
 
@@ -342,7 +342,7 @@ class LM:
         """Close this event loop's idle connections of the LM's transport."""
         await self._endpoint.transport.aclose()
 
-    async def __aenter__(self) -> LM:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -13,6 +13,7 @@ lookups are lock-free, inserts and evictions take a lock (safe from any thread).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import threading
@@ -116,10 +117,8 @@ def make_class(
         if key is not None:
             hit = _cache.get(key)  # single C-level dict operations: atomic under the GIL
             if hit is not None:
-                try:
+                with contextlib.suppress(KeyError):  # evicted by another thread meanwhile
                     _cache.move_to_end(key)
-                except KeyError:  # evicted by another thread meanwhile
-                    pass
                 return hit
         sig = signature_from_string(base, signature, instructions, signature_name, types)
         if key is None:
@@ -185,7 +184,8 @@ def signature_from_string(
     ins, outs = parse_fields(text, names)
     items: dict[str, tuple[Any, FieldInfo]] = {}
     for fname, tp, untyped in ins:
-        items[fname] = (tp, InputField(**{TYPE_UNDEFINED_KEY: untyped}))
+        marker: dict[str, Any] = {TYPE_UNDEFINED_KEY: untyped}
+        items[fname] = (tp, InputField(**marker))
     for fname, tp, _ in outs:
         items[fname] = (tp, OutputField())
     sig = build_class(base, signature_name, items, instructions)

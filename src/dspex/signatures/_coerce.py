@@ -64,7 +64,7 @@ def type_adapter(annotation: Any, metadata: tuple[Any, ...] = ()) -> TypeAdapter
 
 
 def _build_adapter(annotation: Any, metadata: tuple[Any, ...]) -> TypeAdapter[Any]:
-    target = Annotated[annotation, *metadata] if metadata else annotation
+    target: Any = Annotated[annotation, *metadata] if metadata else annotation
     try:
         return TypeAdapter(target)
     except pydantic.PydanticSchemaGenerationError:
@@ -131,7 +131,7 @@ def _parse(value: Any, annotation: Any) -> Any:
     """DSPy's ``parse_value``; raises ``ValueError`` (incl. ValidationError)."""
     if annotation is str:
         return str(value)
-    if isinstance(annotation, enum.EnumMeta):
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return _enum_member(annotation, value)
     origin = get_origin(annotation)
     if origin is Literal:

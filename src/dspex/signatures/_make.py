@@ -8,13 +8,15 @@ return the *same* class object).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SignatureError
 from ._build import CACHE_SIZE, clear_signature_cache, make_class
 from ._build import signature_from_string as _from_string
 from ._signature import Signature, _SignatureMeta
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["CACHE_SIZE", "clear_signature_cache", "ensure_signature", "make_signature", "signature_from_string"]
 

@@ -24,7 +24,7 @@ import importlib
 import inspect
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, PydanticUserError
 from pydantic._internal._model_construction import ModelMetaclass
@@ -68,7 +68,8 @@ class _SignatureMeta(ModelMetaclass):
                 # Field names such as "schema" or "json" shadow BaseModel methods; signature
                 # fields are read through S.fields, never as attributes, so that is harmless.
                 warnings.filterwarnings("ignore", message=_SHADOW_WARNING, category=UserWarning)
-                cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+                # The metaclass only ever builds Signature subclasses.
+                cls = cast("type[Signature]", super().__new__(mcs, name, bases, namespace, **kwargs))
         except SignatureError:
             raise
         except (PydanticUserError, TypeError, NameError, ValueError) as exc:
@@ -126,13 +127,13 @@ class _SignatureMeta(ModelMetaclass):
         # sits on the hot path of every call (format, parse, stream).
         cached = cls.__dict__.get("__dspex_split__")
         if cached is None:
-            items = cls.model_fields.items()
+            items = cast("type[Signature]", cls).model_fields.items()  # cls is a Signature class
             cached = (
                 {k: v for k, v in items if field_kind(v) == "input"},
                 {k: v for k, v in items if field_kind(v) == "output"},
             )
             type.__setattr__(cls, "__dspex_split__", cached)
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     @property
     def signature(cls) -> str:

@@ -12,6 +12,7 @@ propagate unchanged, so callers (ReAct) can turn them into observations.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -133,10 +134,8 @@ class Tool:
         data = dict(args)
         for key, value in data.items():  # LMs often send nested objects as JSON strings
             if isinstance(value, str) and self.args.get(key, {}).get("type") in ("object", "array"):
-                try:
+                with contextlib.suppress(ValueError):  # not JSON after all: validate the string
                     data[key] = json.loads(value)
-                except ValueError:
-                    pass
         try:
             parsed = self._model.model_validate(data)
         except pydantic.ValidationError as exc:
@@ -249,7 +248,8 @@ def _parameters(func: Callable[..., Any], name: str) -> list[inspect.Parameter]:
 def _hints(func: Callable[..., Any]) -> dict[str, Any]:
     while isinstance(func, functools.partial):
         func = func.func
-    target = func if inspect.isfunction(func) or inspect.ismethod(func) else getattr(func, "__call__", func)
+    # A callable object's hints are those of its __call__ method.
+    target: Any = func if inspect.isfunction(func) or inspect.ismethod(func) else type(func).__call__
     try:
         return typing.get_type_hints(target)
     except Exception:  # unresolved forward references: such arguments are untyped
@@ -261,7 +261,7 @@ def _is_async(func: Any) -> bool:
         func = func.func
     if inspect.iscoroutinefunction(func):
         return True
-    call = getattr(type(func), "__call__", None)
+    call = type(func).__call__ if callable(func) else None
     return not inspect.isfunction(func) and not inspect.ismethod(func) and inspect.iscoroutinefunction(call)
 
 
@@ -331,7 +331,7 @@ def _args_model(
         arbitrary_types_allowed=True, extra="allow" if extra else "ignore", protected_namespaces=()
     )
     try:
-        model = pydantic.create_model(f"{name}_args", __config__=config, **fields)  # type: ignore[call-overload]
+        model = pydantic.create_model(f"{name}_args", __config__=config, **fields)
     except Exception as exc:
         raise ToolError(f"cannot build an argument model for tool {name!r}: {exc}") from None
     return model, field_args

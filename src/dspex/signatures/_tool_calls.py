@@ -110,6 +110,9 @@ def _loads(text: str) -> Any:
         return json_repair.loads(text)
 
 
+_ToolCallModel = ToolCall  # the class attribute ``ToolCalls.ToolCall`` shadows the name in the body
+
+
 class ToolCalls(_Model):
     """Tool calls an LM asks for: ``{"tool_calls": [{"name": ..., "args": {...}}]}``.
 
@@ -119,7 +122,7 @@ class ToolCalls(_Model):
 
     ToolCall: ClassVar[type[ToolCall]] = ToolCall
 
-    tool_calls: list[ToolCall]
+    tool_calls: list[_ToolCallModel]
     #: What the calls returned (a ``ToolCallResults``), for replaying a conversation; never in the schema.
     tool_call_results: Any | None = None
 
