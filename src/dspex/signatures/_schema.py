@@ -135,15 +135,44 @@ def _check_provider(provider: object) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _cached_output_schema(signature: type[Signature], provider: str) -> dict[str, Any]:
+    base = _base_schema(signature)
     try:
-        return rewrite_schema(_base_schema(signature), _PROFILES[provider])
+        return rewrite_schema(base, _PROFILES[provider])
     except UnsupportedSchema as exc:
-        field = exc.path[1] if len(exc.path) > 1 and exc.path[0] == "properties" else "?"
+        field = _field_at(base, exc.path)
         raise SignatureError(
             f"output {field!r} of signature {signature.signature!r} cannot be expressed in the {provider} "
             f"schema subset: {exc.why}",
             field=field,
         ) from None
+
+
+def _field_at(base: dict[str, Any], path: tuple[str, ...]) -> str:
+    """Return the output field a failing ``path`` belongs to (``"?"`` if none).
+
+    A failure inside ``$defs`` (OpenAI keeps definitions) belongs to the first
+    field whose schema reaches that definition, directly or through others.
+    """
+    if len(path) > 1 and path[0] == "properties":
+        return path[1]
+    if len(path) < 2 or path[0] != "$defs":
+        return "?"
+    defs = base.get("$defs", {})
+    reaching, grew = {path[1]}, True
+    while grew:  # every definition that refers, at any depth, to the failing one
+        refs = {n for n, d in defs.items() if any(_refers(d, r) for r in reaching)}
+        grew = not refs <= reaching
+        reaching |= refs
+    props = base.get("properties", {})
+    return next((n for n, p in props.items() if any(_refers(p, r) for r in reaching)), "?")
+
+
+def _refers(schema: Any, name: str) -> bool:
+    if isinstance(schema, dict):
+        return schema.get("$ref") == f"#/$defs/{name}" or any(_refers(v, name) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_refers(v, name) for v in schema)
+    return False
 
 
 def _base_schema(signature: type[Signature]) -> dict[str, Any]:
