@@ -56,6 +56,11 @@ class Person(pydantic.BaseModel):
     ident: uuid.UUID
 
 
+class Team(pydantic.BaseModel):
+    lead: Person = pydantic.Field(description="the boss")
+    members: list[Person]
+
+
 class TreeNode(pydantic.BaseModel):
     value: int
     children: list[TreeNode] = []
@@ -113,6 +118,7 @@ SIGNATURES: dict[str, Callable[[], Any]] = {
     "list_of_models": lambda: _sig("ListM", {"people": (list[Person], {"desc": "everyone mentioned"})}),
     "optional_model": lambda: _sig("OptM", {"main": Person | None}),
     "recursive": lambda: _sig("Rec", {"tree": TreeNode}),
+    "described_model": lambda: _sig("Described", {"team": Team, "lead": (Person, {"desc": "who leads"})}),
     "union_models": lambda: _sig("UnionM", {"pet": Union[Cat, Dog]}),  # noqa: UP007
     "discriminated": lambda: _sig("Disc", {"shelter": Shelter}),
     "union_scalars": lambda: _sig("UnionS", {"v": int | str}),
