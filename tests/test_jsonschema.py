@@ -192,3 +192,29 @@ def test_openai_sdk_profile_matches_the_openai_sdk() -> None:
     mutated = copy.deepcopy(schema)  # the SDK rewrites in place, resolving against the same dict
     expected = sdk._ensure_strict_json_schema(mutated, path=(), root=mutated)
     assert json.dumps(rewrite_schema(schema, OPENAI_SDK_STRICT)) == json.dumps(expected)
+
+
+def _containers(value: Any) -> list[Any]:
+    found: list[Any] = []
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict | list):
+            found.append(item)
+            todo.extend(item.values() if isinstance(item, dict) else item)
+    return found
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: f"{p.name}-{p.refs}-{p.strict}")
+def test_the_output_shares_no_dict_or_list_with_the_input(profile: SchemaProfile) -> None:
+    class Inner(pydantic.BaseModel):
+        tags: list[Literal["x", "y"]] = pydantic.Field(default_factory=list, examples=[["x"]])
+        shade: Shade
+
+    class Outer(pydantic.BaseModel):
+        inner: Inner = pydantic.Field(description="the inner one")
+        maybe: Inner | None = None
+
+    schema = Outer.model_json_schema()
+    ids = {id(c) for c in _containers(schema)}
+    assert not [c for c in _containers(rewrite_schema(schema, profile)) if id(c) in ids]

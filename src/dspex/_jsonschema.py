@@ -28,9 +28,11 @@ What a strict profile cannot express raises :class:`UnsupportedSchema`, whose
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "ANTHROPIC",
@@ -205,7 +207,7 @@ def rewrite_schema(schema: Mapping[str, Any], profile: SchemaProfile) -> dict[st
             untyped values and the profile's unsupported keywords.
     """
     walk = _Walk(profile, schema)
-    out: dict[str, Any] = walk.node(schema, (), ())
+    out: dict[str, Any] = walk.node(dict(schema), (), ())
     for key in profile.drop_at_root:
         out.pop(key, None)
     if profile.required_lists == "root":
@@ -219,19 +221,36 @@ class _Walk:
     def __init__(self, profile: SchemaProfile, root: Mapping[str, Any]) -> None:
         self.p = profile
         self.defs: dict[str, Any] = {**root.get("definitions", {}), **root.get("$defs", {})}
+        # Whether _filter has anything to do (the wire profile has not: a hot path per request).
+        self.filters = bool(
+            profile.drop or profile.drop_null_default or profile.formats is not None or profile.const_as_enum
+            or profile.one_of_as_any_of or (profile.strict and profile.unsupported)
+        )
 
     def node(self, schema: Any, path: tuple[str, ...], seen: tuple[str, ...]) -> Any:
         """Return the rewritten copy of one schema node (non-dicts are copied as they are)."""
-        if not isinstance(schema, Mapping):
+        if not isinstance(schema, dict):
             return _copy(schema)
         if len(path) > _MAX_DEPTH:
             raise UnsupportedSchema("nested too deeply", path)
-        node, seen = self._merge_refs(dict(schema), path, seen)
-        if "$ref" in node:
-            return _copy(node)  # a reference into the kept $defs
-        self._filter(node, path)
+        node = dict(schema)
+        if "$ref" in node or "allOf" in node:
+            node, seen = self._merge_refs(node, path, seen)
+            if "$ref" in node:
+                return _copy(node)  # a reference into the kept $defs
+        if self.filters:
+            self._filter(node, path)
+        # Drop what the profile does not accept before walking it, and copy what will not be
+        # rewritten (the output shares nothing with the input).
+        keep = self.p.keywords
+        node = {
+            k: v if k in _CHILDREN or not isinstance(v, dict | list) else _copy(v)
+            for k, v in node.items()
+            if keep is None or k in keep
+        }
         nullable = self.p.nullable_keyword and self._drop_null(node, path)
-        self._children(node, path, seen)
+        if not _CHILDREN.isdisjoint(node):
+            self._children(node, path, seen)
         variants = node.get("anyOf")
         if self.p.nullable_keyword and isinstance(variants, list) and len(variants) == 1:
             # Optional[X]: X (rewritten already) merges into the node, whose own keys win.
@@ -240,14 +259,12 @@ class _Walk:
             self._typed(node, path)
         if nullable:
             node["nullable"] = True
-        if self.p.keywords is not None:
-            node = {k: v for k, v in node.items() if k in self.p.keywords}
         return node
 
     def _typed(self, node: dict[str, Any], path: tuple[str, ...]) -> None:
         """Apply the object, enum and type rules to a node whose children are rewritten."""
         p = self.p
-        if node.get("type") == "object" or isinstance(node.get("properties"), Mapping):
+        if node.get("type") == "object" or isinstance(node.get("properties"), dict):
             self._object(node, path)
         if p.enums_as_strings and "enum" in node:
             _enum_strings(node)
@@ -278,14 +295,14 @@ class _Walk:
                 seen = (*seen, name) if self.p.refs == "inline" else seen
                 continue
             all_of = node.get("allOf")
-            if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], Mapping):
+            if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], dict):
                 node = _merged({k: v for k, v in node.items() if k != "allOf"}, all_of[0])
                 continue
             return node, seen
 
-    def _resolve(self, ref: str, path: tuple[str, ...]) -> Mapping[str, Any]:
+    def _resolve(self, ref: str, path: tuple[str, ...]) -> dict[str, Any]:
         target = self.defs.get(ref.rsplit("/", 1)[-1]) if ref.startswith("#/") else None
-        if not isinstance(target, Mapping):
+        if not isinstance(target, dict):
             raise UnsupportedSchema(f"unresolvable reference {ref!r}", path)
         return target
 
@@ -315,16 +332,16 @@ class _Walk:
     def _children(self, node: dict[str, Any], path: tuple[str, ...], seen: tuple[str, ...]) -> None:
         """Rewrite the sub-schemas in place: definitions, properties, items, unions."""
         for key in ("$defs", "definitions"):
-            if isinstance(node.get(key), Mapping):
+            if isinstance(node.get(key), dict):
                 if self.p.refs == "inline":
                     del node[key]
                 else:
                     node[key] = {n: self.node(s, (*path, key, n), seen) for n, s in node[key].items()}
-        if isinstance(node.get("properties"), Mapping):
+        if isinstance(node.get("properties"), dict):
             node["properties"] = {
                 n: self.node(s, (*path, "properties", n), seen) for n, s in node["properties"].items()
             }
-        if isinstance(node.get("items"), Mapping):
+        if "items" in node:  # a schema, or (before draft 2020-12) a list of them
             node["items"] = self.node(node["items"], (*path, "items"), seen)
         for key in ("anyOf", "oneOf", "allOf"):
             if isinstance(node.get(key), list):
@@ -342,21 +359,21 @@ class _Walk:
         variants = node.get("anyOf")
         if not isinstance(variants, list):
             return False
-        node["anyOf"] = [v for v in variants if not (isinstance(v, Mapping) and v.get("type") == "null")]
+        node["anyOf"] = [v for v in variants if not (isinstance(v, dict) and v.get("type") == "null")]
         return len(node["anyOf"]) < len(variants)
 
     def _object(self, node: dict[str, Any], path: tuple[str, ...]) -> None:
         """Check that an object declares its properties; close it and order it as the profile says."""
         p = self.p
         props = node.get("properties")
-        declared = isinstance(props, Mapping) and (props or (p.empty_objects and node.get("additionalProperties") in (None, False)))
+        declared = isinstance(props, dict) and (props or (p.empty_objects and node.get("additionalProperties") in (None, False)))
         if not declared:
             if p.open_mappings == "raise":
                 raise UnsupportedSchema(
                     "an open mapping (dict[...]) has no declared properties; use a pydantic model", path
                 )
             return
-        assert isinstance(props, Mapping)
+        assert isinstance(props, dict)
         if p.close_objects:
             node["required"] = list(props)  # Optional[X] already allows null; a default alone does not
             node["additionalProperties"] = False
@@ -376,9 +393,12 @@ _UNSUPPORTED = {
 }
 
 
-def _merged(node: dict[str, Any], target: Mapping[str, Any]) -> dict[str, Any]:
-    """Return ``node`` with ``target``'s keys it lacks appended (``node``'s keys win)."""
-    return {**node, **{k: _copy(v) for k, v in target.items() if k not in node}}
+_CHILDREN = frozenset({"properties", "items", "anyOf", "oneOf", "allOf", "$defs", "definitions"})
+
+
+def _merged(node: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+    """Return ``node`` with ``target``'s keys it lacks appended (``node``'s keys win; values shared)."""
+    return {**node, **{k: v for k, v in target.items() if k not in node}}
 
 
 def _enum_strings(node: dict[str, Any]) -> None:
@@ -395,7 +415,7 @@ def _enum_strings(node: dict[str, Any]) -> None:
 
 
 def _copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return {k: _copy(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_copy(v) for v in value]

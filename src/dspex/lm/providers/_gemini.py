@@ -48,8 +48,17 @@ _CONFIG = {
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
 
 
+_CONVERTED: dict[str, Any] = {}
+_CONVERTED_MAX = 256
+
+
 def gemini_schema(schema: Any) -> Any:
     """Return ``schema`` (JSON Schema) in the OpenAPI subset Gemini accepts, best effort.
+
+    Conversions are memoised by the schema's JSON text (a request's schema is
+    usually the same every call, and encoding it costs a fraction of
+    rewriting it), so the result may be shared between calls: treat it as
+    read-only. At most ``_CONVERTED_MAX`` schemas are kept.
 
     Raises:
         InputError: ``schema`` has a recursive model or a ``$ref`` that does
@@ -58,10 +67,22 @@ def gemini_schema(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     try:
-        return rewrite_schema(schema, GEMINI_WIRE)
+        key = json.dumps(schema, ensure_ascii=False)
+    except (TypeError, ValueError):  # not JSON data: convert without memoising
+        key = None
+    hit = _CONVERTED.get(key) if key is not None else None
+    if hit is not None:
+        return hit
+    try:
+        out = rewrite_schema(schema, GEMINI_WIRE)
     except UnsupportedSchema as exc:
         where = "/".join(exc.path) or "the root"
         raise InputError(f"schema for gemini cannot be expressed at {where}: {exc.why}") from None
+    if key is not None:
+        if len(_CONVERTED) >= _CONVERTED_MAX:
+            _CONVERTED.clear()
+        _CONVERTED[key] = out
+    return out
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
