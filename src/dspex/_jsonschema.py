@@ -202,9 +202,11 @@ def rewrite_schema(schema: Mapping[str, Any], profile: SchemaProfile) -> dict[st
 
     Raises:
         UnsupportedSchema: A part cannot be expressed: for every profile a
-            recursive model when references are inlined, or a ``$ref`` that
-            does not resolve; for strict profiles also open mappings,
-            untyped values and the profile's unsupported keywords.
+            recursive model when references are inlined, a ``$ref`` that
+            does not resolve, or nesting deeper than 32 levels; open
+            mappings where ``open_mappings="raise"``; and for strict
+            profiles untyped values, multi-type values and the profile's
+            ``unsupported`` keywords.
     """
     walk = _Walk(profile, schema)
     out: dict[str, Any] = walk.node(dict(schema), (), ())
