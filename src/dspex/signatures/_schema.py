@@ -1,12 +1,16 @@
 """JSON Schema for a signature's outputs (and for tools), per provider subset.
 
 pydantic gives the full JSON Schema of the output fields; each provider accepts
-a different subset, so one rewriting pass per provider makes it conform:
+a different subset, so one rewriting pass (:func:`dspex._jsonschema.rewrite_schema`
+with the provider's profile: ``OPENAI_STRICT``, ``ANTHROPIC``, ``GEMINI``) makes
+it conform. This module builds the signature's schema, picks the profile and
+names the field when a part cannot be expressed:
 
 - ``openai`` — Structured Outputs with ``strict: true``: the root is an object;
   every object has ``additionalProperties: false`` and lists *all* its
   properties in ``required`` (``Optional[X]`` is ``anyOf`` with ``null``, so
-  the LM may answer null; a field that merely has a default must be produced); ``$defs``/``$ref`` stay (a ``$ref`` with siblings is inlined);
+  the LM may answer null; a field that merely has a default must be produced);
+  ``$defs``/``$ref`` stay (a ``$ref`` with siblings is inlined);
   ``oneOf`` becomes ``anyOf``; keywords strict mode rejects are dropped
   (``default``, ``minLength``/``maxLength``, ``uniqueItems``, formats other than
   date-time, time, date, duration, email, hostname, ipv4, ipv6, uuid, …).
