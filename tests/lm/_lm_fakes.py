@@ -19,6 +19,7 @@ import anyio
 from dspex._http._transport import HTTPResponse, Timeouts, Transport
 
 FIXTURES = Path(__file__).parent / "fixtures"
+_TIMEOUTS = Timeouts()
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -77,7 +78,7 @@ class FakeTransport(Transport):
         return self.handler(sent)
 
     async def request(self, method: str, url: str, *, headers: Mapping[str, str],
-                      body: bytes | None = None, timeouts: Timeouts = Timeouts()) -> HTTPResponse:
+                      body: bytes | None = None, timeouts: Timeouts = _TIMEOUTS) -> HTTPResponse:
         await anyio.lowlevel.checkpoint()
         reply = self._reply(method, url, headers, body, False)
         content = reply.body if reply.chunks is None else b"".join(reply.chunks)
@@ -102,7 +103,7 @@ class FakeTransport(Transport):
             await resp.aclose()
 
     def stream(self, method: str, url: str, *, headers: Mapping[str, str],
-               body: bytes | None = None, timeouts: Timeouts = Timeouts()) -> Any:
+               body: bytes | None = None, timeouts: Timeouts = _TIMEOUTS) -> Any:
         return self._stream(method, url, headers, body)
 
     async def aclose(self) -> None:

@@ -281,6 +281,25 @@ def test_gemini_schema_inlines_refs_and_drops_unsupported() -> None:
     assert gemini_schema({"type": ["integer", "null"], "additionalProperties": False}) == {"type": "integer", "nullable": True}
 
 
+def test_gemini_recursive_schema_is_an_input_error_not_a_recursion_error() -> None:
+    # Before the one rewriter, gemini_schema recursed until RecursionError on a recursive model.
+    class Node(BaseModel):
+        value: int
+        children: list[Node] = []
+
+    p = GeminiProvider("gemini-2.5-flash", None, None)
+    with pytest.raises(InputError, match=r"properties/children/items: recursive model 'Node'"):
+        p.build_request([{"role": "user", "content": "hi"}], {"response_format": Node}, stream=False)
+
+
+def test_gemini_schema_memo_follows_the_content_not_the_object() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    first = gemini_schema(schema)
+    assert gemini_schema({"type": "object", "properties": {"a": {"type": "string"}}}) == first
+    schema["properties"]["b"] = {"type": ["integer", "null"]}  # the same dict, changed in place
+    assert gemini_schema(schema)["properties"] == {"a": {"type": "string"}, "b": {"type": "integer", "nullable": True}}
+
+
 def test_gemini_parse_and_stream() -> None:
     p = GeminiProvider("gemini-2.5-flash", None, None)
     r = p.parse_response(fixture_json("gemini_generate.json"))

@@ -40,7 +40,7 @@ def test_defaults_are_the_documented_ones() -> None:
         assert "120 s" in doc
         assert "300 s" in doc
     assert Timeouts(attempt=None).attempt is None  # the deadline can be switched off
-    with pytest.raises(ConfigError, match="Timeouts.attempt must be a positive number"):
+    with pytest.raises(ConfigError, match=r"Timeouts.attempt must be a positive number"):
         Timeouts(attempt=0)
 
 

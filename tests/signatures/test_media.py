@@ -29,7 +29,7 @@ def test_image_accepts_urls_data_uris_dicts_and_images() -> None:
 
 
 def test_image_rejects_local_paths_and_odd_values(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="Image.from_path"):
+    with pytest.raises(InputError, match=r"Image.from_path"):
         dx.Image(str(tmp_path / "a.png"))
     with pytest.raises(InputError, match="expected a URL"):
         dx.Image(3.5)

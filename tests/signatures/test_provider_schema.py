@@ -37,6 +37,14 @@ class Person(pydantic.BaseModel):
     ident: uuid.UUID
 
 
+class Bag(pydantic.BaseModel):
+    counts: dict[str, int]
+
+
+class Holder(pydantic.BaseModel):
+    bag: Bag
+
+
 class TreeNode(pydantic.BaseModel):
     value: int
     children: list[TreeNode] = []
@@ -106,7 +114,8 @@ def assert_gemini(schema: dict[str, Any]) -> None:
         if "anyOf" not in node:
             assert node["type"] in _GEMINI_TYPES, path
         if "enum" in node:
-            assert node["format"] == "enum" and all(isinstance(v, str) for v in node["enum"]), path
+            assert node["format"] == "enum", path
+            assert all(isinstance(v, str) for v in node["enum"]), path
         if node.get("type") == "OBJECT":
             assert node["properties"], path
             assert node["propertyOrdering"] == list(node["properties"]), path
@@ -195,16 +204,19 @@ def test_anthropic_input_schema_is_plain_json_schema() -> None:
         ("q -> pair: tuple[int, str]", "openai", "tuple"),
         ("q -> pair: tuple[int, str]", "gemini", "tuple"),
         ("q -> tree: TreeNode", "gemini", "recursive model 'TreeNode'"),
+        # OpenAI keeps $defs: the failure sits in a definition, two references below the field
+        ("q, a -> answer, calls: ToolCalls", "openai", "open mapping"),
+        ("q -> holder: Holder", "openai", "open mapping"),
     ],
 )
 def test_inexpressible_outputs_name_the_field(text: str, provider: str, fragment: str) -> None:
-    sig = dx.Signature(text, types={"TreeNode": TreeNode})
+    sig = dx.Signature(text, types={"TreeNode": TreeNode, "Holder": Holder})
     with pytest.raises(SignatureError) as info:
         output_json_schema(sig, provider)
     message = str(info.value)
     assert fragment in message
     assert provider in message
-    assert info.value.field == text.split("-> ")[1].split(":")[0]
+    assert info.value.field == list(sig.output_fields)[-1]
 
 
 def test_unknown_provider_and_caching() -> None:

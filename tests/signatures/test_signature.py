@@ -13,7 +13,7 @@ import pytest
 import dspex as dx
 from dspex.errors import ConfigError, SignatureError
 from dspex.signatures import (
-    _make,
+    _build,
     clear_signature_cache,
     ensure_signature,
     infer_prefix,
@@ -49,7 +49,7 @@ def test_field_types_and_custom_attributes() -> None:
 
 
 def test_plain_annotation_is_rejected_as_type_error() -> None:
-    with pytest.raises(TypeError, match="must be declared with dx.InputField"):
+    with pytest.raises(TypeError, match=r"must be declared with dx.InputField"):
 
         class Bad(dx.Signature):
             input1: str = dx.InputField()
@@ -148,15 +148,15 @@ class Outer(pydantic.BaseModel):
     ("text", "expected"),
     [
         ("x: list[int] -> y: dict[str, float]", {"x": list[int], "y": dict[str, float]}),
-        ("x: Union[int, str] -> y: Optional[str]", {"x": typing.Union[int, str], "y": Optional[str]}),  # noqa: UP007
-        ("x: int | None -> y: str | int", {"x": Optional[int], "y": typing.Union[str, int]}),  # noqa: UP007
+        ("x: Union[int, str] -> y: Optional[str]", {"x": typing.Union[int, str], "y": Optional[str]}),  # noqa: UP007, UP045
+        ("x: int | None -> y: str | int", {"x": Optional[int], "y": typing.Union[str, int]}),  # noqa: UP007, UP045
         ("x: Any -> y: list[Any]", {"x": Any, "y": list[Any]}),
         ("x: dict[str, list[Optional[int]]] -> y: tuple[int, ...]",
          {"x": dict[str, list[int | None]], "y": tuple[int, ...]}),
         ("x: List[Dict[str, int]] -> y: Literal['a', 'b']",
          {"x": typing.List[typing.Dict[str, int]], "y": Literal["a", "b"]}),  # noqa: UP006
         ("x: Outer -> y: list[Inner]", {"x": Outer, "y": list[Inner]}),
-        ("x: Optional[Outer] -> y: Inner | None", {"x": Optional[Outer], "y": Optional[Inner]}),
+        ("x: Optional[Outer] -> y: Inner | None", {"x": Optional[Outer], "y": Optional[Inner]}),  # noqa: UP045
     ],
 )
 def test_typed_string_signatures_equal_class_forms(text: str, expected: dict[str, Any]) -> None:
@@ -209,7 +209,7 @@ def test_insert_errors_name_the_problem() -> None:
         QA.insert(5, "x", dx.InputField())
     with pytest.raises(SignatureError, match="already has a field"):
         QA.append("answer", dx.OutputField())
-    with pytest.raises(SignatureError, match="expected dx.InputField"):
+    with pytest.raises(SignatureError, match=r"expected dx.InputField"):
         QA.append("x", pydantic.Field())
 
 
@@ -295,7 +295,7 @@ def test_make_signature_from_dict() -> None:
     assert sig.instructions == "Do."
     with pytest.raises(SignatureError, match=r"field 'q': expected \(type, dx.InputField\(\)\)"):
         make_signature({"q": str})
-    with pytest.raises(SignatureError, match="must be declared with dx.InputField"):
+    with pytest.raises(SignatureError, match=r"must be declared with dx.InputField"):
         make_signature({"q": (str, pydantic.Field())})
     with pytest.raises(SignatureError, match="got int 5"):
         make_signature(5)  # type: ignore[arg-type]
@@ -347,12 +347,12 @@ def test_cache_returns_same_object_per_definition() -> None:
 
 
 def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_make, "CACHE_SIZE", 3)
+    monkeypatch.setattr(_build, "CACHE_SIZE", 3)
     clear_signature_cache()
     first = dx.Signature("a0 -> b")
     for i in range(1, 6):
         dx.Signature(f"a{i} -> b")
-    assert len(_make._cache) == 3
+    assert len(_build._cache) == 3
     assert dx.Signature("a0 -> b") is not first  # evicted, rebuilt
     recent = dx.Signature("a5 -> b")
     assert dx.Signature("a5 -> b") is recent

@@ -36,7 +36,11 @@ def _check(text: str, **kwargs: object) -> None:
     try:
         sig = signature_from_string(text, **kwargs)  # type: ignore[arg-type]
     except SignatureError as exc:
-        assert str(exc)  # names what was wrong
+        error: SignatureError | None = exc
+    else:
+        error = None
+    if error is not None:
+        assert str(error)  # names what was wrong
         return
     for field in sig.fields.values():  # a valid signature holds types, not stray objects
         assert field.annotation is not None
@@ -94,7 +98,8 @@ def test_explicit_types_do_not_open_attribute_or_item_access(text: str, fragment
     assert fragment in str(info.value)
 
 
-_LEAVES = sorted(base_type_names()) + [
+_LEAVES = [
+    *sorted(base_type_names()),
     "1", "'x'", "None", "...", "()", "[]", "-1", "1.5", "b'x'", "True", "x", "{}", "Color", "mod",
 ]
 _ATTRS = ["mro", "__class__", "x", "real", "RED", "__mro__", "model_fields", "__args__", "date", "_x"]
@@ -122,7 +127,7 @@ def test_any_type_expression_gives_a_signature_or_signature_error(tp: str, as_ou
 
 
 _PIECES = st.sampled_from(
-    list("ab:,->[]|().'\"*=\n _0#\\{}@!;\t\x00é") + ["->", "str", "int", "list", "Literal", "None", "mro", "__class__", "ﬁ"]
+    [*"ab:,->[]|().'\"*=\n _0#\\{}@!;\t\x00é", "->", "str", "int", "list", "Literal", "None", "mro", "__class__", "ﬁ"]
 )
 
 

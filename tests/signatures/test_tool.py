@@ -72,7 +72,7 @@ def test_validate_args_coerces_and_keeps_defaults() -> None:
     assert parsed == {"p": Point(x=1, y=2), "q": Point(x=4, y=6)}
     assert tool(**parsed) == 7.0
     assert Tool(add).validate_args('{"a": "5"}') == {"a": 5}
-    with pytest.raises(ToolError, match="argument .a. is required"):
+    with pytest.raises(ToolError, match=r"argument .a. is required"):
         Tool(add).validate_args(None)  # None means "no arguments"
 
 
@@ -163,7 +163,7 @@ async def test_acall_timeout_for_sync_and_async_tools() -> None:
     def slow_sync() -> None:
         time.sleep(0.3)
 
-    with pytest.raises(ToolError, match="timed out after 0.05 s"):
+    with pytest.raises(ToolError, match=r"timed out after 0.05 s"):
         await Tool(slow_async, timeout=0.05).acall()
     with pytest.raises(ToolError, match="'slow_sync' timed out"):
         await Tool(slow_sync, timeout=0.05).acall()
@@ -188,5 +188,5 @@ def test_tool_as_signature_input_type() -> None:
     assert [t.name for t in inst.tools] == ["add", "fetch"]
     dumped = TypeAdapter(list[Tool]).dump_python(inst.tools, mode="json")
     assert dumped[0] == str(Tool(add))
-    with pytest.raises(pydantic.ValidationError, match="Tool expects a dx.Tool or a callable"):
+    with pytest.raises(pydantic.ValidationError, match=r"Tool expects a dx.Tool or a callable"):
         sig(question="q", tools=[3], answer="a")

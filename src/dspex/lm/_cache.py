@@ -13,6 +13,7 @@ off with one :class:`CacheDisabledWarning` when the directory is not writable.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -132,13 +133,12 @@ class DiskCache:
             conn = self._open()
             if conn is None:
                 return
-            try:
+            # A full disk must not fail the LM call; the memory tier still holds it.
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute(
                     "INSERT OR REPLACE INTO lm_cache (key, value, created) VALUES (?, ?, ?)",
                     (key, value, time.time()),
                 )
-            except sqlite3.Error:
-                pass  # a full disk must not fail the LM call; the memory tier still holds it
 
     def close(self) -> None:
         """Close the connection (reopened on next use)."""

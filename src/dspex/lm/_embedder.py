@@ -84,8 +84,9 @@ class Embedder:
             LMError: The endpoint failed (typed as for ``dx.LM``).
         """
         single = isinstance(inputs, str)
-        texts = [inputs] if single else list(inputs)
-        if not all(isinstance(t, str) for t in texts):
+        given: list[object] = [inputs] if single else list(inputs)
+        texts = [t for t in given if isinstance(t, str)]
+        if len(texts) != len(given):
             raise InputError(f"Embedder inputs must be a string or a list of strings, got {inputs!r:.200}")
         use_cache = self.caching if caching is None else caching
         todo = list(dict.fromkeys(t for t in texts if not (use_cache and t in self._cache)))

@@ -42,7 +42,8 @@ from ._types import LMResponse, Message
 from .providers._base import Provider, ProviderRequest, StreamState
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncGenerator, AsyncIterator, Callable
+    from types import TracebackType
 
     from .._util._clock import Clock
     from ._adaptive import AdaptiveConcurrency
@@ -308,7 +309,7 @@ class Endpoint:
             policy=self.config.retry, clock=self.clock, rng=self.rng, on_retry=count, failed=first,
         )
 
-    async def stream(self, messages: list[Message], params: dict[str, Any]) -> AsyncIterator[str | LMResponse]:
+    async def stream(self, messages: list[Message], params: dict[str, Any]) -> AsyncGenerator[str | LMResponse]:
         """Yield text deltas, then the final :class:`LMResponse`.
 
         Errors before the first delta are retried per the policy; after it,
@@ -328,7 +329,7 @@ class Endpoint:
             except UnsupportedParameterError as exc:
                 trial.step_down(exc)
 
-    async def _stream(self, messages: list[Message], trial: Trial) -> AsyncIterator[str | LMResponse]:
+    async def _stream(self, messages: list[Message], trial: Trial) -> AsyncGenerator[str | LMResponse]:
         params = trial.params
         request = self.provider.build_request(messages, params, stream=True)
         if trial.drop_stream_options:
@@ -357,7 +358,7 @@ class Endpoint:
 
     async def _stream_once(
         self, request: ProviderRequest, body: bytes, estimate: int
-    ) -> AsyncIterator[str | LMResponse]:
+    ) -> AsyncGenerator[str | LMResponse]:
         state = StreamState()
         try:
             await self._admit(estimate)
@@ -380,7 +381,7 @@ class Endpoint:
         self._succeeded(estimate, response)
         yield response
 
-    async def _stream_texts(self, request: ProviderRequest, body: bytes, state: StreamState) -> AsyncIterator[str]:
+    async def _stream_texts(self, request: ProviderRequest, body: bytes, state: StreamState) -> AsyncGenerator[str]:
         """Open the stream and yield its text deltas, within the attempt deadline.
 
         The deadline is applied around each wait rather than by one cancel
@@ -468,8 +469,10 @@ class _Within:
     def __enter__(self) -> None:
         self._scope.__enter__()
 
-    def __exit__(self, *exc_info: object) -> bool:
-        suppressed = self._scope.__exit__(*exc_info)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        suppressed = self._scope.__exit__(exc_type, exc, tb)
         if self._scope.cancelled_caught:
             raise self._error() from None
         return bool(suppressed)

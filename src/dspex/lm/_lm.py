@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Self
 
 import anyio
 
@@ -31,6 +31,7 @@ from ._adaptive import AdaptiveConcurrency
 from ._breaker import CircuitBreaker, CircuitBreakerPolicy
 from ._cache import LMCache, SingleFlight, default_cache
 from ._engine import Endpoint, EndpointConfig, timeouts_from
+from ._fallback import FallbackLM
 from ._history import History, LazyEntry, record
 from ._pricing import cost_of, normalize_prices
 from ._ratelimit import RateLimit, RateLimiter
@@ -335,15 +336,13 @@ class LM:
     @staticmethod
     def fallback(primary: Any, *others: Any) -> Any:
         """Return an LM that tries ``primary``, then each of ``others``, on LM errors."""
-        from ._fallback import FallbackLM
-
         return FallbackLM(primary, *others)
 
     async def aclose(self) -> None:
         """Close this event loop's idle connections of the LM's transport."""
         await self._endpoint.transport.aclose()
 
-    async def __aenter__(self) -> LM:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

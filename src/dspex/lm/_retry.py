@@ -137,11 +137,11 @@ async def retry_call(
                 return await fn()
             except Exception as exc:
                 pending = exc
-        exc, pending = pending, None
-        if not is_retryable(exc) or attempt >= policy.max_retries:
-            raise exc
+        error, pending = pending, None
+        if not is_retryable(error) or attempt >= policy.max_retries:
+            raise error
         attempt += 1
-        delay = retry_delay(policy, attempt, getattr(exc, "retry_after", None), rng)
+        delay = retry_delay(policy, attempt, getattr(error, "retry_after", None), rng)
         if on_retry is not None:
-            on_retry(attempt, exc, delay)
+            on_retry(attempt, error, delay)
         await clock.sleep(delay)

@@ -66,7 +66,7 @@ class Code(ContentType):
             return {"code": strip_fences(data["code"])}
         raise ValueError(f"Code expects a string or a {{'code': str}} dict, got {type(data).__name__}")
 
-    def __class_getitem__(cls, language: Any) -> Any:  # type: ignore[override]
+    def __class_getitem__(cls, language: Any) -> Any:
         """Return the ``Code`` subclass for ``language`` (one per language, cached).
 
         DSPy spells these ``Code_<language>``; the name shows in prompts, so it

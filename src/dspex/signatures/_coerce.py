@@ -19,11 +19,13 @@ import threading
 import types
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
+import json_repair
 import pydantic
 from pydantic import TypeAdapter
 
 from ..errors import ParseError
-from ._types import Reasoning, _Model
+from ._model import _Model
+from ._types import Reasoning
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
@@ -62,7 +64,7 @@ def type_adapter(annotation: Any, metadata: tuple[Any, ...] = ()) -> TypeAdapter
 
 
 def _build_adapter(annotation: Any, metadata: tuple[Any, ...]) -> TypeAdapter[Any]:
-    target = Annotated[annotation, *metadata] if metadata else annotation
+    target: Any = Annotated[annotation, *metadata] if metadata else annotation
     try:
         return TypeAdapter(target)
     except pydantic.PydanticSchemaGenerationError:
@@ -119,8 +121,6 @@ def _enum_member(enum_cls: type[enum.Enum], identifier: Any) -> enum.Enum:
 
 
 def _loads(text: str) -> Any:
-    import json_repair  # imported on first use: most fields are plain strings
-
     try:
         return json_repair.loads(text)
     except Exception:  # json_repair is best effort; treat a crash as "no JSON"
@@ -131,7 +131,7 @@ def _parse(value: Any, annotation: Any) -> Any:
     """DSPy's ``parse_value``; raises ``ValueError`` (incl. ValidationError)."""
     if annotation is str:
         return str(value)
-    if isinstance(annotation, enum.EnumMeta):
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return _enum_member(annotation, value)
     origin = get_origin(annotation)
     if origin is Literal:

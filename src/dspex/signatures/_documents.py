@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import model_validator
 
 from ._media import ContentType
-from ._types import _Model
+from ._model import _Model
 
 __all__ = ["Citations", "Document"]
 

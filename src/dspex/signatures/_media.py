@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 from pydantic import ConfigDict, model_serializer, model_validator
 
 from ..errors import ConfigError, InputError
-from ._types import _Model
+from ._model import _Model
 
 __all__ = ["CUSTOM_TYPE_END", "CUSTOM_TYPE_START", "Audio", "ContentType", "File", "Image"]
 

@@ -29,6 +29,10 @@ import warnings
 from typing import Any
 
 from ..errors import SignatureError
+from ._code import Code
+from ._documents import Citations, Document
+from ._media import Audio, File, Image
+from ._types import ML_TYPES
 
 if typing.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -60,11 +64,6 @@ def base_type_names() -> dict[str, Any]:
     """Return the names every signature string may use (a fresh dict)."""
     global _BASE_NAMES
     if _BASE_NAMES is None:
-        from ._code import Code
-        from ._documents import Citations, Document
-        from ._media import Audio, File, Image
-        from ._types import ML_TYPES
-
         names: dict[str, Any] = dict(_BUILTINS)
         names.update({n: getattr(typing, n) for n in _TYPING})
         names.update(_STDLIB)

@@ -24,26 +24,20 @@ import importlib
 import inspect
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, PydanticUserError, create_model
+from pydantic import BaseModel, ConfigDict, PydanticUserError
 from pydantic._internal._model_construction import ModelMetaclass
 from pydantic.fields import FieldInfo
 
 from ..errors import SignatureError
+from ._build import build_class, default_instructions, make_class
 from ._fields import TYPE_UNDEFINED_KEY, field_kind, infer_prefix
 
-__all__ = ["Signature", "build_signature", "default_instructions"]
+__all__ = ["Signature", "build_signature"]
 
 _SHADOW_WARNING = r'Field name ".*" in ".*" shadows an attribute in parent'
 _IGNORED_IN_EQUALS = frozenset({TYPE_UNDEFINED_KEY})
-
-
-def default_instructions(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> str:
-    """Return DSPy's default instructions for these field names."""
-    ins = ", ".join(f"`{n}`" for n in inputs)
-    outs = ", ".join(f"`{n}`" for n in outputs)
-    return f"Given the fields {ins}, produce the fields {outs}."
 
 
 def _normalise_namespace(namespace: dict[str, Any]) -> None:
@@ -64,9 +58,7 @@ def _normalise_namespace(namespace: dict[str, Any]) -> None:
 class _SignatureMeta(ModelMetaclass):
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is Signature:
-            from ._make import make_signature
-
-            return make_signature(*args, **kwargs)
+            return make_class(Signature, *args, **kwargs)
         return super().__call__(*args, **kwargs)
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> Any:
@@ -76,7 +68,8 @@ class _SignatureMeta(ModelMetaclass):
                 # Field names such as "schema" or "json" shadow BaseModel methods; signature
                 # fields are read through S.fields, never as attributes, so that is harmless.
                 warnings.filterwarnings("ignore", message=_SHADOW_WARNING, category=UserWarning)
-                cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+                # The metaclass only ever builds Signature subclasses.
+                cls = cast("type[Signature]", super().__new__(mcs, name, bases, namespace, **kwargs))
         except SignatureError:
             raise
         except (PydanticUserError, TypeError, NameError, ValueError) as exc:
@@ -134,13 +127,13 @@ class _SignatureMeta(ModelMetaclass):
         # sits on the hot path of every call (format, parse, stream).
         cached = cls.__dict__.get("__dspex_split__")
         if cached is None:
-            items = cls.model_fields.items()
+            items = cast("type[Signature]", cls).model_fields.items()  # cls is a Signature class
             cached = (
                 {k: v for k, v in items if field_kind(v) == "input"},
                 {k: v for k, v in items if field_kind(v) == "output"},
             )
             type.__setattr__(cls, "__dspex_split__", cached)
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     @property
     def signature(cls) -> str:
@@ -337,23 +330,7 @@ def build_signature(
     Raises:
         SignatureError: A field name is not an identifier or pydantic rejects a field.
     """
-    for fname in items:
-        if not isinstance(fname, str) or not fname.isidentifier():
-            raise SignatureError(f"field name {fname!r} is not a valid Python identifier", field=str(fname))
-    if not isinstance(instructions, str | None):
-        raise SignatureError(f"instructions must be a string or None, got {type(instructions).__name__}")
-    inputs = [n for n, v in items.items() if field_kind(v[1]) == "input"]
-    outputs = [n for n, v in items.items() if field_kind(v[1]) == "output"]
-    doc = instructions if instructions else default_instructions(inputs, outputs)
-    try:
-        sig: type[Signature] = create_model(  # type: ignore[call-overload]
-            name, __base__=Signature, __doc__=doc, __module__=__name__, **items
-        )
-    except SignatureError:
-        raise
-    except Exception as exc:  # pydantic rejects odd types or names; say which
-        raise SignatureError(f"cannot build signature {name!r} from fields {list(items)}: {exc}") from None
-    return sig
+    return build_class(Signature, name, items, instructions)
 
 
 # Pickling: by reference when the class is importable, else by value.
@@ -380,10 +357,8 @@ def _importable(cls: type) -> bool:
 
 
 def _signature_from_spec(*spec: Any) -> type[Signature]:
-    from ._make import make_signature
-
     text, instructions, name, types = spec
-    return make_signature(text, instructions, name, types=dict(types) if types else None)
+    return make_class(Signature, text, instructions, name, types=dict(types) if types else None)
 
 
 def _signature_from_fields(

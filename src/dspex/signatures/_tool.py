@@ -12,6 +12,7 @@ propagate unchanged, so callers (ReAct) can turn them into observations.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -19,11 +20,14 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import anyio
 import pydantic
 from pydantic import GetCoreSchemaHandler, TypeAdapter
 from pydantic_core import core_schema, to_jsonable_python
 
+from .._util._sync import run_sync
 from ..errors import ToolError
+from ._tool_calls import _loads
 
 __all__ = ["Tool"]
 
@@ -117,8 +121,6 @@ class Tool:
         if args is None:
             args = {}
         if isinstance(args, str):
-            from ._tool_calls import _loads
-
             args = _loads(args) if args.strip() else {}
         if not isinstance(args, Mapping):
             raise ToolError(f"tool {self.name!r} expects its arguments as a JSON object, got {args!r}")
@@ -132,10 +134,8 @@ class Tool:
         data = dict(args)
         for key, value in data.items():  # LMs often send nested objects as JSON strings
             if isinstance(value, str) and self.args.get(key, {}).get("type") in ("object", "array"):
-                try:
+                with contextlib.suppress(ValueError):  # not JSON after all: validate the string
                     data[key] = json.loads(value)
-                except ValueError:
-                    pass
         try:
             parsed = self._model.model_validate(data)
         except pydantic.ValidationError as exc:
@@ -163,8 +163,6 @@ class Tool:
         """
         parsed = self.validate_args(kwargs)
         if self._is_async:
-            from .._util._sync import run_sync
-
             return run_sync(self._acall_parsed, parsed)
         return self._invoke(parsed)
 
@@ -193,8 +191,6 @@ class Tool:
         return await self._acall_parsed(self.validate_args(args))
 
     async def _acall_parsed(self, parsed: dict[str, Any]) -> Any:
-        import anyio
-
         with anyio.move_on_after(self.timeout):
             if self._is_async:
                 return await self._invoke(parsed)
@@ -252,7 +248,8 @@ def _parameters(func: Callable[..., Any], name: str) -> list[inspect.Parameter]:
 def _hints(func: Callable[..., Any]) -> dict[str, Any]:
     while isinstance(func, functools.partial):
         func = func.func
-    target = func if inspect.isfunction(func) or inspect.ismethod(func) else getattr(func, "__call__", func)
+    # A callable object's hints are those of its __call__ method.
+    target: Any = func if inspect.isfunction(func) or inspect.ismethod(func) else type(func).__call__
     try:
         return typing.get_type_hints(target)
     except Exception:  # unresolved forward references: such arguments are untyped
@@ -264,7 +261,7 @@ def _is_async(func: Any) -> bool:
         func = func.func
     if inspect.iscoroutinefunction(func):
         return True
-    call = getattr(type(func), "__call__", None)
+    call = type(func).__call__ if callable(func) else None
     return not inspect.isfunction(func) and not inspect.ismethod(func) and inspect.iscoroutinefunction(call)
 
 
@@ -334,7 +331,7 @@ def _args_model(
         arbitrary_types_allowed=True, extra="allow" if extra else "ignore", protected_namespaces=()
     )
     try:
-        model = pydantic.create_model(f"{name}_args", __config__=config, **fields)  # type: ignore[call-overload]
+        model = pydantic.create_model(f"{name}_args", __config__=config, **fields)
     except Exception as exc:
         raise ToolError(f"cannot build an argument model for tool {name!r}: {exc}") from None
     return model, field_args

@@ -13,9 +13,11 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
+import json_repair
 from pydantic import Field, PrivateAttr, TypeAdapter, model_serializer, model_validator
 
-from ._types import _Model, _shown
+from ..errors import ToolError
+from ._model import _Model, _shown
 
 __all__ = ["ToolCall", "ToolCalls"]
 
@@ -67,8 +69,6 @@ class ToolCall(_Model):
             ToolError: No function is called ``name``, or no tools were
                 given or bound.
         """
-        from ..errors import ToolError
-
         if functions is None:
             functions = self._registry
             if functions is None:
@@ -107,9 +107,10 @@ def _loads(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:
-        import json_repair
-
         return json_repair.loads(text)
+
+
+_ToolCallModel = ToolCall  # the class attribute ``ToolCalls.ToolCall`` shadows the name in the body
 
 
 class ToolCalls(_Model):
@@ -121,7 +122,7 @@ class ToolCalls(_Model):
 
     ToolCall: ClassVar[type[ToolCall]] = ToolCall
 
-    tool_calls: list[ToolCall]
+    tool_calls: list[_ToolCallModel]
     #: What the calls returned (a ``ToolCallResults``), for replaying a conversation; never in the schema.
     tool_call_results: Any | None = None
 

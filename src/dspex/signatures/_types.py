@@ -12,25 +12,23 @@ adapter may show next to the type name. ``ToolCalls`` lives in ``_tool_calls``
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, model_validator
+from pydantic import ConfigDict, Field, GetCoreSchemaHandler, model_validator
 from pydantic_core import core_schema
+
+from ._model import _Model, _shown
+from ._tool import Tool
+from ._tool_calls import ToolCall, ToolCalls
 
 __all__ = ["ML_TYPES", "Citation", "Confidence", "Embedding", "History", "Reasoning", "ToolCall", "ToolCalls"]
 
 _STEP = re.compile(r"(?m)^[ \t]*(?:\d+[.)]|[-*•]|step[ \t]*\d+[:.)]?)[ \t]+", re.IGNORECASE)
 _INLINE_STEP = re.compile(r"(?:^|(?<=\s))step[ \t]*\d+[:.)][ \t]*", re.IGNORECASE)
-
-
-def _shown(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Reasoning(str):
@@ -198,19 +196,6 @@ def _parse_vector_text(text: str) -> Any:
         return parts or None
 
 
-class _Model(BaseModel):
-    """Base of the model-shaped ML types: docstrings stay out of their JSON schemas."""
-
-    model_config = ConfigDict(defer_build=True)  # built on first use: cheaper imports
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
-        out = handler.resolve_ref_schema(handler(schema))
-        if out.get("description") == inspect.cleandoc(cls.__doc__ or ""):
-            out.pop("description")
-        return out  # type: ignore[no-any-return]
-
-
 class Citation(_Model):
     """A quoted span supporting an answer, and where it came from.
 
@@ -280,22 +265,13 @@ class History(_Model):
         return History(messages=self.messages[-n:] if n > 0 else [])
 
 
-from ._tool_calls import ToolCall, ToolCalls
-
-
-def _ml_types() -> dict[str, Any]:
-    from ._tool import Tool
-
-    return {
-        "Reasoning": Reasoning,
-        "Confidence": Confidence,
-        "Embedding": Embedding,
-        "Citation": Citation,
-        "History": History,
-        "Tool": Tool,
-        "ToolCalls": ToolCalls,
-    }
-
-
-ML_TYPES: dict[str, Any] = _ml_types()
+ML_TYPES: dict[str, Any] = {
+    "Reasoning": Reasoning,
+    "Confidence": Confidence,
+    "Embedding": Embedding,
+    "Citation": Citation,
+    "History": History,
+    "Tool": Tool,
+    "ToolCalls": ToolCalls,
+}
 """The ML types a string signature may name without ``types=``."""

@@ -256,6 +256,7 @@ class AnthropicProvider(Provider):
     @staticmethod
     def _delta(state: StreamState, blocks: dict[int, str], payload: dict[str, Any]) -> str:
         delta, index = payload.get("delta") or {}, payload.get("index", 0)
+        text: str
         if delta.get("type") == "text_delta":
             text = delta.get("text", "")
         elif delta.get("type") == "input_json_delta" and blocks.get(index) == "structured":

@@ -18,6 +18,8 @@ import json
 import mimetypes
 from typing import Any
 
+from ..._jsonschema import GEMINI_WIRE, UnsupportedSchema, rewrite_schema
+from ...errors import InputError
 from .._types import LMResponse, LMUsage, Message, NativeToolCall
 from ._base import (
     RESERVED_PARAMS,
@@ -44,47 +46,42 @@ _CONFIG = {
     "frequency_penalty": "frequencyPenalty",
 }
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
-_SCHEMA_KEYS = frozenset(
-    {
-        "type", "format", "description", "nullable", "enum", "properties", "required", "items",
-        "minItems", "maxItems", "minimum", "maximum", "anyOf", "propertyOrdering",
-        "minLength", "maxLength", "pattern", "minProperties", "maxProperties",
-    }
-)
 
 
-def gemini_schema(schema: Any, defs: dict[str, Any] | None = None) -> Any:
-    """Return ``schema`` (JSON Schema) in the OpenAPI subset Gemini accepts."""
+_CONVERTED: dict[str, Any] = {}
+_CONVERTED_MAX = 256
+
+
+def gemini_schema(schema: Any) -> Any:
+    """Return ``schema`` (JSON Schema) in the OpenAPI subset Gemini accepts, best effort.
+
+    Conversions are memoised by the schema's JSON text (a request's schema is
+    usually the same every call, and encoding it costs a fraction of
+    rewriting it), so the result may be shared between calls: treat it as
+    read-only. At most ``_CONVERTED_MAX`` schemas are kept.
+
+    Raises:
+        InputError: ``schema`` has a recursive model or a ``$ref`` that does
+            not resolve (Gemini's subset has no references).
+    """
     if not isinstance(schema, dict):
         return schema
-    defs = {**(defs or {}), **schema.get("$defs", {}), **schema.get("definitions", {})}
-    if "$ref" in schema:
-        target = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
-        merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-        return gemini_schema(merged, defs)
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key not in _SCHEMA_KEYS:
-            continue
-        if key == "properties":
-            out[key] = {name: gemini_schema(sub, defs) for name, sub in value.items()}
-        elif key == "items":
-            out[key] = gemini_schema(value, defs)
-        elif key == "anyOf":
-            options = [o for o in value if not (isinstance(o, dict) and o.get("type") == "null")]
-            if len(options) < len(value):
-                out["nullable"] = True
-            if len(options) == 1:
-                out.update(gemini_schema(options[0], defs))
-            else:
-                out[key] = [gemini_schema(o, defs) for o in options]
-        elif key == "type" and isinstance(value, list):
-            kinds = [t for t in value if t != "null"]
-            if len(kinds) < len(value):
-                out["nullable"] = True
-            out["type"] = kinds[0] if kinds else "string"
-        else:
-            out[key] = value
+    try:
+        key = json.dumps(schema, ensure_ascii=False)
+    except (TypeError, ValueError):  # not JSON data: convert without memoising
+        key = None
+    hit = _CONVERTED.get(key) if key is not None else None
+    if hit is not None:
+        return hit
+    try:
+        out = rewrite_schema(schema, GEMINI_WIRE)
+    except UnsupportedSchema as exc:
+        where = "/".join(exc.path) or "the root"
+        raise InputError(f"schema for gemini cannot be expressed at {where}: {exc.why}") from None
+    if key is not None:
+        if len(_CONVERTED) >= _CONVERTED_MAX:
+            _CONVERTED.clear()
+        _CONVERTED[key] = out
     return out
 
 
