@@ -28,6 +28,7 @@ import os
 import socket
 import time
 import weakref
+from time import monotonic as _monotonic
 from typing import TYPE_CHECKING
 
 import anyio
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     import ssl
 
 __all__ = ["BlockingConnections", "BlockingStream", "connect"]
+
+_INF = float("inf")
 
 
 class BlockingStream(AsyncResource):
@@ -58,10 +61,10 @@ class BlockingStream(AsyncResource):
 
     def _arm(self) -> None:
         deadline = self.deadline
-        if deadline == float("inf"):
+        if deadline == _INF:
             self._sock.settimeout(None)
             return
-        left = deadline - time.monotonic()
+        left = deadline - _monotonic()
         if left <= 0:
             raise Expired
         self._sock.settimeout(left)  # ~0.2 µs: no system call once the socket is non-blocking

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from ._h1 import ResponseParser
     from ._transport import Timeouts
 
-__all__ = ["SMALL_REQUEST", "StreamBody", "idle_seconds", "read_body", "recv", "send_request"]
+__all__ = ["SMALL_REQUEST", "StreamBody", "feed", "idle_seconds", "recv", "send_request"]
 
 SMALL_REQUEST = 65536  # fits a socket's send buffer: sending it cannot stall
 
@@ -66,12 +66,14 @@ async def recv(conn: Conn, origin: str) -> bytes:
 
 
 async def send_request(
-    conn: Conn, payload: bytes, parser: ResponseParser, timer: Timer, timeouts: Timeouts, origin: str
+    conn: Conn, payload: bytes, parser: ResponseParser, timer: Timer, timeouts: Timeouts, origin: str,
+    *, whole: bool,
 ) -> None:
-    """Send ``payload`` (head and body) and read until ``parser`` has the response head.
+    """Send ``payload`` (head and body), then read the response head (``whole``: and body).
 
     Blocks for at most ``timeouts.write`` while sending a large payload, then
-    ``timeouts.read`` per read (the deadline moves on with each one).
+    ``timeouts.read`` per read (the deadline moves on with each one). The body
+    read so far waits in ``parser`` (``take_body()``).
 
     Raises:
         LMTransportError: The connection failed or the reply is not HTTP/1.1;
@@ -79,6 +81,7 @@ async def send_request(
         Expired: The stream's own deadline passed (streams timed by a cancel
             scope are cancelled instead).
     """
+    stream = conn.stream
     # A small request fits the socket buffer, so sending cannot stall: one
     # deadline (the read timeout) then covers it and the head.
     big = len(payload) > SMALL_REQUEST
@@ -87,28 +90,21 @@ async def send_request(
     else:
         timer.arm("read timeout", timeouts.read)
     try:
-        await conn.stream.send(payload)
+        await stream.send(payload)
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
         raise LMTransportError(f"{describe_io_error(exc)} while sending the request to {origin}") from None
     if big:
         timer.arm("read timeout", timeouts.read)
-    while not parser.head_done:
-        feed(parser, await recv(conn, origin), origin)
+    while not (parser.complete if whole else parser.head_done):
+        try:  # ``recv`` inlined: this loop is every call's hot path
+            data = await stream.receive(RECV_SIZE)
+        except anyio.EndOfStream:
+            data = b""
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            raise LMTransportError(f"{describe_io_error(exc)} while reading the response from {origin}") from None
+        feed(parser, data, origin)
         if not parser.complete:  # the deadline is per read
             timer.arm("read timeout", timeouts.read)
-
-
-async def read_body(
-    conn: Conn, parser: ResponseParser, origin: str, read_timeout: float, timer: Timer
-) -> list[bytes]:
-    """Read the rest of a response body (the deadline moves with each read); return its pieces."""
-    parts = parser.take_body()
-    while not parser.complete:
-        feed(parser, await recv(conn, origin), origin)
-        parts.extend(parser.take_body())
-        if not parser.complete:
-            timer.arm("read timeout", read_timeout)
-    return parts
 
 
 def idle_seconds(parser: ResponseParser | None, expiry: float) -> float:

@@ -41,7 +41,7 @@ from ._conn import (
     loop_sentinel,
     whole_response,
 )
-from ._exchange import StreamBody, idle_seconds, read_body, send_request
+from ._exchange import StreamBody, idle_seconds, send_request
 from ._h1 import HttptoolsResponseParser, ResponseParser
 from ._parsers import default_impl, make_response_parser
 from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport, describe_io_error
@@ -264,8 +264,9 @@ class ConnectionPool(Transport):
         body: bytes | None,
         timeouts: Timeouts,
         timer: Timer,
+        whole: bool,
     ) -> tuple[Conn, ResponseParser]:
-        """Send the request and read the response head, retrying stale connections.
+        """Send the request and read the response head (``whole``: and body), retrying stale connections.
 
         Only a reused connection that failed before any response byte is
         retried (the server closed it while idle); everything else raises.
@@ -287,7 +288,7 @@ class ConnectionPool(Transport):
                 timer.bind(conn.stream)
             parser = self._new_parser(method, target)
             try:
-                await send_request(conn, payload, parser, timer, timeouts, target.origin)
+                await send_request(conn, payload, parser, timer, timeouts, target.origin, whole=whole)
             except LMTransportError:
                 await anyio.aclose_forcefully(conn.stream)
                 if reused and not parser.received_any:
@@ -317,21 +318,19 @@ class ConnectionPool(Transport):
                 timer = Timer(None, state.clock)
                 try:
                     conn, parser = await self._exchange(
-                        state, host, method, target, headers, body, timeouts, timer
+                        state, host, method, target, headers, body, timeouts, timer, True
                     )
-                    parts = await read_body(conn, parser, target.origin, timeouts.read, timer)
                 except Expired:
                     raise timer.error(target.origin) from None
             else:
                 with anyio.CancelScope() as scope:
                     timer = Timer(scope, state.clock)
                     conn, parser = await self._exchange(
-                        state, host, method, target, headers, body, timeouts, timer
+                        state, host, method, target, headers, body, timeouts, timer, True
                     )
-                    parts = await read_body(conn, parser, target.origin, timeouts.read, timer)
                 if scope.cancelled_caught or parser is None or not parser.complete:
                     raise timer.error(target.origin)
-            return whole_response(parser, parts, target.origin)
+            return whole_response(parser, parser.take_body(), target.origin)
         finally:
             if conn is not None and not self._keep(state, host, conn, parser):
                 await anyio.aclose_forcefully(conn.stream)
@@ -423,7 +422,7 @@ class _StreamContext:
             with anyio.CancelScope() as scope:
                 timer = Timer(scope, self._state.clock)
                 self._conn, self._parser = await self._pool._exchange(
-                    self._state, self._host, method, target, headers, body, timeouts, timer
+                    self._state, self._host, method, target, headers, body, timeouts, timer, False
                 )
             if scope.cancelled_caught or self._conn is None or self._parser is None:
                 raise timer.error(target.origin)
