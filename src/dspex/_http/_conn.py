@@ -176,9 +176,11 @@ class Timer:
     """Move one deadline through the phases of an exchange.
 
     The deadline lives on a cancel scope, or — for the asyncio streams of
-    ``_http/_aio.py``, which can time their own waits — on the stream itself
-    (``scope=None``, then :meth:`bind` the stream), which spares a cancel
-    scope per request. A stream that expires raises :class:`Expired`.
+    ``_http/_aio.py`` and the blocking ones of ``_http/_blocking.py``, which
+    time their own waits — on the stream itself (``scope=None``, then
+    :meth:`bind` the stream), which spares a cancel scope per request (and is
+    the only way to bound a blocking call). A stream that expires raises
+    :class:`Expired`.
     """
 
     __slots__ = ("clock", "deadline", "phase", "scope", "seconds", "stream")
