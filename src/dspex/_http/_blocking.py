@@ -141,23 +141,30 @@ class BlockingConnections:
     """The pool's blocking connections: one :class:`LoopState` of its own, main thread only.
 
     Its hosts' slot semaphores are never used: only the one task that has the
-    main loop to itself exchanges here, one request at a time.
+    main loop to itself exchanges here, one request at a time. ``state`` is
+    what the pool exchanges on; a forked child starts with it empty.
     """
 
     def __init__(self) -> None:
-        self._state = LoopState(clock=time.monotonic, blocking=True)
-        self._pid = os.getpid()
+        self.state = LoopState(clock=time.monotonic, blocking=True)
         self.opened = 0
-        weakref.finalize(self, _close_all, self._state)  # the pool went away: close its sockets
-
-    def state(self) -> LoopState:
-        """Return the state to exchange on (after a fork, the child's own, empty one)."""
-        if self._pid != os.getpid():  # a forked child: the connections are the parent's
-            _close_all(self._state)  # closes the child's copies only
-            self._pid = os.getpid()
-        return self._state
+        weakref.finalize(self, _close_all, self.state)  # the pool went away: close its sockets
+        _all.add(self)
 
     def close_idle(self) -> None:
         """Close every idle connection; connections in use then close when released."""
-        self._state.generation += 1
-        _close_all(self._state)
+        self.state.generation += 1
+        _close_all(self.state)
+
+
+_all: weakref.WeakSet[BlockingConnections] = weakref.WeakSet()
+
+
+def _forget_parent_connections() -> None:
+    """In a forked child: close its copies of the parent's sockets (the parent's stay open)."""
+    for connections in list(_all):
+        connections.close_idle()
+
+
+# once per process, rather than a getpid() system call per request
+os.register_at_fork(after_in_child=_forget_parent_connections)

@@ -102,7 +102,13 @@ async def send_request(
             data = b""
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             raise LMTransportError(f"{describe_io_error(exc)} while reading the response from {origin}") from None
-        feed(parser, data, origin)
+        try:  # ``feed`` inlined too
+            if data:
+                parser.feed(data)
+            else:
+                parser.feed_eof()
+        except HTTPProtocolError as exc:
+            raise LMTransportError(f"{exc} (from {origin})") from None
         if not parser.complete:  # the deadline is per read
             timer.arm("read timeout", timeouts.read)
 

@@ -355,7 +355,7 @@ class ConnectionPool(Transport):
         target = self._target(url)
         state = self._current_state() or await self._state()
         if state.aio is not None and may_block(state.aio):  # nothing else waits for this loop
-            blocking = self._blocking.state()
+            blocking = self._blocking.state
             return await self._fetch(
                 blocking, self._host(blocking, target), method, target, headers, body, timeouts
             )
