@@ -1,8 +1,9 @@
 """Pick an HTTP/1.1 parser implementation: httptools when it imports, else h11.
 
-h11 is a required dependency (and httpx imports it anyway), so its parsers
-(``_h1_h11.py``) are imported up front like the rest; ``_h1`` is read at call
-time, so a test can hide httptools by setting ``_h1.httptools = None``.
+h11 is a required dependency (httpx's HTTP/1.1 layer needs it too), not an
+optional extra, so its parsers (``_h1_h11.py``) are imported up front like the
+rest (a few ms at start-up); ``_h1`` is read at call time, so a test can hide
+httptools by setting ``_h1.httptools = None``.
 """
 
 from __future__ import annotations
