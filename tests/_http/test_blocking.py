@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import gzip
 import json
 import os
@@ -28,13 +27,7 @@ if TYPE_CHECKING:
 CHAT = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
 HEADERS = {"Content-Type": "application/json"}
 
-
-@pytest.fixture(autouse=True)
-def quiet_main_loop() -> None:
-    """Let the main loop finish what earlier tests left it (a dead pool's socket clean-up
-    is a task, and with another task around a sync call rightly stays on the loop)."""
-    gc.collect()
-    run_sync(anyio.sleep, 0, reuse_loop=True)
+pytestmark = pytest.mark.usefixtures("quiet_main_loop")
 
 
 def sync_request(pool: ConnectionPool, url: str, **kw: Any) -> HTTPResponse:

@@ -9,7 +9,6 @@ the same words, and open the same number of connections.
 
 from __future__ import annotations
 
-import gc
 import gzip
 import socket
 import struct
@@ -28,7 +27,7 @@ from dspex.errors import LMTimeoutError, LMTransportError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("quiet_main_loop")]
 
 PATHS = ["blocking", "asyncio", "trio"]
 TIMEOUTS = Timeouts(connect=5, read=0.3, write=5)
@@ -129,14 +128,6 @@ class ScriptedServer:
         self.stop.set()
         self.thread.join(10)
         self.listener.close()
-
-
-@pytest.fixture(autouse=True)
-def quiet_main_loop() -> None:
-    """Let the main loop finish what earlier tests left it (a dead pool's clean-up is a
-    task there, and with another task around a sync call rightly stays on the loop)."""
-    gc.collect()
-    run_sync(anyio.sleep, 0, reuse_loop=True)
 
 
 def run_path(path: str, go: Callable[[], Awaitable[None]]) -> None:
