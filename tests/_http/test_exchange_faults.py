@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("quiet_main_loop")]
 
 PATHS = ["blocking", "asyncio", "trio"]
-TIMEOUTS = Timeouts(connect=5, read=0.3, write=5)
+TIMEOUTS = Timeouts(connect=5, read=0.3, write=0.3)
 
 
 def ok(body: bytes, extra: bytes = b"") -> bytes:
@@ -50,6 +50,7 @@ class Case:
     error: type[Exception] | None = None
     match: str = ""
     requests: int = 1
+    upload: int = 0  # bytes of request body (a POST), else a GET
     connections: int = 1
     body: bytes = b"ok"
 
@@ -67,6 +68,7 @@ CASES = {
         LMTransportError, "malformed HTTP response"),
     "not HTTP at all": Case([[b"NOT HTTP AT ALL\r\n\r\n", "close"]], LMTransportError, "malformed HTTP response"),
     "stall before the head": Case([["hang"]], LMTimeoutError, "read timeout"),
+    "stall while the request is sent": Case([["hang"]], LMTimeoutError, "write timeout", upload=16 << 20),
     "stall mid-body": Case(
         [[b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf", "hang"]], LMTimeoutError, "read timeout"),
     "corrupt gzip body": Case(
@@ -154,7 +156,10 @@ def test_fault_table(name: str, path: str) -> None:
 
     async def go() -> None:
         for _ in range(case.requests):
-            resp = await pool.request("GET", url, headers={}, timeouts=TIMEOUTS)
+            if case.upload:  # more than the socket buffers take: sending must wait
+                resp = await pool.request("POST", url, headers={}, body=b"x" * case.upload, timeouts=TIMEOUTS)
+            else:
+                resp = await pool.request("GET", url, headers={}, timeouts=TIMEOUTS)
             bodies.append(await resp.aread())
 
     try:
