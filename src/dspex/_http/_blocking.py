@@ -67,7 +67,7 @@ class BlockingStream(AsyncResource):
         left = deadline - _monotonic()
         if left <= 0:
             raise Expired
-        self._sock.settimeout(left)  # ~0.2 µs: no system call once the socket is non-blocking
+        self._sock.settimeout(left)  # the next call polls for at most what is left
 
     async def send(self, data: bytes) -> None:
         """Send all of ``data``, blocking until the kernel took it or the deadline passed."""
