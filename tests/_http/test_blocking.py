@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import gzip
 import json
+import os
 import signal
 import socket
 import threading
@@ -27,13 +27,7 @@ if TYPE_CHECKING:
 CHAT = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
 HEADERS = {"Content-Type": "application/json"}
 
-
-@pytest.fixture(autouse=True)
-def quiet_main_loop() -> None:
-    """Let the main loop finish what earlier tests left it (a dead pool's socket clean-up
-    is a task, and with another task around a sync call rightly stays on the loop)."""
-    gc.collect()
-    run_sync(anyio.sleep, 0, reuse_loop=True)
+pytestmark = pytest.mark.usefixtures("quiet_main_loop")
 
 
 def sync_request(pool: ConnectionPool, url: str, **kw: Any) -> HTTPResponse:
@@ -84,6 +78,20 @@ def test_stale_blocking_connection_is_retried_once_on_a_fresh_one() -> None:
         assert sync_request(pool, srv.url).status == 200
         assert srv.stats.requests == 2
         assert srv.stats.connections_opened == 2
+
+
+def test_a_forked_child_drops_the_parents_blocking_connections() -> None:
+    pool = ConnectionPool()
+    with FakeLLMServer() as srv:
+        sync_request(pool, srv.url)
+        assert sum(len(h.idle) for h in pool._blocking.state.hosts.values()) == 1
+        pid = os.fork()
+        if pid == 0:  # the child: its copy of the idle socket is closed, the list empty
+            os._exit(0 if all(not h.idle for h in pool._blocking.state.hosts.values()) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert sync_request(pool, srv.url).status == 200  # the parent's connection is still open
+        assert srv.stats.connections_opened == 1
 
 
 def test_failure_after_response_bytes_is_not_retried() -> None:

@@ -127,7 +127,7 @@ async def test_errors_are_mapped() -> None:
         await transport.request("GET", f"http://127.0.0.1:{port}/", headers={})
     assert "ConnectError" not in str(info.value)  # plain words, not httpx's class names
     async with FakeLLMServer(p_hang=1.0) as srv:
-        with pytest.raises(LMTimeoutError, match="^read timeout talking to http://127"):
+        with pytest.raises(LMTimeoutError, match=r"^read timeout talking to http://127\."):
             await transport.request(
                 "POST", srv.url + "/v1/chat/completions", headers={}, body=BODY,
                 timeouts=Timeouts(read=0.1),

@@ -18,17 +18,19 @@ from __future__ import annotations
 
 # asyncio-only: this adapter is chosen only on an asyncio loop; trio uses anyio streams.
 import asyncio
+import socket
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.abc import AsyncResource, SocketAttribute
 
 from ._conn import Expired
 
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["AioStream", "asyncio_loop", "connect", "start_server"]
+__all__ = ["AioStream", "Loop", "asyncio_loop", "connect", "start_server"]
 
 _HIGH_WATER = 1 << 20  # buffered bytes before reading pauses (a consumer that lags)
 
@@ -102,7 +104,10 @@ def _expire(future: asyncio.Future[None]) -> None:
         future.set_exception(Expired())
 
 
-class AioStream:
+Loop = asyncio.AbstractEventLoop  # the loop type, for modules that may not import asyncio
+
+
+class AioStream(AsyncResource):
     """One TCP (or TLS) connection on asyncio with the pool's stream interface."""
 
     __slots__ = ("_graceful", "_loop", "_proto", "_transport", "deadline")
@@ -131,8 +136,6 @@ class AioStream:
 
     def extra(self, attribute: Any, default: Any = None) -> Any:
         """Return anyio's ``SocketAttribute.raw_socket``, else ``default``."""
-        from anyio.abc import SocketAttribute
-
         if attribute is SocketAttribute.raw_socket:
             return self._transport.get_extra_info("socket")
         return default
@@ -202,7 +205,7 @@ async def connect(
     transport, proto = await loop.create_connection(
         _Protocol, host, port, ssl=ssl_context, server_hostname=server_hostname if ssl_context else None
     )
-    return AioStream(loop, transport, proto)  # type: ignore[arg-type]
+    return AioStream(loop, transport, proto)
 
 
 class _ServerProtocol(_Protocol):
@@ -228,8 +231,6 @@ async def start_server(
     ``on_connection`` runs in the loop (from ``connection_made``) and must not
     block: it should start a task. Close the returned server to stop listening.
     """
-    import socket
-
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
     try:

@@ -1,173 +1,170 @@
-"""Blocking keep-alive sockets for the one exchange a sync call is waiting on.
+"""The blocking socket as one more byte stream under the pool's one exchange.
 
-A sync ``__call__`` from the main thread runs on that thread's private loop
+A sync ``__call__`` from the main thread runs on that thread's own loop
 (``_util/_aio_runner.py``), and while it has that loop to itself — one task,
-nothing else scheduled that matters — there is no one to yield to: the pool
-then sends the request and reads the reply on a plain blocking socket here.
-Same request bytes (``head_bytes``), same parser, same errors, timeouts and
-stale-connection rule as the asyncio path, but no selector round, future,
-timer handle or protocol callback per exchange: ~80 µs of CPU per request
-against ~200 µs through the loop, sequentially, on the benchmark box. DSPy's
-sync path uses a sync HTTP client for the same reason.
+nothing else scheduled that matters — there is no one to yield to: the sync
+bridge says so (``_util/_may_block.py``) and the pool then runs its exchange
+(``_http/_pool.py``, the same code as on any loop) over a :class:`BlockingStream`:
+a plain blocking socket behind the ``send``/``receive``/``aclose`` coroutines
+the pool awaits, which never suspend. Same request bytes, parser, framing,
+keep-alive rule, errors and timeouts as every other stream, but no selector
+round, future, timer handle or protocol callback per exchange (DSPy's sync path
+uses a sync HTTP client for the same reason).
 
-Connections are the main thread's alone (that is the only place this runs),
-keyed by origin, reused while the server keeps them alive and closed when
-they expire, when the pool goes away, at exit, or after a fork (in the child).
+The stream times its own waits like ``_http/_aio.py``'s: the exchange's
+:class:`~dspex._http._conn.Timer` moves ``deadline`` and each blocking call gets
+the time left as its socket timeout, raising :class:`~dspex._http._conn.Expired`
+when it runs out.
+
+:class:`BlockingConnections` keeps these connections apart from any loop's (a
+blocking socket must never reach a task that shares its loop): the main
+thread's alone, reused while the server keeps them alive and closed when they
+expire, when the pool goes away, at exit, or after a fork (in the child).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 import weakref
+from time import monotonic as _monotonic
 from typing import TYPE_CHECKING
 
-from ..errors import LMTimeoutError, LMTransportError
-from ._conn import (
-    MAX_STALE_RETRIES,
-    RECV_SIZE,
-    default_ssl_context,
-    head_bytes,
-    keepalive_hint,
-    whole_response,
-)
-from ._h1 import HTTPProtocolError, ResponseParser
-from ._transport import HTTPResponse, Timeouts, describe_io_error
+import anyio
+from anyio.abc import AsyncResource
+
+from ._conn import RECV_SIZE, Expired, LoopState
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Callable, Mapping
 
-    from ._conn import Target
+__all__ = ["BlockingConnections", "BlockingStream", "connect"]
 
-__all__ = ["BlockingConnections"]
-
-_Idle = dict[tuple[str, str, int], list[tuple[socket.socket, float]]]
+_INF = float("inf")
 
 
-def _close_all(idle: _Idle) -> None:
-    for conns in idle.values():
-        for sock, _ in conns:
-            sock.close()
-    idle.clear()
+class BlockingStream(AsyncResource):
+    """A blocking socket with the pool's stream interface; its awaits never suspend.
+
+    ``deadline`` (``time.monotonic`` seconds, ``inf`` for none) bounds every
+    call: each one waits at most the time left, then raises :class:`Expired`.
+    Socket failures surface as ``OSError`` (the exchange maps them), the end of
+    the peer's data as ``anyio.EndOfStream``.
+    """
+
+    __slots__ = ("_sock", "deadline")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.deadline = float("inf")
+
+    def _arm(self) -> None:
+        deadline = self.deadline
+        if deadline == _INF:
+            self._sock.settimeout(None)
+            return
+        left = deadline - _monotonic()
+        if left <= 0:
+            raise Expired
+        self._sock.settimeout(left)  # the next call polls for at most what is left
+
+    async def send(self, data: bytes) -> None:
+        """Send all of ``data``, blocking until the kernel took it or the deadline passed."""
+        self._arm()
+        try:
+            self._sock.sendall(data)
+        except TimeoutError:  # a subclass of OSError: catch it first
+            raise Expired from None
+
+    async def receive(self, max_bytes: int = RECV_SIZE) -> bytes:
+        """Block for the next bytes (at most ``max_bytes``); ``EndOfStream`` when the peer is done."""
+        self._arm()
+        try:
+            data = self._sock.recv(max_bytes)
+        except TimeoutError:
+            raise Expired from None
+        if not data:
+            raise anyio.EndOfStream
+        return data
+
+    def close(self) -> None:
+        """Close the socket now (idempotent)."""
+        self._sock.close()
+
+    async def aclose(self) -> None:
+        """Close the socket now (idempotent)."""
+        self._sock.close()
+
+
+def connect(
+    host: str, port: int, deadline: float, ssl_context: ssl.SSLContext | None
+) -> BlockingStream:
+    """Open a TCP connection (TLS with SNI when ``ssl_context`` is given) before ``deadline``.
+
+    Raises:
+        Expired: The deadline (``time.monotonic`` seconds) passed first.
+        OSError: The connection or the TLS handshake failed.
+    """
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise Expired
+    try:
+        sock = socket.create_connection((host, port), timeout=left)
+    except TimeoutError:
+        raise Expired from None
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is not None:  # the handshake runs under what is left of the timeout
+            sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+            sock = ssl_context.wrap_socket(sock, server_hostname=host)
+    except TimeoutError:
+        sock.close()
+        raise Expired from None
+    except BaseException:
+        sock.close()
+        raise
+    return BlockingStream(sock)
+
+
+def _close_all(state: LoopState) -> None:
+    """Close every idle blocking socket of ``state`` now (no loop needed)."""
+    conns = [c for host in state.hosts.values() for c in host.idle]
+    for host in state.hosts.values():
+        host.idle.clear()
+    for conn in conns:
+        if isinstance(conn.stream, BlockingStream):  # always, here: this state opens no other kind
+            conn.stream.close()
 
 
 class BlockingConnections:
-    """Idle blocking sockets per origin, and one request/response exchange on them.
+    """The pool's blocking connections: one :class:`LoopState` of its own, main thread only.
 
-    Args:
-        new_parser: ``new_parser(method, target)`` → a fresh response parser.
-        ssl_context: TLS settings for https (default: system trust store).
-        expiry: Seconds an idle connection is kept (a server's shorter
-            ``Keep-Alive: timeout`` wins).
-        clock: Monotonic seconds.
+    Its hosts' slot semaphores are never used: only the one task that has the
+    main loop to itself exchanges here, one request at a time. ``state`` is
+    what the pool exchanges on; a forked child starts with it empty.
     """
 
-    def __init__(self, new_parser: Callable[[str, Target], ResponseParser], ssl_context: ssl.SSLContext | None,
-                 expiry: float, clock: Callable[[], float]) -> None:
-        self._new_parser = new_parser
-        self._ssl = ssl_context
-        self._expiry = expiry
-        self._clock = clock
-        self._idle: _Idle = {}
-        self._pid = os.getpid()
+    def __init__(self) -> None:
+        self.state = LoopState(clock=time.monotonic, blocking=True)
         self.opened = 0
-        weakref.finalize(self, _close_all, self._idle)  # the pool went away: close its sockets
+        weakref.finalize(self, _close_all, self.state)  # the pool went away: close its sockets
+        _all.add(self)
 
     def close_idle(self) -> None:
-        """Close every idle connection."""
-        _close_all(self._idle)
+        """Close every idle connection; connections in use then close when released."""
+        self.state.generation += 1
+        _close_all(self.state)
 
-    def _pop(self, key: tuple[str, str, int]) -> socket.socket | None:
-        if self._pid != os.getpid():  # a forked child: the connections are the parent's
-            _close_all(self._idle)  # closes the child's copies only
-            self._pid = os.getpid()
-        conns = self._idle.get(key)
-        now = self._clock()
-        while conns:
-            sock, expires_at = conns.pop()
-            if expires_at > now:
-                return sock
-            sock.close()
-        return None
 
-    def _open(self, target: Target, timeouts: Timeouts) -> socket.socket:
-        try:
-            sock = socket.create_connection((target.host, target.port), timeout=timeouts.connect)
-        except TimeoutError:
-            raise LMTimeoutError(f"connect timeout ({timeouts.connect}s) talking to {target.origin}") from None
-        except OSError as exc:
-            raise LMTransportError(f"could not connect to {target.origin}: {describe_io_error(exc)}") from None
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if target.tls:
-                sock = (self._ssl or default_ssl_context()).wrap_socket(sock, server_hostname=target.host)
-        except TimeoutError:
-            sock.close()
-            raise LMTimeoutError(f"connect timeout ({timeouts.connect}s) talking to {target.origin}") from None
-        except OSError as exc:
-            sock.close()
-            raise LMTransportError(f"could not connect to {target.origin}: {describe_io_error(exc)}") from None
-        self.opened += 1
-        return sock
+_all: weakref.WeakSet[BlockingConnections] = weakref.WeakSet()
 
-    def request(self, method: str, target: Target, headers: Mapping[str, str], body: bytes | None,
-                timeouts: Timeouts) -> HTTPResponse:
-        """Send the request and read the whole response, retrying stale connections.
 
-        Only a reused connection that failed before any response byte is
-        retried (the server closed it while idle); everything else raises.
-        """
-        payload = head_bytes(method, target, headers, body)
-        if body:
-            payload += body
-        for _ in range(MAX_STALE_RETRIES + 1):
-            sock = self._pop(target.key)
-            reused = sock is not None
-            if sock is None:
-                sock = self._open(target, timeouts)
-            parser = self._new_parser(method, target)
-            try:
-                self._exchange(sock, payload, parser, target, timeouts)
-            except LMTransportError:
-                sock.close()
-                if reused and not parser.received_any:
-                    continue  # stale keep-alive connection: nothing was received
-                raise
-            except BaseException:  # timeouts, Ctrl-C: the connection's state is unknown
-                sock.close()
-                raise
-            self._keep(target, sock, parser)
-            return whole_response(parser, parser.take_body(), target.origin)
-        raise LMTransportError(f"every pooled connection to {target.origin} was stale")
+def _forget_parent_connections() -> None:
+    """In a forked child: close its copies of the parent's sockets (the parent's stay open)."""
+    for connections in list(_all):
+        connections.close_idle()
 
-    @staticmethod
-    def _exchange(sock: socket.socket, payload: bytes, parser: ResponseParser, target: Target,
-                  timeouts: Timeouts) -> None:
-        phase, seconds = "write timeout", timeouts.write
-        try:
-            sock.settimeout(timeouts.write)
-            sock.sendall(payload)
-            phase, seconds = "read timeout", timeouts.read
-            sock.settimeout(timeouts.read)  # per read, as on the asyncio path
-            while not parser.complete:
-                data = sock.recv(RECV_SIZE)
-                if data:
-                    parser.feed(data)
-                else:
-                    parser.feed_eof()
-        except TimeoutError:
-            raise LMTimeoutError(f"{phase} ({seconds}s) talking to {target.origin}") from None
-        except HTTPProtocolError as exc:
-            raise LMTransportError(f"{exc} (from {target.origin})") from None
-        except OSError as exc:
-            raise LMTransportError(f"{describe_io_error(exc)} talking to {target.origin}") from None
 
-    def _keep(self, target: Target, sock: socket.socket, parser: ResponseParser) -> None:
-        hint = keepalive_hint(parser.headers)
-        expiry = self._expiry if hint is None else min(self._expiry, hint)
-        if parser.keep_alive and expiry > 0:
-            self._idle.setdefault(target.key, []).append((sock, self._clock() + expiry))
-        else:
-            sock.close()
-
+# once per process, rather than a getpid() system call per request
+os.register_at_fork(after_in_child=_forget_parent_connections)

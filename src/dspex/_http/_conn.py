@@ -1,17 +1,20 @@
-"""Connection-level pieces of the lean pool: targets, connections, loop state, framing.
+"""Connection-level pieces of the lean pool: targets, connections, loop state, encoding.
 
 A :class:`Target` is a parsed URL (where to connect, the request line, the
-``Host`` header); a :class:`Conn` is one keep-alive anyio byte stream; a
-:class:`Host` holds an origin's idle connections and its connection-slot
-semaphore; a :class:`LoopState` holds every host of one event loop, plus the
-sentinel async generator that closes its idle sockets when the loop shuts
-down. :class:`Timer` moves a single cancel scope's deadline through the
-phases of an exchange (connect, write, read), which is much cheaper than one
-scope per phase. The rest is request-head encoding and body decompression.
+``Host`` header); a :class:`Conn` is one keep-alive byte stream (anyio's,
+``_http/_aio.py``'s or ``_http/_blocking.py``'s); a :class:`Host` holds an
+origin's idle connections and its connection-slot semaphore; a
+:class:`LoopState` holds every host of one event loop (or of the blocking
+path), plus the sentinel async generator that closes its idle sockets when the
+loop shuts down. :class:`Timer` moves a single deadline through the phases of
+an exchange (connect, write, read), which is much cheaper than one cancel
+scope per phase. The rest is request-head encoding and body decompression;
+the exchange itself is ``_http/_exchange.py``.
 """
 
 from __future__ import annotations
 
+import ssl
 import zlib
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -20,13 +23,21 @@ from urllib.parse import urlsplit
 import anyio
 
 from ..errors import ConfigError, LMTimeoutError, LMTransportError
-from ._transport import HTTPResponse, describe_io_error, redact_url
+from ._transport import HTTPResponse, redact_url
 
 if TYPE_CHECKING:
-    import ssl
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncGenerator, Callable, Mapping
+    from typing import TypeAlias
 
     from anyio.abc import ByteStream
+
+    from ._aio import AioStream, Loop
+    from ._blocking import BlockingStream
+    from ._h1 import ResponseParser
+
+    # The byte streams an exchange runs over: anyio's (trio), ``_aio``'s (asyncio)
+    # or ``_blocking``'s; the pool uses ``send``, ``receive`` and ``aclose``.
+    Stream: TypeAlias = ByteStream | AioStream | BlockingStream
 
 __all__ = [
     "MAX_STALE_RETRIES",
@@ -44,7 +55,6 @@ __all__ = [
     "head_bytes",
     "keepalive_hint",
     "loop_sentinel",
-    "recv",
     "whole_response",
 ]
 
@@ -57,9 +67,7 @@ _ssl_context: ssl.SSLContext | None = None
 def default_ssl_context() -> ssl.SSLContext:
     """Return the process-wide default TLS context (system trust store)."""
     global _ssl_context
-    if _ssl_context is None:
-        import ssl
-
+    if _ssl_context is None:  # built on first https use: loading the trust store takes a while
         _ssl_context = ssl.create_default_context()
     return _ssl_context
 
@@ -95,7 +103,7 @@ class Conn:
 
     __slots__ = ("expires_at", "generation", "stream", "uses")
 
-    def __init__(self, stream: ByteStream, generation: int) -> None:
+    def __init__(self, stream: Stream, generation: int) -> None:
         self.stream = stream
         self.generation = generation
         self.expires_at = 0.0
@@ -113,14 +121,31 @@ class Host:
 
 
 class LoopState:
-    """Everything a pool owns inside one event loop."""
+    """Everything a pool owns inside one event loop (or on the blocking path).
 
-    def __init__(self, aio: Any = None) -> None:
+    Args:
+        aio: The asyncio loop (connections then use ``_http/_aio.py``), else None.
+        clock: Monotonic seconds, the clock deadlines are set on (default: the loop's).
+        blocking: The state of the blocking connections (``_http/_blocking.py``).
+    """
+
+    def __init__(
+        self,
+        aio: Loop | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        blocking: bool = False,
+    ) -> None:
         self.hosts: dict[tuple[str, str, int], Host] = {}
         self.generation = 0
-        self.sentinel: Any = None
-        self.aio = aio  # the asyncio loop (connections then use ``_http/_aio.py``), else None
-        self.clock: Any = aio.time if aio is not None else anyio.current_time  # same clock, fewer hops
+        self.sentinel: AsyncGenerator[None, None] | None = None
+        self.aio = aio
+        self.blocking = blocking
+        # asyncio and blocking streams time their own waits (``Timer`` without a scope)
+        self.timed_streams = aio is not None or blocking
+        if clock is None:  # the loop's own clock: the same time, fewer hops
+            clock = aio.time if aio is not None else anyio.current_time
+        self.clock = clock
 
     async def close_idle(self) -> None:
         """Close every idle connection of this loop."""
@@ -131,7 +156,7 @@ class LoopState:
             await anyio.aclose_forcefully(conn.stream)
 
 
-async def loop_sentinel(state: LoopState) -> AsyncIterator[None]:
+async def loop_sentinel(state: LoopState) -> AsyncGenerator[None, None]:
     """Suspend forever; the loop finalizes it at shutdown, closing idle sockets.
 
     Both asyncio (``shutdown_asyncgens``) and trio (at the end of ``run``)
@@ -151,14 +176,18 @@ class Timer:
     """Move one deadline through the phases of an exchange.
 
     The deadline lives on a cancel scope, or — for the asyncio streams of
-    ``_http/_aio.py``, which can time their own waits — on the stream itself
-    (``scope=None``, then :meth:`bind` the stream), which spares a cancel
-    scope per request. A stream that expires raises :class:`Expired`.
+    ``_http/_aio.py`` and the blocking ones of ``_http/_blocking.py``, which
+    time their own waits — on the stream itself (``scope=None``, then
+    :meth:`bind` the stream), which spares a cancel scope per request (and is
+    the only way to bound a blocking call). A stream that expires raises
+    :class:`Expired`.
     """
 
     __slots__ = ("clock", "deadline", "phase", "scope", "seconds", "stream")
 
-    def __init__(self, scope: anyio.CancelScope | None, clock: Any = anyio.current_time) -> None:
+    def __init__(
+        self, scope: anyio.CancelScope | None, clock: Callable[[], float] = anyio.current_time
+    ) -> None:
         self.scope = scope
         self.clock = clock
         self.phase = ""
@@ -186,16 +215,6 @@ class Timer:
     def error(self, origin: str) -> LMTimeoutError:
         """Return the error for a deadline that fired."""
         return LMTimeoutError(f"{self.phase} ({self.seconds}s) talking to {origin}")
-
-
-async def recv(conn: Conn, origin: str) -> bytes:
-    """Receive bytes (``b""`` at EOF), mapping failures to ``LMTransportError``."""
-    try:
-        return await conn.stream.receive(RECV_SIZE)
-    except anyio.EndOfStream:
-        return b""
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-        raise LMTransportError(f"{describe_io_error(exc)} while reading the response from {origin}") from None
 
 
 def keepalive_hint(headers: list[tuple[str, str]]) -> float | None:
@@ -275,7 +294,7 @@ def decode_all(content: bytes, encoding: str, origin: str) -> bytes:
         raise LMTransportError(f"invalid {encoding} body from {origin}: {exc}") from None
 
 
-def whole_response(parser: Any, parts: list[bytes], origin: str) -> HTTPResponse:
+def whole_response(parser: ResponseParser, parts: list[bytes], origin: str) -> HTTPResponse:
     """Return the response ``parser`` read, its body ``parts`` joined and decompressed."""
     content = b"".join(parts)
     encoding = content_encoding(parser.headers)

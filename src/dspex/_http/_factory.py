@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import threading
+import urllib.parse
+import urllib.request
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
@@ -30,12 +32,10 @@ def _env_proxy_for(url: str | None) -> bool:
         return False
     if url is None:
         return True
-    import urllib.parse
-    import urllib.request
-
     host = urllib.parse.urlsplit(url).hostname or ""
     proxies = urllib.request.getproxies_environment()
-    return not urllib.request.proxy_bypass_environment(host, proxies)
+    # an undocumented (long-standing) urllib.request function, so typeshed lacks it
+    return not urllib.request.proxy_bypass_environment(host, proxies)  # type: ignore[attr-defined]
 
 
 _shared_lock = threading.Lock()

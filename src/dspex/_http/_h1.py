@@ -12,8 +12,14 @@ what they found as plain attributes; protocol violations raise
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+httptools: ModuleType | None  # None when it is not importable: ``_parsers`` then picks h11
 try:
     import httptools
 except ImportError:  # pragma: no cover - exercised by forcing the fallback
@@ -26,11 +32,23 @@ __all__ = [
     "ParsedRequest",
     "RequestParser",
     "ResponseParser",
+    "httptools",
 ]
 
 
 class HTTPProtocolError(Exception):
     """The peer sent bytes that are not valid HTTP/1.1."""
+
+
+def _httptools() -> ModuleType:
+    """Return the httptools module (read at call time: a test may hide it).
+
+    Raises:
+        ConfigError: httptools is not installed (``_parsers`` picks h11 then).
+    """
+    if httptools is None:
+        raise ConfigError("HTTP parser 'httptools' was asked for but httptools is not installed")
+    return httptools
 
 
 class ResponseParser:
@@ -76,7 +94,9 @@ class HttptoolsResponseParser(ResponseParser):
         self._head_only = head_only
         self._until_eof = False
         self._messages = 0
-        self._parser: Any = httptools.HttpResponseParser(self)
+        lib = _httptools()
+        self._error: type[Exception] = lib.HttpParserError
+        self._parser: Any = lib.HttpResponseParser(self)
 
     # httptools callbacks
     def on_message_begin(self) -> None:
@@ -115,7 +135,7 @@ class HttptoolsResponseParser(ResponseParser):
         self.received_any = True
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except self._error as exc:
             if self.complete:  # junk after our message: the connection is done
                 self.keep_alive = False
                 return
@@ -155,7 +175,9 @@ class RequestParser:
 
 class HttptoolsRequestParser(RequestParser):
     def __init__(self) -> None:
-        self._parser: Any = httptools.HttpRequestParser(self)
+        lib = _httptools()
+        self._error: type[Exception] = lib.HttpParserError
+        self._parser: Any = lib.HttpRequestParser(self)
         self._done: list[ParsedRequest] = []
         self._reset()
 
@@ -189,7 +211,7 @@ class HttptoolsRequestParser(RequestParser):
     def feed(self, data: bytes) -> list[ParsedRequest]:
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except self._error as exc:
             raise HTTPProtocolError(f"malformed HTTP request: {exc}") from None
         done, self._done = self._done, []
         return done

@@ -1,8 +1,7 @@
 """The h11 (pure-Python) HTTP/1.1 parsers: the fallback when httptools is missing.
 
-Imported only when ``make_response_parser``/``make_request_parser`` in
-``_parsers`` choose h11 (httptools absent, or ``impl="h11"`` asked for), so the
-usual path never pays for importing h11.
+``make_response_parser``/``make_request_parser`` in ``_parsers`` choose these
+when httptools did not import, or when ``impl="h11"`` is asked for.
 """
 
 from __future__ import annotations

@@ -1,15 +1,18 @@
 """Pick an HTTP/1.1 parser implementation: httptools when it imports, else h11.
 
-The h11 parsers (``_h1_h11.py``) are imported only when first chosen, so the
-usual path never pays for importing h11; ``_h1`` is read at call time, so a
-test can hide httptools by setting ``_h1.httptools = None``.
+h11 is a required dependency (httpx's HTTP/1.1 layer needs it too), not an
+optional extra, so its parsers (``_h1_h11.py``) are imported up front like the
+rest (a few ms at start-up); ``_h1`` is read at call time, so a test can hide
+httptools by setting ``_h1.httptools = None``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError
 from . import _h1
+from ._h1_h11 import H11RequestParser, H11ResponseParser
 
 if TYPE_CHECKING:
     from ._h1 import RequestParser, ResponseParser
@@ -25,27 +28,31 @@ def default_impl() -> str:
 def _check_impl(impl: str | None) -> str:
     chosen = impl or default_impl()
     if chosen not in ("httptools", "h11"):
-        raise ValueError(f"HTTP parser must be 'httptools' or 'h11', got {impl!r}")
+        raise ConfigError(f"HTTP parser must be 'httptools' or 'h11', got {impl!r}")
     if chosen == "httptools" and _h1.httptools is None:
-        raise ValueError("HTTP parser 'httptools' was asked for but httptools is not installed")
+        raise ConfigError("HTTP parser 'httptools' was asked for but httptools is not installed")
     return chosen
 
 
 def make_response_parser(
     method: str, target: str, host: str, impl: str | None = None
 ) -> ResponseParser:
-    """Return a parser for the response to ``method target`` (``impl`` forces one)."""
+    """Return a parser for the response to ``method target`` (``impl`` forces one).
+
+    Raises:
+        ConfigError: ``impl`` is not ``"httptools"``/``"h11"``, or names a missing parser.
+    """
     if _check_impl(impl) == "httptools":
         return _h1.HttptoolsResponseParser(head_only=method == "HEAD")
-    from ._h1_h11 import H11ResponseParser  # the fallback: imported only when used
-
     return H11ResponseParser(method, target, host)
 
 
 def make_request_parser(impl: str | None = None) -> RequestParser:
-    """Return a server-side request parser (``impl`` forces one)."""
+    """Return a server-side request parser (``impl`` forces one).
+
+    Raises:
+        ConfigError: ``impl`` is not ``"httptools"``/``"h11"``, or names a missing parser.
+    """
     if _check_impl(impl) == "httptools":
         return _h1.HttptoolsRequestParser()
-    from ._h1_h11 import H11RequestParser
-
     return H11RequestParser()

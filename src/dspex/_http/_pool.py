@@ -1,7 +1,10 @@
 """The default LM transport: a lean keep-alive HTTP/1.1 connection pool on anyio.
 
 Connections are anyio byte streams (TCP, or TLS with SNI through the default
-SSL context) parsed by ``_http/_h1.py``. Each event loop gets its own idle lists
+SSL context) — on asyncio the leaner streams of ``_http/_aio.py``, and for a
+sync call that has its loop to itself blocking sockets (``_http/_blocking.py``)
+— and one exchange (``_http/_exchange.py``) talks HTTP/1.1 over all of them,
+parsed by ``_http/_h1.py``. Each event loop gets its own idle lists
 and per-host slot semaphores, because a connection belongs to the loop that
 opened it: a sync call that starts a fresh loop never sees another loop's
 sockets, and when a loop shuts down its idle connections are closed (the pool
@@ -15,10 +18,7 @@ a gzip or deflate body is decoded anyway.
 
 from __future__ import annotations
 
-import time
 import weakref
-import zlib
-from collections import deque
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
@@ -27,7 +27,7 @@ import anyio.lowlevel
 
 from .._util._may_block import may_block
 from ..errors import ConfigError, LMTimeoutError, LMTransportError
-from ._blocking import BlockingConnections
+from . import _aio, _blocking
 from ._conn import (
     MAX_STALE_RETRIES,
     Conn,
@@ -36,16 +36,13 @@ from ._conn import (
     LoopState,
     Target,
     Timer,
-    content_encoding,
-    decoder,
     default_ssl_context,
     head_bytes,
-    keepalive_hint,
     loop_sentinel,
-    recv,
     whole_response,
 )
-from ._h1 import HTTPProtocolError, HttptoolsResponseParser, ResponseParser
+from ._exchange import StreamBody, idle_seconds, send_request
+from ._h1 import HttptoolsResponseParser, ResponseParser
 from ._parsers import default_impl, make_response_parser
 from ._transport import _DEFAULT_TIMEOUTS, HTTPResponse, Timeouts, Transport, describe_io_error
 
@@ -74,32 +71,6 @@ except ImportError:  # pragma: no cover - a future anyio without that helper
     def _clock() -> Any:
         return anyio.current_time
 
-_SMALL_REQUEST = 65536
-
-
-def _feed(parser: ResponseParser, data: bytes, origin: str) -> None:
-    try:
-        if data:
-            parser.feed(data)
-        else:
-            parser.feed_eof()
-    except HTTPProtocolError as exc:
-        raise LMTransportError(f"{exc} (from {origin})") from None
-
-
-async def _read_body(
-    conn: Conn, parser: ResponseParser, origin: str, read_timeout: float, timer: Timer
-) -> list[bytes]:
-    """Read the rest of a response body (the deadline moves with each read)."""
-    parts = parser.take_body()
-    while not parser.complete:
-        _feed(parser, await recv(conn, origin), origin)
-        parts.extend(parser.take_body())
-        if not parser.complete:
-            timer.arm("read timeout", read_timeout)
-    return parts
-
-
 class ConnectionPool(Transport):
     """A keep-alive HTTP/1.1 connection pool over anyio streams (both backends).
 
@@ -108,7 +79,9 @@ class ConnectionPool(Transport):
     ``LMTimeoutError``. Idle connections close after ``keepalive_expiry``
     seconds (or earlier if the server's ``Keep-Alive: timeout`` says so).
     Cancelling a request closes its connection. ``aclose()`` closes the idle
-    connections of the current loop; the pool stays usable.
+    connections of the current loop; the pool stays usable. A sync call that
+    has the main thread's loop to itself (``_util/_may_block.py``) exchanges on
+    blocking sockets of its own, outside the per-loop limit (one call at a time).
 
     Args:
         max_connections_per_host: Connection limit per (scheme, host, port).
@@ -139,7 +112,7 @@ class ConnectionPool(Transport):
         self._targets: dict[str, Target] = {}
         self._last: tuple[weakref.ref[Any], LoopState] | None = None
         self._connections_opened = 0
-        self._blocking = BlockingConnections(self._new_parser, ssl_context, self._expiry, time.monotonic)
+        self._blocking = _blocking.BlockingConnections()
 
     @property
     def connections_opened(self) -> int:
@@ -167,12 +140,9 @@ class ConnectionPool(Transport):
     async def _state(self) -> LoopState:
         state = self._current_state()
         if state is None:
-            from ._aio import asyncio_loop
-
             token = _native_token()
-            state = self._states[token] = LoopState(asyncio_loop(token))
-            if state.aio is None:
-                state.clock = _clock()
+            aio = _aio.asyncio_loop(token)
+            state = self._states[token] = LoopState(aio, clock=None if aio is not None else _clock())
             state.sentinel = loop_sentinel(state)
             await state.sentinel.asend(None)
         return state
@@ -213,19 +183,14 @@ class ConnectionPool(Transport):
 
     def _keep(self, state: LoopState, host: Host, conn: Conn, parser: ResponseParser | None) -> bool:
         """Put ``conn`` back on the idle list if it can carry another request."""
-        if (
-            parser is not None
-            and parser.complete
-            and parser.keep_alive
-            and conn.generation == state.generation
-        ):
-            hint = keepalive_hint(parser.headers)
-            expiry = self._expiry if hint is None else min(self._expiry, hint)
-            if expiry > 0:
-                conn.expires_at = state.clock() + expiry
-                conn.uses += 1
-                host.idle.append(conn)
-                return True
+        if conn.generation != state.generation:  # aclose() ran meanwhile
+            return False
+        seconds = idle_seconds(parser, self._expiry)
+        if seconds > 0:
+            conn.expires_at = state.clock() + seconds
+            conn.uses += 1
+            host.idle.append(conn)
+            return True
         return False
 
     async def _release(
@@ -241,35 +206,37 @@ class ConnectionPool(Transport):
     # -- connections ----------------------------------------------------------------------
 
     async def _connect(self, target: Target, state: LoopState, timer: Timer) -> Conn:
-        if timer.scope is None:  # no cancel scope around the exchange: time the connect here
+        if timer.scope is None and not state.blocking:  # an asyncio stream: time the connect here
             with anyio.move_on_after(timer.deadline - state.clock()):
-                return await self._open(target, state)
+                return await self._open(target, state, timer.deadline)
             raise Expired
-        return await self._open(target, state)
+        return await self._open(target, state, timer.deadline)
 
-    async def _open(self, target: Target, state: LoopState) -> Conn:
+    async def _open(self, target: Target, state: LoopState, deadline: float) -> Conn:
+        """Open a connection of ``state``'s kind (blocking ones time out at ``deadline`` themselves)."""
+        ssl_context = (self._ssl or default_ssl_context()) if target.tls else None
+        stream: Any
         try:
-            if state.aio is not None:
-                from ._aio import connect
-
-                ssl_context = (self._ssl or default_ssl_context()) if target.tls else None
-                stream: Any = await connect(
+            if state.blocking:
+                stream = _blocking.connect(target.host, target.port, deadline, ssl_context)
+            elif state.aio is not None:
+                stream = await _aio.connect(
                     state.aio, target.host, target.port, ssl_context=ssl_context,
                     server_hostname=target.host,
                 )
-            elif target.tls:
+            elif ssl_context is not None:
                 stream = await anyio.connect_tcp(
-                    target.host,
-                    target.port,
-                    ssl_context=self._ssl or default_ssl_context(),
-                    tls_hostname=target.host,
+                    target.host, target.port, ssl_context=ssl_context, tls_hostname=target.host,
                     tls_standard_compatible=False,
                 )
             else:
                 stream = await anyio.connect_tcp(target.host, target.port)
         except (OSError, anyio.BrokenResourceError) as exc:
             raise LMTransportError(f"could not connect to {target.origin}: {describe_io_error(exc)}") from None
-        self._connections_opened += 1
+        if state.blocking:
+            self._blocking.opened += 1
+        else:
+            self._connections_opened += 1
         return Conn(stream, state.generation)
 
     @staticmethod
@@ -297,8 +264,9 @@ class ConnectionPool(Transport):
         body: bytes | None,
         timeouts: Timeouts,
         timer: Timer,
+        whole: bool,
     ) -> tuple[Conn, ResponseParser]:
-        """Send the request and read the response head, retrying stale connections.
+        """Send the request and read the response head (``whole``: and body), retrying stale connections.
 
         Only a reused connection that failed before any response byte is
         retried (the server closed it while idle); everything else raises.
@@ -316,39 +284,56 @@ class ConnectionPool(Transport):
             if conn is None:
                 timer.arm("connect timeout", timeouts.connect)
                 conn = await self._connect(target, state, timer)
-            if state.aio is not None:
+            if state.timed_streams:
                 timer.bind(conn.stream)
             parser = self._new_parser(method, target)
             try:
-                # A small request fits the socket buffer, so sending cannot stall:
-                # one deadline (the read timeout) then covers it and the head.
-                big = len(payload) > _SMALL_REQUEST
-                if big:
-                    timer.arm("write timeout", timeouts.write)
-                else:
-                    timer.arm("read timeout", timeouts.read)
-                try:
-                    await conn.stream.send(payload)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                    raise LMTransportError(
-                        f"{describe_io_error(exc)} while sending the request to {target.origin}"
-                    ) from None
-                if big:
-                    timer.arm("read timeout", timeouts.read)
-                while not parser.head_done:
-                    _feed(parser, await recv(conn, target.origin), target.origin)
-                    if not parser.complete:  # the deadline is per read
-                        timer.arm("read timeout", timeouts.read)
+                await send_request(conn, payload, parser, timer, timeouts, target.origin, whole=whole)
             except LMTransportError:
                 await anyio.aclose_forcefully(conn.stream)
                 if reused and not parser.received_any:
                     continue  # stale keep-alive connection: nothing was received
                 raise
-            except BaseException:
+            except BaseException:  # timeouts, cancellation, Ctrl-C: the connection's state is unknown
                 await anyio.aclose_forcefully(conn.stream)
                 raise
             return conn, parser
         raise LMTransportError(f"every pooled connection to {target.origin} was stale")
+
+    async def _fetch(
+        self,
+        state: LoopState,
+        host: Host,
+        method: str,
+        target: Target,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeouts: Timeouts,
+    ) -> HTTPResponse:
+        """Exchange on a connection of ``state`` and read the whole body; keep or close it after."""
+        conn: Conn | None = None
+        parser: ResponseParser | None = None
+        try:
+            if state.timed_streams:  # asyncio and blocking streams time their own waits
+                timer = Timer(None, state.clock)
+                try:
+                    conn, parser = await self._exchange(
+                        state, host, method, target, headers, body, timeouts, timer, True
+                    )
+                except Expired:
+                    raise timer.error(target.origin) from None
+            else:
+                with anyio.CancelScope() as scope:
+                    timer = Timer(scope, state.clock)
+                    conn, parser = await self._exchange(
+                        state, host, method, target, headers, body, timeouts, timer, True
+                    )
+                if scope.cancelled_caught or parser is None or not parser.complete:
+                    raise timer.error(target.origin)
+            return whole_response(parser, parser.take_body(), target.origin)
+        finally:
+            if conn is not None and not self._keep(state, host, conn, parser):
+                await anyio.aclose_forcefully(conn.stream)
 
     # -- Transport API ----------------------------------------------------------------
 
@@ -361,44 +346,28 @@ class ConnectionPool(Transport):
         body: bytes | None = None,
         timeouts: Timeouts = _DEFAULT_TIMEOUTS,
     ) -> HTTPResponse:
-        """Send a request and return the response with its whole body read."""
+        """Send a request and return the response with its whole body read.
+
+        A sync call that has the main thread's loop to itself blocks that loop
+        for the exchange (on a blocking socket, bounded by ``timeouts``); every
+        other call waits for a connection slot (at most ``timeouts.pool``).
+        """
         target = self._target(url)
         state = self._current_state() or await self._state()
-        if state.aio is not None and may_block(state.aio):  # a sync call with the loop to itself
-            return self._blocking.request(method, target, headers, body, timeouts)
+        if state.aio is not None and may_block(state.aio):  # nothing else waits for this loop
+            blocking = self._blocking.state
+            return await self._fetch(
+                blocking, self._host(blocking, target), method, target, headers, body, timeouts
+            )
         host = self._host(state, target)
         try:
             host.slots.acquire_nowait()
         except anyio.WouldBlock:
             await self._wait_slot(host, target, timeouts)
-        conn: Conn | None = None
-        parser: ResponseParser | None = None
         try:
-            if state.aio is not None:  # the asyncio streams time their own waits
-                timer = Timer(None, state.clock)
-                try:
-                    conn, parser = await self._exchange(
-                        state, host, method, target, headers, body, timeouts, timer
-                    )
-                    parts = await _read_body(conn, parser, target.origin, timeouts.read, timer)
-                except Expired:
-                    raise timer.error(target.origin) from None
-            else:
-                with anyio.CancelScope() as scope:
-                    timer = Timer(scope, state.clock)
-                    conn, parser = await self._exchange(
-                        state, host, method, target, headers, body, timeouts, timer
-                    )
-                    parts = await _read_body(conn, parser, target.origin, timeouts.read, timer)
-                if scope.cancelled_caught or parser is None or not parser.complete:
-                    raise timer.error(target.origin)
-            return whole_response(parser, parts, target.origin)
+            return await self._fetch(state, host, method, target, headers, body, timeouts)
         finally:
-            try:
-                if conn is not None and not self._keep(state, host, conn, parser):
-                    await anyio.aclose_forcefully(conn.stream)
-            finally:
-                host.slots.release()
+            host.slots.release()
 
     def stream(
         self,
@@ -453,19 +422,15 @@ class _StreamContext:
             with anyio.CancelScope() as scope:
                 timer = Timer(scope, self._state.clock)
                 self._conn, self._parser = await self._pool._exchange(
-                    self._state, self._host, method, target, headers, body, timeouts, timer
+                    self._state, self._host, method, target, headers, body, timeouts, timer, False
                 )
-            if scope.cancelled_caught or self._parser is None:
+            if scope.cancelled_caught or self._conn is None or self._parser is None:
                 raise timer.error(target.origin)
         except BaseException:
             await self._release()
             raise
-        return HTTPResponse(
-            self._parser.status,
-            self._parser.headers,
-            chunks=self._body(),
-            on_close=self._release,
-        )
+        chunks = StreamBody(self._conn, self._parser, target.origin, timeouts.read, self._release)
+        return HTTPResponse(self._parser.status, self._parser.headers, chunks=chunks, on_close=self._release)
 
     async def __aexit__(
         self,
@@ -480,60 +445,3 @@ class _StreamContext:
             return
         self._released = True
         await self._pool._release(self._state, self._host, self._conn, self._parser)
-
-    def _body(self) -> _PoolBody:
-        assert self._conn is not None
-        assert self._parser is not None
-        return _PoolBody(self, self._conn, self._parser)
-
-
-class _PoolBody:
-    """Async iterator over a streamed body: de-chunked (by the parser), decoded.
-
-    Each item is what one network read delivered (HTTP chunk boundaries are
-    not preserved; SSE framing does not depend on them).
-    """
-
-    __slots__ = ("_conn", "_ctx", "_decoder", "_done", "_encoding", "_parser", "_ready")
-
-    def __init__(self, ctx: _StreamContext, conn: Conn, parser: ResponseParser) -> None:
-        self._ctx, self._conn, self._parser = ctx, conn, parser
-        self._encoding = content_encoding(parser.headers)
-        self._decoder = decoder() if self._encoding else None
-        self._ready: deque[bytes] = deque()
-        self._done = False
-
-    def __aiter__(self) -> _PoolBody:
-        return self
-
-    def _decode(self, piece: bytes) -> bytes:
-        if self._decoder is None:
-            return piece
-        try:
-            return self._decoder.decompress(piece)  # type: ignore[no-any-return]
-        except zlib.error as exc:
-            raise LMTransportError(f"invalid {self._encoding} body: {exc}") from None
-
-    async def __anext__(self) -> bytes:
-        ctx, parser = self._ctx, self._parser
-        origin, read_timeout = ctx._args[1].origin, ctx._args[4].read
-        while not self._ready:
-            if self._done:
-                raise StopAsyncIteration
-            pieces = parser.take_body()
-            if pieces:  # one chunk per network read, however many HTTP chunks it held
-                joined = self._decode(pieces[0] if len(pieces) == 1 else b"".join(pieces))
-                if joined:
-                    self._ready.append(joined)
-                    break
-            if parser.complete:
-                self._done = True
-                if self._decoder is not None and (tail := self._decoder.flush()):
-                    self._ready.append(tail)
-                await ctx._release()
-                continue
-            with anyio.CancelScope(deadline=anyio.current_time() + read_timeout):
-                _feed(parser, await recv(self._conn, origin), origin)
-                continue
-            raise LMTimeoutError(f"read timeout ({read_timeout}s) talking to {origin}")
-        return self._ready.popleft()

@@ -170,7 +170,7 @@ def run_sync(
                 raise
         if reuse_loop:
             return _loop_thread(chosen).call(fn, args)
-        return ctx.run(anyio.run, main, backend=chosen)
+        return ctx.run(lambda: anyio.run(main, backend=chosen))
     box: dict[str, Any] = {}
 
     def worker() -> None:
