@@ -41,7 +41,7 @@ def _time_wait_port() -> int:
 
 def test_port_probe_treats_time_wait_as_free() -> None:
     port = _time_wait_port()
-    with socket.socket() as plain, pytest.raises(OSError):
+    with socket.socket() as plain, pytest.raises(OSError, match="in use"):
         plain.bind(("127.0.0.1", port))  # what the old probe did: "busy"
     assert _free(port) == port
 
