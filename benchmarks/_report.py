@@ -19,7 +19,7 @@ DASH = "—"
 def _ratio(dspy: float | None, dspex: float | None) -> str:
     if not dspy or not dspex:
         return DASH
-    return f"{dspy / dspex:.1f}×" if dspy / dspex < 100 else f"{dspy / dspex:.0f}×"
+    return f"{dspy / dspex:.1f}\u00d7" if dspy / dspex < 100 else f"{dspy / dspex:.0f}\u00d7"
 
 
 def _tp(row: dict[str, Any] | None) -> str:
@@ -83,9 +83,9 @@ def _stream(table: Table, s: dict[str, Any]) -> None:
     table.add_row("  server's first byte (raw socket)", f"{s['raw_first_byte_ms']:.1f} ms", DASH, DASH, DASH)
     table.add_row("  first byte of field text (raw socket)", f"{s['raw_first_field_byte_ms']:.1f} ms", DASH, DASH, DASH)
     table.add_row("  first FieldDelta, ChainOfThought.stream", f"{s['dspex_first_delta_ms']:.1f} ms", DASH, DASH, DASH)
-    table.add_row("  FieldDelta − field text byte (paired)", f"{s['overhead_ms']:+.1f} ms", DASH, DASH, DASH)
+    table.add_row("  FieldDelta \u2212 field text byte (paired)", f"{s['overhead_ms']:+.1f} ms", DASH, DASH, DASH)
     for ws in s.get("websocket", []):
-        table.add_row(f"  WebSocket token − server byte, {ws['clients']} clients",
+        table.add_row(f"  WebSocket token \u2212 server byte, {ws['clients']} clients",
                       f"{ws['median_ms']:.1f} ms (p99 {ws['p99_ms']:.0f})", DASH, DASH, DASH)
 
 
@@ -119,7 +119,7 @@ def _micro(table: Table, micro: dict[str, Any]) -> None:
 def records_table(rows: list[dict[str, Any]]) -> Table:
     """Return the table of ``bench_records`` rows: each case's time against the plain loop's."""
     table = Table(title="Records through map → JSONL: dspex executors vs plain Python (each case its own process)")
-    for name in ("function", "case", "concurrency", "records", "wall", "× plain", "records/s", "CPU", "CPU × plain",
+    for name in ("function", "case", "concurrency", "records", "wall", "\u00d7 plain", "records/s", "CPU", "CPU \u00d7 plain",
                  "peak RSS"):
         table.add_column(name, justify="left" if name in ("function", "case") else "right", no_wrap=True)
     for r in rows:

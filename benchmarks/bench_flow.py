@@ -103,9 +103,8 @@ def bench_lm(n: int, latency_ms: float, backend: str) -> list[dict[str, float]]:
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
-        for concurrency in (64, 256):
-            results.append(_lm_row(anyio.run(_lm_run, url, n, concurrency, backend=backend),
-                                   n, concurrency, latency_ms, backend))
+        results.extend(_lm_row(anyio.run(_lm_run, url, n, concurrency, backend=backend), n, concurrency, latency_ms,
+                               backend) for concurrency in (64, 256))
     finally:
         proc.terminate()
         proc.wait(timeout=10)

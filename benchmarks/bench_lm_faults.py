@@ -22,7 +22,7 @@ import dspex as dx
 from dspex.lm import LM, RetryPolicy
 from dspex.testing import FakeLLMServer
 
-FAULTS = dict(p_429=0.05, p_500=0.05, p_reset=0.01, p_truncate=0.01, retry_after=0.01)
+FAULTS = {"p_429": 0.05, "p_500": 0.05, "p_reset": 0.01, "p_truncate": 0.01, "retry_after": 0.01}
 
 
 async def run(items: int, concurrency: int) -> dict[str, object]:

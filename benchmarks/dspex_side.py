@@ -199,11 +199,11 @@ def stream(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.n):
             fb, ff = raw.timed()
             delta, total, field = await first_delta(f"What is {i} plus 7?")
-            for key, value in zip(rows, (fb, ff, delta, total)):
+            for key, value in zip(rows, (fb, ff, delta, total), strict=True):
                 rows[key].append(value * 1000)
         out: dict[str, Any] = {f"{k}_ms": statistics.median(v) for k, v in rows.items()}
         out["overhead_ms"] = statistics.median(d - f for d, f in zip(rows["dspex_first_delta"],
-                                                                      rows["raw_first_field_byte"]))
+                                                                      rows["raw_first_field_byte"], strict=True))
         out["after_first_byte_ms"] = out["dspex_first_delta_ms"] - out["raw_first_byte_ms"]
         return {**out, "first_field": field, "samples": args.n}
 

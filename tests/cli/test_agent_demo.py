@@ -50,6 +50,7 @@ def test_cli_flag_runs_the_agent_demo(tmp_path: Path) -> None:
     assert len(out.read_text().splitlines()) == 8
 
 
+@pytest.mark.slow
 async def test_served_agent_demo_leaves_the_wait_for_a_page_out_of_its_rate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -158,6 +158,7 @@ def test_run_takes_a_python_flow_file_too(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["items_out"] == 2
 
 
+@pytest.mark.slow
 def test_run_on_the_processes_engine_writes_part_files_and_a_manifest(
     tmp_path: Path, server: FakeLLMServer
 ) -> None:

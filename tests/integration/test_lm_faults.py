@@ -21,7 +21,7 @@ from dspex.testing import FakeLLMServer
 
 N = 10_000  # ~12 s per backend on 2 cores; benchmarks/bench_lm_faults.py reports timings
 CONCURRENCY = 64
-FAULTS = dict(p_429=0.05, p_500=0.05, p_reset=0.01, p_truncate=0.01, retry_after=0.01)
+FAULTS = {"p_429": 0.05, "p_500": 0.05, "p_reset": 0.01, "p_truncate": 0.01, "retry_after": 0.01}
 FAST_RETRY = RetryPolicy(max_retries=10, base_delay=0.005, max_delay=0.05)
 
 
@@ -50,6 +50,7 @@ async def run_predict_items(lm: LM, n: int) -> dict[int, dx.Prediction]:
     return results
 
 
+@pytest.mark.slow
 async def test_predict_calls_survive_faults_and_usage_adds_up() -> None:
     async with FakeLLMServer(seed=7, **FAULTS) as server:
         lm = make_lm(server)

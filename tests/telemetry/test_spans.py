@@ -168,7 +168,7 @@ async def test_no_sdk_provider_means_no_telemetry() -> None:
 
 
 async def test_explicit_provider_wins_and_metrics_are_recorded() -> None:
-    provider, exporter = _provider()
+    provider, _ = _provider()
     reader = InMemoryMetricReader()
     meters = MeterProvider(metric_readers=[reader])
     report, _, _ = await _run_cot_flow(provider, meter_provider=meters)
