@@ -28,7 +28,7 @@ class SideError(RuntimeError):
 class Server:
     """``fake_server.py`` in a child process; ``with Server(latency_ms=50) as s: s.url``."""
 
-    def __init__(self, **flags: float) -> None:
+    def __init__(self, **flags: float | str) -> None:
         args = [sys.executable, str(HERE / "fake_server.py"), "--port", "0"]
         for name, value in flags.items():
             args += [f"--{name.replace('_', '-')}", str(value)]

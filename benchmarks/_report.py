@@ -22,6 +22,16 @@ def _ratio(dspy: float | None, dspex: float | None) -> str:
     return f"{dspy / dspex:.1f}\u00d7" if dspy / dspex < 100 else f"{dspy / dspex:.0f}\u00d7"
 
 
+def _get(row: dict[str, Any] | None, key: str) -> float | None:
+    """``row[key]``, or None for a missing row."""
+    return None if row is None else float(row[key])
+
+
+def _cell(row: dict[str, Any] | None, template: str) -> str:
+    """``template`` filled from ``row``, or a dash for a missing row."""
+    return template.format(**row) if row else DASH
+
+
 def _tp(row: dict[str, Any] | None) -> str:
     if row is None:
         return DASH
@@ -44,7 +54,7 @@ def _throughput(table: Table, rows: list[dict[str, Any]], cfg: dict[str, Any]) -
                 continue
             name = f"  {label}, concurrency {c}"
             best_dspy = min((r["wall_s"] for r in (batch, aio) if r), default=None)
-            table.add_row(name, _tp(dx), _tp(batch), _tp(aio), _ratio(best_dspy, dx and dx["wall_s"]))
+            table.add_row(name, _tp(dx), _tp(batch), _tp(aio), _ratio(best_dspy, _get(dx, "wall_s")))
             trio = by.get((program, c, "dspex-trio"))
             if trio:
                 table.add_row("    the same on trio", _tp(trio), DASH, DASH, _ratio(best_dspy, trio["wall_s"]))
@@ -62,20 +72,20 @@ def _cpu(table: Table, rows: list[dict[str, Any]]) -> None:
             dx, dspy = by.get((program, dx_side)), by.get((program, dspy_side))
             if dx is None and dspy is None:
                 continue
-            cell = lambda r: f"{r['cpu_ms_per_call']:.2f} ms" if r else DASH  # noqa: E731
             call = "acall" if kind == "async" else "__call__"
-            table.add_row(f"  {label}, {kind} ({call})", cell(dx), cell(dspy), DASH,
-                          _ratio(dspy and dspy["cpu_ms_per_call"], dx and dx["cpu_ms_per_call"]))
+            table.add_row(f"  {label}, {kind} ({call})", _cell(dx, "{cpu_ms_per_call:.2f} ms"),
+                          _cell(dspy, "{cpu_ms_per_call:.2f} ms"), DASH,
+                          _ratio(_get(dspy, "cpu_ms_per_call"), _get(dx, "cpu_ms_per_call")))
 
 
 def _imports(table: Table, imp: dict[str, Any]) -> None:
     _title(table, "Import, fresh interpreter")
     dx, dspy = imp.get("dspex"), imp.get("dspy")
-    cell = lambda r: f"{r['min_s']:.3f} / {r['median_s']:.3f} s" if r else DASH  # noqa: E731
-    table.add_row("  wall time (minus python start), min / median", cell(dx), cell(dspy), DASH,
-                  _ratio(dspy and dspy["median_s"], dx and dx["median_s"]))
-    rss = lambda r: f"{r['rss_mb']:.0f} MB" if r else DASH  # noqa: E731
-    table.add_row("  peak RSS after import", rss(dx), rss(dspy), DASH, _ratio(dspy and dspy["rss_mb"], dx and dx["rss_mb"]))
+    wall = "{min_s:.3f} / {median_s:.3f} s"
+    table.add_row("  wall time (minus python start), min / median", _cell(dx, wall), _cell(dspy, wall), DASH,
+                  _ratio(_get(dspy, "median_s"), _get(dx, "median_s")))
+    table.add_row("  peak RSS after import", _cell(dx, "{rss_mb:.0f} MB"), _cell(dspy, "{rss_mb:.0f} MB"), DASH,
+                  _ratio(_get(dspy, "rss_mb"), _get(dx, "rss_mb")))
 
 
 def _stream(table: Table, s: dict[str, Any]) -> None:
@@ -92,11 +102,11 @@ def _stream(table: Table, s: dict[str, Any]) -> None:
 def _memory(table: Table, m: dict[str, Any]) -> None:
     _title(table, "Peak RSS (ru_maxrss), one process each")
     dx, dspy = m.get("dspex_flow"), m.get("dspy_batch")
-    if dx or dspy:
-        n = (dx or dspy)["expected"]
-        cell = lambda r: f"{r['peak_rss_mb']:.0f} MB" if r else DASH  # noqa: E731
-        table.add_row(f"  {n:,} Predict calls (flow → collect | batch)", cell(dx), cell(dspy), DASH,
-                      _ratio(dspy and dspy["peak_rss_mb"], dx and dx["peak_rss_mb"]))
+    shown = dx or dspy
+    if shown:
+        table.add_row(f"  {shown['expected']:,} Predict calls (flow → collect | batch)",
+                      _cell(dx, "{peak_rss_mb:.0f} MB"), _cell(dspy, "{peak_rss_mb:.0f} MB"), DASH,
+                      _ratio(_get(dspy, "peak_rss_mb"), _get(dx, "peak_rss_mb")))
     for row in m.get("jsonl", []):
         table.add_row(f"  {row['records']:,} JSONL records → map → JSONL sink",
                       f"{row['peak_rss_mb']:.0f} MB · {row['records_per_s'] / 1000:.0f}k rec/s", DASH, DASH, DASH)

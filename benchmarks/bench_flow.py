@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 STREAM = r"""
 import json, resource, sys, time
@@ -95,7 +96,7 @@ def bench_lm(n: int, latency_ms: float, backend: str) -> list[dict[str, float]]:
     """
     import anyio
 
-    results = []
+    results: list[dict[str, Any]] = []
     proc = subprocess.Popen(
         [sys.executable, "-m", "dspex.testing.server", "--port", "0", "--latency-ms", str(latency_ms)],
         stdout=subprocess.PIPE, text=True,

@@ -184,7 +184,7 @@ def _one(kind: str, fn: str, src: str, dst: str, *, concurrency: int = 1, execut
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"case {kind} {executor} @ {concurrency} failed:\n{proc.stderr[-2000:]}")
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     side = kind if kind != "dspex" else f"dspex {executor}"
     row.update(fn=fn, side=side, concurrency=concurrency if kind == "dspex" else None,
                records_per_s=row["records"] / row["wall_s"])

@@ -96,7 +96,9 @@ def _raw_clients(url: str, n: int) -> None:
     seen: dict[socket.socket, set[bytes]] = {sock: set() for sock in buffers}
     while buffers:
         for key_, _ in sel.select():
-            sock = key_.fileobj
+            ready = key_.fileobj
+            assert isinstance(ready, socket.socket)  # only sockets are registered
+            sock = ready
             data = sock.recv(1 << 20)
             now = time.perf_counter()
             if not data:
@@ -187,7 +189,8 @@ async def _run(
 
     server = _server_class()(responder=_responder, token_delay_ms=4, latency_ms=5)
     server.emitted = {}
-    sink = websocket(queue_size=10_000, metrics_interval=None, **({} if flush is None else {"flush_interval": flush}))
+    options: dict[str, Any] = {} if flush is None else {"flush_interval": flush}
+    sink = websocket(queue_size=10_000, metrics_interval=None, **options)
     ready = anyio.Event()
 
     async def questions() -> Any:
@@ -203,7 +206,7 @@ async def _run(
             at_sink.setdefault(event.text.strip(), time.perf_counter())
         await original(event)
 
-    original_many = getattr(sink, "write_events", None)
+    original_many = sink.write_events
 
     async def timed_write_events(events: Any) -> None:
         now = time.perf_counter()

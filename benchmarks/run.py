@@ -79,7 +79,8 @@ def cpu(cfg: dict[str, Any], dspy: Path) -> list[dict[str, Any]]:
     rows = []
     with Server(latency_ms=0) as srv:
         for program in ("predict", "cot"):
-            runs = [("dspex-acall", PY, "dspex_side.py", "cpu", cfg["cpu_calls"]),
+            runs: list[tuple[str, str | Path, str, str, int]] = [
+                    ("dspex-acall", PY, "dspex_side.py", "cpu", cfg["cpu_calls"]),
                     ("dspex-sync", PY, "dspex_side.py", "cpu-sync", cfg["cpu_sync_calls"]),
                     ("dspy-sync", dspy, "dspy_side.py", "cpu", cfg["dspy_cpu_calls"]),
                     ("dspy-async", dspy, "dspy_side.py", "cpu-async", cfg["dspy_cpu_calls"])]
