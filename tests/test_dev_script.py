@@ -34,7 +34,11 @@ def dev(monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, list[Any]]:
         return 0
 
     monkeypatch.setattr(module.subprocess, "call", call)
-    monkeypatch.setattr(module, "run_real_tier", lambda rest: calls.append(["real", *rest]) or 0)
+    def real_tier(rest: list[str]) -> int:
+        calls.append(["real", *rest])
+        return 0
+
+    monkeypatch.setattr(module, "run_real_tier", real_tier)
     monkeypatch.setattr(module, "ensure_chromium", lambda: calls.append(["chromium"]))
     monkeypatch.delenv("DSPEX_REAL_TESTS", raising=False)
     monkeypatch.delenv("DSPEX_BROWSER_TESTS", raising=False)
@@ -57,7 +61,11 @@ def test_lint_findings_fail_the_run_before_any_test(dev: tuple[ModuleType, list[
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     module, calls = dev
-    monkeypatch.setattr(module.subprocess, "call", lambda cmd, **_: calls.append(cmd) or 1)
+    def failing(cmd: list[str], **_: Any) -> int:
+        calls.append(cmd)
+        return 1
+
+    monkeypatch.setattr(module.subprocess, "call", failing)
     assert module.test([]) == 1
     assert len(calls) == 2  # ruff and mypy both ran (every finding printed), nothing else
     assert "lint findings" in capsys.readouterr().err

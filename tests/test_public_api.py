@@ -51,7 +51,7 @@ def test_every_public_name_resolves_to_dspex() -> None:
         if name == "__version__":
             continue
         value = getattr(dspex, name)
-        module = getattr(value, "__module__", None) or getattr(value, "__name__", "")
+        module = str(getattr(value, "__module__", None) or getattr(value, "__name__", ""))
         assert module.startswith("dspex"), (name, module)
 
 

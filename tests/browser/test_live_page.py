@@ -88,6 +88,7 @@ async def _devtools_url(profile: Path) -> str:
 
 
 async def _watch_page(page_url: str, profile: Path, shot: Path) -> list[dict[str, Any]]:
+    assert CHROMIUM is not None  # the module is skipped without it
     args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-port=0",

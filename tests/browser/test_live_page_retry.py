@@ -45,6 +45,7 @@ ANSWERS = """JSON.stringify(Array.from(document.querySelectorAll('.card')).map(f
 
 
 async def _open_page(url: str, profile: Path, process_box: list[Any]) -> DevTools:
+    assert CHROMIUM is not None  # the module is skipped without it
     args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"]

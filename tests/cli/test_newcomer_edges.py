@@ -30,7 +30,7 @@ def _time_wait_port() -> int:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
         listener.listen()
-        port = listener.getsockname()[1]
+        port: int = listener.getsockname()[1]
         client = socket.create_connection(("127.0.0.1", port))
         conn, _ = listener.accept()
         conn.close()  # the active closer keeps the TIME_WAIT on the listening port

@@ -188,10 +188,12 @@ def test_bad_arguments_are_typed_errors(kwargs: dict[str, Any], error: type[Exce
 
 def _ws_connect(backend: str, url: str) -> Any:
     if backend == "asyncio":
-        from websockets.asyncio.client import connect
-    else:
-        from websockets.trio.client import connect
-    return connect(url)
+        from websockets.asyncio.client import connect as asyncio_connect
+
+        return asyncio_connect(url)
+    from websockets.trio.client import connect as trio_connect
+
+    return trio_connect(url)
 
 
 async def test_a_websocket_client_watches_results_live(anyio_backend: str) -> None:

@@ -30,11 +30,12 @@ QUESTIONS = [f"What is {i} + {i + 1}?" for i in range(50)]
 async def parsed_or_typed(module: Any, lm: Any, question: str) -> dx.Prediction | None:
     """Return the prediction, or None for a typed ParseError; any LMError fails the test."""
     try:
-        return await module.acall(question=question, lm=lm)
+        prediction: dx.Prediction = await module.acall(question=question, lm=lm)
     except ParseError as err:
         if err.raw is None:  # a dead letter keeps the raw completion
             raise AssertionError(f"a ParseError without its raw completion: {err!r}") from err
         return None
+    return prediction
 
 
 async def test_plain_call_and_stream_report_usage(real_lm: Any) -> None:
@@ -113,6 +114,7 @@ async def test_flow_of_50_items_at_concurrency_4(real_lm: Any) -> None:
 
 
 async def test_websocket_sink_streams_real_tokens(real_lm: Any, anyio_backend: str) -> None:
+    connect: Any  # the two backends' clients: the same interface, two classes
     if anyio_backend == "asyncio":
         from websockets.asyncio.client import connect
     else:
