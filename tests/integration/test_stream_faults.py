@@ -25,7 +25,7 @@ from dspex.testing import FakeLLMServer
 pytestmark = pytest.mark.reliability
 
 N = 1_000
-FAULTS = {"p_429": 0.05, "p_500": 0.05, "p_reset": 0.01, "p_truncate": 0.01, "p_malformed": 0.01,
+FAULTS: dict[str, Any] = {"p_429": 0.05, "p_500": 0.05, "p_reset": 0.01, "p_truncate": 0.01, "p_malformed": 0.01,
           "retry_after": 0.01}
 
 

@@ -48,7 +48,7 @@ async def _status(url: str, origin: str | None, **kwargs: Any) -> int:
     except SinkError as exc:
         if exc.status is None:  # a refusal always carries its HTTP status
             raise
-        return exc.status
+        return int(exc.status)
     await WebSocketConnection(conn).aclose()
     return 101
 
@@ -155,6 +155,7 @@ async def _run_child(args: list[str], env: dict[str, str], check: Any) -> tuple[
         with anyio.fail_after(60):
             code = await process.wait()
         errors = b""
+        assert process.stderr is not None
         with anyio.move_on_after(5):
             async for chunk in process.stderr:
                 errors += chunk
