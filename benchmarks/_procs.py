@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     import os
@@ -28,7 +28,7 @@ class SideError(RuntimeError):
 class Server:
     """``fake_server.py`` in a child process; ``with Server(latency_ms=50) as s: s.url``."""
 
-    def __init__(self, **flags: float) -> None:
+    def __init__(self, **flags: float | str) -> None:
         args = [sys.executable, str(HERE / "fake_server.py"), "--port", "0"]
         for name, value in flags.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
@@ -58,7 +58,7 @@ class Server:
             self._proc.kill()
             self._proc.wait()
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:

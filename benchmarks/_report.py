@@ -19,7 +19,17 @@ DASH = "—"
 def _ratio(dspy: float | None, dspex: float | None) -> str:
     if not dspy or not dspex:
         return DASH
-    return f"{dspy / dspex:.1f}×" if dspy / dspex < 100 else f"{dspy / dspex:.0f}×"
+    return f"{dspy / dspex:.1f}\u00d7" if dspy / dspex < 100 else f"{dspy / dspex:.0f}\u00d7"
+
+
+def _get(row: dict[str, Any] | None, key: str) -> float | None:
+    """``row[key]``, or None for a missing row."""
+    return None if row is None else float(row[key])
+
+
+def _cell(row: dict[str, Any] | None, template: str) -> str:
+    """``template`` filled from ``row``, or a dash for a missing row."""
+    return template.format(**row) if row else DASH
 
 
 def _tp(row: dict[str, Any] | None) -> str:
@@ -44,7 +54,7 @@ def _throughput(table: Table, rows: list[dict[str, Any]], cfg: dict[str, Any]) -
                 continue
             name = f"  {label}, concurrency {c}"
             best_dspy = min((r["wall_s"] for r in (batch, aio) if r), default=None)
-            table.add_row(name, _tp(dx), _tp(batch), _tp(aio), _ratio(best_dspy, dx and dx["wall_s"]))
+            table.add_row(name, _tp(dx), _tp(batch), _tp(aio), _ratio(best_dspy, _get(dx, "wall_s")))
             trio = by.get((program, c, "dspex-trio"))
             if trio:
                 table.add_row("    the same on trio", _tp(trio), DASH, DASH, _ratio(best_dspy, trio["wall_s"]))
@@ -62,20 +72,20 @@ def _cpu(table: Table, rows: list[dict[str, Any]]) -> None:
             dx, dspy = by.get((program, dx_side)), by.get((program, dspy_side))
             if dx is None and dspy is None:
                 continue
-            cell = lambda r: f"{r['cpu_ms_per_call']:.2f} ms" if r else DASH  # noqa: E731
             call = "acall" if kind == "async" else "__call__"
-            table.add_row(f"  {label}, {kind} ({call})", cell(dx), cell(dspy), DASH,
-                          _ratio(dspy and dspy["cpu_ms_per_call"], dx and dx["cpu_ms_per_call"]))
+            table.add_row(f"  {label}, {kind} ({call})", _cell(dx, "{cpu_ms_per_call:.2f} ms"),
+                          _cell(dspy, "{cpu_ms_per_call:.2f} ms"), DASH,
+                          _ratio(_get(dspy, "cpu_ms_per_call"), _get(dx, "cpu_ms_per_call")))
 
 
 def _imports(table: Table, imp: dict[str, Any]) -> None:
     _title(table, "Import, fresh interpreter")
     dx, dspy = imp.get("dspex"), imp.get("dspy")
-    cell = lambda r: f"{r['min_s']:.3f} / {r['median_s']:.3f} s" if r else DASH  # noqa: E731
-    table.add_row("  wall time (minus python start), min / median", cell(dx), cell(dspy), DASH,
-                  _ratio(dspy and dspy["median_s"], dx and dx["median_s"]))
-    rss = lambda r: f"{r['rss_mb']:.0f} MB" if r else DASH  # noqa: E731
-    table.add_row("  peak RSS after import", rss(dx), rss(dspy), DASH, _ratio(dspy and dspy["rss_mb"], dx and dx["rss_mb"]))
+    wall = "{min_s:.3f} / {median_s:.3f} s"
+    table.add_row("  wall time (minus python start), min / median", _cell(dx, wall), _cell(dspy, wall), DASH,
+                  _ratio(_get(dspy, "median_s"), _get(dx, "median_s")))
+    table.add_row("  peak RSS after import", _cell(dx, "{rss_mb:.0f} MB"), _cell(dspy, "{rss_mb:.0f} MB"), DASH,
+                  _ratio(_get(dspy, "rss_mb"), _get(dx, "rss_mb")))
 
 
 def _stream(table: Table, s: dict[str, Any]) -> None:
@@ -83,20 +93,20 @@ def _stream(table: Table, s: dict[str, Any]) -> None:
     table.add_row("  server's first byte (raw socket)", f"{s['raw_first_byte_ms']:.1f} ms", DASH, DASH, DASH)
     table.add_row("  first byte of field text (raw socket)", f"{s['raw_first_field_byte_ms']:.1f} ms", DASH, DASH, DASH)
     table.add_row("  first FieldDelta, ChainOfThought.stream", f"{s['dspex_first_delta_ms']:.1f} ms", DASH, DASH, DASH)
-    table.add_row("  FieldDelta − field text byte (paired)", f"{s['overhead_ms']:+.1f} ms", DASH, DASH, DASH)
+    table.add_row("  FieldDelta \u2212 field text byte (paired)", f"{s['overhead_ms']:+.1f} ms", DASH, DASH, DASH)
     for ws in s.get("websocket", []):
-        table.add_row(f"  WebSocket token − server byte, {ws['clients']} clients",
+        table.add_row(f"  WebSocket token \u2212 server byte, {ws['clients']} clients",
                       f"{ws['median_ms']:.1f} ms (p99 {ws['p99_ms']:.0f})", DASH, DASH, DASH)
 
 
 def _memory(table: Table, m: dict[str, Any]) -> None:
     _title(table, "Peak RSS (ru_maxrss), one process each")
     dx, dspy = m.get("dspex_flow"), m.get("dspy_batch")
-    if dx or dspy:
-        n = (dx or dspy)["expected"]
-        cell = lambda r: f"{r['peak_rss_mb']:.0f} MB" if r else DASH  # noqa: E731
-        table.add_row(f"  {n:,} Predict calls (flow → collect | batch)", cell(dx), cell(dspy), DASH,
-                      _ratio(dspy and dspy["peak_rss_mb"], dx and dx["peak_rss_mb"]))
+    shown = dx or dspy
+    if shown:
+        table.add_row(f"  {shown['expected']:,} Predict calls (flow → collect | batch)",
+                      _cell(dx, "{peak_rss_mb:.0f} MB"), _cell(dspy, "{peak_rss_mb:.0f} MB"), DASH,
+                      _ratio(_get(dspy, "peak_rss_mb"), _get(dx, "peak_rss_mb")))
     for row in m.get("jsonl", []):
         table.add_row(f"  {row['records']:,} JSONL records → map → JSONL sink",
                       f"{row['peak_rss_mb']:.0f} MB · {row['records_per_s'] / 1000:.0f}k rec/s", DASH, DASH, DASH)
@@ -119,7 +129,7 @@ def _micro(table: Table, micro: dict[str, Any]) -> None:
 def records_table(rows: list[dict[str, Any]]) -> Table:
     """Return the table of ``bench_records`` rows: each case's time against the plain loop's."""
     table = Table(title="Records through map → JSONL: dspex executors vs plain Python (each case its own process)")
-    for name in ("function", "case", "concurrency", "records", "wall", "× plain", "records/s", "CPU", "CPU × plain",
+    for name in ("function", "case", "concurrency", "records", "wall", "\u00d7 plain", "records/s", "CPU", "CPU \u00d7 plain",
                  "peak RSS"):
         table.add_column(name, justify="left" if name in ("function", "case") else "right", no_wrap=True)
     for r in rows:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 STREAM = r"""
 import json, resource, sys, time
@@ -95,7 +96,7 @@ def bench_lm(n: int, latency_ms: float, backend: str) -> list[dict[str, float]]:
     """
     import anyio
 
-    results = []
+    results: list[dict[str, Any]] = []
     proc = subprocess.Popen(
         [sys.executable, "-m", "dspex.testing.server", "--port", "0", "--latency-ms", str(latency_ms)],
         stdout=subprocess.PIPE, text=True,
@@ -103,9 +104,8 @@ def bench_lm(n: int, latency_ms: float, backend: str) -> list[dict[str, float]]:
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
-        for concurrency in (64, 256):
-            results.append(_lm_row(anyio.run(_lm_run, url, n, concurrency, backend=backend),
-                                   n, concurrency, latency_ms, backend))
+        results.extend(_lm_row(anyio.run(_lm_run, url, n, concurrency, backend=backend), n, concurrency, latency_ms,
+                               backend) for concurrency in (64, 256))
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -1,8 +1,11 @@
-"""Wall time of ``import dspex`` (and of ``import dspy`` when given its python).
+"""Wall time of ``import dspex``, of the command line's start (and of ``import dspy`` when given its python).
 
     python benchmarks/bench_import.py [--dspy-python PATH] [--runs 7]
 
-Each run is a fresh interpreter; prints min and median in seconds.
+Each run is a fresh interpreter; prints min and median in seconds, less the
+interpreter's own start. The command line rows are ``import dspex.cli`` and
+``dspex --help`` (which must import no command module) and ``dspex run
+--help`` (which imports the ``run`` command's module, and so the flow engine).
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ import time
 
 
 def measure(python: str, module: str, runs: int) -> list[float]:
-    subprocess.run([python, "-c", f"import {module}"], check=True)  # warm .pyc
+    """Seconds per ``import module`` in a fresh interpreter, less the interpreter's start."""
+    return measure_args(python, ["-c", f"import {module}"], runs)
+
+
+def measure_args(python: str, args: list[str], runs: int) -> list[float]:
+    """Seconds per ``python *args`` (output discarded), less the interpreter's start."""
+    subprocess.run([python, *args], check=True, capture_output=True)  # warm .pyc
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([python, "-c", f"import {module}"], check=True)
+        subprocess.run([python, *args], check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     base = []
     for _ in range(runs):
@@ -37,13 +46,16 @@ def main() -> None:
     args = parser.parse_args()
     rows = [("dspex", measure(sys.executable, "dspex", args.runs))]
     rows.append(("dspex + dx.Predict", measure(sys.executable, "dspex; dspex.Predict", args.runs)))
+    rows.append(("dspex.cli", measure(sys.executable, "dspex.cli", args.runs)))
+    rows.append(("dspex --help", measure_args(sys.executable, ["-m", "dspex", "--help"], args.runs)))
+    rows.append(("dspex run --help", measure_args(sys.executable, ["-m", "dspex", "run", "--help"], args.runs)))
     if args.dspy_python:
         rows.append(("dspy", measure(args.dspy_python, "dspy", args.runs)))
-    print(f"{'import':<22}{'min s':>10}{'median s':>10}")
+    print(f"{'import or command':<22}{'min s':>10}{'median s':>10}")
     for name, times in rows:
         print(f"{name:<22}{min(times):>10.3f}{statistics.median(times):>10.3f}")
     if args.dspy_python:
-        ratio = statistics.median(rows[2][1]) / max(statistics.median(rows[0][1]), 1e-6)
+        ratio = statistics.median(rows[-1][1]) / max(statistics.median(rows[0][1]), 1e-6)
         print(f"dspy / dspex median ratio: {ratio:.1f}x")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 import anyio
 
@@ -22,14 +23,15 @@ import dspex as dx
 from dspex.lm import LM, RetryPolicy
 from dspex.testing import FakeLLMServer
 
-FAULTS = dict(p_429=0.05, p_500=0.05, p_reset=0.01, p_truncate=0.01, retry_after=0.01)
+FAULTS = {"p_429": 0.05, "p_500": 0.05, "p_reset": 0.01, "p_truncate": 0.01, "retry_after": 0.01}
 
 
-async def run(items: int, concurrency: int) -> dict[str, object]:
+async def run(items: int, concurrency: int) -> dict[str, Any]:
     predict = dx.Predict("question -> answer")
     results: dict[int, dx.Prediction] = {}
     duplicates = 0
-    async with FakeLLMServer(seed=1, **FAULTS) as server:
+    async with FakeLLMServer(seed=1, p_429=FAULTS["p_429"], p_500=FAULTS["p_500"], p_reset=FAULTS["p_reset"],
+                             p_truncate=FAULTS["p_truncate"], retry_after=FAULTS["retry_after"]) as server:
         lm = LM("openai/fake-model", api_base=f"{server.url}/v1", api_key="sk-bench-0000", cache=False,
                 retry=RetryPolicy(max_retries=10, base_delay=0.005, max_delay=0.05))
         limiter = anyio.CapacityLimiter(concurrency)
@@ -70,7 +72,7 @@ def main() -> None:
     ok = True
     for backend in ("asyncio", "trio"):
         report = anyio.run(run, args.items, args.concurrency, backend=backend)
-        ok &= report["succeeded"] == args.items and not report["duplicates"] and report["usage_matches_server"]
+        ok = ok and report["succeeded"] == args.items and not report["duplicates"] and report["usage_matches_server"]
         print(json.dumps({"backend": backend, **report}))
     raise SystemExit(0 if ok else 1)
 

@@ -153,7 +153,8 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, Server(latency_ms=50.0, student="all") as server:
         data = Path(tmp) / "data.json"
         _write_data(data, *sizes)
-        sides = [("dspex", sys.executable, "asyncio"), ("dspex", sys.executable, "trio"), ("dspy", dspy_python, "-")]
+        sides: list[tuple[str, str | Path, str]] = [("dspex", sys.executable, "asyncio"), ("dspex", sys.executable, "trio"),
+                                                    ("dspy", dspy_python, "-")]
         for mode in args.modes.split(","):
             for name, python, backend in sides:
                 runs = []

@@ -89,7 +89,7 @@ def case_asyncio(src: str, dst: str, fn: Any, size: int = 1000) -> int:
         count = 0
 
         async def reader() -> None:
-            with open(src, encoding="utf-8") as fin:
+            with open(src, encoding="utf-8") as fin:  # noqa: ASYNC230 (the plain asyncio script blocks, as one would)
                 for line in fin:
                     await lines.put(json.loads(line))
             await lines.put(None)
@@ -101,7 +101,7 @@ def case_asyncio(src: str, dst: str, fn: Any, size: int = 1000) -> int:
 
         async def writer() -> None:
             nonlocal count
-            with open(dst, "w", encoding="utf-8") as fout:
+            with open(dst, "w", encoding="utf-8") as fout:  # noqa: ASYNC230 (as above)
                 while (record := await done.get()) is not None:
                     fout.write(json.dumps(record, ensure_ascii=False) + "\n")
                     count += 1
@@ -184,7 +184,7 @@ def _one(kind: str, fn: str, src: str, dst: str, *, concurrency: int = 1, execut
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"case {kind} {executor} @ {concurrency} failed:\n{proc.stderr[-2000:]}")
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     side = kind if kind != "dspex" else f"dspex {executor}"
     row.update(fn=fn, side=side, concurrency=concurrency if kind == "dspex" else None,
                records_per_s=row["records"] / row["wall_s"])

@@ -73,8 +73,7 @@ async def drive(
     sizes: list[int] = []
 
     async def worker(count: int) -> None:
-        for _ in range(count):
-            sizes.append(await call(transport, url, data))
+        sizes.extend([await call(transport, url, data) for _ in range(count)])
 
     async with anyio.create_task_group() as tg:
         for _ in range(concurrency):

@@ -20,6 +20,7 @@ for the streaming part (steadier than latency on a shared machine).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import statistics
@@ -95,7 +96,9 @@ def _raw_clients(url: str, n: int) -> None:
     seen: dict[socket.socket, set[bytes]] = {sock: set() for sock in buffers}
     while buffers:
         for key_, _ in sel.select():
-            sock = key_.fileobj
+            ready = key_.fileobj
+            assert isinstance(ready, socket.socket)  # only sockets are registered
+            sock = ready
             data = sock.recv(1 << 20)
             now = time.perf_counter()
             if not data:
@@ -129,10 +132,8 @@ def _frames(sock: Any, buf: bytearray, now: float, received: dict[str, list[floa
         payload = bytes(buf[start : start + size])
         del buf[: start + size]
         if opcode == 8:  # close: echo it (masked, empty payload) and let the server hang up
-            try:
+            with contextlib.suppress(OSError):
                 sock.send(b"\x88\x80\x00\x00\x00\x00")
-            except OSError:
-                pass
         elif opcode == 9:  # ping: pong with the same payload (short, masked with zeros)
             sock.send(bytes([0x8A, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload)
         elif b'"token_delta"' in payload:
@@ -188,7 +189,8 @@ async def _run(
 
     server = _server_class()(responder=_responder, token_delay_ms=4, latency_ms=5)
     server.emitted = {}
-    sink = websocket(queue_size=10_000, metrics_interval=None, **({} if flush is None else {"flush_interval": flush}))
+    options: dict[str, Any] = {} if flush is None else {"flush_interval": flush}
+    sink = websocket(queue_size=10_000, metrics_interval=None, **options)
     ready = anyio.Event()
 
     async def questions() -> Any:
@@ -204,7 +206,7 @@ async def _run(
             at_sink.setdefault(event.text.strip(), time.perf_counter())
         await original(event)
 
-    original_many = getattr(sink, "write_events", None)
+    original_many = sink.write_events
 
     async def timed_write_events(events: Any) -> None:
         now = time.perf_counter()
@@ -226,16 +228,16 @@ async def _run(
         async def clients(n: int) -> None:
             await sink.started.wait()
             cmd = [sys.executable, __file__, "--client", sink.url, "--n", str(n), *(["--raw"] if raw else [])]
-            chunks: list[bytes] = []
             async with await anyio.open_process(cmd) as proc:
                 assert proc.stdout is not None
-                async for chunk in proc.stdout:
-                    chunks.append(chunk)
+                chunks = [chunk async for chunk in proc.stdout]
             output.append(b"".join(chunks))
 
         async def connected() -> None:
             await sink.started.wait()
-            while len(sink.server.sessions) < n_clients:
+            while True:  # the sink has no per-client event to wait on: poll its session count
+                if len(sink.server.sessions) >= n_clients:
+                    break
                 await anyio.sleep(0.01)
             cpu_at_start.append(time.process_time())  # CPU of the streaming part only
             ready.set()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -118,7 +119,7 @@ def micro(args: argparse.Namespace) -> dict[str, Any]:
     adapter = dspy.ChatAdapter()
     out: dict[str, Any] = {}
     for name, text in SIGNATURE_CASES.items():
-        out[f"signature_{name}_us"] = best_us(lambda t=text: dspy.Signature(t), max(args.n // 10, 50), 5)
+        out[f"signature_{name}_us"] = best_us(functools.partial(dspy.Signature, text), max(args.n // 10, 50), 5)
     out["format_us"] = best_us(lambda: adapter.format(sig, [], FORMAT_INPUTS), args.n, 5)
     out["parse_us"] = best_us(lambda: adapter.parse(sig, COMPLETION), args.n, 5)
     assert adapter.parse(sig, COMPLETION)["answer"] == "42"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -62,10 +63,8 @@ def run_async(args: argparse.Namespace) -> dict[str, Any]:
     monitor, idle = LagMonitor(), LagMonitor()
 
     async def main() -> list[Any]:
-        try:  # the idle loop's lag first, as on the dspex side
+        with contextlib.suppress(TimeoutError):  # the idle loop's lag first, as on the dspex side
             await asyncio.wait_for(idle.run(asyncio.sleep), 1.0)
-        except TimeoutError:
-            pass
         sem = asyncio.Semaphore(args.concurrency)
         lag = asyncio.create_task(monitor.run(asyncio.sleep))
 

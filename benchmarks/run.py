@@ -40,10 +40,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 PY = sys.executable
-FULL = dict(n=2000, latency_ms=50.0, concurrencies=[16, 64, 256], trio_concurrency=64, cpu_calls=1000,
-            cpu_sync_calls=500, dspy_cpu_calls=300, cpu_repeat=3, stream_samples=20, token_delay_ms=5.0, memory_items=20_000,
-            memory_concurrency=64, jsonl_records=[20_000, 1_000_000], micro_number=2000, import_runs=7,
-            ws_clients=[10, 200], ws_items=24, records=1_000_000, cpu_records=50_000)
+FULL = {"n": 2000, "latency_ms": 50.0, "concurrencies": [16, 64, 256], "trio_concurrency": 64, "cpu_calls": 1000,
+        "cpu_sync_calls": 500, "dspy_cpu_calls": 300, "cpu_repeat": 3, "stream_samples": 20, "token_delay_ms": 5.0,
+        "memory_items": 20_000, "memory_concurrency": 64, "jsonl_records": [20_000, 1_000_000],
+        "micro_number": 2000, "import_runs": 7, "ws_clients": [10, 200], "ws_items": 24, "records": 1_000_000,
+        "cpu_records": 50_000}
 QUICK = dict(FULL, n=200, cpu_repeat=1, cpu_calls=100, cpu_sync_calls=50, dspy_cpu_calls=50, stream_samples=5,
              memory_items=1000, jsonl_records=[2000, 20_000], micro_number=300, import_runs=3,
              ws_clients=[10], ws_items=4, records=20_000, cpu_records=2000)
@@ -78,7 +79,8 @@ def cpu(cfg: dict[str, Any], dspy: Path) -> list[dict[str, Any]]:
     rows = []
     with Server(latency_ms=0) as srv:
         for program in ("predict", "cot"):
-            runs = [("dspex-acall", PY, "dspex_side.py", "cpu", cfg["cpu_calls"]),
+            runs: list[tuple[str, str | Path, str, str, int]] = [
+                    ("dspex-acall", PY, "dspex_side.py", "cpu", cfg["cpu_calls"]),
                     ("dspex-sync", PY, "dspex_side.py", "cpu-sync", cfg["cpu_sync_calls"]),
                     ("dspy-sync", dspy, "dspy_side.py", "cpu", cfg["dspy_cpu_calls"]),
                     ("dspy-async", dspy, "dspy_side.py", "cpu-async", cfg["dspy_cpu_calls"])]
@@ -176,14 +178,10 @@ def wait_for_load(limit: float, max_s: float) -> None:
 
 def problems(results: dict[str, Any]) -> list[str]:
     """Return the rows whose answers did not all parse or whose requests never reached the server."""
-    found = []
     rows = [*results.get("throughput", []), *results.get("cpu", [])]
     rows += [r for k, r in results.get("memory", {}).items() if k != "jsonl"]
-    for r in rows:
-        if not r.get("all_ok", True):
-            found.append(f"{r.get('program', 'predict')} {r.get('side', '')}: ok {r.get('ok')}/{r['expected']}, "
-                         f"server saw {r['server_requests']} requests")
-    return found
+    return [f"{r.get('program', 'predict')} {r.get('side', '')}: ok {r.get('ok')}/{r['expected']}, "
+            f"server saw {r['server_requests']} requests" for r in rows if not r.get("all_ok", True)]
 
 
 def main() -> int:

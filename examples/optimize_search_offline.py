@@ -60,9 +60,9 @@ def main() -> None:
 
         # 5. Versions: save each compiled program with its score and lineage; load any version back.
         store = Path(tmp) / "store.sqlite"
-        dx.save_version(program, "qa", store=store, score=0.0)
-        best.dspex_version = program.dspex_version  # compiled from version 1
-        number = dx.save_version(best, "qa", store=store, score=evaluate(best).score, optimizer=mipro)
+        first = dx.save_version(program, "qa", store=store, score=0.0)
+        number = dx.save_version(best, "qa", store=store, score=evaluate(best).score, optimizer=mipro,
+                                 parent=("qa", first))  # compiled from version 1
         print(f"saved qa v{number}; v1 reloads at {evaluate(dx.load('qa', store=store, version=1)).score}%")
 
 

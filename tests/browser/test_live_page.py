@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _poll import wait_until
 
 from dspex.cli._demo import _demo, load_questions
 from dspex.sinks._ws_io import WebSocketConnection, open_connection
@@ -26,7 +27,7 @@ from dspex.sinks._ws_io import WebSocketConnection, open_connection
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None and Path("/usr/bin/chromium").exists():
     CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed"), pytest.mark.slow]
 
 N = 6
 SNAPSHOT = """JSON.stringify({
@@ -80,14 +81,14 @@ def _free_port() -> int:
 
 async def _devtools_url(profile: Path) -> str:
     marker = profile / "DevToolsActivePort"
-    with anyio.fail_after(30):
-        while not marker.exists() or len(marker.read_text().splitlines()) < 2:
-            await anyio.sleep(0.05)
+    await wait_until(lambda: marker.exists() and len(marker.read_text().splitlines()) >= 2, limit_s=30,
+                     step_s=0.05)
     port, path = marker.read_text().splitlines()[:2]
     return f"ws://127.0.0.1:{port}{path}"
 
 
 async def _watch_page(page_url: str, profile: Path, shot: Path) -> list[dict[str, Any]]:
+    assert CHROMIUM is not None  # the module is skipped without it
     args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-port=0",
@@ -111,7 +112,7 @@ async def _watch_page(page_url: str, profile: Path, shot: Path) -> list[dict[str
                         break
                 await anyio.sleep(0.1)
         png = await tools.call("Page.captureScreenshot", format="png")
-        shot.write_bytes(base64.b64decode(png["data"]))
+        await anyio.Path(shot).write_bytes(base64.b64decode(png["data"]))
         await tools.conn.aclose()
     finally:
         process.terminate()

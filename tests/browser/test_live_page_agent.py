@@ -22,7 +22,7 @@ from dspex.sinks._ws_io import open_connection
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed"), pytest.mark.slow]
 
 N = 4
 SNAPSHOT = """JSON.stringify({

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from _poll import wait_until
 from test_live_page import CHROMIUM, DevTools, _devtools_url
 
 import dspex as dx
@@ -29,7 +30,11 @@ from dspex.testing import FakeLLMServer
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed"), pytest.mark.reliability]
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed"),
+    pytest.mark.reliability,
+    pytest.mark.slow,
+]
 
 N = 8
 ANSWERS = """JSON.stringify(Array.from(document.querySelectorAll('.card')).map(function (c) {
@@ -40,6 +45,7 @@ ANSWERS = """JSON.stringify(Array.from(document.querySelectorAll('.card')).map(f
 
 
 async def _open_page(url: str, profile: Path, process_box: list[Any]) -> DevTools:
+    assert CHROMIUM is not None  # the module is skipped without it
     args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"]
@@ -58,9 +64,7 @@ async def test_page_drops_partial_fields_on_retry(tmp_path: Path) -> None:
     process_box: list[Any] = []
 
     async def records() -> Any:
-        with anyio.fail_after(30):
-            while not sink.server.sessions:  # the page is connected: it sees every event
-                await anyio.sleep(0.01)
+        await wait_until(lambda: sink.server.sessions, limit_s=30)  # the page is connected: it sees every event
         for i in range(N):
             yield {"id": f"q{i}", "question": f"What is item number {i}?"}
 
@@ -86,9 +90,9 @@ async def test_page_drops_partial_fields_on_retry(tmp_path: Path) -> None:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(watch, done)
                     report = await flow.run(lm=lm, progress=False)
-                    with anyio.fail_after(30):  # let the page receive the last events
-                        while not snapshots or sum(c["state"] == "done" for c in snapshots[-1]) < N:
-                            await anyio.sleep(0.05)
+                    # let the page receive the last events
+                    await wait_until(lambda: snapshots and sum(c["state"] == "done" for c in snapshots[-1]) >= N,
+                                     limit_s=30, step_s=0.05)
                     done.set()
             await lm.aclose()
     finally:

@@ -29,7 +29,7 @@ async def test_agent_demo_answers_every_question_with_its_tool(tmp_path: Path) -
 
 
 async def test_the_demo_tools() -> None:
-    assert await calculate("What is 9 × 10?") == 90
+    assert await calculate("What is 9 \u00d7 10?") == 90  # the multiplication sign
     assert await calculate("7 / 2") == 3.5
     with pytest.raises(ValueError, match="no arithmetic"):
         await calculate("no numbers here")
@@ -50,6 +50,7 @@ def test_cli_flag_runs_the_agent_demo(tmp_path: Path) -> None:
     assert len(out.read_text().splitlines()) == 8
 
 
+@pytest.mark.slow
 async def test_served_agent_demo_leaves_the_wait_for_a_page_out_of_its_rate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,11 +8,10 @@ import sys
 from click.testing import CliRunner
 
 from dspex import __version__
-from dspex.cli._app import _register_optional, cli
+from dspex.cli._app import cli
 
 
 def test_help_lists_commands() -> None:
-    _register_optional()
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
     listed = {line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()}

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import dspex as dx
-from dspex.cli._app import _register_optional, cli
+from dspex.cli._app import cli
 from dspex.testing import FakeLLMServer, StudentTask
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ def server() -> Iterator[FakeLLMServer]:
 
 
 def invoke(*args: str) -> tuple[int, str]:
-    _register_optional()
     result = CliRunner().invoke(cli, ["eval", *args])
     return result.exit_code, result.output
 

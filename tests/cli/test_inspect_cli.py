@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from click.testing import CliRunner
 
 import dspex as dx
-from dspex.cli._app import _register_optional, cli
+from dspex.cli._app import cli
 from dspex.testing import FakeLLMServer, StudentTask
 
 if TYPE_CHECKING:
@@ -18,7 +18,6 @@ TASK = StudentTask(rules=["mirror", "double", "shift"])
 
 
 def invoke(*args: str) -> tuple[int, str]:
-    _register_optional()
     result = CliRunner().invoke(cli, list(args))
     return result.exit_code, result.output
 

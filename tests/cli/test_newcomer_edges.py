@@ -30,7 +30,7 @@ def _time_wait_port() -> int:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
         listener.listen()
-        port = listener.getsockname()[1]
+        port: int = listener.getsockname()[1]
         client = socket.create_connection(("127.0.0.1", port))
         conn, _ = listener.accept()
         conn.close()  # the active closer keeps the TIME_WAIT on the listening port
@@ -41,7 +41,7 @@ def _time_wait_port() -> int:
 
 def test_port_probe_treats_time_wait_as_free() -> None:
     port = _time_wait_port()
-    with socket.socket() as plain, pytest.raises(OSError):
+    with socket.socket() as plain, pytest.raises(OSError, match="in use"):
         plain.bind(("127.0.0.1", port))  # what the old probe did: "busy"
     assert _free(port) == port
 

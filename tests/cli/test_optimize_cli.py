@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import dspex as dx
-from dspex.cli._app import _register_optional, cli
+from dspex.cli._app import cli
 from dspex.testing import FakeLLMServer, StudentTask
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ def server() -> Iterator[FakeLLMServer]:
 
 
 def invoke(*args: str) -> tuple[int, str]:
-    _register_optional()
     result = CliRunner().invoke(cli, ["optimize", *args])
     return result.exit_code, result.output
 
@@ -55,8 +54,10 @@ def test_optimize_saves_a_better_program(files: tuple[Path, Path, Path], server:
     summary = json.loads(text)
     assert summary["scores"]["before"] == 0.0
     assert summary["scores"]["after"] == 100.0
-    assert dx.load(out).demos  # the saved program carries its demos
-    assert summary["demos"] == {"self": len(dx.load(out).demos)}
+    saved = dx.load(out)
+    assert isinstance(saved, dx.Predict)
+    assert saved.demos  # the saved program carries its demos
+    assert summary["demos"] == {"self": len(saved.demos)}
 
 
 def test_optimize_labeled_without_valset_prints_a_line(files: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -82,4 +83,6 @@ def test_optimize_finds_the_instruction(files: tuple[Path, Path, Path], server: 
                         "--candidates", "4", "--json")
     assert code == 0, text
     assert json.loads(text)["scores"] == {"before": 0.0, "after": 100.0}
-    assert dx.load(out).signature.instructions == TASK.instruction
+    saved = dx.load(out)
+    assert isinstance(saved, dx.Predict)
+    assert saved.signature.instructions == TASK.instruction

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from click.testing import CliRunner
 
-from dspex.cli._app import _register_optional, cli
+from dspex.cli._app import cli
 from dspex.testing import FakeLLMServer
 
 if TYPE_CHECKING:
@@ -55,7 +55,6 @@ def _files(tmp_path: Path, questions: list[str]) -> Path:
 
 
 def invoke(server: FakeLLMServer | None, *args: str) -> Any:
-    _register_optional()
     lm = ["--lm", "openai/fake", "--api-base", server.url + "/v1"] if server else []
     return CliRunner().invoke(cli, ["run", *args, *lm])
 
@@ -103,7 +102,6 @@ def test_bad_flow_file_exits_2_naming_line_and_column(tmp_path: Path) -> None:
 
 def test_bad_lm_exits_2(tmp_path: Path) -> None:
     flow = _files(tmp_path, ["one"])
-    _register_optional()
     result = CliRunner().invoke(cli, ["run", str(flow), "--lm", "nosuch/model"])
     assert result.exit_code == 2
     assert "unknown provider 'nosuch'" in result.output
@@ -160,6 +158,7 @@ def test_run_takes_a_python_flow_file_too(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["items_out"] == 2
 
 
+@pytest.mark.slow
 def test_run_on_the_processes_engine_writes_part_files_and_a_manifest(
     tmp_path: Path, server: FakeLLMServer
 ) -> None:

@@ -46,6 +46,7 @@ def _run_block(code: str, filename: str, namespace: dict[str, Any], backend: str
         exec(compiled, namespace)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("page", [p for p in PAGES if any(runs for _, _, runs in _blocks(p))])
 def test_guide_code_runs(page: str, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -51,6 +51,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_site_builds_strict_with_every_guide(site: Path) -> None:
     for page in ("quickstart", "flows", "streaming", "lm", "agents", "optimization",
                  "yaml-flows", "telemetry", "scaling", "testing", "migration"):  # fmt: skip

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from _poll import wait_until
 
 import dspex as dx
 from dspex.errors import ConfigError, InputError
@@ -140,9 +141,8 @@ async def test_a_killed_evaluation_resumes_with_only_the_missing_examples(tmp_pa
     scope = anyio.CancelScope()
     async with anyio.create_task_group() as tg:
         tg.start_soon(first_run, scope)
-        with anyio.fail_after(20):
-            while not journal.exists() or len(journal.read_text().splitlines()) < 3:
-                await anyio.sleep(0.01)  # three results committed
+        # three results committed
+        await wait_until(lambda: journal.exists() and len(journal.read_text().splitlines()) >= 3, limit_s=20)
         scope.cancel()
     program = Flaky(bad="none")
     result = await evaluate.acall(program, run_id="ev-2", store=store, journal=journal)
@@ -188,10 +188,12 @@ def test_bad_arguments_are_typed_errors(kwargs: dict[str, Any], error: type[Exce
 
 def _ws_connect(backend: str, url: str) -> Any:
     if backend == "asyncio":
-        from websockets.asyncio.client import connect
-    else:
-        from websockets.trio.client import connect
-    return connect(url)
+        from websockets.asyncio.client import connect as asyncio_connect
+
+        return asyncio_connect(url)
+    from websockets.trio.client import connect as trio_connect
+
+    return trio_connect(url)
 
 
 async def test_a_websocket_client_watches_results_live(anyio_backend: str) -> None:
@@ -206,9 +208,7 @@ async def test_a_websocket_client_watches_results_live(anyio_backend: str) -> No
     async def watch() -> None:
         await sink.started.wait()
         async with _ws_connect(anyio_backend, sink.url) as conn:
-            with anyio.fail_after(10):
-                while not sink.server.sessions:
-                    await anyio.sleep(0.005)
+            await wait_until(lambda: sink.server.sessions, step_s=0.005)
             watching.set()
             messages.extend([json.loads(m) async for m in conn])
 

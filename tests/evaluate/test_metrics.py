@@ -56,7 +56,7 @@ def test_list_answers_and_contains() -> None:
 def test_bad_inputs_are_named() -> None:
     with pytest.raises(InputError, match="example has no field 'answer'"):
         metrics.exact_match(dx.Example(question="q"), dx.Prediction(answer="a"))
-    with pytest.raises(InputError, match="example.answer must be a string or a non-empty list"):
+    with pytest.raises(InputError, match=r"example\.answer must be a string or a non-empty list"):
         metrics.exact_match(dx.Example(answer=3), dx.Prediction(answer="3"))
     with pytest.raises(InputError, match="answers_list"):
         metrics.EM("a", [])

@@ -11,6 +11,8 @@ The full 10,000-item run lives in ``benchmarks/bench_lm_faults.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
@@ -21,11 +23,11 @@ from dspex.testing import FakeLLMServer
 
 N = 10_000  # ~12 s per backend on 2 cores; benchmarks/bench_lm_faults.py reports timings
 CONCURRENCY = 64
-FAULTS = dict(p_429=0.05, p_500=0.05, p_reset=0.01, p_truncate=0.01, retry_after=0.01)
+FAULTS: dict[str, Any] = {"p_429": 0.05, "p_500": 0.05, "p_reset": 0.01, "p_truncate": 0.01, "retry_after": 0.01}
 FAST_RETRY = RetryPolicy(max_retries=10, base_delay=0.005, max_delay=0.05)
 
 
-def make_lm(server: FakeLLMServer, **kw) -> LM:
+def make_lm(server: FakeLLMServer, **kw: Any) -> LM:
     return LM("openai/fake-model", api_base=f"{server.url}/v1", api_key="sk-fault-test-0000",
               cache=False, retry=FAST_RETRY, **kw)
 
@@ -50,6 +52,7 @@ async def run_predict_items(lm: LM, n: int) -> dict[int, dx.Prediction]:
     return results
 
 
+@pytest.mark.slow
 async def test_predict_calls_survive_faults_and_usage_adds_up() -> None:
     async with FakeLLMServer(seed=7, **FAULTS) as server:
         lm = make_lm(server)
@@ -71,7 +74,7 @@ async def test_streams_never_retry_after_output() -> None:
     n = 300
     async with FakeLLMServer(seed=3, token_delay_ms=0.01, **FAULTS) as server:
         lm = make_lm(server)
-        outcomes: dict[int, object] = {}
+        outcomes: dict[int, Any] = {}  # an LMError, or (text, usage)
         limiter = anyio.CapacityLimiter(CONCURRENCY)
 
         async def one(i: int) -> None:

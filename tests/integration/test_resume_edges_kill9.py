@@ -27,7 +27,7 @@ from dspex.errors import RunLeaseError
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]  # kill -9 of real subprocesses
 
 N = 3000
 BAD_LINES = [17 + 300 * n for n in range(10)]  # 1-based line numbers of malformed lines

@@ -71,6 +71,7 @@ def _lines(path: Path) -> int:
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.slow  # kill -9 of a real subprocess
 def test_kill9_then_resume_each_input_exactly_once(tmp_path: Path) -> None:
     src, out, store = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "store.sqlite"
     src.write_text("".join(json.dumps({"id": i, "text": f"item {i}"}) + "\n" for i in range(N)))

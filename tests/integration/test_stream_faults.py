@@ -25,9 +25,11 @@ from dspex.testing import FakeLLMServer
 pytestmark = pytest.mark.reliability
 
 N = 1_000
-FAULTS = dict(p_429=0.05, p_500=0.05, p_reset=0.01, p_truncate=0.01, p_malformed=0.01, retry_after=0.01)
+FAULTS: dict[str, Any] = {"p_429": 0.05, "p_500": 0.05, "p_reset": 0.01, "p_truncate": 0.01, "p_malformed": 0.01,
+          "retry_after": 0.01}
 
 
+@pytest.mark.slow
 async def test_streamed_items_survive_faults_after_the_first_token() -> None:
     qa = dx.Predict("question -> answer")
     results: dict[int, Any] = {}

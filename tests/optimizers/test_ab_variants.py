@@ -36,7 +36,7 @@ async def test_a_failing_or_async_metric_is_counted_not_fatal() -> None:
     async def judge(output: dict[str, Any]) -> bool:
         if output["i"] == 3:
             raise ValueError("judge down")
-        return output["i"] % 2 == 0
+        return bool(output["i"] % 2 == 0)
 
     flow = dx.Flow("ab")
     flow.source([{"i": i} for i in range(10)]).ab_split(0.0, lambda r: r, lambda r: r, metric=judge, name="ab").sink(

@@ -29,7 +29,7 @@ SIGNATURES = {"BasicGenerateInstruction": _copro.BasicGenerateInstruction,
 
 
 def case_id(case: dict[str, Any]) -> str:
-    return case["name"] + "".join(f"-{int(f)}" for f in case.get("flags", []))
+    return str(case["name"]) + "".join(f"-{int(f)}" for f in case.get("flags", []))
 
 
 @pytest.mark.parametrize("case", GOLDEN["prompts"], ids=case_id)
@@ -75,6 +75,7 @@ async def test_mipro_makes_dspy_choices_on_the_student_server() -> None:
             best = await optimizer.acompile(dx.Predict("question -> answer"), trainset=data["train"],
                                             valset=data["val"], **case["settings"]["compile"])
         await lm.aclose()
+    assert optimizer._demos is not None  # a few-shot case: demo sets were searched
     assert [[d.question for d in demos] for demos in optimizer._demos[0]] == case["demo_sets"]
     assert optimizer._instructions[0] == case["instructions"]
     keep = ("0_predictor_instruction", "0_predictor_demos", "mb_score", "full_eval_score", "total_eval_calls_so_far")

@@ -117,7 +117,7 @@ async def test_mipro_same_seed_same_result() -> None:
 def test_mipro_rejects_inconsistent_sizes() -> None:
     with pytest.raises(ConfigError, match="auto"):
         dx.MIPROv2(metric=dx.metrics.exact_match, auto="huge")
-    with pytest.raises(ConfigError, match="LM in dx.context"):
+    with pytest.raises(ConfigError, match=r"LM in dx\.context"):
         dx.MIPROv2(metric=dx.metrics.exact_match).compile(dx.Predict("question -> answer"), trainset=TRAIN)
     lm = dx.LM("openai/unused", api_base="http://127.0.0.1:9/v1")  # never called: the checks come first
     with pytest.raises(ConfigError, match=r"num_trials=\) \(about 6\)"):
@@ -167,6 +167,9 @@ def test_gepa_rejects_bad_settings() -> None:
         dx.GEPA(metric=feedback_metric, auto="light")
     with pytest.raises(ConfigError, match="use_wandb"):
         dx.GEPA(metric=feedback_metric, auto="light", reflection_lm=object(), use_wandb=True)
+    with pytest.raises(ConfigError, match="'pareto' or 'current_best', got 'best'"):
+        dx.GEPA(metric=feedback_metric, auto="light", reflection_lm=object(),
+                candidate_selection_strategy="best")  # type: ignore[arg-type]  # the bad input under test
 
 
 async def test_mipro_bootstrap_errors_surface_as_themselves() -> None:

@@ -76,7 +76,7 @@ async def test_knn_returns_the_nearest_examples_first() -> None:
         knn = dx.KNNFewShot(3, TRAIN, embedder).KNN
         found = await knn.aneighbors(question="mirror xylophone")
     query = fake_embedding("question: mirror xylophone")
-    sims = sorted((sum(a * b for a, b in zip(fake_embedding(f"question: {e.question}"), query)), i)
+    sims = sorted((sum(a * b for a, b in zip(fake_embedding(f"question: {e.question}"), query, strict=True)), i)
                   for i, e in enumerate(TRAIN))
     assert [e.question for e in found] == [TRAIN[i].question for _, i in sims[-3:][::-1]]
     assert all(e.question.startswith("mirror ") for e in found)  # the rule word dominates similarity

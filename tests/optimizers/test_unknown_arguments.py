@@ -19,7 +19,7 @@ TRAIN = [dx.Example(question="q", answer="a").with_inputs("question")]
 
 
 def _metric(example: Any, pred: Any, trace: Any = None) -> bool:
-    return example.answer == pred.answer
+    return bool(example.answer == pred.answer)
 
 
 def _gepa_metric(gold: Any, pred: Any, trace: Any = None, pred_name: Any = None, pred_trace: Any = None) -> bool:

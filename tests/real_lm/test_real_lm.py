@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _poll import wait_until
 
 import dspex as dx
 from dspex.errors import LMError, ParseError
@@ -29,10 +30,12 @@ QUESTIONS = [f"What is {i} + {i + 1}?" for i in range(50)]
 async def parsed_or_typed(module: Any, lm: Any, question: str) -> dx.Prediction | None:
     """Return the prediction, or None for a typed ParseError; any LMError fails the test."""
     try:
-        return await module.acall(question=question, lm=lm)
+        prediction: dx.Prediction = await module.acall(question=question, lm=lm)
     except ParseError as err:
-        assert err.raw is not None  # a dead letter keeps the raw completion
+        if err.raw is None:  # a dead letter keeps the raw completion
+            raise AssertionError(f"a ParseError without its raw completion: {err!r}") from err
         return None
+    return prediction
 
 
 async def test_plain_call_and_stream_report_usage(real_lm: Any) -> None:
@@ -72,7 +75,7 @@ async def test_streamed_predict_sends_deltas_before_the_end(real_lm: Any) -> Non
     with dx.context(lm=real_lm):
         try:
             async for event in dx.ChainOfThought("question -> answer").stream(question=QUESTIONS[0]):
-                kinds.append(type(event))
+                kinds.append(type(event))  # noqa: PERF401 (the events before a ParseError are kept)
         except ParseError:
             kinds.append(ParseError)  # a typed parse failure after the deltas is allowed
     assert kinds[-1] in (PredictionDone, ParseError)
@@ -104,12 +107,14 @@ async def test_flow_of_50_items_at_concurrency_4(real_lm: Any) -> None:
     assert report.status == "completed"
     assert report.items_out + report.items_failed == 50
     for letter in report.dead_letters:  # only parse failures, typed, never LM errors
-        assert isinstance(letter.error, ParseError) and not isinstance(letter.error, LMError), letter.error
+        assert isinstance(letter.error, ParseError), letter.error
+        assert not isinstance(letter.error, LMError), letter.error
     assert len(lm.history) == 50  # one request per item, each with its usage counted
     assert all(entry["usage"]["output_tokens"] > 0 for entry in lm.history)
 
 
 async def test_websocket_sink_streams_real_tokens(real_lm: Any, anyio_backend: str) -> None:
+    connect: Any  # the two backends' clients: the same interface, two classes
     if anyio_backend == "asyncio":
         from websockets.asyncio.client import connect
     else:
@@ -124,9 +129,7 @@ async def test_websocket_sink_streams_real_tokens(real_lm: Any, anyio_backend: s
             messages.extend([json.loads(m) async for m in conn])
 
     async def records() -> Any:
-        with anyio.fail_after(30):
-            while not sink.server.sessions:
-                await anyio.sleep(0.01)
+        await wait_until(lambda: sink.server.sessions, limit_s=30)
         for i, q in enumerate(QUESTIONS[:3]):
             yield {"id": f"q{i}", "question": q}
 
@@ -139,7 +142,8 @@ async def test_websocket_sink_streams_real_tokens(real_lm: Any, anyio_backend: s
             report = await flow.run(lm=real_lm, progress=False)
     assert report.items_out + report.items_failed == 3
     kinds = [m["type"] for m in messages]
-    assert "token_delta" in kinds and "field_delta" in kinds, sorted(set(kinds))
+    assert "token_delta" in kinds, sorted(set(kinds))
+    assert "field_delta" in kinds, sorted(set(kinds))
     assert "run_done" in kinds
     first_delta = next(i for i, k in enumerate(kinds) if k in ("token_delta", "field_delta"))
     assert first_delta < kinds.index("run_done")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from _poll import wait_until
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
@@ -93,8 +94,6 @@ async def test_client_closes_1007_on_invalid_utf8_from_the_server(anyio_backend:
         tg.start_soon(listener.serve, serve_bad_text)
         client = await open_connection(f"ws://127.0.0.1:{port}/", timeout=10)
         assert await _close_code(client) == 1007
-        with anyio.fail_after(10):
-            while not codes:
-                await anyio.sleep(0.01)
+        await wait_until(lambda: codes)
         tg.cancel_scope.cancel()
     assert codes == [1007]  # the server saw the client's 1007 close frame

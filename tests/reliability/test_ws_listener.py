@@ -23,6 +23,7 @@ from typing import Any, Self
 import anyio
 import anyio.lowlevel
 import pytest
+from _poll import wait_until
 
 from dspex.flows import Flow
 from dspex.sinks import _ws_server, websocket
@@ -76,9 +77,7 @@ def _gated_flow(live: Any, n: int = N) -> Flow:
     """A flow that starts producing once a client watches (bounded wait)."""
 
     async def items() -> Any:
-        with anyio.fail_after(30):
-            while not live.server.sessions:
-                await anyio.sleep(0.01)
+        await wait_until(lambda: live.server.sessions, limit_s=30)
         for i in range(n):
             yield {"id": i}
 
@@ -243,6 +242,7 @@ CHILD = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir() or sys.platform == "win32", reason="needs RLIMIT_NOFILE and /proc")
 async def test_descriptor_exhaustion_does_not_fail_the_flow(anyio_backend: str, tmp_path: Path) -> None:
     script = tmp_path / "child.py"
@@ -255,14 +255,14 @@ async def test_descriptor_exhaustion_does_not_fail_the_flow(anyio_backend: str, 
         assert process.stdout is not None
         assert process.stderr is not None
         lines = _Lines(process.stdout)
-        url = await lines.next(timeout=60)
+        url = await lines.next(limit_s=60)
         assert url.startswith("ws://127.0.0.1:"), url
         port = int(url.rsplit(":", 1)[1].strip("/"))
         idle.extend([await anyio.connect_tcp("127.0.0.1", port) for _ in range(40)])  # > its free descriptors
         await anyio.sleep(0.3)  # let the child run out
         client = await open_connection(url, timeout=45)
         received = await _records(client)
-        result = json.loads(await lines.next(timeout=60))
+        result = json.loads(await lines.next(limit_s=60))
         with anyio.fail_after(30):
             code = await process.wait()
         stderr = (await process.stderr.receive(1 << 16)).decode(errors="replace") if code else ""
@@ -288,8 +288,8 @@ class _Lines:
         self.stream = stream
         self.buffer = b""
 
-    async def next(self, timeout: float) -> str:
-        with anyio.fail_after(timeout):
+    async def next(self, limit_s: float) -> str:
+        with anyio.fail_after(limit_s):
             while b"\n" not in self.buffer:
                 self.buffer += await self.stream.receive()
         line, _, self.buffer = self.buffer.partition(b"\n")

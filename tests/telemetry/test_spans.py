@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -60,8 +60,32 @@ def _lm(server: FakeLLMServer) -> dx.LM:
     return dx.LM("openai/fake-model", api_base=f"{server.url}/v1", api_key="sk-otel-test-0000", cache=False)
 
 
+def _attrs(span: Any) -> dict[str, Any]:
+    """A span's or a metric point's attributes (OpenTelemetry types them optional)."""
+    return dict(span.attributes or {})
+
+
 def _parent(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> ReadableSpan | None:
     return by_id.get(span.parent.span_id) if span.parent is not None else None
+
+
+def _parent_name(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> str:
+    parent = _parent(span, by_id)
+    assert parent is not None, f"{span.name} has no parent"
+    return parent.name
+
+
+def _times(span: ReadableSpan) -> tuple[int, int]:
+    """A finished span's start and end (OpenTelemetry types them optional)."""
+    assert span.start_time is not None
+    assert span.end_time is not None
+    return span.start_time, span.end_time
+
+
+def _metrics(reader: InMemoryMetricReader) -> MetricsData:
+    data = reader.get_metrics_data()
+    assert data is not None, "no metrics were recorded"
+    return data
 
 
 async def _run_cot_flow(provider: TracerProvider, **settings: Any) -> tuple[Any, EventKeeper, list[Any]]:
@@ -88,16 +112,16 @@ async def test_chain_of_thought_flow_span_tree_and_genai_attributes() -> None:
     assert len(runs) == 1
     run = runs[0]
     assert run.parent is None
-    assert run.attributes["dspex.flow.name"] == "qa"
-    assert run.attributes["dspex.run.id"] == report.run_id
-    assert run.attributes["dspex.status"] == "completed"
+    assert _attrs(run)["dspex.flow.name"] == "qa"
+    assert _attrs(run)["dspex.run.id"] == report.run_id
+    assert _attrs(run)["dspex.status"] == "completed"
     assert {s.context.trace_id for s in spans} == {run.context.trace_id}  # one trace per run
 
     node = next(s for s in spans if s.name == "node cot")
     assert _parent(node, by_id) is run
-    assert node.attributes["dspex.node.kind"] == "map"
+    assert _attrs(node)["dspex.node.kind"] == "map"
     item_spans = [s for s in spans if s.name == "item cot"]
-    assert sorted(s.attributes["dspex.item.id"] for s in item_spans) == [str(i) for i in range(1, N + 1)]
+    assert sorted(_attrs(s)["dspex.item.id"] for s in item_spans) == [str(i) for i in range(1, N + 1)]
     assert all(_parent(s, by_id) is node for s in item_spans)
 
     cot = [s for s in spans if s.name == "module ChainOfThought"]
@@ -108,7 +132,7 @@ async def test_chain_of_thought_flow_span_tree_and_genai_attributes() -> None:
     assert all(_parent(s, by_id) in cot for s in predict)
     assert all(_parent(s, by_id) in predict for s in chat)
     for span in chat:
-        attrs = span.attributes
+        attrs = _attrs(span)
         assert span.kind is SpanKind.CLIENT
         assert attrs["gen_ai.operation.name"] == "chat"
         assert attrs["gen_ai.provider.name"] == "openai"
@@ -122,8 +146,8 @@ async def test_chain_of_thought_flow_span_tree_and_genai_attributes() -> None:
     for span in spans:
         parent = _parent(span, by_id)
         if parent is not None:
-            assert parent.start_time <= span.start_time
-            assert span.end_time <= parent.end_time
+            assert _times(parent)[0] <= _times(span)[0]
+            assert _times(span)[1] <= _times(parent)[1]
 
     # the item's trace id rides on its events (the event-aware sink streams the module)
     item_events = [e for e in keeper.events if e.item_id is not None]
@@ -138,8 +162,8 @@ async def test_content_is_captured_only_when_asked() -> None:
     chat = [s for s in exporter.get_finished_spans() if s.name == "chat fake-model"]
     assert len(chat) == N
     for span in chat:
-        assert "What is" in span.attributes["gen_ai.input.messages"]
-        assert "[[ ## answer ## ]]" in span.attributes["gen_ai.output.messages"]
+        assert "What is" in _attrs(span)["gen_ai.input.messages"]
+        assert "[[ ## answer ## ]]" in _attrs(span)["gen_ai.output.messages"]
 
 
 async def test_failed_lm_call_marks_its_spans_with_error_type() -> None:
@@ -152,9 +176,9 @@ async def test_failed_lm_call_marks_its_spans_with_error_type() -> None:
             await predict.acall(question="hi", lm=lm)
         await lm.aclose()
     spans = {s.name: s for s in exporter.get_finished_spans()}
-    assert spans["chat fake-model"].attributes["error.type"] == "AuthError"
+    assert _attrs(spans["chat fake-model"])["error.type"] == "AuthError"
     assert spans["chat fake-model"].status.status_code is StatusCode.ERROR
-    assert spans["module Predict"].attributes["error.type"] == "AuthError"
+    assert _attrs(spans["module Predict"])["error.type"] == "AuthError"
 
 
 async def test_no_sdk_provider_means_no_telemetry() -> None:
@@ -168,12 +192,12 @@ async def test_no_sdk_provider_means_no_telemetry() -> None:
 
 
 async def test_explicit_provider_wins_and_metrics_are_recorded() -> None:
-    provider, exporter = _provider()
+    provider, _ = _provider()
     reader = InMemoryMetricReader()
     meters = MeterProvider(metric_readers=[reader])
     report, _, _ = await _run_cot_flow(provider, meter_provider=meters)
     assert report.items_out == N
-    data = reader.get_metrics_data()
+    data = _metrics(reader)
     points: dict[str, list[Any]] = {}
     for rm in data.resource_metrics:
         for sm in rm.scope_metrics:
@@ -182,13 +206,13 @@ async def test_explicit_provider_wins_and_metrics_are_recorded() -> None:
     durations = points["gen_ai.client.operation.duration"]
     assert sum(p.count for p in durations) == N
     tokens = points["gen_ai.client.token.usage"]
-    assert {p.attributes["gen_ai.token.type"] for p in tokens} == {"input", "output"}
+    assert {_attrs(p)["gen_ai.token.type"] for p in tokens} == {"input", "output"}
     assert sum(p.count for p in points["dspex.item.duration"]) == N
-    items = {p.attributes["dspex.status"]: p.value for p in points["dspex.items"]}
+    items = {_attrs(p)["dspex.status"]: p.value for p in points["dspex.items"]}
     assert items["read"] == N
     assert items["done"] == N
-    assert {p.attributes["dspex.flow.name"] for p in points["dspex.in_flight"]} == {"qa"}
-    assert "cot" in {p.attributes.get("dspex.node.name") for p in points["dspex.queue.depth"]}
+    assert {_attrs(p)["dspex.flow.name"] for p in points["dspex.in_flight"]} == {"qa"}
+    assert "cot" in {_attrs(p).get("dspex.node.name") for p in points["dspex.queue.depth"]}
     meters.shutdown()
 
 
@@ -214,13 +238,13 @@ async def test_react_tool_calls_are_execute_tool_spans() -> None:
     by_id = {s.context.span_id: s for s in spans}
     tools = [s for s in spans if s.name == "execute_tool add"]
     assert len(tools) == 2
-    assert all(s.attributes["gen_ai.operation.name"] == "execute_tool" for s in tools)
-    assert all(s.attributes["gen_ai.tool.name"] == "add" for s in tools)
-    assert all(_parent(s, by_id).name == "module ReAct" for s in tools)
-    ok, bad = sorted(tools, key=lambda s: s.start_time)
-    assert "error.type" not in ok.attributes
+    assert all(_attrs(s)["gen_ai.operation.name"] == "execute_tool" for s in tools)
+    assert all(_attrs(s)["gen_ai.tool.name"] == "add" for s in tools)
+    assert all(_parent_name(s, by_id) == "module ReAct" for s in tools)
+    ok, bad = sorted(tools, key=lambda s: _times(s)[0])
+    assert "error.type" not in _attrs(ok)
     assert ok.status.status_code is not StatusCode.ERROR
-    assert bad.attributes["error.type"] == "ToolError"
+    assert _attrs(bad)["error.type"] == "ToolError"
     assert bad.status.status_code is StatusCode.ERROR
 
 
@@ -259,7 +283,7 @@ async def test_trace_context_crosses_tasks_and_worker_threads() -> None:
     by_id = {s.context.span_id: s for s in spans}
     fanout = next(s for s in spans if s.name == "module Fanout")
     sync = next(s for s in spans if s.name == "module SyncForward")
-    parents = sorted(_parent(s, by_id).name for s in spans if s.name == "module Predict")
+    parents = sorted(_parent_name(s, by_id) for s in spans if s.name == "module Predict")
     assert parents == ["module Fanout", "module Fanout", "module SyncForward"]
     assert fanout.context.trace_id != sync.context.trace_id  # two top-level calls, two traces
 
@@ -315,15 +339,16 @@ async def test_items_failed_by_policy_are_marked_on_their_spans(policy: str) -> 
     report = await flow.run(progress=False, tracer_provider=provider, meter_provider=meters)
     assert report.items_failed == 3
     items = [s for s in exporter.get_finished_spans() if s.name == "item m"]
-    failed = sorted(s.attributes["dspex.item.id"] for s in items if s.attributes.get("error.type") == "ValueError")
+    failed = sorted(_attrs(s)["dspex.item.id"] for s in items if _attrs(s).get("error.type") == "ValueError")
     assert failed == ["2", "4", "6"]  # ids count from 1: x = 1, 3, 5
-    assert all(s.status.status_code is StatusCode.ERROR for s in items if s.attributes["dspex.item.id"] in failed)
+    assert all(s.status.status_code is StatusCode.ERROR for s in items if _attrs(s)["dspex.item.id"] in failed)
     statuses: dict[str, int] = {}
-    for rm in reader.get_metrics_data().resource_metrics:
+    for rm in _metrics(reader).resource_metrics:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 if metric.name == "dspex.item.duration":
                     for point in metric.data.data_points:
-                        statuses[point.attributes["dspex.status"]] = point.count
+                        assert isinstance(point, HistogramDataPoint)
+                        statuses[_attrs(point)["dspex.status"]] = point.count
     assert statuses == {"ok": 3, "error": 3}
     meters.shutdown()

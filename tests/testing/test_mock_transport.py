@@ -118,7 +118,7 @@ async def test_transport_failures_and_5xx_are_retried_then_answered() -> None:
                          LMTimeoutError("read timeout"), MockResponse(json=_completion("late but fine"))]  # fmt: skip
 
     def handler(request: MockRequest) -> MockResponse:
-        step = script.pop(0)
+        step: Exception | MockResponse = script.pop(0)
         if isinstance(step, Exception):
             raise step
         return step

@@ -114,7 +114,7 @@ def test_bad_arguments_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="adapter"):
         ScriptedLM([], adapter="xml")
     with pytest.raises(ConfigError, match="answers"):
-        ScriptedLM("answer")  # type: ignore[arg-type]
+        ScriptedLM("answer")
     with pytest.raises(ConfigError, match="stream_chunk_size"):
         ScriptedLM([], stream_chunk_size=0)
 

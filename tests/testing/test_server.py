@@ -42,6 +42,7 @@ JSON_SYSTEM = (
     'produce must be a single float value"\n}\nIn adhering to this structure, your objective '
     "is: \n        Answer."
 )
+DEFAULT_TIMEOUTS = Timeouts()
 MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
 PATHS = {
     "openai": "/v1/chat/completions",
@@ -70,7 +71,7 @@ def text_of(provider: str, reply: dict[str, Any], i: int = 0) -> str:
 
 async def post(
     pool: ConnectionPool, url: str, body: Any, headers: dict[str, str] | None = None,
-    timeouts: Timeouts = Timeouts(),
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
 ) -> tuple[int, Any, Any]:  # fmt: skip
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     resp = await pool.request("POST", url, headers=headers or {}, body=raw, timeouts=timeouts)
@@ -395,6 +396,7 @@ def test_loopback_only_and_option_checks() -> None:
 # -- scale, threads, parsers, CLI --------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_many_concurrent_keepalive_connections() -> None:
     pool = ConnectionPool(max_connections_per_host=300)
     async with FakeLLMServer(latency_ms=50) as srv:

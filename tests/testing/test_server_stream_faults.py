@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from dspex.errors import ConfigError, LMError, LMTimeoutError, LMTransportError
@@ -20,14 +22,15 @@ from dspex.testing import FakeLLMServer
 )
 @pytest.mark.parametrize("after", [0, 4])
 async def test_stream_faults_strike_after_n_tokens(fault: str, error: type[LMError], words: str, after: int) -> None:
-    async with FakeLLMServer(fault_after_tokens=after, **{fault: 1.0}) as server:
+    certain: dict[str, Any] = {fault: 1.0}  # this fault on every request
+    async with FakeLLMServer(fault_after_tokens=after, **certain) as server:
         read = 0.2 if fault == "p_hang" else 10.0  # only the hang should wait out a read timeout
         lm = LM("openai/fake-model", api_base=f"{server.url}/v1", api_key="sk-x", cache=False, num_retries=0,
                 timeout=Timeouts(read=read))
         texts: list[str] = []
         with pytest.raises(error) as info:
             async for chunk in lm.stream("Tell me about the sea."):
-                texts.append(chunk.text)
+                texts.append(chunk.text)  # noqa: PERF401 (what came before the error is kept)
         await lm.aclose()
     assert words in str(info.value)
     assert len([t for t in texts if t]) == after  # one token per chunk: exactly ``after`` went out

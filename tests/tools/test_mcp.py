@@ -118,6 +118,7 @@ UPSTREAM_TRIO_LEAKS = [
 pytestmark = UPSTREAM_TRIO_LEAKS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", sorted(SESSIONS))
 async def test_server_tools_become_dx_tools(transport: str, server_script: Path) -> None:
     async with SESSIONS[transport](server_script) as session:
@@ -139,6 +140,7 @@ async def test_server_tools_become_dx_tools(transport: str, server_script: Path)
             await add.acall(a=1, c=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", sorted(SESSIONS))
 async def test_react_runs_mcp_tools(transport: str, server_script: Path) -> None:
     async with SESSIONS[transport](server_script) as session:
@@ -164,5 +166,5 @@ async def test_react_runs_mcp_tools(transport: str, server_script: Path) -> None
 
 
 async def test_from_mcp_rejects_a_non_session() -> None:
-    with pytest.raises(ToolError, match="expects an initialized mcp.ClientSession"):
+    with pytest.raises(ToolError, match=r"expects an initialized mcp\.ClientSession"):
         await dx.tools.from_mcp(object())

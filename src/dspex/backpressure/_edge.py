@@ -12,7 +12,7 @@ mark in items and chunks) that end up in the run report.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 
@@ -163,7 +163,7 @@ class EdgeReceiver:
         """Close the consumer end: producers then fail with BrokenResourceError."""
         self._stream.close()
 
-    def __enter__(self) -> EdgeReceiver:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

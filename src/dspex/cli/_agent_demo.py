@@ -22,14 +22,19 @@ from typing import Any
 import click
 
 from .._util._sync import run_sync
-from ._demo import _PORT, _free, load_questions, run_on_server, viewer_first
+from ..flows import Flow
+from ..modules import ReAct
+from ..sinks import jsonl, websocket
+from ..testing import FakeLLMServer
+from ._demo import _PORT, _free, load_questions, run_on_server
 from ._serve import new_token
 
 __all__ = ["agent_tools", "run_agent_demo"]
 
-_EXPRESSION = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*/×÷x])\s*(-?\d+(?:\.\d+)?)")
-_OPS = {"+": float.__add__, "-": float.__sub__, "*": float.__mul__, "×": float.__mul__, "x": float.__mul__,
-        "/": float.__truediv__, "÷": float.__truediv__}
+# the multiplication and division signs (U+00D7, U+00F7) too, as questions write them
+_EXPRESSION = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*/x\u00d7\u00f7])\s*(-?\d+(?:\.\d+)?)")
+_OPS = {"+": float.__add__, "-": float.__sub__, "*": float.__mul__, "\u00d7": float.__mul__, "x": float.__mul__,
+        "/": float.__truediv__, "\u00f7": float.__truediv__}
 
 
 async def calculate(expression: str) -> int | float:
@@ -48,7 +53,7 @@ async def calculate(expression: str) -> int | float:
 
 def agent_tools(rows: list[dict[str, Any]], pause_s: float = 0.005) -> list[Any]:
     """Return the demo's two tools: ``lookup`` (sync) over ``rows``, and ``calculate`` (async)."""
-    book = {row["question"].strip(): row["expected"] for row in rows}
+    book = {str(row["question"]).strip(): str(row["expected"]) for row in rows}
 
     def lookup(question: str) -> str:
         """Look up a fact in the bundled reference book.
@@ -74,20 +79,13 @@ def run_agent_demo(serve: bool = False, n: int | None = None, out_path: Path | s
 
 async def _agent_demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port: int = _PORT,
                       token: str | None = None) -> int:
-    from ..flows import Flow
-    from ..modules import ReAct
-    from ..sinks import jsonl, websocket
-    from ..testing import FakeLLMServer
-
     rows = load_questions(n)
-    speed = {"latency_ms": 120, "token_delay_ms": 20} if serve else {"latency_ms": 20, "token_delay_ms": 0}
-    server = FakeLLMServer(**speed)
-    live = websocket(port=_free(port), replay=600, token=token) if serve else None
+    latency_ms, token_delay_ms = (120, 20) if serve else (20, 0)  # slow enough to watch when served
+    server = FakeLLMServer(latency_ms=latency_ms, token_delay_ms=token_delay_ms)
+    live = websocket(port=_free(port), replay=600, token=token, wait_for_client_s=wait_s) if serve else None
     sinks = [jsonl(out_path, mode="w"), *([live] if live else [])]
-    waited = [0.0]
     agent = ReAct("question -> answer", tools=agent_tools(rows), max_iters=5)
     flow = Flow("demo-agent")
-    flow.source(viewer_first(rows, live, wait_s, waited)).map(
-        agent, concurrency=6 if serve else 32, on_error="dead_letter").sink(*sinks)
+    flow.source(rows).map(agent, concurrency=6 if serve else 32, on_error="dead_letter").sink(*sinks)
     click.echo(f"dspex demo --agent: {len(rows)} questions -> ReAct(lookup, calculate) -> {out_path}")
-    return await run_on_server(flow, server, live, wait_s, out_path, waited)
+    return await run_on_server(flow, server, live, out_path)

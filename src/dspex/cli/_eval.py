@@ -17,6 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .. import _context
+from ..evaluate import Evaluate, metrics
+from ..evaluate._evaluate import print_table
+from ..lm import LM
+from ..modules import Example, load
+from ._exit import exit_codes
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -31,8 +38,6 @@ def resolve_metric(name: str) -> Callable[..., Any]:
     Raises:
         click.BadParameter: Unknown name or import failure.
     """
-    from ..evaluate import metrics
-
     if name in _BUILTIN:
         return getattr(metrics, name)  # type: ignore[no-any-return]
     if name in ("semantic_f1", "SemanticF1"):
@@ -53,8 +58,6 @@ def read_examples(path: Path, inputs: list[str]) -> list[Any]:
     Raises:
         click.BadParameter: A line is not a JSON object, or the file is empty.
     """
-    from ..modules import Example
-
     examples = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -92,33 +95,20 @@ def _summary(result: Any, n: int) -> dict[str, Any]:
               help="Rows of the results table (0: none).")
 @click.option("--run-id", default=None, help="Resume a killed evaluation with the same id.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@exit_codes("evaluation")
 def eval_command(program_path: Path, data_path: Path, metric: str, model: str | None, api_base: str | None,
                  concurrency: int, rows: int, run_id: str | None, as_json: bool) -> None:
     """Score a saved program on DATA.jsonl with a metric."""
-    from .. import _context
-    from ..errors import ConfigError, DspexError
-    from ..evaluate import Evaluate
-    from ..evaluate._evaluate import print_table
-    from ..lm import LM
-    from ..modules import load
-
     scorer = resolve_metric(metric)
-    try:
-        program = load(program_path)
-        if model is not None:
-            program.set_lm(LM(model, api_base=api_base) if api_base else LM(model))
-        inputs = list(dict.fromkeys(n for p in program.predictors() for n in p.signature.input_fields))
-        examples = read_examples(data_path, inputs)
-        evaluate = Evaluate(devset=examples, metric=scorer, concurrency=concurrency,
-                            display_progress=not as_json and sys.stderr.isatty())
-        with _context.context():
-            result = evaluate(program, run_id=run_id)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except DspexError as exc:
-        click.echo(f"error: evaluation failed: {exc}", err=True)
-        sys.exit(1)
+    program = load(program_path)
+    if model is not None:
+        program.set_lm(LM(model, api_base=api_base) if api_base else LM(model))
+    inputs = list(dict.fromkeys(n for p in program.predictors() for n in p.signature.input_fields))
+    examples = read_examples(data_path, inputs)
+    evaluate = Evaluate(devset=examples, metric=scorer, concurrency=concurrency,
+                        display_progress=not as_json and sys.stderr.isatty())
+    with _context.context():
+        result = evaluate(program, run_id=run_id)
     if as_json:
         click.echo(json.dumps(_summary(result, len(examples)), default=str))
         return

@@ -7,18 +7,27 @@
 - ``dspex inspect --store S --run RUN_ID``: a run's progress and recorded traces.
 
 Tables are drawn with rich; ``--json`` prints one JSON object instead.
-Exit codes: 0 shown, 2 nothing to show (unknown file, program, version or run).
+Exit codes: 0 shown, 1 the store could not be read, 2 nothing to show
+(unknown file, program, version or run).
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.table import Table
+
+from .._util._sync import run_sync
+from ..errors import ConfigError
+from ..modules import load
+from ..modules._versions import aload_version
+from ..store import RunStore
+from ._exit import exit_codes
 
 __all__ = ["inspect_command"]
 
@@ -34,9 +43,6 @@ def _program_view(program: Any) -> dict[str, Any]:
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title)
     for column in columns:
         table.add_column(column)
@@ -46,10 +52,6 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
 
 async def _gather(store_path: Path, name: str | None, version: int | None, run_id: str | None) -> dict[str, Any]:
-    from ..errors import ConfigError
-    from ..modules._versions import aload_version
-    from ..store import RunStore
-
     async with RunStore(store_path) as store:
         if run_id is not None:
             run = next((r for r in await store.runs() if r["run_id"] == run_id), None)
@@ -98,25 +100,18 @@ def _print(data: dict[str, Any]) -> None:
 @click.option("--version", "version", default=None, type=click.IntRange(min=1), help="Show this version of NAME.")
 @click.option("--run", "run_id", default=None, help="Show this run's progress and traces (with --store).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@exit_codes()
 def inspect_command(target: str | None, store_path: Path | None, version: int | None, run_id: str | None,
                     as_json: bool) -> None:
     """Show a saved program, a run store's program versions, or a run."""
-    from .._util._sync import run_sync
-    from ..errors import ConfigError, DspexError
-    from ..modules import load
-
-    try:
-        if store_path is None:
-            if target is None or run_id is not None or version is not None:
-                raise ConfigError("give PROGRAM.json, or --store (with NAME, --version or --run)")
-            data = {"program": _program_view(load(Path(target), load_lm=False))}
-        else:
-            if not store_path.exists():
-                raise ConfigError(f"no run store at {store_path}")
-            data = run_sync(lambda: _gather(store_path, target, version, run_id))
-    except (ConfigError, DspexError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    if store_path is None:
+        if target is None or run_id is not None or version is not None:
+            raise ConfigError("give PROGRAM.json, or --store (with NAME, --version or --run)")
+        data = {"program": _program_view(load(Path(target), load_lm=False))}
+    else:
+        if not store_path.exists():
+            raise ConfigError(f"no run store at {store_path}")
+        data = run_sync(lambda: _gather(store_path, target, version, run_id))
     if as_json:
         click.echo(json.dumps(data, default=str))
     else:

@@ -13,13 +13,26 @@ and its parent (``dspex inspect --store`` lists them). Exit codes: 0 done,
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .._context import context, get_setting
+from ..evaluate import Evaluate
+from ..lm import LM
+from ..modules import Prediction, load, save_version
+from ..optimizers import (
+    COPRO,
+    GEPA,
+    BootstrapFewShot,
+    BootstrapFewShotWithRandomSearch,
+    LabeledFewShot,
+    MIPROv2,
+)
+from ..optimizers._mipro import num_trials_for
 from ._eval import read_examples, resolve_metric
+from ._exit import exit_codes
 
 __all__ = ["optimize_command"]
 
@@ -30,12 +43,10 @@ _TAKES_VALSET = ("random-search", "mipro", "gepa")
 
 def _with_feedback(metric: Any) -> Any:
     """Return ``metric`` as a GEPA metric: five arguments, feedback naming the expected answer."""
-    from ..modules import Prediction
-
     def gepa_metric(gold: Any, pred: Any, trace: Any = None, pred_name: Any = None, pred_trace: Any = None) -> Any:
         result = metric(gold, pred)
         score = float(getattr(result, "score", result))
-        wanted = {k: v for k, v in gold.items() if k not in gold.inputs().keys()}
+        wanted = {k: v for k, v in gold.items() if k not in gold.inputs()}
         return Prediction(score=score, feedback=f"This trajectory got a score of {score}. Expected: {wanted}.")
 
     return gepa_metric
@@ -43,14 +54,6 @@ def _with_feedback(metric: Any) -> Any:
 
 def _optimizer(name: str, metric: Any, demos: int, labeled: int, candidates: int, concurrency: int,
                seed: int) -> Any:
-    from ..optimizers import (
-        COPRO,
-        BootstrapFewShot,
-        BootstrapFewShotWithRandomSearch,
-        LabeledFewShot,
-        MIPROv2,
-    )
-
     if name == "labeled":
         return LabeledFewShot(k=labeled)
     if name == "bootstrap":
@@ -62,9 +65,6 @@ def _optimizer(name: str, metric: Any, demos: int, labeled: int, candidates: int
     if name == "copro":
         return COPRO(metric=metric, breadth=max(candidates, 2), depth=2, concurrency=concurrency)
     if name == "gepa":
-        from .._context import get_setting
-        from ..optimizers import GEPA
-
         return GEPA(metric=_with_feedback(metric), max_full_evals=max(candidates, 1), reflection_lm=get_setting("lm"),
                     seed=seed, concurrency=concurrency)
     return BootstrapFewShotWithRandomSearch(metric=metric, max_bootstrapped_demos=demos, max_labeled_demos=labeled,
@@ -75,8 +75,6 @@ def _compile_args(name: str, val: Any, trials: int | None, candidates: int) -> d
     """Return the extra ``compile`` arguments of optimizer ``name``."""
     extra: dict[str, Any] = {"valset": val} if val is not None and name in _TAKES_VALSET else {}
     if name == "mipro":
-        from ..optimizers._mipro import num_trials_for
-
         size = len(val) if val is not None else 0
         extra.update(num_trials=trials or num_trials_for(1, False, max(candidates, 2)),
                      minibatch=size > 35, minibatch_size=min(35, max(size, 1)))
@@ -107,40 +105,27 @@ def _compile_args(name: str, val: Any, trials: int | None, candidates: int) -> d
 @click.option("--api-base", default=None, help="Base URL of an OpenAI-compatible endpoint.")
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@exit_codes("optimization")
 def optimize_command(program_path: Path, train_path: Path, out_path: Path, name: str, metric: str,
                      val_path: Path | None, demos: int, labeled: int, candidates: int, trials: int | None,
                      seed: int, store_path: Path | None, version_name: str | None, model: str | None,
                      api_base: str | None, concurrency: int, as_json: bool) -> None:
     """Compile a saved program on TRAIN.jsonl and save it to --out."""
-    from .._context import context
-    from ..errors import ConfigError, DspexError
-    from ..evaluate import Evaluate
-    from ..lm import LM
-    from ..modules import load
-
     scorer = resolve_metric(metric)
-    try:
-        program = load(program_path)
-        lm = (LM(model, api_base=api_base) if api_base else LM(model)) if model else program.get_lm()
-        inputs = list(dict.fromkeys(n for p in program.predictors() for n in p.signature.input_fields))
-        train = read_examples(train_path, inputs)
-        val = read_examples(val_path, inputs) if val_path else None
-        with context(lm=lm):
-            optimizer = _optimizer(name, scorer, demos, labeled, candidates, concurrency, seed)
-            compiled = optimizer.compile(program, trainset=train, **_compile_args(name, val, trials, candidates))
-            scores = None
-            if val is not None:
-                evaluate = Evaluate(devset=val, metric=scorer, concurrency=concurrency)
-                scores = {"before": evaluate(program).score, "after": evaluate(compiled).score}
-        compiled.save(out_path)
-        version = _save_version(compiled, program, optimizer, store_path, version_name or program_path.stem,
-                                scores)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except DspexError as exc:
-        click.echo(f"error: optimization failed: {exc}", err=True)
-        sys.exit(1)
+    program = load(program_path)
+    lm = (LM(model, api_base=api_base) if api_base else LM(model)) if model else program.get_lm()
+    inputs = list(dict.fromkeys(n for p in program.predictors() for n in p.signature.input_fields))
+    train = read_examples(train_path, inputs)
+    val = read_examples(val_path, inputs) if val_path else None
+    with context(lm=lm):
+        optimizer = _optimizer(name, scorer, demos, labeled, candidates, concurrency, seed)
+        compiled = optimizer.compile(program, trainset=train, **_compile_args(name, val, trials, candidates))
+        scores = None
+        if val is not None:
+            evaluate = Evaluate(devset=val, metric=scorer, concurrency=concurrency)
+            scores = {"before": evaluate(program).score, "after": evaluate(compiled).score}
+    compiled.save(out_path)
+    version = _save_version(compiled, program, optimizer, store_path, version_name or program_path.stem, scores)
     summary = {"optimizer": name, "out": str(out_path), "train": len(train), "scores": scores,
                "demos": {n: len(p.demos) for n, p in compiled.named_predictors()}, "version": version}
     if as_json:
@@ -158,8 +143,6 @@ def _save_version(compiled: Any, program: Any, optimizer: Any, store_path: Path 
     """Save the student (once, as the parent) and the compiled program as versions; None without a store."""
     if store_path is None:
         return None
-    from ..modules import save_version
-
     if getattr(program, "dspex_version", None) is None:  # the student becomes the parent version
         save_version(program, name, store=store_path, score=scores["before"] if scores else None)
     compiled.dspex_version = program.dspex_version

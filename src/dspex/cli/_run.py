@@ -13,12 +13,15 @@ input (unreadable or invalid flow file, unknown LM, bad option).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .._util._sync import run_sync
+from ..errors import FlowFailed
+from ..lm import LM
+from ._exit import EXIT_FAILED, exit_codes
 from ._serve import load_flow
 
 __all__ = ["run_command"]
@@ -44,28 +47,21 @@ __all__ = ["run_command"]
 @click.option("--address", default=None, help="With --engine dask: the scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("--partitions", default=None, type=click.IntRange(min=1),
               help="Partitions of the source for --engine processes/dask (default 2 x workers).")
+@exit_codes()
 def run_command(flow_path: Path, run_id: str | None, store: Path | None, as_json: bool, model: str | None,
                 api_base: str | None, max_failure_rate: float | None, quiet: bool,
                 progress_every: float, engine: str, workers: int | None, address: str | None,
                 partitions: int | None) -> None:
     """Run FLOW (YAML or Python) and print its report."""
-    from .._util._sync import run_sync
-    from ..errors import ConfigError, DspexError, FlowFailed, RunLeaseError
-
     if api_base and not model:
         raise click.UsageError("--api-base needs --lm (the model served there)")
     if address and engine != "dask":
         raise click.UsageError("--address needs --engine dask")
     if engine == "local" and (workers or partitions):
         raise click.UsageError("--workers and --partitions need --engine processes or dask")
-    try:
-        flow, options = load_flow(flow_path)
-        if model is not None:
-            from ..lm import LM
-
-            options["lm"] = LM(model, api_base=api_base)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    flow, options = load_flow(flow_path)
+    if model is not None:
+        options["lm"] = LM(model, api_base=api_base)
     if max_failure_rate is not None:
         options["max_failure_rate"] = max_failure_rate
     if store is not None:
@@ -77,17 +73,10 @@ def run_command(flow_path: Path, run_id: str | None, store: Path | None, as_json
     try:
         report = run_sync(_run, flow, run_id, options)
     except FlowFailed as exc:
-        click.echo(f"error: {exc}", err=True)
         partial = getattr(exc, "report", None)  # the runner attaches the partial report
         if as_json and partial is not None:
             click.echo(json.dumps(partial.to_dict()))
-        sys.exit(1)
-    except (ConfigError, RunLeaseError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except DspexError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        raise  # exit_codes prints it and exits 1
     if as_json:
         click.echo(json.dumps(report.to_dict()))
     else:
@@ -95,7 +84,8 @@ def run_command(flow_path: Path, run_id: str | None, store: Path | None, as_json
             f"{report.status}: {report.items_out} out / {report.items_in} in, {report.items_failed} failed, "
             f"{report.duration_s:.2f} s, {report.items_per_s:,.1f} items/s, cost ${report.cost:.4f}"
         )
-    sys.exit(0 if report.status == "completed" else 1)
+    if report.status != "completed":
+        raise click.exceptions.Exit(EXIT_FAILED)
 
 
 async def _run(flow: Any, run_id: str | None, options: dict[str, Any]) -> Any:

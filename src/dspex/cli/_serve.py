@@ -26,13 +26,17 @@ import runpy
 import secrets
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import anyio
 import click
 
-if TYPE_CHECKING:
-    from ..flows import Flow
-    from ..sinks import WebSocketSink
+from .._util._sync import run_sync
+from ..errors import DspexError, FlowSpecError
+from ..flows import Flow, NodeHandle
+from ..flows._yaml import load_yaml
+from ..sinks import WebSocketSink, websocket
+from ._exit import EXIT_FAILED, exit_codes
 
 __all__ = ["NO_AUTH_WARNING", "attach_websocket", "load_flow", "new_token", "page_link", "serve_command"]
 
@@ -62,12 +66,7 @@ def load_flow(path: Path) -> tuple[Flow, dict[str, Any]]:
         click.UsageError: The file defines no flow or cannot be loaded; for
             YAML the message starts with ``file:line:column``.
     """
-    from ..flows import Flow
-
     if path.suffix in (".yaml", ".yml"):
-        from ..errors import FlowSpecError
-        from ..flows._yaml import load_yaml
-
         try:
             loaded = load_yaml(path)
         except FlowSpecError as exc:
@@ -87,10 +86,11 @@ def load_flow(path: Path) -> tuple[Flow, dict[str, Any]]:
 
 
 def attach_websocket(flow: Flow, **options: Any) -> WebSocketSink:
-    """Return the flow's WebSocket sink, attaching a new one if it has none."""
-    from ..flows import NodeHandle
-    from ..sinks import WebSocketSink, websocket
+    """Return the flow's WebSocket sink, attaching a new one if it has none.
 
+    Raises:
+        ConfigError: ``options`` are not valid for a WebSocket sink.
+    """
     sink_nodes = [n for n in flow.nodes if n.kind == "sink"]
     for node in sink_nodes:
         for sink in node.sinks:
@@ -119,36 +119,31 @@ def attach_websocket(flow: Flow, **options: Any) -> WebSocketSink:
               help="Seconds to wait for a page to connect before the sources start.")
 @click.option("--linger", "linger_s", default=30.0, show_default=True, type=click.FloatRange(min=0),
               help="After the run, keep serving up to this long while a page is connected.")
+@exit_codes()
 def serve_command(flow_path: Path, host: str, port: int, ws_path: str, token: str | None,
                   no_auth: bool, run_id: str | None, wait_s: float, linger_s: float) -> None:
     """Run FLOW with its tokens, results and metrics live on a web page."""
-    import sys
-
-    from .._util._sync import run_sync
-    from ..errors import ConfigError
-
     if no_auth and token:
         raise click.UsageError("--no-auth and --token (or DSPEX_WS_TOKEN) contradict each other; pick one")
     flow, settings = load_flow(flow_path)
     generated = None if no_auth or token else new_token()
-    try:
-        live = attach_websocket(flow, host=host, port=port, path=ws_path, token=token or generated)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+    live = attach_websocket(flow, host=host, port=port, path=ws_path, token=token or generated)
     if live.server.token != generated:  # the flow brought its own sink: its settings stand
         generated = None
     live.wait_for_client_s, live.linger_s = wait_s, linger_s
     # closing the sink includes the linger: give it room beyond the flush deadline
     settings["sink_timeout_s"] = max(float(settings.get("sink_timeout_s", 30.0)), 30.0 + linger_s)
-    code = run_sync(_serve, flow, live, settings, run_id, generated)
-    sys.exit(code)
+    if not run_sync(_serve, flow, live, settings, run_id, generated):
+        raise click.exceptions.Exit(EXIT_FAILED)
 
 
 async def _serve(flow: Flow, live: WebSocketSink, settings: dict[str, Any], run_id: str | None,
-                 generated: str | None = None) -> int:
-    import anyio
+                 generated: str | None = None) -> bool:
+    """Run ``flow`` while announcing the page; return whether the run completed.
 
-    from ..errors import DspexError
+    Raises:
+        DspexError: The run failed (``exit_codes`` reports it).
+    """
 
     async def announce() -> None:
         await live.started.wait()
@@ -161,15 +156,17 @@ async def _serve(flow: Flow, live: WebSocketSink, settings: dict[str, Any], run_
         if live.server.token is None:
             click.echo(NO_AUTH_WARNING, err=True)
 
+    failure: DspexError | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(announce)
         try:
             report = await flow.run(run_id=run_id, **settings)
         except DspexError as exc:
-            click.echo(f"error: {exc}", err=True)
-            return 1
+            failure = exc
         finally:
             tg.cancel_scope.cancel()
+    if failure is not None:  # raised outside the task group, which would wrap it in an ExceptionGroup
+        raise failure
     # the report's duration includes waiting for and lingering with the viewer: say how much
     extra = live.waited_s + live.lingered_s
     around = f" (incl. {extra:.1f} s waiting for or lingering with the page)" if extra >= 0.05 else ""
@@ -177,4 +174,4 @@ async def _serve(flow: Flow, live: WebSocketSink, settings: dict[str, Any], run_
         f"{report.status}: {report.items_out} out / {report.items_in} in, {report.items_failed} failed, "
         f"{report.duration_s:.2f} s{around}, cost ${report.cost:.4f}"
     )
-    return 0 if report.status == "completed" else 1
+    return bool(report.status == "completed")

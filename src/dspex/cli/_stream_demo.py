@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import click
 
+from .. import events
 from .._util._sync import run_sync
+from ..lm import LM
+from ..modules import ChainOfThought
+from ..testing import FakeLLMServer
 
 __all__ = ["stream_one"]
 
 
 async def _stream(question: str, token_delay_ms: float) -> None:
-    from .. import events
-    from ..lm import LM
-    from ..modules import ChainOfThought
-    from ..testing import FakeLLMServer
-
     async with FakeLLMServer(token_delay_ms=token_delay_ms, latency_ms=20) as server:
         lm = LM("openai/dspex-fake", api_base=server.url + "/v1", api_key="not-needed", cache=False)
         qa = ChainOfThought("question -> answer")

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
+from rich.console import Console
+from rich.table import Table
 
 from .._util._sync import run_sync
 from ..errors import ConfigError, InputError
@@ -311,9 +313,6 @@ def _write_files(rows: list[dict[str, Any]], json_path: Any, csv_path: Any) -> N
 
 def print_table(results: Sequence[tuple[Any, Any, Any]], metric_name: str, limit: int | None) -> None:
     """Print the first ``limit`` result rows (all when None) as a rich table on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-
     rows = output_rows(results[:limit] if limit is not None else results, metric_name)
     table = Table(title=f"Evaluate ({len(results)} examples)")
     columns = list(dict.fromkeys(k for row in rows for k in row))

@@ -18,7 +18,8 @@ import inspect
 import logging
 import math
 import random
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio.to_thread
 
@@ -30,6 +31,8 @@ from ._gepa_adapter import DspexGEPAAdapter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from gepa.core.adapter import GEPAAdapter
 
 __all__ = ["GEPA"]
 
@@ -71,7 +74,7 @@ class GEPA(Optimizer):
         skip_perfect_score: As in DSPy.
         perfect_score: As in DSPy.
         use_merge: As in DSPy.
-        max_merge_invocations: As in DSPy.
+        max_merge_invocations: As in DSPy (None: no limit but the budget).
         component_selector: As in DSPy.
         failure_score: As in DSPy.
         log_dir: As in DSPy; it makes the run resumable.
@@ -92,7 +95,7 @@ class GEPA(Optimizer):
     def __init__(
         self, metric: Callable[..., Any], *, auto: str | None = None, max_full_evals: int | None = None,
         max_metric_calls: int | None = None, reflection_minibatch_size: int = 3,
-        candidate_selection_strategy: str = "pareto", reflection_lm: Any = None, skip_perfect_score: bool = True,
+        candidate_selection_strategy: Literal["pareto", "current_best"] = "pareto", reflection_lm: Any = None, skip_perfect_score: bool = True,
         add_format_failure_as_feedback: bool = False, instruction_proposer: Callable[..., Any] | None = None,
         code_proposer: Any = None, component_selector: Any = "round_robin", use_merge: bool = True,
         max_merge_invocations: int | None = 5, num_threads: int | None = None, failure_score: float = 0.0,
@@ -116,6 +119,9 @@ class GEPA(Optimizer):
         for name, value in zip(_UNSUPPORTED, (use_wandb, use_mlflow, code_proposer), strict=True):
             if value:
                 raise ConfigError(f"GEPA {name} is a DSPy integration dspex does not provide; leave it unset")
+        if candidate_selection_strategy not in ("pareto", "current_best"):
+            raise ConfigError("GEPA candidate_selection_strategy must be 'pareto' or 'current_best', "
+                              f"got {candidate_selection_strategy!r}")
         if track_best_outputs and not track_stats:
             raise ConfigError("GEPA track_best_outputs needs track_stats=True")
         limit = concurrency if concurrency is not None else num_threads if num_threads is not None else 16
@@ -153,8 +159,8 @@ class GEPA(Optimizer):
                 or the ``gepa`` package missing.
         """
         reject_unknown(self.acompile, unknown)
-        try:
-            import gepa  # the optional extra: imported when GEPA runs, not with dspex
+        try:  # the optional extra: imported when GEPA runs, not with dspex
+            from gepa.api import optimize
         except ImportError as exc:
             raise ConfigError("GEPA needs the gepa package: pip install 'dspex[gepa]'") from exc
         check_student(student, "GEPA")
@@ -169,18 +175,22 @@ class GEPA(Optimizer):
             instruction_proposer=self.instruction_proposer,
             add_format_failure_as_feedback=self.add_format_failure_as_feedback)
         seed_candidate = {name: p.signature.instructions for name, p in student.named_predictors()}
+        merges = sys.maxsize if self.max_merge_invocations is None else self.max_merge_invocations
         run = functools.partial(
-            gepa.optimize, seed_candidate=seed_candidate, trainset=train, valset=val or train, adapter=adapter,
+            optimize, seed_candidate=seed_candidate, trainset=train, valset=val or train,
+            adapter=cast("GEPAAdapter[Any, Any, Any]", adapter),  # gepa's Protocol, met structurally
             reflection_lm=None, candidate_selection_strategy=self.candidate_selection_strategy,
             skip_perfect_score=self.skip_perfect_score, reflection_minibatch_size=self.reflection_minibatch_size,
             module_selector=self.component_selector, perfect_score=self.perfect_score, use_merge=self.use_merge,
-            max_merge_invocations=self.max_merge_invocations, max_metric_calls=budget, logger=_Logger(),
+            max_merge_invocations=merges, max_metric_calls=budget, logger=_Logger(),
             run_dir=self.log_dir, track_best_outputs=self.track_best_outputs, display_progress_bar=False,
             raise_on_exception=True, seed=self.seed or 0, **self.gepa_kwargs)
         result = await anyio.to_thread.run_sync(run)  # the engine is sync; its calls hop back to this loop
-        best = adapter.build_program(result.best_candidate)
-        if self.track_stats:
-            best.detailed_results = _details(result, adapter)
+        candidate = result.best_candidate
+        assert isinstance(candidate, dict), candidate  # a dict seed evolves dict candidates
+        best = adapter.build_program(candidate)
+        if self.track_stats:  # DSPy's attribute on the compiled program (Module does not declare it)
+            vars(best)["detailed_results"] = _details(result, adapter)
         return best
 
 

@@ -125,7 +125,8 @@ class DspexGEPAAdapter:
     # -- the async work (event loop) ---------------------------------------------------
 
     async def _aevaluate(self, batch: list[Any], candidate: dict[str, str], capture: bool) -> Any:
-        from gepa import EvaluationBatch  # the optional extra, present whenever the engine calls us
+        # the optional extra, present whenever the engine calls us
+        from gepa.core.adapter import EvaluationBatch
 
         program = self.build_program(candidate)
         outputs: list[Any] = [None] * len(batch)

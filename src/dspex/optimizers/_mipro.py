@@ -1,4 +1,4 @@
-"""``MIPROv2``: grounded instruction proposals × bootstrapped demo sets, searched with Optuna TPE.
+"""``MIPROv2``: grounded instruction proposals crossed with bootstrapped demo sets, searched with Optuna TPE.
 
 DSPy 3.4.1's algorithm, step for step, with its seeds: one ``Random(seed)``
 draws, in DSPy's order, the auto-mode valset sample, the demo-set shuffles
@@ -375,11 +375,10 @@ class _Search:
     def _finish(self, best: Module, best_score: float) -> Module:
         if self.opt.track_stats:
             ranked = sorted(self.score_data, key=lambda d: d["score"], reverse=True)
-            best.trial_logs = self.trial_logs
-            best.score = best_score
-            best.total_calls = self.total_eval_calls
-            best.mb_candidate_programs = [d for d in ranked if not d["full_eval"]]
-            best.candidate_programs = [d for d in ranked if d["full_eval"]]
+            # DSPy's statistics attributes on the compiled program (Module does not declare them)
+            vars(best).update(trial_logs=self.trial_logs, score=best_score, total_calls=self.total_eval_calls,
+                              mb_candidate_programs=[d for d in ranked if not d["full_eval"]],
+                              candidate_programs=[d for d in ranked if d["full_eval"]])
         return best
 
 

@@ -261,7 +261,7 @@ class GroundedProposer:
         sets = demo_candidates[pred_i]
         fields = self.program.predictors()[pred_i].signature.fields
         shown = [example_string(fields, ex) for s in [sets[set_i], *sets[set_i + 1 :], *sets[:set_i]]
-                 for ex in s if "augmented" in ex.keys()][: self.num_demos_in_context]
+                 for ex in s if "augmented" in ex][: self.num_demos_in_context]
         text = "\n\n".join(shown) + "\n\n"
         return text if text.strip() else "No task demos provided."
 

@@ -51,9 +51,13 @@ async def check_source(
     ``skip`` (skipping every other key yields exactly the rest); a second
     read yields the same records; closing after the first record is clean.
     """
-    make = (lambda: source) if isinstance(source, Source) else source
+
+    def make() -> Source:
+        return source if isinstance(source, Source) else source()
+
     first = make()
-    assert isinstance(first.name, str) and first.name, f"{first!r}: name must be a non-empty str"
+    assert isinstance(first.name, str), f"{first!r}: name must be a str"
+    assert first.name, f"{first!r}: name must not be empty"
     records = await _read_all(first)
     good = [r for r in records if r.error is None]
     for rec in records:
@@ -136,7 +140,8 @@ async def check_sink(
     """
     b1, b2, b3, b4, b5 = (sample_records(2, 10 * i) for i in range(5))
     sink = sink_factory()
-    assert isinstance(sink.name, str) and sink.name, f"{sink!r}: name must be a non-empty str"
+    assert isinstance(sink.name, str), f"{sink!r}: name must be a str"
+    assert sink.name, f"{sink!r}: name must not be empty"
     await sink.open()
     await sink.write(b1)
     await sink.write([])

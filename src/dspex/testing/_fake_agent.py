@@ -47,7 +47,7 @@ _WORD = re.compile(r"[a-z]+")
 _OPERATORS = {
     "+": ("add", "sum", "plus"),
     "*": ("multiply", "product", "times", "mul"),
-    "×": ("multiply", "product", "times", "mul"),
+    "\u00d7": ("multiply", "product", "times", "mul"),
     "/": ("divide", "quotient", "div"),
     " - ": ("subtract", "minus", "difference", "sub"),
 }

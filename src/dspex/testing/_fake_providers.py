@@ -387,7 +387,7 @@ def _stream_openai(
 
 def _anthropic_blocks(c: Choice, rid: str, per_chunk: int) -> list[tuple[dict[str, Any], list[tuple[dict[str, Any], int]]]]:
     """Return each content block's start and its deltas: text first, then the tool use."""
-    blocks = []
+    blocks: list[tuple[dict[str, Any], list[tuple[dict[str, Any], int]]]] = []
     if c.text or c.tool is None:
         deltas = [({"type": "text_delta", "text": p}, n) for p, n in _groups(c.text, per_chunk)]
         blocks.append(({"type": "text", "text": ""}, deltas))
@@ -402,7 +402,7 @@ def _anthropic_blocks(c: Choice, rid: str, per_chunk: int) -> list[tuple[dict[st
 def _stream_anthropic(
     call: ChatCall, c: Choice, rid: str, prompt_tokens: int, per_chunk: int
 ) -> Iterator[Frame]:
-    message = {"id": f"msg_{rid}", "type": "message", "role": "assistant", "content": [],
+    message: dict[str, Any] = {"id": f"msg_{rid}", "type": "message", "role": "assistant", "content": [],
                "model": call.model, "stop_reason": None, "stop_sequence": None,
                "usage": {"input_tokens": prompt_tokens, "output_tokens": 1}}  # fmt: skip
     yield _sse({"type": "message_start", "message": message}, "message_start"), 0

@@ -21,7 +21,9 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Self
+
+import httpx
 
 from ..errors import ConfigError, LMTransportError
 
@@ -107,7 +109,7 @@ class LlamaServer:
         self.startup_timeout, self.python = startup_timeout, python
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
+        self._log: Path | None = None  # the server's stdout and stderr, deleted by stop()
 
     @property
     def api_base(self) -> str:
@@ -122,7 +124,8 @@ class LlamaServer:
     def start(self) -> None:
         """Start the server and block until it answers (at most ``startup_timeout`` s)."""
         self.port = _free_port()
-        self._log = tempfile.TemporaryFile()  # closed by stop()
+        fd, log = tempfile.mkstemp(prefix="dspex-llama-server-", suffix=".log")
+        self._log = Path(log)
         cmd = [self.python, "-c", _LAUNCH, "--model", str(self.model_path), "--model_alias", self.alias,
                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
                "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads),
@@ -132,13 +135,12 @@ class LlamaServer:
         # OpenMP workers that spin between ops starve the server's own threads on a
         # small or busy machine (16 tokens: 45 s spinning vs 0.5 s passive on 2 cores)
         env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "passive")}
-        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      env=env)
+        with os.fdopen(fd, "wb") as out:  # the child keeps its own copy of the descriptor
+            self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          env=env)
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        import httpx  # the sync client, only for this poll
-
         assert self._proc is not None
         deadline = time.monotonic() + self.startup_timeout  # a child process: real time is what counts
         while time.monotonic() < deadline:
@@ -161,9 +163,7 @@ class LlamaServer:
         """Return the end of the server's combined stdout/stderr ("" once stopped)."""
         if self._log is None:
             return ""
-        self._log.flush()
-        self._log.seek(0)
-        return self._log.read().decode("utf-8", "replace")[-limit:]
+        return self._log.read_bytes().decode("utf-8", "replace")[-limit:]
 
     def stop(self) -> None:
         """Terminate the server (kill after 10 s) and drop its log; safe to call twice."""
@@ -177,9 +177,9 @@ class LlamaServer:
                 proc.wait(timeout=10)
         log, self._log = self._log, None
         if log is not None:
-            log.close()
+            log.unlink(missing_ok=True)
 
-    def __enter__(self) -> LlamaServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

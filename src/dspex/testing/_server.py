@@ -21,12 +21,14 @@ import inspect
 import json
 import random
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
+from anyio.from_thread import start_blocking_portal
 
+from .._http._aio import asyncio_loop, start_server
 from .._http._h1 import HTTPProtocolError, ParsedRequest
 from .._http._parsers import make_request_parser
 from ..errors import ConfigError
@@ -154,8 +156,8 @@ class FakeLLMServer:
             raise ConfigError(f"fault_after_tokens must be None or an int >= 0, got {fault_after_tokens!r}")
         if tokens_per_chunk < 1:
             raise ConfigError(f"tokens_per_chunk must be >= 1, got {tokens_per_chunk!r}")
-        probs = dict(p_429=p_429, p_500=p_500, p_503=p_503, p_hang=p_hang, p_reset=p_reset,
-                     p_truncate=p_truncate, p_malformed=p_malformed)  # fmt: skip
+        probs = {"p_429": p_429, "p_500": p_500, "p_503": p_503, "p_hang": p_hang, "p_reset": p_reset,
+                 "p_truncate": p_truncate, "p_malformed": p_malformed}
         for name, p in probs.items():
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"{name} must be a probability in [0, 1], got {p!r}")
@@ -192,8 +194,6 @@ class FakeLLMServer:
     # -- lifecycle ----------------------------------------------------------------
 
     async def _serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
-        from .._http._aio import asyncio_loop
-
         loop = asyncio_loop(anyio.lowlevel.current_token().native_token)
         if loop is not None:  # asyncio: plain Protocol connections (_http/_aio.py), a lot cheaper
             await self._serve_asyncio(loop, task_status)
@@ -208,8 +208,6 @@ class FakeLLMServer:
                     await listener.serve(self._handle, task_group=tg)
 
     async def _serve_asyncio(self, loop: Any, task_status: TaskStatus[int]) -> None:
-        from .._http._aio import start_server
-
         with anyio.CancelScope() as scope:
             self._scope = scope
             async with anyio.create_task_group() as tg:
@@ -221,7 +219,7 @@ class FakeLLMServer:
                 finally:
                     server.close()
 
-    async def __aenter__(self) -> FakeLLMServer:
+    async def __aenter__(self) -> Self:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
@@ -238,10 +236,8 @@ class FakeLLMServer:
             self._scope.cancel()
         await self._tg.__aexit__(et, e, tb)
 
-    def __enter__(self) -> FakeLLMServer:
+    def __enter__(self) -> Self:
         # A test helper may own a loop thread: the portal is anyio's way to run one.
-        from anyio.from_thread import start_blocking_portal
-
         self._portal_cm = start_blocking_portal(backend=self.backend)
         self._portal = self._portal_cm.__enter__()
         try:
@@ -418,8 +414,8 @@ class FakeLLMServer:
         if fault in ("429", "500", "503") or (fault in ("hang", "reset") and not mid_stream):
             await anyio.sleep_until(ready_at)  # answered without a completion
         if fault in ("429", "500", "503"):
-            status = int(fault)  # type: ignore[arg-type]
-            extra = ()
+            status = int(fault)
+            extra: tuple[tuple[str, str], ...] = ()
             if status == 429:
                 extra = (("retry-after", str(round(self.retry_after))),
                          ("retry-after-ms", str(int(self.retry_after * 1000))))  # fmt: skip

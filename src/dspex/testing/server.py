@@ -8,11 +8,15 @@ interrupted. Every server option has a flag, e.g. ``--latency-ms 50 --p-429 0.1`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ._fake_student import StudentTask
+import anyio
+
+from .._util._sync import run_sync
+from ..errors import ConfigError
+from ._fake_student import StudentTask
+from ._server import FakeLLMServer
 
 __all__ = ["main", "student_task"]
 
@@ -65,20 +69,12 @@ def student_task(flag: str | None) -> StudentTask | None:
     """
     if flag is None:
         return None
-    from ._fake_student import StudentTask  # imported on use, like the server itself
-
     return StudentTask(rules=None if flag == "all" else [r for r in flag.split(",") if r])
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the server until interrupted; return the process exit code."""
     args = _parser().parse_args(argv)
-    import anyio
-
-    from .._util._sync import run_sync
-    from ..errors import ConfigError
-    from ._server import FakeLLMServer
-
     try:
         server = FakeLLMServer(
             host=args.host, port=args.port, latency_ms=args.latency_ms,
@@ -98,10 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             print(server.url, flush=True)
             await anyio.sleep_forever()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it is meant to stop
         run_sync(serve, backend=args.backend)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

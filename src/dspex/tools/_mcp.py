@@ -64,7 +64,8 @@ def _schema_args(schema: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
     for name, raw in props.items():
         prop = _resolve(dict(raw), defs)
         args[name] = prop
-        tp = _TYPES.get(prop.get("type")) if isinstance(prop.get("type"), str) else None
+        kind = prop.get("type")
+        tp = _TYPES.get(kind) if isinstance(kind, str) else None
         types[name] = tp if tp is not None else Any
         desc[name] = prop.get("description", "No description provided.") + (" (Required)" if name in required else "")
     return args, types, required, desc
@@ -109,7 +110,7 @@ def mcp_tool(session: Any, tool: Any, *, timeout: float | None = None) -> Tool:
     return Tool(call, name=name, desc=_field(tool, "description"), args=args, arg_desc=desc, timeout=timeout)
 
 
-async def from_mcp(session: Any, *, timeout: float | None = None) -> list[Tool]:
+async def from_mcp(session: Any, *, timeout: float | None = None) -> list[Tool]:  # noqa: ASYNC109 (the returned tools' per-call timeout, not this call's)
     """Return the tools of the MCP server behind ``session`` as ``dx.Tool``s.
 
     Args:
