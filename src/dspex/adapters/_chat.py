@@ -11,7 +11,6 @@ anything else is a :class:`~dspex.errors.ParseError` keeping the raw text.
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,9 @@ from ._fmt import (
     type_note,
 )
 from ._history import history_messages
+from ._incremental import ChatIncrementalParser
 from ._parts import split_content_parts
+from ._sections import split_sections
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
@@ -38,36 +39,13 @@ if TYPE_CHECKING:
     from ..signatures import Signature
 
 __all__ = [
-    "ChatAdapter", "empty_response_error", "field_error", "missing_fields_error", "parse_outputs", "split_sections",
+    "ChatAdapter", "empty_response_error", "field_error", "missing_fields_error", "parse_outputs",
 ]
 
-HEADER = re.compile(r"\[\[ ## (\w+) ## \]\]")
 _REQUIREMENTS: dict[tuple[type, type], str] = {}
 _INCOMPLETE_PREFIX = "This is an example of the task, though some input or output fields are not supplied."
 MISSING_IN_DEMO = "Not supplied for this particular example. "
 MISSING_IN_HISTORY = "Not supplied for this conversation history message. "
-
-
-def split_sections(completion: str) -> list[tuple[str | None, str]]:
-    """Return ``[(header, text)]``; the first entry (header None) is the preamble.
-
-    Mirrors DSPy: a line whose stripped text starts with a marker opens a
-    section, the rest of that line (from the marker's end, counted in the
-    stripped line but sliced from the original one) is its first line, and
-    each section's lines are joined with ``\\n`` and stripped.
-    """
-    sections: list[tuple[str | None, list[str]]] = [(None, [])]
-    lines = sections[-1][1]
-    for line in completion.splitlines():
-        if "[[ ## " in line:  # only such lines can open a section
-            match = HEADER.match(line.strip())
-            if match:
-                rest = line[match.end() :].strip()
-                lines = [rest] if rest else []
-                sections.append((match.group(1), lines))
-                continue
-        lines.append(line)
-    return [(name, "\n".join(lines).strip()) for name, lines in sections]
 
 
 def missing_fields_error(adapter: str, signature: type[Signature], completion: str,
@@ -306,6 +284,4 @@ class ChatAdapter(Adapter):
         return parse_outputs(self.name, signature, completion, split_sections(completion))
 
     def parse_stream(self, signature: type[Signature]) -> IncrementalParser:
-        from ._incremental import ChatIncrementalParser
-
         return ChatIncrementalParser(self, signature)

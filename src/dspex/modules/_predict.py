@@ -13,9 +13,12 @@ kept in a bounded version history.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import time
+import types
+import typing
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_args
@@ -32,7 +35,15 @@ from ._call import complete_with_retries
 from ._inputs import check_inputs
 from ._module import USAGE, Module
 from ._prediction import Prediction
-from ._state import jsonable_config, register_loadable, signature_from_spec, signature_spec
+from ._parameter import Parameter
+from ._state import (
+    apply_predictor_state,
+    jsonable_config,
+    predictor_state,
+    register_loadable,
+    signature_from_spec,
+    signature_spec,
+)
 from ._stream import EMITTER
 
 if TYPE_CHECKING:
@@ -86,9 +97,6 @@ def _holds_tools(annotation: Any) -> bool:
 
 
 def _allows_none(annotation: Any) -> bool:
-    import types
-    import typing
-
     if annotation is Any or annotation is type(None):
         return True
     origin = typing.get_origin(annotation)
@@ -158,7 +166,7 @@ def default_adapter() -> Adapter:
 
 
 @register_loadable("dspex.modules.Predict")
-class Predict(Module):
+class Predict(Module, Parameter):
     """Map inputs to outputs with one LM call.
 
     Args:
@@ -366,14 +374,10 @@ class Predict(Module):
     # -- state --------------------------------------------------------------------
     def dump_state(self) -> dict[str, Any]:
         """Return DSPy-format state: traces, train, demos, signature, lm."""
-        from ._state import predictor_state
-
         return predictor_state(self)
 
     def load_state(self, state: dict[str, Any], *, load_lm: bool = True) -> Predict:  # type: ignore[override]
         """Apply a state from :meth:`dump_state` (DSPy's format); return self."""
-        from ._state import apply_predictor_state
-
         apply_predictor_state(self, state, load_lm=load_lm)
         return self
 
@@ -385,8 +389,6 @@ class Predict(Module):
         return cls(signature_from_spec(spec["signature"], types), **spec.get("config", {}))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Predict:
-        import copy
-
         new = object.__new__(type(self))
         memo[id(self)] = new
         for key, value in vars(self).items():
