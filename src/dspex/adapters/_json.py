@@ -73,7 +73,7 @@ class JSONAdapter(ChatAdapter):
         ]
         return "\n\n".join(parts).strip()
 
-    def output_requirements(self, signature: type[Signature]) -> str:
+    def _output_requirements(self, signature: type[Signature]) -> str:
         def info(field: FieldInfo) -> str:
             if field.annotation is ToolCalls:
                 return ' (must be a JSON object like {"tool_calls": [{"name": "...", "args": {...}}]})'

@@ -69,10 +69,11 @@ class ParameterVersion:
 class _SigInfo:
     """What ``acall`` needs to know about a signature, computed once."""
 
-    __slots__ = ("defaults", "inputs", "outputs", "required", "signature", "tool_links")
+    __slots__ = ("defaults", "hinted", "inputs", "outputs", "required", "signature", "tool_links")
 
     def __init__(self, signature: type[Signature]) -> None:
         self.signature = signature
+        self.hinted: _SigInfo | None = None  # with Refine's hint_ input, made on first use
         self.inputs = tuple(signature.input_fields)
         self.outputs = tuple(signature.output_fields)
         self.defaults: dict[str, tuple[Any, bool]] = {}
@@ -119,9 +120,6 @@ class _Settings:
         return over[name] if name in over else self.base.get(name)
 
 
-_HINTED: dict[type[Signature], _SigInfo] = {}
-
-
 def _missing_inputs(info: _SigInfo, kwargs: dict[str, Any]) -> InputError:
     """Name the missing inputs, and the given names that look like misspellings of them."""
     missing = [n for n in info.required if n not in kwargs]
@@ -141,16 +139,14 @@ def _missing_inputs(info: _SigInfo, kwargs: dict[str, Any]) -> InputError:
 
 
 def _hinted(info: _SigInfo) -> _SigInfo:
-    """Return ``info`` with DSPy Refine's ``hint_`` input appended (cached per signature)."""
+    """Return ``info`` with DSPy Refine's ``hint_`` input appended (made once per ``info``)."""
     sig = info.signature
     if "hint_" in sig.input_fields:
         return info
-    hinted = _HINTED.get(sig)
+    hinted = info.hinted
     if hinted is None:
-        if len(_HINTED) >= 1024:
-            _HINTED.clear()
         field = InputField(desc="A hint to the module from an earlier run")
-        hinted = _HINTED[sig] = _SigInfo(sig.append("hint_", field, type_=str))
+        hinted = info.hinted = _SigInfo(sig.append("hint_", field, type_=str))
     return hinted
 
 
