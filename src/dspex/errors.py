@@ -102,6 +102,17 @@ class DspexError(Exception):
             given) and is listed after the message.
     """
 
+    # The context keys, set in __init__ (None when not given); declared here for type checkers.
+    node: Any
+    item_id: Any
+    field: Any
+    model: Any
+    provider: Any
+    status: Any
+    retry_after: Any
+    line: Any
+    path: Any
+
     def __init__(self, message: str = "", **context: Any) -> None:
         super().__init__(message)
         self.message = message

@@ -14,6 +14,7 @@ restarted inside the exchange (see ``dspex.adapters._exchange``).
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 from .._context import get_setting
@@ -40,7 +41,8 @@ class CallResult:
 
     __slots__ = ("messages", "raws", "usage", "values")
 
-    def __init__(self, values: list[dict[str, Any]], raws: list[str], usage: LMUsage, messages: list[Message]):
+    def __init__(self, values: list[dict[str, Any]], raws: list[str], usage: LMUsage,
+                 messages: list[Message]) -> None:
         self.values = values
         self.raws = raws
         self.usage = usage
@@ -140,7 +142,7 @@ async def complete_with_retries(
     fallback = adapter.fallback
     if fallback is not None:
         if live is not None:
-            await live.retry(f"falling back to {fallback.name}: {done.error.message}")
+            await live.retry(f"falling back to {fallback.name}: {failures[-1][1].message}")
         messages = format_messages(fallback, signature, demos, inputs)
         done = await _attempt(lm, fallback, signature, messages, config, live)
         total = total + done.usage
@@ -191,7 +193,7 @@ def _final_parse_error(
     failures: list[tuple[str, ParseError, list[str]]], name: str | None, signature: type[Signature], lm: Any
 ) -> ParseError:
     """Return the error naming every failed attempt, chained through their errors."""
-    for (_, before, _), (_, after, _) in zip(failures, failures[1:], strict=False):
+    for (_, before, _), (_, after, _) in itertools.pairwise(failures):
         if after is not before and after.__cause__ is None:
             after.__cause__ = before  # the traceback then shows every attempt, first to last
     reasons = "; ".join(f"{i}. {used}: {_reason(err).rstrip('.')}" for i, (used, err, _) in enumerate(failures, 1))

@@ -46,11 +46,11 @@ __all__ = ["USAGE", "Module"]
 #: LM usage of the calls made under the innermost running module call.
 USAGE: ContextVar[list[LMUsage] | None] = ContextVar("dspex_usage", default=None)
 
-_KIND: dict[type, str] = {}
+_KIND: dict[type[Module], str] = {}
 logger = logging.getLogger("dspex.modules")
 
 
-def _call_kind(cls: type) -> str:
+def _call_kind(cls: type[Module]) -> str:
     """Return how ``cls`` runs: ``"async"`` (aforward) or ``"sync"`` (forward)."""
     kind = _KIND.get(cls)
     if kind is None:
@@ -160,6 +160,9 @@ class Module:
     """
 
     _compiled: bool = False
+    #: ``(name, version)`` of the stored version this program was saved as or loaded from
+    #: (set by ``save_version``/``load``; absent otherwise).
+    dspex_version: tuple[str, int]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -34,8 +34,8 @@ from ..telemetry._observe import observer
 from ._call import complete_with_retries
 from ._inputs import check_inputs
 from ._module import USAGE, Module
-from ._prediction import Prediction
 from ._parameter import Parameter
+from ._prediction import Prediction
 from ._state import (
     apply_predictor_state,
     jsonable_config,
@@ -49,7 +49,6 @@ from ._stream import EMITTER
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..adapters._base import Adapter
 
 __all__ = ["ParameterVersion", "Predict"]
 
@@ -150,10 +149,10 @@ def _hinted(info: _SigInfo) -> _SigInfo:
     return hinted
 
 
-_default_adapter: Adapter | None = None
+_default_adapter: ChatAdapter | None = None
 
 
-def default_adapter() -> Adapter:
+def default_adapter() -> ChatAdapter:
     """Return the shared ``ChatAdapter`` used when no ``adapter`` is set."""
     global _default_adapter
     if _default_adapter is None:
@@ -292,11 +291,13 @@ class Predict(Module, Parameter):
             raise self._positional_error(args)
         watching = observer(self)
         if watching is None:
-            return await self._acall(kwargs)
+            return await self._predict(kwargs)
         telemetry, callbacks = watching
-        return await telemetry.module_call(callbacks, self, kwargs, functools.partial(self._acall, kwargs))
+        prediction: Prediction = await telemetry.module_call(callbacks, self, kwargs,
+                                                             functools.partial(self._predict, kwargs))
+        return prediction
 
-    async def _acall(self, kwargs: dict[str, Any]) -> Prediction:
+    async def _predict(self, kwargs: dict[str, Any]) -> Prediction:
         settings = _Settings()
         lm = self._resolve_lm(kwargs.pop("lm", None), settings)
         config = self.config
@@ -312,9 +313,9 @@ class Predict(Module, Parameter):
         if hints is not None:  # a Refine retry: DSPy appends a hint_ input to every call
             info = _hinted(info)
             kwargs["hint_"] = hints.get(id(self), "N/A")
-        for name, (default, factory) in info.defaults.items():
-            if name not in kwargs:
-                kwargs[name] = default() if factory else default
+        for field, (default, factory) in info.defaults.items():
+            if field not in kwargs:
+                kwargs[field] = default() if factory else default
         check_inputs(info.signature, kwargs, info.required, settings.get, lambda: _missing_inputs(info, kwargs))
         n = config.get("n") or 1
         if n > 1:
@@ -325,7 +326,7 @@ class Predict(Module, Parameter):
                 config = {**config, "temperature": 0.7}
         adapter = settings.get("adapter") or default_adapter()
         emitter = EMITTER.get()
-        name = None
+        name: str | None = None
         if emitter is not None:
             if emitter.usable():
                 name = emitter.name_of(self)
@@ -372,7 +373,7 @@ class Predict(Module, Parameter):
         """Return DSPy-format state: traces, train, demos, signature, lm."""
         return predictor_state(self)
 
-    def load_state(self, state: dict[str, Any], *, load_lm: bool = True) -> Predict:  # type: ignore[override]
+    def load_state(self, state: dict[str, Any], *, load_lm: bool = True) -> Predict:
         """Apply a state from :meth:`dump_state` (DSPy's format); return self."""
         apply_predictor_state(self, state, load_lm=load_lm)
         return self

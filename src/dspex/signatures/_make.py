@@ -15,7 +15,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 from pydantic.fields import FieldInfo
 
@@ -181,6 +181,10 @@ def _items_from_mapping(fields: Mapping[str, Any]) -> dict[str, tuple[Any, Field
     return items
 
 
+@overload
+def ensure_signature(signature: str | type[Signature], instructions: str | None = None) -> type[Signature]: ...
+@overload
+def ensure_signature(signature: None, instructions: str | None = None) -> None: ...
 def ensure_signature(
     signature: str | type[Signature] | None, instructions: str | None = None
 ) -> type[Signature] | None:
