@@ -46,7 +46,7 @@ async def invoke(adapter: Adapter, lm: Any, lm_kwargs: Mapping[str, Any], signat
     """
     kwargs = dict(lm_kwargs)
     original = lm
-    thinking = reasoning_plan(signature, lm, kwargs)
+    thinking = reasoning_plan(adapter.prepare(signature), lm, kwargs)
     target = signature  # the outputs parsed from the text (without a native Reasoning field)
     if thinking is not None:
         kwargs["reasoning_effort"] = thinking.effort

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ..signatures._types import Reasoning
 from ._fmt import history_field
 
 if TYPE_CHECKING:
@@ -44,18 +45,21 @@ class Prepared:
         signature: The signature it describes.
         outputs: ``signature.output_fields``.
         history_field: The first ``History``-typed input, if any.
+        reasoning_field: The first ``Reasoning``-typed output, if any.
         requirements: The output reminder of the request turn, filled by the
             adapter on first use (None until then).
     """
 
-    __slots__ = ("_native", "_params", "_prefixes", "adapter", "history_field", "outputs", "requirements",
-                 "signature")
+    __slots__ = ("_native", "_params", "_prefixes", "_without_reasoning", "adapter", "history_field", "outputs",
+                 "reasoning_field", "requirements", "signature")
 
     def __init__(self, adapter: Adapter, signature: type[Signature]) -> None:
         self.adapter = adapter
         self.signature = signature
         self.outputs: Mapping[str, FieldInfo] = signature.output_fields
         self.history_field = history_field(signature.input_fields)
+        self.reasoning_field = next((n for n, f in self.outputs.items() if f.annotation is Reasoning), None)
+        self._without_reasoning: type[Signature] | None = None
         self.requirements: str | None = None
         self._params: dict[Any, dict[str, Any]] = {}
         self._prefixes: dict[tuple[int, ...], tuple[list[Message], tuple[Any, ...]]] = {}
@@ -86,6 +90,14 @@ class Prepared:
                 self._prefixes.pop(next(iter(self._prefixes), ()), None)
             hit = self._prefixes[key] = (build(demos), tuple(demos))
         return hit[0]
+
+    def without_reasoning(self) -> type[Signature]:
+        """Return the signature without its ``Reasoning`` output (made once; itself if none)."""
+        reduced = self._without_reasoning
+        if reduced is None:
+            field = self.reasoning_field
+            reduced = self._without_reasoning = self.signature.delete(field) if field else self.signature
+        return reduced
 
     def native_plan(self, compute: Callable[[type[Signature]], NativePlan | None]) -> NativePlan | None:
         """Return ``compute(signature)`` (the native tool-calling plan), computed once.

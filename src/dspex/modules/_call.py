@@ -110,7 +110,7 @@ async def complete_with_retries(
         LMError: The LM call failed (after the LM's retries and, for a stream
             cut after its first token, the restarts).
     """
-    thinking = reasoning_plan(signature, lm, config)
+    thinking = reasoning_plan(adapter.prepare(signature), lm, config)
     if thinking is not None:  # a dx.Reasoning output filled by the model's native reasoning
         capture = ReasoningCapture(lm)
         result = await complete_with_retries(capture, adapter, thinking.render, demos, inputs,
