@@ -8,6 +8,14 @@ arrive, producing ``FieldDelta``/``FieldDone`` events without waiting for the
 end. ``lm_params`` gives request parameters the adapter wants (for example a
 structured-output ``response_format``). ``feedback_messages`` builds the turn
 that asks the LM to fix a completion that failed to parse.
+
+Modules do not reach into an adapter to run a call; they ask it for the whole
+exchange. ``prepare(signature)`` returns the adapter's per-signature facts,
+computed once (``Prepared``: system and demo turns, output reminder, request
+parameters per provider, native plans); ``request`` builds a call's messages
+from them, ``request_params`` its LM parameters, and ``acomplete`` (or
+``acomplete_native``) makes the LM call and parses it, streamed through
+``parse_stream`` when a ``Live`` target listens (``_exchange``).
 """
 
 from __future__ import annotations
