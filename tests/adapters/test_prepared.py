@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -44,6 +45,14 @@ def test_the_table_is_bounded_and_drops_the_oldest_entry() -> None:
     assert len(table) == 2
     assert table.get(chat, sigs[2]) is entries[2]
     assert table.get(chat, sigs[0]) is not entries[0]  # evicted first, prepared again
+
+
+def test_threads_preparing_one_signature_share_one_entry() -> None:
+    chat = ChatAdapter()
+    sig = dx.Signature("a -> b")
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda _: chat.prepare(sig), range(64)))
+    assert len({id(entry) for entry in got}) == 1
 
 
 @pytest.mark.parametrize("clone", [copy.deepcopy, lambda a: pickle.loads(pickle.dumps(a))], ids=["deepcopy", "pickle"])

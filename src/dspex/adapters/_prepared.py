@@ -35,6 +35,9 @@ __all__ = ["Prepared", "PreparedTable"]
 #: an optimizer trying candidates cycles through more, and old ones are dropped).
 MAX_DEMO_SETS = 64
 _UNSET: Any = object()
+#: Taken to insert into a table (never while computing an entry, which may prepare
+#: another signature): hits stay lock-free, and eviction never races another insert.
+_INSERT = threading.Lock()
 
 
 class Prepared:
@@ -73,7 +76,9 @@ class Prepared:
         key = provider if isinstance(provider, str | None) else id(provider)
         params = self._params.get(key)
         if params is None:
-            params = self._params[key] = dict(self.adapter.lm_params(self.signature, provider))
+            built = dict(self.adapter.lm_params(self.signature, provider))
+            with _INSERT:
+                params = self._params.setdefault(key, built)
         return params
 
     def prefix(self, demos: Sequence[Any], build: Callable[[Sequence[Any]], list[Message]]) -> list[Message]:
@@ -86,9 +91,13 @@ class Prepared:
         key = tuple(map(id, demos))
         hit = self._prefixes.get(key)
         if hit is None:
-            if len(self._prefixes) >= MAX_DEMO_SETS:
-                self._prefixes.pop(next(iter(self._prefixes), ()), None)
-            hit = self._prefixes[key] = (build(demos), tuple(demos))
+            built = (build(demos), tuple(demos))  # the demos are kept so their ids stay unique
+            with _INSERT:
+                hit = self._prefixes.get(key)
+                if hit is None:
+                    if len(self._prefixes) >= MAX_DEMO_SETS:
+                        del self._prefixes[next(iter(self._prefixes))]
+                    hit = self._prefixes[key] = built
         return hit[0]
 
     def without_reasoning(self) -> type[Signature]:
@@ -123,19 +132,18 @@ class PreparedTable:
     signature share one object.
     """
 
-    __slots__ = ("_entries", "_lock", "maxsize")
+    __slots__ = ("_entries", "maxsize")
 
     def __init__(self, maxsize: int = 512) -> None:
         self.maxsize = maxsize
         self._entries: dict[type[Signature], Prepared] = {}
-        self._lock = threading.Lock()
 
     def get(self, adapter: Adapter, signature: type[Signature]) -> Prepared:
         """Return the entry for ``signature``, preparing it on first use."""
         hit = self._entries.get(signature)
         if hit is not None:
             return hit
-        with self._lock:
+        with _INSERT:  # Prepared() only reads the signature's fields: it never prepares another
             hit = self._entries.get(signature)
             if hit is None:
                 if len(self._entries) >= self.maxsize:
@@ -147,6 +155,6 @@ class PreparedTable:
         return len(self._entries)
 
     def __reduce__(self) -> tuple[type[PreparedTable], tuple[int]]:
-        # Copies and pickles of an adapter start empty: a lock does not pickle,
-        # and the entries are only a cache.
+        # Copies and pickles of an adapter start empty: the entries are only a
+        # cache, and they refer to the adapter and signatures being copied.
         return (PreparedTable, (self.maxsize,))
