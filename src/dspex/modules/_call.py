@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..adapters._base import Adapter
     from ..adapters._exchange import EventSink, Exchange
     from ..adapters._native import NativePlan
+    from ..adapters._prepared import Prepared
     from ..lm._types import LMUsage, Message
     from ..signatures import Signature
 
@@ -59,7 +60,11 @@ def format_messages(
     mutated in place after use are not noticed: assign a new list instead).
     Adapter callbacks, if any, see the call.
     """
-    messages = adapter.request(adapter.prepare(signature), demos, inputs)
+    return _messages(adapter.prepare(signature), demos, inputs)
+
+
+def _messages(prepared: Prepared, demos: Sequence[Any], inputs: Mapping[str, Any]) -> list[Message]:
+    messages = prepared.adapter.request(prepared, demos, inputs)
     feedback = get_setting("feedback", ())
     if feedback:
         messages = _with_feedback(messages, feedback)
@@ -82,10 +87,10 @@ def _with_feedback(messages: list[Message], feedback: Sequence[str]) -> list[Mes
     return messages
 
 
-async def _attempt(lm: Any, adapter: Adapter, signature: type[Signature], messages: list[Message],
-                   config: Mapping[str, Any], live: Live | None) -> Exchange:
-    """One exchange through ``adapter``: its parameters under ``config``, the call, the parse."""
-    prepared = adapter.prepare(signature)
+async def _attempt(lm: Any, prepared: Prepared, messages: list[Message], config: Mapping[str, Any],
+                   live: Live | None) -> Exchange:
+    """One exchange through the prepared adapter: its parameters under ``config``, the call, the parse."""
+    adapter = prepared.adapter
     return await adapter.acomplete(lm, prepared, messages, adapter.request_params(prepared, lm, config), live)
 
 
@@ -110,7 +115,8 @@ async def complete_with_retries(
         LMError: The LM call failed (after the LM's retries and, for a stream
             cut after its first token, the restarts).
     """
-    thinking = reasoning_plan(adapter.prepare(signature), lm, config)
+    prepared = adapter.prepare(signature)
+    thinking = reasoning_plan(prepared, lm, config)
     if thinking is not None:  # a dx.Reasoning output filled by the model's native reasoning
         capture = ReasoningCapture(lm)
         result = await complete_with_retries(capture, adapter, thinking.render, demos, inputs,
@@ -121,11 +127,11 @@ async def complete_with_retries(
         return result
     lm = observed_lm(lm)  # the LM span and callbacks (lm itself when nothing watches)
     live = Live(emitter, name, lm) if emitter is not None else None
-    plan = adapter.native_plan(adapter.prepare(signature), lm)
+    plan = adapter.native_plan(prepared, lm)
     if plan is not None:
-        return await _complete_native(lm, adapter, plan, signature, demos, inputs, config, live)
-    messages = format_messages(adapter, signature, demos, inputs)
-    done = await _attempt(lm, adapter, signature, messages, config, live)
+        return await _complete_native(lm, prepared, plan, demos, inputs, config, live)
+    messages = _messages(prepared, demos, inputs)
+    done = await _attempt(lm, prepared, messages, config, live)
     if done.error is None:
         return CallResult(done.values, done.raws, done.usage, messages)
     failures = [(adapter.name, done.error, done.raws)]
@@ -134,7 +140,7 @@ async def complete_with_retries(
         if live is not None:
             await live.retry(f"parse error: {done.error.message}")
         retry_messages = [*messages, *adapter.feedback_messages(signature, done.raws[0], done.error)]
-        done = await _attempt(lm, adapter, signature, retry_messages, config, live)
+        done = await _attempt(lm, prepared, retry_messages, config, live)
         total = total + done.usage
         if done.error is None:
             return CallResult(done.values, done.raws, total, retry_messages)
@@ -143,8 +149,9 @@ async def complete_with_retries(
     if fallback is not None:
         if live is not None:
             await live.retry(f"falling back to {fallback.name}: {failures[-1][1].message}")
-        messages = format_messages(fallback, signature, demos, inputs)
-        done = await _attempt(lm, fallback, signature, messages, config, live)
+        backup = fallback.prepare(signature)
+        messages = _messages(backup, demos, inputs)
+        done = await _attempt(lm, backup, messages, config, live)
         total = total + done.usage
         if done.error is None:
             return CallResult(done.values, done.raws, total, messages)
@@ -154,9 +161,8 @@ async def complete_with_retries(
 
 async def _complete_native(
     lm: Any,
-    adapter: Adapter,
+    prepared: Prepared,
     plan: NativePlan,
-    signature: type[Signature],
     demos: Sequence[Any],
     inputs: Mapping[str, Any],
     config: Mapping[str, Any],
@@ -168,13 +174,14 @@ async def _complete_native(
         ParseError: A completion's text does not parse against the reduced
             signature (no feedback retry: the tool calls already arrived).
     """
-    rest = {k: v for k, v in inputs.items() if k != plan.tools_field}
-    messages = format_messages(adapter, plan.render, demos, rest)
-    params = {**adapter.request_params(adapter.prepare(plan.render), lm, config), "tools": native_tools(plan, inputs)}
+    adapter, signature = prepared.adapter, prepared.signature
+    render = adapter.prepare(plan.render)
+    messages = _messages(render, demos, {k: v for k, v in inputs.items() if k != plan.tools_field})
+    params = {**adapter.request_params(render, lm, config), "tools": native_tools(plan, inputs)}
     if adapter.parallel_tool_calls is not None:
         params.setdefault("parallel_tool_calls", adapter.parallel_tool_calls)
     try:
-        done = await adapter.acomplete_native(lm, adapter.prepare(signature), plan, messages, params, live)
+        done = await adapter.acomplete_native(lm, prepared, plan, messages, params, live)
     except ParseError as err:
         raise ParseError(
             f"{_name_of(live)}({signature.signature}): could not parse the LM output (native tool calling, "
