@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-CLEAN = ("dspex._http", "dspex.lm", "dspex._util", "dspex.signatures")
+CLEAN = ("dspex._http", "dspex.lm", "dspex._util", "dspex.signatures", "dspex.adapters", "dspex.modules")
 
 
 def _module_name(root: Path, path: Path) -> str:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import dspex as dx
 from dspex.adapters import Adapter, ChatAdapter, JSONAdapter
-from dspex.adapters._chat import HEADER, split_sections
+from dspex.adapters._sections import HEADER, split_sections
 from dspex.errors import ParseError
 from dspex.events import Event, FieldDelta, FieldDone
 

@@ -206,7 +206,7 @@ def test_constraint_violation_is_a_parse_error() -> None:
 
 @pytest.mark.parametrize("completion", ["", None])
 def test_empty_completion(completion: Any) -> None:
-    with pytest.raises(ParseError, match="The LM returned an empty or null response."):
+    with pytest.raises(ParseError, match=r"The LM returned an empty or null response\."):
         ChatAdapter().parse(QA, completion)
 
 

@@ -116,7 +116,7 @@ async def test_innermost_module_retries_and_its_final_failure_is_not_retried_aga
 
 def test_outside_a_module_assert_raises_and_suggest_only_logs(caplog: pytest.LogCaptureFixture) -> None:
     dx.Assert(True, "fine")
-    with pytest.raises(AssertionFailed, match="dx.Assert failed: nope"):
+    with pytest.raises(AssertionFailed, match=r"dx\.Assert failed: nope"):
         dx.Assert(0, "nope")
     dx.Suggest(False, "meh")
     assert "dx.Suggest failed outside a module call: meh" in caplog.text

@@ -82,7 +82,7 @@ def test_dx_load_rebuilds_builtin_modules_from_dspex_files(case: str) -> None:
 
 def test_dx_load_asks_for_the_class_of_custom_react_and_dspy_programs() -> None:
     for case in ("nested", "react"):  # a custom class / tools (functions) cannot be rebuilt from JSON
-        with pytest.raises(ConfigError, match="module.load"):
+        with pytest.raises(ConfigError, match=r"module\.load"):
             dx.load(HERE / f"dspex_{case}.json")
     with pytest.raises(ConfigError, match="not a built-in"):
         dx.load(HERE / "dspy_predict.json")

@@ -50,12 +50,12 @@ async def test_positional_args_are_rejected_async() -> None:
 
 
 async def test_no_lm_is_a_clear_error() -> None:
-    with dx.context(lm=None), pytest.raises(LMNotConfiguredError, match="dx.configure"):
+    with dx.context(lm=None), pytest.raises(LMNotConfiguredError, match=r"dx\.configure"):
         await dx.Predict("question -> answer").acall(question="q")
 
 
 async def test_string_lm_is_a_clear_error() -> None:
-    with pytest.raises(ConfigError, match="dx.LM"):
+    with pytest.raises(ConfigError, match=r"dx\.LM"):
         await dx.Predict("question -> answer").acall(question="q", lm="openai/gpt-4o-mini")
 
 

@@ -196,7 +196,7 @@ async def test_trajectory_truncation_drops_oldest_steps() -> None:
 
 async def test_truncation_of_a_single_step_raises() -> None:
     lm = _OverflowLM(_steps(("double", {"x": 1})), limit=0)
-    with pytest.raises(ContextWindowExceededError, match="3 attempts|only has one tool call"):
+    with pytest.raises(ContextWindowExceededError, match=r"3 attempts|only has one tool call"):
         await dx.ReAct("question -> answer", tools=[double]).acall(question="q", lm=lm)
 
 

@@ -125,7 +125,7 @@ async def test_restarts_stop_at_the_retry_policy(fault: str, error: type[Excepti
         seen: list[Any] = []
         with dx.context(lm=lm), pytest.raises(error):
             async for ev in qa.stream(question="Capital of France?"):
-                seen.append(ev)
+                seen.append(ev)  # noqa: PERF401  # keeps the events seen before the error
         await lm.aclose()
     assert [ev.attempt for ev in seen if isinstance(ev, Retry)] == [1, 2]
     assert server.stats.requests == 3  # the first attempt and two restarts

@@ -8,6 +8,14 @@ arrive, producing ``FieldDelta``/``FieldDone`` events without waiting for the
 end. ``lm_params`` gives request parameters the adapter wants (for example a
 structured-output ``response_format``). ``feedback_messages`` builds the turn
 that asks the LM to fix a completion that failed to parse.
+
+Modules do not reach into an adapter to run a call; they ask it for the whole
+exchange. ``prepare(signature)`` returns the adapter's per-signature facts,
+computed once (``Prepared``: system and demo turns, output reminder, request
+parameters per provider, native plans); ``request`` builds a call's messages
+from them, ``request_params`` its LM parameters, and ``acomplete`` (or
+``acomplete_native``) makes the LM call and parses it, streamed through
+``parse_stream`` when a ``Live`` target listens (``_exchange``).
 """
 
 from __future__ import annotations
@@ -16,7 +24,11 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from .._util._sync import run_sync
+from ._callbacks import adapter_callbacks, notify_end, notify_start
+from ._exchange import Exchange, Live, complete, complete_native
 from ._invoke import invoke
+from ._native import NativePlan, plan_for, supports_function_calling
+from ._prepared import Prepared, PreparedTable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -83,6 +95,7 @@ class Adapter(ABC):
     native_by_default: bool = False
     parallel_tool_calls: bool | None = None
     callbacks: tuple[Any, ...] = ()
+    _prepared: PreparedTable | None = None
 
     def __init__(
         self,
@@ -118,6 +131,81 @@ class Adapter(ABC):
         ``await adapter.acall(...)``).
         """
         return run_sync(invoke, self, lm, lm_kwargs, signature, demos, inputs, reuse_loop=True)
+
+    # ----- the exchange, as modules use it --------------------------------
+    def prepare(self, signature: type[Signature]) -> Prepared:
+        """Return this adapter's per-signature facts, computed once (see ``Prepared``).
+
+        Kept in a bounded table on the adapter (512 signatures, oldest
+        dropped first); never blocks beyond a short lock on first use.
+        """
+        table = self._prepared
+        if table is None:
+            table = self._prepared = PreparedTable()
+        return table.get(self, signature)
+
+    def format_request(self, prepared: Prepared, demos: Sequence[Any], inputs: Mapping[str, Any]) -> list[Message]:
+        """Return the messages of one call (by default ``format``; adapters reuse ``prepared``)."""
+        return self.format(prepared.signature, demos, inputs)
+
+    def request(self, prepared: Prepared, demos: Sequence[Any], inputs: Mapping[str, Any]) -> list[Message]:
+        """Return :meth:`format_request`'s messages, telling the adapter's callbacks.
+
+        Raises:
+            InputError: A demo or input value cannot be formatted.
+        """
+        if not adapter_callbacks(self):
+            return self.format_request(prepared, demos, inputs)
+        call_id = notify_start(self, "format", {"signature": prepared.signature, "demos": demos, "inputs": inputs})
+        try:
+            messages = self.format_request(prepared, demos, inputs)
+        except Exception as exc:
+            notify_end(self, "format", call_id, None, exc)
+            raise
+        notify_end(self, "format", call_id, messages, None)
+        return messages
+
+    def request_params(self, prepared: Prepared, lm: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the LM parameters of one call: this adapter's ``lm_params`` under ``config``."""
+        extra = prepared.lm_params(getattr(lm, "provider", None))
+        return {**extra, **config} if extra else dict(config)
+
+    def native_plan(self, prepared: Prepared, lm: Any) -> NativePlan | None:
+        """Return the native tool-calling plan of this call, or None for text mode.
+
+        Native when the adapter has ``use_native_function_calling``, the
+        signature has a ``ToolCalls`` output and ``lm`` supports tools.
+
+        Raises:
+            SignatureError: Native mode is on and the signature has a
+                ``ToolCalls`` output but no input holding tools.
+        """
+        if not self.use_native_function_calling:
+            return None
+        plan = prepared.native_plan(plan_for)
+        return plan if plan is not None and supports_function_calling(lm) else None
+
+    async def acomplete(self, lm: Any, prepared: Prepared, messages: list[Message], params: dict[str, Any],
+                        live: Live | None = None) -> Exchange:
+        """Call ``lm`` once with ``messages`` and parse each completion (streamed when ``live``).
+
+        A parse failure comes back as ``Exchange.error`` (the caller retries
+        or falls back); see ``_exchange.complete`` for streaming and restarts.
+
+        Raises:
+            LMError: The LM call failed.
+        """
+        return await complete(lm, prepared, messages, params, live)
+
+    async def acomplete_native(self, lm: Any, prepared: Prepared, plan: NativePlan, messages: list[Message],
+                               params: dict[str, Any], live: Live | None = None) -> Exchange:
+        """Make one native tool-calling call (see ``_exchange.complete_native``).
+
+        Raises:
+            ParseError: A completion's text does not parse.
+            LMError: The LM call failed.
+        """
+        return await complete_native(lm, prepared, plan, messages, params, live)
 
     @property
     def name(self) -> str:

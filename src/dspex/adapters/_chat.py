@@ -11,7 +11,6 @@ anything else is a :class:`~dspex.errors.ParseError` keeping the raw text.
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,45 +28,24 @@ from ._fmt import (
     type_note,
 )
 from ._history import history_messages
-from ._parts import split_content_parts
+from ._incremental import ChatIncrementalParser
+from ._parts import split_content_parts, split_message
+from ._sections import split_sections
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
 
     from ..lm._types import Message
     from ..signatures import Signature
+    from ._prepared import Prepared
 
 __all__ = [
-    "ChatAdapter", "empty_response_error", "field_error", "missing_fields_error", "parse_outputs", "split_sections",
+    "ChatAdapter", "empty_response_error", "field_error", "missing_fields_error", "parse_outputs",
 ]
 
-HEADER = re.compile(r"\[\[ ## (\w+) ## \]\]")
-_REQUIREMENTS: dict[tuple[type, type], str] = {}
 _INCOMPLETE_PREFIX = "This is an example of the task, though some input or output fields are not supplied."
 MISSING_IN_DEMO = "Not supplied for this particular example. "
 MISSING_IN_HISTORY = "Not supplied for this conversation history message. "
-
-
-def split_sections(completion: str) -> list[tuple[str | None, str]]:
-    """Return ``[(header, text)]``; the first entry (header None) is the preamble.
-
-    Mirrors DSPy: a line whose stripped text starts with a marker opens a
-    section, the rest of that line (from the marker's end, counted in the
-    stripped line but sliced from the original one) is its first line, and
-    each section's lines are joined with ``\\n`` and stripped.
-    """
-    sections: list[tuple[str | None, list[str]]] = [(None, [])]
-    lines = sections[-1][1]
-    for line in completion.splitlines():
-        if "[[ ## " in line:  # only such lines can open a section
-            match = HEADER.match(line.strip())
-            if match:
-                rest = line[match.end() :].strip()
-                lines = [rest] if rest else []
-                sections.append((match.group(1), lines))
-                continue
-        lines.append(line)
-    return [(name, "\n".join(lines).strip()) for name, lines in sections]
 
 
 def missing_fields_error(adapter: str, signature: type[Signature], completion: str,
@@ -206,15 +184,13 @@ class ChatAdapter(Adapter):
     def output_requirements(self, signature: type[Signature]) -> str:
         """Return the reminder appended to the request (which fields, which types).
 
-        Memoised per (adapter class, signature): it sits on every request.
+        Computed once per signature (it sits on every request) and kept in
+        ``prepare(signature)``.
         """
-        key = (type(self), signature)
-        text = _REQUIREMENTS.get(key)
+        prepared = self.prepare(signature)
+        text = prepared.requirements
         if text is None:
-            text = self._output_requirements(signature)
-            if len(_REQUIREMENTS) >= 4096:
-                _REQUIREMENTS.clear()
-            _REQUIREMENTS[key] = text
+            text = prepared.requirements = self._output_requirements(signature)
         return text
 
     def _output_requirements(self, signature: type[Signature]) -> str:
@@ -299,6 +275,27 @@ class ChatAdapter(Adapter):
         # Image/Audio/File values became marked text above; DSPy sends them as content parts.
         return split_content_parts(messages)
 
+    def format_request(self, prepared: Prepared, demos: Sequence[Any], inputs: Mapping[str, Any]) -> list[Message]:
+        """Return ``format(signature, demos, inputs)``, building only the request turn per call.
+
+        The system message and demo turns come from ``prepared`` (built once
+        per demo list). A subclass that overrides ``format``, and a signature
+        with a ``History`` input, get ``format`` itself.
+        """
+        if type(self).format is not ChatAdapter.format or prepared.history_field is not None:
+            return self.format(prepared.signature, demos, inputs)
+        signature = prepared.signature
+        messages = list(prepared.prefix(demos, lambda ds: self._prefix(signature, ds)))
+        content = self.format_user_message_content(signature, inputs, main_request=True)
+        if content:
+            messages.append(split_message({"role": "user", "content": content}))
+        return messages
+
+    def _prefix(self, signature: type[Signature], demos: Sequence[Any]) -> list[Message]:
+        prefix: list[Message] = [{"role": "system", "content": self.format_system_message(signature)}]
+        prefix.extend(self.format_demos(signature, demos))
+        return split_content_parts(prefix)  # images in demos go as content parts, as in format()
+
     # ----- parsing --------------------------------------------------------
     def parse(self, signature: type[Signature], completion: str) -> dict[str, Any]:
         if not completion:
@@ -306,6 +303,4 @@ class ChatAdapter(Adapter):
         return parse_outputs(self.name, signature, completion, split_sections(completion))
 
     def parse_stream(self, signature: type[Signature]) -> IncrementalParser:
-        from ._incremental import ChatIncrementalParser
-
         return ChatIncrementalParser(self, signature)

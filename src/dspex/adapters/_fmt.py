@@ -56,10 +56,10 @@ def serialize_for_json(value: Any) -> Any:
 
 
 def _format_blob(blob: Any) -> str:
-    blob = blob if isinstance(blob, str) else str(blob)  # DSPy raises TypeError here
-    if "\n" not in blob and "«" not in blob and "»" not in blob:
-        return f"«{blob}»"
-    return "«««\n    " + blob.replace("\n", "\n    ") + "\n»»»"
+    text: str = blob if isinstance(blob, str) else str(blob)  # DSPy raises TypeError here
+    if "\n" not in text and "«" not in text and "»" not in text:
+        return f"«{text}»"
+    return "«««\n    " + text.replace("\n", "\n    ") + "\n»»»"
 
 
 def format_field_value(field: FieldInfo, value: Any) -> str:
@@ -104,7 +104,7 @@ def type_note(name: str, field: FieldInfo) -> str:
     elif tp is bool:
         desc = "must be True or False"
     elif tp in (int, float):
-        desc = f"must be a single {tp.__name__} value"  # type: ignore[union-attr]
+        desc = f"must be a single {tp.__name__} value"
     elif _is_subclass(tp, enum.Enum):
         desc = "must be one of: " + "; ".join(str(m.value) for m in tp)  # type: ignore[union-attr]
     elif get_origin(tp) is Literal:

@@ -66,9 +66,9 @@ def _native_turn(adapter: ChatAdapter, signature: type[Signature], turn: dict[st
         if results is not None:
             message["tool_calls"] = [_openai_call(c) for c in calls.tool_calls]
         out.append(message)
-    for result in results.tool_call_results if results is not None else ():
-        out.append({"role": "tool", "tool_call_id": result.call_id, "name": result.name,
-                    "content": _result_text(result.value)})
+    out.extend({"role": "tool", "tool_call_id": result.call_id, "name": result.name,
+                "content": _result_text(result.value)}
+               for result in (results.tool_call_results if results is not None else ()))
     return out
 
 

@@ -22,7 +22,7 @@ from ..errors import ParseError
 from ..events import Event, FieldDelta, FieldDone
 from ..signatures._coerce import parse_field
 from ._base import IncrementalParser
-from ._chat import HEADER
+from ._sections import HEADER
 
 if TYPE_CHECKING:
     from ..signatures import Signature

@@ -61,7 +61,7 @@ class JSONIncrementalParser(IncrementalBase):
         i, n = 0, len(text)
         while i < n and self._state != _DONE:
             state = self._state
-            if state == _STRING or state == _KEY:
+            if state in (_STRING, _KEY):
                 i = self._string(out, text, i)
             elif state == _RAW:
                 i = self._raw_value(out, text, i)

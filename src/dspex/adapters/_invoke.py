@@ -15,34 +15,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ParseError
-from ._callbacks import notify_end, notify_start, parse_notified
-from ._native import native_plan, native_tools, native_values
+from ._callbacks import parse_notified
+from ._native import native_tools, native_values
 from ._reasoning import ReasoningCapture, reasoning_plan, with_reasoning
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from ..lm._types import Message
     from ..signatures import Signature
     from ._base import Adapter
 
 __all__ = ["invoke"]
 
 _TOOL_KWARGS = ("tools", "tool_choice", "parallel_tool_calls")
-
-
-def _format(adapter: Adapter, signature: type[Signature], demos: Sequence[Any],
-            inputs: Mapping[str, Any]) -> list[Message]:
-    if not adapter.callbacks:
-        return adapter.format(signature, demos, inputs)
-    call_id = notify_start(adapter, "format", {"signature": signature, "demos": demos, "inputs": inputs})
-    try:
-        messages = adapter.format(signature, demos, inputs)
-    except Exception as exc:
-        notify_end(adapter, "format", call_id, None, exc)
-        raise
-    notify_end(adapter, "format", call_id, messages, None)
-    return messages
 
 
 async def invoke(adapter: Adapter, lm: Any, lm_kwargs: Mapping[str, Any], signature: type[Signature],
@@ -61,13 +46,13 @@ async def invoke(adapter: Adapter, lm: Any, lm_kwargs: Mapping[str, Any], signat
     """
     kwargs = dict(lm_kwargs)
     original = lm
-    thinking = reasoning_plan(signature, lm, kwargs)
+    thinking = reasoning_plan(adapter.prepare(signature), lm, kwargs)
     target = signature  # the outputs parsed from the text (without a native Reasoning field)
     if thinking is not None:
         kwargs["reasoning_effort"] = thinking.effort
         target = thinking.render
         lm = ReasoningCapture(lm)
-    plan = native_plan(adapter, target, lm)
+    plan = adapter.native_plan(adapter.prepare(target), lm)
     if plan is None:
         for key in _TOOL_KWARGS:  # text mode: the tools are described in the prompt instead
             kwargs.pop(key, None)
@@ -79,8 +64,9 @@ async def invoke(adapter: Adapter, lm: Any, lm_kwargs: Mapping[str, Any], signat
         render = plan.render
     if kwargs.get("parallel_tool_calls") is not None:
         kwargs.setdefault("tool_choice", "auto")
-    messages = _format(adapter, render, demos, inputs)
-    params = {**adapter.lm_params(render, getattr(lm, "provider", None)), **kwargs}
+    prepared = adapter.prepare(render)
+    messages = adapter.request(prepared, demos, inputs)
+    params = adapter.request_params(prepared, lm, kwargs)
     response = await lm.acall(messages, **params)
     calls = response.tool_calls or [[] for _ in response.outputs]
     try:

@@ -19,6 +19,7 @@ from ..signatures._types import ToolCalls
 from ._base import Adapter
 from ._chat import ChatAdapter, empty_response_error, missing_fields_error, parse_outputs
 from ._fmt import serialize_for_json, type_note
+from ._incremental_json import JSONIncrementalParser
 from ._json_repair import extract_object
 from ._structured import response_format
 
@@ -72,7 +73,7 @@ class JSONAdapter(ChatAdapter):
         ]
         return "\n\n".join(parts).strip()
 
-    def output_requirements(self, signature: type[Signature]) -> str:
+    def _output_requirements(self, signature: type[Signature]) -> str:
         def info(field: FieldInfo) -> str:
             if field.annotation is ToolCalls:
                 return ' (must be a JSON object like {"tool_calls": [{"name": "...", "args": {...}}]})'
@@ -109,8 +110,6 @@ class JSONAdapter(ChatAdapter):
         return parse_outputs(self.name, signature, completion, found.items())
 
     def parse_stream(self, signature: type[Signature]) -> IncrementalParser:
-        from ._incremental_json import JSONIncrementalParser
-
         return JSONIncrementalParser(self, signature)
 
 

@@ -16,6 +16,8 @@ import json
 import re
 from typing import Any
 
+import json_repair
+
 __all__ = ["extract_object", "first_balanced_object", "loads"]
 
 _DECODER = json.JSONDecoder()
@@ -23,8 +25,6 @@ _DECODER = json.JSONDecoder()
 
 def loads(text: str) -> Any:
     """Return json-repair's reading of ``text`` (``""`` when it finds nothing)."""
-    import json_repair  # imported on first use: a strict decode usually succeeds
-
     try:
         return json_repair.loads(text)
     except Exception:  # json-repair is best effort; a crash means "nothing found"

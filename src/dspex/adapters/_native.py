@@ -7,14 +7,13 @@ request as ``tools`` (OpenAI's function shape, which the Anthropic and Gemini
 providers translate to ``tool_use`` and ``functionDeclarations``) and the
 ``ToolCalls`` output is filled from the provider's tool calls. The rest of
 the completion text is parsed against the reduced signature; an empty text
-(a pure tool-call turn) leaves the other outputs None. :func:`native_plan`
-decides, :func:`native_tools` builds the request entry, :func:`native_values`
+(a pure tool-call turn) leaves the other outputs None. ``Adapter.native_plan``
+decides (with :func:`plan_for`), :func:`native_tools` builds the request entry, :func:`native_values`
 assembles the outputs.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
     from ..signatures import Signature
     from ._base import Adapter
 
-__all__ = ["NativePlan", "native_plan", "native_tools", "native_values", "supports_function_calling"]
+__all__ = ["NativePlan", "native_tools", "native_values", "plan_for", "supports_function_calling"]
 
 _NATIVE_PROVIDERS = frozenset({"openai", "anthropic", "gemini"})
 
@@ -59,8 +58,14 @@ def _holds_tool(annotation: Any) -> bool:
     return get_origin(annotation) is not None and any(_holds_tool(a) for a in get_args(annotation))
 
 
-@functools.lru_cache(maxsize=512)
-def _plan_for(signature: type[Signature]) -> NativePlan | None:
+def plan_for(signature: type[Signature]) -> NativePlan | None:
+    """Return how ``signature`` goes native, or None without a ``ToolCalls`` output.
+
+    Computed once per (adapter, signature) by ``Adapter.native_plan``.
+
+    Raises:
+        SignatureError: A ``ToolCalls`` output but no input holding tools.
+    """
     tools_field = next((n for n, f in signature.input_fields.items() if _holds_tool(f.annotation)), None)
     calls_field = next((n for n, f in signature.output_fields.items() if f.annotation is ToolCalls), None)
     if calls_field is None:
@@ -72,19 +77,6 @@ def _plan_for(signature: type[Signature]) -> NativePlan | None:
             field=calls_field,
         )
     return NativePlan(signature.delete(calls_field).delete(tools_field), tools_field, calls_field)
-
-
-def native_plan(adapter: Adapter, signature: type[Signature], lm: Any) -> NativePlan | None:
-    """Return the native plan, or None when this call stays in text mode.
-
-    Raises:
-        SignatureError: Native mode is on and the signature has a ``ToolCalls``
-            output but no input holding tools.
-    """
-    if not adapter.use_native_function_calling:
-        return None
-    plan = _plan_for(signature)
-    return plan if plan is not None and supports_function_calling(lm) else None
 
 
 def native_tools(plan: NativePlan, inputs: Mapping[str, Any]) -> list[dict[str, Any]]:

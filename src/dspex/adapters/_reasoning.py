@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from ..lm._types import LMResponse, Message
     from ..signatures import Signature
+    from ._prepared import Prepared
 
 __all__ = ["ReasoningCapture", "ReasoningPlan", "reasoning_plan", "with_reasoning"]
 
@@ -35,9 +36,13 @@ class ReasoningPlan:
     effort: Any
 
 
-def reasoning_plan(signature: type[Signature], lm: Any, lm_kwargs: Mapping[str, Any]) -> ReasoningPlan | None:
-    """Return the plan when this call's ``Reasoning`` output goes native, else None."""
-    field = next((n for n, f in signature.output_fields.items() if f.annotation is Reasoning), None)
+def reasoning_plan(prepared: Prepared, lm: Any, lm_kwargs: Mapping[str, Any]) -> ReasoningPlan | None:
+    """Return the plan when this call's ``Reasoning`` output goes native, else None.
+
+    ``prepared`` is the adapter's entry for the call's signature (the reduced
+    signature is made once per entry, not per call).
+    """
+    field = prepared.reasoning_field
     if field is None or not getattr(lm, "supports_reasoning", False):
         return None
     defaults = getattr(lm, "kwargs", None) or {}
@@ -49,7 +54,7 @@ def reasoning_plan(signature: type[Signature], lm: Any, lm_kwargs: Mapping[str, 
         return None
     if "gpt-5" in str(getattr(lm, "model", "")) and getattr(lm, "model_type", "chat") == "chat":
         return None
-    return ReasoningPlan(signature.delete(field), field, effort)
+    return ReasoningPlan(prepared.without_reasoning(), field, effort)
 
 
 class ReasoningCapture:

@@ -77,5 +77,5 @@ class ChainOfThought(Module):
     @classmethod
     def _from_program_spec(cls, spec: dict[str, Any], types: Any = None) -> ChainOfThought:
         sig = signature_from_spec(spec["signature"], types)
-        rationale_type = sig.output_fields["reasoning"].annotation if "reasoning" in sig.output_fields else str
+        rationale_type: Any = sig.output_fields["reasoning"].annotation if "reasoning" in sig.output_fields else str
         return cls(sig.delete("reasoning"), rationale_field_type=rationale_type, **spec.get("config", {}))

@@ -123,7 +123,7 @@ class MultiChainComparison(Module):
             )
         return {f"reasoning_attempt_{i + 1}": a for i, a in enumerate(attempts)}
 
-    async def aforward(self, completions: Sequence[Any] = (), **inputs: Any) -> Prediction:  # type: ignore[override]
+    async def aforward(self, completions: Sequence[Any] = (), **inputs: Any) -> Prediction:
         """Format the attempts and call the inner predictor."""
         return await self.predict.acall(**self._attempts(completions), **inputs)
 
@@ -142,6 +142,6 @@ class MultiChainComparison(Module):
         """Run synchronously; ``completions`` may be positional, as in DSPy."""
         return super().__call__(**self._inputs(args, inputs))
 
-    def stream(self, *args: Any, **inputs: Any) -> ModuleStream:  # type: ignore[override]
+    def stream(self, *args: Any, **inputs: Any) -> ModuleStream:
         """Stream the inner predictor's events; see ``Module.stream``."""
         return super().stream(**self._inputs(args, inputs))

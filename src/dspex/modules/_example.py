@@ -63,6 +63,10 @@ class Example:
         ({'question': '2+2?'}, {'answer': '4'})
     """
 
+    # Instance state, set through __dict__ (declared for type checkers; fields live in _store).
+    _store: dict[str, Any]
+    _input_keys: frozenset[str] | None
+
     def __init__(self, base: Mapping[str, Any] | Example | None = None, **fields: Any) -> None:
         attrs = self.__dict__  # set directly: __setattr__ routes fields into the store
         attrs["_input_keys"] = None

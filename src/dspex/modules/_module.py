@@ -17,7 +17,7 @@ import logging
 from contextvars import ContextVar
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import anyio.to_thread
 
@@ -29,8 +29,11 @@ from ..lm._types import LMUsage
 from ..telemetry._observe import observer
 from ._assertions import call_with_backtracks, call_with_backtracks_sync
 from ._parallel import Parallel
+from ._parameter import Parameter
 from ._pickle import read_pickled_state, save_pickled
 from ._prediction import Prediction
+from ._state import apply_state, read_state, set_path
+from ._state import save_program as _save_json
 from ._stream import ModuleStream
 
 if TYPE_CHECKING:
@@ -43,11 +46,11 @@ __all__ = ["USAGE", "Module"]
 #: LM usage of the calls made under the innermost running module call.
 USAGE: ContextVar[list[LMUsage] | None] = ContextVar("dspex_usage", default=None)
 
-_KIND: dict[type, str] = {}
+_KIND: dict[type[Module], str] = {}
 logger = logging.getLogger("dspex.modules")
 
 
-def _call_kind(cls: type) -> str:
+def _call_kind(cls: type[Module]) -> str:
     """Return how ``cls`` runs: ``"async"`` (aforward) or ``"sync"`` (forward)."""
     kind = _KIND.get(cls)
     if kind is None:
@@ -119,6 +122,11 @@ async def _aforward_via_call(module: Any, inputs: dict[str, Any]) -> Any:
         _VIA_CALL.reset(token)
 
 
+def _is_predictor(value: object) -> TypeGuard[Predict]:
+    """Return True if ``value`` holds learnable state (``Predict`` is the one such ``Parameter``)."""
+    return isinstance(value, Parameter)
+
+
 def _is_lm(value: Any) -> bool:
     return hasattr(value, "acall") and hasattr(value, "stream") and hasattr(value, "model")
 
@@ -152,6 +160,9 @@ class Module:
     """
 
     _compiled: bool = False
+    #: ``(name, version)`` of the stored version this program was saved as or loaded from
+    #: (set by ``save_version``/``load``; absent otherwise).
+    dspex_version: tuple[str, int]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -324,13 +335,11 @@ class Module:
         (``name['key']``); skips sub-modules marked ``_compiled``; each
         predictor appears once.
         """
-        from ._predict import Predict
-
         found: list[tuple[str, Predict]] = []
         seen: set[int] = set()
 
         def add(name: str, value: Any) -> None:
-            if isinstance(value, Predict):
+            if _is_predictor(value):
                 if id(value) not in seen:
                     seen.add(id(value))
                     found.append((name, value))
@@ -338,7 +347,7 @@ class Module:
                 for sub, pred in value.named_predictors():
                     add(f"{name}.{sub}", pred)
 
-        if isinstance(self, Predict):
+        if _is_predictor(self):
             add("self", self)
             return found
         for name, value in vars(self).items():
@@ -457,8 +466,6 @@ class Module:
 
     def map_named_predictors(self, func: Any) -> Module:
         """Replace each predictor with ``func(predictor)``, in place; return self."""
-        from ._state import set_path
-
         for name, predictor in self.named_predictors():
             set_path(self, name, func(predictor))
         return self
@@ -470,8 +477,6 @@ class Module:
 
     def load_state(self, state: dict[str, Any], *, load_lm: bool = True) -> Module:
         """Apply a state dict from :meth:`dump_state`; all-or-nothing."""
-        from ._state import apply_state
-
         apply_state(self, state, load_lm=load_lm)
         return self
 
@@ -488,12 +493,10 @@ class Module:
             ConfigError: ``path`` does not end with ``.json`` or ``.pkl`` (or
                 has a suffix with ``save_program=True``), or the pickle fails.
         """
-        from ._state import save_program as save_json
-
         if save_program or Path(path).suffix == ".pkl":
             save_pickled(self, path, save_program)
         else:
-            save_json(self, path)
+            _save_json(self, path)
 
     def load(self, path: str | Path, *, load_lm: bool = True, allow_pickle: bool = False) -> Module:
         """Load state written by :meth:`save` (or by DSPy) into this module; return self.
@@ -506,8 +509,6 @@ class Module:
             StateMismatchError: A predictor has no entry (also a ``KeyError``,
                 as DSPy raises).
         """
-        from ._state import read_state
-
         if Path(path).suffix == ".pkl":
             return self.load_state(read_pickled_state(path, allow_pickle), load_lm=load_lm)
         return self.load_state(read_state(path), load_lm=load_lm)

@@ -129,4 +129,5 @@ def load_program_dir(path: str | Path, allow_pickle: bool) -> Module:
     if not callable(getattr(program, "named_predictors", None)):
         raise ConfigError(f"{str(target / 'program.pkl')!r} holds a {type(program).__name__}, not a module",
                           path=str(target))
-    return program
+    module: Module = program  # checked above: it walks its predictors like a Module
+    return module

@@ -13,9 +13,12 @@ kept in a bounded version history.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import time
+import types
+import typing
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_args
@@ -31,14 +34,21 @@ from ..telemetry._observe import observer
 from ._call import complete_with_retries
 from ._inputs import check_inputs
 from ._module import USAGE, Module
+from ._parameter import Parameter
 from ._prediction import Prediction
-from ._state import jsonable_config, register_loadable, signature_from_spec, signature_spec
+from ._state import (
+    apply_predictor_state,
+    jsonable_config,
+    predictor_state,
+    register_loadable,
+    signature_from_spec,
+    signature_spec,
+)
 from ._stream import EMITTER
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..adapters._base import Adapter
 
 __all__ = ["ParameterVersion", "Predict"]
 
@@ -58,10 +68,11 @@ class ParameterVersion:
 class _SigInfo:
     """What ``acall`` needs to know about a signature, computed once."""
 
-    __slots__ = ("defaults", "inputs", "outputs", "required", "signature", "tool_links")
+    __slots__ = ("defaults", "hinted", "inputs", "outputs", "required", "signature", "tool_links")
 
     def __init__(self, signature: type[Signature]) -> None:
         self.signature = signature
+        self.hinted: _SigInfo | None = None  # with Refine's hint_ input, made on first use
         self.inputs = tuple(signature.input_fields)
         self.outputs = tuple(signature.output_fields)
         self.defaults: dict[str, tuple[Any, bool]] = {}
@@ -86,9 +97,6 @@ def _holds_tools(annotation: Any) -> bool:
 
 
 def _allows_none(annotation: Any) -> bool:
-    import types
-    import typing
-
     if annotation is Any or annotation is type(None):
         return True
     origin = typing.get_origin(annotation)
@@ -111,9 +119,6 @@ class _Settings:
         return over[name] if name in over else self.base.get(name)
 
 
-_HINTED: dict[type[Signature], _SigInfo] = {}
-
-
 def _missing_inputs(info: _SigInfo, kwargs: dict[str, Any]) -> InputError:
     """Name the missing inputs, and the given names that look like misspellings of them."""
     missing = [n for n in info.required if n not in kwargs]
@@ -133,23 +138,21 @@ def _missing_inputs(info: _SigInfo, kwargs: dict[str, Any]) -> InputError:
 
 
 def _hinted(info: _SigInfo) -> _SigInfo:
-    """Return ``info`` with DSPy Refine's ``hint_`` input appended (cached per signature)."""
+    """Return ``info`` with DSPy Refine's ``hint_`` input appended (made once per ``info``)."""
     sig = info.signature
     if "hint_" in sig.input_fields:
         return info
-    hinted = _HINTED.get(sig)
+    hinted = info.hinted
     if hinted is None:
-        if len(_HINTED) >= 1024:
-            _HINTED.clear()
         field = InputField(desc="A hint to the module from an earlier run")
-        hinted = _HINTED[sig] = _SigInfo(sig.append("hint_", field, type_=str))
+        hinted = info.hinted = _SigInfo(sig.append("hint_", field, type_=str))
     return hinted
 
 
-_default_adapter: Adapter | None = None
+_default_adapter: ChatAdapter | None = None
 
 
-def default_adapter() -> Adapter:
+def default_adapter() -> ChatAdapter:
     """Return the shared ``ChatAdapter`` used when no ``adapter`` is set."""
     global _default_adapter
     if _default_adapter is None:
@@ -158,7 +161,7 @@ def default_adapter() -> Adapter:
 
 
 @register_loadable("dspex.modules.Predict")
-class Predict(Module):
+class Predict(Module, Parameter):
     """Map inputs to outputs with one LM call.
 
     Args:
@@ -288,11 +291,13 @@ class Predict(Module):
             raise self._positional_error(args)
         watching = observer(self)
         if watching is None:
-            return await self._acall(kwargs)
+            return await self._predict(kwargs)
         telemetry, callbacks = watching
-        return await telemetry.module_call(callbacks, self, kwargs, functools.partial(self._acall, kwargs))
+        prediction: Prediction = await telemetry.module_call(callbacks, self, kwargs,
+                                                             functools.partial(self._predict, kwargs))
+        return prediction
 
-    async def _acall(self, kwargs: dict[str, Any]) -> Prediction:
+    async def _predict(self, kwargs: dict[str, Any]) -> Prediction:
         settings = _Settings()
         lm = self._resolve_lm(kwargs.pop("lm", None), settings)
         config = self.config
@@ -308,9 +313,9 @@ class Predict(Module):
         if hints is not None:  # a Refine retry: DSPy appends a hint_ input to every call
             info = _hinted(info)
             kwargs["hint_"] = hints.get(id(self), "N/A")
-        for name, (default, factory) in info.defaults.items():
-            if name not in kwargs:
-                kwargs[name] = default() if factory else default
+        for field, (default, factory) in info.defaults.items():
+            if field not in kwargs:
+                kwargs[field] = default() if factory else default
         check_inputs(info.signature, kwargs, info.required, settings.get, lambda: _missing_inputs(info, kwargs))
         n = config.get("n") or 1
         if n > 1:
@@ -321,7 +326,7 @@ class Predict(Module):
                 config = {**config, "temperature": 0.7}
         adapter = settings.get("adapter") or default_adapter()
         emitter = EMITTER.get()
-        name = None
+        name: str | None = None
         if emitter is not None:
             if emitter.usable():
                 name = emitter.name_of(self)
@@ -366,14 +371,10 @@ class Predict(Module):
     # -- state --------------------------------------------------------------------
     def dump_state(self) -> dict[str, Any]:
         """Return DSPy-format state: traces, train, demos, signature, lm."""
-        from ._state import predictor_state
-
         return predictor_state(self)
 
-    def load_state(self, state: dict[str, Any], *, load_lm: bool = True) -> Predict:  # type: ignore[override]
+    def load_state(self, state: dict[str, Any], *, load_lm: bool = True) -> Predict:
         """Apply a state from :meth:`dump_state` (DSPy's format); return self."""
-        from ._state import apply_predictor_state
-
         apply_predictor_state(self, state, load_lm=load_lm)
         return self
 
@@ -385,8 +386,6 @@ class Predict(Module):
         return cls(signature_from_spec(spec["signature"], types), **spec.get("config", {}))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Predict:
-        import copy
-
         new = object.__new__(type(self))
         memo[id(self)] = new
         for key, value in vars(self).items():

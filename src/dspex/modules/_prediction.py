@@ -45,6 +45,9 @@ class Prediction(Example):
         1.5
     """
 
+    _completions: Completions | None
+    _usage: LMUsage | None
+
     def __init__(self, base: Mapping[str, Any] | Example | None = None, **fields: Any) -> None:
         super().__init__(base, **fields)
         attrs = self.__dict__

@@ -40,6 +40,8 @@ from ._tools import format_error_for_lm, run_tool, tool_map
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from ..signatures._types import ToolCall
+
 __all__ = ["ReAct"]
 
 logger = logging.getLogger("dspex.react")
@@ -132,7 +134,7 @@ class ReAct(Module):
             make_signature(dict(signature.input_fields), _instructions(signature, registry))
             .append("trajectory", InputField(), type_=str)
             .append("next_thought", OutputField(), type_=str)
-            .append("next_tool_name", OutputField(), type_=Literal[tuple(registry)])  # type: ignore[misc]
+            .append("next_tool_name", OutputField(), type_=Literal[tuple(registry)])
             .append("next_tool_args", OutputField(), type_=dict[str, Any])
         )
         fallback_signature = make_signature(
@@ -252,7 +254,7 @@ class ReAct(Module):
         thought = pred.get("next_thought") or ""
         if not isinstance(calls, ToolCalls) or not calls.tool_calls:
             return thought, "", {}, None
-        first = calls.tool_calls[0]
+        first: ToolCall = calls.tool_calls[0]
         return thought, first.name, first.args, first.id
 
     async def aforward(self, **inputs: Any) -> Prediction:

@@ -152,14 +152,15 @@ class BestOfN(Module):
     async def _reward(self, inputs: dict[str, Any], pred: Any) -> float:
         fn = self._reward_fn
         if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):  # noqa: B004
-            return float(await fn(inputs, pred))
-        result = await anyio.to_thread.run_sync(fn, inputs, pred)
+            result = fn(inputs, pred)
+        else:
+            result = await anyio.to_thread.run_sync(fn, inputs, pred)
         if inspect.isawaitable(result):
             result = await result
         return float(result)
 
     def _attempt_module(self, lm: Any, rollout_id: int) -> Module:
-        mod = self.module.deepcopy()
+        mod: Module = self.module.deepcopy()
         if lm is not None and callable(getattr(lm, "copy", None)):
             mod.set_lm(lm.copy(rollout_id=rollout_id, temperature=1.0))
         elif lm is not None:  # an LM without copy() (e.g. ScriptedLM) is used as is

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import types
 import typing
@@ -27,6 +28,7 @@ from pydantic_core import to_jsonable_python
 
 from .._version import __version__
 from ..errors import ConfigError, DspexError, StateMismatchError
+from ..lm import LM
 from ..signatures import Signature, make_signature
 from ..signatures._fields import TYPE_UNDEFINED_KEY
 from ._example import Example
@@ -118,8 +120,6 @@ def _lm_from_state(state: Mapping[str, Any]) -> Any:
     if not isinstance(model, str):
         raise ConfigError(f"saved LM state has no model name: {state!r}")
     try:
-        from ..lm import LM
-
         return LM.from_state({"model": model, **safe})
     except Exception as exc:
         raise ConfigError(
@@ -346,8 +346,6 @@ def load_dspy_state(program: Module, path_or_state: str | Path | Mapping[str, An
 
 def set_path(root: Any, path: str, value: Any) -> None:
     """Set the attribute at a ``named_predictors`` path (``a.b[0]['k']``)."""
-    import re
-
     if path == "self":
         raise ConfigError("cannot replace the root predictor in place; wrap it in a module first")
     parts = re.findall(r"\.?([A-Za-z_]\w*)|\[(\d+)\]|\['([^']*)'\]", path)

@@ -16,7 +16,7 @@ token).
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.abc
@@ -170,7 +170,7 @@ class ModuleStream:
             await self._finish()
         self._state = "closed"
 
-    async def __aenter__(self) -> ModuleStream:
+    async def __aenter__(self) -> Self:
         if self._state == "new":
             await self._start()
         return self

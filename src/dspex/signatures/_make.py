@@ -8,7 +8,7 @@ return the *same* class object).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ..errors import SignatureError
 from ._build import CACHE_SIZE, clear_signature_cache, make_class
@@ -74,6 +74,10 @@ def signature_from_string(
     return _from_string(Signature, text, instructions, signature_name, types)
 
 
+@overload
+def ensure_signature(signature: str | type[Signature], instructions: str | None = None) -> type[Signature]: ...
+@overload
+def ensure_signature(signature: None, instructions: str | None = None) -> None: ...
 def ensure_signature(
     signature: str | type[Signature] | None, instructions: str | None = None
 ) -> type[Signature] | None:
