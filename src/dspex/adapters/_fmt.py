@@ -22,7 +22,8 @@ from ..errors import InputError
 from ..signatures._code import Code
 from ..signatures._coerce import annotation_allows_none, annotation_name, type_adapter
 from ..signatures._fields import field_kind
-from ..signatures._types import History, Reasoning, _Model
+from ..signatures._model import _Model
+from ..signatures._types import History, Reasoning
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
