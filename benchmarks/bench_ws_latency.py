@@ -8,13 +8,22 @@ sink; other processes hold the WebSocket clients (``websockets``' asyncio
 client, 50 a process; with ``--raw`` all of them in one process on raw
 sockets and one epoll loop, so that on a small box the clients' own CPU does
 not dominate), so the two sides do not share an event loop. Every streamed token is
-unique (``w<item>_<k>``); the server records ``time.perf_counter()`` right
+unique (``w<item>_<k>``); the server records ``time.time()`` right
 before it writes the SSE chunk holding a token, each client when its
 ``token_delta`` arrives (CLOCK_MONOTONIC, the same clock in both processes on
 Linux). Prints median and p99 of (receive - emit) over all clients and tokens,
 split at ``sink.write_event(s)``; when each token first shows up in a
 ``field_delta`` (what the live page renders); and the flow process's CPU time
-for the streaming part (steadier than latency on a shared machine).
+for the streaming part (steadier than latency on a shared machine), also per
+streamed token.
+
+Two receive times: when the client code reads the token (what a user sees,
+but on a small box it includes the clients' own CPU: 200 clients parsing
+every message compete with the server for the same cores), and, with
+``--raw``, when its bytes reached the client's socket (the kernel's
+``SO_TIMESTAMPNS`` receive stamp: the server's own latency, whatever the
+clients' backlog). All stamps are ``time.time()`` (the kernel stamps are
+wall-clock time).
 """
 
 from __future__ import annotations
@@ -23,11 +32,13 @@ import argparse
 import json
 import re
 import statistics
+import struct
 import sys
 import time
 from typing import Any
 
 TOKEN = re.compile(rb"w\d+_\d+")
+SO_TIMESTAMPNS = 35  # Linux (asm-generic): kernel receive stamp as a struct timespec; SCM_TIMESTAMPNS too
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -48,7 +59,7 @@ async def _clients(url: str, n: int) -> None:
         seen: set[str] = set()
         async with connect(url, max_queue=None) as ws:
             async for raw in ws:
-                now = time.perf_counter()
+                now = time.time()
                 if '"token_delta"' in raw:
                     text = json.loads(raw)["text"].strip()
                     received.setdefault(text, []).append(now)
@@ -86,18 +97,26 @@ def _raw_clients(url: str, n: int) -> None:
     upgraded: set[socket.socket] = set()
     for _ in range(n):
         sock = socket.create_connection((parts.hostname, parts.port))
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.sendall(request)
         sock.setblocking(False)
         buffers[sock] = bytearray()
         sel.register(sock, selectors.EVENT_READ)
     received: dict[str, list[float]] = {}
+    arrived: dict[str, list[float]] = {}
     fields: dict[str, list[float]] = {}
     seen: dict[socket.socket, set[bytes]] = {sock: set() for sock in buffers}
+    ancillary = socket.CMSG_SPACE(16)
     while buffers:
         for key_, _ in sel.select():
             sock = key_.fileobj
-            data = sock.recv(1 << 20)
-            now = time.perf_counter()
+            data, cmsgs, _flags, _addr = sock.recvmsg(1 << 20, ancillary)
+            now = time.time()
+            stamp = now
+            for level, kind, value in cmsgs:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("qq", value[:16])
+                    stamp = sec + nsec / 1e9
             if not data:
                 sel.unregister(sock)
                 sock.close()
@@ -111,13 +130,15 @@ def _raw_clients(url: str, n: int) -> None:
                     continue
                 del buf[: end + 4]
                 upgraded.add(sock)
-            _frames(sock, buf, now, received, fields, seen[sock])
-    sys.stdout.write(json.dumps({"token": received, "field": fields}) + "\n")
+            _frames(sock, buf, (now, stamp), (received, arrived), fields, seen[sock])
+    sys.stdout.write(json.dumps({"token": received, "arrived": arrived, "field": fields}) + "\n")
 
 
-def _frames(sock: Any, buf: bytearray, now: float, received: dict[str, list[float]],
+def _frames(sock: Any, buf: bytearray, times: tuple[float, float], tokens: tuple[dict[str, list[float]], ...],
             fields: dict[str, list[float]], seen: set[bytes]) -> None:
-    """Consume whole frames from ``buf``; record token arrivals; answer a close."""
+    """Consume whole frames from ``buf``; record token arrivals (read and kernel times); answer a close."""
+    now, stamp = times
+    received, arrived = tokens
     while len(buf) >= 2:
         opcode, size, start = buf[0] & 0x0F, buf[1] & 0x7F, 2
         if size == 126:
@@ -138,6 +159,7 @@ def _frames(sock: Any, buf: bytearray, now: float, received: dict[str, list[floa
         elif b'"token_delta"' in payload:
             for token in TOKEN.findall(payload):
                 received.setdefault(token.decode(), []).append(now)
+                arrived.setdefault(token.decode(), []).append(stamp)
         elif b'"field_delta"' in payload:
             for token in TOKEN.findall(payload):
                 if token not in seen:
@@ -159,7 +181,7 @@ def _server_class() -> Any:
 
             class Timed:
                 async def send(self, data: bytes) -> None:
-                    now = time.perf_counter()
+                    now = time.time()
                     for token in TOKEN.findall(data):
                         emitted.setdefault(token.decode(), now)
                     await stream.send(data)
@@ -201,18 +223,32 @@ async def _run(
 
     async def timed_write_event(event: Any) -> None:
         if event.type == "token_delta" and TOKEN.fullmatch(event.text.strip().encode()):
-            at_sink.setdefault(event.text.strip(), time.perf_counter())
+            at_sink.setdefault(event.text.strip(), time.time())
         await original(event)
 
     original_many = getattr(sink, "write_events", None)
 
     async def timed_write_events(events: Any) -> None:
-        now = time.perf_counter()
+        now = time.time()
         for event in events:
             if event.type == "token_delta" and TOKEN.fullmatch(event.text.strip().encode()):
                 at_sink.setdefault(event.text.strip(), now)
         await original_many(events)
 
+    flushed: dict[str, tuple[float, float]] = {}  # token -> (flush began, flush ended)
+    original_flush = getattr(sink.server, "flush", None)
+
+    def timed_flush() -> None:
+        began = time.time()
+        held = [data for data, _, _ in sink.server._outbox]
+        original_flush()
+        ended = time.time()
+        for data in held:
+            for token in TOKEN.findall(data):
+                flushed.setdefault(token.decode(), (began, ended))
+
+    if original_flush is not None:
+        sink.server.flush = timed_flush  # type: ignore[method-assign]
     sink.write_event = timed_write_event  # type: ignore[method-assign]
     if original_many is not None:
         sink.write_events = timed_write_events  # type: ignore[method-assign]
@@ -248,17 +284,24 @@ async def _run(
             cpu = time.process_time() - cpu_at_start[0]
         await lm.aclose()
     received: dict[str, list[float]] = {}
+    arrived: dict[str, list[float]] = {}
     fields: dict[str, list[float]] = {}
     for blob in output:
         parts = json.loads(blob)
         for tok, times in parts["token"].items():
             received.setdefault(tok, []).extend(times)
+        for tok, times in parts.get("arrived", {}).items():
+            arrived.setdefault(tok, []).extend(times)
         for tok, times in parts["field"].items():
             fields.setdefault(tok, []).extend(times)
     in_field = [(t - server.emitted[tok]) * 1000 for tok, times in fields.items()
                 if tok in server.emitted for t in times]
     latencies = [(t - server.emitted[tok]) * 1000 for tok, times in received.items()
                  if tok in server.emitted for t in times]
+    at_socket = [(t - server.emitted[tok]) * 1000 for tok, times in arrived.items()
+                 if tok in server.emitted for t in times] or [float("nan")]
+    to_flush = [(flushed[tok][0] - at_sink[tok]) * 1000 for tok in at_sink if tok in flushed] or [float("nan")]
+    flush_ms = [(end - began) * 1000 for began, end in set(flushed.values())] or [float("nan")]
     from_sink = [(t - at_sink[tok]) * 1000 for tok, times in received.items() if tok in at_sink for t in times]
     to_sink = [(at_sink[tok] - server.emitted[tok]) * 1000 for tok in at_sink if tok in server.emitted]
     return {
@@ -267,7 +310,15 @@ async def _run(
         "from_sink_p99_ms": _percentile(from_sink, 0.99),
         "to_sink_p99_ms": _percentile(to_sink, 0.99),
         "clients": n_clients,
+        "to_flush_median_ms": statistics.median(to_flush),
+        "to_flush_p99_ms": _percentile(to_flush, 0.99),
+        "flush_median_ms": statistics.median(flush_ms),
+        "flush_p99_ms": _percentile(flush_ms, 0.99),
+        "flushes": len(flush_ms),
         "cpu_s": cpu,
+        "cpu_per_token_us": cpu / max(1, len(server.emitted)) * 1e6,
+        "socket_median_ms": statistics.median(at_socket),
+        "socket_p99_ms": _percentile(at_socket, 0.99),
         "samples": len(latencies),
         "median_ms": statistics.median(latencies),
         "p99_ms": _percentile(latencies, 0.99),
@@ -307,7 +358,11 @@ def main() -> None:
               f"({r['samples']} samples; server byte -> sink.write_event: median "
               f"{r['to_sink_median_ms']:.2f} ms, p99 {r['to_sink_p99_ms']:.2f} ms; sink.write_event -> "
               f"client: median {r['from_sink_median_ms']:.2f} ms, p99 {r['from_sink_p99_ms']:.2f} ms; "
-              f"flow process CPU {r['cpu_s']:.2f} s; token in its field_delta: median "
+              f"flow process CPU {r['cpu_s']:.2f} s, {r['cpu_per_token_us']:.0f} us a token; "
+              f"sink -> flush: median {r['to_flush_median_ms']:.2f} ms, p99 {r['to_flush_p99_ms']:.2f} ms; "
+              f"{r['flushes']} flushes of median {r['flush_median_ms']:.2f} ms, p99 {r['flush_p99_ms']:.2f} ms; "
+              f"at the client's socket (kernel stamp): median {r['socket_median_ms']:.2f} ms, "
+              f"p99 {r['socket_p99_ms']:.2f} ms; token in its field_delta: median "
               f"{r['field_median_ms']:.2f} ms, p99 {r['field_p99_ms']:.2f} ms)", flush=True)
 
 
