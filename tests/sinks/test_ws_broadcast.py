@@ -112,6 +112,8 @@ async def test_client_that_cannot_hold_final_results_is_closed_1008() -> None:
     async with websocket(queue_size=4, metrics_interval=None, close_timeout=1.0) as sink:
         conn = await open_connection(sink.url)
         await wait_until(lambda: len(sink.server.sessions) == 1)
+        session = next(iter(sink.server.sessions))
+        session.conn.write_nowait = lambda data: False  # type: ignore[method-assign]  # its socket takes nothing now
         for item in range(10):  # a burst: the writer gets no chance to run in between
             run_without_suspending(sink.write_event(ev.PredictionDone(outputs={}, item_id=str(item))))
         while await conn.recv() is not None:
