@@ -29,6 +29,7 @@ wall-clock time).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import statistics
@@ -150,10 +151,8 @@ def _frames(sock: Any, buf: bytearray, times: tuple[float, float], tokens: tuple
         payload = bytes(buf[start : start + size])
         del buf[: start + size]
         if opcode == 8:  # close: echo it (masked, empty payload) and let the server hang up
-            try:
+            with contextlib.suppress(OSError):
                 sock.send(b"\x88\x80\x00\x00\x00\x00")
-            except OSError:
-                pass
         elif opcode == 9:  # ping: pong with the same payload (short, masked with zeros)
             sock.send(bytes([0x8A, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload)
         elif b'"token_delta"' in payload:
@@ -262,17 +261,14 @@ async def _run(
         async def clients(n: int) -> None:
             await sink.started.wait()
             cmd = [sys.executable, __file__, "--client", sink.url, "--n", str(n), *(["--raw"] if raw else [])]
-            chunks: list[bytes] = []
             async with await anyio.open_process(cmd) as proc:
                 assert proc.stdout is not None
-                async for chunk in proc.stdout:
-                    chunks.append(chunk)
+                chunks = [chunk async for chunk in proc.stdout]
             output.append(b"".join(chunks))
 
         async def connected() -> None:
             await sink.started.wait()
-            while len(sink.server.sessions) < n_clients:
-                await anyio.sleep(0.01)
+            await sink.server.wait_for_client(n_clients)
             cpu_at_start.append(time.process_time())  # CPU of the streaming part only
             ready.set()
 
@@ -302,6 +298,9 @@ async def _run(
                  if tok in server.emitted for t in times] or [float("nan")]
     to_flush = [(flushed[tok][0] - at_sink[tok]) * 1000 for tok in at_sink if tok in flushed] or [float("nan")]
     flush_ms = [(end - began) * 1000 for began, end in set(flushed.values())] or [float("nan")]
+    # the server's own figure: the token is in every client's socket (or transport) when its flush ends
+    written = [(flushed[tok][1] - server.emitted[tok]) * 1000 for tok in flushed if tok in server.emitted]
+    written = written or [float("nan")]
     from_sink = [(t - at_sink[tok]) * 1000 for tok, times in received.items() if tok in at_sink for t in times]
     to_sink = [(at_sink[tok] - server.emitted[tok]) * 1000 for tok in at_sink if tok in server.emitted]
     return {
@@ -315,6 +314,8 @@ async def _run(
         "flush_median_ms": statistics.median(flush_ms),
         "flush_p99_ms": _percentile(flush_ms, 0.99),
         "flushes": len(flush_ms),
+        "written_median_ms": statistics.median(written),
+        "written_p99_ms": _percentile(written, 0.99),
         "cpu_s": cpu,
         "cpu_per_token_us": cpu / max(1, len(server.emitted)) * 1e6,
         "socket_median_ms": statistics.median(at_socket),
@@ -361,6 +362,8 @@ def main() -> None:
               f"flow process CPU {r['cpu_s']:.2f} s, {r['cpu_per_token_us']:.0f} us a token; "
               f"sink -> flush: median {r['to_flush_median_ms']:.2f} ms, p99 {r['to_flush_p99_ms']:.2f} ms; "
               f"{r['flushes']} flushes of median {r['flush_median_ms']:.2f} ms, p99 {r['flush_p99_ms']:.2f} ms; "
+              f"server byte -> written to every client: median {r['written_median_ms']:.2f} ms, "
+              f"p99 {r['written_p99_ms']:.2f} ms; "
               f"at the client's socket (kernel stamp): median {r['socket_median_ms']:.2f} ms, "
               f"p99 {r['socket_p99_ms']:.2f} ms; token in its field_delta: median "
               f"{r['field_median_ms']:.2f} ms, p99 {r['field_p99_ms']:.2f} ms)", flush=True)

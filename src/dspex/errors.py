@@ -102,6 +102,17 @@ class DspexError(Exception):
             given) and is listed after the message.
     """
 
+    # the context attributes, set from ``_CONTEXT_KEYS`` by __init__ (None when not given)
+    node: str | None
+    item_id: str | None
+    field: str | None
+    model: str | None
+    provider: str | None
+    status: int | None
+    retry_after: float | None
+    line: int | None
+    path: Any
+
     def __init__(self, message: str = "", **context: Any) -> None:
         super().__init__(message)
         self.message = message

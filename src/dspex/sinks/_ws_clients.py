@@ -258,6 +258,9 @@ class ClientSession:
         self._fragments: list[bytes] | None = None
         self._ping: bytes = b""
         self._pong = anyio.Event()
+        from websockets.protocol import State  # websockets is imported once a client connects
+
+        self._open = State.OPEN  # looked up once: deliver() runs per client and broadcast
 
     def send(self, data: bytes, tier: int, frame: bytes | None = None) -> None:
         """Queue one message without blocking; disconnect the client if it cannot keep up.
@@ -293,11 +296,9 @@ class ClientSession:
         client gets the messages queued, under the slow-client policy.
         Never blocks.
         """
-        from websockets.protocol import State
-
         protocol = self.conn.protocol
         if (self._kick is None and self._closing is None and not self.queue
-                and protocol.state is State.OPEN and not protocol.extensions and self.conn.write_nowait(frames)):
+                and protocol.state is self._open and not protocol.extensions and self.conn.write_nowait(frames)):
             if self.conn.tail:
                 self.queue.wake()  # the writer sends the rest
             return

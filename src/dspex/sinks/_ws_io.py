@@ -228,7 +228,7 @@ async def connect(
     headers: Mapping[str, str] | None = None,
     origin: str | None = None,
     max_size: int | None = 2**20,
-    timeout: float = 10.0,
+    connect_timeout: float = 10.0,
     error: type[DspexError] = SinkError,
     stream: ByteStream | None = None,
 ) -> ProtocolStream:
@@ -239,7 +239,7 @@ async def connect(
         headers: Extra request headers (e.g. ``Authorization``).
         origin: ``Origin`` header to send, if any.
         max_size: Largest incoming message accepted, in bytes.
-        timeout: Seconds allowed for TCP connect plus the opening handshake.
+        connect_timeout: Seconds allowed for TCP connect plus the opening handshake.
         error: The dspex error class raised on failure.
         stream: An already connected byte stream to use instead of dialing
             ``url``'s host (custom sockets, tunnels).
@@ -256,6 +256,7 @@ async def connect(
     """
     from websockets.client import ClientProtocol
     from websockets.exceptions import InvalidStatus, InvalidURI
+    from websockets.typing import Origin
     from websockets.uri import parse_uri
 
     secrets = _secrets_of(url, headers or {})
@@ -266,10 +267,13 @@ async def connect(
         raise error(f"invalid WebSocket URL {shown!r}: expected ws://host[:port]/path") from None
     log = RedactingLogger(LOG, secrets)
     try:
-        with anyio.fail_after(timeout):
-            if stream is None:
-                stream = await anyio.connect_tcp(uri.host, uri.port, tls=uri.secure)
-            conn = ProtocolStream(ClientProtocol(uri, origin=origin, max_size=max_size, logger=log), stream)
+        with anyio.fail_after(connect_timeout):
+            if stream is None and uri.secure:
+                stream = await anyio.connect_tcp(uri.host, uri.port, tls=True)
+            elif stream is None:
+                stream = await anyio.connect_tcp(uri.host, uri.port)
+            sent_origin = None if origin is None else Origin(origin)
+            conn = ProtocolStream(ClientProtocol(uri, origin=sent_origin, max_size=max_size, logger=log), stream)
             try:
                 await _handshake(conn, headers or {})
             except BaseException:
@@ -277,14 +281,14 @@ async def connect(
                     await conn.aclose()
                 raise
     except TimeoutError as exc:
-        raise error(f"WebSocket handshake with {shown!r} timed out after {timeout} s") from exc
+        raise error(f"WebSocket handshake with {shown!r} timed out after {connect_timeout} s") from exc
     except OSError as exc:
         raise error(f"cannot connect to WebSocket server {shown!r}: {exc}") from exc
-    exc = conn.protocol.handshake_exc
-    if exc is not None:
+    refused = conn.protocol.handshake_exc
+    if refused is not None:
         await conn.aclose()
-        status = exc.response.status_code if isinstance(exc, InvalidStatus) else None
-        raise error(f"WebSocket server {shown!r} refused the connection: {exc}", status=status) from exc
+        status = refused.response.status_code if isinstance(refused, InvalidStatus) else None
+        raise error(f"WebSocket server {shown!r} refused the connection: {refused}", status=status) from refused
     return conn
 
 
@@ -364,7 +368,7 @@ class WebSocketConnection:
                 return None
             invalid = False
             for frame in await self.stream.receive():
-                invalid |= self._on_frame(frame)  # type: ignore[arg-type]
+                invalid |= self._on_frame(frame)
             if invalid:
                 await self.stream.flush()  # the 1007 close frame
         return self._messages.pop(0)
@@ -410,10 +414,10 @@ class WebSocketConnection:
             self.stream.protocol.send_close(code, reason)
             await self.stream.flush()
 
-    async def aclose(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> None:
-        """Close cleanly (waiting up to ``timeout`` for the server) then drop the socket."""
+    async def aclose(self, code: int = 1000, reason: str = "", close_timeout: float = 5.0) -> None:
+        """Close cleanly (waiting up to ``close_timeout`` seconds for the server) then drop the socket."""
         with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(timeout):
+            with anyio.move_on_after(close_timeout):
                 await self.close(code, reason)
                 while await self.recv() is not None:
                     pass
@@ -426,7 +430,7 @@ async def open_connection(
     token: str | None = None,
     origin: str | None = None,
     max_size: int | None = 2**20,
-    timeout: float = 10.0,
+    connect_timeout: float = 10.0,
     error: type[DspexError] = SinkError,
 ) -> WebSocketConnection:
     """Connect to ``url`` and return a :class:`WebSocketConnection`.
@@ -435,5 +439,6 @@ async def open_connection(
     for the errors raised.
     """
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    stream = await connect(url, headers=headers, origin=origin, max_size=max_size, timeout=timeout, error=error)
+    stream = await connect(url, headers=headers, origin=origin, max_size=max_size,
+                           connect_timeout=connect_timeout, error=error)
     return WebSocketConnection(stream)

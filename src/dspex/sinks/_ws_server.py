@@ -125,6 +125,7 @@ class WebSocketServer:
         self._tick = FlushTick(interval, lambda: len(self.sessions))
         self._outbox: list[tuple[bytes, int, bytes]] = []  # broadcasts held for the next flush
         self._flush_wanted: anyio.Event | None = None  # set to wake the flusher (None: no flusher running)
+        self._joined: anyio.Event | None = None  # set when a client completes its handshake
         self.host, self.path, self.token = host, path, token
         self.origins = () if origins is None else (origins,) if isinstance(origins, str) else tuple(origins)
         self.max_message_size = max_message_size
@@ -218,6 +219,12 @@ class WebSocketServer:
                 self.flush()
         finally:
             self._flush_wanted = None  # broadcasts without a flusher are handed over at once
+
+    async def wait_for_client(self, count: int = 1) -> None:
+        """Block until at least ``count`` clients are connected (returns at once if they are)."""
+        while len(self.sessions) < count:
+            joined = self._joined = anyio.Event()
+            await joined.wait()
 
     def replay_to(self, session: ClientSession, last: int) -> None:
         """Send ``session`` the last ``last`` final results, bracketed by markers."""
@@ -421,6 +428,8 @@ class WebSocketServer:
         # Registered before the 101 response leaves: a client that has seen its
         # handshake complete receives every message broadcast after that.
         self.sessions.add(session)
+        if self._joined is not None:
+            self._joined.set()
         slot.release()  # authenticated: no longer counts against max_handshakes
         try:
             await conn.flush()
