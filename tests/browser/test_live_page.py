@@ -79,11 +79,13 @@ def _free_port() -> int:
 
 
 async def _devtools_url(profile: Path) -> str:
-    marker = profile / "DevToolsActivePort"
+    marker = anyio.Path(profile / "DevToolsActivePort")
     with anyio.fail_after(30):
-        while not marker.exists() or len(marker.read_text().splitlines()) < 2:
+        while True:  # polling: the browser writes the file when it is ready, with no other signal
+            if await marker.exists() and len((await marker.read_text()).splitlines()) >= 2:
+                break
             await anyio.sleep(0.05)
-    port, path = marker.read_text().splitlines()[:2]
+    port, path = (await marker.read_text()).splitlines()[:2]
     return f"ws://127.0.0.1:{port}{path}"
 
 
@@ -111,7 +113,7 @@ async def _watch_page(page_url: str, profile: Path, shot: Path) -> list[dict[str
                         break
                 await anyio.sleep(0.1)
         png = await tools.call("Page.captureScreenshot", format="png")
-        shot.write_bytes(base64.b64decode(png["data"]))
+        await anyio.Path(shot).write_bytes(base64.b64decode(png["data"]))
         await tools.conn.aclose()
     finally:
         process.terminate()

@@ -77,8 +77,7 @@ def _gated_flow(live: Any, n: int = N) -> Flow:
 
     async def items() -> Any:
         with anyio.fail_after(30):
-            while not live.server.sessions:
-                await anyio.sleep(0.01)
+            await live.server.wait_for_client()
         for i in range(n):
             yield {"id": i}
 
@@ -255,14 +254,14 @@ async def test_descriptor_exhaustion_does_not_fail_the_flow(anyio_backend: str, 
         assert process.stdout is not None
         assert process.stderr is not None
         lines = _Lines(process.stdout)
-        url = await lines.next(timeout=60)
+        url = await lines.next(limit_s=60)
         assert url.startswith("ws://127.0.0.1:"), url
         port = int(url.rsplit(":", 1)[1].strip("/"))
         idle.extend([await anyio.connect_tcp("127.0.0.1", port) for _ in range(40)])  # > its free descriptors
         await anyio.sleep(0.3)  # let the child run out
         client = await open_connection(url, connect_timeout=45)
         received = await _records(client)
-        result = json.loads(await lines.next(timeout=60))
+        result = json.loads(await lines.next(limit_s=60))
         with anyio.fail_after(30):
             code = await process.wait()
         stderr = (await process.stderr.receive(1 << 16)).decode(errors="replace") if code else ""
@@ -288,8 +287,8 @@ class _Lines:
         self.stream = stream
         self.buffer = b""
 
-    async def next(self, timeout: float) -> str:
-        with anyio.fail_after(timeout):
+    async def next(self, limit_s: float) -> str:
+        with anyio.fail_after(limit_s):
             while b"\n" not in self.buffer:
                 self.buffer += await self.stream.receive()
         line, _, self.buffer = self.buffer.partition(b"\n")

@@ -66,7 +66,7 @@ async def test_200_clients_with_20_slow_ones(anyio_backend: str) -> None:
                 for index in range(N_FAST):
                     tg.start_soon(fast, index, sink.url)
                 slow.extend([await _slow_client(sink.url, sink.server.port) for _ in range(N_SLOW)])
-                await wait_until(lambda: len(sink.server.sessions) == N_FAST + N_SLOW, timeout=30)
+                await wait_until(lambda: len(sink.server.sessions) == N_FAST + N_SLOW, limit_s=30)
                 for item in range(N_ITEMS):
                     _produce(sink, item, text="x" * 400)
                     await anyio.sleep(0.002)  # the flow's own pace; never waits on clients

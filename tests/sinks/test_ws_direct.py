@@ -36,7 +36,7 @@ async def _one_client(
     async def read() -> None:
         async with real_connect(anyio_backend, sink.url) as conn:
             async for message in conn:
-                received.append(json.loads(message))
+                received.append(json.loads(message))  # noqa: PERF401 - watched while it fills
 
     tg.start_soon(read)
     await wait_until(lambda: len(received) == 1)  # the hello: the writer is idle again
@@ -67,7 +67,7 @@ async def test_a_client_that_keeps_up_is_written_without_its_writer(anyio_backen
             for i in range(5):
                 run_without_suspending(sink.write_event(_token(i)))
                 assert session.conn.writes == writes + i + 1  # written before write_event returned
-                await wait_until(lambda: len(received) == i + 2)
+                await wait_until(lambda n=i + 2: len(received) == n)
             assert flushes == [0]  # the writer task never had to run
             tg.cancel_scope.cancel()
     assert [m["text"] for m in received[1:]] == [f"t{i}" for i in range(5)]
