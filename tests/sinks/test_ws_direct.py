@@ -182,3 +182,41 @@ async def test_streams_without_a_non_blocking_write_are_always_flushed() -> None
             assert conn._nowait is None
             assert conn.write_nowait(b"frame") is False
             assert conn.writes == 0
+
+
+async def test_a_big_batch_goes_through_the_bounded_queues(anyio_backend: str) -> None:
+    from dspex.sinks._ws_server import DIRECT_MAX
+
+    received: list[dict[str, Any]] = []
+    text = "z" * 1000
+    count = DIRECT_MAX // 1000 + 10  # one batch over the direct-write limit
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg, websocket(metrics_interval=None, flush_interval=0) as sink:
+            session = await _one_client(anyio_backend, sink, received, tg)
+            writes = session.conn.writes
+            events = [ev.TokenDelta(text=text, item_id="1", seq=i) for i in range(count)]
+            run_without_suspending(sink.write_events(events))
+            assert session.conn.writes == writes  # nothing written straight away
+            assert len(session.queue) == count  # queued (bounded by queue_size), for the writer
+            await wait_until(lambda: len(received) == count + 1)
+            tg.cancel_scope.cancel()
+    assert [m["seq"] for m in received[1:]] == list(range(count))
+
+
+async def test_a_newcomer_gets_held_broadcasts_only_through_its_replay(anyio_backend: str) -> None:
+    first: list[dict[str, Any]] = []
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg, websocket(metrics_interval=None, flush_interval=1.0) as sink:
+            sink.server._tick.full_at = 1
+            await _one_client(anyio_backend, sink, first, tg)
+            run_without_suspending(sink.write_event(ev.PredictionDone(outputs={"a": 1}, item_id="7")))
+            assert sink.server._outbox  # held for the tick when the newcomer arrives
+            async with real_connect(anyio_backend, f"{sink.url}?replay=5") as late:
+                kinds = [json.loads(await late.recv())["type"] for _ in range(4)]
+                await late.send(json.dumps({"type": "ping"}))  # held broadcasts go out before the pong
+                while kinds[-1] != "pong":
+                    kinds.append(json.loads(await late.recv())["type"])
+            await wait_until(lambda: len(first) == 2)
+            tg.cancel_scope.cancel()
+    assert kinds == ["hello", "replay_begin", "prediction_done", "replay_end", "pong"]  # no second copy
+    assert [m["type"] for m in first] == ["hello", "prediction_done"]

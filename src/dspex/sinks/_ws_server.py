@@ -69,6 +69,9 @@ _SKIP_ERRNOS = frozenset(
 )
 ACCEPT_BACKOFF = (0.05, 1.0)  # first and longest pause after a resource error (asyncio waits 1 s)
 HANDSHAKE_GRACE = 1.0  # a handshake older than this may be dropped for a newcomer when all slots are held
+# Largest batch written straight to a client's socket; a bigger one goes through the client
+# queues, so a burst cannot park more than this per client in a transport's buffer.
+DIRECT_MAX = 65536
 
 
 class WebSocketServer:
@@ -198,12 +201,17 @@ class WebSocketServer:
         same for every client: a client that keeps up (nothing queued, its
         socket taking bytes) gets it in one non-blocking write, any other
         client gets the messages in its queue, under the slow-client policy
-        (see :meth:`ClientSession.deliver`).
+        (see :meth:`ClientSession.deliver`). A batch over ``DIRECT_MAX``
+        bytes goes through the queues for every client (bounded memory).
         """
         messages, self._outbox = self._outbox, []
         if not messages:
             return
         frames = b"".join(frame for _, _, frame in messages)
+        if len(frames) > DIRECT_MAX:
+            for session in tuple(self.sessions):
+                session.send_many(messages)
+            return
         for session in tuple(self.sessions):
             session.deliver(messages, frames)
 
@@ -426,7 +434,9 @@ class WebSocketServer:
         if routed.replay:
             self.replay_to(session, routed.replay)
         # Registered before the 101 response leaves: a client that has seen its
-        # handshake complete receives every message broadcast after that.
+        # handshake complete receives every message broadcast after that (and only
+        # those: what is held was broadcast before, and may be in its replay).
+        self.flush()
         self.sessions.add(session)
         if self._joined is not None:
             self._joined.set()
