@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import json
 import re
+import resource
 import statistics
 import struct
 import sys
@@ -76,14 +77,18 @@ async def _clients(url: str, n: int) -> None:
 
 
 def _raw_clients(url: str, n: int) -> None:
-    """All ``n`` clients in one thread: raw sockets, one epoll loop, minimal framing.
+    """All ``n`` clients in one thread: raw sockets, one epoll loop, parsing deferred.
 
     Much cheaper per message than ``websockets``' asyncio client, so on a small
-    box the measured latency is the sink's, not the clients' CPU. The server
-    sends unmasked, unfragmented text frames (no extensions are negotiated), so
-    a frame is a 2/4/10-byte header and the JSON payload.
+    box the measured latency is the sink's, not the clients' CPU: while the
+    stream runs, each read only stores its bytes with its read time and kernel
+    stamp, and walks the frame headers (to answer a ping or a close); the JSON
+    is searched for tokens once the server has closed. The server sends
+    unmasked, unfragmented text frames (no extensions are negotiated), so a
+    frame is a 2/4/10-byte header and the JSON payload.
     """
     import base64
+    import bisect
     import os
     import selectors
     import socket
@@ -94,76 +99,104 @@ def _raw_clients(url: str, n: int) -> None:
     request = (f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
     sel = selectors.DefaultSelector()
-    buffers: dict[socket.socket, bytearray] = {}
-    upgraded: set[socket.socket] = set()
+    streams: dict[socket.socket, _RawStream] = {}
     for _ in range(n):
         sock = socket.create_connection((parts.hostname, parts.port))
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.sendall(request)
         sock.setblocking(False)
-        buffers[sock] = bytearray()
+        streams[sock] = _RawStream()
         sel.register(sock, selectors.EVENT_READ)
-    received: dict[str, list[float]] = {}
-    arrived: dict[str, list[float]] = {}
-    fields: dict[str, list[float]] = {}
-    seen: dict[socket.socket, set[bytes]] = {sock: set() for sock in buffers}
     ancillary = socket.CMSG_SPACE(16)
-    while buffers:
+    live = dict(streams)
+    while live:
         for key_, _ in sel.select():
             sock = key_.fileobj
             data, cmsgs, _flags, _addr = sock.recvmsg(1 << 20, ancillary)
             now = time.time()
+            if not data:
+                sel.unregister(sock)
+                sock.close()
+                del live[sock]
+                continue
             stamp = now
             for level, kind, value in cmsgs:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
                     sec, nsec = struct.unpack("qq", value[:16])
                     stamp = sec + nsec / 1e9
-            if not data:
-                sel.unregister(sock)
-                sock.close()
-                del buffers[sock]
-                continue
-            buf = buffers[sock]
-            buf += data
-            if sock not in upgraded:
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    continue
-                del buf[: end + 4]
-                upgraded.add(sock)
-            _frames(sock, buf, (now, stamp), (received, arrived), fields, seen[sock])
+            live[sock].feed(sock, data, now, stamp)
+    received: dict[str, list[float]] = {}
+    arrived: dict[str, list[float]] = {}
+    fields: dict[str, list[float]] = {}
+    for stream in streams.values():
+        seen: set[bytes] = set()
+        for end, payload in stream.frames():
+            i = bisect.bisect_left(stream.ends, end)  # the read that completed this frame
+            now, stamp = stream.times[i]
+            if b'"token_delta"' in payload:
+                for token in TOKEN.findall(payload):
+                    received.setdefault(token.decode(), []).append(now)
+                    arrived.setdefault(token.decode(), []).append(stamp)
+            elif b'"field_delta"' in payload:
+                for token in TOKEN.findall(payload):
+                    if token not in seen:
+                        seen.add(token)
+                        fields.setdefault(token.decode(), []).append(now)
     sys.stdout.write(json.dumps({"token": received, "arrived": arrived, "field": fields}) + "\n")
 
 
-def _frames(sock: Any, buf: bytearray, times: tuple[float, float], tokens: tuple[dict[str, list[float]], ...],
-            fields: dict[str, list[float]], seen: set[bytes]) -> None:
-    """Consume whole frames from ``buf``; record token arrivals (read and kernel times); answer a close."""
-    now, stamp = times
-    received, arrived = tokens
-    while len(buf) >= 2:
-        opcode, size, start = buf[0] & 0x0F, buf[1] & 0x7F, 2
-        if size == 126:
-            size, start = int.from_bytes(buf[2:4], "big"), 4
-        elif size == 127:
-            size, start = int.from_bytes(buf[2:10], "big"), 10
-        if len(buf) < start + size:
-            return
-        payload = bytes(buf[start : start + size])
-        del buf[: start + size]
-        if opcode == 8:  # close: echo it (masked, empty payload) and let the server hang up
-            with contextlib.suppress(OSError):
-                sock.send(b"\x88\x80\x00\x00\x00\x00")
-        elif opcode == 9:  # ping: pong with the same payload (short, masked with zeros)
-            sock.send(bytes([0x8A, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload)
-        elif b'"token_delta"' in payload:
-            for token in TOKEN.findall(payload):
-                received.setdefault(token.decode(), []).append(now)
-                arrived.setdefault(token.decode(), []).append(stamp)
-        elif b'"field_delta"' in payload:
-            for token in TOKEN.findall(payload):
-                if token not in seen:
-                    seen.add(token)
-                    fields.setdefault(token.decode(), []).append(now)
+class _RawStream:
+    """One raw client's bytes, with the time (read, kernel) at which each read ended."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.start = -1  # where the frames begin (after the 101 response)
+        self.pos = 0  # next frame header to walk
+        self.ends: list[int] = []
+        self.times: list[tuple[float, float]] = []
+
+    def feed(self, sock: Any, data: bytes, now: float, stamp: float) -> None:
+        buf = self.buf
+        buf += data
+        self.ends.append(len(buf))
+        self.times.append((now, stamp))
+        if self.start < 0:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.start = self.pos = end + 4
+        for opcode, begin, stop in self._walk():
+            if opcode == 8:  # close: echo it (masked, empty payload) and let the server hang up
+                with contextlib.suppress(OSError):
+                    sock.send(b"\x88\x80\x00\x00\x00\x00")
+            elif opcode == 9:  # ping: pong with the same payload (short, masked with zeros)
+                sock.send(bytes([0x8A, 0x80 | (stop - begin)]) + b"\x00\x00\x00\x00" + bytes(buf[begin:stop]))
+
+    def _walk(self) -> Any:
+        """Yield (opcode, payload start, payload end) of each frame completed since the last walk."""
+        while (frame := _frame_at(self.buf, self.pos)) is not None:
+            opcode, start, self.pos = frame
+            yield opcode, start, self.pos
+
+    def frames(self) -> Any:
+        """Yield (end offset, payload) of every text frame received."""
+        pos = self.start
+        while pos >= 0 and (frame := _frame_at(self.buf, pos)) is not None:
+            opcode, start, pos = frame
+            if opcode == 1:
+                yield pos, bytes(self.buf[start:pos])
+
+
+def _frame_at(buf: bytearray, pos: int) -> tuple[int, int, int] | None:
+    """(opcode, payload start, payload end) of the frame at ``pos``, or None if incomplete."""
+    if len(buf) - pos < 2:
+        return None
+    opcode, size, start = buf[pos] & 0x0F, buf[pos + 1] & 0x7F, pos + 2
+    if size == 126:
+        size, start = int.from_bytes(buf[pos + 2 : pos + 4], "big"), pos + 4
+    elif size == 127:
+        size, start = int.from_bytes(buf[pos + 2 : pos + 10], "big"), pos + 10
+    return None if len(buf) < start + size else (opcode, start, start + size)
 
 
 # -- the server process -------------------------------------------------------
@@ -284,6 +317,7 @@ async def _run(
             tg.start_soon(connected)
             await flow.run(lm=lm, progress=False)
             cpu = time.process_time() - cpu_at_start[0]
+        clients_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)  # the client processes, all exited
         await lm.aclose()
     received: dict[str, list[float]] = {}
     arrived: dict[str, list[float]] = {}
@@ -323,6 +357,7 @@ async def _run(
         "written_median_ms": statistics.median(written),
         "written_p99_ms": _percentile(written, 0.99),
         "cpu_s": cpu,
+        "clients_cpu_s": clients_cpu.ru_utime + clients_cpu.ru_stime,
         "cpu_per_token_us": cpu / max(1, len(server.emitted)) * 1e6,
         "socket_median_ms": statistics.median(at_socket),
         "socket_p99_ms": _percentile(at_socket, 0.99),
@@ -366,6 +401,7 @@ def main() -> None:
               f"{r['to_sink_median_ms']:.2f} ms, p99 {r['to_sink_p99_ms']:.2f} ms; sink.write_event -> "
               f"client: median {r['from_sink_median_ms']:.2f} ms, p99 {r['from_sink_p99_ms']:.2f} ms; "
               f"flow process CPU {r['cpu_s']:.2f} s, {r['cpu_per_token_us']:.0f} us a token; "
+              f"client processes CPU {r['clients_cpu_s']:.2f} s (whole run); "
               f"sink -> flush: median {r['to_flush_median_ms']:.2f} ms, p99 {r['to_flush_p99_ms']:.2f} ms; "
               f"{r['flushes']} flushes of median {r['flush_median_ms']:.2f} ms, p99 {r['flush_p99_ms']:.2f} ms; "
               f"server byte -> written to every client: median {r['written_median_ms']:.2f} ms, "
