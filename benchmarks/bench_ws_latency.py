@@ -6,24 +6,28 @@ For each client count, one process runs the fake OpenAI-compatible server,
 a flow (``ChainOfThought`` over the server, concurrency 4) and the WebSocket
 sink; other processes hold the WebSocket clients (``websockets``' asyncio
 client, 50 a process; with ``--raw`` all of them in one process on raw
-sockets and one epoll loop, so that on a small box the clients' own CPU does
-not dominate), so the two sides do not share an event loop. Every streamed token is
-unique (``w<item>_<k>``); the server records ``time.time()`` right
-before it writes the SSE chunk holding a token, each client when its
-``token_delta`` arrives (CLOCK_MONOTONIC, the same clock in both processes on
-Linux). Prints median and p99 of (receive - emit) over all clients and tokens,
-split at ``sink.write_event(s)``; when each token first shows up in a
-``field_delta`` (what the live page renders); and the flow process's CPU time
-for the streaming part (steadier than latency on a shared machine), also per
-streamed token.
+sockets and one epoll loop that only stores what it reads and parses it
+after the stream, so that on a small box the clients' own CPU counts as
+little as possible), so the two sides do not share an event loop. Every
+streamed token is unique (``w<item>_<k>``); the server records ``time.time()``
+right before it writes the SSE chunk holding a token, each client when its
+``token_delta`` arrives. Prints, as medians and p99s over all clients and
+tokens (all in ms from the LM server's byte):
 
-Two receive times: when the client code reads the token (what a user sees,
-but on a small box it includes the clients' own CPU: 200 clients parsing
-every message compete with the server for the same cores), and, with
-``--raw``, when its bytes reached the client's socket (the kernel's
-``SO_TIMESTAMPNS`` receive stamp: the server's own latency, whatever the
-clients' backlog). All stamps are ``time.time()`` (the kernel stamps are
-wall-clock time).
+- token->client: when the client code reads the token (what a user sees; on
+  a small box it includes the clients' own CPU and backlog);
+- at the client's socket (``--raw``): the kernel's ``SO_TIMESTAMPNS`` receive
+  stamp of the read that brought it (the stamp of that read's last segment,
+  so a client that lags and reads several writes at once makes it late too);
+- server byte -> written to every client: when the flush that wrote it to
+  every client ended (the server's own figure; this dspex only);
+- the split at ``sink.write_event(s)``, the hold before the flush, the flush
+  count and duration, when each token first shows up in a ``field_delta``
+  (what the live page renders);
+- the flow process's CPU time for the streaming part (steadier than latency
+  on a shared machine), also per streamed token, and the client processes'.
+
+All stamps are ``time.time()`` (the kernel stamps are wall-clock time).
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 
 Every connected client owns a :class:`ClientQueue` of encoded messages, and a
 :class:`ClientSession` whose writer task drains it onto the socket. The producer
-(the flow) only ever calls :meth:`ClientSession.send`, which never blocks: when a
-queue is full, token-level messages (``token_delta``, ``field_delta``) are dropped
+(the flow, through the server) only ever calls :meth:`ClientSession.deliver`,
+``send`` or ``send_many``, which never block. A client that keeps up (nothing
+queued, its socket taking bytes) gets a broadcast batch written at once, the
+same bytes for every client, without its writer waking (:meth:`ClientSession.deliver`);
+any other client gets it queued. When a queue is full, token-level messages (``token_delta``, ``field_delta``) are dropped
 first, then detail messages (``field_done``, ``usage``, ``metrics``, ...); final
 results (``prediction_done``, ``item_error``, ``record``, ``run_done``) are never
 dropped. A client whose queue is full of final results, or that stays behind for

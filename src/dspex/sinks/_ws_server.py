@@ -3,8 +3,10 @@
 :class:`WebSocketServer` listens on a TCP port with anyio, speaks WebSocket
 through websockets' Sans-I/O ``ServerProtocol`` (one code path for asyncio and
 trio), serves the live page to plain HTTP ``GET``s, and broadcasts encoded
-messages to every connected client through per-client bounded queues
-(:mod:`._ws_clients`). It keeps the last ``replay`` final results for late
+messages to every connected client: framed once, held for a short tick when
+there are many clients, then written by one task to every client that keeps up
+with one non-blocking write of the same bytes, and queued for the others in
+per-client bounded queues (:mod:`._ws_clients`). It keeps the last ``replay`` final results for late
 joiners (``?replay=N`` or a ``{"type": "replay", "last": N}`` message), answers
 ``{"type": "ping"}`` with ``{"type": "pong"}``, and on shutdown closes every
 client with code 1001 after delivering what was queued.
