@@ -69,6 +69,7 @@ async def test_a_client_that_keeps_up_is_written_without_its_writer(anyio_backen
                 assert session.conn.writes == writes + i + 1  # written before write_event returned
                 await wait_until(lambda n=i + 2: len(received) == n)
             assert flushes == [0]  # the writer task never had to run
+            assert sink.server.statistics()["direct_writes"] == 5
             tg.cancel_scope.cancel()
     assert [m["text"] for m in received[1:]] == [f"t{i}" for i in range(5)]
 
@@ -198,6 +199,7 @@ async def test_a_big_batch_goes_through_the_bounded_queues(anyio_backend: str) -
             run_without_suspending(sink.write_events(events))
             assert session.conn.writes == writes  # nothing written straight away
             assert len(session.queue) == count  # queued (bounded by queue_size), for the writer
+            assert sink.server.statistics()["queued_batches"] == 1
             await wait_until(lambda: len(received) == count + 1)
             tg.cancel_scope.cancel()
     assert [m["seq"] for m in received[1:]] == list(range(count))

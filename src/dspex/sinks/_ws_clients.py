@@ -289,7 +289,7 @@ class ClientSession:
                 return
         self._check_behind()
 
-    def deliver(self, messages: Sequence[tuple[bytes, int, bytes]], frames: bytes) -> None:
+    def deliver(self, messages: Sequence[tuple[bytes, int, bytes]], frames: bytes) -> bool:
         """Hand a broadcast batch over: written at once if the client keeps up, else queued.
 
         ``frames`` is every message of ``messages`` framed (the same bytes for
@@ -297,15 +297,16 @@ class ClientSession:
         socket that takes bytes gets them written now, without a wake-up of
         its writer (which only sends what the socket did not take); any other
         client gets the messages queued, under the slow-client policy.
-        Never blocks.
+        Never blocks. Returns True if the batch was written at once.
         """
         protocol = self.conn.protocol
         if (self._kick is None and self._closing is None and not self.queue
                 and protocol.state is self._open and not protocol.extensions and self.conn.write_nowait(frames)):
             if self.conn.tail:
                 self.queue.wake()  # the writer sends the rest
-            return
+            return True
         self.send_many(messages)
+        return False
 
     def _check_behind(self) -> None:
         limit = self.options.slow_client_limit_s

@@ -149,7 +149,7 @@ class WebSocketServer:
         self._accepting: anyio.CancelScope | None = None
         self._stats = dict.fromkeys(
             ("connections", "refused", "messages", "kicked", "dropped", "handshake_timeouts", "handshakes_shed",
-             "accept_errors"), 0,
+             "accept_errors", "direct_writes", "queued_batches"), 0,
         )
 
     @property
@@ -210,12 +210,15 @@ class WebSocketServer:
         if not messages:
             return
         frames = b"".join(frame for _, _, frame in messages)
+        sessions = tuple(self.sessions)
         if len(frames) > DIRECT_MAX:
-            for session in tuple(self.sessions):
+            for session in sessions:
                 session.send_many(messages)
+            self._stats["queued_batches"] += len(sessions)
             return
-        for session in tuple(self.sessions):
-            session.deliver(messages, frames)
+        direct = sum(session.deliver(messages, frames) for session in sessions)
+        self._stats["direct_writes"] += direct
+        self._stats["queued_batches"] += len(sessions) - direct
 
     async def _flusher(self) -> None:
         """Flush held broadcasts one tick after the first of them; runs until cancelled."""
@@ -248,7 +251,9 @@ class WebSocketServer:
     def statistics(self) -> dict[str, Any]:
         """Counters: clients, handshaking, connections, refused, messages, kicked,
         dropped, handshake_timeouts, handshakes_shed (dropped for a newcomer),
-        accept_errors."""
+        accept_errors, direct_writes (broadcast batches written at once to a
+        client that keeps up) and queued_batches (batches queued for a client
+        behind, or too big to write at once)."""
         live_drops = sum(s.queue.dropped for s in self.sessions)
         return {
             **self._stats,
