@@ -6,15 +6,28 @@ For each client count, one process runs the fake OpenAI-compatible server,
 a flow (``ChainOfThought`` over the server, concurrency 4) and the WebSocket
 sink; other processes hold the WebSocket clients (``websockets``' asyncio
 client, 50 a process; with ``--raw`` all of them in one process on raw
-sockets and one epoll loop, so that on a small box the clients' own CPU does
-not dominate), so the two sides do not share an event loop. Every streamed token is
-unique (``w<item>_<k>``); the server records ``time.perf_counter()`` right
-before it writes the SSE chunk holding a token, each client when its
-``token_delta`` arrives (CLOCK_MONOTONIC, the same clock in both processes on
-Linux). Prints median and p99 of (receive - emit) over all clients and tokens,
-split at ``sink.write_event(s)``; when each token first shows up in a
-``field_delta`` (what the live page renders); and the flow process's CPU time
-for the streaming part (steadier than latency on a shared machine).
+sockets and one epoll loop that only stores what it reads and parses it
+after the stream, so that on a small box the clients' own CPU counts as
+little as possible), so the two sides do not share an event loop. Every
+streamed token is unique (``w<item>_<k>``); the server records ``time.time()``
+right before it writes the SSE chunk holding a token, each client when its
+``token_delta`` arrives. Prints, as medians and p99s over all clients and
+tokens (all in ms from the LM server's byte):
+
+- token->client: when the client code reads the token (what a user sees; on
+  a small box it includes the clients' own CPU and backlog);
+- at the client's socket (``--raw``): the kernel's ``SO_TIMESTAMPNS`` receive
+  stamp of the read that brought it (the stamp of that read's last segment,
+  so a client that lags and reads several writes at once makes it late too);
+- server byte -> written to every client: when the flush that wrote it to
+  every client ended (the server's own figure; this dspex only);
+- the split at ``sink.write_event(s)``, the hold before the flush, the flush
+  count and duration, when each token first shows up in a ``field_delta``
+  (what the live page renders);
+- the flow process's CPU time for the streaming part (steadier than latency
+  on a shared machine), also per streamed token, and the client processes'.
+
+All stamps are ``time.time()`` (the kernel stamps are wall-clock time).
 """
 
 from __future__ import annotations
@@ -23,12 +36,15 @@ import argparse
 import contextlib
 import json
 import re
+import resource
 import statistics
+import struct
 import sys
 import time
 from typing import Any
 
 TOKEN = re.compile(rb"w\d+_\d+")
+SO_TIMESTAMPNS = 35  # Linux (asm-generic): kernel receive stamp as a struct timespec; SCM_TIMESTAMPNS too
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -49,7 +65,7 @@ async def _clients(url: str, n: int) -> None:
         seen: set[str] = set()
         async with connect(url, max_queue=None) as ws:
             async for raw in ws:
-                now = time.perf_counter()
+                now = time.time()
                 if '"token_delta"' in raw:
                     text = json.loads(raw)["text"].strip()
                     received.setdefault(text, []).append(now)
@@ -65,14 +81,18 @@ async def _clients(url: str, n: int) -> None:
 
 
 def _raw_clients(url: str, n: int) -> None:
-    """All ``n`` clients in one thread: raw sockets, one epoll loop, minimal framing.
+    """All ``n`` clients in one thread: raw sockets, one epoll loop, parsing deferred.
 
     Much cheaper per message than ``websockets``' asyncio client, so on a small
-    box the measured latency is the sink's, not the clients' CPU. The server
-    sends unmasked, unfragmented text frames (no extensions are negotiated), so
-    a frame is a 2/4/10-byte header and the JSON payload.
+    box the measured latency is the sink's, not the clients' CPU: while the
+    stream runs, each read only stores its bytes with its read time and kernel
+    stamp, and walks the frame headers (to answer a ping or a close); the JSON
+    is searched for tokens once the server has closed. The server sends
+    unmasked, unfragmented text frames (no extensions are negotiated), so a
+    frame is a 2/4/10-byte header and the JSON payload.
     """
     import base64
+    import bisect
     import os
     import selectors
     import socket
@@ -83,67 +103,104 @@ def _raw_clients(url: str, n: int) -> None:
     request = (f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
     sel = selectors.DefaultSelector()
-    buffers: dict[socket.socket, bytearray] = {}
-    upgraded: set[socket.socket] = set()
+    streams: dict[socket.socket, _RawStream] = {}
     for _ in range(n):
         sock = socket.create_connection((parts.hostname, parts.port))
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.sendall(request)
         sock.setblocking(False)
-        buffers[sock] = bytearray()
+        streams[sock] = _RawStream()
         sel.register(sock, selectors.EVENT_READ)
-    received: dict[str, list[float]] = {}
-    fields: dict[str, list[float]] = {}
-    seen: dict[socket.socket, set[bytes]] = {sock: set() for sock in buffers}
-    while buffers:
+    ancillary = socket.CMSG_SPACE(16)
+    live = dict(streams)
+    while live:
         for key_, _ in sel.select():
-            ready = key_.fileobj
-            assert isinstance(ready, socket.socket)  # only sockets are registered
-            sock = ready
-            data = sock.recv(1 << 20)
-            now = time.perf_counter()
+            sock = key_.fileobj
+            data, cmsgs, _flags, _addr = sock.recvmsg(1 << 20, ancillary)
+            now = time.time()
             if not data:
                 sel.unregister(sock)
                 sock.close()
-                del buffers[sock]
+                del live[sock]
                 continue
-            buf = buffers[sock]
-            buf += data
-            if sock not in upgraded:
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    continue
-                del buf[: end + 4]
-                upgraded.add(sock)
-            _frames(sock, buf, now, received, fields, seen[sock])
-    sys.stdout.write(json.dumps({"token": received, "field": fields}) + "\n")
+            stamp = now
+            for level, kind, value in cmsgs:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("qq", value[:16])
+                    stamp = sec + nsec / 1e9
+            live[sock].feed(sock, data, now, stamp)
+    received: dict[str, list[float]] = {}
+    arrived: dict[str, list[float]] = {}
+    fields: dict[str, list[float]] = {}
+    for stream in streams.values():
+        seen: set[bytes] = set()
+        for end, payload in stream.frames():
+            i = bisect.bisect_left(stream.ends, end)  # the read that completed this frame
+            now, stamp = stream.times[i]
+            if b'"token_delta"' in payload:
+                for token in TOKEN.findall(payload):
+                    received.setdefault(token.decode(), []).append(now)
+                    arrived.setdefault(token.decode(), []).append(stamp)
+            elif b'"field_delta"' in payload:
+                for token in TOKEN.findall(payload):
+                    if token not in seen:
+                        seen.add(token)
+                        fields.setdefault(token.decode(), []).append(now)
+    sys.stdout.write(json.dumps({"token": received, "arrived": arrived, "field": fields}) + "\n")
 
 
-def _frames(sock: Any, buf: bytearray, now: float, received: dict[str, list[float]],
-            fields: dict[str, list[float]], seen: set[bytes]) -> None:
-    """Consume whole frames from ``buf``; record token arrivals; answer a close."""
-    while len(buf) >= 2:
-        opcode, size, start = buf[0] & 0x0F, buf[1] & 0x7F, 2
-        if size == 126:
-            size, start = int.from_bytes(buf[2:4], "big"), 4
-        elif size == 127:
-            size, start = int.from_bytes(buf[2:10], "big"), 10
-        if len(buf) < start + size:
-            return
-        payload = bytes(buf[start : start + size])
-        del buf[: start + size]
-        if opcode == 8:  # close: echo it (masked, empty payload) and let the server hang up
-            with contextlib.suppress(OSError):
-                sock.send(b"\x88\x80\x00\x00\x00\x00")
-        elif opcode == 9:  # ping: pong with the same payload (short, masked with zeros)
-            sock.send(bytes([0x8A, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload)
-        elif b'"token_delta"' in payload:
-            for token in TOKEN.findall(payload):
-                received.setdefault(token.decode(), []).append(now)
-        elif b'"field_delta"' in payload:
-            for token in TOKEN.findall(payload):
-                if token not in seen:
-                    seen.add(token)
-                    fields.setdefault(token.decode(), []).append(now)
+class _RawStream:
+    """One raw client's bytes, with the time (read, kernel) at which each read ended."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.start = -1  # where the frames begin (after the 101 response)
+        self.pos = 0  # next frame header to walk
+        self.ends: list[int] = []
+        self.times: list[tuple[float, float]] = []
+
+    def feed(self, sock: Any, data: bytes, now: float, stamp: float) -> None:
+        buf = self.buf
+        buf += data
+        self.ends.append(len(buf))
+        self.times.append((now, stamp))
+        if self.start < 0:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.start = self.pos = end + 4
+        for opcode, begin, stop in self._walk():
+            if opcode == 8:  # close: echo it (masked, empty payload) and let the server hang up
+                with contextlib.suppress(OSError):
+                    sock.send(b"\x88\x80\x00\x00\x00\x00")
+            elif opcode == 9:  # ping: pong with the same payload (short, masked with zeros)
+                sock.send(bytes([0x8A, 0x80 | (stop - begin)]) + b"\x00\x00\x00\x00" + bytes(buf[begin:stop]))
+
+    def _walk(self) -> Any:
+        """Yield (opcode, payload start, payload end) of each frame completed since the last walk."""
+        while (frame := _frame_at(self.buf, self.pos)) is not None:
+            opcode, start, self.pos = frame
+            yield opcode, start, self.pos
+
+    def frames(self) -> Any:
+        """Yield (end offset, payload) of every text frame received."""
+        pos = self.start
+        while pos >= 0 and (frame := _frame_at(self.buf, pos)) is not None:
+            opcode, start, pos = frame
+            if opcode == 1:
+                yield pos, bytes(self.buf[start:pos])
+
+
+def _frame_at(buf: bytearray, pos: int) -> tuple[int, int, int] | None:
+    """(opcode, payload start, payload end) of the frame at ``pos``, or None if incomplete."""
+    if len(buf) - pos < 2:
+        return None
+    opcode, size, start = buf[pos] & 0x0F, buf[pos + 1] & 0x7F, pos + 2
+    if size == 126:
+        size, start = int.from_bytes(buf[pos + 2 : pos + 4], "big"), pos + 4
+    elif size == 127:
+        size, start = int.from_bytes(buf[pos + 2 : pos + 10], "big"), pos + 10
+    return None if len(buf) < start + size else (opcode, start, start + size)
 
 
 # -- the server process -------------------------------------------------------
@@ -160,7 +217,7 @@ def _server_class() -> Any:
 
             class Timed:
                 async def send(self, data: bytes) -> None:
-                    now = time.perf_counter()
+                    now = time.time()
                     for token in TOKEN.findall(data):
                         emitted.setdefault(token.decode(), now)
                     await stream.send(data)
@@ -203,18 +260,32 @@ async def _run(
 
     async def timed_write_event(event: Any) -> None:
         if event.type == "token_delta" and TOKEN.fullmatch(event.text.strip().encode()):
-            at_sink.setdefault(event.text.strip(), time.perf_counter())
+            at_sink.setdefault(event.text.strip(), time.time())
         await original(event)
 
     original_many = sink.write_events
 
     async def timed_write_events(events: Any) -> None:
-        now = time.perf_counter()
+        now = time.time()
         for event in events:
             if event.type == "token_delta" and TOKEN.fullmatch(event.text.strip().encode()):
                 at_sink.setdefault(event.text.strip(), now)
         await original_many(events)
 
+    flushed: dict[str, tuple[float, float]] = {}  # token -> (flush began, flush ended)
+    original_flush = getattr(sink.server, "flush", None)
+
+    def timed_flush() -> None:
+        began = time.time()
+        held = [data for data, _, _ in sink.server._outbox]
+        original_flush()
+        ended = time.time()
+        for data in held:
+            for token in TOKEN.findall(data):
+                flushed.setdefault(token.decode(), (began, ended))
+
+    if original_flush is not None:
+        sink.server.flush = timed_flush  # type: ignore[method-assign]
     sink.write_event = timed_write_event  # type: ignore[method-assign]
     if original_many is not None:
         sink.write_events = timed_write_events  # type: ignore[method-assign]
@@ -235,10 +306,13 @@ async def _run(
 
         async def connected() -> None:
             await sink.started.wait()
-            while True:  # the sink has no per-client event to wait on: poll its session count
-                if len(sink.server.sessions) >= n_clients:
-                    break
-                await anyio.sleep(0.01)
+            if hasattr(sink.server, "wait_for_client"):
+                await sink.server.wait_for_client(n_clients)
+            else:  # an older dspex (before/after comparisons) has no event for it: poll
+                while True:
+                    if len(sink.server.sessions) >= n_clients:
+                        break
+                    await anyio.sleep(0.01)
             cpu_at_start.append(time.process_time())  # CPU of the streaming part only
             ready.set()
 
@@ -248,19 +322,30 @@ async def _run(
             tg.start_soon(connected)
             await flow.run(lm=lm, progress=False)
             cpu = time.process_time() - cpu_at_start[0]
+        clients_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)  # the client processes, all exited
         await lm.aclose()
     received: dict[str, list[float]] = {}
+    arrived: dict[str, list[float]] = {}
     fields: dict[str, list[float]] = {}
     for blob in output:
         parts = json.loads(blob)
         for tok, times in parts["token"].items():
             received.setdefault(tok, []).extend(times)
+        for tok, times in parts.get("arrived", {}).items():
+            arrived.setdefault(tok, []).extend(times)
         for tok, times in parts["field"].items():
             fields.setdefault(tok, []).extend(times)
     in_field = [(t - server.emitted[tok]) * 1000 for tok, times in fields.items()
                 if tok in server.emitted for t in times]
     latencies = [(t - server.emitted[tok]) * 1000 for tok, times in received.items()
                  if tok in server.emitted for t in times]
+    at_socket = [(t - server.emitted[tok]) * 1000 for tok, times in arrived.items()
+                 if tok in server.emitted for t in times] or [float("nan")]
+    to_flush = [(flushed[tok][0] - at_sink[tok]) * 1000 for tok in at_sink if tok in flushed] or [float("nan")]
+    flush_ms = [(end - began) * 1000 for began, end in set(flushed.values())] or [float("nan")]
+    # the server's own figure: the token is in every client's socket (or transport) when its flush ends
+    written = [(flushed[tok][1] - server.emitted[tok]) * 1000 for tok in flushed if tok in server.emitted]
+    written = written or [float("nan")]
     from_sink = [(t - at_sink[tok]) * 1000 for tok, times in received.items() if tok in at_sink for t in times]
     to_sink = [(at_sink[tok] - server.emitted[tok]) * 1000 for tok in at_sink if tok in server.emitted]
     return {
@@ -269,7 +354,18 @@ async def _run(
         "from_sink_p99_ms": _percentile(from_sink, 0.99),
         "to_sink_p99_ms": _percentile(to_sink, 0.99),
         "clients": n_clients,
+        "to_flush_median_ms": statistics.median(to_flush),
+        "to_flush_p99_ms": _percentile(to_flush, 0.99),
+        "flush_median_ms": statistics.median(flush_ms),
+        "flush_p99_ms": _percentile(flush_ms, 0.99),
+        "flushes": len(flush_ms),
+        "written_median_ms": statistics.median(written),
+        "written_p99_ms": _percentile(written, 0.99),
         "cpu_s": cpu,
+        "clients_cpu_s": clients_cpu.ru_utime + clients_cpu.ru_stime,
+        "cpu_per_token_us": cpu / max(1, len(server.emitted)) * 1e6,
+        "socket_median_ms": statistics.median(at_socket),
+        "socket_p99_ms": _percentile(at_socket, 0.99),
         "samples": len(latencies),
         "median_ms": statistics.median(latencies),
         "p99_ms": _percentile(latencies, 0.99),
@@ -309,7 +405,14 @@ def main() -> None:
               f"({r['samples']} samples; server byte -> sink.write_event: median "
               f"{r['to_sink_median_ms']:.2f} ms, p99 {r['to_sink_p99_ms']:.2f} ms; sink.write_event -> "
               f"client: median {r['from_sink_median_ms']:.2f} ms, p99 {r['from_sink_p99_ms']:.2f} ms; "
-              f"flow process CPU {r['cpu_s']:.2f} s; token in its field_delta: median "
+              f"flow process CPU {r['cpu_s']:.2f} s, {r['cpu_per_token_us']:.0f} us a token; "
+              f"client processes CPU {r['clients_cpu_s']:.2f} s (whole run); "
+              f"sink -> flush: median {r['to_flush_median_ms']:.2f} ms, p99 {r['to_flush_p99_ms']:.2f} ms; "
+              f"{r['flushes']} flushes of median {r['flush_median_ms']:.2f} ms, p99 {r['flush_p99_ms']:.2f} ms; "
+              f"server byte -> written to every client: median {r['written_median_ms']:.2f} ms, "
+              f"p99 {r['written_p99_ms']:.2f} ms; "
+              f"at the client's socket (kernel stamp): median {r['socket_median_ms']:.2f} ms, "
+              f"p99 {r['socket_p99_ms']:.2f} ms; token in its field_delta: median "
               f"{r['field_median_ms']:.2f} ms, p99 {r['field_p99_ms']:.2f} ms)", flush=True)
 
 

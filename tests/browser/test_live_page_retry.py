@@ -64,7 +64,8 @@ async def test_page_drops_partial_fields_on_retry(tmp_path: Path) -> None:
     process_box: list[Any] = []
 
     async def records() -> Any:
-        await wait_until(lambda: sink.server.sessions, limit_s=30)  # the page is connected: it sees every event
+        with anyio.fail_after(30):
+            await sink.server.wait_for_client()  # the page is connected: it sees every event
         for i in range(N):
             yield {"id": f"q{i}", "question": f"What is item number {i}?"}
 

@@ -44,7 +44,7 @@ async def _hello(conn: WebSocketConnection) -> dict[str, Any]:
 async def _status(url: str, origin: str | None, **kwargs: Any) -> int:
     """Open a connection with ``origin``; return 101 or the refusal's HTTP status."""
     try:
-        conn = await connect(url, origin=origin, timeout=10, **kwargs)
+        conn = await connect(url, origin=origin, connect_timeout=10, **kwargs)
     except SinkError as exc:
         if exc.status is None:  # a refusal always carries its HTTP status
             raise
@@ -194,13 +194,13 @@ async def test_serve_generates_a_token_and_prints_the_page_url(anyio_backend: st
         feed = (await child.line_with("WebSocket feed: ")).split("WebSocket feed: ", 1)[1]
         seen["token"] = token
         with pytest.raises(SinkError) as refused:
-            await open_connection(feed, timeout=10)
+            await open_connection(feed, connect_timeout=10)
         seen["without"] = refused.value.status
         with pytest.raises(SinkError) as wrong:
-            await open_connection(feed, token="not-the-token", timeout=10)
+            await open_connection(feed, token="not-the-token", connect_timeout=10)
         seen["wrong"] = wrong.value.status
         # the way the live page does it: the token from its URL, in the WebSocket query
-        conn = await open_connection(f"{feed}?{urllib.parse.urlencode({'token': token})}", timeout=10)
+        conn = await open_connection(f"{feed}?{urllib.parse.urlencode({'token': token})}", connect_timeout=10)
         go.write_text("go")
         records.extend(await _read_records(conn))
 
@@ -227,7 +227,7 @@ async def test_serve_no_auth_serves_without_a_token(anyio_backend: str, tmp_path
         pages.append(url)
         assert token is None
         feed = (await child.line_with("WebSocket feed: ")).split("WebSocket feed: ", 1)[1]
-        conn = await open_connection(feed, timeout=10)
+        conn = await open_connection(feed, connect_timeout=10)
         go.write_text("go")
         records.extend(await _read_records(conn))
 
@@ -258,10 +258,10 @@ async def test_demo_serve_needs_the_printed_token(anyio_backend: str, tmp_path: 
         parts = urllib.parse.urlsplit(url)
         feed = f"ws://{parts.netloc}/"
         with pytest.raises(SinkError) as refused:
-            await open_connection(feed, timeout=10)
+            await open_connection(feed, connect_timeout=10)
         statuses.append(refused.value.status)
         assert token is not None
-        conn = await open_connection(f"{feed}?token={token}", timeout=10)  # the run starts now
+        conn = await open_connection(f"{feed}?token={token}", connect_timeout=10)  # the run starts now
         records.extend(await _read_records(conn))
 
     args = ["demo", "--serve", "-n", "2", "--port", "0", "--out", str(tmp_path / "answers.jsonl")]

@@ -35,7 +35,7 @@ async def _close_code(conn: WebSocketConnection) -> int | None:
 
 
 async def _open(url: str) -> WebSocketConnection:
-    conn = WebSocketConnection(await connect(url, timeout=10))
+    conn = WebSocketConnection(await connect(url, connect_timeout=10))
     with anyio.fail_after(10):
         assert json.loads(await conn.recv() or "{}")["type"] == "hello"
     return conn
@@ -92,7 +92,7 @@ async def test_client_closes_1007_on_invalid_utf8_from_the_server(anyio_backend:
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, serve_bad_text)
-        client = await open_connection(f"ws://127.0.0.1:{port}/", timeout=10)
+        client = await open_connection(f"ws://127.0.0.1:{port}/", connect_timeout=10)
         assert await _close_code(client) == 1007
         await wait_until(lambda: codes)
         tg.cancel_scope.cancel()

@@ -23,7 +23,6 @@ from typing import Any, Self
 import anyio
 import anyio.lowlevel
 import pytest
-from _poll import wait_until
 
 from dspex.flows import Flow
 from dspex.sinks import _ws_server, websocket
@@ -77,7 +76,8 @@ def _gated_flow(live: Any, n: int = N) -> Flow:
     """A flow that starts producing once a client watches (bounded wait)."""
 
     async def items() -> Any:
-        await wait_until(lambda: live.server.sessions, limit_s=30)
+        with anyio.fail_after(30):
+            await live.server.wait_for_client()
         for i in range(n):
             yield {"id": i}
 
@@ -117,7 +117,7 @@ async def test_accept_faults_are_logged_and_survived(
 
     async def watch() -> None:
         await live.started.wait()
-        received.extend(await _records(await open_connection(live.url, timeout=20)))
+        received.extend(await _records(await open_connection(live.url, connect_timeout=20)))
 
     with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:
@@ -145,7 +145,7 @@ async def test_idle_connections_time_out_and_a_client_still_connects(anyio_backe
         await live.started.wait()
         port = live.server.port
         idle.extend([await anyio.connect_tcp("127.0.0.1", port) for _ in range(idle_count)])
-        client = await open_connection(live.url, timeout=30)  # queued behind the idle crowd
+        client = await open_connection(live.url, connect_timeout=30)  # queued behind the idle crowd
         peak = max(peak, live.statistics()["handshaking"])
         received.extend(await _records(client))
 
@@ -186,7 +186,7 @@ async def test_stale_handshakes_are_shed_for_newcomers(anyio_backend: str, monke
     async def crowd_then_watch() -> None:
         await live.started.wait()
         idle.extend([await anyio.connect_tcp("127.0.0.1", live.server.port) for _ in range(idle_count)])
-        received.extend(await _records(await open_connection(live.url, timeout=30)))
+        received.extend(await _records(await open_connection(live.url, connect_timeout=30)))
 
     try:
         with anyio.fail_after(60):
@@ -260,7 +260,7 @@ async def test_descriptor_exhaustion_does_not_fail_the_flow(anyio_backend: str, 
         port = int(url.rsplit(":", 1)[1].strip("/"))
         idle.extend([await anyio.connect_tcp("127.0.0.1", port) for _ in range(40)])  # > its free descriptors
         await anyio.sleep(0.3)  # let the child run out
-        client = await open_connection(url, timeout=45)
+        client = await open_connection(url, connect_timeout=45)
         received = await _records(client)
         result = json.loads(await lines.next(limit_s=60))
         with anyio.fail_after(30):

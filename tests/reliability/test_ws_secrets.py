@@ -44,13 +44,13 @@ async def _first(conn: Any) -> dict[str, Any]:
 
 async def _client_cycle(url: str, token: str, errors: list[str]) -> None:
     """Header auth, query auth, a refused URL carrying the token."""
-    by_header = await open_connection(url, token=token, timeout=10)
+    by_header = await open_connection(url, token=token, connect_timeout=10)
     assert (await _first(by_header))["type"] == "hello"
-    by_query = await open_connection(f"{url}?{urllib.parse.urlencode({'token': token})}", timeout=10)
+    by_query = await open_connection(f"{url}?{urllib.parse.urlencode({'token': token})}", connect_timeout=10)
     assert (await _first(by_query))["type"] == "hello"
     await by_query.aclose()
     with pytest.raises(SinkError) as refused:
-        await open_connection(f"{url}nowhere?token={token}", timeout=10)
+        await open_connection(f"{url}nowhere?token={token}", connect_timeout=10)
     errors.append(str(refused.value))
     await by_header.aclose()
 
@@ -75,11 +75,12 @@ async def _source_cycle(live: Any, token: str, errors: list[str]) -> list[Any]:
 
     async def read() -> None:
         async for record in source.records():
-            got.append(record.data)  # noqa: PERF401 (a cancelled read keeps what it got)
+            got.append(record.data)  # noqa: PERF401 - a comprehension would lose them on cancellation
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(read)
-        await wait_until(lambda: live.server.sessions)
+        with anyio.fail_after(10):
+            await live.server.wait_for_client()
         await live.write_event(ev.RunDone(report={}))
     with pytest.raises(SourceError) as refused:
         async for _ in websocket_source(f"{live.url}nowhere?token={token}", token=token).records():
@@ -106,7 +107,7 @@ async def test_no_token_in_debug_logs_or_errors(anyio_backend: str, caplog: pyte
         await _client_cycle(live.url, token, errors)
         await _client_sink_cycle(live.url, token, errors)
         got = await _source_cycle(live, token, errors)
-        watcher = await open_connection(live.url, token=token, timeout=10)
+        watcher = await open_connection(live.url, token=token, connect_timeout=10)
         await _first(watcher)
         tg.start_soon(until_closed, watcher)
     assert watcher.close_code == 1001  # the server closed the watcher on the way out

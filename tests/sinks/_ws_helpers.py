@@ -57,8 +57,8 @@ class Receiver:
             task_status.started()
             await listener.serve(self._handle)
 
-    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
-        with anyio.fail_after(timeout):
+    async def wait_for(self, predicate: Any, limit_s: float = 10.0) -> None:
+        with anyio.fail_after(limit_s):
             while not predicate():
                 await self.changed.wait()
                 self.changed = anyio.Event()
@@ -110,8 +110,14 @@ def real_connect(backend: str, url: str, **kwargs: Any) -> Any:
     return connect(url, **kwargs)
 
 
-async def wait_until(predicate: Any, timeout: float = 10.0, step: float = 0.01) -> None:
-    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds."""
-    with anyio.fail_after(timeout):
-        while not predicate():
+async def wait_until(predicate: Any, limit_s: float = 10.0, step: float = 0.01) -> None:
+    """Poll ``predicate`` until it is true; fail after ``limit_s`` seconds.
+
+    Polling, because the states the tests watch (counters, lists filled by
+    other tasks) have no event to wait on.
+    """
+    with anyio.fail_after(limit_s):
+        while True:
+            if predicate():
+                return
             await anyio.sleep(step)

@@ -51,8 +51,7 @@ async def test_clients_watch_a_running_flow(anyio_backend: str) -> None:
             codes.append(conn.close_code)
 
     async def client_connected() -> None:
-        while not sink.server.sessions:
-            await anyio.sleep(0.005)
+        await sink.server.wait_for_client()
 
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
@@ -121,8 +120,7 @@ async def test_react_tool_steps_reach_event_sinks_and_the_wire(anyio_backend: st
             messages.extend([json.loads(m) async for m in conn])
 
     async def client_connected() -> None:
-        while not sink.server.sessions:
-            await anyio.sleep(0.005)
+        await sink.server.wait_for_client()
 
     async def records() -> Any:
         await client_connected()

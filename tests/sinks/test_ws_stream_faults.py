@@ -32,7 +32,7 @@ pytestmark = pytest.mark.reliability
 N = 150
 # a stall after the first token is covered in tests/modules/test_stream_restart.py: its short
 # read timeout would also cut slow answers on a loaded box, which the server has already counted
-FAULTS = dict(p_reset=0.03, p_truncate=0.03, p_malformed=0.03)
+FAULTS = {"p_reset": 0.03, "p_truncate": 0.03, "p_malformed": 0.03}
 
 
 def _client_view(messages: list[dict[str, Any]]) -> dict[str, str]:
@@ -58,8 +58,7 @@ async def test_no_dead_letters_from_faults_after_the_first_token(anyio_backend: 
 
     async def records() -> Any:
         with anyio.fail_after(10):
-            while not sink.server.sessions:  # the client sees every event from the start
-                await anyio.sleep(0.005)
+            await sink.server.wait_for_client()  # the client sees every event from the start
         for i in range(N):
             yield {"id": f"q{i}", "question": f"What is item number {i}?"}
 

@@ -23,13 +23,12 @@ if TYPE_CHECKING:
 async def _collect(source: Any, out: list[SourceRecord], skip: Any = None) -> None:
     async with aclosing(source.records(skip=skip)) as records:
         async for record in records:
-            out.append(record)
+            out.append(record)  # noqa: PERF401 - read while it fills
 
 
 async def _wait_for_clients(server: Any, n: int = 1) -> None:
     with anyio.fail_after(10):
-        while len(server.sessions) < n:
-            await anyio.sleep(0.01)
+        await server.wait_for_client(n)
 
 
 async def test_reads_final_records_from_a_dspex_sink_until_run_done() -> None:

@@ -172,7 +172,7 @@ class WebSocketClientSink(Sink):
         while not (self._closing and self._drained()):
             try:
                 conn = await open_connection(
-                    self.url, token=self.token, timeout=self.connect_timeout, error=SinkError
+                    self.url, token=self.token, connect_timeout=self.connect_timeout, error=SinkError
                 )
             except SinkError as exc:
                 self.last_error = exc
@@ -200,7 +200,7 @@ class WebSocketClientSink(Sink):
                 await self._send_loop(conn)
                 tg.cancel_scope.cancel()
         finally:
-            await conn.aclose(timeout=min(1.0, self.close_timeout))
+            await conn.aclose(close_timeout=min(1.0, self.close_timeout))
 
     async def _send_loop(self, conn: WebSocketConnection) -> None:
         while True:

@@ -2,8 +2,11 @@
 
 Every connected client owns a :class:`ClientQueue` of encoded messages, and a
 :class:`ClientSession` whose writer task drains it onto the socket. The producer
-(the flow) only ever calls :meth:`ClientSession.send`, which never blocks: when a
-queue is full, token-level messages (``token_delta``, ``field_delta``) are dropped
+(the flow, through the server) only ever calls :meth:`ClientSession.deliver`,
+``send`` or ``send_many``, which never block. A client that keeps up (nothing
+queued, its socket taking bytes) gets a broadcast batch written at once, the
+same bytes for every client, without its writer waking (:meth:`ClientSession.deliver`);
+any other client gets it queued. When a queue is full, token-level messages (``token_delta``, ``field_delta``) are dropped
 first, then detail messages (``field_done``, ``usage``, ``metrics``, ...); final
 results (``prediction_done``, ``item_error``, ``record``, ``run_done``) are never
 dropped. A client whose queue is full of final results, or that stays behind for
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from websockets.frames import Frame
 
@@ -185,18 +188,17 @@ class ClientQueue:
 
 
 class FlushTick:
-    """Wakes every client writer together, at most once per interval.
+    """How long the server holds broadcasts before writing them to every client.
 
     Why: one token broadcast to N clients costs N socket writes (and N
-    wake-ups of the readers). Holding each writer until a shared tick lets
+    wake-ups of the readers). Holding broadcasts for a short interval lets
     every client receive all the messages of one interval in one write, so
     the cost per token falls as tokens arrive faster, while a message waits
     at most one interval (plus the time to serve the clients ahead of it).
     The interval grows with the fan-out: ``interval`` at ``full_at`` clients
     or more, proportionally less below, and no holding at all under
     ``MIN_HOLD`` (a few clients are cheap to serve at once; holding would
-    only add latency). No task of its own: the first writer to wait sleeps
-    out the interval and then wakes the others.
+    only add latency).
 
     Args:
         interval: Longest hold in seconds (0 disables holding).
@@ -204,7 +206,7 @@ class FlushTick:
         full_at: The client count from which the whole ``interval`` applies.
     """
 
-    __slots__ = ("_event", "clients", "full_at", "interval")
+    __slots__ = ("clients", "full_at", "interval")
 
     MIN_HOLD = 0.0005
 
@@ -212,30 +214,12 @@ class FlushTick:
         self.interval = interval
         self.clients = clients
         self.full_at = max(1, full_at)
-        self._event: anyio.Event | None = None
 
     def hold(self) -> float:
         """The interval for the current number of clients (0: do not hold)."""
         share = 1.0 if self.clients is None else min(1.0, self.clients() / self.full_at)
         hold = self.interval * share
         return hold if hold >= self.MIN_HOLD else 0.0
-
-    async def wait(self) -> None:
-        """Block until the next tick (starting the interval if none is running)."""
-        event = self._event
-        if event is not None:
-            await event.wait()
-            return
-        hold = self.hold()
-        if not hold:
-            return
-        event = self._event = anyio.Event()
-        try:
-            await anyio.sleep(hold)
-        finally:  # even when this writer is cancelled, the others must not wait forever
-            if self._event is event:
-                self._event = None
-            event.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +241,6 @@ class ClientSession:
         conn: The open connection (handshake done).
         options: Queue size and timing knobs.
         on_text: Called with (session, text) for each client text message.
-        tick: The server's shared :class:`FlushTick` (None: send at once).
     """
 
     def __init__(
@@ -265,10 +248,8 @@ class ClientSession:
         conn: ProtocolStream,
         options: SessionOptions,
         on_text: Callable[[ClientSession, str], None],
-        tick: FlushTick | None = None,
     ) -> None:
         self.conn = conn
-        self.tick = tick
         self.options = options
         self.queue = ClientQueue(options.queue_size)
         self.on_text = on_text
@@ -280,6 +261,9 @@ class ClientSession:
         self._fragments: list[bytes] | None = None
         self._ping: bytes = b""
         self._pong = anyio.Event()
+        from websockets.protocol import State  # websockets is imported once a client connects
+
+        self._open = State.OPEN  # looked up once: deliver() runs per client and broadcast
 
     def send(self, data: bytes, tier: int, frame: bytes | None = None) -> None:
         """Queue one message without blocking; disconnect the client if it cannot keep up.
@@ -294,7 +278,7 @@ class ClientSession:
             return
         self._check_behind()
 
-    def send_many(self, messages: list[tuple[bytes, int, bytes | None]]) -> None:
+    def send_many(self, messages: Sequence[tuple[bytes, int, bytes | None]]) -> None:
         """Queue several ``(data, tier, frame)`` messages; the writer wakes once for all."""
         if self._kick is not None or self._closing is not None:
             return
@@ -304,6 +288,25 @@ class ClientSession:
                 self.kick(SLOW_CODE, f"client too slow: {self.queue.capacity} final results pending")
                 return
         self._check_behind()
+
+    def deliver(self, messages: Sequence[tuple[bytes, int, bytes]], frames: bytes) -> bool:
+        """Hand a broadcast batch over: written at once if the client keeps up, else queued.
+
+        ``frames`` is every message of ``messages`` framed (the same bytes for
+        every client). A client with nothing queued, nothing in flight and a
+        socket that takes bytes gets them written now, without a wake-up of
+        its writer (which only sends what the socket did not take); any other
+        client gets the messages queued, under the slow-client policy.
+        Never blocks. Returns True if the batch was written at once.
+        """
+        protocol = self.conn.protocol
+        if (self._kick is None and self._closing is None and not self.queue
+                and protocol.state is self._open and not protocol.extensions and self.conn.write_nowait(frames)):
+            if self.conn.tail:
+                self.queue.wake()  # the writer sends the rest
+            return True
+        self.send_many(messages)
+        return False
 
     def _check_behind(self) -> None:
         limit = self.options.slow_client_limit_s
@@ -411,7 +414,7 @@ class ClientSession:
                 await self.conn.flush()
                 return
             batch = self.queue.pop_entries()
-            if batch:
+            if batch or self.conn.tail:
                 if protocol.state is not State.OPEN:
                     return
                 _frame_into(protocol, batch)
@@ -424,8 +427,6 @@ class ClientSession:
                 return
             else:
                 await self.queue.wait()
-                if self.tick is not None and self.queue and self._kick is None and self._closing is None:
-                    await self.tick.wait()  # gather what else arrives this interval: one write for all
 
     async def _pinger(self) -> None:
         from websockets.protocol import State

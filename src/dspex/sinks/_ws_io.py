@@ -6,7 +6,7 @@ bytes in, events and bytes out. :class:`ProtocolStream` pairs one of them with a
 anyio :class:`~anyio.abc.ByteStream`, so that the server sink, the client sink and the
 WebSocket source share one code path on asyncio and trio. :func:`connect` performs the
 client opening handshake. No framing is written here: every byte on the wire comes from
-the protocol object.
+the protocol object, or is a frame the caller serialized (:meth:`ProtocolStream.write_nowait`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 
 from .._util._redact import RedactingLogger, redact
 from ..errors import DspexError, SinkError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from anyio.abc import ByteStream
     from websockets.protocol import Event as WsEvent
@@ -42,6 +43,8 @@ class ProtocolStream:
     close frames automatically) and a writer task can share the connection.
     ``broken`` turns True when a write was interrupted half-way (cancelled or
     failed): nothing more may be framed on that stream, it can only be closed.
+    ``writes`` counts the writes handed to the socket, by :meth:`flush` and by
+    :meth:`write_nowait` alike.
 
     Args:
         protocol: A ``ServerProtocol`` or ``ClientProtocol``.
@@ -55,8 +58,43 @@ class ProtocolStream:
         self.broken = False
         self.sending = False  # True while a write waits for the peer (TCP backpressure)
         self.bytes_sent = 0
+        self.writes = 0
+        self.tail = b""  # what the socket did not take of a write_nowait(): sent first by flush()
         self.pending: list[WsEvent] = []  # events read along with the handshake
         self._lock = anyio.Lock()
+        self._nowait = _nowait_writer(stream)
+
+    @property
+    def idle(self) -> bool:
+        """True when nothing is being written or waits to be: no flush in progress,
+        no protocol output queued, no unsent tail, and the stream usable."""
+        return not (self._lock.locked() or self.tail or self.broken or self.eof or self.protocol.writes)
+
+    def write_nowait(self, data: bytes) -> bool:
+        """Write ``data`` (ready-made frames) now, without suspending, if the connection is idle.
+
+        Returns False, having written nothing, when the connection is busy
+        (see :attr:`idle`), its transport still holds earlier bytes, or the
+        stream offers no non-blocking write (then the caller queues ``data``
+        for :meth:`flush`). On True, the bytes the socket did not take at once
+        are kept in ``tail`` and go out first with the next :meth:`flush`: the
+        caller must make sure one follows. Never raises for a failed socket
+        (the next :meth:`flush` reports it).
+
+        Why: serving hundreds of clients, a task switch and a trip through the
+        event loop per client and write cost more than the write itself.
+        """
+        if not self.idle:
+            return False
+        if self._nowait is None:
+            return False
+        rest = self._nowait(data)
+        if rest is None:
+            return False
+        self.tail = rest
+        self.writes += 1
+        self.bytes_sent += len(data) - len(rest)
+        return True
 
     async def flush(self) -> bool:
         """Write all bytes the protocol has queued; False if the stream failed.
@@ -74,6 +112,9 @@ class ProtocolStream:
             chunks = self.protocol.data_to_send()
             if self.broken:
                 return False
+            if self.tail:
+                chunks.insert(0, self.tail)
+                self.tail = b""
             if all(chunks):  # no end-of-stream marker: one write
                 return not chunks or await self._send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
             pending = bytearray()
@@ -102,6 +143,7 @@ class ProtocolStream:
         finally:
             self.sending = False
         self.bytes_sent += len(data)
+        self.writes += 1
         return True
 
     async def _send_eof(self) -> None:
@@ -142,13 +184,51 @@ class ProtocolStream:
         await self.stream.aclose()
 
 
+def _nowait_writer(stream: ByteStream) -> Callable[[bytes], bytes | None] | None:
+    """A non-blocking write for ``stream`` if it has one: bytes in, the unsent rest out.
+
+    The function returns None, having written nothing, when the bytes cannot
+    go out in order right now. On asyncio, anyio's socket stream writes
+    through an asyncio transport, which buffers what the socket does not take:
+    writing to the socket directly could overtake those bytes, so the write
+    goes through the transport, and only while its buffer is empty (the
+    client is keeping up). On trio the socket is written directly (trio keeps
+    no buffer of its own). Any other stream (TLS, in-memory) has none.
+    """
+    transport = getattr(stream, "_transport", None)  # anyio's asyncio SocketStream (private, hence checked)
+    if transport is not None and callable(getattr(transport, "get_write_buffer_size", None)):
+
+        def via_transport(data: bytes) -> bytes | None:
+            if transport.is_closing() or transport.get_write_buffer_size():
+                return None
+            try:
+                transport.write(data)  # tries the socket at once; keeps the rest, in order
+            except RuntimeError:  # uvloop, once the connection is lost
+                return None
+            return b""
+
+        return via_transport
+    if not (isinstance(stream, anyio.abc.SocketStream) and type(stream).__module__.endswith("._trio")):
+        return None
+    sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+
+    def via_socket(data: bytes) -> bytes | None:
+        try:
+            sent = sock.send(data)
+        except OSError:  # BlockingIOError (full) or a dead peer: flush() handles both
+            return None
+        return data[sent:] if sent or not data else None
+
+    return via_socket
+
+
 async def connect(
     url: str,
     *,
     headers: Mapping[str, str] | None = None,
     origin: str | None = None,
     max_size: int | None = 2**20,
-    timeout: float = 10.0,
+    connect_timeout: float = 10.0,
     error: type[DspexError] = SinkError,
     stream: ByteStream | None = None,
 ) -> ProtocolStream:
@@ -159,7 +239,7 @@ async def connect(
         headers: Extra request headers (e.g. ``Authorization``).
         origin: ``Origin`` header to send, if any.
         max_size: Largest incoming message accepted, in bytes.
-        timeout: Seconds allowed for TCP connect plus the opening handshake.
+        connect_timeout: Seconds allowed for TCP connect plus the opening handshake.
         error: The dspex error class raised on failure.
         stream: An already connected byte stream to use instead of dialing
             ``url``'s host (custom sockets, tunnels).
@@ -176,6 +256,7 @@ async def connect(
     """
     from websockets.client import ClientProtocol
     from websockets.exceptions import InvalidStatus, InvalidURI
+    from websockets.typing import Origin
     from websockets.uri import parse_uri
 
     secrets = _secrets_of(url, headers or {})
@@ -186,10 +267,13 @@ async def connect(
         raise error(f"invalid WebSocket URL {shown!r}: expected ws://host[:port]/path") from None
     log = RedactingLogger(LOG, secrets)
     try:
-        with anyio.fail_after(timeout):
-            if stream is None:
-                stream = await anyio.connect_tcp(uri.host, uri.port, tls=uri.secure)
-            conn = ProtocolStream(ClientProtocol(uri, origin=origin, max_size=max_size, logger=log), stream)
+        with anyio.fail_after(connect_timeout):
+            if stream is None and uri.secure:
+                stream = await anyio.connect_tcp(uri.host, uri.port, tls=True)
+            elif stream is None:
+                stream = await anyio.connect_tcp(uri.host, uri.port)
+            sent_origin = None if origin is None else Origin(origin)
+            conn = ProtocolStream(ClientProtocol(uri, origin=sent_origin, max_size=max_size, logger=log), stream)
             try:
                 await _handshake(conn, headers or {})
             except BaseException:
@@ -197,14 +281,14 @@ async def connect(
                     await conn.aclose()
                 raise
     except TimeoutError as exc:
-        raise error(f"WebSocket handshake with {shown!r} timed out after {timeout} s") from exc
+        raise error(f"WebSocket handshake with {shown!r} timed out after {connect_timeout} s") from exc
     except OSError as exc:
         raise error(f"cannot connect to WebSocket server {shown!r}: {exc}") from exc
-    exc = conn.protocol.handshake_exc
-    if exc is not None:
+    refused = conn.protocol.handshake_exc
+    if refused is not None:
         await conn.aclose()
-        status = exc.response.status_code if isinstance(exc, InvalidStatus) else None
-        raise error(f"WebSocket server {shown!r} refused the connection: {exc}", status=status) from exc
+        status = refused.response.status_code if isinstance(refused, InvalidStatus) else None
+        raise error(f"WebSocket server {shown!r} refused the connection: {refused}", status=status) from refused
     return conn
 
 
@@ -284,7 +368,7 @@ class WebSocketConnection:
                 return None
             invalid = False
             for frame in await self.stream.receive():
-                invalid |= self._on_frame(frame)  # type: ignore[arg-type]
+                invalid |= self._on_frame(frame)
             if invalid:
                 await self.stream.flush()  # the 1007 close frame
         return self._messages.pop(0)
@@ -330,10 +414,10 @@ class WebSocketConnection:
             self.stream.protocol.send_close(code, reason)
             await self.stream.flush()
 
-    async def aclose(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> None:
-        """Close cleanly (waiting up to ``timeout`` for the server) then drop the socket."""
+    async def aclose(self, code: int = 1000, reason: str = "", close_timeout: float = 5.0) -> None:
+        """Close cleanly (waiting up to ``close_timeout`` seconds for the server) then drop the socket."""
         with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(timeout):
+            with anyio.move_on_after(close_timeout):
                 await self.close(code, reason)
                 while await self.recv() is not None:
                     pass
@@ -346,7 +430,7 @@ async def open_connection(
     token: str | None = None,
     origin: str | None = None,
     max_size: int | None = 2**20,
-    timeout: float = 10.0,
+    connect_timeout: float = 10.0,
     error: type[DspexError] = SinkError,
 ) -> WebSocketConnection:
     """Connect to ``url`` and return a :class:`WebSocketConnection`.
@@ -355,5 +439,6 @@ async def open_connection(
     for the errors raised.
     """
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    stream = await connect(url, headers=headers, origin=origin, max_size=max_size, timeout=timeout, error=error)
+    stream = await connect(url, headers=headers, origin=origin, max_size=max_size,
+                           connect_timeout=connect_timeout, error=error)
     return WebSocketConnection(stream)

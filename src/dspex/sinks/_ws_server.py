@@ -3,8 +3,10 @@
 :class:`WebSocketServer` listens on a TCP port with anyio, speaks WebSocket
 through websockets' Sans-I/O ``ServerProtocol`` (one code path for asyncio and
 trio), serves the live page to plain HTTP ``GET``s, and broadcasts encoded
-messages to every connected client through per-client bounded queues
-(:mod:`._ws_clients`). It keeps the last ``replay`` final results for late
+messages to every connected client: framed once, held for a short tick when
+there are many clients, then written by one task to every client that keeps up
+with one non-blocking write of the same bytes, and queued for the others in
+per-client bounded queues (:mod:`._ws_clients`). It keeps the last ``replay`` final results for late
 joiners (``?replay=N`` or a ``{"type": "replay", "last": N}`` message), answers
 ``{"type": "ping"}`` with ``{"type": "pong"}``, and on shutdown closes every
 client with code 1001 after delivering what was queued.
@@ -69,6 +71,9 @@ _SKIP_ERRNOS = frozenset(
 )
 ACCEPT_BACKOFF = (0.05, 1.0)  # first and longest pause after a resource error (asyncio waits 1 s)
 HANDSHAKE_GRACE = 1.0  # a handshake older than this may be dropped for a newcomer when all slots are held
+# Largest batch written straight to a client's socket; a bigger one goes through the client
+# queues, so a burst cannot park more than this per client in a transport's buffer.
+DIRECT_MAX = 65536
 
 
 class WebSocketServer:
@@ -123,6 +128,9 @@ class WebSocketServer:
         interval = self.options.flush_interval
         _check(0 <= interval <= 1, f"flush_interval {interval!r} must be in 0..1 seconds")
         self._tick = FlushTick(interval, lambda: len(self.sessions))
+        self._outbox: list[tuple[bytes, int, bytes]] = []  # broadcasts held for the next flush
+        self._flush_wanted: anyio.Event | None = None  # set to wake the flusher (None: no flusher running)
+        self._joined: anyio.Event | None = None  # set when a client completes its handshake
         self.host, self.path, self.token = host, path, token
         self.origins = () if origins is None else (origins,) if isinstance(origins, str) else tuple(origins)
         self.max_message_size = max_message_size
@@ -141,7 +149,7 @@ class WebSocketServer:
         self._accepting: anyio.CancelScope | None = None
         self._stats = dict.fromkeys(
             ("connections", "refused", "messages", "kicked", "dropped", "handshake_timeouts", "handshakes_shed",
-             "accept_errors"), 0,
+             "accept_errors", "direct_writes", "queued_batches"), 0,
         )
 
     @property
@@ -161,35 +169,75 @@ class WebSocketServer:
         return f"{host}:{self.port}"
 
     def broadcast(self, data: bytes, tier: int) -> None:
-        """Queue one encoded message for every client; never blocks.
-
-        The message is framed once and the same frame bytes are queued for
-        every client.
-        """
-        if tier == FINAL and self._replay.maxlen:
-            self._replay.append(data)
-        self._stats["messages"] += 1
-        if self.sessions:
-            frame = server_frame(data)
-            for session in tuple(self.sessions):
-                session.send(data, tier, frame)
+        """Send one encoded message to every client; never blocks (see :meth:`broadcast_many`)."""
+        self.broadcast_many(((data, tier),))
 
     def broadcast_many(self, messages: Sequence[tuple[bytes, int]]) -> None:
-        """Queue several ``(data, tier)`` messages for every client, in order.
+        """Send several ``(data, tier)`` messages to every client, in order; never blocks.
 
-        Each message is framed once; each client's writer wakes once for the
-        lot (one socket write instead of one per message).
+        Each message is framed once, whatever the number of clients. Below
+        the flush tick's threshold they are handed over at once; with more
+        clients they are held for the tick's interval, together with whatever
+        else is broadcast meanwhile, and then handed over by one task
+        (:meth:`flush`): no per-client task wakes for a client that keeps up.
         """
         replay = self._replay if self._replay.maxlen else None
-        framed = []
-        with_frames = bool(self.sessions)
+        self._stats["messages"] += len(messages)
+        outbox = self._outbox if self.sessions else None
         for data, tier in messages:
             if tier == FINAL and replay is not None:
                 replay.append(data)
-            framed.append((data, tier, server_frame(data) if with_frames else None))
-        self._stats["messages"] += len(framed)
-        for session in tuple(self.sessions):
-            session.send_many(framed)
+            if outbox is not None:
+                outbox.append((data, tier, server_frame(data)))
+        if outbox is None:
+            return
+        if self._flush_wanted is None or not self._tick.hold():
+            self.flush()
+        else:
+            self._flush_wanted.set()
+
+    def flush(self) -> None:
+        """Hand every held broadcast to every client now; never blocks.
+
+        The frames of the held messages are joined into one byte string, the
+        same for every client: a client that keeps up (nothing queued, its
+        socket taking bytes) gets it in one non-blocking write, any other
+        client gets the messages in its queue, under the slow-client policy
+        (see :meth:`ClientSession.deliver`). A batch over ``DIRECT_MAX``
+        bytes goes through the queues for every client (bounded memory).
+        """
+        messages, self._outbox = self._outbox, []
+        if not messages:
+            return
+        frames = b"".join(frame for _, _, frame in messages)
+        sessions = tuple(self.sessions)
+        if len(frames) > DIRECT_MAX:
+            for session in sessions:
+                session.send_many(messages)
+            self._stats["queued_batches"] += len(sessions)
+            return
+        direct = sum(session.deliver(messages, frames) for session in sessions)
+        self._stats["direct_writes"] += direct
+        self._stats["queued_batches"] += len(sessions) - direct
+
+    async def _flusher(self) -> None:
+        """Flush held broadcasts one tick after the first of them; runs until cancelled."""
+        try:
+            while True:
+                wanted = self._flush_wanted = anyio.Event()
+                await wanted.wait()
+                hold = self._tick.hold()
+                if hold:
+                    await anyio.sleep(hold)
+                self.flush()
+        finally:
+            self._flush_wanted = None  # broadcasts without a flusher are handed over at once
+
+    async def wait_for_client(self, count: int = 1) -> None:
+        """Block until at least ``count`` clients are connected (returns at once if they are)."""
+        while len(self.sessions) < count:
+            joined = self._joined = anyio.Event()
+            await joined.wait()
 
     def replay_to(self, session: ClientSession, last: int) -> None:
         """Send ``session`` the last ``last`` final results, bracketed by markers."""
@@ -203,7 +251,9 @@ class WebSocketServer:
     def statistics(self) -> dict[str, Any]:
         """Counters: clients, handshaking, connections, refused, messages, kicked,
         dropped, handshake_timeouts, handshakes_shed (dropped for a newcomer),
-        accept_errors."""
+        accept_errors, direct_writes (broadcast batches written at once to a
+        client that keeps up) and queued_batches (batches queued for a client
+        behind, or too big to write at once)."""
         live_drops = sum(s.queue.dropped for s in self.sessions)
         return {
             **self._stats,
@@ -232,6 +282,7 @@ class WebSocketServer:
         self._slots, self._pending = anyio.Semaphore(self.max_handshakes), {}
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watchdog)
+            tg.start_soon(self._flusher)
             with anyio.CancelScope() as self._accepting:
                 task_status.started()
                 async with listener, anyio.create_task_group() as accepting:
@@ -324,6 +375,7 @@ class WebSocketServer:
         """
         if self._accepting is not None:
             self._accepting.cancel()
+        self.flush()  # held broadcasts go out before the close frames
         for session in tuple(self.sessions):
             session.close(code, reason)
         with anyio.move_on_after(self.options.close_timeout):
@@ -383,14 +435,18 @@ class WebSocketServer:
         if routed is None or not routed.upgrade:
             await conn.aclose()
             return
-        session = ClientSession(conn, self.options, self._on_text, self._tick)
+        session = ClientSession(conn, self.options, self._on_text)
         hello = {"type": "hello", "server": "dspex", "version": __version__, "protocol": 1}
         session.send(encode({**hello, **self.hello, "replay_available": len(self._replay)}), FINAL)
         if routed.replay:
             self.replay_to(session, routed.replay)
         # Registered before the 101 response leaves: a client that has seen its
-        # handshake complete receives every message broadcast after that.
+        # handshake complete receives every message broadcast after that (and only
+        # those: what is held was broadcast before, and may be in its replay).
+        self.flush()
         self.sessions.add(session)
+        if self._joined is not None:
+            self._joined.set()
         slot.release()  # authenticated: no longer counts against max_handshakes
         try:
             await conn.flush()
@@ -401,6 +457,7 @@ class WebSocketServer:
             self._stats["kicked"] += session.close_code == SLOW_CODE
 
     def _on_text(self, session: ClientSession, text: str) -> None:
+        self.flush()  # what was broadcast before this message reaches the client before the answer
         try:
             message = json.loads(text)
         except ValueError:

@@ -99,7 +99,7 @@ class WebSocketSink(Sink):
         self._serving = False
         self.started = anyio.Event()  # set once serving: ``url`` is known
         self._counts = {"items_done": 0, "items_failed": 0, "tokens": 0, "cost": 0.0, "records": 0}
-        self._window: tuple[float, int] = (0.0, 0)
+        self._window: tuple[float, float] = (0.0, 0)
         self._run: str | None = None
         self._engine_metrics_at: float | None = None
 
@@ -149,8 +149,7 @@ class WebSocketSink(Sink):
             # a viewer see the run from its first token
             start = anyio.current_time()
             with anyio.move_on_after(self.wait_for_client_s):
-                while not self.server.sessions:
-                    await anyio.sleep(0.05)
+                await self.server.wait_for_client()
             self.waited_s = anyio.current_time() - start
 
     async def _linger(self) -> None:

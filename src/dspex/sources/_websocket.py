@@ -61,7 +61,7 @@ class WebSocketSource(Source):
         if not self.replay:
             return self.url
         parts = urllib.parse.urlsplit(self.url)
-        query = urllib.parse.parse_qsl(parts.query) + [("replay", str(self.replay))]
+        query = [*urllib.parse.parse_qsl(parts.query), ("replay", str(self.replay))]
         return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
     async def records(self, *, skip: SkipFn | None = None) -> AsyncIterator[SourceRecord]:
@@ -75,7 +75,7 @@ class WebSocketSource(Source):
 
         conn = await open_connection(
             self._connect_url(), token=self.token, max_size=self.max_message_size,
-            timeout=self.connect_timeout, error=SourceError,
+            connect_timeout=self.connect_timeout, error=SourceError,
         )
         records_only = False
         number = 0
