@@ -23,6 +23,7 @@ import json
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from _common import SIGNATURE, emit, peak_rss_mb, questions
 from _procs import Server, checked, run_side
 
 import dspex as dx
+from dspex._util._sync import run_sync
 
 ENGINES = ("local", "processes", "dask")
 
@@ -38,9 +40,12 @@ def square(r: dict[str, Any]) -> dict[str, Any]:
     return {"id": r["id"], "y": r["x"] * r["x"], "tag": r["tag"].upper()}
 
 
-def _engine_kw(engine: str, workers: int) -> dict[str, Any]:
-    return {} if engine == "local" else {"engine": engine, "workers": workers,
-                                         "partitions": workers * 2}
+def _run(flow: dx.Flow, args: argparse.Namespace, **kw: Any) -> dx.RunReport:
+    """Run ``flow`` on ``args.engine``; the local engine's loop is ``args.backend`` too."""
+    if args.engine == "local":
+        return run_sync(partial(flow.run, **kw), backend=args.backend)
+    return flow.run_sync(engine=args.engine, workers=args.workers, backend=args.backend,
+                         partitions=args.partitions or None, **kw)
 
 
 def case_records(args: argparse.Namespace) -> dict[str, Any]:
@@ -52,8 +57,7 @@ def case_records(args: argparse.Namespace) -> dict[str, Any]:
     flow = dx.Flow("records")
     flow.source(dx.sources.jsonl(src, id_field="id")).map(square).sink(dx.sinks.jsonl(tmp / "out.jsonl"))
     start = time.perf_counter()
-    report = flow.run_sync(run_id="bench", store=tmp / "s.sqlite", progress=False,
-                           backend=args.backend, **_engine_kw(args.engine, args.workers))
+    report = _run(flow, args, run_id="bench", store=tmp / "s.sqlite", progress=False)
     wall = time.perf_counter() - start
     return {"engine": args.engine, "items_out": report.items_out, "wall_s": round(wall, 3),
             "items_per_s": round(report.items_out / wall), "driver_rss_mb": round(peak_rss_mb(), 1),
@@ -70,8 +74,7 @@ def case_cot(args: argparse.Namespace) -> dict[str, Any]:
         dx.ChainOfThought(SIGNATURE), concurrency=per_worker, ordered=False).sink(got)
     tmp = Path(tempfile.mkdtemp(prefix="bench-engines-"))
     start = time.perf_counter()
-    report = flow.run_sync(run_id="bench", store=tmp / "s.sqlite", progress=False, lm=lm,
-                           backend=args.backend, **_engine_kw(args.engine, args.workers))
+    report = _run(flow, args, run_id="bench", store=tmp / "s.sqlite", progress=False, lm=lm)
     wall = time.perf_counter() - start
     return {"engine": args.engine, "items_out": report.items_out, "wall_s": round(wall, 3),
             "items_per_s": round(report.items_out / wall, 1), "per_worker_concurrency": per_worker,
@@ -86,10 +89,11 @@ def drive(args: argparse.Namespace) -> None:
     rows: list[dict[str, Any]] = []
     only = set(args.only.split(","))
     if "records" in only:
-        for engine in ENGINES:
+        for engine in args.engines.split(","):
             rows.append({"bench": "records", **run_side(
                 sys.executable, "bench_engines.py", "case-records", env=env, engine=engine,
-                n=args.records, workers=args.workers, backend=args.backend)})
+                n=args.records, workers=args.workers, backend=args.backend,
+                partitions=args.partitions)})
             print(json.dumps(rows[-1]), file=sys.stderr)
     if "cot" in only:
         with Server(latency_ms=50) as server:
@@ -99,10 +103,10 @@ def drive(args: argparse.Namespace) -> None:
             rows.append({"bench": "cot", "engine": "floor", "items_per_s": round(floor_rate, 1),
                          "wall_s": floor["wall_s"], "ok": floor["ok"]})
             print(json.dumps(rows[-1]), file=sys.stderr)
-            for engine in ENGINES:
+            for engine in args.engines.split(","):
                 out = checked(server, args.cot, sys.executable, "bench_engines.py", "case-cot", env=env,
                               engine=engine, n=args.cot, concurrency=args.concurrency,
-                              workers=args.workers, backend=args.backend)
+                              workers=args.workers, backend=args.backend, partitions=args.partitions)
                 out["of_floor"] = round(out["items_per_s"] / floor_rate, 3)
                 rows.append({"bench": "cot", **out})
                 print(json.dumps(rows[-1]), file=sys.stderr)
@@ -121,6 +125,8 @@ def main() -> None:
     p.add_argument("--cot", type=int, default=20_000)
     p.add_argument("--concurrency", type=int, default=256)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--partitions", type=int, default=0, help="0: the engine's default")
+    p.add_argument("--engines", default=",".join(ENGINES))
     p.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     p.add_argument("--only", default="records,cot")
     args = p.parse_args()

@@ -20,3 +20,11 @@ def slow_marking(r: dict[str, Any]) -> dict[str, Any]:
         (marks / "pid.tmp").rename(marks / "pid")
     time.sleep(0.005)
     return {"id": r["id"], "y": r["x"] * r["x"]}
+
+
+def fail_every_seventh(r: dict[str, Any]) -> dict[str, Any]:
+    """Pass the record on, slowly; every seventh id fails."""
+    time.sleep(0.004)
+    if r["id"] % 7 == 0:
+        raise ValueError(f"record {r['id']} is a multiple of 7")
+    return r
