@@ -23,8 +23,18 @@ def slow_marking(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def fail_every_seventh(r: dict[str, Any]) -> dict[str, Any]:
-    """Pass the record on, slowly; every seventh id fails."""
+    """Pass the record on, slowly; every seventh id fails.
+
+    A record with ``hold: true`` waits (at most 60 s) for the file named by
+    its ``go`` field: the test creates it once progress arrived.
+    """
     time.sleep(0.004)
+    if r.get("hold"):
+        go = Path(r["go"])
+        for _ in range(3000):
+            if go.exists():
+                break
+            time.sleep(0.02)
     if r["id"] % 7 == 0:
         raise ValueError(f"record {r['id']} is a multiple of 7")
     return r

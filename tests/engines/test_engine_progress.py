@@ -44,14 +44,19 @@ async def test_progress_streams_counts_and_usage_while_partitions_run(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-progress")
     seen: list[tuple[str, tuple[int, int, int, int]]] = []
+    go = tmp_path / "go"
 
     def on_progress(report: dx.RunReport) -> None:
         seen.append((report.status, _counts(report)))
+        if report.items_out >= 20:  # the last record of each partition waits for this
+            go.touch()
 
     async with FakeLLMServer(latency_ms=20) as server:
         lm = dx.LM("openai/fake", api_base=server.url + "/v1", cache=False)
         flow = dx.Flow("progress")
-        items = [{"id": i, "question": f"what is {i} + 1?"} for i in range(N)]
+        # partitions are ids 0-59 and 60-119: their last records wait until progress came
+        items = [{"id": i, "question": f"what is {i} + 1?", "go": str(go),
+                  "hold": i in (N // 2 - 1, N - 1)} for i in range(N)]
         flow.source(dx.sources.iterable(items, id_field="id")).map(
             dx.ChainOfThought("question -> answer"), concurrency=2).map(
             fail_every_seventh, on_error="skip").sink(dx.sinks.collect())
@@ -103,5 +108,22 @@ def test_hook_sends_only_changes_as_plain_dicts() -> None:
     assert [d["items_out"] for d in sent] == [4, 5]
     assert sent[0] == {"index": 3, "items_in": 5, "items_out": 4, "items_failed": 0,
                        "cost": 0.0, "usage": {"input_tokens": 7}}
-    assert PartitionProgress.from_dict(sent[1]) == PartitionProgress(3, 5, 5, 0, 0.0,
-                                                                     {"input_tokens": 7})
+    received = {**sent[1], "worker": "tcp://127.0.0.1:40000"}  # as Dask's events carry it
+    assert PartitionProgress.from_dict(received) == PartitionProgress(3, 5, 5, 0, 0.0,
+                                                                      {"input_tokens": 7})
+
+
+async def test_without_a_hook_lines_on_stderr_name_partitions_and_the_totals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], anyio_backend: str
+) -> None:
+    flow = dx.Flow("lines")
+    items = [{"id": i, "x": i} for i in range(30)]
+    flow.source(dx.sources.iterable(items, id_field="id")).map(
+        fail_every_seventh, on_error="skip").sink(dx.sinks.collect())
+    report = await flow.run(engine="processes", workers=2, partitions=2,
+                            store=tmp_path / "s.sqlite", backend=anyio_backend)
+    lines = capsys.readouterr().err.splitlines()
+    done = sorted(line.split(" done on ")[0] for line in lines if " done on pid " in line)
+    assert done == ["lines: partition 1/2", "lines: partition 2/2"]
+    assert lines[-1].startswith(f"lines: 30 in, {report.items_out} out, ")
+    assert lines[-1].endswith(", 5 failed, 0 tokens, $0.0000")

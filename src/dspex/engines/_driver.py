@@ -208,8 +208,8 @@ async def run_partitioned(
 
     Blocks until every partition finished. Unless ``progress`` is False the
     running partitions stream their counts home: with ``None``/``True`` one
-    line per finished partition and a summed line every ``LINE_EVERY_S``
-    seconds go to stderr; a callable ``progress`` gets the summed running
+    line per finished partition, a summed line every ``LINE_EVERY_S``
+    seconds and a last one go to stderr; a callable ``progress`` gets the summed running
     report at most every ``PROGRESS_EVERY_S`` seconds, then the final report.
     Raises what a partition raised (``FlowFailed`` with that partition's
     report, ``RunLeaseError``, ...) or ``ConfigError`` for a flow that cannot
@@ -240,6 +240,8 @@ async def run_partitioned(
                     sink.items.extend(r.collected[sink.name])
     report = merge_reports(flow.name, run_id, results, resumed)
     report.duration_s = time.perf_counter() - started
-    if progress is not None and not isinstance(progress, bool):
+    if progress is None or progress is True:
+        print(_line(report, report.duration_s), file=sys.stderr, flush=True)  # how it ended
+    elif progress is not False:
         progress(report)  # the last call: the final counts
     return report

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from ..flows._report import RunReport
@@ -62,9 +62,11 @@ class PartitionProgress:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartitionProgress:
-        """Rebuild from :meth:`to_dict`'s output."""
-        return cls(**data)
+        """Rebuild from :meth:`to_dict`'s output (other keys are ignored: Dask adds ``worker``)."""
+        return cls(**{k: data[k] for k in _FIELDS if k in data})
 
+
+_FIELDS = tuple(f.name for f in fields(PartitionProgress))
 
 OnProgress = Callable[[PartitionProgress], None]
 """Called with a partition's latest counts (from any thread)."""
