@@ -38,3 +38,8 @@ def fail_every_seventh(r: dict[str, Any]) -> dict[str, Any]:
     if r["id"] % 7 == 0:
         raise ValueError(f"record {r['id']} is a multiple of 7")
     return r
+
+
+def with_env_mark(r: dict[str, Any]) -> dict[str, Any]:
+    """Add the worker's ``DSPEX_TEST_MARK`` environment variable to the record."""
+    return {**r, "mark": os.environ.get("DSPEX_TEST_MARK")}

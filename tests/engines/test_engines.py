@@ -17,7 +17,7 @@ import _engine_fns
 import anyio
 import cloudpickle
 import pytest
-from _engine_fns import slow_marking, square
+from _engine_fns import slow_marking, square, with_env_mark
 
 import dspex as dx
 from dspex.engines import ProcessesEngine, get_engine
@@ -183,6 +183,25 @@ async def test_lm_in_workers_reads_its_key_from_the_environment(
     assert all(r["answer"] and r["reasoning"] for r in got.items)
     assert report.usage["input_tokens"] > 0  # usage from every partition, summed
     assert server.stats.requests >= 12
+
+
+async def test_workers_see_the_callers_environment_of_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: str
+) -> None:
+    # the fork server (started by the first run, or earlier) keeps the environment of its start
+    flow = dx.Flow("env")
+    got = dx.sinks.collect()
+    flow.source(dx.sources.iterable([{"id": i} for i in range(4)], id_field="id")).map(
+        with_env_mark).sink(got)
+    kw: dict[str, Any] = {"engine": "processes", "workers": 2, "partitions": 2,
+                          "store": tmp_path / "s.sqlite", "progress": False,
+                          "backend": anyio_backend}
+    await flow.run(**kw)
+    assert {r["mark"] for r in got.items} == {None}
+    monkeypatch.setenv("DSPEX_TEST_MARK", f"set-later-{anyio_backend}")
+    got.items.clear()
+    await flow.run(**kw)
+    assert {r["mark"] for r in got.items} == {f"set-later-{anyio_backend}"}
 
 
 def test_payload_and_task_carry_no_api_key(tmp_path: Path) -> None:
