@@ -319,7 +319,13 @@ class RunLeaseError(StoreError):
 
 
 class FlowFailed(DspexError):
-    """A flow run failed; chained from the underlying exception group."""
+    """A flow run failed; chained from the underlying exception group.
+
+    Attributes:
+        report: The run's partial ``RunReport`` when the runner set it, else None.
+    """
+
+    report: Any = None
 
 
 class ParallelFailed(DspexError):

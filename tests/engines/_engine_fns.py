@@ -20,3 +20,26 @@ def slow_marking(r: dict[str, Any]) -> dict[str, Any]:
         (marks / "pid.tmp").rename(marks / "pid")
     time.sleep(0.005)
     return {"id": r["id"], "y": r["x"] * r["x"]}
+
+
+def fail_every_seventh(r: dict[str, Any]) -> dict[str, Any]:
+    """Pass the record on, slowly; every seventh id fails.
+
+    A record with ``hold: true`` waits (at most 60 s) for the file named by
+    its ``go`` field: the test creates it once progress arrived.
+    """
+    time.sleep(0.004)
+    if r.get("hold"):
+        go = Path(r["go"])
+        for _ in range(3000):
+            if go.exists():
+                break
+            time.sleep(0.02)
+    if r["id"] % 7 == 0:
+        raise ValueError(f"record {r['id']} is a multiple of 7")
+    return r
+
+
+def with_env_mark(r: dict[str, Any]) -> dict[str, Any]:
+    """Add the worker's ``DSPEX_TEST_MARK`` environment variable to the record."""
+    return {**r, "mark": os.environ.get("DSPEX_TEST_MARK")}

@@ -17,7 +17,7 @@ import _engine_fns
 import anyio
 import cloudpickle
 import pytest
-from _engine_fns import slow_marking, square
+from _engine_fns import slow_marking, square, with_env_mark
 
 import dspex as dx
 from dspex.engines import ProcessesEngine, get_engine
@@ -96,10 +96,17 @@ async def test_local_processes_and_dask_give_identical_output_sets(
     assert manifest["run_id"] == "same-dask"
 
 
+async def _wait_for(path: Path, timeout_s: float = 60) -> None:
+    """Poll for a file another process writes (no event can cross processes)."""
+    for _ in range(int(timeout_s / 0.02)):
+        if await anyio.Path(path).exists():
+            return
+        await anyio.sleep(0.02)
+    raise TimeoutError(f"{path} did not appear within {timeout_s} s")
+
+
 async def _kill_when_marked(marks: Path) -> int:
-    with anyio.fail_after(60):
-        while not (marks / "pid").exists():
-            await anyio.sleep(0.02)
+    await _wait_for(marks / "pid")
     pid = int((marks / "pid").read_text())
     (marks / "killed").write_text("")  # first: the resumed partition must not mark again
     os.kill(pid, signal.SIGKILL)
@@ -178,6 +185,25 @@ async def test_lm_in_workers_reads_its_key_from_the_environment(
     assert server.stats.requests >= 12
 
 
+async def test_workers_see_the_callers_environment_of_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: str
+) -> None:
+    # the fork server (started by the first run, or earlier) keeps the environment of its start
+    flow = dx.Flow("env")
+    got = dx.sinks.collect()
+    flow.source(dx.sources.iterable([{"id": i} for i in range(4)], id_field="id")).map(
+        with_env_mark).sink(got)
+    kw: dict[str, Any] = {"engine": "processes", "workers": 2, "partitions": 2,
+                          "store": tmp_path / "s.sqlite", "progress": False,
+                          "backend": anyio_backend}
+    await flow.run(**kw)
+    assert {r["mark"] for r in got.items} == {None}
+    monkeypatch.setenv("DSPEX_TEST_MARK", f"set-later-{anyio_backend}")
+    got.items.clear()
+    await flow.run(**kw)
+    assert {r["mark"] for r in got.items} == {f"set-later-{anyio_backend}"}
+
+
 def test_payload_and_task_carry_no_api_key(tmp_path: Path) -> None:
     lm = dx.LM("openai/fake", api_key="sk-explicit-secret-99")
     flow = dx.Flow("f")
@@ -188,7 +214,7 @@ def test_payload_and_task_carry_no_api_key(tmp_path: Path) -> None:
     task = PartitionTask(0, "r/part-00000", payload, str(tmp_path / "s"), "asyncio")
     assert b"sk-explicit-secret-99" not in payload
     assert "sk-explicit-secret-99" not in repr(task)
-    flow2, options = cloudpickle.loads(payload)
+    _, options = cloudpickle.loads(payload)
     assert options["lm"].model == "openai/fake"
 
 
@@ -219,13 +245,12 @@ async def test_cancelled_processes_run_resumes_exactly_once(tmp_path: Path, anyi
     out = tmp_path / "out.jsonl"
     flow, _ = _flow(src, out, slow_marking)
     store = tmp_path / "s.sqlite"
-    kw: dict[str, Any] = dict(engine="processes", workers=2, partitions=4, run_id="c", store=store,
-                              progress=False, backend=anyio_backend, checkpoint_every=5)
+    kw: dict[str, Any] = {"engine": "processes", "workers": 2, "partitions": 4, "run_id": "c",
+                          "store": store, "progress": False, "backend": anyio_backend,
+                          "checkpoint_every": 5}
     async with anyio.create_task_group() as tg:
         tg.start_soon(partial(flow.run, **kw))
-        with anyio.fail_after(60):  # record 40 of partition 0: partitions 2 and 3 not started
-            while not (marks / "pid").exists():
-                await anyio.sleep(0.02)
+        await _wait_for(marks / "pid")  # record 40 of partition 0: partitions 2 and 3 not started
         (marks / "killed").write_text("")
         tg.cancel_scope.cancel()
     assert not out.with_suffix(".manifest.json").exists()  # the run did not finish

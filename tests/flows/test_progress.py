@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -11,7 +11,19 @@ import dspex as dx
 from dspex.errors import ConfigError
 from dspex.testing import FakeClock
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 pytestmark = pytest.mark.anyio
+
+
+async def _until(done: Callable[[], bool]) -> None:
+    """Let the run's tasks go on (real time, bounded) until ``done()``."""
+    for _ in range(1000):
+        if done():
+            return
+        await anyio.sleep(0.01)
+    raise TimeoutError("the flow did not get there within 10 s")
 
 
 async def test_lines_every_interval_with_eta_then_a_last_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -26,9 +38,7 @@ async def test_lines_every_interval_with_eta_then_a_last_line(capsys: pytest.Cap
     flow.source([0, 1, 2, 3]).map(slow, concurrency=4, ordered=False).sink(out, buffer=1)
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: flow.run(clock=clock, progress_every_s=5))
-        with anyio.fail_after(10):
-            while len(out.items) < 2:  # bounded by fail_after; real time only to let tasks run
-                await anyio.sleep(0.01)
+        await _until(lambda: len(out.items) >= 2)
         assert capsys.readouterr().err == ""  # nothing before the first interval
         await clock.step(5)
         line = capsys.readouterr().err
@@ -54,3 +64,28 @@ def test_interval_must_be_positive() -> None:
     flow.source([1]).sink(dx.sinks.collect())
     with pytest.raises(ConfigError, match="progress_every_s must be a number > 0, got 0"):
         flow.run_sync(progress_every_s=0)
+
+
+async def test_a_callable_gets_running_reports_every_interval_and_a_last_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    clock, gate, out = FakeClock(), anyio.Event(), dx.sinks.collect()
+    seen: list[tuple[str, int, int]] = []
+
+    async def slow(record: int) -> dict[str, Any]:
+        if record >= 2:
+            await gate.wait()
+        return {"x": record}
+
+    flow = dx.Flow("hooked")
+    flow.source([0, 1, 2, 3]).map(slow, concurrency=4, ordered=False).sink(out, buffer=1)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: flow.run(clock=clock, progress_every_s=5,
+                                       progress=lambda r: seen.append((r.status, r.items_in, r.items_out))))
+        await _until(lambda: len(out.items) >= 2)
+        assert seen == []  # nothing before the first interval
+        await clock.step(5)
+        assert seen == [("running", 4, 2)]
+        gate.set()
+    assert seen[-1] == ("running", 4, 4)  # the last call carries the final counts
+    assert capsys.readouterr().err == ""  # a hook replaces the lines

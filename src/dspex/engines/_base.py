@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from ..errors import ConfigError
+from ._progress import OnProgress
 from ._task import PartitionResult, PartitionTask
 
 __all__ = [
@@ -27,12 +28,14 @@ __all__ = [
 OnDone = Callable[[PartitionResult], None]
 """Called once per finished partition, in completion order (from any thread)."""
 
-RunAll = Callable[[list[PartitionTask], OnDone, threading.Event], list[PartitionResult]]
+RunAll = Callable[[list[PartitionTask], OnDone, OnProgress | None, threading.Event],
+                  list[PartitionResult]]
 """A blocking driver: runs the tasks and returns their results, stopping when the event is set."""
 
 
 async def run_in_thread(
-    run_all: RunAll, tasks: Sequence[PartitionTask], on_done: OnDone
+    run_all: RunAll, tasks: Sequence[PartitionTask], on_done: OnDone,
+    on_progress: OnProgress | None = None,
 ) -> list[PartitionResult]:
     """Run a blocking ``run_all`` in a worker thread; cancelling the caller sets its stop event.
 
@@ -41,7 +44,7 @@ async def run_in_thread(
     """
     stop = threading.Event()
     try:
-        return await anyio.to_thread.run_sync(run_all, list(tasks), on_done, stop,
+        return await anyio.to_thread.run_sync(run_all, list(tasks), on_done, on_progress, stop,
                                               abandon_on_cancel=True)
     finally:
         stop.set()
@@ -66,13 +69,16 @@ class Engine(ABC):
 
     @abstractmethod
     async def run_partitions(
-        self, tasks: Sequence[PartitionTask], on_done: OnDone
+        self, tasks: Sequence[PartitionTask], on_done: OnDone,
+        on_progress: OnProgress | None = None,
     ) -> list[PartitionResult]:
         """Run every task (each at least once, retried if its worker dies) and return the results.
 
         Blocks until all tasks finished; the first task that raises makes this
         raise that error once the others were stopped. A task may run twice
         (a worker died after writing): the run store makes that harmless.
+        With ``on_progress``, running partitions report their counts to it
+        (``run_partition``'s ``send_progress``), from any thread.
         """
 
 

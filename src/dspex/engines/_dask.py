@@ -11,7 +11,9 @@ way the partition resumes from the run store, so the run stays exactly
 once. Dask's client is driven from one anyio worker thread (its async API
 is asyncio-only), so the engine works under asyncio and trio alike. The
 task payload holds no API key (see ``_task``); task keys name only the run
-and partition.
+and partition. Progress from running partitions travels as Dask worker
+events (``Worker.log_event`` on a per-run topic, batched to the scheduler)
+to a ``Client.subscribe_topic`` handler on the client.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ._base import Engine, OnDone, register_engine, run_in_thread
+from ._progress import OnProgress, PartitionProgress
 from ._task import PartitionResult, PartitionTask, run_partition
 
 if TYPE_CHECKING:
@@ -39,6 +42,18 @@ def _distributed() -> Any:
             "engine='dask' needs the dask extra: pip install 'dspex[dask]'"
         ) from exc
     return distributed
+
+
+def _run_on_worker(task: PartitionTask, topic: str | None) -> PartitionResult:
+    """Run ``task`` on a Dask worker, its progress logged as events on ``topic``."""
+    if topic is None:
+        return run_partition(task)
+    worker = _distributed().get_worker()
+
+    def send(update: PartitionProgress) -> None:
+        worker.log_event(topic, update.to_dict())  # thread-safe, batched, never blocks
+
+    return run_partition(task, send)
 
 
 class DaskEngine(Engine):
@@ -59,14 +74,15 @@ class DaskEngine(Engine):
         self.last_cluster: Any = None  # the LocalCluster of the current run (tests kill workers)
 
     async def run_partitions(
-        self, tasks: Sequence[PartitionTask], on_done: OnDone
+        self, tasks: Sequence[PartitionTask], on_done: OnDone,
+        on_progress: OnProgress | None = None,
     ) -> list[PartitionResult]:
         """Run the tasks on the cluster; see :meth:`Engine.run_partitions`.
 
         Cancelling the caller cancels the tasks not finished (a running one
         may still finish on its worker and commit to the run store).
         """
-        return await run_in_thread(self._run_all, tasks, on_done)
+        return await run_in_thread(self._run_all, tasks, on_done, on_progress)
 
     def _cluster(self) -> Any:
         distributed = _distributed()
@@ -76,23 +92,31 @@ class DaskEngine(Engine):
         )
 
     def _run_all(self, tasks: list[PartitionTask], on_done: OnDone,
-                 stop: threading.Event) -> list[PartitionResult]:
+                 on_progress: OnProgress | None, stop: threading.Event) -> list[PartitionResult]:
         distributed = _distributed()
         cluster = self._cluster() if self.address is None else None
         self.last_cluster = cluster
         try:
             with distributed.Client(self.address or cluster, set_as_default=False) as client:
-                return self._submit(client, distributed, tasks, on_done, stop)
+                return self._submit(client, distributed, tasks, on_done, on_progress, stop)
         finally:
             self.last_cluster = None
             if cluster is not None:
                 cluster.close()
 
     def _submit(self, client: Any, distributed: Any, tasks: list[PartitionTask], on_done: OnDone,
-                stop: threading.Event) -> list[PartitionResult]:
+                on_progress: OnProgress | None, stop: threading.Event) -> list[PartitionResult]:
         token = uuid.uuid4().hex[:8]
+        topic = None
+        if on_progress is not None:
+            topic = f"dspex-progress-{token}"
+
+            def handler(event: tuple[float, dict[str, Any]]) -> None:  # on the client's loop
+                on_progress(PartitionProgress.from_dict(event[1]))
+
+            client.subscribe_topic(topic, handler)
         futures = [
-            client.submit(run_partition, task, key=f"dspex-part-{task.index:05d}-{token}",
+            client.submit(_run_on_worker, task, topic, key=f"dspex-part-{task.index:05d}-{token}",
                           pure=False, retries=self.retries)
             for task in tasks
         ]
@@ -107,6 +131,8 @@ class DaskEngine(Engine):
         finally:
             if len(results) < len(tasks):
                 client.cancel(futures)
+            if topic is not None:
+                client.unsubscribe_topic(topic)
         return [results[i] for i in sorted(results)]
 
 

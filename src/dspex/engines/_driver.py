@@ -29,24 +29,31 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from .._context import settings_snapshot
+from .._util._clock import default_clock
 from ..errors import ConfigError
 from ..flows._report import NodeReport, RunReport
 from ..sinks._files import FileSink
 from ..sinks._simple import CollectSink
 from ..store._sqlite import DEFAULT_STORE_PATH, RunStore
 from ._partition import split_source
+from ._progress import PROGRESS_EVERY_S, ProgressBoard
 from ._task import PartitionResult, PartitionTask, pack, part_path
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ..flows._progress import ProgressHook
     from ..sources._base import Source
     from ._base import Engine
 
 __all__ = ["run_partitioned"]
 
 log = logging.getLogger("dspex.engines")
+
+LINE_EVERY_S = 10.0  # the summed progress line on stderr (no hook given)
 
 
 def _source(flow: Any) -> Source:
@@ -56,7 +63,8 @@ def _source(flow: Any) -> Source:
             f"flow {flow.name!r} has {len(sources)} sources; a multi-process engine expects "
             "exactly one (the one it partitions)"
         )
-    return sources[0].source
+    source: Source = sources[0].source
+    return source
 
 
 def _store_path(store: Any) -> str:
@@ -147,16 +155,65 @@ def merge_reports(flow_name: str, run_id: str, results: Sequence[PartitionResult
     return report
 
 
+def _line(report: RunReport, elapsed: float) -> str:
+    done = report.items_out + report.items_failed
+    rate = done / elapsed if elapsed > 0 else 0.0
+    tokens = int(report.usage.get("input_tokens", 0) + report.usage.get("output_tokens", 0))
+    return (f"{report.flow}: {report.items_in} in, {report.items_out} out, {rate:,.1f} items/s, "
+            f"{report.items_failed} failed, {tokens:,} tokens, ${report.cost:.4f}")
+
+
+async def _watch(board: ProgressBoard, progress: bool | ProgressHook | None) -> None:
+    """Until cancelled: pass the board's sums to the hook (at most every ``PROGRESS_EVERY_S``),
+    or print them on stderr every ``LINE_EVERY_S`` seconds; only when they changed."""
+    clock, seen = default_clock(), -1
+    start = clock.now()
+    hook = None if progress is None or isinstance(progress, bool) else progress
+    while True:
+        await clock.sleep(PROGRESS_EVERY_S if hook is not None else LINE_EVERY_S)
+        if board.version == seen:
+            continue
+        seen = board.version
+        if hook is not None:
+            hook(board.snapshot())
+        else:
+            print(_line(board.snapshot(), clock.now() - start), file=sys.stderr, flush=True)
+
+
+async def _run_tasks(engine: Engine, tasks: list[PartitionTask], board: ProgressBoard,
+                     progress: bool | ProgressHook | None, count: int) -> list[PartitionResult]:
+    """Run ``tasks`` on ``engine``; their progress goes to ``board`` and on to the caller."""
+    def on_done(result: PartitionResult) -> None:  # called from the engine's thread
+        board.finish(result)
+        line = (f"{board.flow}: partition {result.index + 1}/{count} done on pid "
+                f"{result.pid}: {result.report.items_in} in, {result.report.items_out} out")
+        log.info(line)
+        if progress is None or progress is True:
+            print(line, file=sys.stderr, flush=True)
+
+    if progress is False:
+        return await engine.run_partitions(tasks, on_done)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_watch, board, progress)
+        results = await engine.run_partitions(tasks, on_done, board.update)
+        tg.cancel_scope.cancel()
+    return results
+
+
 async def run_partitioned(
     flow: Any, engine: Engine, *, run_id: str | None, store: Any, partitions: int | None,
-    backend: str, options: dict[str, Any], progress: bool | None = None,
+    backend: str, options: dict[str, Any], progress: bool | ProgressHook | None = None,
 ) -> RunReport:
     """Split ``flow``'s source, run the partitions on ``engine``, merge the reports.
 
-    Blocks until every partition finished; unless ``progress`` is False, one
-    line per finished partition goes to stderr as it finishes. Raises what a partition raised
-    (``FlowFailed`` with that partition's report, ``RunLeaseError``, ...) or
-    ``ConfigError`` for a flow that cannot be partitioned or pickled.
+    Blocks until every partition finished. Unless ``progress`` is False the
+    running partitions stream their counts home: with ``None``/``True`` one
+    line per finished partition, a summed line every ``LINE_EVERY_S``
+    seconds and a last one go to stderr; a callable ``progress`` gets the summed running
+    report at most every ``PROGRESS_EVERY_S`` seconds, then the final report.
+    Raises what a partition raised (``FlowFailed`` with that partition's
+    report, ``RunLeaseError``, ...) or ``ConfigError`` for a flow that cannot
+    be partitioned or pickled.
     """
     started = time.perf_counter()
     flow.check()
@@ -172,15 +229,8 @@ async def run_partitioned(
         tasks = [PartitionTask(i, f"{run_id}/part-{i:05d}", pack(flow, options, source, part, i),
                                path, backend)
                  for i, part in enumerate(parts) if i not in finished]
-
-        def on_done(result: PartitionResult) -> None:  # called from the engine's thread
-            line = (f"{flow.name}: partition {result.index + 1}/{len(parts)} done on pid "
-                    f"{result.pid}: {result.report.items_in} in, {result.report.items_out} out")
-            log.info(line)
-            if progress is not False:
-                print(line, file=sys.stderr, flush=True)
-
-        results = await engine.run_partitions(tasks, on_done) if tasks else []
+        board = ProgressBoard(flow.name, run_id)
+        results = await _run_tasks(engine, tasks, board, progress, len(parts)) if tasks else []
         await rs.commit(run_id, [f"@part:{r.index}" for r in results], {})
     _write_manifests(flow, run_id, len(parts))
     for r in sorted(results, key=lambda r: r.index):
@@ -190,4 +240,8 @@ async def run_partitioned(
                     sink.items.extend(r.collected[sink.name])
     report = merge_reports(flow.name, run_id, results, resumed)
     report.duration_s = time.perf_counter() - started
+    if progress is None or progress is True:
+        print(_line(report, report.duration_s), file=sys.stderr, flush=True)  # how it ended
+    elif progress is not False:
+        progress(report)  # the last call: the final counts
     return report

@@ -165,7 +165,8 @@ def _csv_bounds(source: CsvSource, n: int) -> tuple[list[str], list[tuple[int, i
         text = head.decode(source.encoding, "surrogateescape")
         header = source.fieldnames or next(_csv.reader([text], delimiter=source.delimiter))
         pos, line, quotes = f.tell(), 2, 0
-        ranges, start, first = [], pos, 2
+        ranges: list[tuple[int, int, int]] = []
+        start, first = pos, 2
         step = max(1, (size - pos) // n)
         for raw in f:  # one pass: a cut is a line start with the quotes balanced
             pos += len(raw)
@@ -239,7 +240,7 @@ def _split_parquet(source: ParquetSource, n: int) -> list[Source]:
         by_file: dict[str, list[int]] = {}
         for file, g in groups[lo:hi]:
             by_file.setdefault(file, []).append(g)
-        subs = [ParquetGroupsSource(f, gs, id_field=source.id_field, columns=source.columns,
+        subs: list[Source] = [ParquetGroupsSource(f, gs, id_field=source.id_field, columns=source.columns,
                                     batch_size=source.batch_size) for f, gs in by_file.items()]
         parts.append(subs[0] if len(subs) == 1 else _Chain(subs, source.id_field))
     return parts

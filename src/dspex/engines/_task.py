@@ -31,6 +31,7 @@ from ..errors import ConfigError, RunLeaseError
 from ..lm._lm import LM
 from ..sinks._files import CsvSink, FileSink, JsonlSink
 from ..sinks._simple import CollectSink
+from ._progress import PROGRESS_EVERY_S, OnProgress, progress_hook
 
 if TYPE_CHECKING:
     from ..flows._report import RunReport
@@ -95,7 +96,7 @@ def _same(obj: Any) -> Any:
     return obj
 
 
-class _PartitionPickler(cloudpickle.Pickler):
+class _PartitionPickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle has no stubs
     """Cloudpickle with the partition's substitutions (see the module docstring)."""
 
     def __init__(self, file: Any, source: Source, part: Source, index: int) -> None:
@@ -137,8 +138,12 @@ def pack(flow: Any, options: dict[str, Any], source: Source, part: Source, index
     return buf.getvalue()
 
 
-def run_partition(task: PartitionTask) -> PartitionResult:
+def run_partition(task: PartitionTask, send_progress: OnProgress | None = None) -> PartitionResult:
     """Run one partition to the end on the local engine (blocks; worker side).
+
+    With ``send_progress``, the partition's counts so far go to it every
+    ``PROGRESS_EVERY_S`` seconds while it runs (when they changed) and once
+    at its end, from the partition's event loop thread.
 
     Resumes from the run store when the partition ran before (a killed worker,
     a retried task): its done keys are skipped and its sink files are cut back
@@ -148,7 +153,11 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     raises ``RunLeaseError``. Raises what ``Flow.run`` raises (``FlowFailed``, ...).
     """
     flow, options = cloudpickle.loads(task.payload)
-    run = partial(flow.run, run_id=task.run_id, store=task.store, progress=False, **options)
+    progress: Any = False
+    if send_progress is not None:
+        options = {**options, "progress_every_s": PROGRESS_EVERY_S}
+        progress = progress_hook(task.index, send_progress)
+    run = partial(flow.run, run_id=task.run_id, store=task.store, progress=progress, **options)
     deadline = time.monotonic() + LEASE_WAIT_S
     while True:
         try:

@@ -305,8 +305,9 @@ class Flow:
         return plan(self.nodes)
 
     async def run(
-        self, *, run_id: str | None = None, store: Any = None, progress: bool | None = None,
-        clock: Any = None, memory: Any = None, buffer: BufferPolicy | None = None,
+        self, *, run_id: str | None = None, store: Any = None,
+        progress: bool | Callable[[RunReport], None] | None = None, clock: Any = None,
+        memory: Any = None, buffer: BufferPolicy | None = None,
         max_in_flight: int | None = None, checkpoint_every: int = 1000,
         checkpoint_interval_s: float = 5.0, sink_timeout_s: float = 30.0,
         max_failure_rate: float | None = None, on_duplicate: str = "dead_letter",
@@ -322,7 +323,10 @@ class Flow:
             store: A ``RunStore`` or a path (default ``./.dspex/store.sqlite``).
             progress: ``None`` (bar on a TTY, otherwise a line on stderr every
                 ``progress_every_s`` seconds and at the end), ``True`` (bar),
-                or ``False`` (silent).
+                ``False`` (silent), or a callable given a running
+                ``RunReport`` every ``progress_every_s`` seconds and at the
+                end (on other engines: the counts summed over the running
+                partitions, at most 10 times a second, then the final report).
             clock: Clock for time-based operators (default: real time).
             memory: :class:`~dspex.backpressure.MemoryWatermarks` to pause the
                 sources under memory pressure.

@@ -6,7 +6,9 @@ stderr is not a terminal (a redirected or piped run, CI, a container) a plain
 line is written to stderr every ``every_s`` seconds and once at the end, with
 the failure count and, when every source knows its length, an ETA; the same
 line goes to the ``dspex.flows`` logger at DEBUG for log collectors.
-``progress=False`` turns both off; ``True`` forces the live bar. Progress
+``progress=False`` turns both off; ``True`` forces the live bar; a callable
+receives a running :class:`RunReport` every ``every_s`` seconds and once at
+the end instead (how engine workers stream their counts home). Progress
 only reads counters and sleeps on the run's clock; it never slows the flow.
 """
 
@@ -14,13 +16,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sized
+from collections.abc import Callable, Sized
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._report import RunReport
     from ._runner import Runner
 
-__all__ = ["Progress", "progress_line"]
+ProgressHook = Callable[["RunReport"], None]
+"""Called with a running report (status ``"running"``) from the run's event loop."""
+
+__all__ = ["Progress", "ProgressHook", "progress_line"]
 
 log = logging.getLogger("dspex.flows")
 
@@ -76,16 +82,17 @@ class Progress:
 
     Args:
         runner: The running flow (its ``clock`` times the lines).
-        mode: ``None`` (live bar on a TTY, lines otherwise) or ``True``
-            (live bar).
+        mode: ``None`` (live bar on a TTY, lines otherwise), ``True``
+            (live bar) or a hook called with a running report instead.
         every_s: Interval of the plain lines.
         stream: Where plain lines go (default: ``sys.stderr`` at run time).
     """
 
-    def __init__(self, runner: Runner, mode: bool | None, every_s: float = 10.0,
+    def __init__(self, runner: Runner, mode: bool | ProgressHook | None, every_s: float = 10.0,
                  stream: IO[str] | None = None) -> None:
         self.runner = runner
         self.stream = stream
+        self.hook = None if mode is None or isinstance(mode, bool) else mode
         out = stream if stream is not None else sys.stderr
         self.live = mode is True or (mode is None and out.isatty())
         self.every_s = every_s
@@ -100,6 +107,9 @@ class Progress:
         clock = self.runner.clock
         start = clock.now()
         total = _total(self.runner)
+        if self.hook is not None:
+            await self._hook(self.hook)
+            return
         if not self.live:
             try:
                 while True:
@@ -109,6 +119,14 @@ class Progress:
                 # a final line so short runs and redirected logs say how it ended
                 self._emit(progress_line(self.runner, clock.now() - start, total))
         await self._live(start, total)
+
+    async def _hook(self, hook: ProgressHook) -> None:
+        try:
+            while True:
+                await self.runner.clock.sleep(self.every_s)
+                hook(self.runner.report("running"))
+        finally:
+            hook(self.runner.report("running"))  # the last counts, also on the way out
 
     async def _live(self, start: float, total: int | None) -> None:
         from rich.console import Console

@@ -19,6 +19,7 @@ keys already written are committed once more (shielded, within
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from ..sinks._base import Sink
     from ._graph import NodeSpec, Plan
     from ._item import DeadLetter
+    from ._progress import ProgressHook
 
 __all__ = ["RunOptions", "Runner"]
 
@@ -59,7 +61,7 @@ class RunOptions:
 
     run_id: str | None = None
     store: Any = None
-    progress: bool | None = None
+    progress: bool | ProgressHook | None = None
     progress_every_s: float = 10.0
     clock: Any = None
     memory: MemoryWatermarks | None = None
@@ -139,10 +141,9 @@ class Runner:
         return receivers, senders
 
     def _outputs(self, node: NodeSpec, senders: dict[NodeSpec, EdgeSender], ctx: NodeContext) -> Outputs:
-        ports = []
         tail = self.plan.tail(node)
-        for port in range(len(tail.port_names)):
-            ports.append([senders[t].clone() for t in self.plan.targets(tail, port)])
+        ports = [[senders[t].clone() for t in self.plan.targets(tail, port)]
+                 for port in range(len(tail.port_names))]
         return Outputs(ports, ctx)
 
     def _contexts(self, services: RunServices, event_nodes: set[str]) -> dict[NodeSpec, NodeContext]:
@@ -325,10 +326,10 @@ class Runner:
                     from ..events import Metrics
 
                     event = Metrics(values=values, run=self.run_id, seq=next(self.services.seq))
-                    try:
+                    # a full or already closed bus (the run is ending): drop the sample
+                    with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError,
+                                             anyio.BrokenResourceError):
                         ev_send.send_nowait(event)
-                    except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                        pass  # a full or already closed bus (the run is ending): drop the sample
 
             self.monitor = MemoryMonitor(self.options.memory, gate, limiter, changed)
             tg.start_soon(self.monitor.run, self.clock)
@@ -512,5 +513,5 @@ class _sinks_opened:
                 except Exception as exc:  # report below, close the others first
                     errors.append((sink, exc))
         if errors and report:
-            sink, exc = errors[0]
-            raise FlowFailed(f"sink {sink.name!r} failed to close: {exc}") from exc
+            sink, first = errors[0]
+            raise FlowFailed(f"sink {sink.name!r} failed to close: {first}") from first
