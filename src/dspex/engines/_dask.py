@@ -89,6 +89,8 @@ class DaskEngine(Engine):
         return distributed.LocalCluster(
             n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=None, silence_logs=logging.ERROR,
+            # the scheduler's HTTP server on a free loopback port (by default it takes 8787)
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         )
 
     def _run_all(self, tasks: list[PartitionTask], on_done: OnDone,
