@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+import dspex as dx
 import dspex.flows as fl
 from dspex.errors import ConfigError, FlowFailed
 from dspex.sinks import collect
+from dspex.testing import ScriptedLM
 
 
 async def test_branch_splits_by_predicate() -> None:
@@ -111,3 +113,16 @@ async def test_ab_split_reports_per_variant(ordered: bool) -> None:
 def test_ab_split_fraction_checked() -> None:
     with pytest.raises(ConfigError, match="fraction must be in"):
         fl.Flow("x").source([1]).ab_split(1.5, lambda r: r, lambda r: r)
+
+
+async def test_ab_split_usage_belongs_to_each_run() -> None:
+    lm = ScriptedLM({"question": {"answer": "ok"}})
+    flow = fl.Flow("ab-usage")
+    flow.source([{"question": f"q{i}"} for i in range(20)]).ab_split(
+        0.5, dx.Predict("question -> answer"), dx.Predict("question -> answer"), name="ab",
+    ).sink(collect())
+    first = (await flow.run(progress=False, lm=lm)).to_dict()["nodes"]["ab"]["extra"]["variants"]
+    second = (await flow.run(progress=False, lm=lm)).to_dict()["nodes"]["ab"]["extra"]["variants"]
+    for name in ("a", "b"):
+        assert first[name]["usage"]["calls"] == first[name]["items"] > 0
+        assert second[name]["usage"] == first[name]["usage"]

@@ -31,8 +31,8 @@ import anyio
 from .._util._clock import AnyioClock
 from ..backpressure._edge import BufferPolicy, EdgeReceiver, EdgeSender, create_edge
 from ..backpressure._limits import InFlightLimiter, SourceGate
-from ..errors import ConfigError, DspexError, FlowFailed, RunLeaseError
-from ..operators._base import NodeContext, Outputs, RunServices
+from ..errors import ConfigError, DspexError, FlowFailed, GraphError, RunLeaseError
+from ..operators._base import NodeContext, Operator, Outputs, RunServices
 from ..operators._window import BatchOperator, WindowOperator
 from ..telemetry import _semconv as sc
 from ..telemetry._spans import ACTIVE, Telemetry, resolve
@@ -146,19 +146,12 @@ class Runner:
         return Outputs(ports, ctx)
 
     def _contexts(self, services: RunServices, event_nodes: set[str]) -> dict[NodeSpec, NodeContext]:
-        contexts = {}
-        for node in self.plan.nodes:
-            contexts[node] = NodeContext(
+        return {
+            node: NodeContext(
                 node.name, self.stats[node], node.policy, services, events=node.name in event_nodes
             )
-        for node, target in self.plan.fused.items():
-            op, ctx = target.op, contexts[node]
-            if node.kind == "validate":
-                op.checks.append(node.op.check(ctx))  # type: ignore[union-attr]
-            else:
-                op.timeout = node.op.seconds  # type: ignore[union-attr]
-                op.timeout_ctx = ctx  # type: ignore[union-attr]
-        return contexts
+            for node in self.plan.nodes
+        }
 
     # -- running --------------------------------------------------------------
     async def run(self) -> RunReport:
@@ -188,8 +181,6 @@ class Runner:
 
     async def _run(self) -> RunReport:
         self.started = time.perf_counter()
-        for node in self.plan.fused.values():
-            node.op.checks = []  # type: ignore[union-attr]
         # lease first: a second live runner must fail before it opens (truncates) a sink
         try:
             ck = await Checkpointing.create(self.plan, self.sinks, self.options, self.run_id)
@@ -279,6 +270,7 @@ class Runner:
         services.telemetry = self.telemetry
         self.services = services
         contexts = self._contexts(services, event_nodes)
+        stages = self.plan.stages(contexts)  # this run's operators (fused maps are copies)
         receivers, senders = self._edges()
         barrier = self.checkpointing.barrier if self.checkpointing else None
         dl_ctx = NodeContext("dead_letter", self.dl_stats, contexts[self.plan.nodes[0]].policy, services)
@@ -304,7 +296,7 @@ class Runner:
                     async with anyio.create_task_group() as nodes:
                         for node in self.plan.runnable():
                             ctx = contexts[node]
-                            task = self._task(node, ctx, receivers, senders, gate, barrier)
+                            task = self._task(node, stages.get(node), ctx, receivers, senders, gate, barrier)
                             nodes.start_soon(self._guard, node, task, name=node.name)
                         for send in senders.values():
                             send.close()
@@ -340,8 +332,9 @@ class Runner:
             tg.start_soon(Progress(self, self.options.progress, self.options.progress_every_s).run)
 
     def _task(
-        self, node: NodeSpec, ctx: NodeContext, receivers: dict[NodeSpec, EdgeReceiver],
-        senders: dict[NodeSpec, EdgeSender], gate: SourceGate, barrier: Any,
+        self, node: NodeSpec, op: Operator | None, ctx: NodeContext,
+        receivers: dict[NodeSpec, EdgeReceiver], senders: dict[NodeSpec, EdgeSender],
+        gate: SourceGate, barrier: Any,
     ) -> Any:
         receive = receivers.get(node)
         if node.kind == "sink":
@@ -358,9 +351,11 @@ class Runner:
             index = ck.index(node.source) if ck is not None else None
             task = SourceTask(node.source, out, ctx, gate, self.buffer, prefix=prefix, index=index)
             run = task.run
-        else:
+        elif op is not None:
             async def run() -> None:
-                await node.op.run(receivers[node], out, ctx)  # type: ignore[union-attr]
+                await op.run(receivers[node], out, ctx)
+        else:
+            raise GraphError(f"node {node.name!r} has neither a source nor an operator", node=node.name)
 
         async def guarded() -> None:
             try:

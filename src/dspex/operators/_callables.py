@@ -20,7 +20,10 @@ from .._context import context as settings_context
 from ..errors import ConfigError, InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from ..flows._item import Item
+    from ..flows._report import UsageTotals
     from ._base import NodeContext
 
 __all__ = ["RecordCall", "is_module", "module_signature"]
@@ -78,7 +81,7 @@ def _as_mapping(record: Any, node: str) -> Mapping[str, Any]:
 class RecordCall:
     """One callable applied to records: sync, async, or a module."""
 
-    __slots__ = ("fn", "inputs", "mode", "offload", "outputs", "sync", "usage")
+    __slots__ = ("fn", "inputs", "mode", "outputs", "sync")
 
     def __init__(self, fn: Any, *, what: str = "map") -> None:
         if not callable(fn) and not is_module(fn):
@@ -99,28 +102,33 @@ class RecordCall:
         else:
             self.mode = "sync"
         self.sync = self.mode == "sync"
-        # ``async (record) -> result``: runs a sync function off the loop (an executor)
-        self.offload: Any = None
-        self.usage: Any = None  # extra UsageTotals to add module usage to (ab_split)
 
     async def __call__(
-        self, record: Any, ctx: NodeContext, item: Item, feedback: tuple[str, ...] = ()
+        self, record: Any, ctx: NodeContext, item: Item, feedback: tuple[str, ...] = (), *,
+        offload: Callable[[Any], Awaitable[Any]] | None = None, usage: UsageTotals | None = None,
     ) -> Any:
-        """Apply the callable to ``record`` (with validation ``feedback``)."""
+        """Apply the callable to ``record`` (with validation ``feedback``).
+
+        ``offload`` runs a sync function off the loop (on the run's executor);
+        ``usage`` also receives a module's LM usage (an ab_split variant's
+        totals). Both belong to the caller's run: this object keeps no run state.
+        """
         if not feedback and self.mode == "module":
-            return await self._call_module(record, ctx, item)
+            return await self._call_module(record, ctx, item, usage)
         scope = settings_context(feedback=feedback) if feedback else nullcontext()
         with scope:
             if self.mode == "module":
-                return await self._call_module(record, ctx, item)
-            if self.offload is not None and self.sync:
-                return await self.offload(record)
+                return await self._call_module(record, ctx, item, usage)
+            if offload is not None and self.sync:
+                return await offload(record)
             result = self.fn(record)
             if self.mode == "async" or inspect.isawaitable(result):
                 result = await result
             return result
 
-    async def _call_module(self, record: Any, ctx: NodeContext, item: Item) -> Any:
+    async def _call_module(
+        self, record: Any, ctx: NodeContext, item: Item, extra: UsageTotals | None
+    ) -> Any:
         mapping = _as_mapping(record, ctx.name)
         if self.inputs is not None:
             inputs = {k: mapping[k] for k in self.inputs if k in mapping}
@@ -132,8 +140,8 @@ class RecordCall:
             prediction = await self.fn.acall(**inputs)
         usage = getattr(prediction, "usage", None)
         ctx.add_usage(usage)
-        if self.usage is not None and usage is not None:
-            self.usage.add(usage)
+        if extra is not None and usage is not None:
+            extra.add(usage)
         return {**mapping, **self._outputs_of(prediction)}
 
     async def _stream(self, inputs: dict[str, Any], ctx: NodeContext, item: Item) -> Any:

@@ -16,11 +16,15 @@ bounded by ``concurrency`` (a slot is freed only when its item is emitted);
 worker that sends, so workers rarely wait for a send). Failures go
 through the node's error policy (``retry(n)`` re-invokes the callable).
 Validate and timeout nodes placed right after a map are fused into it, so that
-a failed validation can re-invoke the module with the message as feedback.
+a failed validation can re-invoke the module with the message as feedback: the
+runner gives each run its own copy of the map (:meth:`MapOperator.staged`)
+carrying the fused checks and deadline, so the operator the user built is never
+changed by a run and one flow can run several times at once.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
     from ._validate import Check
 
     Rerun = Callable[[list[Any]], Awaitable[list[Outcome]]]
+    Offload = Callable[[Any], Awaitable[Any]]
 
 __all__ = ["FilterOperator", "FlatMapOperator", "MapOperator", "NodeFailure"]
 
@@ -95,8 +100,26 @@ class MapOperator(Operator):
         self.concurrency = concurrency
         self.ordered = ordered
         self.timeout = timeout
+        # set only on a per-run copy (``staged``), never on the operator a flow holds
         self.timeout_ctx: NodeContext | None = None
-        self.checks: list[Check] = []
+        self.checks: tuple[Check, ...] = ()
+        self.offload: Offload | None = None
+
+    def staged(
+        self, *, checks: tuple[Check, ...] = (), timeout: float | None = None,
+        timeout_ctx: NodeContext | None = None,
+    ) -> MapOperator:
+        """Return a copy of this operator for one run, with fused nodes folded in.
+
+        ``checks`` are the fused validate nodes' checks (in flow order),
+        ``timeout``/``timeout_ctx`` a fused timeout node's deadline and context
+        (``None`` keeps the map's own ``timeout``). ``self`` is left unchanged.
+        """
+        stage = copy.copy(self)
+        stage.checks = checks
+        if timeout is not None:
+            stage.timeout, stage.timeout_ctx = timeout, timeout_ctx
+        return stage
 
     # -- schema -------------------------------------------------------------
     def input_fields(self) -> dict[str, Any] | None:
@@ -117,10 +140,10 @@ class MapOperator(Operator):
         self, record: Any, ctx: NodeContext, item: Item, feedback: tuple[str, ...]
     ) -> Any:
         if self.timeout is None:
-            return await self.call(record, ctx, item, feedback)
+            return await self.call(record, ctx, item, feedback, offload=self.offload)
         try:
             with anyio.fail_after(self.timeout):
-                return await self.call(record, ctx, item, feedback)
+                return await self.call(record, ctx, item, feedback, offload=self.offload)
         except TimeoutError:
             owner = self.timeout_ctx or ctx
             error = ItemFailed(
@@ -172,7 +195,7 @@ class MapOperator(Operator):
         attempts: dict[int, int] = {}
         cls = type(self)
         plain = (
-            not self.checks and self.timeout is None
+            not self.checks and self.timeout is None and self.offload is None
             and cls._call_once is MapOperator._call_once and cls._apply is MapOperator._apply
         )
         while True:
@@ -235,14 +258,13 @@ class MapOperator(Operator):
                 await run_batches(self, executor, receive, out, ctx)
                 return
             # fused validate/timeout: items one at a time, each call on the executor
-            self.call.offload = partial(call_one, executor)
-            try:
-                if self.concurrency == 1:
-                    await self._run_sequential(receive, out, ctx)
-                else:
-                    await self._run_concurrent(receive, out, ctx)
-            finally:
-                self.call.offload = None
+            # (through a copy: the executor belongs to this run, not to the operator)
+            stage = copy.copy(self)
+            stage.offload = partial(call_one, executor)
+            if self.concurrency == 1:
+                await stage._run_sequential(receive, out, ctx)
+            else:
+                await stage._run_concurrent(receive, out, ctx)
 
     async def _run_chunks(self, receive: EdgeReceiver, out: Outputs, ctx: NodeContext) -> None:
         fn = self.call.fn

@@ -182,12 +182,10 @@ class ABSplitOperator(MapOperator):
         name = self.variant(item)
         stats = _variant_stats(ctx, name)
         call = self.calls[name]
-        if call.usage is None:
-            call.usage = stats["_usage"]
         stats["items"] += 1
         start = time.perf_counter()
         try:
-            result = await call(record, ctx, item, feedback)
+            result = await call(record, ctx, item, feedback, usage=stats["_usage"])
         except Exception:
             stats["failed"] += 1
             raise
