@@ -73,7 +73,10 @@ def run_command(flow_path: Path, run_id: str | None, store: Path | None, as_json
     options["progress"] = False if quiet else None
     options["progress_every_s"] = progress_every
     if engine != "local":
-        options.update(engine=engine, workers=workers, address=address, partitions=partitions)
+        from .. import engines  # the CLI loads them on demand (keeps --help fast)
+
+        options.update(engine=engines.get_engine(engine, workers=workers, address=address),
+                       partitions=partitions)
     try:
         report = run_sync(_run, flow, run_id, options)
     except FlowFailed as exc:

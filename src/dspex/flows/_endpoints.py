@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from ._item import DeadLetter, Item
+from ..operators._item import DeadLetter, Item
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._util._clock import default_clock
+from ..events import Metrics
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -93,8 +94,6 @@ class LiveMetrics:
 
     def publish(self) -> bool:
         """Put one ``Metrics`` event on the bus now; False if it was full or closed."""
-        from ..events import Metrics
-
         values = self.values()
         if self.recorder is not None:
             self.recorder(values)

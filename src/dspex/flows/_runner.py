@@ -29,24 +29,28 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._util._clock import AnyioClock
+from ..backpressure._admission import MemoryMonitor
 from ..backpressure._edge import BufferPolicy, EdgeReceiver, EdgeSender, create_edge
 from ..backpressure._limits import InFlightLimiter, SourceGate
 from ..errors import ConfigError, DspexError, FlowFailed, GraphError, RunLeaseError
+from ..events import Metrics, RunDone
 from ..operators._base import NodeContext, Operator, Outputs, RunServices
+from ..operators._usage import UsageTotals
 from ..operators._window import BatchOperator, WindowOperator
 from ..telemetry import _semconv as sc
 from ..telemetry._spans import ACTIVE, Telemetry, resolve
 from ._endpoints import SourceTask, run_dead_letters, run_events, run_sink
 from ._metrics import LiveMetrics
-from ._report import NodeStats, RunReport, UsageTotals
+from ._progress import Progress
+from ._report import NodeStats, RunReport
 from ._tracking import DUPLICATE_POLICIES
 from ._wiring import Checkpointing, event_routes, unique_sinks
 
 if TYPE_CHECKING:
     from ..backpressure._memory import MemoryWatermarks
+    from ..operators._item import DeadLetter
     from ..sinks._base import Sink
     from ._graph import NodeSpec, Plan
-    from ._item import DeadLetter
 
 __all__ = ["RunOptions", "Runner"]
 
@@ -309,13 +313,9 @@ class Runner:
 
     def _start_helpers(self, tg: Any, gate: SourceGate, limiter: InFlightLimiter, ev_send: Any) -> None:
         if self.options.memory is not None:
-            from ..backpressure._admission import MemoryMonitor
-
             def changed(values: dict[str, Any]) -> None:
                 log.info("flow %s: memory %s", self.name, values)
                 if self.services.event_send is not None:
-                    from ..events import Metrics
-
                     event = Metrics(values=values, run=self.run_id, seq=next(self.services.seq))
                     try:
                         ev_send.send_nowait(event)
@@ -327,8 +327,6 @@ class Runner:
         if self.checkpointing is not None:
             tg.start_soon(self.checkpointing.loop, self.clock)
         if self.options.progress is not False:
-            from ._progress import Progress
-
             tg.start_soon(Progress(self, self.options.progress, self.options.progress_every_s).run)
 
     def _task(
@@ -383,8 +381,6 @@ class Runner:
         waiting = [s for s in self.sinks if s.wants_events]
         if not waiting:
             return
-        from ..events import RunDone
-
         report = self.report(self._verdict()).to_dict()
         event = RunDone(report=report, run=self.run_id, seq=next(self.services.seq))
         for sink in waiting:

@@ -19,7 +19,7 @@ from ..errors import DuplicateKeyError
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from ._item import Item
+    from ..operators._item import Item
 
 __all__ = ["DUPLICATE_POLICIES", "KeyIndex", "KeyTracker", "WriteBarrier"]
 

@@ -13,29 +13,28 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from contextlib import nullcontext
+from contextlib import aclosing, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from .._context import context as settings_context
 from ..errors import ConfigError, InputError
+from ..events import PredictionDone
+from ..modules import Module
+from ..modules._stream import call_emitting
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from ..flows._item import Item
-    from ..flows._report import UsageTotals
     from ._base import NodeContext
+    from ._item import Item
+    from ._usage import UsageTotals
 
 __all__ = ["RecordCall", "is_module", "module_signature"]
 
 
 def is_module(obj: Any) -> bool:
     """Return True if ``obj`` is a dspex Module (or quacks like one)."""
-    try:
-        from ..modules import Module
-    except ImportError:  # modules not built yet: duck-type
-        Module = None  # type: ignore[assignment,misc]
-    if Module is not None and isinstance(obj, Module):
+    if isinstance(obj, Module):
         return True
     return (
         not inspect.isroutine(obj)
@@ -145,10 +144,6 @@ class RecordCall:
         return {**mapping, **self._outputs_of(prediction)}
 
     async def _stream(self, inputs: dict[str, Any], ctx: NodeContext, item: Item) -> Any:
-        from contextlib import aclosing
-
-        from ..events import PredictionDone
-
         direct = _direct_stream(self.fn)
         if direct is not None:  # no task or buffer between the LM and the event bus
             return await direct(self.fn, inputs, lambda event: ctx.emit(event, item))
@@ -188,11 +183,6 @@ def _direct_stream(fn: Any) -> Any:
 
     A module that overrides ``stream`` is consumed through it instead.
     """
-    try:
-        from ..modules import Module
-        from ..modules._stream import call_emitting
-    except ImportError:
-        return None
     if isinstance(fn, Module) and type(fn).stream is Module.stream:
         return call_emitting
     return None

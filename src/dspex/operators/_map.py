@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..errors import ConfigError, ItemFailed
+from ..events import Retry
 from ._base import Operator
 from ._batches import call_one, run_batches
 from ._callables import RecordCall
@@ -41,9 +42,9 @@ from ._executors import ProcessExecutor, ThreadExecutor, check_executor
 
 if TYPE_CHECKING:
     from ..backpressure._edge import EdgeReceiver
-    from ..flows._item import Item
     from ._base import NodeContext, Outputs
     from ._executors import Outcome
+    from ._item import Item
     from ._validate import Check
 
     Rerun = Callable[[list[Any]], Awaitable[list[Outcome]]]
@@ -528,8 +529,6 @@ async def _rerun_inline(fn: Callable[[Any], Any], records: list[Any]) -> list[Ou
 async def _backoff(ctx: NodeContext, item: Item, error: BaseException, attempt: int) -> None:
     delay = ctx.policy.backoff_s * (2 ** (attempt - 1)) if ctx.policy.backoff_s else 0.0
     if ctx.events:
-        from ..events import Retry
-
         reason = f"{type(error).__name__}: {error}"
         await ctx.emit(Retry(attempt=attempt, reason=reason, delay_s=delay), item)
     ctx.stats.extra["retries"] = ctx.stats.extra.get("retries", 0) + 1

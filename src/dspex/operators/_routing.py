@@ -23,16 +23,16 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, InputError
-from ..flows._report import UsageTotals
 from ..modules import Example
 from ._base import Operator
 from ._callables import RecordCall
 from ._map import MapOperator
+from ._usage import UsageTotals
 
 if TYPE_CHECKING:
     from ..backpressure._edge import EdgeReceiver
-    from ..flows._item import Item
     from ._base import NodeContext, Outputs
+    from ._item import Item
 
 __all__ = ["ABSplitOperator", "BranchOperator", "MergeOperator", "RouteOperator"]
 

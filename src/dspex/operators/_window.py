@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..errors import ConfigError
-from ..flows._item import Item
 from ._base import Operator
+from ._item import Item
 
 if TYPE_CHECKING:
     from collections.abc import Callable
