@@ -102,6 +102,17 @@ class DspexError(Exception):
             given) and is listed after the message.
     """
 
+    # the context attributes (``_CONTEXT_KEYS``), each set by ``__init__``
+    node: str | None
+    item_id: str | None
+    field: Any
+    model: Any
+    provider: Any
+    status: Any
+    retry_after: Any
+    line: Any
+    path: Any
+
     def __init__(self, message: str = "", **context: Any) -> None:
         super().__init__(message)
         self.message = message
@@ -308,7 +319,12 @@ class RunLeaseError(StoreError):
 
 
 class FlowFailed(DspexError):
-    """A flow run failed; chained from the underlying exception group."""
+    """A flow run failed; chained from the underlying exception group.
+
+    The engine that raised it sets ``report``: the partial ``RunReport``.
+    """
+
+    report: Any
 
 
 class ParallelFailed(DspexError):

@@ -74,9 +74,9 @@ async def test_without_any_lm_the_item_fails_naming_the_fix() -> None:
 
 
 def test_from_dspy_refuses_what_is_not_a_dspy_module() -> None:
-    with pytest.raises(ConfigError, match="expects a dspy.Module instance, got function"):
+    with pytest.raises(ConfigError, match=r"expects a dspy\.Module instance, got function"):
         dx.ops.from_dspy(lambda question: question)
-    with pytest.raises(ConfigError, match="lm must be a dspy.LM, got str"):
+    with pytest.raises(ConfigError, match=r"lm must be a dspy\.LM, got str"):
         dx.ops.from_dspy(dspy.Predict("q -> a"), lm="openai/gpt-4o")
 
 

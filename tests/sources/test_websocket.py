@@ -22,13 +22,14 @@ if TYPE_CHECKING:
 
 async def _collect(source: Any, out: list[SourceRecord], skip: Any = None) -> None:
     async with aclosing(source.records(skip=skip)) as records:
-        async for record in records:
-            out.append(record)
+        out.extend([record async for record in records])
 
 
 async def _wait_for_clients(server: Any, n: int = 1) -> None:
     with anyio.fail_after(10):
-        while len(server.sessions) < n:
+        while True:
+            if len(server.sessions) >= n:
+                break
             await anyio.sleep(0.01)
 
 

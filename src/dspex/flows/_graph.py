@@ -240,8 +240,9 @@ def _check_fields(order: list[NodeSpec]) -> None:
             continue
         ups = [schemas.get(parent) for parent, _ in node.inputs]
         upstream = ups[0] if len(ups) == 1 else None
-        if len(ups) > 1 and all(u is not None for u in ups):
-            upstream = {k: v for k, v in ups[0].items() if all(k in u for u in ups[1:])}  # type: ignore[union-attr]
+        known = [u for u in ups if u is not None]
+        if len(ups) > 1 and len(known) == len(ups):  # a merge: the fields every input has
+            upstream = {k: v for k, v in known[0].items() if all(k in u for u in known[1:])}
         needs = node.op.input_fields() if node.op is not None else None
         if needs and upstream is not None:
             _compare(node, needs, upstream)

@@ -27,7 +27,7 @@ from ..events import Metrics
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from anyio.abc import ObjectSendStream
+    from anyio.streams.memory import MemoryObjectSendStream
 
     from ..events import Event
     from ._runner import Runner
@@ -46,7 +46,7 @@ class LiveMetrics:
     """
 
     def __init__(
-        self, runner: Runner, send: ObjectSendStream[Event] | None, interval_s: float = 0.5,
+        self, runner: Runner, send: MemoryObjectSendStream[Event] | None, interval_s: float = 0.5,
         recorder: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.runner = runner

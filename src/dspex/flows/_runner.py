@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -143,10 +144,11 @@ class Runner:
         return receivers, senders
 
     def _outputs(self, node: NodeSpec, senders: dict[NodeSpec, EdgeSender], ctx: NodeContext) -> Outputs:
-        ports = []
         tail = self.plan.tail(node)
-        for port in range(len(tail.port_names)):
-            ports.append([senders[t].clone() for t in self.plan.targets(tail, port)])
+        ports = [
+            [senders[t].clone() for t in self.plan.targets(tail, port)]
+            for port in range(len(tail.port_names))
+        ]
         return Outputs(ports, ctx)
 
     def _contexts(self, services: RunServices, event_nodes: set[str]) -> dict[NodeSpec, NodeContext]:
@@ -317,10 +319,9 @@ class Runner:
                 log.info("flow %s: memory %s", self.name, values)
                 if self.services.event_send is not None:
                     event = Metrics(values=values, run=self.run_id, seq=next(self.services.seq))
-                    try:
+                    # a full or already closed bus (the run is ending): drop the sample
+                    with suppress(anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
                         ev_send.send_nowait(event)
-                    except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                        pass  # a full or already closed bus (the run is ending): drop the sample
 
             self.monitor = MemoryMonitor(self.options.memory, gate, limiter, changed)
             tg.start_soon(self.monitor.run, self.clock)
@@ -503,5 +504,5 @@ class _sinks_opened:
                 except Exception as exc:  # report below, close the others first
                     errors.append((sink, exc))
         if errors and report:
-            sink, exc = errors[0]
-            raise FlowFailed(f"sink {sink.name!r} failed to close: {exc}") from exc
+            failed, error = errors[0]
+            raise FlowFailed(f"sink {failed.name!r} failed to close: {error}") from error

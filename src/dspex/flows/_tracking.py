@@ -50,7 +50,7 @@ class KeyTracker:
 
     def fork(self, item: Item, extra: int) -> None:
         """Add ``extra`` (may be negative) items for each key of ``item``."""
-        for key in item.keys():
+        for key in item.keys():  # noqa: SIM118 - Item.keys(): its source keys, not a dict
             if key is not None:
                 self._add(key, extra)
 

@@ -55,11 +55,11 @@ class LMSpec(_Spec):
     model: str
     api_base: str | None = None
     cache: bool = True
-    num_retries: int | None = Field(None, ge=0)
-    timeout: float | None = Field(None, gt=0)
-    max_concurrency: int | None = Field(None, ge=1)
+    num_retries: int | None = Field(default=None, ge=0)
+    timeout: float | None = Field(default=None, gt=0)
+    max_concurrency: int | None = Field(default=None, ge=1)
     temperature: float | None = None
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
 
 
 class SourceSpec(_Spec):
@@ -102,7 +102,7 @@ class NodeSpecModel(_Spec):
     adapter: Literal["chat", "json"] | None = None
     concurrency: int = Field(1, ge=1)
     ordered: bool = True
-    timeout: float | None = Field(None, gt=0)
+    timeout: float | None = Field(default=None, gt=0)
     on_error: Literal["raise", "skip", "dead_letter"] | RetrySpec = "raise"
     tools: list[str] = Field(default_factory=list)
     max_iters: int = Field(20, ge=1)
@@ -117,9 +117,9 @@ class SettingsSpec(_Spec):
 
     lm: str | LMSpec | None = None
     adapter: Literal["chat", "json"] | None = None
-    max_in_flight: int | None = Field(None, ge=1)
-    max_failure_rate: float | None = Field(None, ge=0, le=1)
-    checkpoint_every: int | None = Field(None, ge=1)
+    max_in_flight: int | None = Field(default=None, ge=1)
+    max_failure_rate: float | None = Field(default=None, ge=0, le=1)
+    checkpoint_every: int | None = Field(default=None, ge=1)
 
 
 class FlowSpec(_Spec):

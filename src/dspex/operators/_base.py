@@ -131,7 +131,7 @@ class NodeContext:
             await self.emit(ItemError(error_type=type(error).__name__, message=str(error)), item)
         action = self.policy.action
         if action == "raise":
-            if isinstance(error, DspexError) and error.node == name:
+            if isinstance(error, DspexError) and error.node == name:  # already names this node
                 raise error
             raise ItemFailed(
                 f"node {name!r} failed on item {item.id!r}: {type(error).__name__}: {error}",

@@ -92,8 +92,8 @@ class RouteOperator(Operator):
                     continue
                 buckets[port].append(item)
             ctx.stats.busy_s += time.perf_counter() - start
-            for item, exc in failed:
-                await ctx.fail(item, exc)
+            for item, error in failed:
+                await ctx.fail(item, error)
             for port, bucket in enumerate(buckets):
                 await out.send(bucket, port)
 
@@ -226,7 +226,7 @@ def _positional_arity(fn: Callable[..., Any]) -> int:
 
 
 def _variant_stats(ctx: NodeContext, name: str) -> dict[str, Any]:
-    variants = ctx.stats.extra.setdefault("variants", {})
+    variants: dict[str, _VariantDict] = ctx.stats.extra.setdefault("variants", {})
     stats = variants.get(name)
     if stats is None:
         stats = variants[name] = _VariantDict(

@@ -20,7 +20,7 @@ from ..errors import SourceError
 from ._base import SkipFn, Source, SourceRecord
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Sequence
+    from collections.abc import AsyncIterator, Generator, Sequence
 
 __all__ = ["ParquetSource", "parquet"]
 
@@ -54,7 +54,7 @@ class ParquetSource(Source):
             raise SourceError(f"no Parquet file or directory at {self.path!r}", path=self.path)
         return [self.path]
 
-    def _batches(self, file: str) -> Iterator[list[dict[str, Any]]]:
+    def _batches(self, file: str) -> Generator[list[dict[str, Any]], None, None]:
         pq = import_pyarrow()
         try:
             pf = pq.ParquetFile(file)

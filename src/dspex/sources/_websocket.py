@@ -62,7 +62,7 @@ class WebSocketSource(Source):
         if not self.replay:
             return self.url
         parts = urllib.parse.urlsplit(self.url)
-        query = urllib.parse.parse_qsl(parts.query) + [("replay", str(self.replay))]
+        query = [*urllib.parse.parse_qsl(parts.query), ("replay", str(self.replay))]
         return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
     async def records(self, *, skip: SkipFn | None = None) -> AsyncIterator[SourceRecord]:
