@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -11,6 +11,11 @@ import dspex.flows as fl
 from dspex.errors import ConfigError, FlowFailed
 from dspex.sinks import collect
 from dspex.testing import ScriptedLM
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
+
+    from dspex.sinks import CollectSink
 
 
 async def test_branch_splits_by_predicate() -> None:
@@ -28,7 +33,7 @@ async def test_branch_splits_by_predicate() -> None:
 
 
 async def test_route_by_key_with_default_and_unknown_keys() -> None:
-    sinks = {k: collect(k) for k in ("a", "b")}
+    sinks: dict[Hashable, CollectSink] = {k: collect(k) for k in ("a", "b")}
     flow = fl.Flow("route")
     routes = flow.source(["a", "b", "c", "a"]).map(lambda r: {"k": r}).route(
         lambda r: r["k"], ["a", "b"], default="b")
@@ -79,7 +84,7 @@ async def test_merge_joins_branches() -> None:
 
 @pytest.mark.parametrize("ordered", [True, False])
 async def test_ab_split_reports_per_variant(ordered: bool) -> None:
-    async def variant_b(r: dict[str, int]) -> dict[str, int]:
+    async def variant_b(r: dict[str, int]) -> dict[str, Any]:
         if r["i"] == 0:
             raise ValueError("b fails on 0")
         return {**r, "score": 1.0}
