@@ -11,6 +11,7 @@ module is run through ``module.stream`` and its events are forwarded.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Mapping
 from contextlib import aclosing, nullcontext
@@ -80,7 +81,7 @@ def _as_mapping(record: Any, node: str) -> Mapping[str, Any]:
 class RecordCall:
     """One callable applied to records: sync, async, or a module."""
 
-    __slots__ = ("fn", "inputs", "mode", "outputs", "sync")
+    __slots__ = ("fn", "inputs", "mode", "offload", "outputs", "sync")
 
     def __init__(self, fn: Any, *, what: str = "map") -> None:
         if not callable(fn) and not is_module(fn):
@@ -101,16 +102,24 @@ class RecordCall:
         else:
             self.mode = "sync"
         self.sync = self.mode == "sync"
+        # ``async (record) -> result`` running a sync function off the loop: set only
+        # on a run's own copy (``offloaded``), since the executor belongs to the run
+        self.offload: Callable[[Any], Awaitable[Any]] | None = None
+
+    def offloaded(self, offload: Callable[[Any], Awaitable[Any]]) -> RecordCall:
+        """Return a copy that runs a sync function through ``offload`` (``self`` is unchanged)."""
+        call = copy.copy(self)
+        call.offload = offload
+        return call
 
     async def __call__(
         self, record: Any, ctx: NodeContext, item: Item, feedback: tuple[str, ...] = (), *,
-        offload: Callable[[Any], Awaitable[Any]] | None = None, usage: UsageTotals | None = None,
+        usage: UsageTotals | None = None,
     ) -> Any:
         """Apply the callable to ``record`` (with validation ``feedback``).
 
-        ``offload`` runs a sync function off the loop (on the run's executor);
         ``usage`` also receives a module's LM usage (an ab_split variant's
-        totals). Both belong to the caller's run: this object keeps no run state.
+        totals): it belongs to the caller's run, so this object keeps no run state.
         """
         if not feedback and self.mode == "module":
             return await self._call_module(record, ctx, item, usage)
@@ -118,8 +127,8 @@ class RecordCall:
         with scope:
             if self.mode == "module":
                 return await self._call_module(record, ctx, item, usage)
-            if offload is not None and self.sync:
-                return await offload(record)
+            if self.offload is not None and self.sync:
+                return await self.offload(record)
             result = self.fn(record)
             if self.mode == "async" or inspect.isawaitable(result):
                 result = await result
