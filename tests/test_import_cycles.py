@@ -190,6 +190,37 @@ def _reach(graph: dict[str, set[str]], prefix: str) -> set[str]:
     return seen
 
 
+#: Packages with no function-level import of a dspex module (third-party optional
+#: extras such as pyarrow, dspy, or rich's live display may still load late).
+EAGER = ("dspex.flows", "dspex.operators", "dspex.sinks", "dspex.sources", "dspex.store")
+
+
+def _function_level_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    found: list[ast.Import | ast.ImportFrom] = []
+    for fn in ast.walk(tree):
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            found.extend(n for n in ast.walk(fn) if isinstance(n, ast.Import | ast.ImportFrom))
+    return found
+
+
+@pytest.mark.parametrize("package", EAGER)
+def test_no_function_level_imports_of_dspex_modules(package: str) -> None:
+    folder = SRC.joinpath(*package.split("."))
+    late = []
+    for path in sorted(folder.rglob("*.py")):
+        for node in _function_level_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            relative = isinstance(node, ast.ImportFrom) and node.level > 0
+            if relative or any(n == "dspex" or n.startswith("dspex.") for n in names):
+                late.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert not late, f"function-level imports of dspex modules: {late}"
+
+
+def test_function_level_imports_are_found() -> None:
+    tree = ast.parse("import os\ndef f():\n    from . import a\n    import json\n")
+    assert [type(n).__name__ for n in _function_level_imports(tree)] == ["ImportFrom", "Import"]
+
+
 def test_flows_never_reach_the_engines() -> None:
     seen = _reach(import_graph(SRC), "dspex.flows")
     assert not [m for m in seen if m.startswith("dspex.engines")]
