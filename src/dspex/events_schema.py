@@ -152,7 +152,8 @@ def wire_schema() -> dict[str, Any]:
     to its schema; ``server_messages`` and ``client_messages`` list which side
     sends which; the top level accepts any server message.
     """
-    models = {m.model_fields["type"].default: m for m in (*_EVENTS, *_SERVER, *_CLIENT, Ack)}
+    every: tuple[type[BaseModel], ...] = (*_EVENTS, *_SERVER, *_CLIENT, Ack)
+    models = {m.model_fields["type"].default: m for m in every}
     defs = {name: _schema(model) for name, model in models.items()}
     server = [m.model_fields["type"].default for m in (*_EVENTS, *_SERVER)]
     client = [m.model_fields["type"].default for m in _CLIENT]

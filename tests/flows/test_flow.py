@@ -79,7 +79,11 @@ async def test_settings_apply_for_the_run() -> None:
     seen = []
     out = collect()
     flow = fl.Flow("settings")
-    flow.source([{"x": 1}]).map(lambda r: seen.append(get_setting("lm")) or r).sink(out)
+    def remember(r: dict[str, int]) -> dict[str, int]:
+        seen.append(get_setting("lm"))
+        return r
+
+    flow.source([{"x": 1}]).map(remember).sink(out)
     await flow.run(progress=False, lm="my-lm")
     assert seen == ["my-lm"]
     with pytest.raises(ConfigError, match="unknown setting"):

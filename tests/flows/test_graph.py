@@ -100,14 +100,14 @@ def test_validate_with_retries_needs_a_map_before_it() -> None:
     flow = fl.Flow("v")
     flow.source([1]).filter(bool, name="keep").validate(bool, "msg", retries=2, name="check") \
         .sink(collect())
-    with pytest.raises(GraphError, match="'check' has retries=2.*'keep'"):
+    with pytest.raises(GraphError, match=r"'check' has retries=2.*'keep'"):
         flow.check()
 
 
 def test_timeout_needs_a_map_before_it() -> None:
     flow = fl.Flow("t")
     flow.source([1]).tap(print, name="peek").timeout(1.0, name="late").sink(collect())
-    with pytest.raises(GraphError, match="timeout node 'late'.*'peek'"):
+    with pytest.raises(GraphError, match=r"timeout node 'late'.*'peek'"):
         flow.check()
 
 

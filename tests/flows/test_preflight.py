@@ -50,4 +50,5 @@ async def test_an_lm_from_the_run_the_context_or_the_predictor_passes() -> None:
         else:
             module.lm = lm
             report = await flow.run(progress=False)
-        assert report.items_out == 3 and [r["answer"] for r in sink.items] == ["Paris"] * 3, how
+        assert report.items_out == 3, how
+        assert [r["answer"] for r in sink.items] == ["Paris"] * 3, how

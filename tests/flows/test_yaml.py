@@ -12,6 +12,7 @@ import dspex as dx
 from dspex.errors import FlowSpecError
 from dspex.flows import retry
 from dspex.flows._yaml import load_yaml, parse_yaml
+from dspex.operators import MapOperator
 from dspex.testing import ScriptedLM
 
 CORPUS = Path(__file__).parent / "yaml_corpus"
@@ -89,7 +90,7 @@ edges:
 
 def _python_qa(base: Path) -> dx.Flow:
     flow = dx.Flow("qa")
-    sig = dx.ensure_signature("question -> answer").with_instructions("Answer in one word.")
+    sig = dx.make_signature("question -> answer", "Answer in one word.")
     answer = flow.source(dx.sources.jsonl(base / "q.jsonl", id_field="id"), name="questions").map(
         dx.ChainOfThought(sig), concurrency=8, ordered=False,
         on_error=retry(2, then="dead_letter"), name="answer")
@@ -152,6 +153,8 @@ nodes:
     max_iters: 3
 sinks: {x: {type: stdout}}
 """
-    agent = parse_yaml(spec).flow.nodes[1].op.call.fn
+    op = parse_yaml(spec).flow.nodes[1].op
+    assert isinstance(op, MapOperator)
+    agent = op.call.fn
     assert sorted(agent.tools) == ["add", "finish", "lookup"]
     assert agent.max_iters == 3

@@ -21,7 +21,7 @@ def twice(r: dict[str, Any]) -> Any:
 
 
 def keep_even(r: dict[str, Any]) -> bool:
-    return r["x"] % 2 == 0
+    return bool(r["x"] % 2 == 0)
 
 
 def fragile(r: dict[str, Any]) -> dict[str, Any]:

@@ -149,7 +149,7 @@ async def test_cancelling_a_run_kills_its_worker_processes(tmp_path: Path) -> No
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: flow.run(progress=False))
         for _ in range(600):  # bounded: spawned workers need a moment to start
-            pids = [int(p.stem) for p in tmp_path.glob("*.pid")]
+            pids = [int(p.stem) async for p in anyio.Path(tmp_path).glob("*.pid")]
             if len(pids) == 2:
                 break
             await anyio.sleep(0.05)

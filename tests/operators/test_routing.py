@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import dspex as dx
 import dspex.flows as fl
 from dspex.errors import ConfigError, FlowFailed
 from dspex.sinks import collect
+from dspex.testing import ScriptedLM
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
+
+    from dspex.sinks import CollectSink
 
 
 async def test_branch_splits_by_predicate() -> None:
@@ -26,7 +33,7 @@ async def test_branch_splits_by_predicate() -> None:
 
 
 async def test_route_by_key_with_default_and_unknown_keys() -> None:
-    sinks = {k: collect(k) for k in ("a", "b")}
+    sinks: dict[Hashable, CollectSink] = {k: collect(k) for k in ("a", "b")}
     flow = fl.Flow("route")
     routes = flow.source(["a", "b", "c", "a"]).map(lambda r: {"k": r}).route(
         lambda r: r["k"], ["a", "b"], default="b")
@@ -77,7 +84,7 @@ async def test_merge_joins_branches() -> None:
 
 @pytest.mark.parametrize("ordered", [True, False])
 async def test_ab_split_reports_per_variant(ordered: bool) -> None:
-    async def variant_b(r: dict[str, int]) -> dict[str, int]:
+    async def variant_b(r: dict[str, int]) -> dict[str, Any]:
         if r["i"] == 0:
             raise ValueError("b fails on 0")
         return {**r, "score": 1.0}
@@ -111,3 +118,16 @@ async def test_ab_split_reports_per_variant(ordered: bool) -> None:
 def test_ab_split_fraction_checked() -> None:
     with pytest.raises(ConfigError, match="fraction must be in"):
         fl.Flow("x").source([1]).ab_split(1.5, lambda r: r, lambda r: r)
+
+
+async def test_ab_split_usage_belongs_to_each_run() -> None:
+    lm = ScriptedLM({"question": {"answer": "ok"}})
+    flow = fl.Flow("ab-usage")
+    flow.source([{"question": f"q{i}"} for i in range(20)]).ab_split(
+        0.5, dx.Predict("question -> answer"), dx.Predict("question -> answer"), name="ab",
+    ).sink(collect())
+    first = (await flow.run(progress=False, lm=lm)).to_dict()["nodes"]["ab"]["extra"]["variants"]
+    second = (await flow.run(progress=False, lm=lm)).to_dict()["nodes"]["ab"]["extra"]["variants"]
+    for name in ("a", "b"):
+        assert first[name]["usage"]["calls"] == first[name]["items"] > 0
+        assert second[name]["usage"] == first[name]["usage"]

@@ -68,7 +68,7 @@ async def test_assert_gives_up_through_the_policy(policy: str) -> None:
                    name="check")
          .sink(collect()))
     if policy == "raise":
-        with pytest.raises(FlowFailed, match="check.*must be empty") as info:
+        with pytest.raises(FlowFailed, match=r"check.*must be empty") as info:
             await flow.run(progress=False)
         assert info.value.node == "check"
     else:

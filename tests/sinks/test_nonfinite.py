@@ -132,11 +132,12 @@ async def test_websocket_records_and_events_carry_null(anyio_backend: str) -> No
     async def watch() -> None:
         await sink.started.wait()
         async with real_connect(anyio_backend, sink.url) as conn:
-            async for raw in conn:
-                messages.append(strict_loads(raw))  # a NaN would raise here
+            messages.extend([strict_loads(raw) async for raw in conn])  # a NaN would raise here
 
     async def connected() -> None:
-        while not sink.server.sessions:
+        while True:  # the caller bounds it with fail_after
+            if sink.server.sessions:
+                break
             await anyio.sleep(0.005)
 
     async def rows() -> Any:

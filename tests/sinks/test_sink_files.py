@@ -8,6 +8,7 @@ import enum
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest
@@ -19,7 +20,7 @@ from dspex.errors import ConfigError, SinkError
 from dspex.sinks._encode import encode_jsonl, to_plain
 
 
-def jsonl_lines(path: Path) -> list[dict]:
+def jsonl_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 

@@ -119,7 +119,7 @@ def _append(p: Path, data: bytes) -> None:
         f.write(data)
 
 
-def _read_jsonl(p: Path) -> list[dict]:
+def _read_jsonl(p: Path) -> list[dict[str, Any]]:
     if not p.exists():
         return []
     return [json.loads(line) for line in p.read_text(encoding="utf-8").split("\n") if line]
@@ -136,7 +136,7 @@ async def test_conformance_jsonl(tmp_path: Path) -> None:
 async def test_conformance_csv(tmp_path: Path) -> None:
     p = tmp_path / "c.csv"
 
-    def read() -> list[dict]:
+    def read() -> list[dict[str, Any]]:
         if not p.exists():
             return []
         with p.open(newline="", encoding="utf-8") as f:
@@ -150,7 +150,7 @@ async def test_conformance_csv(tmp_path: Path) -> None:
 async def test_conformance_sqlite(tmp_path: Path) -> None:
     db = tmp_path / "c.sqlite"
 
-    def read() -> list[dict]:
+    def read() -> list[dict[str, Any]]:
         conn = sqlite3.connect(db)
         try:
             return [{"id": i, "text": t} for i, t in conn.execute("SELECT id, text FROM t ORDER BY rowid")]
@@ -165,7 +165,7 @@ async def test_conformance_sqlite(tmp_path: Path) -> None:
 async def test_conformance_parquet(tmp_path: Path) -> None:
     out = tmp_path / "ds"
 
-    def read() -> list[dict]:
+    def read() -> list[dict[str, Any]]:
         parts = sorted(out.glob("*.parquet")) if out.exists() else []
         return [row for part in parts for row in pq.read_table(part).to_pylist()]
 

@@ -7,10 +7,10 @@ into a single dead letter labelled with a misleading syntax error.
 from __future__ import annotations
 
 import io
-from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 import pytest
+from _source_reading import read
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,10 +25,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.reliability
 
-
-async def read(src: sources.Source) -> list[SourceRecord]:
-    async with aclosing(src.records()) as agen:
-        return [r async for r in agen]
 
 
 def rows_of(text: str, **options: object) -> list[SourceRecord]:

@@ -8,6 +8,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 import pytest
+from _source_reading import generator, read
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,10 +20,6 @@ from dspex.sources._lines import LineChunker, parse_lines
 if TYPE_CHECKING:
     from pathlib import Path
 
-
-async def read(src: sources.Source, skip=None) -> list[SourceRecord]:
-    async with aclosing(src.records(skip=skip)) as agen:
-        return [r async for r in agen]
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
@@ -56,13 +53,14 @@ async def test_jsonl_bad_lines_become_error_records_with_line_numbers(tmp_path: 
     good = [(r.key, r.data) for r in recs if r.error is None]
     assert good == [("1", {"id": 1}), ("3", {"id": 3})]
     bad = [r for r in recs if r.error is not None]
-    assert [r.error.line for r in bad] == [3, 4, 5, 6, 7]
+    errors = [r.error for r in recs if r.error is not None]
+    assert [e.line for e in errors] == [3, 4, 5, 6, 7]
     assert all(isinstance(r.error, SourceError) and r.error.path == str(p) for r in bad)
     assert all(r.key is None for r in bad)
     assert bad[0].data == '{"id": 2'
     assert "invalid JSON" in str(bad[0].error)
     assert "expected a JSON object" in str(bad[1].error)
-    assert bad[2].error.field == "id"
+    assert errors[2].field == "id"
     assert "missing id field 'id'" in str(bad[2].error)
     assert "undecodable" in str(bad[3].error)
     assert bad[3].data.endswith("{}")
@@ -93,7 +91,7 @@ async def test_jsonl_huge_file_is_read_in_bounded_chunks(tmp_path: Path) -> None
     size = p.stat().st_size
     src = sources.jsonl(p, id_field="id", chunk_bytes=1 << 16)
     count = 0
-    async with aclosing(src.records()) as agen:
+    async with aclosing(generator(src.records())) as agen:
         async for rec in agen:
             assert rec.error is None
             count += 1
@@ -109,9 +107,9 @@ async def test_jsonl_oversize_line_is_reported_not_buffered(tmp_path: Path) -> N
     src = sources.JsonlSource(p, id_field="id", chunk_bytes=256, max_line_bytes=1000)
     recs = await read(src)
     assert [r.key for r in recs if r.error is None] == ["1", "2"]
-    (bad,) = [r for r in recs if r.error is not None]
-    assert bad.error.line == 2
-    assert "longer than 1000 bytes" in str(bad.error)
+    (error,) = [r.error for r in recs if r.error is not None]
+    assert error.line == 2
+    assert "longer than 1000 bytes" in str(error)
     assert src.max_buffered_bytes < 1400
 
 
@@ -169,7 +167,9 @@ _LINE = st.one_of(
 
 @given(st.lists(_LINE, max_size=8))
 def test_parse_lines_agrees_with_json_loads_line_by_line(texts: list[str]) -> None:
-    lines = [(i, t.encode("utf-8", "surrogatepass")) for i, t in enumerate(texts, start=1)]
+    lines: list[tuple[int, bytes | None]] = [
+        (i, t.encode("utf-8", "surrogatepass")) for i, t in enumerate(texts, start=1)
+    ]
     got = parse_lines(lines, path="p.jsonl", id_field=None)
     expected: list[tuple[object, int | None]] = []
     for i, text in enumerate(texts, start=1):
@@ -204,7 +204,7 @@ async def test_jsonl_missing_file_raises_source_error(tmp_path: Path) -> None:
 async def test_jsonl_early_close_releases_the_file(tmp_path: Path) -> None:
     p = tmp_path / "e.jsonl"
     p.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(100)))
-    agen = sources.jsonl(p).records()
+    agen = generator(sources.jsonl(p).records())
     async with aclosing(agen):
         first = await agen.__anext__()
     assert first.data == {"id": 0}
@@ -232,6 +232,7 @@ async def test_csv_bad_rows_carry_the_line_where_they_start(tmp_path: Path) -> N
     assert bad[4].data == "2"
     assert "undecodable" in str(bad[7].error)
     assert "\ufffd" in bad[7].data
+    assert isinstance(bad[8].error, SourceError)
     assert bad[8].error.field == "id"
     assert "3 columns" in str(bad[9].error)
 
@@ -257,8 +258,8 @@ async def test_text_dir_yields_one_record_per_file_keyed_by_path(tmp_path: Path)
         {"path": str(tmp_path / "b.txt"), "text": "bee"},
     ]
     assert [r.key for r in good] == [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
-    (bad,) = [r for r in recs if r.error is not None]
-    assert bad.error.path == str(tmp_path / "bad.txt")
+    ((bad, error),) = [(r, r.error) for r in recs if r.error is not None]
+    assert error.path == str(tmp_path / "bad.txt")
     assert "undecodable" in str(bad.error)
     again = await read(sources.text_dir(tmp_path, "*.md"), skip=lambda k: False)
     assert [r.data["text"] for r in again] == ["no"]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 import io
 import json
 from contextlib import aclosing
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa  # a dev dependency: the Parquet tests must run in CI, not skip
 import pyarrow.parquet as pq
 import pytest
+from _source_reading import generator, read
 
 from dspex import sources
 from dspex.errors import ConfigError, SourceError
@@ -20,10 +22,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-async def read(src: sources.Source, skip=None) -> list[sources.SourceRecord]:
-    async with aclosing(src.records(skip=skip)) as agen:
-        return [r async for r in agen]
-
 
 async def test_iterable_sync_keyed_with_skip_and_missing_id() -> None:
     items = [{"id": 1, "x": "a"}, {"x": "no id"}, {"id": 2, "x": "b"}, {"id": 3}]
@@ -31,10 +29,10 @@ async def test_iterable_sync_keyed_with_skip_and_missing_id() -> None:
     assert [(r.key, r.data) for r in recs if r.error is None] == [
         ("1", {"id": 1, "x": "a"}), ("2", {"id": 2, "x": "b"})
     ]
-    (bad,) = [r for r in recs if r.error is not None]
+    ((bad, error),) = [(r, r.error) for r in recs if r.error is not None]
     assert bad.data == {"x": "no id"}
-    assert bad.error.line == 2
-    assert bad.error.field == "id"
+    assert error.line == 2
+    assert error.field == "id"
 
 
 async def test_iterable_async_is_closed_when_stopped_early() -> None:
@@ -47,7 +45,7 @@ async def test_iterable_async_is_closed_when_stopped_early() -> None:
         finally:
             closed.append(True)
 
-    agen = sources.iterable(gen()).records()
+    agen = generator(sources.iterable(gen()).records())
     async with aclosing(agen):
         async for rec in agen:
             assert rec.data == {"i": 0}
@@ -66,9 +64,9 @@ async def test_stdin_jsonl_and_lines_from_a_stream() -> None:
     data = b'{"id": 1}\nnot json\n{"id": 2}\n'
     recs = await read(sources.stdin(id_field="id", stream=io.BytesIO(data)))
     assert [r.key for r in recs if r.error is None] == ["1", "2"]
-    (bad,) = [r for r in recs if r.error is not None]
-    assert bad.error.line == 2
-    assert bad.error.path == "stdin"
+    ((bad, error),) = [(r, r.error) for r in recs if r.error is not None]
+    assert error.line == 2
+    assert error.path == "stdin"
     assert bad.data == "not json"
     lines = await read(sources.stdin("lines", stream=io.BytesIO(b"a\r\n\nb")))
     assert [r.data for r in lines] == [{"text": "a"}, {"text": ""}, {"text": "b"}]
@@ -81,7 +79,7 @@ def test_stdin_rejects_bad_options() -> None:
         sources.stdin("lines", id_field="id")
 
 
-def _write_parquet(path: Path, rows: list[dict], row_group_size: int) -> None:
+def _write_parquet(path: Path, rows: list[dict[str, Any]], row_group_size: int) -> None:
     pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=row_group_size)
 
 
@@ -97,9 +95,9 @@ async def test_parquet_streams_by_batches_with_columns_and_keys(tmp_path: Path) 
     assert good[0].key == "1"
     assert len(good) == 998
     assert src.max_chunk_records <= 64
-    (bad,) = [r for r in recs if r.error is not None]
-    assert bad.error.line == 6
-    assert bad.error.field == "id"
+    (error,) = [r.error for r in recs if r.error is not None]
+    assert error.line == 6
+    assert error.field == "id"
 
 
 async def test_parquet_reads_a_directory_in_name_order(tmp_path: Path) -> None:
@@ -119,12 +117,12 @@ async def test_parquet_errors_name_the_path(tmp_path: Path) -> None:
         await read(sources.parquet(bad))
 
 
-async def test_parquet_without_pyarrow_says_what_to_install(monkeypatch, tmp_path: Path) -> None:
-    import builtins
-
+async def test_parquet_without_pyarrow_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     real_import = builtins.__import__
 
-    def fake_import(name, *args, **kwargs):
+    def fake_import(name: str, *args: Any, **kwargs: Any) -> Any:
         if name.startswith("pyarrow"):
             raise ImportError("no pyarrow")
         return real_import(name, *args, **kwargs)

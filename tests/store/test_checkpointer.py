@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dspex import sinks
 from dspex.store import Checkpointer, RunStore, sink_ids
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def lines(p: Path) -> list[dict]:
+def lines(p: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in p.read_text().split("\n") if x]
 
 

@@ -72,7 +72,9 @@ async def test_locked_store_gives_a_clear_error(tmp_path: Path) -> None:
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN EXCLUSIVE")
         try:
-            store._conn.execute("PRAGMA busy_timeout=50")  # keep the test short
+            conn = store._conn
+            assert conn is not None  # the store is open
+            conn.execute("PRAGMA busy_timeout=50")  # keep the test short
             with pytest.raises(StoreError, match="lock"):
                 await store.commit("r", ["b"], {})
         finally:

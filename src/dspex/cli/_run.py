@@ -68,7 +68,7 @@ def run_command(flow_path: Path, run_id: str | None, store: Path | None, as_json
         options["store"] = store
     options["progress"] = False if quiet else None
     options["progress_every_s"] = progress_every
-    if engine != "local":
+    if engine != "local":  # Flow.run loads dspex.engines on first use of a named engine
         options.update(engine=engine, workers=workers, address=address, partitions=partitions)
     try:
         report = run_sync(_run, flow, run_id, options)

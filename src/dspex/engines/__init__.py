@@ -5,6 +5,7 @@ from ._base import engine_names as engine_names
 from ._base import get_engine as get_engine
 from ._base import register_engine as register_engine
 from ._dask import DaskEngine as DaskEngine
+from ._dispatch import run_on_engine as run_on_engine  # installs itself as Flow.run's driver
 from ._driver import run_partitioned as run_partitioned
 from ._partition import split_source as split_source
 from ._processes import ProcessesEngine as ProcessesEngine
@@ -16,6 +17,7 @@ __all__ = [
     "engine_names",
     "get_engine",
     "register_engine",
+    "run_on_engine",
     "run_partitioned",
     "split_source",
 ]

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._util._pyarrow import import_pyarrow
 from ..errors import ConfigError, SourceError
 from ..sources._base import SkipFn, Source, SourceRecord
 from ..sources._csv import CsvRows
 from ..sources._files import CsvSource, JsonlSource, _emit, _open_binary
 from ..sources._iterable import IterableSource
 from ..sources._lines import LineChunker, parse_lines
-from ..sources._parquet import ParquetSource, import_pyarrow
+from ..sources._parquet import ParquetSource
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from ._item import DeadLetter, Item
+from ..operators._item import DeadLetter, Item
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from anyio.abc import ObjectReceiveStream
+    from anyio.streams.memory import MemoryObjectReceiveStream
 
     from ..backpressure._edge import BufferPolicy, EdgeReceiver
     from ..backpressure._limits import SourceGate
@@ -242,7 +242,7 @@ async def run_sink(
 
 
 async def run_dead_letters(
-    receive: ObjectReceiveStream[DeadLetter], sink: Sink | None, kept: list[DeadLetter],
+    receive: MemoryObjectReceiveStream[DeadLetter], sink: Sink | None, kept: list[DeadLetter],
     ctx: NodeContext, barrier: WriteBarrier | None, *, keep_max: int,
 ) -> None:
     """Write dead letters to ``sink`` (or keep up to ``keep_max`` in ``kept``)."""
@@ -251,7 +251,7 @@ async def run_dead_letters(
 
 
 async def _dead_letter_loop(
-    receive: ObjectReceiveStream[DeadLetter], sink: Sink | None, kept: list[DeadLetter],
+    receive: MemoryObjectReceiveStream[DeadLetter], sink: Sink | None, kept: list[DeadLetter],
     ctx: NodeContext, barrier: WriteBarrier | None, *, keep_max: int,
 ) -> None:
     services = ctx.services
@@ -259,7 +259,7 @@ async def _dead_letter_loop(
         batch = [first]
         while len(batch) < MAX_SINK_BATCH:
             try:
-                batch.append(receive.receive_nowait())  # type: ignore[attr-defined]
+                batch.append(receive.receive_nowait())
             except (anyio.WouldBlock, anyio.EndOfStream):
                 break
         items = [dl.item for dl in batch]
@@ -283,7 +283,7 @@ async def _dead_letter_loop(
 
 
 async def run_events(
-    receive: ObjectReceiveStream[Event], routes: dict[str | None, list[Sink]]
+    receive: MemoryObjectReceiveStream[Event], routes: dict[str | None, list[Sink]]
 ) -> None:
     """Deliver each event to the event-aware sinks downstream of its node.
 

@@ -17,16 +17,21 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._context import _check as check_settings
 from .._context import context as settings_context
+from .._util._sync import run_sync
 from ..errors import ConfigError, GraphError
 from ..operators import _factories as ops
+from ..sinks._base import Sink
+from ..sources import iterable
+from ..sources._base import Source
+from ._engines import driver
 from ._graph import NodeSpec, Plan, plan
 from ._policy import ErrorPolicy, as_policy
 from ._preflight import require_lms
+from ._runner import Runner, RunOptions
 
 if TYPE_CHECKING:
     from ..backpressure._edge import BufferPolicy
     from ..operators._base import Operator
-    from ..sinks._base import Sink
     from ._report import RunReport
 
 __all__ = ["Branch", "Flow", "NodeHandle"]
@@ -238,8 +243,6 @@ class Flow:
 
     def source(self, src: Any, *, name: str | None = None) -> NodeHandle:
         """Add a source (a ``Source``, or any iterable / async iterable of records)."""
-        from ..sources._base import Source
-
         if not isinstance(src, Source):
             if isinstance(src, (str, bytes)) or not (
                 isinstance(src, Iterable) or hasattr(src, "__aiter__")
@@ -247,8 +250,6 @@ class Flow:
                 raise ConfigError(
                     f"flow.source expects a Source or an iterable of records, got {src!r}"
                 )
-            from ..sources import iterable
-
             src = iterable(src)
         spec = self._spec("source", name, ErrorPolicy(), source=src)
         return NodeHandle(self, spec)
@@ -270,8 +271,6 @@ class Flow:
         buffer: BufferPolicy | int | None = None,
     ) -> NodeHandle:
         """Add a sink node writing to ``sinks``; return its handle."""
-        from ..sinks._base import Sink
-
         if not sinks:
             raise GraphError("sink() needs at least one sink")
         for sink in sinks:
@@ -289,8 +288,6 @@ class Flow:
 
     def dead_letter(self, sink: Sink) -> Flow:
         """Send failed items (``on_error="dead_letter"``) and bad records to ``sink``."""
-        from ..sinks._base import Sink
-
         if not isinstance(sink, Sink):
             raise ConfigError(f"dead_letter expects a Sink, got {sink!r}")
         self.dead_letter_sink = sink
@@ -351,7 +348,9 @@ class Flow:
                 other engines split the one keyed source into ``partitions``
                 (default ``2 * workers``), run each on the local engine in a
                 worker and merge the reports; file sinks write one file per
-                partition plus a manifest (see ``dspex.engines``).
+                partition plus a manifest (see ``dspex.engines``). Any engine
+                but ``"local"`` needs ``import dspex.engines`` first: the
+                engines depend on flows, never the other way round.
             workers: Worker processes for ``"processes"``/``"dask"`` (default 2).
             address: A Dask scheduler address (``engine="dask"``).
             partitions: How many partitions (fixed for a run id at its start).
@@ -361,14 +360,13 @@ class Flow:
 
         Raises:
             GraphError: The graph is invalid (before anything runs).
-            ConfigError: An unknown setting.
+            ConfigError: An unknown setting or engine, or a non-local engine
+                before ``dspex.engines`` was imported.
             LMNotConfiguredError: A module node's predictor has no LM (node,
                 run settings or context); nothing ran.
             FlowFailed: The run failed; ``.report`` holds the partial report.
             RunLeaseError: Another live runner holds ``run_id`` (nothing ran).
         """
-        from ._runner import Runner, RunOptions
-
         check_settings(settings)
         if engine == "local" and (workers, address, partitions, backend) != (None,) * 4:
             raise ConfigError("workers, address, partitions and backend apply to "
@@ -394,25 +392,14 @@ class Flow:
 
     async def _run_on(self, engine: Any, workers: int | None, address: str | None,
                       partitions: int | None, backend: str | None, kw: dict[str, Any]) -> RunReport:
-        # dspex.engines imports the flows package; it is loaded only for these
-        # engines (it pulls in cloudpickle and, for dask, distributed)
-        from .. import engines
-
-        if backend not in (None, "asyncio", "trio"):
-            raise ConfigError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
-        if isinstance(engine, str):
-            engine = engines.get_engine(engine, workers=workers, address=address)
-        elif not isinstance(engine, engines.Engine):
-            raise ConfigError(f"engine must be a name or an Engine, got {engine!r}")
+        run = driver(engine)  # installed by dspex.engines, which this package never imports
         run_id, store, progress = kw.pop("run_id"), kw.pop("store"), kw.pop("progress")
-        return await engines.run_partitioned(
-            self, engine, run_id=run_id, store=store, partitions=partitions,
-            backend=backend or "asyncio", options=kw, progress=progress)
+        return await run(
+            self, engine, workers=workers, address=address, partitions=partitions,
+            backend=backend, run_id=run_id, store=store, progress=progress, options=kw)
 
     def run_sync(self, **kwargs: Any) -> RunReport:
         """Run the flow from synchronous code (see :meth:`run`)."""
-        from .._util._sync import run_sync
-
         async def main() -> RunReport:
             return await self.run(**kwargs)
 

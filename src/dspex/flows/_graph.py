@@ -9,12 +9,17 @@ upstream schema is known), mismatched field types, a ``validate`` with retries
 or a ``timeout`` that is not right after a ``map``. It then *fuses* each such
 validate/timeout node into its map (so retries can re-invoke the module) and
 returns the :class:`Plan` the runner executes.
+
+The plan works on its own copies of the flow's node specs, and a run's fused
+map is a per-run copy of the map operator (:meth:`Plan.stages`): planning and
+running never change the flow or the operators it holds, so one flow can be
+planned and run several times, also at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GraphError
@@ -24,7 +29,8 @@ from ..operators._validate import ValidateOperator
 
 if TYPE_CHECKING:
     from ..backpressure._edge import BufferPolicy
-    from ..operators._base import Operator
+    from ..operators._base import NodeContext, Operator
+    from ..operators._validate import Check
     from ..sinks._base import Sink
     from ..sources._base import Source
     from ._policy import ErrorPolicy
@@ -60,9 +66,9 @@ class NodeSpec:
         return f"<node {self.name!r}>"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """A validated graph, ready to run.
+    """A validated graph, ready to run (its node specs are the plan's own copies).
 
     Attributes:
         nodes: Every node in topological order.
@@ -71,6 +77,32 @@ class Plan:
 
     nodes: list[NodeSpec]
     fused: dict[NodeSpec, NodeSpec]
+
+    def stages(self, contexts: Mapping[NodeSpec, NodeContext]) -> dict[NodeSpec, Operator]:
+        """Return the operator each running operator node runs, for one run.
+
+        A map with fused validate/timeout nodes gets a per-run copy
+        (:meth:`~dspex.operators.MapOperator.staged`) holding their checks,
+        bound to their ``contexts``, and the fused deadline; every other node
+        runs its operator as declared. No operator is changed.
+        """
+        checks: dict[NodeSpec, list[Check]] = {}
+        deadlines: dict[NodeSpec, tuple[float, NodeContext]] = {}
+        for node, target in self.fused.items():  # in flow order: checks run in that order
+            if isinstance(node.op, ValidateOperator):
+                checks.setdefault(target, []).append(node.op.check(contexts[node]))
+            elif isinstance(node.op, TimeoutOperator):
+                deadlines[target] = (node.op.seconds, contexts[node])
+        stages: dict[NodeSpec, Operator] = {}
+        for node in self.runnable():
+            op = node.op
+            if op is None:
+                continue
+            if isinstance(op, MapOperator) and (node in checks or node in deadlines):
+                seconds, owner = deadlines.get(node) or (None, None)
+                op = op.staged(checks=tuple(checks.get(node, ())), timeout=seconds, timeout_ctx=owner)
+            stages[node] = op
+        return stages
 
     def runnable(self) -> list[NodeSpec]:
         """Return the nodes that run as tasks (fused nodes excluded)."""
@@ -208,8 +240,9 @@ def _check_fields(order: list[NodeSpec]) -> None:
             continue
         ups = [schemas.get(parent) for parent, _ in node.inputs]
         upstream = ups[0] if len(ups) == 1 else None
-        if len(ups) > 1 and all(u is not None for u in ups):
-            upstream = {k: v for k, v in ups[0].items() if all(k in u for u in ups[1:])}  # type: ignore[union-attr]
+        known = [u for u in ups if u is not None]
+        if len(ups) > 1 and len(known) == len(ups):  # a merge: the fields every input has
+            upstream = {k: v for k, v in known[0].items() if all(k in u for u in known[1:])}
         needs = node.op.input_fields() if node.op is not None else None
         if needs and upstream is not None:
             _compare(node, needs, upstream)
@@ -238,8 +271,16 @@ def _compare(node: NodeSpec, needs: dict[str, Any], upstream: dict[str, Any]) ->
             )
 
 
+def _copies(nodes: list[NodeSpec]) -> list[NodeSpec]:
+    """Return copies of ``nodes`` linked to each other (the originals stay as they are)."""
+    copies = {node: replace(node, inputs=[], children=[]) for node in nodes}
+    for node, copy in copies.items():
+        copy.inputs = [(copies[parent], port) for parent, port in node.inputs]
+    return list(copies.values())
+
+
 def plan(nodes: list[NodeSpec]) -> Plan:
-    """Validate ``nodes`` and return the plan to run.
+    """Validate ``nodes`` and return the plan to run, on copies of the specs.
 
     Raises:
         GraphError: No source, a cycle, a dangling node, missing or mismatched
@@ -253,6 +294,7 @@ def plan(nodes: list[NodeSpec]) -> Plan:
             raise GraphError(f"two nodes are named {node.name!r}; node names must be unique",
                              node=node.name)
         names[node.name] = node
+    nodes = _copies(nodes)
     _link(nodes)
     order = _toposort(nodes)
     _check_dangling(order)

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._util._clock import default_clock
+from ..events import Metrics
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from anyio.abc import ObjectSendStream
+    from anyio.streams.memory import MemoryObjectSendStream
 
     from ..events import Event
     from ._runner import Runner
@@ -45,7 +46,7 @@ class LiveMetrics:
     """
 
     def __init__(
-        self, runner: Runner, send: ObjectSendStream[Event] | None, interval_s: float = 0.5,
+        self, runner: Runner, send: MemoryObjectSendStream[Event] | None, interval_s: float = 0.5,
         recorder: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.runner = runner
@@ -93,8 +94,6 @@ class LiveMetrics:
 
     def publish(self) -> bool:
         """Put one ``Metrics`` event on the bus now; False if it was full or closed."""
-        from ..events import Metrics
-
         values = self.values()
         if self.recorder is not None:
             self.recorder(values)

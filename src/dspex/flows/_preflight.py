@@ -26,7 +26,7 @@ def _module_calls(op: Any) -> Iterator[Any]:
     """Yield the Modules an operator calls (a map's function, both arms of an A/B split)."""
     calls = getattr(op, "calls", None)
     for call in calls.values() if isinstance(calls, dict) else (getattr(op, "call", None),):
-        if getattr(call, "mode", None) == "module":
+        if call is not None and getattr(call, "mode", None) == "module":
             yield call.fn
 
 

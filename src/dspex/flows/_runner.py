@@ -19,10 +19,10 @@ keys already written are committed once more (shielded, within
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -30,24 +30,28 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._util._clock import AnyioClock
+from ..backpressure._admission import MemoryMonitor
 from ..backpressure._edge import BufferPolicy, EdgeReceiver, EdgeSender, create_edge
 from ..backpressure._limits import InFlightLimiter, SourceGate
-from ..errors import ConfigError, DspexError, FlowFailed, RunLeaseError
-from ..operators._base import NodeContext, Outputs, RunServices
+from ..errors import ConfigError, DspexError, FlowFailed, GraphError, RunLeaseError
+from ..events import Metrics, RunDone
+from ..operators._base import NodeContext, Operator, Outputs, RunServices
+from ..operators._usage import UsageTotals
 from ..operators._window import BatchOperator, WindowOperator
 from ..telemetry import _semconv as sc
 from ..telemetry._spans import ACTIVE, Telemetry, resolve
 from ._endpoints import SourceTask, run_dead_letters, run_events, run_sink
 from ._metrics import LiveMetrics
-from ._report import NodeStats, RunReport, UsageTotals
+from ._progress import Progress
+from ._report import NodeStats, RunReport
 from ._tracking import DUPLICATE_POLICIES
 from ._wiring import Checkpointing, event_routes, unique_sinks
 
 if TYPE_CHECKING:
     from ..backpressure._memory import MemoryWatermarks
+    from ..operators._item import DeadLetter
     from ..sinks._base import Sink
     from ._graph import NodeSpec, Plan
-    from ._item import DeadLetter
     from ._progress import ProgressHook
 
 __all__ = ["RunOptions", "Runner"]
@@ -142,24 +146,19 @@ class Runner:
 
     def _outputs(self, node: NodeSpec, senders: dict[NodeSpec, EdgeSender], ctx: NodeContext) -> Outputs:
         tail = self.plan.tail(node)
-        ports = [[senders[t].clone() for t in self.plan.targets(tail, port)]
-                 for port in range(len(tail.port_names))]
+        ports = [
+            [senders[t].clone() for t in self.plan.targets(tail, port)]
+            for port in range(len(tail.port_names))
+        ]
         return Outputs(ports, ctx)
 
     def _contexts(self, services: RunServices, event_nodes: set[str]) -> dict[NodeSpec, NodeContext]:
-        contexts = {}
-        for node in self.plan.nodes:
-            contexts[node] = NodeContext(
+        return {
+            node: NodeContext(
                 node.name, self.stats[node], node.policy, services, events=node.name in event_nodes
             )
-        for node, target in self.plan.fused.items():
-            op, ctx = target.op, contexts[node]
-            if node.kind == "validate":
-                op.checks.append(node.op.check(ctx))  # type: ignore[union-attr]
-            else:
-                op.timeout = node.op.seconds  # type: ignore[union-attr]
-                op.timeout_ctx = ctx  # type: ignore[union-attr]
-        return contexts
+            for node in self.plan.nodes
+        }
 
     # -- running --------------------------------------------------------------
     async def run(self) -> RunReport:
@@ -189,8 +188,6 @@ class Runner:
 
     async def _run(self) -> RunReport:
         self.started = time.perf_counter()
-        for node in self.plan.fused.values():
-            node.op.checks = []  # type: ignore[union-attr]
         # lease first: a second live runner must fail before it opens (truncates) a sink
         try:
             ck = await Checkpointing.create(self.plan, self.sinks, self.options, self.run_id)
@@ -280,6 +277,7 @@ class Runner:
         services.telemetry = self.telemetry
         self.services = services
         contexts = self._contexts(services, event_nodes)
+        stages = self.plan.stages(contexts)  # this run's operators (fused maps are copies)
         receivers, senders = self._edges()
         barrier = self.checkpointing.barrier if self.checkpointing else None
         dl_ctx = NodeContext("dead_letter", self.dl_stats, contexts[self.plan.nodes[0]].policy, services)
@@ -305,7 +303,7 @@ class Runner:
                     async with anyio.create_task_group() as nodes:
                         for node in self.plan.runnable():
                             ctx = contexts[node]
-                            task = self._task(node, ctx, receivers, senders, gate, barrier)
+                            task = self._task(node, stages.get(node), ctx, receivers, senders, gate, barrier)
                             nodes.start_soon(self._guard, node, task, name=node.name)
                         for send in senders.values():
                             send.close()
@@ -318,17 +316,12 @@ class Runner:
 
     def _start_helpers(self, tg: Any, gate: SourceGate, limiter: InFlightLimiter, ev_send: Any) -> None:
         if self.options.memory is not None:
-            from ..backpressure._admission import MemoryMonitor
-
             def changed(values: dict[str, Any]) -> None:
                 log.info("flow %s: memory %s", self.name, values)
                 if self.services.event_send is not None:
-                    from ..events import Metrics
-
                     event = Metrics(values=values, run=self.run_id, seq=next(self.services.seq))
                     # a full or already closed bus (the run is ending): drop the sample
-                    with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError,
-                                             anyio.BrokenResourceError):
+                    with suppress(anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
                         ev_send.send_nowait(event)
 
             self.monitor = MemoryMonitor(self.options.memory, gate, limiter, changed)
@@ -336,13 +329,12 @@ class Runner:
         if self.checkpointing is not None:
             tg.start_soon(self.checkpointing.loop, self.clock)
         if self.options.progress is not False:
-            from ._progress import Progress
-
             tg.start_soon(Progress(self, self.options.progress, self.options.progress_every_s).run)
 
     def _task(
-        self, node: NodeSpec, ctx: NodeContext, receivers: dict[NodeSpec, EdgeReceiver],
-        senders: dict[NodeSpec, EdgeSender], gate: SourceGate, barrier: Any,
+        self, node: NodeSpec, op: Operator | None, ctx: NodeContext,
+        receivers: dict[NodeSpec, EdgeReceiver], senders: dict[NodeSpec, EdgeSender],
+        gate: SourceGate, barrier: Any,
     ) -> Any:
         receive = receivers.get(node)
         if node.kind == "sink":
@@ -359,9 +351,11 @@ class Runner:
             index = ck.index(node.source) if ck is not None else None
             task = SourceTask(node.source, out, ctx, gate, self.buffer, prefix=prefix, index=index)
             run = task.run
-        else:
+        elif op is not None:
             async def run() -> None:
-                await node.op.run(receivers[node], out, ctx)  # type: ignore[union-attr]
+                await op.run(receivers[node], out, ctx)
+        else:
+            raise GraphError(f"node {node.name!r} has neither a source nor an operator", node=node.name)
 
         async def guarded() -> None:
             try:
@@ -389,8 +383,6 @@ class Runner:
         waiting = [s for s in self.sinks if s.wants_events]
         if not waiting:
             return
-        from ..events import RunDone
-
         report = self.report(self._verdict()).to_dict()
         event = RunDone(report=report, run=self.run_id, seq=next(self.services.seq))
         for sink in waiting:
@@ -513,5 +505,5 @@ class _sinks_opened:
                 except Exception as exc:  # report below, close the others first
                     errors.append((sink, exc))
         if errors and report:
-            sink, first = errors[0]
-            raise FlowFailed(f"sink {sink.name!r} failed to close: {first}") from first
+            failed, error = errors[0]
+            raise FlowFailed(f"sink {failed.name!r} failed to close: {error}") from error

@@ -19,7 +19,7 @@ from ..errors import DuplicateKeyError
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from ._item import Item
+    from ..operators._item import Item
 
 __all__ = ["DUPLICATE_POLICIES", "KeyIndex", "KeyTracker", "WriteBarrier"]
 
@@ -50,7 +50,7 @@ class KeyTracker:
 
     def fork(self, item: Item, extra: int) -> None:
         """Add ``extra`` (may be negative) items for each key of ``item``."""
-        for key in item.keys():
+        for key in item.keys():  # noqa: SIM118 - Item.keys(): its source keys, not a dict
             if key is not None:
                 self._add(key, extra)
 

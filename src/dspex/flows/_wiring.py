@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..errors import RunLeaseError
+from ..store import Checkpointer, RunStore
 from ._tracking import KeyIndex, KeyTracker, WriteBarrier
 
 if TYPE_CHECKING:
@@ -113,8 +114,6 @@ class Checkpointing:
         if not any(getattr(n.source, "id_field", None) for n in plan.nodes if n.source):
             log.info("run %s: no keyed source, so no checkpoints", run_id)
             return None
-        from ..store import Checkpointer, RunStore
-
         store = options.store
         owns = not isinstance(store, RunStore)
         if owns:

@@ -25,9 +25,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import modules, sinks, sources
 from .._context import context as settings_context
+from ..adapters import ChatAdapter, JSONAdapter
 from ..errors import DspexError, FlowSpecError
+from ..lm import LM
 from ..modules._module import Module
+from ..signatures import ensure_signature
 from ._flow import Flow, NodeHandle
 from ._policy import ErrorPolicy
 
@@ -51,11 +55,11 @@ class LMSpec(_Spec):
     model: str
     api_base: str | None = None
     cache: bool = True
-    num_retries: int | None = Field(None, ge=0)
-    timeout: float | None = Field(None, gt=0)
-    max_concurrency: int | None = Field(None, ge=1)
+    num_retries: int | None = Field(default=None, ge=0)
+    timeout: float | None = Field(default=None, gt=0)
+    max_concurrency: int | None = Field(default=None, ge=1)
     temperature: float | None = None
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
 
 
 class SourceSpec(_Spec):
@@ -98,7 +102,7 @@ class NodeSpecModel(_Spec):
     adapter: Literal["chat", "json"] | None = None
     concurrency: int = Field(1, ge=1)
     ordered: bool = True
-    timeout: float | None = Field(None, gt=0)
+    timeout: float | None = Field(default=None, gt=0)
     on_error: Literal["raise", "skip", "dead_letter"] | RetrySpec = "raise"
     tools: list[str] = Field(default_factory=list)
     max_iters: int = Field(20, ge=1)
@@ -113,9 +117,9 @@ class SettingsSpec(_Spec):
 
     lm: str | LMSpec | None = None
     adapter: Literal["chat", "json"] | None = None
-    max_in_flight: int | None = Field(None, ge=1)
-    max_failure_rate: float | None = Field(None, ge=0, le=1)
-    checkpoint_every: int | None = Field(None, ge=1)
+    max_in_flight: int | None = Field(default=None, ge=1)
+    max_failure_rate: float | None = Field(default=None, ge=0, le=1)
+    checkpoint_every: int | None = Field(default=None, ge=1)
 
 
 class FlowSpec(_Spec):
@@ -371,8 +375,6 @@ class _Builder:
         return [self.handles[u] for u in ups]
 
     def source(self, spec: SourceSpec, loc: Loc) -> Source | Any:
-        from .. import sources
-
         if spec.type == "records":
             if spec.records is None:
                 raise self.doc.at(loc, "missing required key 'records' (a list of records)")
@@ -386,8 +388,6 @@ class _Builder:
         return factory(path, id_field=spec.id_field)
 
     def sink(self, spec: SinkSpec, loc: Loc) -> Sink:
-        from .. import sinks
-
         if spec.type == "stdout":
             return sinks.stdout()
         if spec.type == "websocket":
@@ -426,8 +426,6 @@ class _Builder:
         return target
 
     def module(self, spec: NodeSpecModel, loc: Loc) -> Module:
-        from .. import modules
-
         if not spec.signature:
             raise self.doc.at(loc, f"a {spec.module} node needs 'signature' (e.g. 'question -> answer')",
                               key=True)
@@ -435,8 +433,6 @@ class _Builder:
         try:
             signature: Any = spec.signature
             if spec.instructions:
-                from ..signatures import ensure_signature
-
                 signature = ensure_signature(spec.signature)
                 assert signature is not None  # a non-empty string always makes one
                 signature = signature.with_instructions(spec.instructions)
@@ -461,8 +457,6 @@ class _Builder:
         return module
 
     def lm(self, spec: str | LMSpec, loc: Loc) -> Any:
-        from ..lm import LM
-
         options = {"model": spec} if isinstance(spec, str) else spec.model_dump(exclude_none=True)
         try:
             return LM(**options)
@@ -485,6 +479,4 @@ class _Builder:
 
 
 def _adapter(name: str) -> Any:
-    from ..adapters import ChatAdapter, JSONAdapter
-
     return JSONAdapter() if name == "json" else ChatAdapter()

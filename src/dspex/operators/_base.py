@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 
 from ..errors import DspexError, ItemFailed
+from ..events import ItemError
+from ._item import DeadLetter
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,9 +28,10 @@ if TYPE_CHECKING:
     from ..backpressure._edge import EdgeReceiver, EdgeSender
     from ..backpressure._limits import InFlightLimiter
     from ..events import Event
-    from ..flows._item import DeadLetter, Item
     from ..flows._policy import ErrorPolicy
-    from ..flows._report import NodeStats, UsageTotals
+    from ..flows._report import NodeStats
+    from ._item import Item
+    from ._usage import UsageTotals
 
 __all__ = ["NodeContext", "Operator", "Outputs", "RunServices"]
 
@@ -125,12 +128,10 @@ class NodeContext:
         """
         name = node or self.name
         if self.events:
-            from ..events import ItemError
-
             await self.emit(ItemError(error_type=type(error).__name__, message=str(error)), item)
         action = self.policy.action
         if action == "raise":
-            if isinstance(error, DspexError) and error.node == name:
+            if isinstance(error, DspexError) and error.node == name:  # already names this node
                 raise error
             raise ItemFailed(
                 f"node {name!r} failed on item {item.id!r}: {type(error).__name__}: {error}",
@@ -143,8 +144,6 @@ class NodeContext:
         if action == "skip":
             self.drop([item])
             return
-        from ..flows._item import DeadLetter
-
         sink = self.services.dead_letter
         if sink is None:
             self.drop([item])

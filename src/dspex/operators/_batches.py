@@ -19,9 +19,9 @@ import anyio
 
 if TYPE_CHECKING:
     from ..backpressure._edge import EdgeReceiver
-    from ..flows._item import Item
     from ._base import NodeContext, Outputs
     from ._executors import Outcome
+    from ._item import Item
     from ._map import MapOperator
 
 __all__ = ["Executor", "call_one", "run_batches", "split"]

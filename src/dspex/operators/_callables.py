@@ -11,28 +11,31 @@ module is run through ``module.stream`` and its events are forwarded.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Mapping
-from contextlib import nullcontext
+from contextlib import aclosing, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from .._context import context as settings_context
 from ..errors import ConfigError, InputError
+from ..events import PredictionDone
+from ..modules import Module
+from ..modules._stream import call_emitting
 
 if TYPE_CHECKING:
-    from ..flows._item import Item
+    from collections.abc import Awaitable, Callable
+
     from ._base import NodeContext
+    from ._item import Item
+    from ._usage import UsageTotals
 
 __all__ = ["RecordCall", "is_module", "module_signature"]
 
 
 def is_module(obj: Any) -> bool:
     """Return True if ``obj`` is a dspex Module (or quacks like one)."""
-    try:
-        from ..modules import Module
-    except ImportError:  # modules not built yet: duck-type
-        Module = None  # type: ignore[assignment,misc]
-    if Module is not None and isinstance(obj, Module):
+    if isinstance(obj, Module):
         return True
     return (
         not inspect.isroutine(obj)
@@ -78,7 +81,7 @@ def _as_mapping(record: Any, node: str) -> Mapping[str, Any]:
 class RecordCall:
     """One callable applied to records: sync, async, or a module."""
 
-    __slots__ = ("fn", "inputs", "mode", "offload", "outputs", "sync", "usage")
+    __slots__ = ("fn", "inputs", "mode", "offload", "outputs", "sync")
 
     def __init__(self, fn: Any, *, what: str = "map") -> None:
         if not callable(fn) and not is_module(fn):
@@ -99,20 +102,31 @@ class RecordCall:
         else:
             self.mode = "sync"
         self.sync = self.mode == "sync"
-        # ``async (record) -> result``: runs a sync function off the loop (an executor)
-        self.offload: Any = None
-        self.usage: Any = None  # extra UsageTotals to add module usage to (ab_split)
+        # ``async (record) -> result`` running a sync function off the loop: set only
+        # on a run's own copy (``offloaded``), since the executor belongs to the run
+        self.offload: Callable[[Any], Awaitable[Any]] | None = None
+
+    def offloaded(self, offload: Callable[[Any], Awaitable[Any]]) -> RecordCall:
+        """Return a copy that runs a sync function through ``offload`` (``self`` is unchanged)."""
+        call = copy.copy(self)
+        call.offload = offload
+        return call
 
     async def __call__(
-        self, record: Any, ctx: NodeContext, item: Item, feedback: tuple[str, ...] = ()
+        self, record: Any, ctx: NodeContext, item: Item, feedback: tuple[str, ...] = (), *,
+        usage: UsageTotals | None = None,
     ) -> Any:
-        """Apply the callable to ``record`` (with validation ``feedback``)."""
+        """Apply the callable to ``record`` (with validation ``feedback``).
+
+        ``usage`` also receives a module's LM usage (an ab_split variant's
+        totals): it belongs to the caller's run, so this object keeps no run state.
+        """
         if not feedback and self.mode == "module":
-            return await self._call_module(record, ctx, item)
+            return await self._call_module(record, ctx, item, usage)
         scope = settings_context(feedback=feedback) if feedback else nullcontext()
         with scope:
             if self.mode == "module":
-                return await self._call_module(record, ctx, item)
+                return await self._call_module(record, ctx, item, usage)
             if self.offload is not None and self.sync:
                 return await self.offload(record)
             result = self.fn(record)
@@ -120,7 +134,9 @@ class RecordCall:
                 result = await result
             return result
 
-    async def _call_module(self, record: Any, ctx: NodeContext, item: Item) -> Any:
+    async def _call_module(
+        self, record: Any, ctx: NodeContext, item: Item, extra: UsageTotals | None
+    ) -> Any:
         mapping = _as_mapping(record, ctx.name)
         if self.inputs is not None:
             inputs = {k: mapping[k] for k in self.inputs if k in mapping}
@@ -132,15 +148,11 @@ class RecordCall:
             prediction = await self.fn.acall(**inputs)
         usage = getattr(prediction, "usage", None)
         ctx.add_usage(usage)
-        if self.usage is not None and usage is not None:
-            self.usage.add(usage)
+        if extra is not None and usage is not None:
+            extra.add(usage)
         return {**mapping, **self._outputs_of(prediction)}
 
     async def _stream(self, inputs: dict[str, Any], ctx: NodeContext, item: Item) -> Any:
-        from contextlib import aclosing
-
-        from ..events import PredictionDone
-
         direct = _direct_stream(self.fn)
         if direct is not None:  # no task or buffer between the LM and the event bus
             return await direct(self.fn, inputs, lambda event: ctx.emit(event, item))
@@ -180,11 +192,6 @@ def _direct_stream(fn: Any) -> Any:
 
     A module that overrides ``stream`` is consumed through it instead.
     """
-    try:
-        from ..modules import Module
-        from ..modules._stream import call_emitting
-    except ImportError:
-        return None
     if isinstance(fn, Module) and type(fn).stream is Module.stream:
         return call_emitting
     return None

@@ -23,8 +23,8 @@ from ._base import Operator
 
 if TYPE_CHECKING:
     from ..backpressure._edge import EdgeReceiver
-    from ..flows._item import Item
     from ._base import NodeContext, Outputs
+    from ._item import Item
 
 __all__ = ["DedupeOperator", "RateLimitOperator", "TapOperator", "TimeoutOperator"]
 

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
 from ..errors import ConfigError, InputError
-
-if TYPE_CHECKING:
-    from ..lm._types import LMUsage
+from ..events import PredictionDone, Usage
+from ..lm._types import LMUsage
 
 __all__ = ["DSPyModule", "DSPyResult", "from_dspy"]
 
@@ -112,8 +111,6 @@ class DSPyModule:
 
         DSPy produces its answer whole here (no token deltas).
         """
-        from ..events import PredictionDone, Usage
-
         result = await self.acall(**inputs)
         for model, usage in result.usage.items():
             yield Usage(model=model.partition("#")[0], **usage.model_dump())
@@ -170,7 +167,6 @@ def _fields(prediction: Any) -> dict[str, Any]:
 
 def _usage(lm: Any) -> dict[str, LMUsage]:
     """One :class:`LMUsage` per call in ``lm``'s history, keyed ``model#n``."""
-    from ..lm._types import LMUsage  # lazy: dspex.lm loads only once DSPy runs
     found: dict[str, LMUsage] = {}
     for n, entry in enumerate(getattr(lm, "history", None) or ()):
         usage = entry.get("usage") or {}

@@ -27,7 +27,7 @@ import pickle
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.from_thread
@@ -131,7 +131,7 @@ class ThreadExecutor:
         self.node = node
         self.limiter = anyio.CapacityLimiter(workers)
 
-    async def __aenter__(self) -> ThreadExecutor:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -183,7 +183,7 @@ class ProcessExecutor:
         self.limiter = anyio.CapacityLimiter(workers)
         self.pool: ProcessPoolExecutor | None = None
 
-    async def __aenter__(self) -> ProcessExecutor:
+    async def __aenter__(self) -> Self:
         context = multiprocessing.get_context("spawn")
         self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
         return self

@@ -23,16 +23,16 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, InputError
-from ..flows._report import UsageTotals
 from ..modules import Example
 from ._base import Operator
 from ._callables import RecordCall
 from ._map import MapOperator
+from ._usage import UsageTotals
 
 if TYPE_CHECKING:
     from ..backpressure._edge import EdgeReceiver
-    from ..flows._item import Item
     from ._base import NodeContext, Outputs
+    from ._item import Item
 
 __all__ = ["ABSplitOperator", "BranchOperator", "MergeOperator", "RouteOperator"]
 
@@ -92,8 +92,8 @@ class RouteOperator(Operator):
                     continue
                 buckets[port].append(item)
             ctx.stats.busy_s += time.perf_counter() - start
-            for item, exc in failed:
-                await ctx.fail(item, exc)
+            for item, error in failed:
+                await ctx.fail(item, error)
             for port, bucket in enumerate(buckets):
                 await out.send(bucket, port)
 
@@ -182,12 +182,10 @@ class ABSplitOperator(MapOperator):
         name = self.variant(item)
         stats = _variant_stats(ctx, name)
         call = self.calls[name]
-        if call.usage is None:
-            call.usage = stats["_usage"]
         stats["items"] += 1
         start = time.perf_counter()
         try:
-            result = await call(record, ctx, item, feedback)
+            result = await call(record, ctx, item, feedback, usage=stats["_usage"])
         except Exception:
             stats["failed"] += 1
             raise
@@ -228,7 +226,7 @@ def _positional_arity(fn: Callable[..., Any]) -> int:
 
 
 def _variant_stats(ctx: NodeContext, name: str) -> dict[str, Any]:
-    variants = ctx.stats.extra.setdefault("variants", {})
+    variants: dict[str, _VariantDict] = ctx.stats.extra.setdefault("variants", {})
     stats = variants.get(name)
     if stats is None:
         stats = variants[name] = _VariantDict(

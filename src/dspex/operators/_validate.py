@@ -18,13 +18,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AssertionFailed, ConfigError
+from ..events import ValidationFailed
 from ._base import Operator
 from ._map import NodeFailure
 
 if TYPE_CHECKING:
     from ..backpressure._edge import EdgeReceiver
-    from ..flows._item import Item
     from ._base import NodeContext, Outputs
+    from ._item import Item
 
 __all__ = ["Check", "ValidateOperator"]
 
@@ -125,8 +126,6 @@ class Check:
         if attempt <= self.retries:
             extra["retries"] = extra.get("retries", 0) + 1
         if ctx.events:
-            from ..events import ValidationFailed
-
             await ctx.emit(ValidationFailed(message=message, attempt=attempt), item)
 
     def reject(self, record: Any, message: str, item: Item) -> Any:

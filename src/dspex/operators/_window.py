@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..errors import ConfigError
-from ..flows._item import Item
 from ._base import Operator
+from ._item import Item
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,7 +33,7 @@ __all__ = ["BatchOperator", "WindowOperator"]
 
 
 def _group(members: list[Item], item_id: str, data: Any) -> Item:
-    parts = tuple(k for m in members for k in m.keys())
+    parts = tuple(k for m in members for k in m.keys())  # noqa: SIM118 - Item.keys(), not a dict
     return Item(item_id, data, None, tuple(m.id for m in members), members[0].trace, parts)
 
 
@@ -163,7 +163,7 @@ class WindowOperator(Operator):
 class _WindowState:
     def __init__(self, op: WindowOperator, out: Outputs, ctx: NodeContext) -> None:
         self.op, self.out, self.ctx = op, out, ctx
-        self.origin = ctx.clock.now()
+        self.origin: float = ctx.clock.now()
         self.index = 0
         self.groups: dict[Any, list[Item]] = {}
         self.count = 0

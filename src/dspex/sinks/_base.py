@@ -17,7 +17,7 @@ then ``aclose()`` — called under ``CancelScope(shield=True)`` plus
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -106,7 +106,7 @@ class Sink(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources. Idempotent; safe to call when not open."""
 
-    async def __aenter__(self) -> Sink:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 

@@ -123,7 +123,7 @@ def _record_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str]:
     Not reused across batches: after an error the C encoder may keep stale
     circular-reference markers.
     """
-    make = _json_encoder.c_make_encoder
+    make = getattr(_json_encoder, "c_make_encoder", None)  # absent without the C accelerator
     if make is None or encoder.indent is not None:
         return encoder.encode
     quote = (_json_encoder.encode_basestring_ascii if encoder.ensure_ascii

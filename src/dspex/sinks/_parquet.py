@@ -13,6 +13,7 @@ close; it cannot checkpoint (use a directory to resume).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -22,8 +23,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from .._util._pyarrow import import_pyarrow
 from ..errors import SinkError
-from ..sources._parquet import import_pyarrow
 from ._base import Sink
 from ._encode import to_plain
 
@@ -40,8 +41,6 @@ def _arrowable(value: Any) -> Any:
         return {str(k): _arrowable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_arrowable(v) for v in value]
-    import datetime as dt
-
     if isinstance(value, dt.datetime | dt.date):
         return value
     return _arrowable(to_plain(value))

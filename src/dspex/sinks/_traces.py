@@ -72,7 +72,7 @@ class TraceSink(Sink):
         self._run_id_given = bool(run_id)
         self.name = f"traces:{program}"
         self._given = store if isinstance(store, RunStore) else None
-        self._store = self._given or RunStore(store)
+        self._store = store if isinstance(store, RunStore) else RunStore(store)
         self.recorded = 0
 
     def bind_run(self, run_id: str) -> None:

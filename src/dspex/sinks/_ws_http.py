@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from ..events_schema import wire_schema
+
 if TYPE_CHECKING:
     from websockets.http11 import Request, Response
     from websockets.server import ServerProtocol
@@ -71,8 +73,6 @@ class Routed:
 
 def load_page_assets(ws_path: str) -> dict[str, bytes]:
     """Read the live page files shipped in ``dspex/web`` (blocking: call in a thread)."""
-    from ..events_schema import wire_schema
-
     web = resources.files("dspex") / "web"
     assets: dict[str, bytes] = {}
     for name in ("index.html", "app.js", "style.css"):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..errors import ConfigError, SinkError
+from ..events import Metrics
 from ._base import Sink
 from ._encode import dumps
 from ._ws_clients import FINAL, SessionOptions, tier_of
@@ -247,8 +248,6 @@ class WebSocketSink(Sink):
         return {"ws_clients": stats["clients"], "ws_dropped": stats["dropped"]}
 
     def _broadcast_metrics(self) -> None:
-        from ..events import Metrics
-
         if self._engine_reports():  # the run's figures come from the engine: add the clients only
             event = Metrics(run=self._run, node=self.name, values=self._client_values())
             self.server.broadcast(_encode(event.to_wire()), tier_of("metrics"))

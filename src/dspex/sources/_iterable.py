@@ -10,7 +10,7 @@ yielded as a bad record for the dead letters.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from contextlib import aclosing
 from typing import Any
 
@@ -81,10 +81,10 @@ class IterableSource(Source):
                 yield rec
 
 
-async def _aiter(items: AsyncIterable[Any]) -> AsyncIterator[Any]:
+async def _aiter(items: AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
     it = aiter(items)
     try:
-        async for item in it:  # type: ignore[attr-defined]
+        async for item in it:
             yield item
     finally:
         aclose = getattr(it, "aclose", None)

@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import json
 from json.scanner import make_scanner
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..errors import SourceError
 from ._base import SourceRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+
+class MakeRecord(Protocol):
+    """``(data, key=None) -> SourceRecord`` for a well-formed line."""
+
+    def __call__(self, data: Any, key: str | None = None, /) -> SourceRecord: ...
 
 __all__ = ["LineChunker", "parse_lines"]
 
@@ -30,10 +36,10 @@ _BOM = b"\xef\xbb\xbf"
 # one JSON value parses in one call instead of four (loads -> decode ->
 # raw_decode -> scan). Anything else (surrounding whitespace, errors) goes
 # through ``json.loads``, so the result is always what ``json.loads`` gives.
-_SCAN = make_scanner(json.JSONDecoder())
+_SCAN = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed: context typed as make_scanner, it is the decoder
 
 
-def _record_factory() -> Callable[[Any, str | None], SourceRecord]:
+def _record_factory() -> MakeRecord:
     """Return a cheap ``(data, key) -> SourceRecord`` for well-formed lines.
 
     ``SourceRecord`` is a frozen slots dataclass: its generated ``__init__``
@@ -128,7 +134,7 @@ class LineChunker:
         tail = lines.pop()
         self._parts, self._held = [], 0
         start = self.line
-        out.extend(zip(range(start + 1, start + 1 + len(lines)), lines))
+        out.extend(zip(range(start + 1, start + 1 + len(lines)), lines, strict=True))
         self.line = start + len(lines)
         self._hold(tail)
         return out

@@ -15,24 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from ..errors import ConfigError, SourceError
+from .._util._pyarrow import import_pyarrow
+from ..errors import SourceError
 from ._base import SkipFn, Source, SourceRecord
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Sequence
+    from collections.abc import AsyncIterator, Generator, Sequence
 
-__all__ = ["ParquetSource", "import_pyarrow", "parquet"]
-
-
-def import_pyarrow() -> Any:
-    """Import and return ``pyarrow.parquet``, or raise a ConfigError saying what to install."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise ConfigError(
-            "Parquet support needs pyarrow: pip install 'dspex[parquet]'"
-        ) from exc
-    return pq
+__all__ = ["ParquetSource", "parquet"]
 
 
 class ParquetSource(Source):
@@ -64,7 +54,7 @@ class ParquetSource(Source):
             raise SourceError(f"no Parquet file or directory at {self.path!r}", path=self.path)
         return [self.path]
 
-    def _batches(self, file: str) -> Iterator[list[dict[str, Any]]]:
+    def _batches(self, file: str) -> Generator[list[dict[str, Any]], None, None]:
         pq = import_pyarrow()
         try:
             pf = pq.ParquetFile(file)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._util._redact import redact
 from ..errors import ConfigError, SourceError
+from ..sinks._ws_io import open_connection
 from ._base import SkipFn, Source, SourceRecord, record_key
 
 if TYPE_CHECKING:
@@ -71,8 +72,6 @@ class WebSocketSource(Source):
             SourceError: The server cannot be reached or refuses the
                 connection (``status`` holds the HTTP status).
         """
-        from ..sinks._ws_io import open_connection
-
         conn = await open_connection(
             self._connect_url(), token=self.token, max_size=self.max_message_size,
             connect_timeout=self.connect_timeout, error=SourceError,

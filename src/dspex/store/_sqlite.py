@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -95,7 +95,7 @@ class RunStore:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
-    async def __aenter__(self) -> RunStore:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 
