@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+import anyio
 import pytest
 from _slow import SLOW_ELSEWHERE
+
+from dspex._util._sync import run_sync
 
 TESTS = Path(__file__).resolve().parent
 
@@ -39,3 +43,12 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 # Fixture generators run with DSPy's own venv and are never collected (not even as doctests).
 collect_ignore_glob = ["*/make_*.py", "*/*/make_*.py"]
+
+
+@pytest.fixture
+def quiet_main_loop() -> None:
+    """Let the main loop finish what earlier tests left it (a dead pool's socket clean-up
+    is a task, and with another task around a sync call rightly stays on the loop), so a
+    sync call made next has the loop to itself and takes the blocking path (tests/_http)."""
+    gc.collect()
+    run_sync(anyio.sleep, 0, reuse_loop=True)
