@@ -10,7 +10,7 @@ import anyio
 from _ws_helpers import real_connect, run_without_suspending, wait_until
 
 from dspex import events as ev
-from dspex.sinks._ws_io import ProtocolStream, connect, open_connection
+from dspex._ws._conn import ProtocolStream, connect, open_connection
 from dspex.sinks._ws_sink import websocket
 
 N_FAST, N_SLOW, N_ITEMS, N_TOKENS = 180, 20, 30, 4
