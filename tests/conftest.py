@@ -5,12 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from pathlib import Path
 
 import pytest
-from _slow import SLOW_ELSEWHERE
-
-TESTS = Path(__file__).resolve().parent
 
 # Tests must not touch the home directory: the LM disk cache (default
 # ~/.dspex/cache) goes to a temporary directory for this session, inherited by
@@ -21,16 +17,6 @@ os.environ["DSPEX_CACHE_DIR"] = _CACHE_DIR
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_CACHE_DIR, ignore_errors=True)
-
-
-@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the slow tests listed in ``_slow.py`` (files other changes own) as ``slow``."""
-    for item in items:
-        if item.path.is_relative_to(TESTS):
-            names = SLOW_ELSEWHERE.get(item.path.relative_to(TESTS).as_posix(), ())
-            if getattr(item, "originalname", None) in names:
-                item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(params=["asyncio", "trio"])
