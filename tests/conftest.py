@@ -24,4 +24,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 # Fixture generators run with DSPy's own venv and are never collected (not even as doctests).
-collect_ignore_glob = ["*/make_*.py", "*/*/make_*.py"]
+# Nor are the conftest files as doctest modules: several share the basename
+# ``conftest`` (tests/, tests/_http/, ...), and ``--doctest-modules`` importing a
+# second one under that name fails the whole collection ("import file mismatch").
+collect_ignore_glob = ["*/make_*.py", "*/*/make_*.py", "conftest.py", "*/conftest.py"]
