@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 
 import dspex as dx
-from dspex.sinks._ws_io import open_connection  # the WebSocket client dspex's own tests use
+from dspex._ws._conn import open_connection  # the WebSocket client dspex's own tests use
 from dspex.testing import FakeLLMServer
 
 DATA = Path(__file__).with_name("data") / "questions.jsonl"

@@ -6,15 +6,11 @@ import gc
 import os
 import shutil
 import tempfile
-from pathlib import Path
 
 import anyio
 import pytest
-from _slow import SLOW_ELSEWHERE
 
 from dspex._util._sync import run_sync
-
-TESTS = Path(__file__).resolve().parent
 
 # Tests must not touch the home directory: the LM disk cache (default
 # ~/.dspex/cache) goes to a temporary directory for this session, inherited by
@@ -27,22 +23,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_CACHE_DIR, ignore_errors=True)
 
 
-@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the slow tests listed in ``_slow.py`` (files other changes own) as ``slow``."""
-    for item in items:
-        if item.path.is_relative_to(TESTS):
-            names = SLOW_ELSEWHERE.get(item.path.relative_to(TESTS).as_posix(), ())
-            if getattr(item, "originalname", None) in names:
-                item.add_marker(pytest.mark.slow)
-
-
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 # Fixture generators run with DSPy's own venv and are never collected (not even as doctests).
-collect_ignore_glob = ["*/make_*.py", "*/*/make_*.py"]
+# Nor are the conftest files as doctest modules: several share the basename
+# ``conftest`` (tests/, tests/_http/, ...), and ``--doctest-modules`` importing a
+# second one under that name fails the whole collection ("import file mismatch").
+collect_ignore_glob = ["*/make_*.py", "*/*/make_*.py", "conftest.py", "*/conftest.py"]
 
 
 @pytest.fixture

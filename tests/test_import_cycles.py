@@ -10,7 +10,8 @@ running when ``a`` runs). A cycle is a strongly connected component of more
 than one module.
 
 Scope: all of ``dspex``. Besides, ``dspex._http`` must not reach ``dspex.lm``
-and ``dspex.flows`` must not reach ``dspex.engines`` at all (those
+``dspex.flows`` must not reach ``dspex.engines``, ``dspex.sources`` must not
+reach ``dspex.sinks`` and ``dspex._ws`` neither of them, at all (those
 dependencies are one-way), and no module imports a dspex module inside a
 function (third-party imports may be late: optional extras and heavy ones,
 as STYLE.md allows; lazy public names go through ``importlib`` by name).
@@ -210,6 +211,18 @@ def test_flows_never_reach_the_engines() -> None:
     seen = _reach(import_graph(SRC), "dspex.flows")
     assert not [m for m in seen if m.startswith("dspex.engines")]
     assert {"dspex.flows._runner", "dspex.operators._map", "dspex.sinks"} <= seen
+
+
+def test_sources_never_reach_the_sinks() -> None:
+    seen = _reach(import_graph(SRC), "dspex.sources")
+    assert not [m for m in seen if m == "dspex.sinks" or m.startswith("dspex.sinks.")]
+    assert {"dspex.sources._websocket", "dspex._ws._conn"} <= seen  # the walk covered the WebSocket source
+
+
+def test_the_websocket_io_reaches_neither_sinks_nor_sources() -> None:
+    seen = _reach(import_graph(SRC), "dspex._ws")
+    assert not [m for m in seen if m.startswith(("dspex.sinks", "dspex.sources"))]
+    assert "dspex._ws._conn" in seen
 
 
 def _write(root: Path, files: dict[str, str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,6 +118,7 @@ def _serialize(events: list[tuple[str | None, list[str], str | None]], eol: byte
     return out
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     events=st.lists(_event, max_size=6),

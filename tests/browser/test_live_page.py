@@ -21,8 +21,8 @@ import anyio
 import pytest
 from _poll import wait_until
 
+from dspex._ws._conn import WebSocketConnection, open_connection
 from dspex.cli._demo import _demo, load_questions
-from dspex.sinks._ws_io import WebSocketConnection, open_connection
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None and Path("/usr/bin/chromium").exists():

@@ -15,9 +15,9 @@ import anyio
 import pytest
 from test_live_page import CHROMIUM, DevTools, _devtools_url, _free_port
 
+from dspex._ws._conn import open_connection
 from dspex.cli._agent_demo import _agent_demo
 from dspex.cli._demo import load_questions
-from dspex.sinks._ws_io import open_connection
 
 if TYPE_CHECKING:
     from pathlib import Path

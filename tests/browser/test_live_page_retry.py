@@ -19,10 +19,10 @@ from _poll import wait_until
 from test_live_page import CHROMIUM, DevTools, _devtools_url
 
 import dspex as dx
+from dspex._ws._conn import open_connection
 from dspex.flows import Flow
 from dspex.lm import LM, RetryPolicy
 from dspex.sinks import collect
-from dspex.sinks._ws_io import open_connection
 from dspex.sinks._ws_sink import websocket
 from dspex.sources import iterable
 from dspex.testing import FakeLLMServer

@@ -73,6 +73,7 @@ def _key(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
     return sorted((r["id"], r["y"]) for r in rows)
 
 
+@pytest.mark.slow
 async def test_local_processes_and_dask_give_identical_output_sets(
     tmp_path: Path, cluster: Any, anyio_backend: str
 ) -> None:
@@ -114,6 +115,7 @@ async def _kill_when_marked(marks: Path) -> int:
     return pid
 
 
+@pytest.mark.slow
 @pytest.mark.reliability
 @pytest.mark.parametrize("engine", ["processes", "dask"])
 async def test_worker_killed_mid_partition_finishes_exactly_once(
@@ -148,6 +150,7 @@ async def test_worker_killed_mid_partition_finishes_exactly_once(
     assert _key(_outputs(out)) == expected
 
 
+@pytest.mark.slow
 async def test_relaunch_resumes_only_missing_partitions_and_keeps_the_plan(
     tmp_path: Path, anyio_backend: str
 ) -> None:
@@ -165,6 +168,7 @@ async def test_relaunch_resumes_only_missing_partitions_and_keeps_the_plan(
     assert len(manifest["parts"]) == 3  # the count fixed at the run's start
 
 
+@pytest.mark.slow
 async def test_lm_in_workers_reads_its_key_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: str
 ) -> None:
@@ -238,6 +242,7 @@ def test_bad_engine_settings_are_config_errors(tmp_path: Path) -> None:
         flow.run_sync(engine="processes", backend="curio", progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.reliability
 async def test_cancelled_processes_run_resumes_exactly_once(tmp_path: Path, anyio_backend: str) -> None:
     marks = tmp_path / "marks"

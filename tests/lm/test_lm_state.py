@@ -46,6 +46,7 @@ def test_canonical_json_is_order_independent() -> None:
         canonical_json({"f": object()})
 
 
+@pytest.mark.slow
 async def test_key_never_leaks_into_artefacts(tmp_path, capsys) -> None:
     """History, cache DB bytes, repr, dump_state and a 401 error: no key anywhere."""
     echo_401 = Reply.json({"error": {"message": f"Incorrect API key provided: {KEY}."}}, 401)

@@ -36,6 +36,7 @@ async def _run_chain(executor: str, ordered: bool, n: int = 300) -> list[dict[st
     return out.items
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", ["threads", "processes"])
 @pytest.mark.parametrize("ordered", [True, False])
 async def test_executor_gives_the_same_records_as_inline(executor: str, ordered: bool) -> None:

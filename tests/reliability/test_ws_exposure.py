@@ -20,11 +20,11 @@ import anyio
 import pytest
 from click.testing import CliRunner
 
+from dspex._ws._conn import WebSocketConnection, connect, open_connection
 from dspex.cli._serve import serve_command
 from dspex.errors import SinkError
 from dspex.sinks import websocket
 from dspex.sinks._ws_http import own_origins
-from dspex.sinks._ws_io import WebSocketConnection, connect, open_connection
 
 if TYPE_CHECKING:
     from pathlib import Path

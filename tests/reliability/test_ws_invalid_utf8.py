@@ -18,8 +18,8 @@ from _poll import wait_until
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
+from dspex._ws._conn import ProtocolStream, WebSocketConnection, connect, open_connection
 from dspex.sinks import websocket
-from dspex.sinks._ws_io import ProtocolStream, WebSocketConnection, connect, open_connection
 
 if TYPE_CHECKING:
     from anyio.abc import SocketStream

@@ -24,9 +24,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from dspex._ws._conn import WebSocketConnection, open_connection
 from dspex.flows import Flow
 from dspex.sinks import _ws_server, websocket
-from dspex.sinks._ws_io import WebSocketConnection, open_connection
 
 pytestmark = pytest.mark.reliability
 

@@ -131,6 +131,7 @@ _PIECES = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(st.lists(_PIECES, max_size=14).map("".join))
 def test_any_text_gives_a_signature_or_signature_error(text: str) -> None:

@@ -10,7 +10,7 @@ from websockets.frames import Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from dspex.sinks._ws_io import ProtocolStream
+from dspex._ws._conn import ProtocolStream
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine

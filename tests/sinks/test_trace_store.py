@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 
 import dspex as dx
@@ -69,8 +71,9 @@ async def test_the_sink_takes_the_flows_run_id(tmp_path: Path) -> None:
     sink = dx.sinks.trace_store("qa", inputs=["question"], outputs=["answer"], store=path)
     flow = dx.Flow("answers")
     flow.source(dx.sources.iterable({"question": q} for q in ["sky", "banana"])).map(answer).sink(sink)
+    own = sink.run_id
     await flow.run(run_id="r1")
-    assert sink.run_id == "r1"
+    assert sink.run_id == own != "r1"  # the run's id went to the traces, not onto the sink
     train = await dx.traces.ato_trainset(run_id="r1", store=path)
     assert sorted(e.question for e in train) == ["banana", "sky"]
 
@@ -90,6 +93,38 @@ async def test_without_a_run_id_the_traces_share_the_reports_run_id(tmp_path: Pa
     sink = dx.sinks.trace_store("qa", inputs=["question"], outputs=["answer"], store=path)
     flow = dx.Flow("answers")
     flow.source(dx.sources.iterable([{"question": "snow"}])).map(answer).sink(sink)
+    own = sink.run_id
     report = await flow.run()
-    assert sink.run_id == report.run_id
+    assert sink.run_id == own != report.run_id
     assert [e.question for e in await dx.traces.ato_trainset(run_id=report.run_id, store=path)] == ["snow"]
+
+
+async def test_two_concurrent_runs_sharing_the_sink_keep_their_own_run_ids(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    sink = dx.sinks.trace_store("qa", inputs=["question"], outputs=["answer"], store=path)
+    seen: set[str | None] = set()
+    both = anyio.Event()
+
+    async def answer_once_both_run(record: dict[str, Any]) -> dict[str, Any]:
+        # every item waits until both runs are inside the flow: their writes overlap
+        seen.add(dx.sinks.current_run_id())
+        if len(seen) == 2:
+            both.set()
+        with anyio.fail_after(10):
+            await both.wait()
+        return answer(record)
+
+    flow = dx.Flow("answers")
+    questions = [{"question": q} for q in ["sky", "grass", "banana"]]
+    flow.source(dx.sources.iterable(questions)).map(answer_once_both_run).sink(sink)
+    before = {k: v for k, v in vars(sink).items() if k != "recorded"}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(partial(flow.run, run_id="run-a"))
+        tg.start_soon(partial(flow.run, run_id="run-b"))
+    assert seen == {"run-a", "run-b"}
+    for run_id in ("run-a", "run-b"):
+        train = await dx.traces.ato_trainset(run_id=run_id, store=path)
+        assert sorted(e.question for e in train) == ["banana", "grass", "sky"]
+    assert {k: v for k, v in vars(sink).items() if k != "recorded"} == before
+    assert sink.recorded == 6
+    assert await dx.traces.ato_trainset(run_id=sink.run_id, store=path) == []

@@ -7,10 +7,11 @@ import socket
 from typing import Any
 
 import anyio
+import pytest
 from _ws_helpers import real_connect, run_without_suspending, wait_until
 
 from dspex import events as ev
-from dspex.sinks._ws_io import ProtocolStream, connect, open_connection
+from dspex._ws._conn import ProtocolStream, connect, open_connection
 from dspex.sinks._ws_sink import websocket
 
 N_FAST, N_SLOW, N_ITEMS, N_TOKENS = 180, 20, 30, 4
@@ -50,6 +51,7 @@ def _check_stream(messages: list[dict[str, Any]], n_items: int = N_ITEMS) -> Non
             finished.add(m["item_id"])
 
 
+@pytest.mark.slow
 async def test_200_clients_with_20_slow_ones(anyio_backend: str) -> None:
     results: dict[int, tuple[list[dict[str, Any]], int | None]] = {}
     slow: list[ProtocolStream] = []

@@ -16,7 +16,7 @@ import anyio.abc
 from _ws_helpers import real_connect, run_without_suspending, wait_until
 
 from dspex import events as ev
-from dspex.sinks._ws_io import ProtocolStream
+from dspex._ws._conn import ProtocolStream
 from dspex.sinks._ws_sink import websocket
 
 if TYPE_CHECKING:

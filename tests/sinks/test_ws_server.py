@@ -12,9 +12,9 @@ from _ws_helpers import real_connect, run_without_suspending, wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from dspex import events as ev
+from dspex._ws._conn import connect, open_connection
 from dspex.errors import ConfigError, SinkError
 from dspex.events_schema import wire_schema
-from dspex.sinks._ws_io import connect, open_connection
 from dspex.sinks._ws_sink import WebSocketSink, websocket
 
 ALL_EVENTS: list[ev.Event] = [

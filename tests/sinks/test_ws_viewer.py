@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 import dspex as dx
+from dspex._ws._conn import open_connection
 from dspex.cli._serve import serve_command
 from dspex.errors import ConfigError
-from dspex.sinks._ws_io import open_connection
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ from ..events import Metrics, RunDone
 from ..operators._base import NodeContext, Operator, Outputs, RunServices
 from ..operators._usage import UsageTotals
 from ..operators._window import BatchOperator, WindowOperator
+from ..sinks._run import bound_run
 from ..telemetry import _semconv as sc
 from ..telemetry._spans import ACTIVE, Telemetry, resolve
 from ._endpoints import SourceTask, run_dead_letters, run_events, run_sink
@@ -457,7 +458,9 @@ class Runner:
 class _sinks_opened:
     """Open every sink; close them all under a shield with a deadline.
 
-    Each sink is first bound to the run (``Sink.bind_run``). A sink with
+    The run id is current (``dx.sinks.current_run_id``) from before the first
+    ``serve``/``open`` until after the last ``aclose``; nothing is set on the
+    sinks, which may serve other runs at the same time. A sink with
     background work (a WebSocket server or client) defines
     ``async def serve(*, task_status)``: it is started here, before the sink
     is opened, in a task group that outlives ``aclose()`` and is cancelled
@@ -471,14 +474,20 @@ class _sinks_opened:
         self.timeout_s = timeout_s
         self.opened: list[Sink] = []
         self.background = anyio.create_task_group()
+        self.bound = ExitStack()
 
     async def __aenter__(self) -> None:
-        await self.background.__aenter__()
+        # set before any task starts: the serve tasks and the run's tasks inherit it
+        self.bound.enter_context(bound_run(self.run_id))
+        try:
+            await self.background.__aenter__()
+        except BaseException:
+            self.bound.close()
+            raise
         try:
             for task in self.extra:
                 await self.background.start(task)
             for sink in self.sinks:
-                sink.bind_run(self.run_id)
                 serve = getattr(sink, "serve", None)
                 if serve is not None:
                     await self.background.start(serve)
@@ -492,8 +501,11 @@ class _sinks_opened:
         try:
             await self._close_all(exc_info[0] is None)
         finally:
-            self.background.cancel_scope.cancel()
-            await self.background.__aexit__(None, None, None)
+            try:
+                self.background.cancel_scope.cancel()
+                await self.background.__aexit__(None, None, None)
+            finally:
+                self.bound.close()
 
     async def _close_all(self, report: bool) -> None:
         errors = []

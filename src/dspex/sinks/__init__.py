@@ -8,6 +8,7 @@ from ._files import csv as csv
 from ._files import jsonl as jsonl
 from ._parquet import ParquetSink as ParquetSink
 from ._parquet import parquet as parquet
+from ._run import current_run_id as current_run_id
 from ._simple import CallbackSink as CallbackSink
 from ._simple import CollectSink as CollectSink
 from ._simple import StdoutSink as StdoutSink
@@ -39,6 +40,7 @@ __all__ = [
     "callback",
     "collect",
     "csv",
+    "current_run_id",
     "jsonl",
     "parquet",
     "sqlite",

@@ -8,10 +8,14 @@ it rewinds to that position (:meth:`Sink.restore`), dropping whatever was
 written after the last commit. File sinks never leave a torn last record: they
 append whole records, and a partial tail left by a crash is cut on open.
 
-Lifecycle (driven by the engine): ``bind_run(run_id)``, ``open()``, then on resume ``restore(pos)``,
+Lifecycle (driven by the engine): ``open()``, then on resume ``restore(pos)``,
 then any number of ``write``/``write_event``/``flush``/``checkpoint`` calls,
 then ``aclose()`` — called under ``CancelScope(shield=True)`` plus
 ``fail_after`` so output is flushed even when the run is cancelled.
+
+The engine never sets anything on a sink: one sink object may serve several
+runs at once. A sink that groups its output by run asks, in any of its
+methods, which run is calling (:func:`dspex.sinks.current_run_id`).
 """
 
 from __future__ import annotations
@@ -50,13 +54,6 @@ class Sink(ABC):
 
     name: str = "sink"
     wants_events: bool = False
-
-    def bind_run(self, run_id: str) -> None:  # noqa: B027 - optional hook
-        """Learn the id of the run about to use this sink; called before :meth:`open`.
-
-        The id is the flow's ``run_id`` (given to ``flow.run``, or a fresh
-        one). A sink that groups its output by run (traces) adopts it.
-        """
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Acquire resources (files, connections). Called once before writes.

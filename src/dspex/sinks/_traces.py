@@ -7,6 +7,11 @@ program name and run id, and ``dx.traces.to_trainset(run_id=..., min_score=...)`
 turns them into ``Example``s. Traces are appended when each batch is
 written; a resumed run may record an item it had already recorded before a
 crash (at-least-once), which a trainset tolerates.
+
+One sink may serve several runs at once (two ``flow.run`` calls of one flow):
+each batch goes under the run id of the run writing it
+(:func:`~dspex.sinks.current_run_id`), nothing is set on the sink, and a
+store the sink opened itself stays open until the last of those runs closes it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..store._sqlite import DEFAULT_STORE_PATH, RunStore
 from ._base import Sink
+from ._run import current_run_id
 
 if TYPE_CHECKING:
     import os
@@ -46,10 +52,13 @@ class TraceSink(Sink):
         metric: ``metric(inputs, outputs) -> bool | float | score`` (sync or
             async), for a reference-free score (e.g. an LM judge).
         store: A ``RunStore`` or its path.
-        run_id: Groups the traces. Default: the run id of the flow writing to
-            the sink (``flow.run(run_id=...)``, or the flow's fresh id), or a
+        run_id: Groups the traces. Default: the run id of the flow run writing
+            a batch (``flow.run(run_id=...)``, or the run's fresh id), or a
             fresh id in ``self.run_id`` when used outside a flow. Given, it
             overrides the flow's.
+
+    Attributes:
+        recorded: Traces written so far, over every run of this sink.
 
     Raises:
         ConfigError: Empty ``program`` or no input/output fields.
@@ -74,14 +83,22 @@ class TraceSink(Sink):
         self._given = store if isinstance(store, RunStore) else None
         self._store = store if isinstance(store, RunStore) else RunStore(store)
         self.recorded = 0
+        self._opens = 0  # runs that opened the sink and have not closed it yet
 
-    def bind_run(self, run_id: str) -> None:
-        """Group the traces under the flow's run id, unless ``run_id`` was given to the sink."""
-        if not self._run_id_given:
-            self.run_id = run_id
+    def _run_id(self) -> str:
+        """Return the run id for a batch: the sink's own if given, else the calling run's."""
+        if self._run_id_given:
+            return self.run_id
+        return current_run_id() or self.run_id
 
     async def open(self) -> None:
-        await self._store.open()
+        """Open the store (once, however many runs share the sink)."""
+        self._opens += 1
+        try:
+            await self._store.open()
+        except BaseException:
+            self._opens -= 1
+            raise
 
     async def _score(self, record: Mapping[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> Any:
         if self.metric is None:
@@ -99,11 +116,13 @@ class TraceSink(Sink):
             outputs = {k: record[k] for k in self.outputs if k in record}
             traces.append({"inputs": inputs, "outputs": outputs, "score": await self._score(record, inputs, outputs)})
         if traces:
-            await self._store.add_traces(self.program, traces, run_id=self.run_id)
+            await self._store.add_traces(self.program, traces, run_id=self._run_id())
             self.recorded += len(traces)
 
     async def aclose(self) -> None:
-        if self._given is None:
+        """Close the store the sink opened itself once no run has it open; a given store stays open."""
+        self._opens = max(self._opens - 1, 0)
+        if self._given is None and not self._opens:
             await self._store.aclose()
 
 

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._util._redact import redact
+from .._ws._conn import WebSocketConnection, open_connection
 from ..errors import ConfigError, SinkError
 from ._base import Sink
 from ._encode import dumps
 from ._ws_clients import FINAL, tier_of
-from ._ws_io import WebSocketConnection, open_connection
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

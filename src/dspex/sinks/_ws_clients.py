@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from websockets.frames import Frame
 
-    from ._ws_io import ProtocolStream
+    from .._ws._conn import ProtocolStream
 
 __all__ = [
     "DETAIL",

@@ -38,6 +38,7 @@ import anyio.lowlevel
 
 from .._util._redact import RedactingLogger
 from .._version import __version__
+from .._ws._conn import LOG, ProtocolStream
 from ..errors import ConfigError, SinkError
 from ._ws_clients import (
     DETAIL,
@@ -50,7 +51,6 @@ from ._ws_clients import (
     server_frame,
 )
 from ._ws_http import HandshakePolicy, load_page_assets, own_origins, route
-from ._ws_io import LOG, ProtocolStream
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Sequence

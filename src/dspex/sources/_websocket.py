@@ -18,8 +18,8 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from .._util._redact import redact
+from .._ws._conn import open_connection
 from ..errors import ConfigError, SourceError
-from ..sinks._ws_io import open_connection
 from ._base import SkipFn, Source, SourceRecord, record_key
 
 if TYPE_CHECKING:
