@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ..adapters._exchange import EventSink, Exchange
     from ..adapters._native import NativePlan
     from ..adapters._prepared import Prepared
+    from ..adapters._reasoning import ReasoningPlan
     from ..lm._types import LMUsage, Message
     from ..signatures import Signature
 
@@ -118,13 +119,7 @@ async def complete_with_retries(
     prepared = adapter.prepare(signature)
     thinking = reasoning_plan(prepared, lm, config)
     if thinking is not None:  # a dx.Reasoning output filled by the model's native reasoning
-        capture = ReasoningCapture(lm)
-        result = await complete_with_retries(capture, adapter, thinking.render, demos, inputs,
-                                             {**config, "reasoning_effort": thinking.effort}, emitter, name)
-        texts = capture.reasoning
-        result.values = [with_reasoning(signature, thinking, v, texts[i] if i < len(texts) else None)
-                         for i, v in enumerate(result.values)]
-        return result
+        return await _complete_thinking(lm, adapter, signature, thinking, demos, inputs, config, emitter, name)
     lm = observed_lm(lm)  # the LM span and callbacks (lm itself when nothing watches)
     live = Live(emitter, name, lm) if emitter is not None else None
     plan = adapter.native_plan(prepared, lm)
@@ -157,6 +152,31 @@ async def complete_with_retries(
             return CallResult(done.values, done.raws, total, messages)
         failures.append((fallback.name, done.error, done.raws))
     raise _final_parse_error(failures, name, signature, lm)
+
+
+async def _complete_thinking(
+    lm: Any,
+    adapter: Adapter,
+    signature: type[Signature],
+    thinking: ReasoningPlan,
+    demos: Sequence[Any],
+    inputs: Mapping[str, Any],
+    config: Mapping[str, Any],
+    emitter: EventSink | None,
+    name: str | None,
+) -> CallResult:
+    """Call with the model's native reasoning filling the ``dx.Reasoning`` output.
+
+    Kept out of :func:`complete_with_retries`: its comprehension would make
+    closure cells on every call, native reasoning or not.
+    """
+    capture = ReasoningCapture(lm)
+    result = await complete_with_retries(capture, adapter, thinking.render, demos, inputs,
+                                         {**config, "reasoning_effort": thinking.effort}, emitter, name)
+    texts = capture.reasoning
+    result.values = [with_reasoning(signature, thinking, v, texts[i] if i < len(texts) else None)
+                     for i, v in enumerate(result.values)]
+    return result
 
 
 async def _complete_native(
