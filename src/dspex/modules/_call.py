@@ -25,7 +25,7 @@ from ..errors import ParseError, TruncatedOutputError
 from ..telemetry._observe import observed_lm
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Awaitable, Mapping, Sequence
 
     from ..adapters._base import Adapter
     from ..adapters._exchange import EventSink, Exchange
@@ -88,11 +88,15 @@ def _with_feedback(messages: list[Message], feedback: Sequence[str]) -> list[Mes
     return messages
 
 
-async def _attempt(lm: Any, prepared: Prepared, messages: list[Message], config: Mapping[str, Any],
-                   live: Live | None) -> Exchange:
-    """One exchange through the prepared adapter: its parameters under ``config``, the call, the parse."""
+def _attempt(lm: Any, prepared: Prepared, messages: list[Message], config: Mapping[str, Any],
+             live: Live | None) -> Awaitable[Exchange]:
+    """One exchange through the prepared adapter: its parameters under ``config``, the call, the parse.
+
+    Returns the adapter's awaitable itself (the caller awaits it at once): a
+    pass-through coroutine would be one more GC-tracked object per call in flight.
+    """
     adapter = prepared.adapter
-    return await adapter.acomplete(lm, prepared, messages, adapter.request_params(prepared, lm, config), live)
+    return adapter.acomplete(lm, prepared, messages, adapter.request_params(prepared, lm, config), live)
 
 
 async def complete_with_retries(
