@@ -103,6 +103,24 @@ def test_single_prediction_has_one_completion() -> None:
     assert pred.toDict() == {"answer": "x"}
 
 
+def test_one_completion_is_a_snapshot_with_lists_built_on_read() -> None:
+    values = {"reasoning": "r", "answer": "4"}
+    pred = dx.Prediction.from_completions([values], signature="question -> answer")
+    values["answer"] = "changed"  # the caller's dict is not shared with the prediction
+    pred["reasoning"] = "rewritten"  # nor is the prediction's store shared with its completions
+    assert pred.answer == "4"
+    assert pred.completions.answer == ["4"]
+    assert pred.completions.reasoning == ["r"]
+    assert pred.completions.answer is pred.completions["answer"]  # built once, then the same list
+    assert pred.completions.signature == "question -> answer"
+    assert len(pred.completions) == 1
+    assert [p.toDict() for p in pred.completions] == [{"reasoning": "r", "answer": "4"}]
+    for clone in (pickle.loads(pickle.dumps(pred)), copy.deepcopy(pred), copy.copy(pred)):
+        assert clone.completions.answer == ["4"]
+        assert clone.answer == "4"
+    assert len(Completions([{}])) == 0
+
+
 def test_completions_from_dict_of_lists_and_length_mismatch() -> None:
     comps = Completions({"a": [1, 2], "b": [3, 4]})
     assert comps[0].toDict() == {"a": 1, "b": 3}

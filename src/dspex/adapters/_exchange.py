@@ -39,7 +39,7 @@ from ._callbacks import adapter_callbacks, notify_end, notify_start, parse_notif
 from ._native import native_values
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+    from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
     from ..lm._types import Message, NativeToolCall
     from ._native import NativePlan
@@ -280,8 +280,8 @@ async def _closable(iterable: AsyncIterable[Any]) -> AsyncIterator[Any]:
         yield item
 
 
-async def complete(lm: Any, prepared: Prepared, messages: list[Message], params: dict[str, Any],
-                   live: Live | None = None) -> Exchange:
+def complete(lm: Any, prepared: Prepared, messages: list[Message], params: dict[str, Any],
+             live: Live | None = None) -> Awaitable[Exchange]:
     """Make one LM call with ``messages`` and parse every completion with the prepared adapter.
 
     Streams through the adapter's incremental parser when ``live`` is given
@@ -289,7 +289,7 @@ async def complete(lm: Any, prepared: Prepared, messages: list[Message], params:
     and its first completion's fields are sent as ``FieldDone`` events.
 
     Returns:
-        The exchange; ``error`` is the ``ParseError`` of the first completion
+        An awaitable of the exchange (await it once); ``error`` is the ``ParseError`` of the first completion
         that did not parse (a ``TruncatedOutputError`` when the LM stopped at
         ``max_tokens``), with ``values`` empty.
 
@@ -297,10 +297,18 @@ async def complete(lm: Any, prepared: Prepared, messages: list[Message], params:
         LMError: The LM call failed (after the LM's retries and, for a stream
             cut after its first token, the restarts ``live`` allows).
     """
+    # The awaitable of the call itself, not a pass-through coroutine around it
+    # (one GC-tracked object less per call in flight).
     if live is None:
-        return await _once(lm, prepared, messages, params)
+        return _once(lm, prepared, messages, params)
     if (params.get("n") or 1) == 1:
-        return await _streamed(lm, prepared, messages, params, live)
+        return _streamed(lm, prepared, messages, params, live)
+    return _whole(lm, prepared, messages, params, live)
+
+
+async def _whole(lm: Any, prepared: Prepared, messages: list[Message], params: dict[str, Any],
+                 live: Live) -> Exchange:
+    """``n > 1`` under a live stream: one whole response; the first completion's fields as ``FieldDone``."""
     done = await _once(lm, prepared, messages, params)
     await live.usage(lm, done.usage)
     if done.error is None:

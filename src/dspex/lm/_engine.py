@@ -276,9 +276,15 @@ class Endpoint:
             LMError: The call failed after its retries.
         """
         caps = self.capabilities
-        if not (caps.refused or caps.refused_formats) and not any(k in params for k in NEGOTIABLE):
+        # No generator expression or closure on this path: each would allocate
+        # a cell per call that the cyclic GC then has to track.
+        if not (caps.refused or caps.refused_formats) and params.keys().isdisjoint(NEGOTIABLE):
             return _estimated(await self._complete(messages, params), messages)
-        trial = caps.trial(params)
+        return await self._negotiate(messages, params)
+
+    async def _negotiate(self, messages: list[Message], params: dict[str, Any]) -> LMResponse:
+        """Complete, stepping refused optional parameters down until the server accepts."""
+        trial = self.capabilities.trial(params)
         while True:
             try:
                 response = await self._complete(messages, trial.params)
@@ -297,6 +303,10 @@ class Endpoint:
             if not is_retryable(exc) or self.config.retry.max_retries < 1:
                 raise
             first = exc
+        return await self._retried(request, body, estimate, first)
+
+    async def _retried(self, request: ProviderRequest, body: bytes, estimate: int, first: Exception) -> LMResponse:
+        """Retry a failed first attempt per the policy (its closures live here, off the hot path)."""
 
         def count(attempt: int, exc: BaseException, delay: float) -> None:
             self.retries += 1

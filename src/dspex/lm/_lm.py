@@ -219,6 +219,10 @@ class LM:
         if not use_cache:
             response = await self._fetch(msgs, merged)
             return self._record(msgs, merged, response, started)
+        return await self._acall_cached(msgs, merged, started)
+
+    async def _acall_cached(self, msgs: list[Message], merged: dict[str, Any], started: float) -> LMResponse:
+        """The cached path of :meth:`acall` (its closure kept off the uncached path)."""
         key = self.cache_key(msgs, merged)
         cache = self._cache()
         raw = await cache.get(key)
@@ -385,6 +389,10 @@ class LM:
         n = int(wire.get("n") or 1)
         if n <= 1 or provider.native_n:
             return self._priced(await self._endpoint.complete(messages, wire))
+        return await self._fetch_each(messages, wire, n)
+
+    async def _fetch_each(self, messages: list[Message], wire: dict[str, Any], n: int) -> LMResponse:
+        """Make ``n`` concurrent one-completion calls (a provider without native ``n``); merge them."""
         one = {**wire, "n": None}
         results: list[LMResponse | None] = [None] * n
 

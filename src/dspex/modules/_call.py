@@ -25,12 +25,13 @@ from ..errors import ParseError, TruncatedOutputError
 from ..telemetry._observe import observed_lm
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Awaitable, Mapping, Sequence
 
     from ..adapters._base import Adapter
     from ..adapters._exchange import EventSink, Exchange
     from ..adapters._native import NativePlan
     from ..adapters._prepared import Prepared
+    from ..adapters._reasoning import ReasoningPlan
     from ..lm._types import LMUsage, Message
     from ..signatures import Signature
 
@@ -87,11 +88,15 @@ def _with_feedback(messages: list[Message], feedback: Sequence[str]) -> list[Mes
     return messages
 
 
-async def _attempt(lm: Any, prepared: Prepared, messages: list[Message], config: Mapping[str, Any],
-                   live: Live | None) -> Exchange:
-    """One exchange through the prepared adapter: its parameters under ``config``, the call, the parse."""
+def _attempt(lm: Any, prepared: Prepared, messages: list[Message], config: Mapping[str, Any],
+             live: Live | None) -> Awaitable[Exchange]:
+    """One exchange through the prepared adapter: its parameters under ``config``, the call, the parse.
+
+    Returns the adapter's awaitable itself (the caller awaits it at once): a
+    pass-through coroutine would be one more GC-tracked object per call in flight.
+    """
     adapter = prepared.adapter
-    return await adapter.acomplete(lm, prepared, messages, adapter.request_params(prepared, lm, config), live)
+    return adapter.acomplete(lm, prepared, messages, adapter.request_params(prepared, lm, config), live)
 
 
 async def complete_with_retries(
@@ -118,13 +123,7 @@ async def complete_with_retries(
     prepared = adapter.prepare(signature)
     thinking = reasoning_plan(prepared, lm, config)
     if thinking is not None:  # a dx.Reasoning output filled by the model's native reasoning
-        capture = ReasoningCapture(lm)
-        result = await complete_with_retries(capture, adapter, thinking.render, demos, inputs,
-                                             {**config, "reasoning_effort": thinking.effort}, emitter, name)
-        texts = capture.reasoning
-        result.values = [with_reasoning(signature, thinking, v, texts[i] if i < len(texts) else None)
-                         for i, v in enumerate(result.values)]
-        return result
+        return await _complete_thinking(lm, adapter, signature, thinking, demos, inputs, config, emitter, name)
     lm = observed_lm(lm)  # the LM span and callbacks (lm itself when nothing watches)
     live = Live(emitter, name, lm) if emitter is not None else None
     plan = adapter.native_plan(prepared, lm)
@@ -157,6 +156,31 @@ async def complete_with_retries(
             return CallResult(done.values, done.raws, total, messages)
         failures.append((fallback.name, done.error, done.raws))
     raise _final_parse_error(failures, name, signature, lm)
+
+
+async def _complete_thinking(
+    lm: Any,
+    adapter: Adapter,
+    signature: type[Signature],
+    thinking: ReasoningPlan,
+    demos: Sequence[Any],
+    inputs: Mapping[str, Any],
+    config: Mapping[str, Any],
+    emitter: EventSink | None,
+    name: str | None,
+) -> CallResult:
+    """Call with the model's native reasoning filling the ``dx.Reasoning`` output.
+
+    Kept out of :func:`complete_with_retries`: its comprehension would make
+    closure cells on every call, native reasoning or not.
+    """
+    capture = ReasoningCapture(lm)
+    result = await complete_with_retries(capture, adapter, thinking.render, demos, inputs,
+                                         {**config, "reasoning_effort": thinking.effort}, emitter, name)
+    texts = capture.reasoning
+    result.values = [with_reasoning(signature, thinking, v, texts[i] if i < len(texts) else None)
+                     for i, v in enumerate(result.values)]
+    return result
 
 
 async def _complete_native(

@@ -72,7 +72,8 @@ def _type_name(annotation: Any) -> str:
 
 
 def check_inputs(signature: Any, inputs: Mapping[str, Any], required: Sequence[str],
-                 get: Callable[[str], Any], missing_error: Callable[[], Exception] | None = None) -> None:
+                 get: Callable[[str], Any],
+                 missing_error: Callable[[Mapping[str, Any]], Exception] | None = None) -> None:
     """Warn about extra and mistyped inputs; raise (or warn) on missing ones.
 
     Args:
@@ -80,8 +81,9 @@ def check_inputs(signature: Any, inputs: Mapping[str, Any], required: Sequence[s
         inputs: The call's inputs, defaults already filled in.
         required: Input names that have no default and do not allow None.
         get: Reads a setting (``warn_on_type_mismatch``, ``missing_inputs``).
-        missing_error: Builds the error raised for missing inputs (the
-            caller's message, with its spelling hints); a plain one if None.
+        missing_error: Builds the error raised for missing inputs from
+            ``inputs`` (the caller's message, with its spelling hints); a
+            plain one if None.
 
     Raises:
         InputError: A required input is missing and ``missing_inputs`` is "raise".
@@ -110,6 +112,6 @@ def check_inputs(signature: Any, inputs: Mapping[str, Any], required: Sequence[s
     if mode != "raise":
         raise ConfigError(f"setting missing_inputs={mode!r} is not valid; expected 'raise' or 'warn'")
     if missing_error is not None:
-        raise missing_error()
+        raise missing_error(inputs)
     raise InputError(f"missing required input(s) {', '.join(map(repr, missing))} for Predict"
                      f"({signature.signature}); expected inputs: {', '.join(fields)}", field=missing[0])

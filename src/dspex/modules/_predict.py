@@ -47,7 +47,7 @@ from ._state import (
 from ._stream import EMITTER
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 
 __all__ = ["ParameterVersion", "Predict"]
@@ -68,7 +68,7 @@ class ParameterVersion:
 class _SigInfo:
     """What ``acall`` needs to know about a signature, computed once."""
 
-    __slots__ = ("defaults", "hinted", "inputs", "outputs", "required", "signature", "tool_links")
+    __slots__ = ("defaults", "hinted", "inputs", "missing_error", "outputs", "required", "signature", "tool_links")
 
     def __init__(self, signature: type[Signature]) -> None:
         self.signature = signature
@@ -85,6 +85,8 @@ class _SigInfo:
             elif not _allows_none(field.annotation):
                 required.append(name)
         self.required = tuple(required)
+        # Bound once here: a lambda per call would allocate a function and two cells.
+        self.missing_error: Callable[[Mapping[str, Any]], InputError] = functools.partial(_missing_inputs, self)
         # (ToolCalls output, Tool-list input) pairs: parsed calls get the call's tools bound.
         tools_in = next((n for n, f in signature.input_fields.items() if _holds_tools(f.annotation)), None)
         self.tool_links = tuple(
@@ -119,7 +121,7 @@ class _Settings:
         return over[name] if name in over else self.base.get(name)
 
 
-def _missing_inputs(info: _SigInfo, kwargs: dict[str, Any]) -> InputError:
+def _missing_inputs(info: _SigInfo, kwargs: Mapping[str, Any]) -> InputError:
     """Name the missing inputs, and the given names that look like misspellings of them."""
     missing = [n for n in info.required if n not in kwargs]
     unknown = [k for k in kwargs if k not in info.inputs]
@@ -316,7 +318,7 @@ class Predict(Module, Parameter):
         for field, (default, factory) in info.defaults.items():
             if field not in kwargs:
                 kwargs[field] = default() if factory else default
-        check_inputs(info.signature, kwargs, info.required, settings.get, lambda: _missing_inputs(info, kwargs))
+        check_inputs(info.signature, kwargs, info.required, settings.get, info.missing_error)
         n = config.get("n") or 1
         if n > 1:
             temperature = config.get("temperature")

@@ -64,7 +64,8 @@ class Prediction(Example):
         comps = Completions(completions, signature=signature)
         attrs = pred.__dict__
         attrs["_input_keys"] = None
-        attrs["_store"] = {k: v[0] for k, v in comps._fields.items() if v}
+        one = comps._one
+        attrs["_store"] = dict(one) if one is not None else {k: v[0] for k, v in comps._fields.items() if v}
         attrs["_completions"] = comps
         attrs["_usage"] = None
         return pred
@@ -169,10 +170,16 @@ class Completions:
         self, completions: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]], signature: Any = None
     ) -> None:
         self.signature = signature
+        # The one completion of the common case, as a flat copy; its per-field
+        # lists are built on first read. Predictions stay in the trace and the
+        # histories, and every container kept per call is more work for the
+        # cyclic GC (a dict of plain strings is not even tracked).
+        self._one: dict[str, Any] | None = None
+        self._cols: dict[str, list[Any]] | None = None
         fields: dict[str, list[Any]] = {}
         if type(completions) is list and len(completions) == 1:  # the common case: one completion
-            self._fields = {k: [v] for k, v in completions[0].items()}
-            self._len = 1 if self._fields else 0
+            self._one = dict(completions[0])
+            self._len = 1 if self._one else 0
             return
         if isinstance(completions, Mapping):
             fields = {k: list(v) for k, v in completions.items()}
@@ -188,8 +195,18 @@ class Completions:
         lengths = {len(v) for v in fields.values()}
         if len(lengths) > 1:
             raise InputError(f"completions must all have the same fields; got lists of lengths {sorted(lengths)}")
-        self._fields = fields
+        self._cols = fields
         self._len = lengths.pop() if lengths else 0
+
+    @property
+    def _fields(self) -> dict[str, list[Any]]:
+        """Field name -> every candidate's value (built from ``_one`` on first read)."""
+        cols = self._cols
+        if cols is None:
+            one = self._one or {}
+            cols = self._cols = {k: [v] for k, v in one.items()}
+            self._one = None
+        return cols
 
     def items(self) -> Iterator[tuple[str, list[Any]]]:
         """Return ``(field, values)`` pairs."""

@@ -112,17 +112,24 @@ class RecordCall:
         call.offload = offload
         return call
 
-    async def __call__(
+    def __call__(
         self, record: Any, ctx: NodeContext, item: Item, feedback: tuple[str, ...] = (), *,
         usage: UsageTotals | None = None,
-    ) -> Any:
-        """Apply the callable to ``record`` (with validation ``feedback``).
+    ) -> Awaitable[Any]:
+        """Apply the callable to ``record`` (with validation ``feedback``); await the result once.
 
         ``usage`` also receives a module's LM usage (an ab_split variant's
         totals): it belongs to the caller's run, so this object keeps no run state.
         """
         if not feedback and self.mode == "module":
-            return await self._call_module(record, ctx, item, usage)
+            # the module call's own awaitable: no pass-through coroutine kept
+            # per item in flight (one more object for the cyclic GC)
+            return self._call_module(record, ctx, item, usage)
+        return self._call(record, ctx, item, feedback, usage)
+
+    async def _call(
+        self, record: Any, ctx: NodeContext, item: Item, feedback: tuple[str, ...], usage: UsageTotals | None
+    ) -> Any:
         scope = settings_context(feedback=feedback) if feedback else nullcontext()
         with scope:
             if self.mode == "module":
@@ -139,7 +146,12 @@ class RecordCall:
     ) -> Any:
         mapping = _as_mapping(record, ctx.name)
         if self.inputs is not None:
-            inputs = {k: mapping[k] for k in self.inputs if k in mapping}
+            # a loop, not a comprehension: one reading ``mapping`` would make it a
+            # closure cell for the whole call
+            inputs = {}
+            for k in self.inputs:
+                if k in mapping:
+                    inputs[k] = mapping[k]
         else:
             inputs = dict(mapping)
         if ctx.events:
