@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from pathlib import Path
@@ -43,3 +44,8 @@ def fail_every_seventh(r: dict[str, Any]) -> dict[str, Any]:
 def with_env_mark(r: dict[str, Any]) -> dict[str, Any]:
     """Add the worker's ``DSPEX_TEST_MARK`` environment variable to the record."""
     return {**r, "mark": os.environ.get("DSPEX_TEST_MARK")}
+
+
+def with_gc_state(r: dict[str, Any]) -> dict[str, Any]:
+    """The worker's garbage-collector settings: thresholds and whether anything is frozen."""
+    return {"id": r["id"], "threshold": list(gc.get_threshold()), "frozen": gc.get_freeze_count() > 0}

@@ -6,6 +6,7 @@ per module; record functions live in ``_engine_fns`` and are pickled by value.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import _engine_fns
 import anyio
 import cloudpickle
 import pytest
-from _engine_fns import slow_marking, square, with_env_mark
+from _engine_fns import slow_marking, square, with_env_mark, with_gc_state
 
 import dspex as dx
 from dspex.engines import ProcessesEngine, get_engine
@@ -207,6 +208,32 @@ async def test_workers_see_the_callers_environment_of_now(
     got.items.clear()
     await flow.run(**kw)
     assert {r["mark"] for r in got.items} == {f"set-later-{anyio_backend}"}
+
+
+@pytest.mark.parametrize(("gc_threshold", "expected"), [
+    (ProcessesEngine(workers=2).gc_threshold, ([7000, 10, 10], True)),
+    (None, ([700, 10, 10], False)),
+])
+async def test_workers_tune_their_garbage_collector_unless_told_not_to(
+    tmp_path: Path, anyio_backend: str, gc_threshold: tuple[int, int, int] | None,
+    expected: tuple[list[int], bool],
+) -> None:
+    flow = dx.Flow("gc")
+    got = dx.sinks.collect()
+    flow.source(dx.sources.iterable([{"id": i} for i in range(4)], id_field="id")).map(
+        with_gc_state).sink(got)
+    engine = ProcessesEngine(workers=2, gc_threshold=gc_threshold)
+    await flow.run(engine=engine, partitions=2, store=tmp_path / "s.sqlite", progress=False,
+                   backend=anyio_backend)
+    assert len(got.items) == 4
+    assert {(tuple(r["threshold"]), r["frozen"]) for r in got.items} == {(tuple(expected[0]), expected[1])}
+    assert gc.get_threshold() == (700, 10, 10)  # the caller's own process is left alone
+
+
+@pytest.mark.parametrize("bad", [(0, 10, 10), (7000, 10), [7000, 10, 10], (7000.0, 10, 10)])
+def test_a_bad_gc_threshold_is_a_config_error(bad: Any) -> None:
+    with pytest.raises(ConfigError, match="gc_threshold must be three positive ints"):
+        ProcessesEngine(workers=2, gc_threshold=bad)
 
 
 def test_payload_and_task_carry_no_api_key(tmp_path: Path) -> None:
