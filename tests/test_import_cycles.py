@@ -149,20 +149,8 @@ def test_no_import_cycle_anywhere() -> None:
     assert not found, f"import cycles (function-level imports count): {found}"
 
 
-def test_the_http_client_never_reaches_lm() -> None:
-    graph = import_graph(SRC)
-    seen: set[str] = set()
-    todo = [m for m in graph if m.startswith("dspex._http")]
-    while todo:
-        module = todo.pop()
-        if module not in seen:
-            seen.add(module)
-            todo.extend(graph[module])
-    assert not [m for m in seen if m.startswith("dspex.lm")]
-    assert "dspex._http._pool" in seen  # the walk did cover the package
-
-
 def _reach(graph: dict[str, set[str]], prefix: str) -> set[str]:
+    """Every module the package or module ``prefix`` reaches through imports, itself included."""
     seen: set[str] = set()
     todo = [m for m in graph if m == prefix or m.startswith(prefix + ".")]
     while todo:
@@ -171,6 +159,12 @@ def _reach(graph: dict[str, set[str]], prefix: str) -> set[str]:
             seen.add(module)
             todo.extend(graph[module])
     return seen
+
+
+def test_the_http_client_never_reaches_lm() -> None:
+    seen = _reach(import_graph(SRC), "dspex._http")
+    assert not [m for m in seen if m.startswith("dspex.lm")]
+    assert "dspex._http._pool" in seen  # the walk did cover the package
 
 
 #: Every package and top-level module: none imports a dspex module inside a function.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+from _poll import wait_until
 from anyio.streams.tls import TLSListener
 
 from dspex._http import _h1, _parsers
@@ -44,14 +45,6 @@ async def chat(pool: ConnectionPool, url: str, **kw: object) -> dict[str, object
     )
     assert resp.status == 200
     return json.loads(await resp.aread())  # type: ignore[no-any-return]
-
-
-async def wait_for(cond: Callable[[], bool]) -> None:
-    for _ in range(200):
-        if cond():
-            return
-        await anyio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 # -- a scripted raw HTTP server ------------------------------------------------------
@@ -131,7 +124,7 @@ async def test_sequential_requests_reuse_one_connection(parser: str) -> None:
         assert srv.stats.requests == 5
         assert pool.connections_opened == 1
         await pool.aclose()
-        await wait_for(lambda: srv.stats.connections_closed == 1)
+        await wait_until(lambda: srv.stats.connections_closed == 1)
 
 
 async def test_concurrency_is_capped_per_host() -> None:
@@ -163,7 +156,7 @@ async def test_idle_connections_expire() -> None:
         await anyio.sleep(0.15)
         await chat(pool, srv.url)
         assert srv.stats.connections_opened == 2
-        await wait_for(lambda: srv.stats.connections_closed >= 1)
+        await wait_until(lambda: srv.stats.connections_closed >= 1)
         await pool.aclose()
 
 
@@ -325,7 +318,7 @@ async def test_cancellation_closes_the_connection() -> None:
         with anyio.move_on_after(0.2) as scope:
             await chat(pool, srv.url)
         assert scope.cancelled_caught
-        await wait_for(lambda: srv.stats.connections_closed == 1)
+        await wait_until(lambda: srv.stats.connections_closed == 1)
         srv.p_hang = 0.0
         await chat(pool, srv.url)
         assert srv.stats.connections_opened == 2
@@ -340,7 +333,7 @@ async def test_leaving_a_stream_early_closes_the_connection() -> None:
         async with pool.stream("POST", url, headers=HEADERS, body=body) as resp:
             async for _ in resp.aiter_bytes():
                 break
-        await wait_for(lambda: srv.stats.connections_closed == 1)
+        await wait_until(lambda: srv.stats.connections_closed == 1)
         srv.token_delay_ms = 0
         await chat(pool, srv.url)
         assert srv.stats.connections_opened == 2
@@ -408,7 +401,7 @@ def test_pool_is_safe_across_successive_event_loops(backend: str) -> None:
             anyio.run(two_calls, backend=backend)
             # each loop reused its own connection and closed it when it ended
             assert srv.stats.connections_opened == run + 1
-            anyio.run(wait_for, lambda closed=run + 1: srv.stats.connections_closed == closed)
+            anyio.run(wait_until, lambda closed=run + 1: srv.stats.connections_closed == closed)
 
 
 def test_h11_is_used_when_httptools_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from _golden import load_module
 
 import dspex
 from dspex.adapters import ChatAdapter, JSONAdapter
@@ -19,17 +18,7 @@ from dspex.signatures import History
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
-def _load_cases() -> Any:
-    spec = importlib.util.spec_from_file_location("dspex_adapter_golden_cases", GOLDEN / "golden_cases.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pydantic resolves the models' annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-cases = _load_cases()
+cases = load_module(GOLDEN / "golden_cases.py", "dspex_adapter_golden_cases")
 
 
 NS = SimpleNamespace(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from _golden import load_module
 from PIL import Image as PILImage  # a dev dependency: the Pillow cases must run in CI
 
 import dspex
@@ -25,17 +24,7 @@ ADAPTERS = {"chat": ChatAdapter, "json": JSONAdapter,
             "native": lambda: ChatAdapter(use_native_function_calling=True)}
 
 
-def _load_cases() -> Any:
-    spec = importlib.util.spec_from_file_location("dspex_media_golden_cases", GOLDEN / "media_cases.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cases = _load_cases()
+cases = load_module(GOLDEN / "media_cases.py", "dspex_media_golden_cases")
 FIXTURE = json.loads((GOLDEN / "media.json").read_text())
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _golden import load_module
 from pydantic_core import PydanticUndefined
 
 from dspex.adapters._structured import response_format
@@ -21,17 +20,7 @@ json_adapter = pytest.importorskip("dspy.adapters.json_adapter")
 GOLDEN = Path(__file__).resolve().parents[1] / "signatures" / "golden"
 
 
-def _load_cases() -> Any:
-    spec = importlib.util.spec_from_file_location("dspex_structured_schema_cases", GOLDEN / "schema_cases.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pydantic resolves the models' annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-cases = _load_cases()
+cases = load_module(GOLDEN / "schema_cases.py", "dspex_structured_schema_cases")
 # DSPy drops ToolCalls outputs under native function calling and has no strict form for
 # them; dspex keeps them with string-encoded arguments (documented in _structured).
 # A mapping nested in a model: DSPy closes it, forcing it empty; dspex asks for json_object.

@@ -16,22 +16,12 @@ from dspex.engines._task import PartitionResult
 from dspex.testing import FakeLLMServer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 cloudpickle.register_pickle_by_value(_engine_fns)
 pytestmark = pytest.mark.anyio
 
 N = 120
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
-                                  dashboard_address=None,
-                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, processes=True) as c:
-        yield c
 
 
 def _counts(report: dx.RunReport) -> tuple[int, int, int, int]:

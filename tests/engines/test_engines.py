@@ -12,7 +12,7 @@ import os
 import signal
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import _engine_fns
 import anyio
@@ -26,22 +26,10 @@ from dspex.engines._task import PartitionTask, pack
 from dspex.errors import ConfigError
 from dspex.testing import FakeLLMServer
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
 cloudpickle.register_pickle_by_value(_engine_fns)
 pytestmark = pytest.mark.anyio
 
 N = 400
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
-                                  dashboard_address=None,
-                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, processes=True) as c:
-        yield c
 
 
 def _input(tmp_path: Path, n: int = N, extra: dict[str, Any] | None = None) -> Path:

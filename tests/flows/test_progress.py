@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import pytest
+from _poll import wait_until
 
 import dspex as dx
 from dspex.errors import ConfigError
 from dspex.testing import FakeClock
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
 pytestmark = pytest.mark.anyio
-
-
-async def _until(done: Callable[[], bool]) -> None:
-    """Let the run's tasks go on (real time, bounded) until ``done()``."""
-    for _ in range(1000):
-        if done():
-            return
-        await anyio.sleep(0.01)
-    raise TimeoutError("the flow did not get there within 10 s")
 
 
 async def test_lines_every_interval_with_eta_then_a_last_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,7 +27,7 @@ async def test_lines_every_interval_with_eta_then_a_last_line(capsys: pytest.Cap
     flow.source([0, 1, 2, 3]).map(slow, concurrency=4, ordered=False).sink(out, buffer=1)
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: flow.run(clock=clock, progress_every_s=5))
-        await _until(lambda: len(out.items) >= 2)
+        await wait_until(lambda: len(out.items) >= 2)
         assert capsys.readouterr().err == ""  # nothing before the first interval
         await clock.step(5)
         line = capsys.readouterr().err
@@ -82,7 +71,7 @@ async def test_a_callable_gets_running_reports_every_interval_and_a_last_one(
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: flow.run(clock=clock, progress_every_s=5,
                                        progress=lambda r: seen.append((r.status, r.items_in, r.items_out))))
-        await _until(lambda: len(out.items) >= 2)
+        await wait_until(lambda: len(out.items) >= 2)
         assert seen == []  # nothing before the first interval
         await clock.step(5)
         assert seen == [("running", 4, 2)]

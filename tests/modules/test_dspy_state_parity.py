@@ -7,13 +7,12 @@ DSPy's state after loading ``dspex_<case>.json``, the file dspex wrote.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _golden import load_module
 
 import dspex as dx
 from dspex.errors import ConfigError
@@ -21,17 +20,7 @@ from dspex.errors import ConfigError
 HERE = Path(__file__).with_name("fixtures") / "parity"
 
 
-def _cases() -> Any:
-    spec = importlib.util.spec_from_file_location("dspex_parity_cases", HERE / "parity_cases.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cases = _cases()
+cases = load_module(HERE / "parity_cases.py", "dspex_parity_cases")
 CASES = sorted(cases.CASES)
 
 

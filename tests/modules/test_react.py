@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from _golden import load_module
 
 import dspex as dx
 from dspex.errors import ContextWindowExceededError, ParseError, ToolError
@@ -20,17 +19,7 @@ from dspex.testing import ScriptedLM
 GOLDEN = Path(__file__).resolve().parents[1] / "adapters" / "golden"
 
 
-def _load(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"dspex_golden_{name}", GOLDEN / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-react_cases = _load("react_cases")
+react_cases = load_module(GOLDEN / "react_cases.py", "dspex_golden_react_cases")
 GOLDEN_REACT = json.loads((GOLDEN / "react.json").read_text())
 
 

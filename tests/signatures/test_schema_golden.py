@@ -11,28 +11,17 @@ only for an intended change, and say why in the commit.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _golden import load_module
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
-def _load_cases() -> Any:
-    spec = importlib.util.spec_from_file_location("dspex_schema_golden_cases", GOLDEN / "schema_cases.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pydantic resolves the models' annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-cases = _load_cases()
+cases = load_module(GOLDEN / "schema_cases.py", "dspex_schema_golden_cases")
 RECORDED: dict[str, dict[str, str]] = json.loads((GOLDEN / "schema.json").read_text(encoding="utf-8"))
 
 

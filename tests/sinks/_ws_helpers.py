@@ -110,14 +110,3 @@ def real_connect(backend: str, url: str, **kwargs: Any) -> Any:
     return connect(url, **kwargs)
 
 
-async def wait_until(predicate: Any, limit_s: float = 10.0, step: float = 0.01) -> None:
-    """Poll ``predicate`` until it is true; fail after ``limit_s`` seconds.
-
-    Polling, because the states the tests watch (counters, lists filled by
-    other tasks) have no event to wait on.
-    """
-    with anyio.fail_after(limit_s):
-        while True:
-            if predicate():
-                return
-            await anyio.sleep(step)

@@ -6,7 +6,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from _ws_helpers import real_connect, run_without_suspending, wait_until
+from _poll import wait_until
+from _ws_helpers import real_connect, run_without_suspending
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State

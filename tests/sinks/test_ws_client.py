@@ -6,7 +6,8 @@ from typing import Any
 
 import anyio
 import pytest
-from _ws_helpers import Receiver, run_without_suspending, wait_until
+from _poll import wait_until
+from _ws_helpers import Receiver, run_without_suspending
 
 from dspex import events as ev
 from dspex.errors import ConfigError, SinkError

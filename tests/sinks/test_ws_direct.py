@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
-from _ws_helpers import real_connect, run_without_suspending, wait_until
+from _poll import wait_until
+from _ws_helpers import real_connect, run_without_suspending
 
 from dspex import events as ev
 from dspex._ws._conn import ProtocolStream

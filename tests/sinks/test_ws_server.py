@@ -8,7 +8,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from _ws_helpers import real_connect, run_without_suspending, wait_until
+from _poll import wait_until
+from _ws_helpers import real_connect, run_without_suspending
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from dspex import events as ev
