@@ -78,18 +78,6 @@ __all__ = [
     "is_retryable",
 ]
 
-_CONTEXT_KEYS = (
-    "node",
-    "item_id",
-    "field",
-    "model",
-    "provider",
-    "status",
-    "retry_after",
-    "line",
-    "path",
-)
-
 
 class DspexError(Exception):
     """Root of every dspex error.
@@ -102,7 +90,8 @@ class DspexError(Exception):
             given) and is listed after the message.
     """
 
-    # The context attributes, set by __init__: whatever the raiser passed, None when not given.
+    # The context attributes (and their order in messages), set by __init__: whatever the
+    # raiser passed, None when not given. _CONTEXT_KEYS below is read from these annotations.
     node: Any
     item_id: Any
     field: Any
@@ -145,6 +134,10 @@ def _rebuild(
     err.__dict__.update(state)
     return err
 
+
+
+_CONTEXT_KEYS = tuple(DspexError.__annotations__)
+"""The keyword-only context every error takes, in the order messages list it."""
 
 class ConfigError(DspexError, ValueError):
     """A configuration, signature, graph or flow spec is invalid.
