@@ -86,15 +86,17 @@ def case_cot(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     report = _run(flow, args, run_id="bench", store=tmp / "s.sqlite", progress=False, lm=lm)
     wall = time.perf_counter() - start
+    ok = sum(1 for r in got.items if r.get("answer"))
     # The same run again (a new run id): what a long job sees once the engine is up
     # (the fork server started, modules imported, connections open).
     start = time.perf_counter()
     again = _run(flow, args, run_id="bench-warm", store=tmp / "s.sqlite", progress=False, lm=lm)
     warm = time.perf_counter() - start
+    ok_warm = sum(1 for r in got.items if r.get("answer")) - ok
     return {"engine": args.engine, "items_out": report.items_out, "wall_s": round(wall, 3),
             "items_per_s": round(report.items_out / wall, 1), "per_worker_concurrency": per_worker,
             "warm_items_per_s": round(again.items_out / warm, 1),
-            "ok": sum(1 for r in got.items if r.get("answer")),
+            "ok": ok, "warm_ok": ok_warm,
             "driver_rss_mb": round(peak_rss_mb(), 1),
             "worker_rss_mb": report.memory.get("worker_peak_rss_mb", {})}
 
@@ -130,6 +132,7 @@ def cot_rows(args: argparse.Namespace, env: dict[str, str]) -> list[dict[str, An
                 after = _floor(server, args)
                 floor = (before + after) / 2
                 out.update(code="baseline" if src else "this", floor_items_per_s=round(floor, 1),
+                           all_ok=out["all_ok"] and out.get("warm_ok") == args.cot,
                            of_floor=round(out["items_per_s"] / floor, 3),
                            warm_of_floor=round(out.get("warm_items_per_s", 0) / floor, 3))
                 rows.append({"bench": "cot", **out})

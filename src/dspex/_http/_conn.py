@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     Stream: TypeAlias = ByteStream | AioStream | BlockingStream
 
 __all__ = [
+    "ATTEMPT_PHASE",
+    "INF",
     "MAX_STALE_RETRIES",
     "RECV_SIZE",
     "Conn",
@@ -48,6 +50,7 @@ __all__ = [
     "LoopState",
     "Target",
     "Timer",
+    "attempt_timeout",
     "content_encoding",
     "decode_all",
     "decoder",
@@ -59,6 +62,8 @@ __all__ = [
 ]
 
 RECV_SIZE = 65536
+INF = float("inf")
+ATTEMPT_PHASE = "attempt"  # the Timer phase a Timeouts.attempt cap cut short
 MAX_STALE_RETRIES = 8  # reused connections found dead before any byte, per request
 _MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _ssl_context: ssl.SSLContext | None = None
@@ -173,32 +178,39 @@ class Expired(Exception):
 
 
 class Timer:
-    """Move one deadline through the phases of an exchange.
+    """Move one deadline through the phases of an exchange, under an optional cap.
 
     The deadline lives on a cancel scope, or — for the asyncio streams of
     ``_http/_aio.py`` and the blocking ones of ``_http/_blocking.py``, which
     time their own waits — on the stream itself (``scope=None``, then
     :meth:`bind` the stream), which spares a cancel scope per request (and is
     the only way to bound a blocking call). A stream that expires raises
-    :class:`Expired`.
+    :class:`Expired`. ``cap`` is the attempt's own deadline
+    (``Timeouts.attempt`` from the request's start): no phase runs past it,
+    and a phase it cuts short is reported as the attempt timing out.
     """
 
-    __slots__ = ("clock", "deadline", "phase", "scope", "seconds", "stream")
+    __slots__ = ("cap", "cap_seconds", "clock", "deadline", "phase", "scope", "seconds", "stream")
 
     def __init__(
-        self, scope: anyio.CancelScope | None, clock: Callable[[], float] = anyio.current_time
+        self, scope: anyio.CancelScope | None, clock: Callable[[], float] = anyio.current_time,
+        cap: float = INF, cap_seconds: float = 0.0,
     ) -> None:
         self.scope = scope
         self.clock = clock
+        self.cap, self.cap_seconds = cap, cap_seconds
         self.phase = ""
         self.seconds = 0.0
-        self.deadline = float("inf")
+        self.deadline = INF
         self.stream: Any = None
 
     def arm(self, phase: str, seconds: float) -> None:
-        """Give the coming phase ``seconds`` from now."""
+        """Give the coming phase ``seconds`` from now (never past the cap)."""
+        deadline = self.clock() + seconds
+        if deadline >= self.cap:
+            deadline, phase, seconds = self.cap, ATTEMPT_PHASE, self.cap_seconds
         self.phase, self.seconds = phase, seconds
-        self.deadline = deadline = self.clock() + seconds
+        self.deadline = deadline
         if self.scope is not None:
             self.scope.deadline = deadline
         elif self.stream is not None:
@@ -214,7 +226,16 @@ class Timer:
 
     def error(self, origin: str) -> LMTimeoutError:
         """Return the error for a deadline that fired."""
+        if self.phase == ATTEMPT_PHASE:
+            return attempt_timeout(self.seconds, origin)
         return LMTimeoutError(f"{self.phase} ({self.seconds}s) talking to {origin}")
+
+
+def attempt_timeout(seconds: float, origin: str) -> LMTimeoutError:
+    """Return the error for an attempt that ran past ``Timeouts.attempt``."""
+    return LMTimeoutError(
+        f"the call exceeded the {seconds}s timeout per attempt (Timeouts.attempt) talking to {origin}"
+    )
 
 
 def keepalive_hint(headers: list[tuple[str, str]]) -> float | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import anyio
 
@@ -49,9 +49,9 @@ class Timeouts:
         write: Sending the request head and body (30 s).
         attempt: Total time of one attempt, from asking for a connection to
             the last byte, streamed or not (300 s); ``None`` for no limit.
-            Enforced by the LM's endpoint (a cancel scope), not by the
-            transport; a sync call that has its loop to itself exchanges on a
-            blocking socket, which only ``read`` interrupts.
+            The default transport ends a non-streamed call by it itself
+            (every wait, the blocking socket of a sync call included); for a
+            stream, or a transport of your own, the LM's cancel scope does.
     """
 
     connect: float = 10.0
@@ -193,7 +193,15 @@ class Transport(ABC):
     Implementations must be safe to share between tasks, and between event
     loops used one after the other (a sync call runs a fresh loop each time).
     Errors are only ``LMTransportError`` and ``LMTimeoutError``.
+
+    Attributes:
+        bounds_attempt: True when :meth:`request` itself ends every call by
+            ``timeouts.attempt`` (raising ``LMTimeoutError``); the LM then adds
+            no cancel scope of its own around it. False (the default): the LM
+            bounds each attempt with a cancel scope.
     """
+
+    bounds_attempt: ClassVar[bool] = False
 
     @abstractmethod
     async def request(

@@ -233,16 +233,26 @@ class Endpoint:
         )
 
     async def _send(self, request: ProviderRequest, body: bytes) -> LMResponse:
-        """Send once and parse the answer, within the attempt deadline."""
+        """Send once and parse the answer, within the attempt deadline.
+
+        A transport that ``bounds_attempt`` (the default pool) ends the call by
+        ``Timeouts.attempt`` itself; any other gets a cancel scope here.
+        """
+        transport = self.transport
         limit = self.config.deadline
-        with _Within(anyio.current_time() + limit, self._deadline_error) if limit else nullcontext():
-            resp = await self.transport.request(
-                request.method, request.url, headers=request.headers, body=body,
-                timeouts=self.config.timeouts,
-            )
-            if resp.status >= 400:
-                raise await self._error_for(resp, request)
-            return self._parse(self._decode(await resp.aread()))
+        if limit and not transport.bounds_attempt:
+            with _Within(anyio.current_time() + limit, self._deadline_error):
+                return await self._exchange(transport, request, body)
+        return await self._exchange(transport, request, body)
+
+    async def _exchange(self, transport: Transport, request: ProviderRequest, body: bytes) -> LMResponse:
+        resp = await transport.request(
+            request.method, request.url, headers=request.headers, body=body,
+            timeouts=self.config.timeouts,
+        )
+        if resp.status >= 400:
+            raise await self._error_for(resp, request)
+        return self._parse(self._decode(await resp.aread()))
 
     async def _attempt(self, request: ProviderRequest, body: bytes, estimate: int) -> LMResponse:
         try:
