@@ -35,6 +35,7 @@ HOT = [
     Endpoint._complete,
     Endpoint._attempt,
     Endpoint._send,
+    Endpoint._exchange,
 ]
 
 

@@ -96,11 +96,13 @@ class HttptoolsResponseParser(ResponseParser):
         self._messages = 0
         lib = _httptools()
         self._error: type[Exception] = lib.HttpParserError
-        self._parser: Any = lib.HttpResponseParser(self)
+        self._parser: Any = lib.HttpResponseParser(self)  # None once the message is complete
 
     # httptools callbacks
     def on_message_begin(self) -> None:
         self._messages += 1
+        if self._messages > 1:  # bytes beyond our response: never reuse
+            self.keep_alive = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
@@ -133,13 +135,23 @@ class HttptoolsResponseParser(ResponseParser):
 
     def feed(self, data: bytes) -> None:
         self.received_any = True
+        parser = self._parser
+        if parser is None:  # bytes after our complete message: never reuse the connection
+            self.keep_alive = False
+            return
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except self._error as exc:
             if self.complete:  # junk after our message: the connection is done
                 self.keep_alive = False
+                self._parser = None
                 return
             raise HTTPProtocolError(f"malformed HTTP response: {exc}") from None
+        if self.complete:
+            # The C parser holds our callbacks (bound methods of self): dropping it
+            # once the message is in breaks that cycle, so refcounting frees both
+            # at once instead of leaving ~11 objects per request to the cyclic GC.
+            self._parser = None
 
     def feed_eof(self) -> None:
         if self.complete:
