@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dspex._context import get_setting
+
 
 def square(r: dict[str, Any]) -> dict[str, Any]:
     return {"id": r["id"], "y": r["x"] * r["x"]}
@@ -49,3 +51,10 @@ def with_env_mark(r: dict[str, Any]) -> dict[str, Any]:
 def with_gc_state(r: dict[str, Any]) -> dict[str, Any]:
     """The worker's garbage-collector settings: thresholds and whether anything is frozen."""
     return {"id": r["id"], "threshold": list(gc.get_threshold()), "frozen": gc.get_freeze_count() > 0}
+
+
+def with_retention(r: dict[str, Any]) -> dict[str, Any]:
+    """What the worker keeps of its LM calls: history and trace sizes, and the trace so far."""
+    trace = get_setting("trace")
+    return {"id": r["id"], "history": get_setting("max_history_size"),
+            "trace_size": get_setting("max_trace_size"), "trace_len": None if trace is None else len(trace)}

@@ -18,10 +18,11 @@ import _engine_fns
 import anyio
 import cloudpickle
 import pytest
-from _engine_fns import slow_marking, square, with_env_mark, with_gc_state
+from _engine_fns import slow_marking, square, with_env_mark, with_gc_state, with_retention
 
 import dspex as dx
 from dspex.engines import ProcessesEngine, get_engine
+from dspex.engines._driver import WORKER_RETENTION, worker_settings
 from dspex.engines._task import PartitionTask, pack
 from dspex.errors import ConfigError
 from dspex.testing import FakeLLMServer
@@ -280,3 +281,46 @@ async def test_cancelled_processes_run_resumes_exactly_once(tmp_path: Path, anyi
     assert report.resumed
     expected = [(i, i * i) for i in range(N) if (i * i) % 3 != 1]
     assert _key(_outputs(out)) == expected
+
+
+def test_worker_settings_start_an_empty_trace_and_keep_fewer_calls_unless_told() -> None:
+    caller = {"trace": [("step", {}, {})] * 3, "max_history_size": 10_000, "max_trace_size": 10_000, "lm": None}
+    assert worker_settings(caller) == {"trace": [], "max_history_size": WORKER_RETENTION,
+                                       "max_trace_size": WORKER_RETENTION, "lm": None}
+    assert caller["trace"] == [("step", {}, {})] * 3  # the caller's own settings are untouched
+    chosen = {"trace": None, "max_history_size": 7, "max_trace_size": 50_000}
+    assert worker_settings(chosen) == chosen  # tracing off and sizes the caller chose stay
+
+
+async def test_workers_keep_few_calls_and_none_of_the_callers_trace(tmp_path: Path, anyio_backend: str) -> None:
+    flow = dx.Flow("retention")
+    got = dx.sinks.collect()
+    flow.source(dx.sources.iterable([{"id": i} for i in range(4)], id_field="id")).map(with_retention).sink(got)
+    kw: dict[str, Any] = {"engine": "processes", "workers": 2, "store": tmp_path / "s.sqlite", "progress": False,
+                          "backend": anyio_backend}
+    with dx.context(trace=[("step", {"q": "x" * 1000}, {})] * 500):
+        report = await flow.run(**kw)
+    assert report.items_out == 4
+    assert {(r["history"], r["trace_size"], r["trace_len"]) for r in got.items} == {
+        (WORKER_RETENTION, WORKER_RETENTION, 0)}
+    got.items.clear()
+    with dx.context(max_history_size=7, trace=None):
+        await flow.run(**kw)
+    assert {(r["history"], r["trace_size"], r["trace_len"]) for r in got.items} == {(7, WORKER_RETENTION, None)}
+
+
+def test_the_processes_engine_makes_one_partition_per_worker_and_dask_two() -> None:
+    assert ProcessesEngine(workers=3).default_partitions == 3
+    assert get_engine("dask", workers=3).default_partitions == 6
+
+
+async def test_a_run_that_does_not_say_gets_the_engines_default_partitions(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    src, out = _input(tmp_path, 40), tmp_path / "out.jsonl"
+    flow, _ = _flow(src, out)
+    await flow.run(engine=ProcessesEngine(workers=3), store=tmp_path / "s.sqlite", progress=False,
+                   backend=anyio_backend)
+    parts = json.loads(out.with_suffix(".manifest.json").read_text())["parts"]
+    assert len(parts) == 3
+    assert _key(_outputs(out)) == [(i, i * i) for i in range(40) if (i * i) % 3 != 1]

@@ -46,7 +46,7 @@ __all__ = ["run_command"]
               help="Worker processes for --engine processes/dask (default 2).")
 @click.option("--address", default=None, help="With --engine dask: the scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("--partitions", default=None, type=click.IntRange(min=1),
-              help="Partitions of the source for --engine processes/dask (default 2 x workers).")
+              help="Partitions of the source for --engine processes/dask (default: workers for processes, 2 x workers for dask).")
 @exit_codes()
 def run_command(flow_path: Path, run_id: str | None, store: Path | None, as_json: bool, model: str | None,
                 api_base: str | None, max_failure_rate: float | None, quiet: bool,

@@ -67,6 +67,11 @@ class Engine(ABC):
         self.workers = workers or 2
         self.address = address
 
+    @property
+    def default_partitions(self) -> int:
+        """Partitions of a run that does not say (``2 x workers``: room to balance uneven ones)."""
+        return self.workers * 2
+
     @abstractmethod
     async def run_partitions(
         self, tasks: Sequence[PartitionTask], on_done: OnDone,

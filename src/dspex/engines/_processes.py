@@ -126,6 +126,13 @@ class ProcessesEngine(Engine):
         self.max_attempts = max_attempts
         self.gc_threshold = gc_threshold
 
+    @property
+    def default_partitions(self) -> int:
+        """One partition per worker: on one machine the chunks are even, and each partition
+        boundary costs a worker a drain of its calls in flight and a start (~50 ms; 2-3 %
+        of a 20,000-call run at concurrency 256)."""
+        return self.workers
+
     async def run_partitions(
         self, tasks: Sequence[PartitionTask], on_done: OnDone,
         on_progress: OnProgress | None = None,
