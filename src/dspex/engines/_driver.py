@@ -67,9 +67,9 @@ def worker_settings(settings: dict[str, Any]) -> dict[str, Any]:
     LM and predictor histories and the trace keep the last ``WORKER_RETENTION``
     calls instead of 10,000 unless the caller set another size. A full
     10,000-entry history and trace are ~20 objects a call that every full
-    collection walks: ~7 % of a worker's throughput at concurrency 128, for
-    records nobody outside the worker can read. Code inside the flow still sees
-    the last calls (``inspect_history``).
+    collection walks: up to ~6 % of a process's throughput at concurrency 256
+    once full, for records nobody outside the worker can read. Code inside the
+    flow still sees the last calls (``inspect_history``).
     """
     out = dict(settings)
     if out.get("trace") is not None:
