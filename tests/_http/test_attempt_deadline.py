@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from _poll import wait_until
 
 import dspex as dx
 from dspex._http._pool import ConnectionPool
@@ -39,24 +39,48 @@ ANSWER = json.dumps({
                  "message": {"role": "assistant", "content": "[[ ## answer ## ]]\nfour\n\n[[ ## completed ## ]]"}}],
     "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
 }).encode()
-PIECES = 20
-PIECE_S = 0.05  # the whole answer takes ~1 s; every read waits 50 ms
+PIECES = 40
+PIECE_S = 0.04  # the whole answer takes ~1.6 s, eight times the attempt; every read waits 40 ms
 ATTEMPT_MSG = r"0\.2s timeout per attempt \(Timeouts\.attempt\)"
 
 
-@contextmanager
-def dripping_server() -> Iterator[str]:
-    """Answer every request on 127.0.0.1 in ``PIECES`` pieces ``PIECE_S`` apart (a thread per connection)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.05)  # closing a socket does not wake an accept() in another thread
-    stop = threading.Event()
+class Dripper:
+    """Answer every request in ``PIECES`` pieces ``PIECE_S`` apart (a thread per connection, 127.0.0.1).
 
-    def serve(conn: socket.socket) -> None:
+    Counts the answers it sent whole and those it could not finish because the
+    client hung up (``cut``): what the client's deadline did, without a clock.
+    """
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)  # closing a socket does not wake an accept() in another thread
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.answered = 0
+        self.cut = 0
+
+    def _answer(self, conn: socket.socket) -> bool:
+        """Send one answer piece by piece; False once the client hung up or the server stops."""
+        reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(
+            ANSWER) + ANSWER
+        step = len(reply) // PIECES + 1
+        for i in range(0, len(reply), step):
+            if self.stop.wait(PIECE_S):
+                return False
+            try:
+                conn.sendall(reply[i:i + step])
+            except OSError:
+                self.cut += 1
+                return False
+        self.answered += 1
+        return True
+
+    def _serve(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(10)
             buf = b""
             try:
-                while not stop.is_set():
+                while not self.stop.is_set():
                     while b"\r\n\r\n" not in buf:
                         data = conn.recv(65536)
                         if not data:
@@ -68,34 +92,33 @@ def dripping_server() -> Iterator[str]:
                     while len(rest) < length:
                         rest += conn.recv(65536)
                     buf = rest[length:]
-                    reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(
-                        ANSWER) + ANSWER
-                    step = len(reply) // PIECES + 1
-                    for i in range(0, len(reply), step):
-                        if stop.wait(PIECE_S):
-                            return
-                        conn.sendall(reply[i:i + step])
+                    if not self._answer(conn):
+                        return
             except OSError:
                 return
 
-    def accept() -> None:
-        while not stop.is_set():
+    def _accept(self) -> None:
+        while not self.stop.is_set():
             try:
-                conn, _ = listener.accept()
+                conn, _ = self.listener.accept()
             except TimeoutError:
                 continue
             except OSError:
                 return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
-    thread = threading.Thread(target=accept, daemon=True)
+
+@contextmanager
+def dripping_server() -> Iterator[Dripper]:
+    server = Dripper()
+    thread = threading.Thread(target=server._accept, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        yield server
     finally:
-        stop.set()
+        server.stop.set()
         thread.join(5)
-        listener.close()
+        server.listener.close()
 
 
 async def _post(pool: ConnectionPool, url: str, timeouts: Timeouts) -> HTTPResponse:
@@ -105,14 +128,15 @@ async def _post(pool: ConnectionPool, url: str, timeouts: Timeouts) -> HTTPRespo
 
 async def test_the_pool_ends_a_dripping_answer_at_the_attempt_deadline() -> None:
     pool = ConnectionPool()
-    with dripping_server() as url:
-        start = time.monotonic()
-        with pytest.raises(LMTimeoutError, match=ATTEMPT_MSG):
-            await _post(pool, url, Timeouts(read=5, attempt=0.2))
-        assert time.monotonic() - start < PIECES * PIECE_S * 0.8  # cut short, not read to the end
+    with dripping_server() as srv:
+        with anyio.fail_after(10), pytest.raises(LMTimeoutError, match=ATTEMPT_MSG):
+            await _post(pool, srv.url, Timeouts(read=5, attempt=0.2))
+        await wait_until(lambda: srv.cut == 1)  # the client hung up mid-answer
         # without the attempt deadline the same answer arrives whole: the cap is what cut it
-        resp = await _post(pool, url, Timeouts(read=5, attempt=None))
+        resp = await _post(pool, srv.url, Timeouts(read=5, attempt=None))
         assert json.loads(await resp.aread())["usage"]["total_tokens"] == 7
+        await wait_until(lambda: srv.answered == 1)  # the server thread counts after its last send
+        assert srv.cut == 1
         await pool.aclose()
 
 
@@ -120,11 +144,11 @@ async def test_the_pool_ends_a_dripping_answer_at_the_attempt_deadline() -> None
 def test_the_blocking_path_ends_at_the_attempt_deadline_too() -> None:
     """A sync call alone on its loop reads a blocking socket, which no cancel scope can interrupt."""
     pool = ConnectionPool()
-    with dripping_server() as url:
-        start = time.monotonic()
+    with dripping_server() as srv:
         with pytest.raises(LMTimeoutError, match=ATTEMPT_MSG):
-            run_sync(lambda: _post(pool, url, Timeouts(read=5, attempt=0.2)), reuse_loop=True)
-        assert time.monotonic() - start < PIECES * PIECE_S * 0.8
+            run_sync(lambda: _post(pool, srv.url, Timeouts(read=5, attempt=0.2)), reuse_loop=True)
+        anyio.run(wait_until, lambda: srv.cut == 1)
+        assert srv.answered == 0
     assert pool._blocking.opened == 1  # it really took the blocking path
 
 
@@ -133,10 +157,11 @@ async def test_waiting_for_a_connection_slot_counts_toward_the_attempt() -> None
     async with FakeLLMServer(latency_ms=1000) as srv:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_post, pool, srv.url, Timeouts())
-            await anyio.sleep(0.05)  # the one slot is taken
-            with pytest.raises(LMTimeoutError, match=ATTEMPT_MSG):
+            await wait_until(lambda: srv.stats.requests == 1)  # the one slot is taken
+            with anyio.fail_after(10), pytest.raises(LMTimeoutError, match=ATTEMPT_MSG):
                 await _post(pool, srv.url, Timeouts(pool=5, attempt=0.2))
             tg.cancel_scope.cancel()
+        assert srv.stats.requests == 1  # the second request never got a connection
         await pool.aclose()
 
 
@@ -145,19 +170,20 @@ async def test_an_lm_on_the_pool_names_its_model_and_adds_no_scope(monkeypatch: 
         raise AssertionError("the pool bounds the attempt; the LM must not add a cancel scope")
 
     monkeypatch.setattr(_engine, "_Within", no_scope)
-    with dripping_server() as url:
-        lm = dx.LM("openai/m", api_base=url + "/v1", api_key="sk-test-0000", cache=False, num_retries=0,
+    with dripping_server() as srv:
+        lm = dx.LM("openai/m", api_base=srv.url + "/v1", api_key="sk-test-0000", cache=False, num_retries=0,
                    timeout=Timeouts(read=5, attempt=0.2))
         assert lm.endpoint.transport.bounds_attempt
-        with pytest.raises(LMTimeoutError, match=ATTEMPT_MSG) as info:
+        with anyio.fail_after(10), pytest.raises(LMTimeoutError, match=ATTEMPT_MSG) as info:
             await lm.acall("hi")
         await lm.aclose()
+        assert srv.answered == 0
     assert (info.value.model, info.value.provider) == ("m", "openai")
 
 
 async def test_a_transport_that_does_not_bound_the_attempt_gets_the_lms_scope() -> None:
     async def slow(request: object) -> MockResponse:
-        await anyio.sleep(5)
+        await anyio.sleep(30)
         raise AssertionError("the attempt deadline should have cut this short")
 
     transport = MockTransport(slow)
@@ -165,7 +191,6 @@ async def test_a_transport_that_does_not_bound_the_attempt_gets_the_lms_scope() 
     assert not Transport.bounds_attempt  # third-party transports: the LM keeps bounding them
     lm = dx.LM("openai/m", api_key="sk-test-0000", transport=transport, cache=False, num_retries=0,
                timeout=Timeouts(read=5, attempt=0.2))
-    start = time.monotonic()
-    with pytest.raises(LMTimeoutError, match=ATTEMPT_MSG):
+    # the guard would raise TimeoutError; the attempt's scope raises LMTimeoutError naming Timeouts.attempt
+    with anyio.fail_after(10), pytest.raises(LMTimeoutError, match=ATTEMPT_MSG):
         await lm.acall("hi")
-    assert time.monotonic() - start < 2
