@@ -58,3 +58,10 @@ def with_retention(r: dict[str, Any]) -> dict[str, Any]:
     trace = get_setting("trace")
     return {"id": r["id"], "history": get_setting("max_history_size"),
             "trace_size": get_setting("max_trace_size"), "trace_len": None if trace is None else len(trace)}
+
+
+def with_dask_worker_state(r: dict[str, Any]) -> dict[str, Any]:
+    """A Dask worker's collector settings and whether Dask's statistical profiler is on."""
+    import dask  # only in a Dask worker, where it is installed
+
+    return {**with_gc_state(r), "profile": bool(dask.config.get("distributed.worker.profile.enabled"))}

@@ -18,10 +18,17 @@ import _engine_fns
 import anyio
 import cloudpickle
 import pytest
-from _engine_fns import slow_marking, square, with_env_mark, with_gc_state, with_retention
+from _engine_fns import (
+    slow_marking,
+    square,
+    with_dask_worker_state,
+    with_env_mark,
+    with_gc_state,
+    with_retention,
+)
 
 import dspex as dx
-from dspex.engines import ProcessesEngine, get_engine
+from dspex.engines import DaskEngine, ProcessesEngine, get_engine
 from dspex.engines._driver import WORKER_RETENTION, worker_settings
 from dspex.engines._task import PartitionTask, pack
 from dspex.errors import ConfigError
@@ -219,10 +226,30 @@ async def test_workers_tune_their_garbage_collector_unless_told_not_to(
     assert gc.get_threshold() == (700, 10, 10)  # the caller's own process is left alone
 
 
-@pytest.mark.parametrize("bad", [(0, 10, 10), (7000, 10), [7000, 10, 10], (7000.0, 10, 10)])
-def test_a_bad_gc_threshold_is_a_config_error(bad: Any) -> None:
+@pytest.mark.parametrize("bad", [(0, 10, 10), (7000, 10), [7000, 10, 10], (7000.0, 10, 10), (True, 10, 10)])
+@pytest.mark.parametrize("engine", [ProcessesEngine, DaskEngine])
+def test_a_bad_gc_threshold_is_a_config_error(bad: Any, engine: Any) -> None:
     with pytest.raises(ConfigError, match="gc_threshold must be three positive ints"):
-        ProcessesEngine(workers=2, gc_threshold=bad)
+        engine(workers=2, gc_threshold=bad)
+
+
+@pytest.mark.slow
+async def test_dask_tunes_the_workers_of_its_own_cluster_and_leaves_anothers_alone(
+    tmp_path: Path, cluster: Any, anyio_backend: str
+) -> None:
+    flow = dx.Flow("dask-gc")
+    got = dx.sinks.collect()
+    flow.source(dx.sources.iterable([{"id": i} for i in range(4)], id_field="id")).map(
+        with_dask_worker_state).sink(got)
+    kw: dict[str, Any] = {"partitions": 2, "progress": False, "backend": anyio_backend}
+    await flow.run(engine=DaskEngine(workers=2), store=tmp_path / "own.sqlite", **kw)
+    assert {(tuple(r["threshold"]), r["frozen"], r["profile"]) for r in got.items} == {((7000, 10, 10), True, False)}
+    got.items.clear()
+    # a cluster at an address is someone else's: its collector settings stay as they were
+    await flow.run(engine=DaskEngine(address=cluster.scheduler_address), store=tmp_path / "theirs.sqlite", **kw)
+    assert len(got.items) == 4
+    assert {(tuple(r["threshold"]), r["frozen"]) for r in got.items} == {((700, 10, 10), False)}
+    assert gc.get_threshold() == (700, 10, 10)  # and the caller's process too
 
 
 def test_payload_and_task_carry_no_api_key(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ is one subclass with :meth:`Engine.run_partitions` plus
 
 from __future__ import annotations
 
+import gc
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -22,11 +23,43 @@ from ._progress import OnProgress
 from ._task import PartitionResult, PartitionTask
 
 __all__ = [
-    "Engine", "OnDone", "RunAll", "engine_names", "get_engine", "register_engine", "run_in_thread",
+    "GC_THRESHOLD", "Engine", "OnDone", "RunAll", "check_gc_threshold", "engine_names", "get_engine",
+    "register_engine", "run_in_thread", "tune_worker_gc",
 ]
 
 OnDone = Callable[[PartitionResult], None]
 """Called once per finished partition, in completion order (from any thread)."""
+
+GC_THRESHOLD = (7000, 10, 10)
+"""Workers' default ``gc.set_threshold``: ten times Python's first generation."""
+
+
+def check_gc_threshold(gc_threshold: object) -> tuple[int, int, int] | None:
+    """Return ``gc_threshold`` if it is three positive ints or None.
+
+    Raises:
+        ConfigError: It is anything else.
+    """
+    if gc_threshold is None:
+        return None
+    if not (isinstance(gc_threshold, tuple) and len(gc_threshold) == 3
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in gc_threshold)):
+        raise ConfigError(f"gc_threshold must be three positive ints or None, got {gc_threshold!r}")
+    return gc_threshold
+
+
+def tune_worker_gc(gc_threshold: tuple[int, int, int]) -> None:
+    """In a worker process an engine owns: freeze what is imported, raise the collector's thresholds.
+
+    ``gc.freeze()`` moves every object alive now (the imported modules) out of
+    the collector's reach, so full collections stop walking them; the higher
+    first threshold collects a heap of calls in flight ten times less often.
+    A library must not do this in its user's process; an engine's own worker
+    processes are another matter.
+    """
+    gc.freeze()
+    gc.set_threshold(*gc_threshold)
+
 
 RunAll = Callable[[list[PartitionTask], OnDone, OnProgress | None, threading.Event],
                   list[PartitionResult]]

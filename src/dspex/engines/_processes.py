@@ -29,7 +29,6 @@ collections skip it) and raises the first generation's threshold; pass
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import queue
@@ -37,8 +36,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, DspexError
-from ._base import Engine, OnDone, register_engine, run_in_thread
+from ..errors import DspexError
+from ._base import (
+    GC_THRESHOLD,
+    Engine,
+    OnDone,
+    check_gc_threshold,
+    register_engine,
+    run_in_thread,
+    tune_worker_gc,
+)
 from ._progress import OnProgress, PartitionProgress
 from ._task import PartitionResult, PartitionTask, run_partition
 
@@ -51,9 +58,6 @@ __all__ = ["ProcessesEngine"]
 
 _POLL_S = 0.1  # how often the waiting thread drains progress and looks for a cancellation
 _PRELOAD = ["__main__", "dspex.engines._task"]  # what the fork server imports once
-
-GC_THRESHOLD = (7000, 10, 10)
-"""The workers' default ``gc.set_threshold``: ten times Python's first generation."""
 
 _home: Any = None  # in a worker process: the pool's progress queue (set by _init_worker)
 
@@ -73,8 +77,7 @@ def _init_worker(env: dict[str, str], progress: Any, gc_threshold: tuple[int, in
     os.environ.clear()
     os.environ.update(env)
     if gc_threshold is not None:
-        gc.freeze()  # the imported modules: a full collection no longer walks them
-        gc.set_threshold(*gc_threshold)
+        tune_worker_gc(gc_threshold)
     if progress is not None:
         progress.cancel_join_thread()  # exiting never waits for the parent to read
     _home = progress
@@ -118,13 +121,8 @@ class ProcessesEngine(Engine):
                  max_attempts: int = 3,
                  gc_threshold: tuple[int, int, int] | None = GC_THRESHOLD) -> None:
         super().__init__(workers=workers, address=address)
-        if gc_threshold is not None and not (
-            isinstance(gc_threshold, tuple) and len(gc_threshold) == 3
-            and all(isinstance(n, int) and n > 0 for n in gc_threshold)
-        ):
-            raise ConfigError(f"gc_threshold must be three positive ints or None, got {gc_threshold!r}")
         self.max_attempts = max_attempts
-        self.gc_threshold = gc_threshold
+        self.gc_threshold = check_gc_threshold(gc_threshold)
 
     @property
     def default_partitions(self) -> int:
