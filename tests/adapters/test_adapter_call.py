@@ -9,7 +9,7 @@ import pytest
 import dspex as dx
 from dspex.adapters import ChatAdapter, JSONAdapter
 from dspex.errors import ParseError
-from dspex.lm._types import LMResponse, Message, NativeToolCall
+from dspex.lm import LMResponse, Message, NativeToolCall
 from dspex.testing import ScriptedLM
 
 QA = dx.Signature("question -> answer")

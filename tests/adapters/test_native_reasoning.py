@@ -9,7 +9,8 @@ import pytest
 
 import dspex as dx
 from dspex.adapters import ChatAdapter
-from dspex.lm._types import LMResponse, Message
+from dspex.lm import LMResponse, Message
+from dspex.lm.providers import OpenAIProvider
 
 
 class Think(dx.Signature):
@@ -95,8 +96,6 @@ def test_lm_guesses_support_and_can_be_told() -> None:
 
 
 def test_openai_provider_reads_reasoning_content() -> None:
-    from dspex.lm.providers._openai import OpenAIProvider
-
     provider = OpenAIProvider("o3-mini", "https://api.openai.com/v1", "sk-test")
     data = {"choices": [{"index": 0, "message": {"content": "x", "reasoning_content": "because"},
                          "finish_reason": "stop"}]}

@@ -17,7 +17,7 @@ from dspex.errors import SignatureError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from dspex.lm._types import Message
+    from dspex.lm import Message
 
 QA = dx.Signature("question -> answer")
 TYPED = dx.Signature("context: list[str], question -> answer: int, confident: bool", "Answer with a number.")

@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 
-from dspex._http._transport import HTTPResponse, Timeouts, Transport
+from dspex.lm import HTTPResponse, Timeouts, Transport
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _TIMEOUTS = Timeouts()

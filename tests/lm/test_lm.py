@@ -23,7 +23,7 @@ from dspex.errors import (
 from dspex.lm import LM, BaseLM, CircuitBreakerPolicy, LMCache, RateLimit
 
 if TYPE_CHECKING:
-    from dspex._http._transport import Transport
+    from dspex.lm import Transport
 
 MSGS = [{"role": "user", "content": "Say hello"}]
 

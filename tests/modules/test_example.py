@@ -9,7 +9,7 @@ import pytest
 
 import dspex as dx
 from dspex.errors import InputError
-from dspex.lm._types import LMUsage
+from dspex.lm import LMUsage
 from dspex.modules import Completions
 
 

@@ -12,7 +12,7 @@ import pytest
 import dspex as dx
 from dspex.errors import ConfigError
 from dspex.events import PredictionDone, Retry
-from dspex.lm._types import LMResponse, LMUsage
+from dspex.lm import LMResponse, LMUsage
 from dspex.testing import ScriptedLM
 
 GOLDEN = Path(__file__).parent / "golden"

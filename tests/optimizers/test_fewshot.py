@@ -14,7 +14,7 @@ from dspex.testing import ScriptedLM
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from dspex.lm._types import LMResponse
+    from dspex.lm import LMResponse
 
 PAIRS = [("sky", "blue"), ("grass", "green"), ("snow", "white"), ("coal", "black"), ("blood", "red"),
          ("banana", "yellow"), ("carrot", "orange"), ("violet", "purple")]

@@ -13,8 +13,14 @@ import pytest
 
 import dspex as dx
 from dspex.errors import SignatureError, ToolError
-from dspex.signatures import Confidence, Embedding, Reasoning, Tool
-from dspex.signatures._schema import output_json_schema, tool_json_schema
+from dspex.signatures import (
+    Confidence,
+    Embedding,
+    Reasoning,
+    Tool,
+    output_json_schema,
+    tool_json_schema,
+)
 
 
 class Color(enum.Enum):

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 import dspex as dx
-from dspex._http._transport import HTTPResponse, Transport
 from dspex._util._clock import SteppingClock
 from dspex.errors import ConfigError, LMError, LMTimeoutError, LMTransportError
 from dspex.events import FieldDelta, PredictionDone
+from dspex.lm import HTTPResponse, Transport
 from dspex.testing import MockRequest, MockResponse, MockTransport
 
 KEY = "sk-unit-test-key-000000"

@@ -8,7 +8,7 @@ import pytest
 
 import dspex as dx
 from dspex.errors import ConfigError
-from dspex.lm._types import BaseLM, LMChunk
+from dspex.lm import BaseLM, LMChunk
 from dspex.testing import ScriptedLM
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]

@@ -12,8 +12,8 @@ import pytest
 
 from dspex._http._pool import ConnectionPool
 from dspex._http._sse import SSEDecoder, SSEEvent
-from dspex._http._transport import Timeouts
 from dspex.errors import ConfigError, LMTimeoutError, LMTransportError
+from dspex.lm import Timeouts
 from dspex.testing import FakeLLMServer
 from dspex.testing._fake_answers import fields_from_prompt
 

@@ -21,8 +21,17 @@ import dspex as dx
 from dspex.adapters._structured import response_format
 from dspex.errors import DspexError
 from dspex.lm.providers._gemini import gemini_schema
-from dspex.signatures import Citation, Confidence, Embedding, History, Reasoning, Tool, ToolCalls
-from dspex.signatures._schema import output_json_schema, tool_json_schema
+from dspex.signatures import (
+    Citation,
+    Confidence,
+    Embedding,
+    History,
+    Reasoning,
+    Tool,
+    ToolCalls,
+    output_json_schema,
+    tool_json_schema,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
