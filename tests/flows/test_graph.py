@@ -8,8 +8,8 @@ import pytest
 
 import dspex.flows as fl
 from dspex.errors import GraphError
+from dspex.flows import ErrorPolicy
 from dspex.flows._graph import NodeSpec, plan
-from dspex.flows._policy import ErrorPolicy
 from dspex.operators import MapOperator
 from dspex.sinks import collect
 from dspex.sources import iterable

@@ -88,7 +88,7 @@ async def test_no_periodic_metrics_when_disabled() -> None:
 
 async def test_websocket_sink_adds_only_client_figures_to_engine_metrics(anyio_backend: str) -> None:
     from dspex import events as ev
-    from dspex.sinks._ws_sink import websocket
+    from dspex.sinks import websocket
 
     async with websocket(metrics_interval=None) as sink:
         assert set(_own_metrics(sink)) >= {"items_done", "items_per_s", "ws_clients"}

@@ -23,8 +23,7 @@ from dspex import events as ev
 from dspex._util._redact import RedactingLogger, redact
 from dspex._ws._conn import open_connection
 from dspex.errors import SinkError, SourceError
-from dspex.sinks import websocket
-from dspex.sinks._ws_client import websocket_client
+from dspex.sinks import websocket, websocket_client
 from dspex.sources import websocket as websocket_source
 
 pytestmark = pytest.mark.reliability

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from dspex import events as ev
 from dspex import sinks
 from dspex.flows import Flow
+from dspex.sinks import websocket
 from dspex.sinks._encode import dumps, encode_jsonl, finite
-from dspex.sinks._ws_sink import websocket
 from dspex.sources import iterable
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ async def test_websocket_records_and_events_carry_null(anyio_backend: str) -> No
 async def test_websocket_client_pushes_null_to_a_remote_server() -> None:
     from _ws_helpers import Receiver
 
-    from dspex.sinks._ws_client import websocket_client
+    from dspex.sinks import websocket_client
 
     receiver = Receiver()
     async with anyio.create_task_group() as tg:

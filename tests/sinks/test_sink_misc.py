@@ -13,7 +13,7 @@ import pytest
 
 from dspex import sinks
 from dspex.errors import ConfigError, SinkError
-from dspex.testing._conformance import check_sink
+from dspex.testing import check_sink
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -16,9 +16,8 @@ from websockets.server import ServerProtocol
 import dspex as dx
 from dspex import events as ev
 from dspex.flows import Flow
-from dspex.sinks._base import Sink
+from dspex.sinks import Sink, websocket
 from dspex.sinks._ws_clients import DETAIL, TOKEN, _Entry, _frame_into, server_frame
-from dspex.sinks._ws_sink import websocket
 from dspex.testing import ScriptedLM
 
 if TYPE_CHECKING:

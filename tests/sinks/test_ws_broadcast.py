@@ -13,7 +13,7 @@ from _ws_helpers import real_connect, run_without_suspending
 
 from dspex import events as ev
 from dspex._ws._conn import ProtocolStream, connect, open_connection
-from dspex.sinks._ws_sink import websocket
+from dspex.sinks import websocket
 
 N_FAST, N_SLOW, N_ITEMS, N_TOKENS = 180, 20, 30, 4
 

@@ -11,7 +11,7 @@ from _ws_helpers import Receiver, run_without_suspending
 
 from dspex import events as ev
 from dspex.errors import ConfigError, SinkError
-from dspex.sinks._ws_client import websocket_client
+from dspex.sinks import websocket_client
 
 
 def _finals(messages: list[dict[str, Any]]) -> list[str]:

@@ -18,11 +18,11 @@ from _ws_helpers import real_connect, run_without_suspending
 
 from dspex import events as ev
 from dspex._ws._conn import ProtocolStream
-from dspex.sinks._ws_sink import websocket
+from dspex.sinks import websocket
 
 if TYPE_CHECKING:
+    from dspex.sinks import WebSocketSink
     from dspex.sinks._ws_clients import ClientSession
-    from dspex.sinks._ws_sink import WebSocketSink
 
 
 def _token(i: int) -> ev.TokenDelta:

@@ -10,9 +10,7 @@ from _ws_helpers import real_connect
 
 import dspex as dx
 from dspex.flows import Flow
-from dspex.sinks import collect
-from dspex.sinks._ws_client import websocket_client
-from dspex.sinks._ws_sink import websocket
+from dspex.sinks import collect, websocket, websocket_client
 from dspex.sources import iterable
 from dspex.testing import ScriptedLM
 

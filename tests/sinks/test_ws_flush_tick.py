@@ -13,8 +13,8 @@ from _ws_helpers import real_connect, run_without_suspending
 
 from dspex import events as ev
 from dspex.errors import ConfigError
+from dspex.sinks import websocket
 from dspex.sinks._ws_clients import FlushTick
-from dspex.sinks._ws_sink import websocket
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -16,7 +16,7 @@ from dspex import events as ev
 from dspex._ws._conn import connect, open_connection
 from dspex.errors import ConfigError, SinkError
 from dspex.events_schema import wire_schema
-from dspex.sinks._ws_sink import WebSocketSink, websocket
+from dspex.sinks import WebSocketSink, websocket
 
 ALL_EVENTS: list[ev.Event] = [
     ev.TokenDelta(text="Par", item_id="7", node="qa", run="r1", seq=1),

@@ -22,8 +22,7 @@ from _ws_helpers import real_connect
 import dspex as dx
 from dspex.flows import Flow
 from dspex.lm import LM, RetryPolicy
-from dspex.sinks import collect
-from dspex.sinks._ws_sink import websocket
+from dspex.sinks import collect, websocket
 from dspex.sources import iterable
 from dspex.testing import FakeLLMServer
 

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, cast
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
 
-    from dspex.sources import Source, SourceRecord
-    from dspex.sources._base import SkipFn
+    from dspex.sources import SkipFn, Source, SourceRecord
 
 
 def generator(records: AsyncIterator[SourceRecord]) -> AsyncGenerator[SourceRecord, None]:

@@ -15,7 +15,7 @@ from _source_reading import generator, read
 
 from dspex import sources
 from dspex.errors import ConfigError, SourceError
-from dspex.testing._conformance import check_source
+from dspex.testing import check_source
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -12,12 +12,12 @@ import pytest
 
 from dspex import events as ev
 from dspex.errors import ConfigError, SourceError
+from dspex.sinks import websocket as websocket_sink
 from dspex.sinks._ws_server import open_websocket_server
-from dspex.sinks._ws_sink import websocket as websocket_sink
-from dspex.sources._websocket import websocket
+from dspex.sources import websocket
 
 if TYPE_CHECKING:
-    from dspex.sources._base import SourceRecord
+    from dspex.sources import SourceRecord
 
 
 async def _collect(source: Any, out: list[SourceRecord], skip: Any = None) -> None:
