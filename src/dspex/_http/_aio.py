@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import AsyncResource, SocketAttribute
 
-from ._conn import Expired
+from ._conn import INF, Expired
 
 if TYPE_CHECKING:
     import ssl
@@ -125,7 +125,7 @@ class AioStream(AsyncResource):
     async def _wait(self, future: asyncio.Future[None]) -> None:
         """Await ``future``, raising :class:`Expired` at ``deadline``."""
         deadline = self.deadline
-        if deadline is None or deadline == float("inf"):
+        if deadline is None or deadline == INF:
             await future
             return
         handle = self._loop.call_at(deadline, _expire, future)

@@ -34,14 +34,13 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import AsyncResource
 
-from ._conn import RECV_SIZE, Expired, LoopState
+from ._conn import INF, RECV_SIZE, Expired, LoopState
 
 if TYPE_CHECKING:
     import ssl
 
 __all__ = ["BlockingConnections", "BlockingStream", "connect"]
 
-_INF = float("inf")
 
 
 class BlockingStream(AsyncResource):
@@ -57,11 +56,11 @@ class BlockingStream(AsyncResource):
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
-        self.deadline = float("inf")
+        self.deadline = INF
 
     def _arm(self) -> None:
         deadline = self.deadline
-        if deadline == _INF:
+        if deadline == INF:
             self._sock.settimeout(None)
             return
         left = deadline - _monotonic()

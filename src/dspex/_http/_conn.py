@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     Stream: TypeAlias = ByteStream | AioStream | BlockingStream
 
 __all__ = [
-    "ATTEMPT_PHASE",
     "INF",
     "MAX_STALE_RETRIES",
     "RECV_SIZE",
@@ -63,7 +62,7 @@ __all__ = [
 
 RECV_SIZE = 65536
 INF = float("inf")
-ATTEMPT_PHASE = "attempt"  # the Timer phase a Timeouts.attempt cap cut short
+_ATTEMPT = "attempt"  # the Timer phase a Timeouts.attempt cap cut short
 MAX_STALE_RETRIES = 8  # reused connections found dead before any byte, per request
 _MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _ssl_context: ssl.SSLContext | None = None
@@ -208,7 +207,7 @@ class Timer:
         """Give the coming phase ``seconds`` from now (never past the cap)."""
         deadline = self.clock() + seconds
         if deadline >= self.cap:
-            deadline, phase, seconds = self.cap, ATTEMPT_PHASE, self.cap_seconds
+            deadline, phase, seconds = self.cap, _ATTEMPT, self.cap_seconds
         self.phase, self.seconds = phase, seconds
         self.deadline = deadline
         if self.scope is not None:
@@ -226,7 +225,7 @@ class Timer:
 
     def error(self, origin: str) -> LMTimeoutError:
         """Return the error for a deadline that fired."""
-        if self.phase == ATTEMPT_PHASE:
+        if self.phase == _ATTEMPT:
             return attempt_timeout(self.seconds, origin)
         return LMTimeoutError(f"{self.phase} ({self.seconds}s) talking to {origin}")
 

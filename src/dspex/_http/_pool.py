@@ -371,19 +371,19 @@ class ConnectionPool(Transport):
         """
         target = self._target(url)
         state = self._current_state() or await self._state()
-        attempt = timeouts.attempt
+        attempt = INF if timeouts.attempt is None else timeouts.attempt
         if state.aio is not None and may_block(state.aio):  # nothing else waits for this loop
             blocking = self._blocking.state
-            cap = INF if attempt is None else blocking.clock() + attempt
             return await self._fetch(
-                blocking, self._host(blocking, target), method, target, headers, body, timeouts, cap
+                blocking, self._host(blocking, target), method, target, headers, body, timeouts,
+                blocking.clock() + attempt,
             )
-        cap = INF if attempt is None else state.clock() + attempt
+        cap = state.clock() + attempt
         host = self._host(state, target)
         try:
             host.slots.acquire_nowait()
         except anyio.WouldBlock:
-            await self._wait_slot(host, target, timeouts, INF if attempt is None else attempt)
+            await self._wait_slot(host, target, timeouts, attempt)
         try:
             return await self._fetch(state, host, method, target, headers, body, timeouts, cap)
         finally:
